@@ -1,0 +1,24 @@
+# H -> Z(ll) gamma with an event classifier transformer: the whole analysis as one DAG.
+# Stages live in workflow/rules/*.smk; logic lives in the hzg library (src/hzg).
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/generate.smk"
+include: "workflow/rules/skim.smk"
+include: "workflow/rules/features.smk"
+include: "workflow/rules/plots.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_outputs(),

@@ -1,0 +1,20 @@
+"""Rule feature_plots: normalised signal vs background distribution of every feature and of mllg."""
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
+from hzg import features, logs, plotting  # noqa: E402
+
+logs.setup(snakemake.log[0])
+p = snakemake.params
+sig = pd.concat([pd.read_parquet(f) for f in snakemake.input.signal])
+bkg = pd.concat([pd.read_parquet(f) for f in snakemake.input.background])
+for var in p.variables:
+    edges = plotting.binning([sig[var], bkg[var]], p.n_bins, discrete=(var == "lep_flavour"))
+    if var == "mllg":
+        edges = plotting.np.linspace(100.0, 180.0, p.n_bins + 1)
+    plotting.signal_vs_background(sig[var].to_numpy(), sig["weight"].to_numpy(), bkg[var].to_numpy(),
+                                  bkg["weight"].to_numpy(), plotting.axis_label(features.LABELS[var], features.UNITS.get(var, "")),
+                                  Path(p.outdir) / var, p.luminosity_fb, p.sqrt_s_tev, edges)

@@ -1,0 +1,19 @@
+"""Rule features: features, weights, keys and trial splits of one sample -> Parquet."""
+import json
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
+from hzg import features, io, logs, samples  # noqa: E402
+
+logs.setup(snakemake.log[0])
+p = snakemake.params
+skim = samples.read_skims(snakemake.input.skims)
+records = samples.read_cutflows(snakemake.input.cutflows)[p.sample]
+sum_weights = sum(r["sum_weights"] for r in records)
+res_map = json.loads(Path(snakemake.input.resolution_map).read_text())
+frame = features.sample_frame(skim, res_map, p.sample, p.kind, p.xsec_pb, p.luminosity_fb, sum_weights, p.split)
+logging.info("%s: %d events, %.4g expected for %.0f fb^-1; split fractions (trial 0): %s", p.sample, len(frame),
+             frame["weight"].sum(), p.luminosity_fb, frame["split_0"].value_counts(normalize=True).sort_index().round(3).tolist())
+io.write_parquet(snakemake.output[0], frame)

@@ -1,0 +1,166 @@
+"""Reading and writing n-tuples with uproot: branch maps, clear errors, atomic writes."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+import uproot
+
+#: Object fields the analysis reads from every collection; `gen_pt` is optional (truth).
+OBJECT_FIELDS = ("pt", "eta", "phi", "charge", "gen_pt")
+
+#: Branch maps: where each quantity lives in a layout of n-tuple.
+BRANCH_MAPS: dict[str, dict[str, Any]] = {
+    # the NanoAOD-like layout the generation stage writes
+    "nanoaod": {
+        "tree": "Events",
+        "weight": "genWeight",
+        "collections": {
+            "electron": {"pt": "Electron_pt", "eta": "Electron_eta", "phi": "Electron_phi",
+                         "charge": "Electron_charge", "gen_pt": "Electron_genPt"},
+            "muon": {"pt": "Muon_pt", "eta": "Muon_eta", "phi": "Muon_phi",
+                     "charge": "Muon_charge", "gen_pt": "Muon_genPt"},
+            "photon": {"pt": "Photon_pt", "eta": "Photon_eta", "phi": "Photon_phi", "gen_pt": "Photon_genPt"},
+        },
+        "metadata": {"tree": "Runs", "n_generated": "genEventCount", "sum_weights": "genEventSumw"},
+    },
+    # Delphes 3 output trees (split TClonesArray branches)
+    "delphes": {
+        "tree": "Delphes",
+        "weight": "Event.Weight",
+        "collections": {
+            "electron": {"pt": "Electron.PT", "eta": "Electron.Eta", "phi": "Electron.Phi", "charge": "Electron.Charge"},
+            "muon": {"pt": "Muon.PT", "eta": "Muon.Eta", "phi": "Muon.Phi", "charge": "Muon.Charge"},
+            "photon": {"pt": "Photon.PT", "eta": "Photon.Eta", "phi": "Photon.Phi"},
+        },
+        "metadata": None,
+    },
+}
+
+
+class InputError(RuntimeError):
+    """An input file, tree or branch is missing or unreadable; the message names it."""
+
+
+def resolve_branch_map(branch_map: str | Mapping[str, Any]) -> dict[str, Any]:
+    """A branch map given by name (`nanoaod`, `delphes`) or inline as a mapping."""
+    if isinstance(branch_map, str):
+        if branch_map not in BRANCH_MAPS:
+            raise KeyError(f"config key 'branch_map': unknown map {branch_map!r}; known: {sorted(BRANCH_MAPS)}")
+        return BRANCH_MAPS[branch_map]
+    return dict(branch_map)
+
+
+def open_tree(path: str | os.PathLike, tree: str) -> uproot.TTree:
+    """Open `tree` in the ROOT file `path`, with errors that name the file and tree."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"input file {path} does not exist")
+    try:
+        rootfile = uproot.open(path)
+    except Exception as err:  # uproot raises many kinds for corrupt or non-ROOT files
+        raise InputError(f"cannot read {path} as a ROOT file: {err}") from err
+    try:
+        obj = rootfile[tree]
+    except Exception as err:
+        raise InputError(f"{path} has no tree {tree!r} (keys: {rootfile.keys(cycle=False)})") from err
+    if not isinstance(obj, uproot.behaviors.TTree.TTree):
+        raise InputError(f"{path}: {tree!r} is a {type(obj).__name__}, not a TTree")
+    return obj
+
+
+def _find_branch(tree: uproot.TTree, name: str, path: Path) -> str:
+    """Branch `name` as uproot spells it, also inside a split Delphes branch (`Electron/Electron.PT`)."""
+    keys = set(tree.keys(recursive=True))
+    for candidate in (name, f"{name.split('.')[0]}/{name}"):
+        if candidate in keys:
+            return candidate
+    raise InputError(f"{path}: tree {tree.name!r} has no branch {name!r}")
+
+
+def _read(tree: uproot.TTree, name: str, path: Path) -> ak.Array:
+    branch = _find_branch(tree, name, path)
+    try:
+        return tree[branch].array(library="ak")
+    except Exception as err:
+        raise InputError(f"{path}: cannot read branch {branch!r} of tree {tree.name!r}: {err}") from err
+
+
+def read_events(path: str | os.PathLike, branch_map: str | Mapping[str, Any]) -> ak.Array:
+    """Events of one n-tuple as records: electron, muon, photon (jagged), weight, entry.
+
+    Collections missing `charge` (Delphes photons) or `gen_pt` (no truth) simply lack the field.
+    """
+    path = Path(path)
+    bmap = resolve_branch_map(branch_map)
+    tree = open_tree(path, bmap["tree"])
+    fields: dict[str, ak.Array] = {}
+    for coll, branches in bmap["collections"].items():
+        fields[coll] = ak.zip({field: _read(tree, branch, path) for field, branch in branches.items()})
+    weight = _read(tree, bmap["weight"], path) if bmap.get("weight") else ak.Array(np.ones(tree.num_entries))
+    if weight.ndim > 1:  # Delphes keeps the weight in a one-element array per event
+        weight = ak.firsts(weight, axis=1)
+    fields["weight"] = ak.values_astype(ak.fill_none(weight, 1.0), np.float64)
+    fields["entry"] = ak.Array(np.arange(tree.num_entries, dtype=np.int64))
+    return ak.zip(fields, depth_limit=1)
+
+
+def read_metadata(path: str | os.PathLike, branch_map: str | Mapping[str, Any]) -> dict[str, float]:
+    """Generated events and sum of generator weights of one n-tuple.
+
+    From the metadata tree where the layout has one (NanoAOD `Runs`), else from the events tree
+    itself (every generated event is stored, as in Delphes output).
+    """
+    path = Path(path)
+    bmap = resolve_branch_map(branch_map)
+    meta = bmap.get("metadata")
+    if meta:
+        tree = open_tree(path, meta["tree"])
+        return {
+            "n_generated": float(np.sum(_read(tree, meta["n_generated"], path))),
+            "sum_weights": float(np.sum(_read(tree, meta["sum_weights"], path))),
+        }
+    events = read_events(path, bmap)
+    return {"n_generated": float(len(events)), "sum_weights": float(np.sum(events.weight))}
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; move it into place only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_root(path: str | os.PathLike, trees: Mapping[str, Mapping[str, Any]]) -> None:
+    """Write trees {name: {branch: array}} to a ROOT file atomically."""
+    with atomic_path(path) as tmp:
+        with uproot.recreate(tmp) as out:
+            for name, branches in trees.items():
+                out.mktree(name, dict(branches))  # a TTree (assignment would write an RNTuple)
+
+
+def write_json(path: str | os.PathLike, payload: Any) -> None:
+    """Write JSON atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def write_parquet(path: str | os.PathLike, frame) -> None:
+    """Write a pandas DataFrame as Parquet atomically."""
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)

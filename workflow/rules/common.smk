@@ -1,0 +1,63 @@
+# Helpers shared by the rules: samples, chunks and paths. Pure functions of the config.
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from hzg.features import FEATURES, DISCO_FEATURES  # noqa: E402
+
+PLOT_VARIABLES = list(FEATURES) + list(DISCO_FEATURES) + ["mllg"]
+
+
+def is_generated(sample):
+    return "generate" in config["samples"][sample]
+
+
+def chunks(sample):
+    """Chunk ids of a sample: generation chunks, or one per user-supplied file."""
+    spec = config["samples"][sample]
+    n = spec["generate"]["n_chunks"] if is_generated(sample) else len(spec["files"])
+    return list(range(n))
+
+
+def chunk_events(sample, chunk):
+    """Events to generate in one chunk (the remainder goes to the first chunks)."""
+    gen = config["samples"][sample]["generate"]
+    base, rest = divmod(gen["n_events"], gen["n_chunks"])
+    return base + (1 if int(chunk) < rest else 0)
+
+
+def ntuple_path(wildcards):
+    """The input n-tuple of a (sample, chunk): generated here or supplied in config."""
+    if is_generated(wildcards.sample):
+        return f"results/mc/{wildcards.sample}/{wildcards.chunk}.root"
+    return config["samples"][wildcards.sample]["files"][int(wildcards.chunk)]
+
+
+def branch_map(sample):
+    """The branch map of a sample: its own `branch_map`, else the global one (generated: nanoaod)."""
+    spec = config["samples"][sample]
+    if is_generated(sample):
+        return "nanoaod"
+    return spec.get("branch_map", config["branch_map"])
+
+
+def skims(sample):
+    return expand("results/skim/{sample}/{chunk}.root", sample=sample, chunk=chunks(sample))
+
+
+def cutflows(sample):
+    return expand("results/skim/{sample}/{chunk}.cutflow.json", sample=sample, chunk=chunks(sample))
+
+
+def all_outputs():
+    return (
+        expand("results/features/{sample}.parquet", sample=config["samples"])
+        + expand("results/tables/cutflow.{ext}", ext=["md", "csv", "tex"])
+        + expand("results/plots/features/{var}.{ext}", var=PLOT_VARIABLES, ext=["pdf", "png"])
+        + ["results/checks/physics.json"]
+    )
+
+
+wildcard_constraints:
+    sample="[A-Za-z0-9_]+",
+    chunk="[0-9]+",

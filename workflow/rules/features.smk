@@ -1,0 +1,40 @@
+# Feature building: the sigma_m resolution map from signal, then the features of every sample.
+
+
+rule resolution_map:
+    input:
+        skims=lambda wc: skims(config["resolution_map"]["sample"]),
+    output:
+        "results/features/resolution_map.json",
+    params:
+        eta_edges=config["resolution_map"]["eta_edges"],
+        pt_edges=config["resolution_map"]["pt_edges"],
+    log:
+        "logs/features/resolution_map.log",
+    conda:
+        "../../envs/features.yaml"
+    script:
+        "../../scripts/resolution_map.py"
+
+
+rule features:
+    input:
+        skims=lambda wc: skims(wc.sample),
+        cutflows=lambda wc: cutflows(wc.sample),
+        resolution_map="results/features/resolution_map.json",
+    output:
+        "results/features/{sample}.parquet",
+    params:
+        sample=lambda wc: wc.sample,
+        kind=lambda wc: config["samples"][wc.sample]["kind"],
+        xsec_pb=lambda wc: config["samples"][wc.sample]["xsec_pb"],
+        luminosity_fb=config["luminosity_fb"],
+        split=config["split"],
+    log:
+        "logs/features/{sample}.log",
+    resources:
+        mem_mb=8000,
+    conda:
+        "../../envs/features.yaml"
+    script:
+        "../../scripts/features.py"

@@ -1,0 +1,42 @@
+# Feature plots (normalised signal vs background) and the physics sanity checks of the data side.
+
+
+def samples_of_kind(kind):
+    return [s for s, v in config["samples"].items() if v["kind"] == kind]
+
+
+rule feature_plots:
+    input:
+        signal=lambda wc: expand("results/features/{s}.parquet", s=samples_of_kind("signal")),
+        background=lambda wc: expand("results/features/{s}.parquet", s=samples_of_kind("background")),
+    output:
+        expand("results/plots/features/{var}.{ext}", var=PLOT_VARIABLES, ext=["pdf", "png"]),
+    params:
+        variables=PLOT_VARIABLES,
+        n_bins=config["plots"]["n_bins"],
+        luminosity_fb=config["luminosity_fb"],
+        sqrt_s_tev=config["sqrt_s_tev"],
+        outdir="results/plots/features",
+    log:
+        "logs/plots/features.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../../scripts/feature_plots.py"
+
+
+rule physics_checks:
+    input:
+        signal=lambda wc: expand("results/features/{s}.parquet", s=samples_of_kind("signal")),
+        background=lambda wc: expand("results/features/{s}.parquet", s=samples_of_kind("background")),
+        cutflows=lambda wc: [c for s in config["samples"] for c in cutflows(s)],
+    output:
+        "results/checks/physics.json",
+    params:
+        samples={s: v["kind"] for s, v in config["samples"].items()},
+    log:
+        "logs/checks/physics.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../../scripts/physics_checks.py"

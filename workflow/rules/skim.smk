@@ -1,0 +1,37 @@
+# Skim and preselection of every input n-tuple (generated or the user's own), one job per file.
+
+
+rule skim:
+    input:
+        ntuple=ntuple_path,
+    output:
+        skim="results/skim/{sample}/{chunk}.root",
+        cutflow="results/skim/{sample}/{chunk}.cutflow.json",
+    params:
+        branch_map=lambda wc: branch_map(wc.sample),
+        cuts=config["selection"],
+    log:
+        "logs/skim/{sample}/{chunk}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+    conda:
+        "../../envs/skim.yaml"
+    script:
+        "../../scripts/skim.py"
+
+
+rule cutflow_table:
+    input:
+        cutflows=lambda wc: [c for s in config["samples"] for c in cutflows(s)],
+    output:
+        multiext("results/tables/cutflow", ".md", ".csv", ".tex"),
+    params:
+        xsec_pb={s: v["xsec_pb"] for s, v in config["samples"].items()},
+        luminosity_fb=config["luminosity_fb"],
+    log:
+        "logs/tables/cutflow.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../../scripts/cutflow_table.py"
