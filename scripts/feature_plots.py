@@ -15,6 +15,7 @@ for var in p.variables:
     edges = plotting.binning([sig[var], bkg[var]], p.n_bins, discrete=(var == "lep_flavour"))
     if var == "mllg":
         edges = plotting.np.linspace(100.0, 180.0, p.n_bins + 1)
+    unit = features.UNITS.get(var, "")
     plotting.signal_vs_background(sig[var].to_numpy(), sig["weight"].to_numpy(), bkg[var].to_numpy(),
-                                  bkg["weight"].to_numpy(), plotting.axis_label(features.LABELS[var], features.UNITS.get(var, "")),
-                                  Path(p.outdir) / var, p.luminosity_fb, p.sqrt_s_tev, edges)
+                                  bkg["weight"].to_numpy(), plotting.axis_label(features.LABELS[var], unit),
+                                  Path(p.outdir) / var, p.luminosity_fb, p.sqrt_s_tev, edges, unit=unit)

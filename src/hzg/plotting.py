@@ -23,7 +23,7 @@ def axis_label(label: str, unit: str = "") -> str:
 
 def label_cms(ax: plt.Axes, lumi_fb: float, sqrt_s_tev: float) -> None:
     """CMS-style 'Simulation' label with luminosity and centre-of-mass energy."""
-    hep.cms.label("Simulation", data=False, lumi=lumi_fb, com=sqrt_s_tev, ax=ax, loc=0)
+    hep.cms.label(data=False, lumi=f"{lumi_fb:g}", com=f"{sqrt_s_tev:g}", ax=ax, loc=0, fontsize=20)
 
 
 def save(fig: plt.Figure, stem: str | Path) -> list[Path]:
@@ -52,17 +52,17 @@ def binning(values: Sequence[np.ndarray], n_bins: int, discrete: bool = False) -
 
 def signal_vs_background(sig: np.ndarray, sig_w: np.ndarray, bkg: np.ndarray, bkg_w: np.ndarray,
                          xlabel: str, stem: str | Path, lumi_fb: float, sqrt_s_tev: float,
-                         edges: np.ndarray) -> list[Path]:
+                         edges: np.ndarray, unit: str = "") -> list[Path]:
     """Normalised signal and background distributions of one variable."""
     hep.style.use("CMS")
-    fig, ax = plt.subplots(figsize=(9, 7.5))
+    fig, ax = plt.subplots(figsize=(10, 8))
     for values, w, label, color in ((bkg, bkg_w, r"$Z\gamma$ background", BACKGROUND_COLOR),
                                     (sig, sig_w, r"$H\to Z\gamma$ signal", SIGNAL_COLOR)):
         h, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges, weights=w)
-        norm = h.sum() * np.diff(edges) if h.sum() > 0 else 1.0
-        hep.histplot(h / norm, edges, ax=ax, label=label, color=color, lw=2)
+        hep.histplot(h / h.sum() if h.sum() > 0 else h, edges, ax=ax, label=label, color=color, lw=2)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("Normalised to unit area")
+    width = edges[1] - edges[0]
+    ax.set_ylabel(f"Fraction of events / {width:.3g}" + (f" {unit}" if unit else ""))
     ax.set_xlim(edges[0], edges[-1])
     ax.set_ylim(0, ax.get_ylim()[1] * 1.35)
     ax.legend(loc="upper right", fontsize=18)
