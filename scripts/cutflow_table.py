@@ -1,4 +1,5 @@
 """Rule cutflow_table: sum the per-chunk cutflows of every sample -> Markdown, CSV, LaTeX."""
+import logging
 import sys
 from pathlib import Path
 
@@ -11,4 +12,4 @@ flows, yield_per_weight = samples.merge_cutflows(snakemake.input.cutflows, snake
 frame = tables.cutflow_frame(flows, yield_per_weight)
 tables.write_table(frame, Path(snakemake.output[0]).with_suffix(""),
                    caption=f"Cutflow: raw MC events and expected events for {snakemake.params.luminosity_fb} fb$^{{-1}}$")
-print(frame.to_markdown(index=False), file=sys.stderr)
+logging.info("cutflow:\n%s", frame.to_markdown(index=False, floatfmt=".1f"))

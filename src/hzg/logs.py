@@ -15,4 +15,10 @@ def setup(log_path: str | Path | None, level: int = logging.INFO) -> logging.Log
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s: %(message)s",
                         handlers=handlers, force=True)
     logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
     return logging.getLogger()
+
+
+def _log_uncaught(exc_type, exc, tb) -> None:
+    """Write an uncaught exception into the log before the job dies, so the log says why."""
+    logging.getLogger("hzg").critical("job failed: %s: %s", exc_type.__name__, exc, exc_info=(exc_type, exc, tb))

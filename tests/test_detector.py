@@ -1,0 +1,71 @@
+"""Detector response: resolutions, acceptance, efficiencies, isolation, determinism."""
+import awkward as ak
+import numpy as np
+import pytest
+import yaml
+
+from hzg import detector
+
+CONFIG = yaml.safe_load(open("config/config.yaml"))["detector"]
+
+
+def test_ecal_resolution_formula_barrel_and_endcap():
+    # barrel photon, E = 100 GeV: sqrt((0.08/10)^2 + (0.2/100)^2 + 0.01^2)
+    expected = np.sqrt(0.008**2 + 0.002**2 + 0.01**2)
+    assert detector.ecal_resolution(np.array([100.0]), np.array([0.5]), detector.PHOTON_RESOLUTION)[0] == pytest.approx(expected)
+    endcap = detector.ecal_resolution(np.array([100.0]), np.array([2.0]), detector.PHOTON_RESOLUTION)[0]
+    assert endcap == pytest.approx(np.sqrt(0.015**2 + 0.003**2 + 0.025**2))
+    # resolution improves with energy
+    assert detector.relative_resolution("Electron", np.array([20.0]), np.array([0.0]))[0] > \
+        detector.relative_resolution("Electron", np.array([80.0]), np.array([0.0]))[0]
+
+
+def test_muon_resolution_regions():
+    r = detector.muon_resolution(np.array([1.0, 1.0, 1.0]), np.array([0.5, 1.0, 2.0]))
+    np.testing.assert_allclose(r, np.hypot([0.013, 0.020, 0.030], 1e-4), rtol=1e-12)
+
+
+def test_acceptance_gap_only_for_ecal_objects():
+    eta = np.array([0.0, 1.5, -1.5, 2.45, 2.55])
+    np.testing.assert_array_equal(detector.in_acceptance("Photon", eta, 2.5, (1.4442, 1.566)), [1, 0, 0, 1, 0])
+    np.testing.assert_array_equal(detector.in_acceptance("Muon", eta, 2.4, (1.4442, 1.566)), [1, 1, 1, 0, 0])
+
+
+def test_efficiencies_are_probabilities_with_turn_on():
+    pt = np.array([7.0, 10.0, 40.0])
+    eff = detector.identification_efficiency("Electron", pt, np.zeros(3))
+    assert eff[1] == pytest.approx(0.46)
+    assert eff[2] == pytest.approx(0.92, abs=1e-5)
+    assert np.all(np.diff(eff) > 0)
+
+
+def _event(pid, pt, eta, phi):
+    px, py = pt * np.cos(phi), pt * np.sin(phi)
+    pz = pt * np.sinh(eta)
+    return {"pid": pid, "px": px, "py": py, "pz": pz, "E": np.sqrt(px**2 + py**2 + pz**2)}
+
+
+def _particles(events):
+    return ak.Array([{k: list(map(type(v[0].item()), v)) for k, v in ev.items()} for ev in events])
+
+
+def test_isolation_sums_other_particles_inside_the_cone():
+    # photon at (0, 0); gluon at dR = 0.2 with 10 GeV, quark at dR = 0.5 with 50 GeV
+    ev = _event(np.array([22, 21, 1]), np.array([40.0, 10.0, 50.0]), np.array([0.0, 0.2, 0.5]), np.zeros(3))
+    parts = detector.with_kinematics(_particles([ev]))
+    iso = detector.relative_isolation(parts[parts.pid == 22], parts, 0.3)
+    assert ak.to_list(iso) == [[pytest.approx(10.0 / 40.0)]]
+
+
+def test_reconstruct_is_seeded_and_applies_isolation():
+    isolated = _event(np.array([13, -13, 22]), np.array([45.0, 40.0, 30.0]), np.array([0.1, -0.5, 1.0]), np.array([0.0, 3.0, 1.5]))
+    busy = _event(np.array([22, 21]), np.array([30.0, 20.0]), np.array([0.0, 0.1]), np.array([0.0, 0.0]))
+    parts = _particles([isolated, busy])
+    a = detector.reconstruct(parts, CONFIG, np.random.default_rng(5))
+    b = detector.reconstruct(parts, CONFIG, np.random.default_rng(5))
+    assert ak.to_list(a["Muon"]) == ak.to_list(b["Muon"])
+    assert ak.num(a["Photon"]).tolist()[1] == 0  # 20 GeV gluon inside the cone: not isolated
+    muons = a["Muon"][0]
+    assert ak.to_list(muons.charge) == [-1, 1] or ak.to_list(muons.charge) == [1, -1]
+    assert np.all(np.asarray(muons.pt)[:-1] >= np.asarray(muons.pt)[1:])  # pT-ordered
+    np.testing.assert_allclose(sorted(ak.to_list(muons.genPt)), [40.0, 45.0])

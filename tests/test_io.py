@@ -1,0 +1,375 @@
+"""Tests for hzg.io: NanoAOD-like and Delphes layouts, metadata, errors, atomic writes."""
+
+from __future__ import annotations
+
+import os
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+
+from hzg import io
+from hzg.generate import ChunkInfo, ChunkSpec, nanoaod_trees
+from hzg.io import InputError, atomic_path, read_events, read_metadata, resolve_branch_map, write_json, write_root
+from hzg.selection import Cuts, preselect
+
+# ---------------------------------------------------------------- the events used throughout
+# Four events; per collection, lists of (pt, eta, phi, charge, gen_pt).  Events 0 and 2 pass the
+# preselection (mumu at rest, mllg ~125 GeV; ee with m ~92 GeV, mllg ~164 GeV).
+ELECTRONS = [
+    [],
+    [(30.0, 0.5, 1.0, -1, 31.0)],
+    [(47.0, 0.2, 0.0, +1, 46.5), (45.0, 0.2, np.pi, -1, 44.0), (10.0, -1.0, 2.0, -1, 11.0)],
+    [],
+]
+MUONS = [
+    [(45.0, 0.0, np.pi, +1, 45.5), (45.0, 0.0, 0.0, -1, 44.5)],
+    [(22.0, 1.5, -1.0, +1, 22.5)],
+    [],
+    [(50.0, -0.3, 0.1, +1, 50.0), (40.0, 0.3, 2.0, +1, 41.0)],
+]
+PHOTONS = [
+    [(20.0, 1.0, 1.0, 0, 19.0), (41.8, 0.0, np.pi / 2, 0, 42.0)],
+    [],
+    [(80.0, -0.5, -np.pi / 2, 0, 79.0)],
+    [(35.0, 0.0, 1.0, 0, 36.0)],
+]
+WEIGHTS = np.array([1.25, -0.5, 2.0, 0.75])
+RUNS = ChunkInfo(n_generated=10, sum_weights=7.5, sigma_gen_pb=1.5, sigma_err_pb=0.1)
+SPEC = ChunkSpec(process="ggH_Zgamma", n_events=10, seed=123)
+
+
+def _jagged(rows, index, dtype):
+    return ak.Array([np.array([obj[index] for obj in objs], dtype=dtype) for objs in rows])
+
+
+def _objects(rows, with_charge):
+    fields = {"pt": _jagged(rows, 0, np.float64), "eta": _jagged(rows, 1, np.float64),
+              "phi": _jagged(rows, 2, np.float64)}
+    if with_charge:
+        fields["charge"] = _jagged(rows, 3, np.int32)
+    fields["genPt"] = _jagged(rows, 4, np.float64)
+    return ak.zip(fields)
+
+
+def objects_dict():
+    """What hzg.detector.reconstruct returns (only the fields the analysis reads)."""
+    return {"Electron": _objects(ELECTRONS, True), "Muon": _objects(MUONS, True), "Photon": _objects(PHOTONS, False)}
+
+
+def write_nanoaod(path, drop=()):
+    trees = nanoaod_trees(objects_dict(), ak.Array(WEIGHTS), RUNS, SPEC, chunk=3)
+    if drop:  # rewrite the Events tree as flat branches without the named ones
+        events = {}
+        for name, value in trees["Events"].items():
+            if isinstance(value, ak.Array) and value.fields:
+                for field in value.fields:
+                    events[f"{name}_{field}"] = value[field]
+            else:
+                events[name] = value
+        trees["Events"] = {k: v for k, v in events.items() if k not in drop}
+    write_root(path, trees)
+    return path
+
+
+def delphes_branches():
+    branches = {}
+    for coll, rows, with_charge in (("Electron", ELECTRONS, True), ("Muon", MUONS, True), ("Photon", PHOTONS, False)):
+        branches[f"{coll}.PT"] = _jagged(rows, 0, np.float64)
+        branches[f"{coll}.Eta"] = _jagged(rows, 1, np.float64)
+        branches[f"{coll}.Phi"] = _jagged(rows, 2, np.float64)
+        if with_charge:
+            branches[f"{coll}.Charge"] = _jagged(rows, 3, np.int32)
+    branches["Event.Weight"] = ak.Array([[w] for w in WEIGHTS])
+    return branches
+
+
+def write_delphes(path):
+    with uproot.recreate(path) as f:
+        f.mktree("Delphes", delphes_branches())  # a TTree; assignment would write an RNTuple
+    return path
+
+
+@pytest.fixture
+def nano_file(tmp_path):
+    return write_nanoaod(tmp_path / "nano.root")
+
+
+@pytest.fixture
+def delphes_file(tmp_path):
+    return write_delphes(tmp_path / "delphes.root")
+
+
+def _expected(rows, with_charge, with_gen):
+    out = []
+    for objs in rows:
+        ev = []
+        for pt, eta, phi, charge, gen in objs:
+            rec = {"pt": pt, "eta": eta, "phi": phi}
+            if with_charge:
+                rec["charge"] = charge
+            if with_gen:
+                rec["gen_pt"] = gen
+            ev.append(rec)
+        out.append(ev)
+    return out
+
+
+def _mass(objs, lepton_mass):
+    """Invariant mass of (pt, eta, phi, charge, gen_pt) objects; charge 0 marks a photon."""
+    tot = np.zeros(4)
+    for pt, eta, phi, charge, _ in objs:
+        m = lepton_mass if charge else 0.0
+        p = np.array([pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)])
+        tot += np.concatenate([[np.sqrt(p @ p + m * m)], p])
+    return float(np.sqrt(tot[0] ** 2 - tot[1:] @ tot[1:]))
+
+
+# ---------------------------------------------------------------- NanoAOD layout
+def test_write_root_nanoaod_layout_branches(nano_file):
+    with uproot.open(nano_file) as f:
+        assert set(f.keys(cycle=False)) == {"Events", "Runs"}
+        keys = set(f["Events"].keys())
+        assert {"Electron_pt", "Electron_charge", "Electron_genPt", "Muon_eta", "Photon_phi", "Photon_genPt",
+                "genWeight", "event", "chunk"} <= keys
+        assert "Photon_charge" not in keys
+        assert f["Events"].num_entries == 4
+        assert f["Events"]["chunk"].array(library="np").tolist() == [3, 3, 3, 3]
+        assert f["Runs"]["seed"].array(library="np").tolist() == [123]
+    assert [p.name for p in nano_file.parent.iterdir()] == ["nano.root"]  # no temporary left
+
+
+def test_read_events_nanoaod(nano_file):
+    events = read_events(nano_file, "nanoaod")
+    assert len(events) == 4
+    assert ak.fields(events) == ["electron", "muon", "photon", "weight", "entry"]
+    assert events.electron.to_list() == _expected(ELECTRONS, True, True)
+    assert events.muon.to_list() == _expected(MUONS, True, True)
+    assert events.photon.to_list() == _expected(PHOTONS, False, True)
+    assert events.weight.to_list() == [1.25, -0.5, 2.0, 0.75]
+    assert events.entry.to_list() == [0, 1, 2, 3]
+    assert str(ak.type(events.weight)) == "4 * float64"
+    assert str(ak.type(events.entry)) == "4 * int64"
+
+
+def test_read_events_accepts_str_path_and_inline_map(nano_file):
+    inline = {"tree": "Events", "weight": None,
+              "collections": {"muon": {"pt": "Muon_pt", "charge": "Muon_charge"}}}
+    events = read_events(str(nano_file), inline)
+    assert ak.fields(events) == ["muon", "weight", "entry"]
+    assert events.muon.pt.to_list() == [[45.0, 45.0], [22.0], [], [50.0, 40.0]]
+    assert events.muon.charge.to_list() == [[1, -1], [1], [], [1, 1]]
+    assert events.weight.to_list() == [1.0, 1.0, 1.0, 1.0]  # no weight branch: unit weights
+
+
+def test_read_metadata_nanoaod_from_runs_tree(nano_file):
+    assert read_metadata(nano_file, "nanoaod") == {"n_generated": 10.0, "sum_weights": 7.5}
+
+
+def test_read_metadata_sums_over_several_runs_rows(tmp_path):
+    path = tmp_path / "merged.root"
+    write_root(path, {"Runs": {"genEventCount": np.array([10, 32], dtype=np.int64),
+                               "genEventSumw": np.array([7.5, -2.25])}})
+    assert read_metadata(path, "nanoaod") == {"n_generated": 42.0, "sum_weights": 5.25}
+
+
+# ---------------------------------------------------------------- Delphes layout
+def test_read_events_delphes_same_physics_as_nanoaod(nano_file, delphes_file):
+    with uproot.open(delphes_file) as f:
+        assert "Electron.PT" in f["Delphes"].keys()
+    dl = read_events(delphes_file, "delphes")
+    nano = read_events(nano_file, "nanoaod")
+    assert ak.fields(dl) == ["electron", "muon", "photon", "weight", "entry"]
+    assert dl.electron.to_list() == _expected(ELECTRONS, True, False)
+    assert dl.muon.to_list() == _expected(MUONS, True, False)
+    assert dl.photon.to_list() == _expected(PHOTONS, False, False)
+    assert ak.fields(dl.photon) == ["pt", "eta", "phi"]  # Delphes photons have no charge, no truth
+    for coll in ("electron", "muon", "photon"):
+        for field in ak.fields(dl[coll]):
+            assert dl[coll][field].to_list() == nano[coll][field].to_list(), (coll, field)
+    assert dl.weight.to_list() == nano.weight.to_list() == [1.25, -0.5, 2.0, 0.75]
+    assert dl.entry.to_list() == [0, 1, 2, 3]
+    assert str(ak.type(dl.weight)) == "4 * float64"
+
+
+def test_read_events_delphes_empty_weight_defaults_to_one(tmp_path):
+    branches = delphes_branches()
+    branches["Event.Weight"] = ak.Array([[1.5], [], [2.0], [0.5]])
+    path = tmp_path / "d.root"
+    with uproot.recreate(path) as f:
+        f.mktree("Delphes", branches)
+    assert read_events(path, "delphes").weight.to_list() == [1.5, 1.0, 2.0, 0.5]
+
+
+def test_read_metadata_delphes_counts_entries_and_sums_weights(delphes_file):
+    assert read_metadata(delphes_file, "delphes") == {"n_generated": 4.0, "sum_weights": 3.5}
+
+
+def test_preselect_identical_from_both_layouts(nano_file, delphes_file):
+    cols_n, flow_n = preselect(read_events(nano_file, "nanoaod"), Cuts(), source=str(nano_file))
+    cols_d, flow_d = preselect(read_events(delphes_file, "delphes"), Cuts(), source=str(delphes_file))
+    assert cols_n["entry"].tolist() == [0, 2]
+    assert cols_n["flavour"].tolist() == [13, 11]
+    assert cols_n["lm_gen_pt"].tolist() == [44.5, 44.0]
+    assert cols_n["g_pt"].tolist() == [41.8, 80.0]
+    np.testing.assert_allclose(cols_n["mll"], [2 * np.hypot(45.0, 0.10566), _mass(ELECTRONS[2][:2], 0.000511)],
+                               rtol=1e-10)
+    np.testing.assert_allclose(cols_n["mllg"], [_mass(MUONS[0] + PHOTONS[0][1:], 0.10566),
+                                                _mass(ELECTRONS[2][:2] + PHOTONS[2], 0.000511)], rtol=1e-10)
+    assert 163.0 < cols_n["mllg"][1] < 165.0
+    assert flow_n == flow_d
+    # event 1 (e mu) and event 3 (mu+ mu+) have no same-flavour opposite-sign pair
+    assert [r["n_raw"] for r in flow_n] == [4, 2, 2, 2, 2, 2, 2, 2, 2]
+    assert [r["sum_weights"] for r in flow_n] == [3.5] + [3.25] * 8
+    assert set(cols_n) == set(cols_d)
+    for name in cols_n:
+        if name.endswith("_gen_pt"):
+            assert np.isnan(cols_d[name]).all(), name  # no truth in Delphes
+        else:
+            np.testing.assert_array_equal(cols_d[name], cols_n[name], err_msg=name)
+            assert cols_d[name].dtype == cols_n[name].dtype, name
+
+
+# ---------------------------------------------------------------- errors
+def test_missing_file(tmp_path):
+    path = tmp_path / "nope.root"
+    with pytest.raises(InputError) as err:
+        read_events(path, "nanoaod")
+    assert str(err.value) == f"input file {path} does not exist"
+    with pytest.raises(InputError, match="nope.root"):
+        read_metadata(path, "delphes")
+
+
+def test_directory_instead_of_file(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        read_events(tmp_path, "nanoaod")
+
+
+def test_not_a_root_file(tmp_path):
+    path = tmp_path / "junk.root"
+    path.write_bytes(b"this is not a ROOT file\n" * 40)
+    with pytest.raises(InputError) as err:
+        read_events(path, "nanoaod")
+    assert str(err.value).startswith(f"cannot read {path} as a ROOT file: ")
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "empty.root"
+    path.write_bytes(b"")
+    with pytest.raises(InputError) as err:
+        read_events(path, "delphes")
+    assert str(err.value).startswith(f"cannot read {path} as a ROOT file: ")
+
+
+def test_root_file_without_the_tree(delphes_file):
+    with pytest.raises(InputError) as err:
+        read_events(delphes_file, "nanoaod")
+    assert str(err.value) == f"{delphes_file} has no tree 'Events' (keys: ['Delphes'])"
+
+
+def test_root_file_without_metadata_tree(tmp_path):
+    path = tmp_path / "noruns.root"
+    write_root(path, {"Events": {"genWeight": np.array([1.0, 2.0])}})
+    with pytest.raises(InputError) as err:
+        read_metadata(path, "nanoaod")
+    assert str(err.value) == f"{path} has no tree 'Runs' (keys: ['Events'])"
+
+
+def test_object_that_is_not_a_ttree(tmp_path):
+    path = tmp_path / "rntuple.root"
+    with uproot.recreate(path) as f:
+        f["Delphes"] = {"x": np.arange(3.0)}  # an RNTuple in this uproot version
+    with pytest.raises(InputError) as err:
+        read_events(path, "delphes")
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: 'Delphes' is a ") and msg.endswith(", not a TTree")
+
+
+def test_tree_missing_a_branch(tmp_path):
+    path = write_nanoaod(tmp_path / "nophotoneta.root", drop=("Photon_eta",))
+    with uproot.open(path) as f:  # the rewrite kept everything else
+        assert "Photon_phi" in f["Events"].keys() and "Photon_eta" not in f["Events"].keys()
+    with pytest.raises(InputError) as err:
+        read_events(path, "nanoaod")
+    assert str(err.value) == f"{path}: tree 'Events' has no branch 'Photon_eta'"
+
+
+def test_delphes_tree_missing_a_branch(tmp_path):
+    branches = delphes_branches()
+    del branches["Muon.Charge"]
+    path = tmp_path / "d.root"
+    with uproot.recreate(path) as f:
+        f.mktree("Delphes", branches)
+    with pytest.raises(InputError) as err:
+        read_events(path, "delphes")
+    assert str(err.value) == f"{path}: tree 'Delphes' has no branch 'Muon.Charge'"
+
+
+def test_unknown_branch_map_names_config_key(nano_file):
+    with pytest.raises(KeyError) as err:
+        read_events(nano_file, "miniaod")
+    msg = err.value.args[0]
+    assert msg == "config key 'branch_map': unknown map 'miniaod'; known: ['delphes', 'nanoaod']"
+    with pytest.raises(KeyError, match="branch_map"):
+        read_metadata(nano_file, "Delphes")
+
+
+def test_resolve_branch_map():
+    assert resolve_branch_map("delphes")["tree"] == "Delphes"
+    assert resolve_branch_map("nanoaod")["metadata"]["tree"] == "Runs"
+    inline = {"tree": "T", "collections": {}}
+    out = resolve_branch_map(inline)
+    assert out == inline and out is not inline
+
+
+# ---------------------------------------------------------------- atomic writes
+def test_write_root_failure_leaves_nothing(tmp_path):
+    path = tmp_path / "out.root"
+    with pytest.raises(TypeError):
+        write_root(path, {"Events": {"x": np.array([object(), object()])}})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_root_failure_keeps_previous_file(tmp_path):
+    path = tmp_path / "out.root"
+    write_root(path, {"Events": {"x": np.arange(3.0)}})
+    before = path.read_bytes()
+    with pytest.raises(TypeError):
+        write_root(path, {"Events": {"x": np.array([object()])}})
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out.root"]
+    with uproot.open(path) as f:
+        assert f["Events"]["x"].array(library="np").tolist() == [0.0, 1.0, 2.0]
+
+
+def test_atomic_path_success_and_failure(tmp_path):
+    target = tmp_path / "sub" / "result.txt"
+    with atomic_path(target) as tmp:
+        assert tmp.parent == target.parent and tmp != target
+        assert tmp.name.startswith(".result.txt.") and tmp.name.endswith(".tmp")
+        assert not target.exists()
+        tmp.write_text("done\n")
+    assert target.read_text() == "done\n"
+    assert os.listdir(target.parent) == ["result.txt"]
+
+    with pytest.raises(RuntimeError, match="boom"):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half written")
+            raise RuntimeError("boom")
+    assert target.read_text() == "done\n"
+    assert os.listdir(target.parent) == ["result.txt"]
+
+
+def test_write_json_atomic(tmp_path):
+    path = tmp_path / "a.json"
+    write_json(path, {"b": 1, "a": [1.5]})
+    assert path.read_text() == '{\n  "a": [\n    1.5\n  ],\n  "b": 1\n}\n'
+    with pytest.raises(TypeError):
+        write_json(path, {"x": object()})
+    assert path.read_text().startswith('{\n  "a"')
+    assert os.listdir(tmp_path) == ["a.json"]
+
+
+def test_object_fields_constant():
+    assert io.OBJECT_FIELDS == ("pt", "eta", "phi", "charge", "gen_pt")
