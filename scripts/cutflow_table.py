@@ -11,5 +11,5 @@ flows, yield_per_weight = samples.merge_cutflows(snakemake.input.cutflows, snake
                                                   snakemake.params.luminosity_fb)
 frame = tables.cutflow_frame(flows, yield_per_weight)
 tables.write_table(frame, Path(snakemake.output[0]).with_suffix(""),
-                   caption=f"Cutflow: raw MC events and expected events for {snakemake.params.luminosity_fb} fb$^{{-1}}$")
+                   caption=f"Cutflow: raw MC events and expected events for {snakemake.params.luminosity_fb:g}/fb")
 logging.info("cutflow:\n%s", frame.to_markdown(index=False, floatfmt=".1f"))

@@ -1,4 +1,5 @@
 """Detector response: resolutions, acceptance, efficiencies, isolation, determinism."""
+from pathlib import Path
 import awkward as ak
 import numpy as np
 import pytest
@@ -6,7 +7,7 @@ import yaml
 
 from hzg import detector
 
-CONFIG = yaml.safe_load(open("config/config.yaml"))["detector"]
+CONFIG = yaml.safe_load((Path(__file__).resolve().parents[1] / "config/config.yaml").read_text())["detector"]
 
 
 def test_ecal_resolution_formula_barrel_and_endcap():

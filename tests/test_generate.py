@@ -1,4 +1,5 @@
 """Generation: seeds, settings, bit-for-bit reproducibility of a chunk."""
+from pathlib import Path
 import awkward as ak
 import numpy as np
 import pytest
@@ -6,7 +7,7 @@ import yaml
 
 from hzg import generate
 
-CONFIG = yaml.safe_load(open("config/config.yaml"))
+CONFIG = yaml.safe_load((Path(__file__).resolve().parents[1] / "config/config.yaml").read_text())
 
 
 def test_chunk_seed_is_deterministic_distinct_and_in_pythia_range():

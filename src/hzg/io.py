@@ -96,14 +96,17 @@ def _read(tree: uproot.TTree, name: str, path: Path) -> ak.Array:
 def read_events(path: str | os.PathLike, branch_map: str | Mapping[str, Any]) -> ak.Array:
     """Events of one n-tuple as records: electron, muon, photon (jagged), weight, entry.
 
-    Collections missing `charge` (Delphes photons) or `gen_pt` (no truth) simply lack the field.
+    Photons may lack `charge` (Delphes); objects without truth get `gen_pt` = NaN.
     """
     path = Path(path)
     bmap = resolve_branch_map(branch_map)
     tree = open_tree(path, bmap["tree"])
     fields: dict[str, ak.Array] = {}
     for coll, branches in bmap["collections"].items():
-        fields[coll] = ak.zip({field: _read(tree, branch, path) for field, branch in branches.items()})
+        columns = {field: _read(tree, branch, path) for field, branch in branches.items()}
+        if "gen_pt" not in columns:  # no truth: same record type as with truth, NaN-filled
+            columns["gen_pt"] = columns["pt"] * np.nan
+        fields[coll] = ak.zip(columns)
     weight = _read(tree, bmap["weight"], path) if bmap.get("weight") else ak.Array(np.ones(tree.num_entries))
     if weight.ndim > 1:  # Delphes keeps the weight in a one-element array per event
         weight = ak.firsts(weight, axis=1)
@@ -127,8 +130,11 @@ def read_metadata(path: str | os.PathLike, branch_map: str | Mapping[str, Any]) 
             "n_generated": float(np.sum(_read(tree, meta["n_generated"], path))),
             "sum_weights": float(np.sum(_read(tree, meta["sum_weights"], path))),
         }
-    events = read_events(path, bmap)
-    return {"n_generated": float(len(events)), "sum_weights": float(np.sum(events.weight))}
+    tree = open_tree(path, bmap["tree"])
+    weight = _read(tree, bmap["weight"], path) if bmap.get("weight") else np.ones(tree.num_entries)
+    if getattr(weight, "ndim", 1) > 1:
+        weight = ak.fill_none(ak.firsts(weight, axis=1), 1.0)
+    return {"n_generated": float(tree.num_entries), "sum_weights": float(np.sum(weight))}
 
 
 @contextlib.contextmanager
@@ -140,6 +146,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
