@@ -52,10 +52,12 @@ def test_same_seed_same_chunk_bit_for_bit_and_other_seed_differs():
 def test_signal_chunk_has_h_to_zgamma_final_state():
     particles, weights, meta = generate.generate_chunk(generate.ChunkSpec("ggH_Zgamma", 100, seed=3), progress=False)
     pid = particles.pid
-    # every event has a prompt photon and a same-flavour lepton pair (possibly plus FSR photons)
-    assert ak.all(ak.sum(pid == 22, axis=1) >= 1)
+    # a prompt photon in (nearly) every event; Pythia's QED shower lets a photon split into a
+    # fermion pair (gamma -> q qbar, l+ l-), so a rare event has none
+    assert ak.mean(ak.sum(pid == 22, axis=1) >= 1) > 0.95
     n_e = ak.sum(abs(pid) == 11, axis=1)
     n_mu = ak.sum(abs(pid) == 13, axis=1)
     assert ak.all((n_e >= 2) | (n_mu >= 2))
+    assert ak.all(np.hypot(particles.px, particles.py) > generate.PARTICLE_PT_MIN)
     assert 1e-3 < meta.sigma_gen_pb < 1e-2  # LO gg->H x BR(H->Zg) x BR(Z->ee,mumu)
     assert np.all(np.asarray(weights) == 1.0)

@@ -111,58 +111,71 @@ def _event_particles(event) -> list[tuple[int, float, float, float, float]]:
     return [(p.id(), p.px(), p.py(), p.pz(), p.e()) for p in event if p.isFinal() and p.isVisible()]
 
 
-def generate_chunk(spec: ChunkSpec, progress: bool = True) -> tuple[ak.Array, ak.Array, ChunkInfo]:
-    """Run Pythia for one chunk.
+#: Particles softer than this are dropped right after generation: the detector response uses
+#: nothing below 0.5 GeV (isolation pool), and at hadron level this keeps the memory bounded.
+PARTICLE_PT_MIN = 0.5
+#: Events per batch handed to the detector response; fixed, so a seed fixes the random streams.
+BATCH_SIZE = 5000
 
-    Returns the jagged final-state particles (fields pid, px, py, pz, E), the per-event generator
-    weights and the chunk metadata (generated events, sum of weights, cross-section in pb).
-    """
-    import pythia8mc  # imported here so that the rest of the library works without the generator
 
-    pythia = pythia8mc.Pythia("", False)
-    for line in pythia_settings(spec):
-        if not pythia.readString(line):
-            raise RuntimeError(f"Pythia refused the setting {line!r}")
-    if not pythia.init():
-        raise RuntimeError(f"Pythia failed to initialise for process {spec.process!r}")
+class ChunkGenerator:
+    """One initialised Pythia instance that makes the events of a chunk batch by batch."""
 
-    counts = np.zeros(spec.n_events, dtype=np.int64)
-    weights = np.zeros(spec.n_events, dtype=np.float64)
-    rows: list[tuple[int, float, float, float, float]] = []
-    n_failed = 0
-    i = 0
-    with tqdm(total=spec.n_events, desc=f"pythia {spec.process}", disable=not progress, mininterval=5) as bar:
-        while i < spec.n_events:
-            if not pythia.next():
-                n_failed += 1
-                if n_failed > max(100, spec.n_events // 10):
-                    raise RuntimeError(f"Pythia failed {n_failed} times for {spec.process!r}; giving up")
+    def __init__(self, spec: ChunkSpec, progress: bool = True) -> None:
+        import pythia8mc  # imported here so that the rest of the library works without the generator
+
+        self.spec = spec
+        self.pythia = pythia8mc.Pythia("", False)
+        for line in pythia_settings(spec):
+            if not self.pythia.readString(line):
+                raise RuntimeError(f"Pythia refused the setting {line!r}")
+        if not self.pythia.init():
+            raise RuntimeError(f"Pythia failed to initialise for process {spec.process!r}")
+        self.n_failed = 0
+        self.bar = tqdm(total=spec.n_events, desc=f"pythia {spec.process}", disable=not progress, mininterval=5)
+
+    def batch(self, n_events: int) -> tuple[ak.Array, np.ndarray]:
+        """The next `n_events` events: jagged particles (pid, px, py, pz, E) with pT > PARTICLE_PT_MIN, weights."""
+        counts = np.zeros(n_events, dtype=np.int64)
+        weights = np.zeros(n_events, dtype=np.float64)
+        rows: list[tuple[int, float, float, float, float]] = []
+        i = 0
+        while i < n_events:
+            if not self.pythia.next():
+                self.n_failed += 1
+                if self.n_failed > max(100, self.spec.n_events // 10):
+                    raise RuntimeError(f"Pythia failed {self.n_failed} times for {self.spec.process!r}; giving up")
                 continue
-            particles = _event_particles(pythia.event)
+            particles = _event_particles(self.pythia.event)
             rows.extend(particles)
             counts[i] = len(particles)
-            weights[i] = pythia.infoPython().weight()
+            weights[i] = self.pythia.infoPython().weight()
             i += 1
-            bar.update(1)
-    info = pythia.infoPython()
-    meta = ChunkInfo(
-        n_generated=spec.n_events,
-        sum_weights=float(weights.sum()),
-        sigma_gen_pb=float(info.sigmaGen()) * PB_PER_MB,
-        sigma_err_pb=float(info.sigmaErr()) * PB_PER_MB,
-    )
-    log.info("generated %d %s events (%d failed), sigma_gen = %.4g +- %.2g pb", spec.n_events,
-             spec.process, n_failed, meta.sigma_gen_pb, meta.sigma_err_pb)
-    flat = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
-    fields = {
-        "pid": flat[:, 0].astype(np.int32),
-        "px": flat[:, 1],
-        "py": flat[:, 2],
-        "pz": flat[:, 3],
-        "E": flat[:, 4],
-    }
-    particles = ak.unflatten(ak.zip(fields), counts)
-    return particles, ak.Array(weights), meta
+            self.bar.update(1)
+        flat = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
+        keep = np.hypot(flat[:, 1], flat[:, 2]) > PARTICLE_PT_MIN
+        event_of_row = np.repeat(np.arange(n_events), counts)
+        counts = np.bincount(event_of_row[keep], minlength=n_events)
+        flat = flat[keep]
+        fields = {"pid": flat[:, 0].astype(np.int32), "px": flat[:, 1], "py": flat[:, 2], "pz": flat[:, 3], "E": flat[:, 4]}
+        return ak.unflatten(ak.zip(fields), counts), weights
+
+    def info(self, sum_weights: float) -> ChunkInfo:
+        """Metadata once all events are made: generated events, sum of weights, cross-section."""
+        self.bar.close()
+        info = self.pythia.infoPython()
+        meta = ChunkInfo(n_generated=self.spec.n_events, sum_weights=float(sum_weights),
+                         sigma_gen_pb=float(info.sigmaGen()) * PB_PER_MB, sigma_err_pb=float(info.sigmaErr()) * PB_PER_MB)
+        log.info("generated %d %s events (%d failed), sigma_gen = %.4g +- %.2g pb", self.spec.n_events,
+                 self.spec.process, self.n_failed, meta.sigma_gen_pb, meta.sigma_err_pb)
+        return meta
+
+
+def generate_chunk(spec: ChunkSpec, progress: bool = True) -> tuple[ak.Array, np.ndarray, ChunkInfo]:
+    """All events of a chunk at once: particles, generator weights and the chunk metadata."""
+    gen = ChunkGenerator(spec, progress)
+    particles, weights = gen.batch(spec.n_events)
+    return particles, weights, gen.info(weights.sum())
 
 
 def detector_seed(seed: int, offset: int) -> np.random.SeedSequence:
@@ -190,12 +203,20 @@ def nanoaod_trees(objects: dict[str, ak.Array], weights: ak.Array, meta: ChunkIn
 
 
 def simulate_chunk(spec: ChunkSpec, detector_cfg: dict, chunk: int, progress: bool = True) -> dict[str, dict[str, object]]:
-    """Generate one chunk, apply the detector response and return its n-tuple trees."""
+    """Generate one chunk batch by batch, apply the detector response and return its n-tuple trees."""
     from hzg import detector
 
-    particles, weights, meta = generate_chunk(spec, progress=progress)
+    gen = ChunkGenerator(spec, progress)
     rng = np.random.default_rng(detector_seed(spec.seed, detector_cfg["seed_offset"]))
-    objects = detector.reconstruct(particles, detector_cfg, rng)
+    batches: list[dict[str, ak.Array]] = []
+    weights: list[np.ndarray] = []
+    for start in range(0, spec.n_events, BATCH_SIZE):
+        particles, w = gen.batch(min(BATCH_SIZE, spec.n_events - start))
+        batches.append(detector.reconstruct(particles, detector_cfg, rng))
+        weights.append(w)
+    all_weights = np.concatenate(weights)
+    meta = gen.info(all_weights.sum())
+    objects = {name: ak.concatenate([b[name] for b in batches]) for name in detector.COLLECTIONS}
     for name, coll in objects.items():
         log.info("%s: %.3f per event after the detector response", name, float(ak.mean(ak.num(coll))))
-    return nanoaod_trees(objects, weights, meta, spec, chunk)
+    return nanoaod_trees(objects, all_weights, meta, spec, chunk)
