@@ -1,0 +1,115 @@
+"""Event classifier transformer (arXiv:2401.00428, Sec. II, Sec. IV C and Fig. 2).
+
+Each event feature is embedded into its own token by its own small feed-forward network
+(1 -> 4 -> 16, GELU), without positional encoding. One encoder block (multi-head self-attention,
+dropout, residual, LayerNorm; position-wise FFN 16 -> 64 -> 16 with GELU, dropout, residual,
+LayerNorm) contextualises the tokens. A trainable class token then queries [class, tokens]
+(LayerNorm-ed) with a second multi-head attention; after dropout, residual and LayerNorm a linear
+layer and a sigmoid give the signal probability. Dropout is applied to the attention scores and
+before every residual connection, as in the paper.
+
+The per-feature embedding networks are batched into one tensor operation (weights of shape
+(n_features, 1, h) and (n_features, h, d)), and attention uses packed q/k/v projections with
+`torch.nn.functional.scaled_dot_product_attention`; no Python loop over events, features or heads.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class FeatureEmbedding(nn.Module):
+    """Per-feature FFN embedding 1 -> hidden (GELU) -> d, all features in one batched operation."""
+
+    def __init__(self, n_features: int, d_model: int = 16, hidden: int = 4) -> None:
+        super().__init__()
+        self.weight1 = nn.Parameter(torch.empty(n_features, 1, hidden))
+        self.bias1 = nn.Parameter(torch.empty(n_features, hidden))
+        self.weight2 = nn.Parameter(torch.empty(n_features, hidden, d_model))
+        self.bias2 = nn.Parameter(torch.empty(n_features, d_model))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Initialise each feature's layers like an independent `nn.Linear` (U(+-1/sqrt(fan_in)))."""
+        for w, b in ((self.weight1, self.bias1), (self.weight2, self.bias2)):
+            bound = 1.0 / math.sqrt(w.shape[1])
+            nn.init.uniform_(w, -bound, bound)
+            nn.init.uniform_(b, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map features (batch, n_features) to tokens (batch, n_features, d_model)."""
+        h = F.gelu(x.unsqueeze(-1) * self.weight1.squeeze(1) + self.bias1)  # (B, F, hidden)
+        return torch.einsum("bfh,fhd->bfd", h, self.weight2) + self.bias2
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention with packed q/k/v projections and fused scaled-dot-product attention.
+
+    Parameters are laid out as in `nn.MultiheadAttention` (`in_proj_weight` (3d, d), `in_proj_bias`,
+    `out_proj`), with the same initialisation, so the two are interchangeable.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}")
+        self.n_heads = n_heads
+        self.dropout = dropout
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * d_model, d_model))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * d_model))
+        self.out_proj = nn.Linear(d_model, d_model)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def _heads(self, t: torch.Tensor) -> torch.Tensor:
+        """(B, T, d) -> (B, heads, T, d / heads)."""
+        b, n, d = t.shape
+        return t.view(b, n, self.n_heads, d // self.n_heads).transpose(1, 2)
+
+    def forward(self, query: torch.Tensor, key_value: torch.Tensor | None = None) -> torch.Tensor:
+        """Attend from `query` (B, Tq, d) to `key_value` (B, Tk, d); self-attention when it is None."""
+        d = query.shape[-1]
+        if key_value is None:
+            q, k, v = F.linear(query, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
+        else:
+            q = F.linear(query, self.in_proj_weight[:d], self.in_proj_bias[:d])
+            k, v = F.linear(key_value, self.in_proj_weight[d:], self.in_proj_bias[d:]).chunk(2, dim=-1)
+        out = F.scaled_dot_product_attention(self._heads(q), self._heads(k), self._heads(v),
+                                             dropout_p=self.dropout if self.training else 0.0)
+        return self.out_proj(out.transpose(1, 2).reshape(query.shape))
+
+
+class EventClassifierTransformer(nn.Module):
+    """Event classifier transformer: per-feature tokens, one encoder block, class-token attention."""
+
+    def __init__(self, n_features: int, d_model: int = 16, embed_hidden: int = 4, n_heads: int = 4,
+                 ffn_hidden: int = 64, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.embed = FeatureEmbedding(n_features, d_model, embed_hidden)
+        self.attn = MultiHeadAttention(d_model, n_heads, dropout)
+        self.attn_norm = nn.LayerNorm(d_model)
+        self.ffn = nn.Sequential(nn.Linear(d_model, ffn_hidden), nn.GELU(), nn.Linear(ffn_hidden, d_model))
+        self.ffn_norm = nn.LayerNorm(d_model)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, d_model))
+        self.cls_kv_norm = nn.LayerNorm(d_model)
+        self.cls_attn = MultiHeadAttention(d_model, n_heads, dropout)
+        self.cls_norm = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, 1)
+        self.drop = nn.Dropout(dropout)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Pre-sigmoid output (batch,) for features x (batch, n_features)."""
+        t = self.embed(x)
+        t = self.attn_norm(t + self.drop(self.attn(t)))
+        t = self.ffn_norm(t + self.drop(self.ffn(t)))
+        cls = self.cls_token.expand(t.shape[0], -1, -1)
+        kv = self.cls_kv_norm(torch.cat((cls, t), dim=1))
+        c = self.cls_norm(cls + self.drop(self.cls_attn(cls, kv)))
+        return self.head(c[:, 0]).squeeze(-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Signal probability (batch,) for features x (batch, n_features)."""
+        return torch.sigmoid(self.logits(x))
