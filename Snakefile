@@ -20,6 +20,7 @@ include: "workflow/rules/generate.smk"
 include: "workflow/rules/skim.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/plots.smk"
+include: "workflow/rules/train.smk"
 
 
 rule all:

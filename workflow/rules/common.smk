@@ -49,8 +49,19 @@ def cutflows(sample):
     return expand("results/skim/{sample}/{chunk}.cutflow.json", sample=sample, chunk=chunks(sample))
 
 
+def trials():
+    return list(range(config["split"]["n_trials"]))
+
+
+def trained(name):
+    """One output file of every (model, loss, trial) of the grid."""
+    return [f"results/models/{r['model']}_{r['loss']}/trial{t}/{name}" for r in config["runs"] for t in trials()]
+
+
 def all_outputs():
     return (
+        trained("checkpoint.pt")
+        +
         expand("results/features/{sample}.parquet", sample=config["samples"])
         + expand("results/tables/cutflow.{ext}", ext=["md", "csv", "tex"])
         + expand("results/plots/features/{var}.{ext}", var=PLOT_VARIABLES, ext=["pdf", "png"])
@@ -61,3 +72,6 @@ def all_outputs():
 wildcard_constraints:
     sample="[A-Za-z0-9_]+",
     chunk="[0-9]+",
+    model="etn|fnn|dfnn|ft_transformer|resnet|xgboost|bdt",
+    loss="|".join(config["losses"]),
+    trial="[0-9]+",

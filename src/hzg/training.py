@@ -1,0 +1,360 @@
+"""Training of one (model, loss, trial): data scope, balancing, normalisation, the epoch loop with
+significance-based model selection, resumable checkpoints, and the scores of every event."""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from hzg import features as feat
+from hzg import io, losses, metrics, trees
+
+log = logging.getLogger(__name__)
+
+TREE_MODELS = ("xgboost", "bdt")
+KEY_COLUMNS = ("sample_id", "chunk", "entry")
+
+
+@dataclass
+class Dataset:
+    """All events of all samples for one trial: inputs, labels, weights, mass, split and key."""
+
+    x: np.ndarray          # (n, n_features) float32, not normalised
+    y: np.ndarray          # (n,) float32, 1 = signal
+    weight: np.ndarray     # (n,) physical weight (expected events of the full sample)
+    mass: np.ndarray       # (n,) mllg
+    split: np.ndarray      # (n,) 0 train, 1 validation, 2 test
+    keys: pd.DataFrame     # sample_id, chunk, entry
+    features: list[str]
+
+
+def feature_names(disco_lambda: float) -> list[str]:
+    """The paper's inputs: 12 features, plus the 3 momenta when trained with DisCo."""
+    return list(feat.FEATURES) + (list(feat.DISCO_FEATURES) if disco_lambda > 0 else [])
+
+
+def load_dataset(paths: Sequence[str | Path], features: Sequence[str], trial: int) -> Dataset:
+    """Concatenate the feature Parquet files of all samples, with the split of `trial`."""
+    frames = [pd.read_parquet(p) for p in paths]
+    frame = pd.concat(frames, ignore_index=True)
+    split_col = f"split_{trial}"
+    missing = [c for c in list(features) + [split_col, "weight", "mllg", "is_signal"] if c not in frame.columns]
+    if missing:
+        raise KeyError(f"feature files {list(map(str, paths))} lack columns {missing}")
+    if frame["is_signal"].nunique() < 2:
+        raise ValueError(f"feature files {list(map(str, paths))} hold only one class; need signal and background")
+    feat.check_finite(frame, list(features), source="training inputs")
+    return Dataset(
+        x=frame[list(features)].to_numpy(np.float32), y=frame["is_signal"].to_numpy(np.float32),
+        weight=frame["weight"].to_numpy(np.float64), mass=frame["mllg"].to_numpy(np.float64),
+        split=frame[split_col].to_numpy(np.int8), keys=frame[list(KEY_COLUMNS)].reset_index(drop=True),
+        features=list(features),
+    )
+
+
+def in_window(mass: np.ndarray, window: Sequence[float]) -> np.ndarray:
+    """lo < m < hi."""
+    return (mass > window[0]) & (mass < window[1])
+
+
+def training_scope(mass: np.ndarray, y: np.ndarray, disco_lambda: float, tcfg: Mapping[str, Any]) -> np.ndarray:
+    """Events a training step sees: the narrow window (classifier term), plus background in the
+    wide window when DisCo is on (paper Sec. III B / IV C); everything when data scope is off."""
+    if not tcfg["data_scope"]:
+        return np.ones(len(mass), dtype=bool)
+    scope = in_window(mass, tcfg["narrow_window"])
+    if disco_lambda > 0:
+        scope |= (y == 0) & in_window(mass, tcfg["wide_window"])
+    return scope
+
+
+def balanced_weights(weight: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Weights rescaled so that signal and background each sum to half the number of events."""
+    out = np.asarray(weight, np.float64).copy()
+    for cls in (0, 1):
+        sel = y == cls
+        total = out[sel].sum()
+        if total <= 0:
+            raise ValueError(f"class {cls} has non-positive total weight {total} in the training scope")
+        out[sel] *= 0.5 * len(out) / total
+    return out
+
+
+def split_scaled_weights(weight: np.ndarray, y: np.ndarray, split: np.ndarray) -> np.ndarray:
+    """Physical weights rescaled within each split so each class sums to its full-sample yield
+    (the paper scales each of the train, validation and test sets to sigma * L)."""
+    out = np.asarray(weight, np.float64).copy()
+    for s in np.unique(split):
+        for cls in (0, 1):
+            sel = (split == s) & (y == cls)
+            part = out[sel].sum()
+            if part > 0:
+                out[sel] *= weight[y == cls].sum() / part
+    return out
+
+
+def eval_epochs(n_epochs: int, every_early: int, early_until: int, every_late: int) -> list[int]:
+    """Epochs (1-based) with a validation pass: every `every_early` up to `early_until`, then every
+    `every_late`; the last epoch always."""
+    epochs = set(range(every_early, min(early_until, n_epochs) + 1, every_early))
+    start = (early_until // every_late + 1) * every_late
+    epochs |= set(range(start, n_epochs + 1, every_late))
+    epochs.add(n_epochs)
+    return sorted(epochs)
+
+
+def config_hash(payload: Any) -> str:
+    """SHA-256 of a JSON-serialisable description of what a result depends on."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def pick_device(choice: str) -> torch.device:
+    """CUDA when asked for or ('auto') when present, else CPU."""
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise RuntimeError("config training.device is 'cuda' but no CUDA device is visible")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+@dataclass
+class RunSpec:
+    """What one training job does (built from config by the rule)."""
+
+    model: str
+    loss: str
+    loss_kind: str
+    disco_lambda: float
+    hparams: dict
+    training: dict
+    trial: int
+
+    @property
+    def seed(self) -> int:
+        return int(self.training["seed"]) + self.trial
+
+    def describe(self) -> dict:
+        return {"model": self.model, "loss": self.loss, "loss_kind": self.loss_kind, "disco_lambda": self.disco_lambda,
+                "hparams": self.hparams, "training": self.training, "trial": self.trial}
+
+
+class Normaliser:
+    """Standardisation with statistics of the training split only."""
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray) -> None:
+        self.mean = np.asarray(mean, np.float32)
+        self.std = np.where(np.asarray(std) > 0, std, 1.0).astype(np.float32)
+
+    @classmethod
+    def fit(cls, x: np.ndarray) -> "Normaliser":
+        return cls(x.mean(axis=0), x.std(axis=0))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.mean) / self.std).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+
+def validation_significance(score: np.ndarray, data: Dataset, eval_w: np.ndarray, n_bins: int, split: int = 1) -> float:
+    """The paper's binned significance on one split (validation by default); `score` covers all events."""
+    sel = data.split == split
+    return split_significance(score[sel], data.mass[sel], eval_w[sel], data.y[sel], n_bins)
+
+
+def split_significance(score: np.ndarray, mass: np.ndarray, weight: np.ndarray, y: np.ndarray, n_bins: int) -> float:
+    """The paper's binned significance of already-selected events."""
+    z, _ = metrics.binned_significance(score, mass, weight, y.astype(bool), n_bins=n_bins)
+    return float(z)
+
+
+@torch.no_grad()
+def predict_neural(model: torch.nn.Module, x: torch.Tensor, batch: int = 65536) -> torch.Tensor:
+    """Scores of a neural model in evaluation mode, in batches, on the device of `x`."""
+    model.eval()
+    return torch.cat([model(x[i:i + batch]).float() for i in range(0, len(x), batch)]) if len(x) else x.new_zeros(0)
+
+
+def _batch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """Shuffled event order of one epoch: a function of (seed, epoch) only, so a resumed run repeats it."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=gen)
+
+
+def train_neural(data: Dataset, spec: RunSpec, outdir: Path, progress: bool = True,
+                 on_epoch_end: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Train a neural model; resume from `outdir/resume.pt` if a previous run was killed.
+
+    Returns the result: best state, normaliser, history, best epoch and the scores of all events.
+    """
+    from hzg.models import build_model
+
+    tcfg = spec.training
+    torch.set_num_threads(int(tcfg["threads"]))
+    device = pick_device(tcfg["device"])
+    torch.manual_seed(spec.seed)
+    np_x = data.x
+    train_sel = (data.split == 0) & training_scope(data.mass, data.y, spec.disco_lambda, tcfg)
+    val_sel = (data.split == 1) & training_scope(data.mass, data.y, spec.disco_lambda, tcfg)
+    norm = Normaliser.fit(np_x[train_sel])
+    x = torch.from_numpy(norm(np_x)).to(device)
+    y = torch.from_numpy(data.y).to(device)
+    m = torch.from_numpy(data.mass.astype(np.float32)).to(device)
+    w_train = np.zeros(len(data.y))
+    w_train[train_sel] = balanced_weights(data.weight[train_sel], data.y[train_sel])
+    w_train[val_sel] = balanced_weights(data.weight[val_sel], data.y[val_sel])
+    w = torch.from_numpy(w_train.astype(np.float32)).to(device)
+    eval_w = split_scaled_weights(data.weight, data.y, data.split)
+    train_idx = torch.from_numpy(np.flatnonzero(train_sel)).to(device)
+    val_idx = torch.from_numpy(np.flatnonzero(val_sel)).to(device)
+    val_np = data.split == 1
+    val_all = torch.from_numpy(np.flatnonzero(val_np)).to(device)
+
+    model = build_model(spec.model, x.shape[1], **spec.hparams).to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=float(tcfg["learning_rate"]))
+    schedule = set(eval_epochs(int(tcfg["epochs"]), int(tcfg["eval_every_early"]), int(tcfg["eval_early_until"]),
+                               int(tcfg["eval_every_late"])))
+    loss_args = {"kind": spec.loss_kind, "disco_lambda": spec.disco_lambda, "data_scope": bool(tcfg["data_scope"]),
+                 "narrow": tuple(tcfg["narrow_window"]), "wide": tuple(tcfg["wide_window"])}
+    history: list[dict[str, float]] = []
+    best = {"significance": -math.inf, "epoch": 0, "state": copy.deepcopy(model.state_dict())}
+    start_epoch = 1
+    resume_path = outdir / "resume.pt"
+    if resume_path.exists():
+        state = torch.load(resume_path, map_location=device, weights_only=False)
+        if state["config_hash"] == config_hash(spec.describe()):
+            model.load_state_dict(state["model"])
+            optimiser.load_state_dict(state["optimiser"])
+            torch.set_rng_state(state["rng"])
+            history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
+            log.info("resuming from %s after epoch %d", resume_path, state["epoch"])
+        else:
+            log.warning("ignoring %s: it was written for another configuration", resume_path)
+
+    batch = int(tcfg["batch_size"])
+    n_train = len(train_idx)
+    n_epochs = int(tcfg["epochs"])
+    bar = tqdm(range(start_epoch, n_epochs + 1), desc=f"{spec.model}_{spec.loss} trial {spec.trial}",
+               disable=not progress, initial=start_epoch - 1, total=n_epochs, mininterval=5)
+    for epoch in bar:
+        t0 = time.perf_counter()
+        model.train()
+        order = train_idx[_batch_order(n_train, spec.seed, epoch).to(device)]
+        total, seen = 0.0, 0
+        for i in range(0, n_train, batch):
+            idx = order[i:i + batch]
+            loss, _ = losses.total_loss(model(x[idx]), y[idx], w[idx], m[idx], **loss_args)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach()) * len(idx)
+            seen += len(idx)
+        row = {"epoch": epoch, "train_loss": total / max(seen, 1), "val_loss": math.nan, "val_significance": math.nan,
+               "seconds": time.perf_counter() - t0}
+        if epoch in schedule:
+            with torch.no_grad():
+                vloss, _ = losses.total_loss(predict_neural(model, x[val_idx]), y[val_idx], w[val_idx], m[val_idx], **loss_args)
+            row["val_loss"] = float(vloss)
+            val_score = predict_neural(model, x[val_all]).cpu().numpy()
+            row["val_significance"] = split_significance(val_score, data.mass[val_np], eval_w[val_np], data.y[val_np],
+                                                         int(tcfg["significance_bins"]))
+            if row["val_significance"] > best["significance"]:
+                best = {"significance": row["val_significance"], "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
+            bar.set_postfix(loss=f"{row['train_loss']:.4f}", z=f"{row['val_significance']:.3f}")
+            log.info("epoch %d: train loss %.5f, val loss %.5f, val significance %.4f", epoch, row["train_loss"],
+                     row["val_loss"], row["val_significance"])
+        history.append(row)
+        _save_resume(resume_path, model, optimiser, history, best, epoch, spec)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch)
+    model.load_state_dict(best["state"])
+    scores = predict_neural(model, x).cpu().numpy()
+    return {"state": best["state"], "normaliser": norm, "history": history, "best_epoch": best["epoch"],
+            "best_significance": best["significance"], "scores": scores}
+
+
+def _save_resume(path: Path, model, optimiser, history, best, epoch: int, spec: RunSpec) -> None:
+    """Everything needed to continue after `epoch`, written atomically."""
+    with io.atomic_path(path) as tmp:
+        torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "rng": torch.get_rng_state(),
+                    "history": history, "best": best, "epoch": epoch, "config_hash": config_hash(spec.describe())}, tmp)
+
+
+def train_tree(data: Dataset, spec: RunSpec) -> dict[str, Any]:
+    """Train XGBoost or the BDT on the training split (BCE only: the loss trees support)."""
+    if spec.loss_kind != "bce" or spec.disco_lambda > 0:
+        raise ValueError(f"model {spec.model!r} supports only the BCE loss, not {spec.loss!r} "
+                         "(config key 'runs')")
+    tcfg = spec.training
+    train_sel = (data.split == 0) & training_scope(data.mass, data.y, 0.0, tcfg)
+    w = balanced_weights(data.weight[train_sel], data.y[train_sel])
+    eval_w = split_scaled_weights(data.weight, data.y, data.split)
+    n_bins = int(tcfg["significance_bins"])
+    if spec.model == "xgboost":
+        model = trees.fit_xgboost(data.x[train_sel], data.y[train_sel], w, spec.hparams, spec.seed, int(tcfg["threads"]), tcfg["device"])
+        n_stages = model.n_estimators
+        staged = {k: trees.xgboost_scores(model, data.x, k) for k in eval_epochs(n_stages, 5, 50, 10)}
+        scores = trees.xgboost_scores(model, data.x)
+    else:
+        model = trees.fit_bdt(data.x[train_sel], data.y[train_sel], w, spec.hparams, spec.seed)
+        n_stages = len(model[-1].estimators_)
+        staged = trees.bdt_staged_scores(model, data.x, eval_epochs(n_stages, 5, 50, 10))
+        scores = trees.bdt_scores(model, data.x)
+    history = [{"epoch": k, "train_loss": _weighted_bce(s[train_sel], data.y[train_sel], w), "val_loss": math.nan,
+                "val_significance": validation_significance(s, data, eval_w, n_bins), "seconds": math.nan}
+               for k, s in sorted(staged.items())]
+    final = validation_significance(scores, data, eval_w, n_bins)
+    log.info("%s: %d stages, validation significance %.4f", spec.model, n_stages, final)
+    return {"model": model, "history": history, "best_epoch": n_stages, "best_significance": final, "scores": scores}
+
+
+def _weighted_bce(score: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+    p = np.clip(score, 1e-7, 1 - 1e-7)
+    return float(np.sum(-w * (y * np.log(p) + (1 - y) * np.log(1 - p))) / np.sum(w))
+
+
+def run(feature_paths: Sequence[str | Path], spec: RunSpec, outdir: str | Path, progress: bool = True,
+        on_epoch_end: Callable[[int], None] | None = None) -> dict[str, Path]:
+    """Train one (model, loss, trial) and write checkpoint.pt, history.csv and scores.parquet."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    features = feature_names(spec.disco_lambda)
+    data = load_dataset(feature_paths, features, spec.trial)
+    checkpoint: dict[str, Any] = {"model": spec.model, "loss": spec.loss, "features": features, "trial": spec.trial,
+                                  "hparams": spec.hparams, "config_hash": config_hash(spec.describe()),
+                                  "spec": spec.describe()}
+    if spec.model in TREE_MODELS:
+        result = train_tree(data, spec)
+        checkpoint.update(kind=spec.model, blob=trees.to_bytes(result["model"]), normaliser=None)
+    else:
+        result = train_neural(data, spec, outdir, progress, on_epoch_end)
+        checkpoint.update(kind="neural", state_dict=result["state"], normaliser=result["normaliser"].to_dict())
+    checkpoint.update(best_epoch=result["best_epoch"], best_val_significance=result["best_significance"])
+    paths = {"checkpoint": outdir / "checkpoint.pt", "history": outdir / "history.csv", "scores": outdir / "scores.parquet"}
+    with io.atomic_path(paths["checkpoint"]) as tmp:
+        torch.save(checkpoint, tmp)
+    with io.atomic_path(paths["history"]) as tmp:
+        pd.DataFrame(result["history"]).to_csv(tmp, index=False)
+    scores = data.keys.copy()
+    scores["split"] = data.split
+    scores["score"] = result["scores"].astype(np.float64)
+    scores["mllg"] = data.mass
+    scores["weight"] = data.weight
+    scores["is_signal"] = data.y.astype(np.int8)
+    io.write_parquet(paths["scores"], scores)
+    (outdir / "resume.pt").unlink(missing_ok=True)
+    log.info("%s_%s trial %d: best epoch %d, validation significance %.4f", spec.model, spec.loss, spec.trial,
+             result["best_epoch"], result["best_significance"])
+    return paths
