@@ -35,7 +35,7 @@ def test_output_contract(name, n_features):
         other = model(torch.randn(64, n_features, generator=torch.Generator().manual_seed(3)))
         assert (other - p).abs().max() > 1e-4  # depends on the input
         assert (p - p.mean()).abs().max() > 1e-5  # and differs between events
-        assert model(torch.zeros(0, n_features)).shape == (0,) or name == "resnet"
+        assert model(torch.zeros(0, n_features)).shape == (0,)
 
 
 @pytest.mark.parametrize("name", NEURAL_MODELS)
@@ -155,7 +155,7 @@ def test_overfits_random_labels(name):
     x, y = torch.randn(256, 12), torch.randint(0, 2, (256,)).float()
     model = build_model(name, 12, **NO_DROPOUT[name]).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(600):
+    for _ in range(1000):
         opt.zero_grad()
         loss = nn.functional.binary_cross_entropy(model(x), y)
         if loss.item() < 0.05:

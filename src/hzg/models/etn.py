@@ -1,12 +1,14 @@
 """Event classifier transformer (arXiv:2401.00428, Sec. II, Sec. IV C and Fig. 2).
 
 Each event feature is embedded into its own token by its own small feed-forward network
-(1 -> 4 -> 16, GELU), without positional encoding. One encoder block (multi-head self-attention,
-dropout, residual, LayerNorm; position-wise FFN 16 -> 64 -> 16 with GELU, dropout, residual,
-LayerNorm) contextualises the tokens. A trainable class token then queries [class, tokens]
-(LayerNorm-ed) with a second multi-head attention; after dropout, residual and LayerNorm a linear
-layer and a sigmoid give the signal probability. Dropout is applied to the attention scores and
-before every residual connection, as in the paper.
+(1 -> 4 -> 16, GELU), without positional encoding. One encoder block contextualises the tokens:
+tokens are normalised and passed to multi-head self-attention, whose output goes through dropout
+and is added back (residual); the same for the position-wise FFN 16 -> 64 -> 16 with GELU (pre-norm,
+as the paper's text and its authors' public code have it). A trainable class token then queries
+the normalised [class, tokens] with a second multi-head attention; after dropout and the residual
+addition, a LayerNorm, a linear layer and a sigmoid give the signal probability. Dropout sits
+before every residual addition (the Dropout boxes of Fig. 2); the attention weights themselves are
+not dropped, which lets PyTorch use its fused attention kernel (about twice as fast on CPU).
 
 The per-feature embedding networks are batched into one tensor operation (weights of shape
 (n_features, 1, h) and (n_features, h, d)), and attention uses packed q/k/v projections with
@@ -89,13 +91,13 @@ class EventClassifierTransformer(nn.Module):
                  ffn_hidden: int = 64, dropout: float = 0.1) -> None:
         super().__init__()
         self.embed = FeatureEmbedding(n_features, d_model, embed_hidden)
-        self.attn = MultiHeadAttention(d_model, n_heads, dropout)
+        self.attn = MultiHeadAttention(d_model, n_heads)
         self.attn_norm = nn.LayerNorm(d_model)
         self.ffn = nn.Sequential(nn.Linear(d_model, ffn_hidden), nn.GELU(), nn.Linear(ffn_hidden, d_model))
         self.ffn_norm = nn.LayerNorm(d_model)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d_model))
         self.cls_kv_norm = nn.LayerNorm(d_model)
-        self.cls_attn = MultiHeadAttention(d_model, n_heads, dropout)
+        self.cls_attn = MultiHeadAttention(d_model, n_heads)
         self.cls_norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, 1)
         self.drop = nn.Dropout(dropout)
@@ -103,8 +105,8 @@ class EventClassifierTransformer(nn.Module):
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Pre-sigmoid output (batch,) for features x (batch, n_features)."""
         t = self.embed(x)
-        t = self.attn_norm(t + self.drop(self.attn(t)))
-        t = self.ffn_norm(t + self.drop(self.ffn(t)))
+        t = t + self.drop(self.attn(self.attn_norm(t)))
+        t = t + self.drop(self.ffn(self.ffn_norm(t)))
         cls = self.cls_token.expand(t.shape[0], -1, -1)
         kv = self.cls_kv_norm(torch.cat((cls, t), dim=1))
         c = self.cls_norm(cls + self.drop(self.cls_attn(cls, kv)))

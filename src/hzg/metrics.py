@@ -1,0 +1,127 @@
+"""Expected significance of the paper (000, Sec. III C, eqs. 7-8; Sec. IV D), in numpy.
+
+Conventions, stated once:
+* weighted_quantile: sorted values v_k with weights w_k > 0 (weights <= 0 are ignored: negative MC weights count
+  as zero in quantiles, while the yields s and b use the weights as given), cumulative C_k, total W.
+  "hazen" (default): linear interpolation of v_k at the mid-point probabilities p_k = (C_k - w_k / 2) / W,
+  constant v_1 / v_n outside [p_1, p_n]; with equal weights it is numpy's method="hazen".
+  "inverted_cdf": the smallest v_k with C_k / W >= q (one of the values); numpy's weighted method="inverted_cdf".
+* Score bins hold equal weighted signal: inner edge k is the "inverted_cdf" signal-score quantile k / n_bins
+  and bins are right-closed, edges[i] < score <= edges[i+1], edges[0] = -inf, edges[-1] = +inf. Each bin then
+  holds 1/n_bins of the signal to within one event weight (exactly for equal weights and a signal count
+  divisible by n_bins), and the binning, hence the significance, depends only on the order of the scores:
+  it is invariant under any strictly increasing transform of the score.
+* In each score bin the mass window is the closed interval between the weighted "hazen" quantiles
+  mass_quantiles (5 % and 95 %) of that bin's signal mass, so its width changes from bin to bin; s and b are
+  the weighted signal and background of the bin inside it. A bin without signal has window (nan, nan), s = b = 0.
+* A bin with b <= 0 contributes Z = 0, as in the paper's public code (EvaluateModel.py): the Asimov formula
+  diverges there, and an empty simulated background is a statistics artefact, not an infinite significance.
+  Consequence: with a score that separates the sample perfectly only the lowest bin has background and counts.
+* Scores and weights must be finite (a NaN score, from a diverged model, raises ValueError).
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+
+QuantileMethod = Literal["hazen", "inverted_cdf"]
+
+
+def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: Any,
+                      method: QuantileMethod = "hazen") -> np.ndarray | float:
+    """Weighted quantiles of `values` at probabilities q in [0, 1]; conventions in the module text."""
+    v = np.asarray(values, dtype=float).ravel()
+    w = np.asarray(weights, dtype=float).ravel()
+    qa = np.asarray(q, dtype=float)
+    if v.shape != w.shape:
+        raise ValueError(f"weighted_quantile: values and weights differ in length ({v.size} vs {w.size})")
+    if np.any(~np.isfinite(qa)) or np.any((qa < 0) | (qa > 1)):
+        raise ValueError(f"weighted_quantile: q must lie in [0, 1], got {q!r}")
+    keep = w > 0
+    if not keep.any():
+        raise ValueError("weighted_quantile: no value with positive weight")
+    order = np.argsort(v[keep], kind="stable")
+    v, w = v[keep][order], w[keep][order]
+    cum = np.cumsum(w)
+    if method == "hazen":
+        out = np.interp(qa, (cum - 0.5 * w) / cum[-1], v)
+    elif method == "inverted_cdf":
+        idx = np.searchsorted(cum / cum[-1], qa, side="left")
+        out = v[np.clip(idx, 0, v.size - 1)]
+    else:
+        raise ValueError(f"weighted_quantile: unknown method {method!r}; expected 'hazen' or 'inverted_cdf'")
+    return float(out) if qa.ndim == 0 else np.asarray(out, dtype=float)
+
+
+def asimov_significance(s: Any, b: Any) -> np.ndarray | float:
+    """Z = sqrt(2 [(s + b) ln(1 + s/b) - s]), eq. (7), elementwise; 0 where s <= 0 or b <= 0."""
+    # Written as sqrt(2 b f(s/b)), f(r) = (1 + r) ln(1 + r) - r, with f's series for r < 1e-4: the large-b
+    # limit s / sqrt(b) keeps full precision.
+    s_arr, b_arr = np.broadcast_arrays(np.asarray(s, dtype=float), np.asarray(b, dtype=float))
+    valid = (s_arr > 0) & (b_arr > 0)
+    r = np.where(valid, s_arr, 0.0) / np.where(valid, b_arr, 1.0)
+    series = r**2 / 2 - r**3 / 6 + r**4 / 12 - r**5 / 20
+    f = np.where(r < 1e-4, series, (1.0 + r) * np.log1p(r) - r)
+    z = np.where(valid, np.sqrt(np.maximum(2.0 * np.where(valid, b_arr, 0.0) * f, 0.0)), 0.0)
+    return float(z) if z.ndim == 0 else z
+
+
+def equal_signal_bin_edges(score: np.ndarray, weight: np.ndarray, is_signal: np.ndarray, n_bins: int = 8) -> np.ndarray:
+    """Score edges, -inf to +inf, of n_bins right-closed bins with equal weighted signal (module text)."""
+    if n_bins < 1:
+        raise ValueError(f"equal_signal_bin_edges: n_bins must be >= 1, got {n_bins}")
+    score, weight, sig = _checked(score, weight, is_signal)
+    if not np.any(sig & (weight > 0)):
+        raise ValueError("equal_signal_bin_edges: no signal event with positive weight")
+    inner = weighted_quantile(score[sig], weight[sig], np.arange(1, n_bins) / n_bins, method="inverted_cdf")
+    return np.concatenate([[-np.inf], np.atleast_1d(inner), [np.inf]])
+
+
+def bin_index(score: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bin of each score for right-closed bins edges[i] < score <= edges[i+1]."""
+    idx = np.searchsorted(edges, np.asarray(score, dtype=float), side="left") - 1
+    return np.clip(idx, 0, len(edges) - 2)
+
+
+def binned_significance(score: np.ndarray, mass: np.ndarray, weight: np.ndarray, is_signal: np.ndarray,
+                        n_bins: int = 8, mass_quantiles: tuple[float, float] = (0.05, 0.95)
+                        ) -> tuple[float, list[dict[str, Any]]]:
+    """Eqs. (7)-(8): sqrt(sum Z_bin^2) and per-bin dicts with keys "edges", "window", "s", "b", "z"."""
+    q_lo, q_hi = mass_quantiles
+    if not 0.0 <= q_lo < q_hi <= 1.0:
+        raise ValueError(f"binned_significance: need 0 <= lo < hi <= 1 for mass_quantiles, got {mass_quantiles!r}")
+    score, weight, sig = _checked(score, weight, is_signal)
+    mass = np.asarray(mass, dtype=float).ravel()
+    if mass.shape != score.shape or not np.all(np.isfinite(mass)):
+        raise ValueError("binned_significance: mass must be finite and as long as score")
+    edges = equal_signal_bin_edges(score, weight, sig, n_bins)
+    idx = bin_index(score, edges)
+    details: list[dict[str, Any]] = []
+    for i in range(n_bins):  # a loop over the bins, not the events
+        in_bin = idx == i
+        sig_bin = in_bin & sig
+        if np.any(sig_bin & (weight > 0)):
+            m_lo, m_hi = weighted_quantile(mass[sig_bin], weight[sig_bin], np.array([q_lo, q_hi]))
+            in_window = in_bin & (mass >= m_lo) & (mass <= m_hi)
+            s = float(weight[in_window & sig].sum())
+            b = float(weight[in_window & ~sig].sum())
+        else:
+            m_lo = m_hi = np.nan
+            s = b = 0.0
+        details.append({"edges": (float(edges[i]), float(edges[i + 1])), "window": (float(m_lo), float(m_hi)),
+                        "s": s, "b": b, "z": float(asimov_significance(s, b))})
+    total = float(np.sqrt(sum(d["z"] ** 2 for d in details)))
+    return total, details
+
+
+def _checked(score: np.ndarray, weight: np.ndarray, is_signal: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """score, weight as float and is_signal as bool 1-D arrays of one length; scores and weights finite."""
+    score = np.asarray(score, dtype=float).ravel()
+    weight = np.asarray(weight, dtype=float).ravel()
+    sig = np.asarray(is_signal).ravel().astype(bool)
+    if not score.shape == weight.shape == sig.shape:
+        raise ValueError(f"score, weight and is_signal differ in length ({score.size}, {weight.size}, {sig.size})")
+    if not (np.all(np.isfinite(score)) and np.all(np.isfinite(weight))):
+        raise ValueError("score and weight must be finite (a NaN score means a diverged model)")
+    return score, weight, sig

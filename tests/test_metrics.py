@@ -1,0 +1,179 @@
+"""Tests for hzg.metrics: weighted quantiles, Asimov significance and the paper's binned significance."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from hzg.metrics import (
+    asimov_significance,
+    bin_index,
+    binned_significance,
+    equal_signal_bin_edges,
+    weighted_quantile,
+)
+
+
+# ---------------------------------------------------------------- Asimov significance
+def test_asimov_at_hand_values():
+    # s=10, b=100: 110 ln(1.1) = 10.484119778, minus 10 = 0.484119778, times 2 = 0.968239557 -> Z = 0.98399164
+    assert asimov_significance(10.0, 100.0) == pytest.approx(0.9839916447569484, rel=1e-12)
+    # s=1, b=4: 5 ln(1.25) = 1.115717757, minus 1, times 2 = 0.231435513 -> Z = 0.48107745
+    assert asimov_significance(1.0, 4.0) == pytest.approx(0.48107745025317655, rel=1e-12)
+    # s=b=1: 2 ln 2 - 1 = 0.386294361, times 2 = 0.772588722 -> Z = 0.87896
+    assert asimov_significance(1.0, 1.0) == pytest.approx(math.sqrt(4 * math.log(2) - 2), rel=1e-12)
+
+
+def test_asimov_is_elementwise_and_zero_without_signal_or_background():
+    z = asimov_significance(np.array([10.0, 0.0, -1.0, 5.0, 5.0]), np.array([100.0, 100.0, 100.0, 0.0, -2.0]))
+    assert z.shape == (5,)
+    assert z[0] == pytest.approx(0.9839916447569484)
+    assert np.all(z[1:] == 0.0)
+
+
+@pytest.mark.parametrize("s, b", [(1.0, 1e10), (3.0, 1e6), (0.01, 1e4), (1e-6, 1.0)])
+def test_asimov_large_background_limit_is_s_over_sqrt_b(s, b):
+    # Z = s/sqrt(b) (1 - s/(6b) + ...): relative deviation ~ s/(6b)
+    assert asimov_significance(s, b) == pytest.approx(s / math.sqrt(b), rel=max(s / b, 1e-12))
+    assert asimov_significance(s, b) < s / math.sqrt(b)
+
+
+# ---------------------------------------------------------------- weighted quantiles
+def test_weighted_quantile_hand_values():
+    # hazen: mid-point probabilities p = (C - w/2)/W
+    assert weighted_quantile([1, 2, 3, 4], [1, 1, 1, 1], 0.5) == pytest.approx(2.5)
+    # values 0, 10 with weights 3, 1: p = 1.5/4, 3.5/4 = 0.375, 0.875; q=0.5 -> 10 * 0.125/0.5 = 2.5
+    assert weighted_quantile([10, 0], [1, 3], 0.5) == pytest.approx(2.5)
+    assert weighted_quantile([10, 0], [1, 3], [0.0, 0.2, 0.9, 1.0]).tolist() == [0.0, 0.0, 10.0, 10.0]
+    # inverted_cdf: smallest value whose cumulative fraction reaches q; C/W = .75, 1
+    assert weighted_quantile([10, 0], [1, 3], [0.75, 0.7501], method="inverted_cdf").tolist() == [0.0, 10.0]
+    # weights <= 0 are ignored
+    assert weighted_quantile([1, 2, 3, 100], [1, 1, 1, -5], 0.5) == pytest.approx(2.0)
+    assert weighted_quantile([1, 2, 3, 100], [1, 1, 1, 0], 1.0) == pytest.approx(3.0)
+
+
+def test_weighted_quantile_matches_numpy():
+    rng = np.random.default_rng(0)
+    v, w, q = rng.normal(size=101), rng.random(101), np.linspace(0, 1, 17)
+    np.testing.assert_allclose(weighted_quantile(v, np.ones(101), q), np.quantile(v, q, method="hazen"))
+    np.testing.assert_allclose(weighted_quantile(v, w, q, method="inverted_cdf"),
+                               np.quantile(v, q, weights=w, method="inverted_cdf"))
+
+
+def test_weighted_quantile_rejects_bad_input():
+    with pytest.raises(ValueError, match="q must lie"):
+        weighted_quantile([1, 2], [1, 1], 1.5)
+    with pytest.raises(ValueError, match="positive weight"):
+        weighted_quantile([1, 2], [0, -1], 0.5)
+    with pytest.raises(ValueError, match="method"):
+        weighted_quantile([1, 2], [1, 1], 0.5, method="linear")
+
+
+# ---------------------------------------------------------------- equal-signal bins
+def test_equal_signal_edges_split_equal_weights_exactly():
+    rng = np.random.default_rng(1)
+    score = rng.random(1200)
+    sig = np.arange(1200) < 800
+    edges = equal_signal_bin_edges(score, np.ones(1200), sig, n_bins=8)
+    assert edges.shape == (9,) and edges[0] == -np.inf and edges[-1] == np.inf and np.all(np.diff(edges) > 0)
+    counts = np.bincount(bin_index(score[sig], edges), minlength=8)
+    assert counts.tolist() == [100] * 8
+
+
+def test_equal_signal_edges_split_weighted_signal_equally():
+    rng = np.random.default_rng(2)
+    score, w = rng.random(5000), rng.exponential(1.0, 5000)
+    sig = rng.random(5000) < 0.5
+    edges = equal_signal_bin_edges(score, w, sig, n_bins=8)
+    per_bin = np.bincount(bin_index(score[sig], edges), weights=w[sig], minlength=8)
+    total = w[sig].sum()
+    # every cumulative boundary lies within one event weight of k/8 of the signal
+    np.testing.assert_allclose(np.cumsum(per_bin)[:-1], total * np.arange(1, 8) / 8, atol=w[sig].max())
+    np.testing.assert_allclose(per_bin, total / 8, rtol=0.02)
+
+
+def test_bins_are_right_closed():
+    edges = np.array([-np.inf, 0.4, 0.7, np.inf])
+    assert bin_index(np.array([0.1, 0.4, 0.41, 0.7, 0.9]), edges).tolist() == [0, 0, 1, 1, 2]
+
+
+# ---------------------------------------------------------------- binned significance
+def test_binned_significance_hand_sample():
+    # (score, mass, weight); 4 signal events of weight 0.5 -> signal-score median edge at 0.4 (cum. 1.0 of 2.0)
+    signal = [(0.2, 124.0, 0.5), (0.4, 126.0, 0.5), (0.6, 123.0, 0.5), (0.8, 125.0, 0.5)]
+    background = [
+        (0.1, 125.0, 2.0),    # bin 0, in window [124, 126]
+        (0.3, 126.0, 1.0),    # bin 0, on the (closed) window edge
+        (0.35, 127.0, 5.0),   # bin 0, outside the window
+        (0.4, 124.0, 1.0),    # score on the edge -> bin 0 (right-closed), in window
+        (0.45, 124.0, 3.0),   # bin 1, in window [123, 125]
+        (0.9, 122.9, 4.0),    # bin 1, outside
+        (0.7, 125.0, 2.0),    # bin 1, in window
+    ]
+    rows = np.array(signal + background)
+    sig = np.arange(len(rows)) < len(signal)
+    total, bins = binned_significance(rows[:, 0], rows[:, 1], rows[:, 2], sig, n_bins=2)
+    # With 2 signal events per bin the 5 % / 95 % (hazen) quantiles are the bin's lowest / highest mass.
+    assert [b["edges"] for b in bins] == [(-np.inf, 0.4), (0.4, np.inf)]
+    assert [b["window"] for b in bins] == [(124.0, 126.0), (123.0, 125.0)]
+    assert [(b["s"], b["b"]) for b in bins] == [(1.0, 4.0), (1.0, 5.0)]
+    z0 = math.sqrt(2 * (5 * math.log(1.25) - 1))  # 0.48107745
+    z1 = math.sqrt(2 * (6 * math.log(1.2) - 1))   # 0.43342667
+    assert [b["z"] for b in bins] == pytest.approx([z0, z1], rel=1e-12)
+    assert total == pytest.approx(math.hypot(z0, z1), rel=1e-12)  # 0.64752930
+
+
+def test_mass_window_holds_5_to_95_percent_of_the_bin_signal():
+    # 100 signal events at m = 1..100: hazen 5 % / 95 % quantiles are 5.5 and 95.5 -> 90 events inside
+    mass_sig = np.arange(1.0, 101.0)
+    mass_bkg = np.array([5.0, 5.5, 6.0, 95.0, 95.5, 96.0])
+    mass = np.concatenate([mass_sig, mass_bkg])
+    sig = np.arange(len(mass)) < 100
+    total, bins = binned_significance(np.full(len(mass), 0.5), mass, np.ones(len(mass)), sig, n_bins=1)
+    assert bins[0]["window"] == (5.5, 95.5)
+    assert (bins[0]["s"], bins[0]["b"]) == (90.0, 4.0)
+    assert total == pytest.approx(asimov_significance(90.0, 4.0))
+
+
+def toy(seed: int, n_sig: int = 20_000, n_bkg: int = 200_000):
+    """Signal peaked at 125 GeV, flat background; a feature x separating them (overlapping Gaussians)."""
+    rng = np.random.default_rng(seed)
+    mass = np.concatenate([rng.normal(125.0, 2.0, n_sig), rng.uniform(100.0, 180.0, n_bkg)])
+    x = np.concatenate([rng.normal(1.0, 1.0, n_sig), rng.normal(-1.0, 1.0, n_bkg)])
+    sig = np.arange(n_sig + n_bkg) < n_sig
+    weight = np.where(sig, 0.01, 1.0) * rng.uniform(0.5, 1.5, n_sig + n_bkg)
+    return x, mass, weight, sig, rng
+
+
+def test_separating_score_beats_a_random_one():
+    x, mass, weight, sig, rng = toy(3)
+    z_good, _ = binned_significance(x, mass, weight, sig)
+    z_random, _ = binned_significance(rng.random(len(x)), mass, weight, sig)
+    assert z_good > 1.5 * z_random > 0
+
+
+def test_perfect_separation_leaves_only_the_first_bin_with_background():
+    # A score that puts every signal event above every background one leaves bins 1..7 without background;
+    # they contribute Z = 0 (b <= 0 convention of the paper's code), so only bin 0 counts.
+    x, mass, weight, sig, _ = toy(4, n_sig=800, n_bkg=4000)
+    score = np.where(sig, 2.0 + x, -10.0 + x * 0.01)
+    total, bins = binned_significance(score, mass, weight, sig)
+    assert all(b["b"] == 0.0 and b["z"] == 0.0 and b["s"] > 0 for b in bins[1:])
+    assert bins[0]["b"] > 0 and total == pytest.approx(bins[0]["z"])
+
+
+def test_significance_is_invariant_under_monotonic_score_transform():
+    x, mass, weight, sig, _ = toy(5, n_sig=3000, n_bkg=30000)
+    score = 1.0 / (1.0 + np.exp(-x))
+    total, bins = binned_significance(score, mass, weight, sig)
+    for transformed in (np.log(score / (1 - score)), score**3, np.exp(5 * score)):
+        total_t, bins_t = binned_significance(transformed, mass, weight, sig)
+        assert total_t == pytest.approx(total, rel=1e-12)
+        assert [(b["s"], b["b"], b["window"]) for b in bins_t] == [(b["s"], b["b"], b["window"]) for b in bins]
+
+
+def test_binned_significance_rejects_nan_scores():
+    with pytest.raises(ValueError, match="finite"):
+        binned_significance(np.array([0.1, np.nan]), np.array([125.0, 125.0]), np.ones(2), np.array([1, 0]))
