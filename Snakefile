@@ -21,6 +21,9 @@ include: "workflow/rules/skim.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/plots.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/friends.smk"
+include: "workflow/rules/fit.smk"
 
 
 rule all:

@@ -1,7 +1,5 @@
 """End to end: the DAG on config/ci.yaml in a scratch copy of the workflow, and on user n-tuples."""
 import json
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -9,37 +7,14 @@ import awkward as ak
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import uproot
 import yaml
 
 from hzg import features, io
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ["Snakefile", "workflow", "config", "scripts", "src", "envs"]
-
-
-def copy_workflow(dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    for item in WORKFLOW_FILES:
-        src = REPO / item
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / item)
-    return dest
-
-
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=workdir,
-                          capture_output=True, text=True, timeout=900)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
-    return proc
-
-
-@pytest.fixture(scope="module")
-def ci_run(tmp_path_factory) -> Path:
-    work = copy_workflow(tmp_path_factory.mktemp("ci"))
-    snakemake(work, "--configfile", "config/ci.yaml")
-    return work
+from conftest import copy_workflow, snakemake  # noqa: E402  (the ci DAG runs once per session)
 
 
 def test_dag_produces_features_tables_plots_and_logs(ci_run):
@@ -76,6 +51,76 @@ def test_physics_sanity_loosely(ci_run):
     assert 0.10 < summary["selection_fraction"]["signal"] < 0.45
     assert 0.05 < summary["selection_fraction"]["background"] < 0.25
     assert summary["background_low_over_high"] > 1.0
+
+
+def test_every_training_job_wrote_checkpoint_history_and_keyed_scores(ci_run):
+    cfg = yaml.safe_load((ci_run / "config/ci.yaml").read_text())
+    n_events = sum(len(pd.read_parquet(ci_run / f"results/features/{s}.parquet")) for s in cfg["samples"])
+    for run in cfg["runs"]:
+        for trial in range(cfg["split"]["n_trials"]):
+            d = ci_run / f"results/models/{run['model']}_{run['loss']}/trial{trial}"
+            ckpt = torch.load(d / "checkpoint.pt", weights_only=False)
+            assert ckpt["model"] == run["model"] and ckpt["loss"] == run["loss"] and ckpt["trial"] == trial
+            assert len(ckpt["features"]) == (15 if "disco" in run["loss"] else 12)
+            assert len(ckpt["config_hash"]) == 16
+            history = pd.read_csv(d / "history.csv")
+            assert list(history.columns) == ["epoch", "train_loss", "val_loss", "val_significance", "seconds"]
+            scores = pd.read_parquet(d / "scores.parquet")
+            assert len(scores) == n_events and not scores.duplicated(["sample_id", "chunk", "entry"]).any()
+            assert scores["score"].between(0, 1).all()
+            assert not (d / "resume.pt").exists()
+
+
+def test_etn_learns_on_generated_events(ci_run):
+    """Validation AUC in 120-130 GeV (negative weights set to 0), each trial and on average."""
+    from sklearn.metrics import roc_auc_score
+
+    aucs = []
+    for trial in range(3):
+        s = pd.read_parquet(ci_run / f"results/models/etn_bce/trial{trial}/scores.parquet")
+        v = s[(s.split == 1) & (s.mllg > 120) & (s.mllg < 130)]
+        aucs.append(roc_auc_score(v.is_signal, v.score, sample_weight=v.weight.clip(lower=0)))
+    assert min(aucs) > 0.55 and np.mean(aucs) > 0.62, aucs
+
+
+def test_dag_produces_table_one_metrics_and_evaluation_plots(ci_run):
+    from hzg import evaluation
+
+    cfg = yaml.safe_load((ci_run / "config/ci.yaml").read_text())
+    runs = [f"{r['model']}_{r['loss']}" for r in cfg["runs"]]
+    for run in runs + ["random"]:
+        result = json.loads((ci_run / f"results/eval/{run}/metrics.json").read_text())
+        assert result["n_trials"] == cfg["split"]["n_trials"] == len(result["trials"])
+        assert set(evaluation.METRICS) <= set(result["summary"])
+        for trial in result["trials"]:
+            assert 0.0 <= trial["auc"] <= 1.0 and trial["significance"] > 0 and trial["bkg_correlation"] > 0
+            assert 0.0 <= trial["overtraining_p"] <= 1.0
+            assert (trial["best_epoch"] is None) == (run.split("_")[0] in ("xgboost", "bdt", "random"))
+    table = pd.read_csv(ci_run / "results/tables/table1.csv")
+    assert list(table.columns) == ["Technique", "Loss", "Signi.", "AUC (%)", "Bkg. Corr. (1e-3)", "Best epoch",
+                                   "Overtraining p-value"]
+    expected = {(evaluation.TECHNIQUES[r["model"]], evaluation.loss_label(r["model"], cfg["losses"][r["loss"]]))
+                for r in cfg["runs"]} | {("Random", "N.A.")}
+    assert len(table) == len(cfg["runs"]) + 1 and set(zip(table["Technique"], table["Loss"])) == expected
+    assert table.iloc[0]["Technique"] == "Random"
+    assert table["Signi."].str.fullmatch(r"\d+\.\d\d ± \d+\.\d\d").all()
+    assert "Random" in (ci_run / "results/tables/table1.md").read_text()
+    assert (ci_run / "results/tables/table1.tex").read_text().lstrip().startswith("\\begin{table}")
+    plots = ["roc"] + [f"{run}/{kind}" for run in runs for kind in ("scores", "sculpting", "training")]
+    for plot in plots:
+        for ext in ("pdf", "png"):
+            assert (ci_run / f"results/plots/eval/{plot}.{ext}").stat().st_size > 5000, plot
+    for log in ["eval/random", "tables/table1", "plots/roc"] + [f"eval/{run}" for run in runs]:
+        assert (ci_run / f"logs/{log}.log").stat().st_size > 0
+
+
+def test_report_builds_with_tables_and_plots(ci_run):
+    report = ci_run / "results/report.html"
+    snakemake(ci_run, "--report", str(report.relative_to(ci_run)), "--configfile", "config/ci.yaml")
+    text = report.read_text()
+    assert report.stat().st_size > 500_000  # the plots are embedded
+    for needle in ("Table I", "Sculpting", "Training", "Features", "table1.csv", "roc.png", "sculpting.png"):
+        assert needle in text, needle
 
 
 def test_second_run_has_nothing_to_do(ci_run):
@@ -135,3 +180,13 @@ def test_invalid_config_is_refused_naming_the_key(tmp_path):
     proc = snakemake(work, "--configfile", "config/bad.yaml", "-n", check=False)
     assert proc.returncode != 0
     assert "mll_min" in proc.stdout + proc.stderr
+
+
+def test_roc_trial_beyond_the_trials_is_refused_naming_the_key(tmp_path):
+    work = copy_workflow(tmp_path / "wf")
+    cfg = yaml.safe_load((work / "config/ci.yaml").read_text())
+    cfg["evaluation"]["roc_trial"] = cfg["split"]["n_trials"]
+    (work / "config/bad.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(work, "--configfile", "config/bad.yaml", "-n", check=False)
+    assert proc.returncode != 0
+    assert "evaluation.roc_trial" in proc.stdout + proc.stderr

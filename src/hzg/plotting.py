@@ -68,3 +68,153 @@ def signal_vs_background(sig: np.ndarray, sig_w: np.ndarray, bkg: np.ndarray, bk
     ax.legend(loc="upper right", fontsize=18)
     label_cms(ax, lumi_fb, sqrt_s_tev)
     return save(fig, stem)
+
+
+# ---------------------------------------------------------------- evaluation (paper 000, Sec. IV D-E, Figs. 4-7)
+def roc_curves(curves: Sequence[tuple[str, np.ndarray, np.ndarray, float]], stem: str | Path, lumi_fb: float,
+               sqrt_s_tev: float, window: Sequence[float], note: str = "") -> list[Path]:
+    """ROC curves (background efficiency vs signal efficiency) of several classifiers, AUC in the legend."""
+    hep.style.use("CMS")
+    fig, ax = plt.subplots(figsize=(10, 9))
+    ax.plot([0, 1], [0, 1], ls=":", color="grey", lw=1.5, label="Random (AUC = 50 %)")
+    colors = plt.cm.tab10(np.linspace(0, 1, 10))
+    for i, (label, fpr, tpr, auc) in enumerate(curves):
+        ax.plot(tpr, fpr, lw=2, color=colors[i % 10], ls=("-", "--")[i // 10 % 2],
+                label=f"{label} (AUC = {100 * auc:.1f} %)")
+    ax.set_xlabel("Signal efficiency")
+    ax.set_ylabel("Background efficiency")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="upper left", fontsize=14, title=(f"Test set, {window[0]:g} < " r"$m_{\ell\ell\gamma}$"
+                                                    f" < {window[1]:g} GeV" + (f", {note}" if note else "")),
+              title_fontsize=14, ncol=1)
+    label_cms(ax, lumi_fb, sqrt_s_tev)
+    return save(fig, stem)
+
+
+def p_value_text(p: float) -> str:
+    """0.43, or 3.1e-05 below 0.01."""
+    return "n/a" if p is None or not np.isfinite(p) else f"{p:.2f}" if p >= 0.01 else f"{p:.1e}"
+
+
+def _normalised(h: np.ndarray, w2: np.ndarray, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Density (unit area) and its error from sums of weights and of squared weights."""
+    total = h.sum()
+    if total <= 0:
+        return h * 0.0, h * 0.0
+    return h / total / widths, np.sqrt(np.clip(w2, 0, None)) / total / widths
+
+
+def score_distributions(classes: Sequence[dict], stem: str | Path, lumi_fb: float, sqrt_s_tev: float,
+                        title: str, xlabel: str = "Classifier output") -> list[Path]:
+    """Train vs test score distributions per class with the overtraining p-value, residuals below (Fig. 6).
+
+    classes: dicts with keys name, edges, train (w, w2), test (w, w2), p_value, residuals, test_name and optional
+    color (default: the signal colour for "Signal", the background colour otherwise).
+    """
+    hep.style.use("CMS")
+    fig, (ax, rax) = plt.subplots(2, 1, figsize=(10, 10), sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.06})
+    ymax = 0.0
+    for c in classes:
+        c = {"color": SIGNAL_COLOR if c["name"] == "Signal" else BACKGROUND_COLOR, **c}
+        edges = np.asarray(c["edges"])
+        widths, centres = np.diff(edges), 0.5 * (edges[1:] + edges[:-1])
+        test, test_err = _normalised(*c["test"], widths)
+        train, train_err = _normalised(*c["train"], widths)
+        hep.histplot(test, edges, ax=ax, histtype="fill", alpha=0.35, color=c["color"], label=f"{c['name']}, test")
+        hep.histplot(test, edges, ax=ax, color=c["color"], lw=1.5)
+        ax.errorbar(centres, train, yerr=train_err, fmt="o", ms=5, color=c["color"],
+                    label=f"{c['name']}, train ({c['test_name']} p = {p_value_text(c['p_value'])})")
+        res = np.asarray(c["residuals"], dtype=float)
+        rax.plot(centres, res, "o", ms=5, color=c["color"])
+        ymax = max(ymax, float(np.nanmax(np.concatenate([test, train + train_err]))))
+    ax.set_ylabel("Normalised events / bin width")
+    ax.set_ylim(0, 1.55 * ymax if ymax > 0 else 1)
+    ax.legend(loc="upper left", fontsize=15, title=title, title_fontsize=15)
+    rax.axhline(0, color="grey", lw=1)
+    for level in (-2, 2):
+        rax.axhline(level, color="grey", lw=1, ls=":")
+    rax.set_ylabel("Residual")
+    lim = np.nanmax(np.abs(np.concatenate([np.asarray(c["residuals"], float) for c in classes] + [np.array([3.0])])))
+    rax.set_ylim(-1.15 * lim, 1.15 * lim)
+    rax.set_xlabel(xlabel)
+    rax.set_xlim(min(c["edges"][0] for c in classes), max(c["edges"][-1] for c in classes))
+    label_cms(ax, lumi_fb, sqrt_s_tev)
+    return save(fig, stem)
+
+
+def background_mass_shapes(edges: np.ndarray, shapes: np.ndarray, correlation_e3: float, stem: str | Path,
+                           lumi_fb: float, sqrt_s_tev: float, title: str,
+                           counts: Sequence[int] | None = None) -> list[Path]:
+    """Normalised background mllg per equal-signal score bin, labelled by signal percentile and, with `counts`,
+    the number of background MC events in the bin (Figs. 4-5)."""
+    hep.style.use("CMS")
+    fig, ax = plt.subplots(figsize=(10, 8))
+    n = len(shapes)
+    colors = plt.cm.viridis(np.linspace(0.0, 0.9, n))
+    width = float(edges[1] - edges[0])
+    for k in range(n - 1, -1, -1):  # highest score first: signal percentile 0 %
+        lo, hi = 100.0 * (n - 1 - k) / n, 100.0 * (n - k) / n
+        label = f"sig. p {lo:.3g}-{hi:.3g} %" + (f" ({counts[k]} MC ev.)" if counts is not None else "")
+        if np.isnan(shapes[k]).any():
+            ax.plot([], [], color=colors[n - 1 - k], lw=1.8, ls=":", label=label + ", no background")
+            continue
+        hep.histplot(shapes[k], edges, ax=ax, color=colors[n - 1 - k], lw=1.8, label=label)
+    ax.set_xlabel(axis_label(r"$m_{\ell\ell\gamma}$", "GeV"))
+    ax.set_ylabel(f"Fraction of background / {width:.3g} GeV")
+    ax.set_xlim(edges[0], edges[-1])
+    ax.set_ylim(0, np.nanmax(shapes) * 1.75 if np.isfinite(np.nanmax(shapes)) else 1)
+    ax.legend(loc="upper right", fontsize=12, ncol=2, title=f"{title}: correlation = {correlation_e3:.1f}"
+              r"$\times 10^{-3}$", title_fontsize=14)
+    label_cms(ax, lumi_fb, sqrt_s_tev)
+    return save(fig, stem)
+
+
+def training_curves(histories: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int | None]],
+                    stem: str | Path, lumi_fb: float, sqrt_s_tev: float, title: str, xlabel: str = "Epoch") -> list[Path]:
+    """Training loss (solid) and validation loss (dashed) above, validation significance below, vs epoch; a star
+    and a line from the axis mark the selected epoch of each trial (Fig. 7).
+    histories: (label, epoch, train_loss, val_loss, val_significance, best epoch or None), one per trial."""
+    from matplotlib.lines import Line2D
+
+    hep.style.use("CMS")
+    fig, (ax, sax) = plt.subplots(2, 1, figsize=(10, 10), sharex=True, gridspec_kw={"hspace": 0.06})
+    colors = plt.cm.tab10(np.linspace(0, 1, 10))
+    handles, selected = [], []
+    zs = np.concatenate([h[4][np.isfinite(h[4])] for h in histories] + [np.zeros(0)])
+    z_lo = zs.min() - 0.1 * max(np.ptp(zs), 1e-3) if zs.size else 0.0
+    for i, (label, epoch, train_loss, val_loss, val_z, best) in enumerate(histories):
+        col = colors[i % 10]
+        ax.plot(epoch, train_loss, color=col, lw=2)
+        ok = np.isfinite(val_loss)
+        if ok.any():
+            ax.plot(epoch[ok], val_loss[ok], color=col, lw=1.5, ls="--", marker="o", ms=3)
+        okz = np.isfinite(val_z)
+        sax.plot(epoch[okz], val_z[okz], color=col, lw=1.5, marker="o", ms=4)
+        handles.append(Line2D([], [], color=col, lw=2, label=label))
+        sel = epoch == best
+        if best is not None and sel.any() and np.isfinite(val_z[sel][0]):
+            sax.vlines(best, z_lo, val_z[sel][0], color=col, ls=":", lw=1.5)
+            sax.plot(best, val_z[sel][0], marker="*", ms=18, color=col, markeredgecolor="black", ls="none")
+            selected.append(str(best))
+    handles.append(Line2D([], [], color="black", lw=2, label="training loss"))
+    if any(np.isfinite(h[3]).any() for h in histories):
+        handles.append(Line2D([], [], color="black", lw=1.5, ls="--", marker="o", ms=3, label="validation loss"))
+    ax.set_ylabel("Loss")
+    losses = np.concatenate([np.r_[h[2], h[3]] for h in histories])
+    losses = losses[np.isfinite(losses)]
+    top, bottom = losses.max(), losses.min()
+    ax.set_ylim(bottom - 0.05 * (top - bottom), top + 0.7 * (top - bottom))
+    ax.legend(handles=handles, loc="upper right", fontsize=14, ncol=2, title=title, title_fontsize=15)
+    sax.set_ylabel(r"Validation significance [$\sigma$]")
+    if zs.size:
+        sax.set_ylim(z_lo, zs.max() + 0.6 * max(np.ptp(zs), 1e-3))
+    star = [Line2D([], [], marker="*", ms=15, color="grey", markeredgecolor="black", ls="none",
+                   label="selected epoch" + (f"s: {', '.join(selected)}" if len(selected) > 1 else
+                                             f": {selected[0]}" if selected else ""))]
+    if not selected:
+        star = [Line2D([], [], color="none", label="final model kept (no epoch selection)")]
+    sax.legend(handles=star, loc="upper right", fontsize=14)
+    sax.set_xlabel(xlabel)
+    label_cms(ax, lumi_fb, sqrt_s_tev)
+    return save(fig, stem)

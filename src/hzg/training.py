@@ -255,6 +255,8 @@ def train_neural(data: Dataset, spec: RunSpec, outdir: Path, progress: bool = Tr
         total, seen = 0.0, 0
         for i in range(0, n_train, batch):
             idx = order[i:i + batch]
+            if len(idx) < 2:  # a lone last event: BatchNorm (ResNet) cannot train on it, and it is noise
+                continue
             loss, _ = losses.total_loss(model(x[idx]), y[idx], w[idx], m[idx], **loss_args)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()

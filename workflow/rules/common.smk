@@ -58,9 +58,24 @@ def trained(name):
     return [f"results/models/{r['model']}_{r['loss']}/trial{t}/{name}" for r in config["runs"] for t in trials()]
 
 
+def evaluation_outputs():
+    """Metrics of every run and of the random classifier, Table I and the evaluation plots (evaluate.smk)."""
+    runs = [f"{r['model']}_{r['loss']}" for r in config["runs"]]
+    return (
+        expand("results/eval/{run}/metrics.json", run=runs + ["random"])
+        + expand("results/tables/table1.{ext}", ext=["md", "csv", "tex"])
+        + expand("results/plots/eval/roc.{ext}", ext=["pdf", "png"])
+        + expand("results/plots/eval/{run}/{plot}.{ext}", run=runs, plot=["scores", "sculpting", "training"],
+                 ext=["pdf", "png"])
+    )
+
+
 def all_outputs():
     return (
         trained("checkpoint.pt")
+        + evaluation_outputs()
+        + [f"results/friends/{s}/{c}.root" for s in config["samples"] for c in chunks(s)]
+        + [f"results/fit/{r['model']}_{r['loss']}/fit.json" for r in config["runs"]]
         +
         expand("results/features/{sample}.parquet", sample=config["samples"])
         + expand("results/tables/cutflow.{ext}", ext=["md", "csv", "tex"])
@@ -75,3 +90,4 @@ wildcard_constraints:
     model="etn|fnn|dfnn|ft_transformer|resnet|xgboost|bdt",
     loss="|".join(config["losses"]),
     trial="[0-9]+",
+    variation="photon_energy_scale_up|photon_energy_scale_down",

@@ -38,3 +38,26 @@ rule features:
         "../../envs/features.yaml"
     script:
         "../../scripts/features.py"
+
+
+rule features_variation:
+    input:
+        skims=lambda wc: expand("results/syst/{v}/skim/{s}/{c}.root", v=wc.variation, s=wc.sample, c=chunks(wc.sample)),
+        cutflows=lambda wc: expand("results/syst/{v}/skim/{s}/{c}.cutflow.json", v=wc.variation, s=wc.sample, c=chunks(wc.sample)),
+        resolution_map="results/features/resolution_map.json",
+    output:
+        "results/syst/{variation}/features/{sample}.parquet",
+    params:
+        sample=lambda wc: wc.sample,
+        kind=lambda wc: config["samples"][wc.sample]["kind"],
+        xsec_pb=lambda wc: config["samples"][wc.sample]["xsec_pb"],
+        luminosity_fb=config["luminosity_fb"],
+        split=config["split"],
+    log:
+        "logs/syst/{variation}/features/{sample}.log",
+    resources:
+        mem_mb=8000,
+    conda:
+        "../../envs/features.yaml"
+    script:
+        "../../scripts/features.py"

@@ -10,7 +10,9 @@ rule feature_plots:
         signal=lambda wc: expand("results/features/{s}.parquet", s=samples_of_kind("signal")),
         background=lambda wc: expand("results/features/{s}.parquet", s=samples_of_kind("background")),
     output:
-        expand("results/plots/features/{var}.{ext}", var=PLOT_VARIABLES, ext=["pdf", "png"]),
+        expand("results/plots/features/{var}.pdf", var=PLOT_VARIABLES),
+        [report(f"results/plots/features/{var}.png", caption="../report/features.rst", category="Features",
+                labels={"feature": var}) for var in PLOT_VARIABLES],
     params:
         variables=PLOT_VARIABLES,
         n_bins=config["plots"]["n_bins"],

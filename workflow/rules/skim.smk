@@ -35,3 +35,25 @@ rule cutflow_table:
         "../../envs/report.yaml"
     script:
         "../../scripts/cutflow_table.py"
+
+
+rule skim_variation:
+    input:
+        ntuple=ntuple_path,
+    output:
+        skim="results/syst/{variation}/skim/{sample}/{chunk}.root",
+        cutflow="results/syst/{variation}/skim/{sample}/{chunk}.cutflow.json",
+    params:
+        branch_map=lambda wc: branch_map(wc.sample),
+        cuts=config["selection"],
+        variation=lambda wc: wc.variation,
+        sizes=config["fit"]["variations"],
+    log:
+        "logs/syst/{variation}/skim/{sample}/{chunk}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+    conda:
+        "../../envs/skim.yaml"
+    script:
+        "../../scripts/skim.py"

@@ -1,0 +1,36 @@
+"""Shared fixtures: the workflow run once per session on config/ci.yaml in a scratch copy."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW_FILES = ["Snakefile", "workflow", "config", "scripts", "src", "envs"]
+
+
+def copy_workflow(dest: Path) -> Path:
+    """A scratch copy of the workflow (what a user clones), without results."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for item in WORKFLOW_FILES:
+        src = REPO / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / item)
+    return dest
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run snakemake on 2 cores in `workdir`; on failure show the end of its output."""
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=workdir,
+                          capture_output=True, text=True, timeout=1800)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def ci_run(tmp_path_factory) -> Path:
+    """The whole DAG on config/ci.yaml, once per test session."""
+    work = copy_workflow(tmp_path_factory.mktemp("ci"))
+    snakemake(work, "--configfile", "config/ci.yaml")
+    return work

@@ -1,0 +1,266 @@
+"""Tests for hzg.evaluation: every Table I metric on constructed inputs with known answers."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+
+from hzg import evaluation as ev
+from hzg import metrics
+
+CFG = {"n_score_bins": 8, "mass_bins": {"n": 80, "range": [100.0, 180.0]}, "window": [120.0, 130.0],
+       "overtraining_test": "chi2_ww", "overtraining_bins": 20, "random_seed": 7}
+EDGES = ev.mass_edges(CFG["mass_bins"])
+
+
+def toy_events(n_sig: int, n_bkg: int, seed: int = 0, separation: float = 1.0) -> pd.DataFrame:
+    """Signal: mllg ~ N(125, 2); background: falling exponential in 100-180 GeV; a Gaussian score
+    independent of mass; three equal random splits; unit weights scaled to 10 signal and 1e4 background events."""
+    rng = np.random.default_rng(seed)
+    m_sig = np.clip(rng.normal(125.0, 2.0, n_sig), 100.1, 179.9)
+    m_bkg = 100.0 + rng.exponential(30.0, 3 * n_bkg)
+    m_bkg = m_bkg[m_bkg < 180.0][:n_bkg]
+    y = np.r_[np.ones(n_sig), np.zeros(len(m_bkg))].astype(np.int8)
+    score = 1 / (1 + np.exp(-(rng.normal(0, 1, len(y)) + separation * (2 * y - 1))))
+    weight = np.where(y == 1, 10.0 / n_sig, 1e4 / len(m_bkg))
+    return pd.DataFrame({"score": score, "mllg": np.r_[m_sig, m_bkg], "weight": weight, "is_signal": y,
+                         "split": rng.integers(0, 3, len(y)).astype(np.int8)})
+
+
+# ---------------------------------------------------------------- AUC
+def test_auc_perfect_separation_inverted_and_window():
+    mass = np.full(6, 125.0)
+    y = np.array([0, 0, 0, 1, 1, 1])
+    w = np.ones(6)
+    assert ev.window_auc(np.array([.1, .2, .3, .7, .8, .9]), mass, w, y, (120, 130)) == pytest.approx(1.0)
+    assert ev.window_auc(np.array([.9, .8, .7, .3, .2, .1]), mass, w, y, (120, 130)) == pytest.approx(0.0)
+    # events outside 120-130 GeV do not count, even when they would spoil the separation
+    mass2 = np.r_[mass, 110.0, 150.0]
+    score2 = np.r_[.1, .2, .3, .7, .8, .9, .99, .01]
+    assert ev.window_auc(score2, mass2, np.ones(8), np.r_[y, 0, 1], (120, 130)) == pytest.approx(1.0)
+
+
+def test_auc_sets_negative_weights_to_zero_and_matches_hand_value():
+    mass = np.full(5, 125.0)
+    y = np.array([0, 0, 1, 1, 0])
+    score = np.array([.1, .6, .5, .9, .95])
+    # the negative-weight background at 0.95 counts as weight 0; left: bkg .1 and .6, sig .5 and .9
+    # pairs (sig > bkg): (.5,.1), (.9,.1), (.9,.6) of 4 -> 0.75
+    w = np.array([1.0, 1.0, 1.0, 1.0, -3.0])
+    assert ev.window_auc(score, mass, w, y, (120, 130)) == pytest.approx(0.75)
+
+
+def test_auc_of_one_class_is_refused():
+    with pytest.raises(ValueError, match="only one class"):
+        ev.window_auc(np.array([.1, .2]), np.array([125.0, 125.0]), np.ones(2), np.array([1, 1]), (120, 130))
+
+
+# ---------------------------------------------------------------- background mass correlation
+def test_shape_correlation_hand_values():
+    assert ev.shape_correlation(np.array([[1.0, 0.0], [0.0, 1.0]])) == pytest.approx(0.5)
+    assert ev.shape_correlation(np.array([[0.5, 0.5], [0.5, 0.5], [0.5, 0.5]])) == 0.0
+    # a score bin without background (NaN row) is left out
+    assert ev.shape_correlation(np.array([[1.0, 0.0], [np.nan, np.nan], [0.0, 1.0]])) == pytest.approx(0.5)
+    assert math.isnan(ev.shape_correlation(np.array([[1.0, 0.0], [np.nan, np.nan]])))
+
+
+def test_identical_background_shapes_in_every_score_bin_give_zero():
+    # every score value carries the same mass grid: every score bin has the same mllg histogram
+    grid = np.linspace(100.5, 179.5, 80)
+    score = np.repeat(np.linspace(0, 1, 64), 80)
+    mass = np.tile(grid, 64)
+    sig_score = np.linspace(0, 1, 800)
+    s = np.r_[sig_score, score]
+    m = np.r_[np.full(800, 125.0), mass]
+    y = np.r_[np.ones(800), np.zeros(len(score))]
+    assert ev.background_correlation(s, m, np.ones(len(s)), y, 8, EDGES) == pytest.approx(0.0, abs=1e-15)
+
+
+def test_score_independent_of_mass_gives_only_statistical_noise_and_score_equal_mass_a_large_one():
+    frame = toy_events(50_000, 800_000, seed=1, separation=0.0)  # about 100 000 background events per score bin
+    s, m, w, y = (frame[c].to_numpy() for c in ("score", "mllg", "weight", "is_signal"))
+    independent = ev.background_correlation(s, m, w, y, 8, EDGES)
+    # multinomial noise of a normalised histogram of N_k events: var = p (1 - p) / N_k per mass bin;
+    # across K score bins the expected variance is (K - 1)/K mean_k var, so std <~ its square root
+    shapes = ev.background_mass_shapes(s, m, w, y, 8, EDGES)
+    n_k = np.bincount(metrics.bin_index(s[y == 0], metrics.equal_signal_bin_edges(s, w, y, 8)), minlength=8)
+    p = np.nanmean(shapes, axis=0)
+    noise = np.mean(np.sqrt(p * (1 - p) * np.mean(1 / n_k) * 7 / 8))
+    assert 0.7 * noise < independent < 1.1 * noise
+    assert independent < 0.5e-3
+    sculpted = ev.background_correlation(m, m, w, y, 8, EDGES)  # score = mllg: every bin a slice of mass
+    assert sculpted > 20 * noise and sculpted > 5e-3
+
+
+def test_background_mass_shapes_are_normalised_per_score_bin():
+    frame = toy_events(2_000, 20_000, seed=2)
+    shapes = ev.background_mass_shapes(*(frame[c].to_numpy() for c in ("score", "mllg", "weight", "is_signal")), 8, EDGES)
+    assert shapes.shape == (8, 80)
+    np.testing.assert_allclose(shapes.sum(axis=1), 1.0)
+
+
+# ---------------------------------------------------------------- significance of the random classifier
+def test_random_classifier_significance_equals_inclusive_asimov():
+    frame = toy_events(200_000, 1_000_000, seed=3)
+    s, m, w, y = (frame[c].to_numpy() for c in ("mllg", "mllg", "weight", "is_signal"))
+    inclusive, _ = metrics.binned_significance(np.zeros(len(m)), m, w, y.astype(bool), n_bins=1)
+    random, _ = metrics.binned_significance(ev.random_scores(len(m), 5), m, w, y.astype(bool), n_bins=8)
+    assert random == pytest.approx(inclusive, rel=0.03)
+    # and through trial_metrics (test split, weights scaled to the full yield), with the random trial frame
+    features = frame.rename(columns={"split": "split_0"})
+    res = ev.trial_metrics(ev.random_trial_frame(features, 0, 11), CFG)
+    assert res["significance"] == pytest.approx(inclusive, rel=0.06)
+    assert res["auc"] == pytest.approx(0.5, abs=0.01)
+    assert res["best_epoch"] is None
+
+
+def test_scaled_weights_restore_the_full_yield_of_the_test_split():
+    frame = toy_events(3_000, 30_000, seed=4)
+    w = ev.scaled_weights(frame)
+    test = frame["split"].to_numpy() == 2
+    for cls in (0, 1):
+        sel = frame["is_signal"].to_numpy() == cls
+        assert w[test & sel].sum() == pytest.approx(frame["weight"][sel].sum())
+
+
+# ---------------------------------------------------------------- overtraining tests
+def test_chi2_ww_hand_value_and_unit_weight_limit():
+    # W1 = 30, W2 = 40; bin 1: (40*10 - 30*20)^2 / (30^2*20 + 40^2*10) = 40000/34000; bin 2: 40000/50000
+    r = ev.chi2_ww(np.array([10.0, 20.0]), np.array([10.0, 20.0]), np.array([20.0, 20.0]), np.array([20.0, 20.0]))
+    assert r["chi2"] == pytest.approx(40000 / 34000 + 40000 / 50000)
+    assert r["ndf"] == 1
+    assert r["p_value"] == pytest.approx(stats.chi2.sf(r["chi2"], 1))
+    # unit weights and equal totals: Pearson's chi2 of the 2 x k contingency table
+    a, b = np.array([30.0, 50.0, 20.0, 0.0]), np.array([40.0, 35.0, 25.0, 0.0])
+    r = ev.chi2_ww(a, a, b, b)
+    pearson = stats.chi2_contingency(np.array([a[:3], b[:3]]), correction=False)
+    assert r["chi2"] == pytest.approx(pearson.statistic)
+    assert r["ndf"] == 2  # the bin empty in both histograms does not count
+    assert np.isnan(r["residuals"][3]) and np.all(np.isfinite(r["residuals"][:3]))
+
+
+def test_chi2_ww_is_invariant_under_the_scale_of_each_histogram():
+    rng = np.random.default_rng(5)
+    w1, w2 = rng.random(15) * 10, rng.random(15) * 10
+    base = ev.chi2_ww(w1, w1 * 0.3, w2, w2 * 0.2)
+    scaled = ev.chi2_ww(7 * w1, 49 * w1 * 0.3, w2 / 3, w2 * 0.2 / 9)
+    assert scaled["chi2"] == pytest.approx(base["chi2"])
+
+
+@pytest.mark.parametrize("method", ["chi2_ww", "ks"])
+def test_overtraining_p_value_is_uniform_for_identical_distributions_and_tiny_for_shifted_ones(method):
+    rng = np.random.default_rng(6)
+    edges = np.linspace(-4, 4, 21)
+    p = [ev.compare_train_test(rng.normal(size=1000), np.full(1000, 0.3), rng.normal(size=1000), np.full(1000, 0.7),
+                               edges, method)["p_value"] for _ in range(300)]
+    assert stats.kstest(p, "uniform").pvalue > 0.01
+    assert 0.4 < np.mean(p) < 0.6
+    shifted = ev.compare_train_test(rng.normal(size=5000), np.ones(5000), rng.normal(0.3, 1, 5000), np.ones(5000),
+                                    edges, method)
+    assert shifted["p_value"] < 1e-6
+
+
+def test_overtraining_of_a_trial_combines_the_classes():
+    frame = toy_events(6_000, 60_000, seed=7)
+    res = ev.overtraining(frame, (120, 130), 20, "chi2_ww")
+    chi2 = res["signal"]["chi2"] + res["background"]["chi2"]
+    ndf = res["signal"]["ndf"] + res["background"]["ndf"]
+    assert res["p_value"] == pytest.approx(stats.chi2.sf(chi2, ndf))
+    assert res["p_value"] > 1e-3  # train and test come from one distribution
+    # an overtrained classifier: training events pushed to the extremes
+    train = frame["split"] == 0
+    y = frame["is_signal"] == 1
+    over = frame.assign(score=np.where(train, np.where(y, 1 - 0.5 * (1 - frame["score"]), 0.5 * frame["score"]),
+                                       frame["score"]))
+    assert ev.overtraining(over, (120, 130), 20, "chi2_ww")["p_value"] < 1e-6
+    with pytest.raises(ValueError, match="overtraining_test"):
+        ev.overtraining(frame, (120, 130), 20, "anderson")
+
+
+# ---------------------------------------------------------------- aggregation and Table I
+def test_mean_and_sample_std_over_trials():
+    assert ev.aggregate([1.0, 2.0, 3.0]) == {"mean": 2.0, "std": 1.0}
+    assert ev.aggregate([1.0, None, 3.0, float("nan")]) == {"mean": 2.0, "std": pytest.approx(math.sqrt(2))}
+    assert ev.aggregate([None, None]) == {"mean": None, "std": None}
+    assert ev.aggregate([4.0]) == {"mean": 4.0, "std": None}
+    assert ev.format_mean_std({"mean": 1.5234, "std": 0.0312}, 2) == "1.52 ± 0.03"
+    assert ev.format_mean_std({"mean": 0.756, "std": 0.004}, 1, scale=100) == "75.6 ± 0.4"
+    assert ev.format_mean_std({"mean": 4.0, "std": None}, 0) == "4"
+    assert ev.format_mean_std({"mean": None, "std": None}, 0) == "N.A."
+
+
+def _summary(z: float, epoch: float | None) -> dict:
+    stat = {"mean": z, "std": 0.01}
+    return {"summary": {"significance": stat, "auc": {"mean": .75, "std": .002}, "bkg_correlation": {"mean": 1e-3, "std": 1e-4},
+                        "best_epoch": {"mean": epoch, "std": 5.0 if epoch else None}, "overtraining_p": {"mean": .4, "std": .2}}}
+
+
+def test_table_one_has_the_paper_columns_labels_and_order():
+    bce, ext = {"kind": "bce", "disco_lambda": 0.0}, {"kind": "extreme", "disco_lambda": 0.0}
+    bce_d, ext_d = {"kind": "bce", "disco_lambda": 10.0}, {"kind": "extreme", "disco_lambda": 50.0}
+    rows = [("etn", bce_d, _summary(1.52, 670)), ("dfnn", ext, _summary(1.46, 487)), ("xgboost", bce, _summary(1.49, None)),
+            ("etn", bce, _summary(1.51, 570)), ("random", None, _summary(0.5, None)), ("fnn", ext_d, _summary(1.46, 327)),
+            ("bdt", bce, _summary(1.17, None))]
+    table = ev.table_one(rows)
+    assert list(table.columns) == list(ev.TABLE_COLUMNS)
+    assert list(zip(table["Technique"], table["Loss"])) == [
+        ("Random", "N.A."), ("BDT", "N.A."), ("XGBoost", "N.A."), ("DFNN", "Ext"), ("ETN", "BCE"),
+        ("FNN", "Ext+DisCo"), ("ETN", "BCE+DisCo")]
+    first = table.iloc[-1]
+    assert first["Signi."] == "1.52 ± 0.01" and first["AUC (%)"] == "75.0 ± 0.2"
+    assert first["Bkg. Corr. (1e-3)"] == "1.0 ± 0.1" and first["Best epoch"] == "670 ± 5"
+    assert table.iloc[1]["Best epoch"] == "N.A."
+
+
+# ---------------------------------------------------------------- one run end to end
+def test_best_epoch_from_checkpoints(tmp_path):
+    torch.save({"kind": "neural", "best_epoch": 35}, tmp_path / "nn.pt")
+    torch.save({"kind": "xgboost", "best_epoch": 100}, tmp_path / "xgb.pt")
+    assert ev.best_epoch(tmp_path / "nn.pt") == 35
+    assert ev.best_epoch(tmp_path / "xgb.pt") is None
+
+
+def test_evaluate_run_writes_strict_json_with_every_trial_and_the_summary(tmp_path):
+    paths, ckpts = [], []
+    for t in range(3):
+        frame = toy_events(3_000, 30_000, seed=10 + t, separation=1.5)
+        frame.to_parquet(tmp_path / f"s{t}.parquet")
+        torch.save({"kind": "neural", "best_epoch": 10 * (t + 1)}, tmp_path / f"c{t}.pt")
+        paths.append(tmp_path / f"s{t}.parquet")
+        ckpts.append(tmp_path / f"c{t}.pt")
+    res = ev.evaluate_run(paths, ckpts, CFG, {"model": "etn", "loss": "bce"})
+    json.dumps(res, allow_nan=False)
+    assert res["n_trials"] == 3 and [t["trial"] for t in res["trials"]] == [0, 1, 2]
+    assert res["summary"]["best_epoch"] == {"mean": 20.0, "std": 10.0}
+    aucs = [t["auc"] for t in res["trials"]]
+    assert res["summary"]["auc"]["mean"] == pytest.approx(np.mean(aucs))
+    assert res["summary"]["auc"]["std"] == pytest.approx(np.std(aucs, ddof=1))
+    # Gaussian scores 2 x 1.5 sigma apart: AUC = Phi(3 / sqrt(2))
+    assert res["summary"]["auc"]["mean"] == pytest.approx(stats.norm.cdf(3 / math.sqrt(2)), abs=0.01)
+    assert res["summary"]["significance"]["mean"] > 1.2 * 10 / math.sqrt(1e4 * 0.1)  # beats no classifier
+
+
+def test_random_classifier_through_the_feature_files(tmp_path):
+    frame = toy_events(3_000, 30_000, seed=20)
+    features = frame.drop(columns=["score", "split"]).assign(
+        split_0=frame["split"], split_1=(frame["split"] + 1) % 3, split_2=(frame["split"] + 2) % 3)
+    features.iloc[:1000].to_parquet(tmp_path / "a.parquet")
+    features.iloc[1000:].to_parquet(tmp_path / "b.parquet")
+    res = ev.evaluate_random([tmp_path / "a.parquet", tmp_path / "b.parquet"], 3, CFG)
+    again = ev.evaluate_random([tmp_path / "a.parquet", tmp_path / "b.parquet"], 3, CFG)
+    assert res == again  # seeded
+    assert res["summary"]["best_epoch"] == {"mean": None, "std": None}
+    assert res["summary"]["auc"]["mean"] == pytest.approx(0.5, abs=0.05)
+
+
+def test_describe_prints_every_trial_and_the_mean():
+    res = {"trials": [{"trial": 0, "significance": 1.23456, "auc": 0.8, "bkg_correlation": None, "best_epoch": None,
+                       "overtraining_p": 0.5}],
+           "summary": {k: {"mean": 1.0, "std": None} for k in ev.METRICS}}
+    text = ev.describe(res)
+    assert "trial 0: significance 1.235" in text and "best epoch N.A." in text and text.count("\n") == 1

@@ -1,0 +1,88 @@
+"""Friend trees: entry-for-entry alignment with the input n-tuple, scores equal to the training
+stage's, readable as a friend by ROOT itself; bad input stops with a clear error and no output."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import uproot
+import yaml
+
+from hzg import io
+
+pytestmark = pytest.mark.slow
+
+
+def _runs(cfg):
+    return [f"{r['model']}_{r['loss']}" for r in cfg["runs"]]
+
+
+def test_friend_has_every_entry_in_order_with_scores_of_every_run(ci_run):
+    cfg = yaml.safe_load((ci_run / "config/ci.yaml").read_text())
+    for sample in cfg["samples"]:
+        for chunk in range(cfg["samples"][sample]["generate"]["n_chunks"]):
+            n_input = uproot.open(ci_run / f"results/mc/{sample}/{chunk}.root")["Events"].num_entries
+            friend = uproot.open(ci_run / f"results/friends/{sample}/{chunk}.root")["Friends"].arrays(library="pd")
+            assert len(friend) == n_input
+            np.testing.assert_array_equal(friend["entry"], np.arange(n_input))
+            assert (friend["chunk"] == chunk).all()
+            skim = uproot.open(ci_run / f"results/skim/{sample}/{chunk}.root")["Skim"].arrays(["entry"], library="np")
+            np.testing.assert_array_equal(np.flatnonzero(friend["passed_preselection"]), skim["entry"])
+            for run in _runs(cfg):
+                col = friend[f"score_{run}"]
+                assert (col[~friend["passed_preselection"]] == -1.0).all()
+                assert col[friend["passed_preselection"]].between(0, 1).all()
+
+
+def test_friend_scores_equal_the_training_stage_scores(ci_run):
+    cfg = yaml.safe_load((ci_run / "config/ci.yaml").read_text())
+    friends = pd.concat([uproot.open(p)["Friends"].arrays(library="pd")
+                         for p in sorted((ci_run / "results/friends").glob("*/*.root"))])
+    friends = friends[friends["passed_preselection"]]
+    for run in _runs(cfg):
+        scores = pd.read_parquet(ci_run / f"results/models/{run}/trial{cfg['friends']['trial']}/scores.parquet")
+        merged = friends.merge(scores, on=["sample_id", "chunk", "entry"], validate="one_to_one")
+        assert len(merged) == len(scores) == len(friends)
+        np.testing.assert_allclose(merged[f"score_{run}"], merged["score"], rtol=1e-5, atol=1e-6)
+
+
+ROOT_SCRIPT = r"""
+import sys, ROOT
+ntuple, friend, branch = sys.argv[1:4]
+f = ROOT.TFile.Open(ntuple)
+events = f.Get("Events")
+events.AddFriend("Friends", friend)
+n_pass = events.Draw("Friends." + branch, "Friends.passed_preselection && Friends.entry == Entry$", "goff")
+df = ROOT.RDataFrame(events)
+mean = df.Filter("Friends.passed_preselection").Mean("Friends." + branch).GetValue()
+print(events.GetEntries(), n_pass, mean)
+"""
+
+
+def test_root_reads_the_score_through_addfriend_and_rdataframe(ci_run, tmp_path):
+    pytest.importorskip("ROOT", reason="ROOT (the `root` package of the test extras) is not installed")
+    cfg = yaml.safe_load((ci_run / "config/ci.yaml").read_text())
+    run = _runs(cfg)[0]
+    script = tmp_path / "read.py"
+    script.write_text(ROOT_SCRIPT)
+    ntuple = ci_run / "results/mc/signal/0.root"
+    friend = ci_run / "results/friends/signal/0.root"
+    out = subprocess.run([sys.executable, str(script), str(ntuple), str(friend), f"score_{run}"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    n_entries, n_pass, mean = out.stdout.split()[-3:]
+    expected = uproot.open(friend)["Friends"].arrays(library="pd")
+    passed = expected[expected["passed_preselection"]]
+    assert int(n_entries) == len(expected)
+    assert int(n_pass) == len(passed)  # every passing entry matched its own Entry$ through the friend
+    assert float(mean) == pytest.approx(passed[f"score_{run}"].mean(), rel=1e-5)
+
+
+def test_truncated_input_is_refused_with_the_file_name(ci_run, tmp_path):
+    source = ci_run / "results/mc/background/0.root"
+    truncated = tmp_path / "truncated.root"
+    truncated.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
+    with pytest.raises(io.InputError, match=str(truncated)):
+        io.read_events(truncated, "nanoaod")

@@ -1,0 +1,139 @@
+# Evaluation (paper 000, Sec. IV D-E): Table I metrics per (model, loss) on the test split of every trial,
+# the random classifier through the same code, Table I, and the evaluation plots (ROC, overtraining,
+# background mllg per score bin, training curves). Outputs tagged with report() feed `snakemake --report`.
+
+report: "../report/workflow.rst"
+
+if config["evaluation"]["roc_trial"] >= config["split"]["n_trials"]:
+    raise ValueError(f"config key 'evaluation.roc_trial' = {config['evaluation']['roc_trial']} must be below "
+                     f"'split.n_trials' = {config['split']['n_trials']}")
+
+
+def eval_params(*keys):
+    """The `evaluation` config keys a rule uses (only these: editing another key does not rerun it)."""
+    return {k: config["evaluation"][k] for k in keys}
+
+
+METRIC_KEYS = ("n_score_bins", "mass_bins", "window", "overtraining_test", "overtraining_bins")
+PLOT_TRIAL = config["evaluation"]["roc_trial"]
+
+
+def run_files(wc, name):
+    """One file of every trial of the run (model, loss)."""
+    return [f"results/models/{wc.model}_{wc.loss}/trial{t}/{name}" for t in trials()]
+
+
+rule evaluate:
+    input:
+        scores=lambda wc: run_files(wc, "scores.parquet"),
+        checkpoints=lambda wc: run_files(wc, "checkpoint.pt"),
+    output:
+        "results/eval/{model}_{loss}/metrics.json",
+    params:
+        evaluation=eval_params(*METRIC_KEYS),
+        info=lambda wc: {"model": wc.model, "loss": wc.loss, **config["losses"][wc.loss]},
+    log:
+        "logs/eval/{model}_{loss}.log",
+    resources:
+        mem_mb=8000,
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../../scripts/evaluate.py"
+
+
+rule evaluate_random:
+    input:
+        features=expand("results/features/{sample}.parquet", sample=config["samples"]),
+    output:
+        "results/eval/random/metrics.json",
+    params:
+        evaluation=eval_params(*METRIC_KEYS, "random_seed"),
+        n_trials=config["split"]["n_trials"],
+    log:
+        "logs/eval/random.log",
+    resources:
+        mem_mb=8000,
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../../scripts/evaluate_random.py"
+
+
+rule table_one:
+    input:
+        runs=[f"results/eval/{r['model']}_{r['loss']}/metrics.json" for r in config["runs"]],
+        random="results/eval/random/metrics.json",
+    output:
+        md="results/tables/table1.md",
+        csv=report("results/tables/table1.csv", caption="../report/table1.rst", category="Table I",
+                   labels={"figure": "Table I"}),
+        tex="results/tables/table1.tex",
+    params:
+        runs=config["runs"],
+        losses=config["losses"],
+        caption=f"Table I: mean ± std over {config['split']['n_trials']} trials, test split",
+    log:
+        "logs/tables/table1.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../../scripts/table_one.py"
+
+
+rule roc_plot:
+    input:
+        scores=[f"results/models/{r['model']}_{r['loss']}/trial{PLOT_TRIAL}/scores.parquet" for r in config["runs"]],
+    output:
+        pdf="results/plots/eval/roc.pdf",
+        png=report("results/plots/eval/roc.png", caption="../report/roc.rst", category="Table I",
+                   labels={"figure": "ROC curves"}),
+    params:
+        runs=config["runs"],
+        losses=config["losses"],
+        window=config["evaluation"]["window"],
+        trial=PLOT_TRIAL,
+        luminosity_fb=config["luminosity_fb"],
+        sqrt_s_tev=config["sqrt_s_tev"],
+    log:
+        "logs/plots/roc.log",
+    resources:
+        mem_mb=8000,
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../../scripts/roc_plot.py"
+
+
+rule eval_plots:
+    input:
+        metrics="results/eval/{model}_{loss}/metrics.json",
+        scores=f"results/models/{{model}}_{{loss}}/trial{PLOT_TRIAL}/scores.parquet",
+        histories=lambda wc: run_files(wc, "history.csv"),
+    output:
+        scores=report("results/plots/eval/{model}_{loss}/scores.png", caption="../report/scores.rst",
+                      category="Training", subcategory="{model}_{loss}",
+                      labels={"run": "{model}_{loss}", "figure": "score distributions"}),
+        sculpting=report("results/plots/eval/{model}_{loss}/sculpting.png", caption="../report/sculpting.rst",
+                         category="Sculpting", labels={"run": "{model}_{loss}", "figure": "background mllg"}),
+        training=report("results/plots/eval/{model}_{loss}/training.png", caption="../report/training.rst",
+                        category="Training", subcategory="{model}_{loss}",
+                        labels={"run": "{model}_{loss}", "figure": "training curves"}),
+        pdfs=multiext("results/plots/eval/{model}_{loss}/", "scores.pdf", "sculpting.pdf", "training.pdf"),
+    params:
+        model=lambda wc: wc.model,
+        loss=lambda wc: config["losses"][wc.loss],
+        trial=PLOT_TRIAL,
+        evaluation=eval_params(*METRIC_KEYS),
+        epoch_label=lambda wc: {"xgboost": "Boosting round", "bdt": "Number of trees"}.get(wc.model, "Epoch"),
+        luminosity_fb=config["luminosity_fb"],
+        sqrt_s_tev=config["sqrt_s_tev"],
+    log:
+        "logs/plots/eval/{model}_{loss}.log",
+    resources:
+        mem_mb=8000,
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../../scripts/eval_plots.py"
+
