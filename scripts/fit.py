@@ -32,10 +32,11 @@ tmpl, score_edges = templates.build_templates(Classifier.load(snakemake.input.ch
 spec = fit.build_workspace(tmpl, cfg["systematics"])
 result = fit.summarize(spec, poi_bounds=tuple(cfg["mu_bounds"]), include_mc_stat=False)  # rank the named NPs
 result["score_edges"] = score_edges.tolist()
+result["mass_edges"] = mass.tolist()
 for block in ("stat_only", "with_systematics"):
     r = result[block]
-    logging.info("%s: mu = %.3f +%.3f -%.3f, expected significance %.3f sigma, 95%% CL limit %.3f", block,
-                 r["mu_hat"], r["err_up"], r["err_down"], r["significance"], r["upper_limit"])
+    logging.info("%s: mu = %.3f +%.3f -%.3f, expected significance %.3f sigma, 95%% CL limit %s", block,
+                 r["mu_hat"], r["err_up"], r["err_down"], r["significance"], r["upper_limit"] or r["limit_note"])
 io.write_json(snakemake.output.workspace, spec)
 io.write_json(snakemake.output.templates, tmpl.to_dict())
 io.write_json(snakemake.output.fit, json.loads(json.dumps(result, default=float)))

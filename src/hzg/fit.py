@@ -24,10 +24,14 @@ Conventions, stated once:
 * POI bounds: from the workspace (build_workspace writes them; default [-10, 10]), the lower one raised to
   -0.9 * min(background / signal) over bins with signal, so that signal * mu + background stays positive
   (a negative Poisson mean is undefined). Every function takes `poi_bounds` to override them.
-* Fits: pyhf.infer.mle.fit / fixed_poi_fit with the numpy backend and the scipy optimizer (SLSQP), fixed
-  parameters stitched out. scipy gives no uncertainties (only pyhf's minuit optimizer does), so post-fit
-  uncertainties come from a numerical central-difference Hessian of -2 ln L at the best fit (batched pyhf
-  model), covariance = 2 H^-1. The mu interval is not the Hessian one but the profile-likelihood
+* Fits: pyhf.infer.mle.fit / fixed_poi_fit / hypotest / upper_limits with pyhf's numpy backend and the
+  `ScaledOptimizer` of this module in place of pyhf's scipy optimizer: scipy L-BFGS-B in coordinates scaled
+  by the diagonal curvature, with central-difference gradients evaluated in one batched pyhf call. pyhf's
+  SLSQP with its finite-difference gradients needs 10-20 s per conditional fit of the 8 x 16-bin model with
+  MC-stat gammas (128 gammas of widths 1e-3..1e-1 make it badly conditioned), pyhf's minuit optimizer ~3 s
+  (it runs HESSE after every fit); this one 0.1-0.2 s, with the same minima (tests/test_fit.py compares).
+  Post-fit uncertainties come from a numerical central-difference Hessian of -2 ln L at the best fit
+  (batched), covariance = 2 H^-1. The mu interval is not the Hessian one but the profile-likelihood
   crossings -2 Delta ln L = 1, found with scipy brentq; the Hessian error is reported beside it.
 * Ranking (cabinetry's definition): impact of a parameter on mu = mu refitted with the parameter fixed at
   its best fit +- its post-fit uncertainty (and optionally +- its pre-fit uncertainty), minus mu_hat.
@@ -42,6 +46,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import logging
+
 import numpy as np
 import pyhf
 import scipy.optimize
@@ -49,6 +55,7 @@ from pyhf.optimize.mixins import OptimizerMixin
 from scipy.optimize import brentq
 from scipy.stats import norm
 
+log = logging.getLogger(__name__)
 POI = "mu"
 SAMPLES = ("signal", "background")
 MEASUREMENT = "hzg_mllg"
@@ -145,34 +152,36 @@ def _histogram(values: Any, n: int, what: str) -> np.ndarray:
 def toy_templates(n_categories: int = 8, edges: Sequence[float] | None = None, signal_total: float = 300.0,
                   background_total: float = 7.5e5, signal_weight: float = 0.005, background_weight: float = 3.0,
                   energy_scale: float = 0.005) -> Templates:
-    """Analytic toy: Gaussian signal at 125 GeV, falling background, photon energy scale shifting the peak.
+    """Analytic toy: Gaussian signal at 125 GeV, exponential background, photon energy scale of +-energy_scale.
 
-    Equal signal per category (as the score binning), background falling towards the high-score categories;
-    sum of w^2 = yield * weight (one weight per sample). No random numbers: the same call gives the same toy.
+    Equal signal per category (as the score binning), less background towards the high-score categories,
+    sum of w^2 = yield * weight (one weight per sample); the energy-scale variation scales every mass by
+    1 +- energy_scale (events migrate across the window edges). Deterministic: no random numbers.
     """
     edges = np.linspace(100.0, 180.0, 17) if edges is None else np.asarray(edges, dtype=float)
     bkg_frac = np.geomspace(1.0, 0.02, n_categories)
     bkg_frac /= bkg_frac.sum()
 
-    def gauss(mean: float, width: float) -> np.ndarray:
-        cdf = norm.cdf(edges, mean, width)
-        return np.diff(cdf) / (cdf[-1] - cdf[0])
-
-    def falling(slope: float) -> np.ndarray:
-        cdf = -np.exp(-(edges - edges[0]) / slope)
-        return np.diff(cdf) / (cdf[-1] - cdf[0])
+    def binned(cdf: Any, total: float, scale: float = 0.0) -> np.ndarray:
+        """Yields per bin of `total` events with CDF `cdf` inside the window, masses scaled by 1 + scale."""
+        return total * np.diff(cdf(edges / (1.0 + scale))) / (cdf(edges[-1]) - cdf(edges[0]))
 
     cats = tuple(f"bin{k}" for k in range(n_categories))
     sig, bkg, sig_w2, bkg_w2, var = {}, {}, {}, {}, {}
     for k, cat in enumerate(cats):
-        width = 2.4 - 0.8 * k / max(n_categories - 1, 1)  # better resolution at high score
-        slope = 25.0 + 10.0 * k / max(n_categories - 1, 1)
-        sig[cat] = signal_total / n_categories * gauss(125.0, width)
-        bkg[cat] = background_total * bkg_frac[k] * falling(slope)
+        frac = k / max(n_categories - 1, 1)
+        sig_cdf = norm(125.0, 2.4 - 0.8 * frac).cdf  # better resolution at high score
+        slope = 25.0 + 10.0 * frac
+
+        def bkg_cdf(m: np.ndarray, slope: float = slope) -> np.ndarray:
+            return -np.exp(-(m - 100.0) / slope)
+
+        s_tot, b_tot = signal_total / n_categories, background_total * bkg_frac[k]
+        sig[cat], bkg[cat] = binned(sig_cdf, s_tot), binned(bkg_cdf, b_tot)
         sig_w2[cat], bkg_w2[cat] = sig[cat] * signal_weight, bkg[cat] * background_weight
         var[cat] = {"photon_energy_scale": {
-            "signal": tuple(signal_total / n_categories * gauss(125.0 * (1 + s), width) for s in (energy_scale, -energy_scale)),
-            "background": tuple(background_total * bkg_frac[k] * falling(slope * (1 + s)) for s in (energy_scale, -energy_scale)),
+            "signal": (binned(sig_cdf, s_tot, energy_scale), binned(sig_cdf, s_tot, -energy_scale)),
+            "background": (binned(bkg_cdf, b_tot, energy_scale), binned(bkg_cdf, b_tot, -energy_scale)),
         }}
     return Templates(edges=edges, categories=cats, signal=sig, background=bkg, signal_sumw2=sig_w2,
                      background_sumw2=bkg_w2, variations=var)
@@ -187,9 +196,11 @@ def _systematics(systematics: Mapping[str, Any] | None) -> dict[str, Any]:
         cfg[key] = value
     for key in ("luminosity", "signal_xsec", "background_xsec"):
         if cfg[key] is not None and not (isinstance(cfg[key], (int, float)) and 0 <= cfg[key] < 1):
-            raise ValueError(f"systematics: {key} must be None or a relative uncertainty in [0, 1), got {cfg[key]!r}")
+            raise ValueError(f"systematics: {key} must be None or a relative uncertainty in [0, 1), "
+                             f"got {cfg[key]!r}")
     if cfg["background_norm"] not in ("free", "constrained"):
-        raise ValueError(f"systematics: background_norm must be 'free' or 'constrained', got {cfg['background_norm']!r}")
+        raise ValueError("systematics: background_norm must be 'free' or 'constrained', "
+                         f"got {cfg['background_norm']!r}")
     cfg["shape"] = list(cfg["shape"] or [])
     return cfg
 
@@ -231,7 +242,8 @@ def build_workspace(templates: Templates, systematics: Mapping[str, Any] | None 
                              "data": np.sqrt(getattr(templates, f"{sample}_sumw2")[cat]).tolist()})
             samples.append({"name": sample, "data": nominal.tolist(), "modifiers": mods})
         channels.append({"name": cat, "samples": samples})
-        observations.append({"name": cat, "data": (asimov_mu * templates.signal[cat] + templates.background[cat]).tolist()})
+        asimov = asimov_mu * templates.signal[cat] + templates.background[cat]
+        observations.append({"name": cat, "data": asimov.tolist()})
     lo, hi = _physical_poi_bounds(templates, poi_bounds)
     parameters = [{"name": POI, "bounds": [[lo, hi]], "inits": [float(np.clip(asimov_mu, lo, hi))]}]
     if free_bkg:
@@ -314,11 +326,12 @@ def _diagonal_curvature(f: Any, x: np.ndarray, idx: np.ndarray, h: np.ndarray) -
 
 def minimize_scaled(f: Any, x0: Sequence[float], bounds: Sequence[Sequence[float]], free: Sequence[bool],
                     maxiter: int = 10000, restarts: int = 3) -> tuple[np.ndarray, float, Any]:
-    """Minimise f (rows of points -> values) over the free coordinates: L-BFGS-B in coordinates scaled by the
-    diagonal curvature at the start, central-difference gradients in one batched call; (x, f(x), scipy result).
+    """Minimise f (rows of points -> values) over the free coordinates; (x, f(x), scipy result or None).
 
-    Restarted from its result (with new scales) until scipy reports success or the scaled projected gradient
-    is below 1e-3 (the minimum then lies within 5e-4 of a scale unit); raises pyhf.exceptions.FailedMinimization otherwise.
+    L-BFGS-B in coordinates scaled by the diagonal curvature at the start (about one standard deviation per
+    unit), central-difference gradients (step 1e-3 units: -2 ln L ~ 1e3 carries rounding noise ~ 1e-10) in
+    one batched call of f. Restarted from its result with new scales until scipy reports success or the
+    scaled projected gradient is below 1e-3 (the minimum then within ~5e-4 units); else FailedMinimization.
     """
     lo, hi = np.asarray(bounds, dtype=float).T
     x = np.clip(np.asarray(x0, dtype=float), lo, hi)
@@ -330,7 +343,7 @@ def minimize_scaled(f: Any, x0: Sequence[float], bounds: Sequence[Sequence[float
         _, diag = _diagonal_curvature(f, x, idx, 1e-4 * np.maximum(np.abs(x[idx]), 1.0))
         scale = np.where(diag > 0, np.sqrt(2.0 / np.where(diag > 0, diag, 1.0)), np.maximum(np.abs(x[idx]), 1.0))
         scale = np.minimum(scale, hi[idx] - lo[idx])
-        base, h = x.copy(), 1e-3  # in units of the scale: -2 ln L ~ 1e3 has rounding noise ~ 1e-10
+        base, h = x.copy(), 1e-3
         n = idx.size
         steps = np.zeros((2 * n + 1, x.size))
         steps[1 + np.arange(n), idx] = h * scale
@@ -344,11 +357,11 @@ def minimize_scaled(f: Any, x0: Sequence[float], bounds: Sequence[Sequence[float
 
         zb = np.stack([(lo[idx] - base[idx]) / scale, (hi[idx] - base[idx]) / scale], axis=1)
         result = scipy.optimize.minimize(fun_grad, np.zeros(n), jac=True, method="L-BFGS-B", bounds=zb,
-                                         options={"maxiter": maxiter, "ftol": 1e-14, "gtol": 1e-7})
+                                         options={"maxiter": maxiter, "ftol": 1e-12, "gtol": 1e-4})
         x = base.copy()
         x[idx] = np.clip(base[idx] + result.x * scale, lo[idx], hi[idx])
-        z = result.x
-        projected = np.where(z <= zb[:, 0], np.minimum(result.jac, 0), np.where(z >= zb[:, 1], np.maximum(result.jac, 0), result.jac))
+        z, g = result.x, result.jac
+        projected = np.where(z <= zb[:, 0], np.minimum(g, 0), np.where(z >= zb[:, 1], np.maximum(g, 0), g))
         if result.success or np.max(np.abs(projected)) < 1e-3:
             return x, float(result.fun), result
     raise pyhf.exceptions.FailedMinimization(result)
@@ -357,15 +370,15 @@ def minimize_scaled(f: Any, x0: Sequence[float], bounds: Sequence[Sequence[float
 class ScaledOptimizer(OptimizerMixin):
     """pyhf optimizer running `minimize_scaled` on -2 ln L with a batched copy of the model (numpy backend).
 
-    A drop-in for pyhf.optimize.scipy_optimizer in pyhf.infer.mle.fit, hypotest and the upper-limit scans:
-    SLSQP with pyhf's finite-difference gradients needs 10-20 s per conditional fit of the 8-category model
-    with MC-stat gammas (the gammas make it badly conditioned), this about 0.1-0.5 s. The `objective` given by
-    pyhf is assumed to be -2 ln L (pyhf.infer.mle.twice_nll, the only one pyhf uses); uncertainties and
-    correlations are not returned (use `hessian`).
+    A drop-in for pyhf.optimize.scipy_optimizer in pyhf.infer.mle.fit, hypotest and the upper-limit scans
+    (module text for why). The objective must be pyhf.infer.mle.twice_nll, the only one pyhf passes;
+    uncertainties and correlations are not returned (use `hessian`). Identical fits (same model, data, start,
+    bounds and fixed parameters; hypotest repeats several for every POI value) are memoised.
     """
 
     def __init__(self, **kwargs: Any) -> None:
         self.name = "scaled_lbfgsb"
+        self._memo: dict[tuple, tuple] = {}
         super().__init__(**kwargs)
 
     def minimize(self, objective: Any, data: Any, pdf: pyhf.Model, init_pars: Sequence[float],
@@ -374,6 +387,8 @@ class ScaledOptimizer(OptimizerMixin):
                  return_correlations: bool = False, do_grad: bool | None = None, do_stitch: bool = False,
                  **kwargs: Any) -> Any:
         """Same interface as pyhf's OptimizerMixin.minimize (fixed parameters stay at their values)."""
+        if objective is not pyhf.infer.mle.twice_nll:
+            raise pyhf.exceptions.Unsupported("ScaledOptimizer: minimises pyhf.infer.mle.twice_nll only")
         if return_uncertainties or return_correlations or kwargs:
             raise pyhf.exceptions.Unsupported("ScaledOptimizer: no uncertainties, correlations or extra options")
         x0 = np.array(init_pars, dtype=float)
@@ -384,8 +399,14 @@ class ScaledOptimizer(OptimizerMixin):
         for index in np.flatnonzero(~free):
             bounds[index] = [min(bounds[index][0], x0[index]), max(bounds[index][1], x0[index])]
         data = np.asarray(data, dtype=float)
-        x, fun, result = minimize_scaled(lambda pts: twice_nll_batch(pdf, data, pts), x0, bounds, free,
-                                         maxiter=self.maxiter)
+        key = (id(pdf), data.tobytes(), x0.tobytes(), np.asarray(bounds, dtype=float).tobytes(), free.tobytes())
+        if key not in self._memo or self._memo[key][0] is not pdf:
+            while len(self._memo) >= 256:
+                self._memo.pop(next(iter(self._memo)))
+            self._memo[key] = (pdf, *minimize_scaled(lambda pts: twice_nll_batch(pdf, data, pts), x0, bounds, free,
+                                                     maxiter=self.maxiter))
+        _, x, fun, result = self._memo[key]
+        x = x.copy()
         out: list[Any] = [x]
         if return_fitted_val:
             out.append(np.asarray(fun))
@@ -394,9 +415,12 @@ class ScaledOptimizer(OptimizerMixin):
         return tuple(out) if len(out) > 1 else out[0]
 
 
+_OPTIMIZER = ScaledOptimizer()
+
+
 def _backend() -> None:
     """numpy tensors and the ScaledOptimizer (pyhf's backend is global state: set before every use)."""
-    pyhf.set_backend("numpy", ScaledOptimizer())
+    pyhf.set_backend("numpy", _OPTIMIZER)
 
 
 def _workspace(workspace: Mapping[str, Any] | pyhf.Workspace) -> pyhf.Workspace:
@@ -434,6 +458,7 @@ class _Fitter:
     bounds: list[list[float]]
     fixed: list[bool]
     cache: dict[float, tuple[np.ndarray, float]] = field(default_factory=dict)
+    cov: np.ndarray | None = None  # post-fit covariance: conditional fits start on its linear prediction
 
     def free_fit(self, init: Sequence[float] | None = None) -> tuple[np.ndarray, float]:
         """Unconditional best fit: (parameters, -2 ln L)."""
@@ -443,8 +468,12 @@ class _Fitter:
         return np.asarray(pars, dtype=float), float(twice_nll)
 
     def fixed_fit(self, index: int, value: float, init: Sequence[float]) -> tuple[np.ndarray, float]:
-        """Best fit with parameter `index` fixed at `value`, started from `init`: (parameters, -2 ln L)."""
+        """Best fit with parameter `index` fixed at `value`, started from `init` moved along the covariance
+        (the linear prediction of the conditional minimum, where `cov` is known): (parameters, -2 ln L)."""
         pars = np.array(init, dtype=float)
+        if self.cov is not None and self.cov[index, index] > 0:
+            lo, hi = np.asarray(self.bounds, dtype=float).T
+            pars = np.clip(pars + self.cov[:, index] / self.cov[index, index] * (value - pars[index]), lo, hi)
         pars[index] = value
         bounds = [list(b) for b in self.bounds]
         bounds[index] = [min(bounds[index][0], value), max(bounds[index][1], value)]
@@ -564,6 +593,7 @@ def fit_mu(workspace: Mapping[str, Any] | pyhf.Workspace, poi_bounds: tuple[floa
     fitter.cache[mu_hat] = (pars, nll_min)
     fixed = np.asarray(fitter.fixed, bool)
     cov, positive = _covariance(hessian(model, fitter.data, pars, ~fixed), ~fixed)
+    fitter.cov = cov
     err = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     err_hesse = float(err[poi])
     step = 1.2 * err_hesse if np.isfinite(err_hesse) and err_hesse > 0 else 0.1 * max(abs(mu_hat), 1.0)
@@ -596,6 +626,19 @@ def bestfit(fit: Mapping[str, Any]) -> np.ndarray:
     return np.array([p["value"] for p in fit["parameters"]], dtype=float)
 
 
+def category_yields(workspace: Mapping[str, Any] | pyhf.Workspace,
+                    pars: Sequence[float] | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """Per category the expected signal and background at `pars` (pre-fit: None) and the observations."""
+    ws = _workspace(workspace)
+    model = _model(ws)
+    x = np.asarray(model.config.suggested_init() if pars is None else pars, dtype=float)
+    by_sample = np.asarray(model.main_model.expected_data(x, return_by_sample=True))
+    rows = {name: by_sample[i] for i, name in enumerate(model.config.samples)}
+    return {c: {**{name: np.asarray(rows[name][sl], dtype=float) for name in model.config.samples},
+                "data": np.asarray(ws.observations[c], dtype=float)}
+            for c, sl in model.config.channel_slices.items()}
+
+
 def discovery_significance(workspace: Mapping[str, Any] | pyhf.Workspace, mu_signal: float = 1.0,
                            poi_bounds: tuple[float, float] | None = None) -> float:
     """Expected discovery significance Z = Phi^-1(1 - p0), q0 on the Asimov data of signal strength mu_signal.
@@ -621,16 +664,13 @@ def _limits(workspace: Mapping[str, Any] | pyhf.Workspace, cl: float,
     data = asimov_data(model, 0.0)
     # starting bracket from the stat-only Fisher information of mu at mu = 0: sigma = 1 / sqrt(sum s^2 / b)
     init = np.asarray(model.config.suggested_init(), dtype=float)
-    init[poi] = 1.0
-    s = np.asarray(model.expected_actualdata(init)) - np.asarray(model.expected_actualdata(np.where(
-        np.arange(init.size) == poi, 0.0, init)))
-    b = np.asarray(model.expected_actualdata(np.where(np.arange(init.size) == poi, 0.0, init)))
-    keep = b > 0
-    sigma = 1.0 / np.sqrt(max(float(np.sum(s[keep] ** 2 / b[keep])), 1e-300))
+    init[poi] = 0.0
+    b = np.asarray(model.expected_actualdata(init), dtype=float)
+    s = np.asarray(model.expected_actualdata(np.where(np.arange(init.size) == poi, 1.0, init)), dtype=float) - b
+    sigma = 1.0 / np.sqrt(max(float(np.sum(s[b > 0] ** 2 / b[b > 0])), 1e-300))
     guess = norm.isf((1 - cl) / 2) * sigma
     bounds = [list(x) for x in fitter.bounds]
     bounds[poi] = [0.0, max(bounds[poi][1], 50.0 * guess)]  # qtilde: POI bounded at 0; room for the bracket
-    init[poi] = 0.0
     obs, band = pyhf.infer.intervals.upper_limits.toms748_scan(
         data, model, 0.5 * guess, 2.0 * guess, level=1.0 - cl, rtol=1e-4, test_stat="qtilde",
         calctype="asymptotics", init_pars=init.tolist(), par_bounds=bounds, fixed_params=fitter.fixed)
@@ -665,6 +705,8 @@ def ranking(workspace: Mapping[str, Any] | pyhf.Workspace, fit: Mapping[str, Any
     poi = fitter.model.config.poi_index
     pars = bestfit(fit)
     mu_hat = float(pars[poi])
+    free = np.logical_not(fitter.fixed)
+    fitter.cov = _covariance(hessian(fitter.model, fitter.data, pars, free), free)[0]
     out = []
     for i, p in enumerate(fit["parameters"]):
         if i == poi or p["fixed"] or (not include_mc_stat and p["kind"] == "staterror"):
@@ -688,10 +730,15 @@ def ranking(workspace: Mapping[str, Any] | pyhf.Workspace, fit: Mapping[str, Any
 def _block(workspace: Mapping[str, Any], cl: float, poi_bounds: tuple[float, float] | None) -> dict[str, Any]:
     """fit_mu, significance and limits of one workspace."""
     fit = fit_mu(workspace, poi_bounds)
-    limit, band = _limits(workspace, cl, poi_bounds)
+    try:
+        limit, band, note = *_limits(workspace, cl, poi_bounds), None
+    except pyhf.exceptions.FailedMinimization as err:
+        # seen only where a category has (almost) no background at all: say so, do not invent a number
+        limit, band, note = None, None, f"CLs scan failed: {str(err).strip() or type(err).__name__}"
+        log.warning("upper limit not computed: %s", note)
     return {"mu_hat": fit["mu_hat"], "err_up": fit["err_up"], "err_down": fit["err_down"],
             "significance": discovery_significance(workspace, poi_bounds=poi_bounds),
-            "upper_limit": limit, "limit_band": band, "fit": fit}
+            "upper_limit": limit, "limit_band": band, "limit_note": note, "fit": fit}
 
 
 def summarize(spec: Mapping[str, Any], cl: float = 0.95, poi_bounds: tuple[float, float] | None = None,

@@ -41,6 +41,24 @@ def category_histograms(score: np.ndarray, mass: np.ndarray, weight: np.ndarray,
     return h, h2
 
 
+def smooth_background(yields: np.ndarray, sumw2: np.ndarray, mean_weight: float) -> tuple[np.ndarray, np.ndarray]:
+    """Background templates (categories x mass bins) with the mℓℓγ shape of all categories together and the
+    normalisation of each category: with few MC events per category the bin-by-bin shape is mostly noise,
+    and an empty bin would claim zero background (an infinite significance). A category without any
+    background MC event gets the yield of one mean-weight event (a conservative estimate of 'none seen');
+    the relative MC-stat uncertainty of each category's total is applied to each of its bins.
+    """
+    shape = yields.sum(axis=0)
+    shape = shape / shape.sum() if shape.sum() > 0 else np.full(yields.shape[1], 1.0 / yields.shape[1])
+    totals = yields.sum(axis=1)
+    var = sumw2.sum(axis=1)
+    none_seen = totals <= 0
+    totals = np.where(none_seen, mean_weight, totals)
+    var = np.where(none_seen, mean_weight**2, var)
+    smooth = np.maximum(totals[:, None] * shape[None, :], BACKGROUND_FLOOR)
+    return smooth, smooth**2 * (var / totals**2)[:, None]
+
+
 def prune(nominal: np.ndarray, varied: np.ndarray) -> np.ndarray:
     """A variation where the nominal bin holds MC events; the nominal itself in bins without any (floored
     or empty): one migrating MC event there is noise, and its linear extrapolation would drive the
@@ -68,9 +86,7 @@ def build_templates(classifier: Classifier, nominal: pd.DataFrame, varied: Mappi
         m, wt, sig = frame["mllg"].to_numpy(), frame["weight"].to_numpy(), frame["is_signal"].to_numpy() == 1
         out = {name: category_histograms(s[sel], m[sel], wt[sel], edges, mass_edges)
                for name, sel in (("signal", sig), ("background", ~sig))}
-        yields, sumw2 = out["background"]
-        empty = yields < BACKGROUND_FLOOR  # floored bins get a 100 % MC-stat uncertainty, not a zero-width one
-        out["background"] = (np.where(empty, BACKGROUND_FLOOR, yields), np.where(empty, BACKGROUND_FLOOR**2, sumw2))
+        out["background"] = smooth_background(*out["background"], mean_weight=float(np.mean(wt[~sig])))
         return out
 
     nominal_h = hists(nom, score)

@@ -76,6 +76,8 @@ def all_outputs():
         + evaluation_outputs()
         + [f"results/friends/{s}/{c}.root" for s in config["samples"] for c in chunks(s)]
         + [f"results/fit/{r['model']}_{r['loss']}/fit.json" for r in config["runs"]]
+        + [f"results/plots/fit/{r['model']}_{r['loss']}/scan.png" for r in config["runs"]]
+        + expand("results/tables/fit.{ext}", ext=["md", "csv", "tex"])
         +
         expand("results/features/{sample}.parquet", sample=config["samples"])
         + expand("results/tables/cutflow.{ext}", ext=["md", "csv", "tex"])

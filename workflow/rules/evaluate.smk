@@ -1,6 +1,7 @@
-# Evaluation (paper 000, Sec. IV D-E): Table I metrics per (model, loss) on the test split of every trial,
-# the random classifier through the same code, Table I, and the evaluation plots (ROC, overtraining,
-# background mllg per score bin, training curves). Outputs tagged with report() feed `snakemake --report`.
+# Evaluation (paper 000, Sec. IV D-E): per (model, loss) the Table I metrics on the test split of every trial
+# and its plots (overtraining, background mllg per score bin, training curves; one job, as the job's cost is
+# mostly start-up), the random classifier through the same code, Table I and the ROC curves of all runs.
+# Outputs tagged with report() feed `snakemake --report`.
 
 report: "../report/workflow.rst"
 
@@ -27,11 +28,25 @@ rule evaluate:
     input:
         scores=lambda wc: run_files(wc, "scores.parquet"),
         checkpoints=lambda wc: run_files(wc, "checkpoint.pt"),
+        histories=lambda wc: run_files(wc, "history.csv"),
     output:
-        "results/eval/{model}_{loss}/metrics.json",
+        metrics="results/eval/{model}_{loss}/metrics.json",
+        scores=report("results/plots/eval/{model}_{loss}/scores.png", caption="../report/scores.rst",
+                      category="Training", subcategory="{model}_{loss}",
+                      labels={"run": "{model}_{loss}", "figure": "score distributions"}),
+        sculpting=report("results/plots/eval/{model}_{loss}/sculpting.png", caption="../report/sculpting.rst",
+                         category="Sculpting", labels={"run": "{model}_{loss}", "figure": "background mllg"}),
+        training=report("results/plots/eval/{model}_{loss}/training.png", caption="../report/training.rst",
+                        category="Training", subcategory="{model}_{loss}",
+                        labels={"run": "{model}_{loss}", "figure": "training curves"}),
+        pdfs=multiext("results/plots/eval/{model}_{loss}/", "scores.pdf", "sculpting.pdf", "training.pdf"),
     params:
         evaluation=eval_params(*METRIC_KEYS),
         info=lambda wc: {"model": wc.model, "loss": wc.loss, **config["losses"][wc.loss]},
+        trial=PLOT_TRIAL,
+        epoch_label=lambda wc: {"xgboost": "Boosting round", "bdt": "Number of trees"}.get(wc.model, "Epoch"),
+        luminosity_fb=config["luminosity_fb"],
+        sqrt_s_tev=config["sqrt_s_tev"],
     log:
         "logs/eval/{model}_{loss}.log",
     resources:
@@ -103,37 +118,3 @@ rule roc_plot:
         "../../envs/report.yaml"
     script:
         "../../scripts/roc_plot.py"
-
-
-rule eval_plots:
-    input:
-        metrics="results/eval/{model}_{loss}/metrics.json",
-        scores=f"results/models/{{model}}_{{loss}}/trial{PLOT_TRIAL}/scores.parquet",
-        histories=lambda wc: run_files(wc, "history.csv"),
-    output:
-        scores=report("results/plots/eval/{model}_{loss}/scores.png", caption="../report/scores.rst",
-                      category="Training", subcategory="{model}_{loss}",
-                      labels={"run": "{model}_{loss}", "figure": "score distributions"}),
-        sculpting=report("results/plots/eval/{model}_{loss}/sculpting.png", caption="../report/sculpting.rst",
-                         category="Sculpting", labels={"run": "{model}_{loss}", "figure": "background mllg"}),
-        training=report("results/plots/eval/{model}_{loss}/training.png", caption="../report/training.rst",
-                        category="Training", subcategory="{model}_{loss}",
-                        labels={"run": "{model}_{loss}", "figure": "training curves"}),
-        pdfs=multiext("results/plots/eval/{model}_{loss}/", "scores.pdf", "sculpting.pdf", "training.pdf"),
-    params:
-        model=lambda wc: wc.model,
-        loss=lambda wc: config["losses"][wc.loss],
-        trial=PLOT_TRIAL,
-        evaluation=eval_params(*METRIC_KEYS),
-        epoch_label=lambda wc: {"xgboost": "Boosting round", "bdt": "Number of trees"}.get(wc.model, "Epoch"),
-        luminosity_fb=config["luminosity_fb"],
-        sqrt_s_tev=config["sqrt_s_tev"],
-    log:
-        "logs/plots/eval/{model}_{loss}.log",
-    resources:
-        mem_mb=8000,
-    conda:
-        "../../envs/report.yaml"
-    script:
-        "../../scripts/eval_plots.py"
-

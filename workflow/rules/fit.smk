@@ -30,3 +30,48 @@ rule fit:
         "../../envs/fit.yaml"
     script:
         "../../scripts/fit.py"
+
+
+rule fit_plots:
+    input:
+        workspace="results/fit/{model}_{loss}/workspace.json",
+        fit="results/fit/{model}_{loss}/fit.json",
+    output:
+        prefit=expand("results/plots/fit/{{model}}_{{loss}}/prefit_{cat}.{ext}", cat=range(config["fit"]["n_score_bins"]),
+                      ext=["pdf", "png"]),
+        postfit=expand("results/plots/fit/{{model}}_{{loss}}/postfit_{cat}.{ext}", cat=range(config["fit"]["n_score_bins"]),
+                       ext=["pdf", "png"]),
+        scan=report("results/plots/fit/{model}_{loss}/scan.png", caption="../report/fit.rst", category="Fit",
+                    subcategory="{model}_{loss}", labels={"run": "{model}_{loss}", "figure": "likelihood scan"}),
+        pulls=report("results/plots/fit/{model}_{loss}/pulls.png", caption="../report/fit.rst", category="Fit",
+                     subcategory="{model}_{loss}", labels={"run": "{model}_{loss}", "figure": "pulls"}),
+        ranking=report("results/plots/fit/{model}_{loss}/ranking.png", caption="../report/fit.rst", category="Fit",
+                       subcategory="{model}_{loss}", labels={"run": "{model}_{loss}", "figure": "ranking"}),
+        pdfs=multiext("results/plots/fit/{model}_{loss}/", "scan.pdf", "pulls.pdf", "ranking.pdf"),
+    params:
+        luminosity_fb=config["luminosity_fb"],
+        sqrt_s_tev=config["sqrt_s_tev"],
+        outdir=lambda wc: f"results/plots/fit/{wc.model}_{wc.loss}",
+    log:
+        "logs/fit/{model}_{loss}.plots.log",
+    conda:
+        "../../envs/fit.yaml"
+    script:
+        "../../scripts/fit_plots.py"
+
+
+rule fit_table:
+    input:
+        fits=expand("results/fit/{run}/fit.json", run=[f"{r['model']}_{r['loss']}" for r in config["runs"]]),
+        metrics=expand("results/eval/{run}/metrics.json", run=[f"{r['model']}_{r['loss']}" for r in config["runs"]]),
+    output:
+        multiext("results/tables/fit", ".md", ".csv", ".tex"),
+    params:
+        runs=[f"{r['model']}_{r['loss']}" for r in config["runs"]],
+        trial=config["fit"]["trial"],
+    log:
+        "logs/tables/fit.log",
+    conda:
+        "../../envs/fit.yaml"
+    script:
+        "../../scripts/fit_table.py"

@@ -1,0 +1,22 @@
+"""Rule fit_plots: pre-/post-fit mllg per category, likelihood scan, pulls, impact ranking."""
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
+from hzg import fit, fit_plots, logs  # noqa: E402
+
+logs.setup(snakemake.log[0])
+p = snakemake.params
+spec = json.loads(Path(snakemake.input.workspace).read_text())
+result = json.loads(Path(snakemake.input.fit).read_text())
+full = result["with_systematics"]["fit"]
+edges = result["mass_edges"]
+out = Path(p.outdir)
+for stage, pars in (("Pre-fit", None), ("Post-fit", fit.bestfit(full))):
+    for i, (cat, yields) in enumerate(fit.category_yields(spec, pars).items()):
+        fit_plots.mass_fit(yields, edges, out / f"{stage.lower().replace('-', '')}_{i}", p.luminosity_fb,
+                           p.sqrt_s_tev, category=cat, stage=stage)
+fit_plots.likelihood_scan(full, out / "scan", p.luminosity_fb, p.sqrt_s_tev, stat_only=result["stat_only"]["fit"])
+fit_plots.pulls(full, out / "pulls", p.luminosity_fb, p.sqrt_s_tev)
+fit_plots.ranking(result.get("ranking", []), out / "ranking", p.luminosity_fb, p.sqrt_s_tev)
