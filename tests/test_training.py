@@ -8,7 +8,7 @@ import torch
 import yaml
 
 from hzg import features as feat
-from hzg import training
+from hzg import metrics, training
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((REPO / "config/ci.yaml").read_text())
@@ -66,7 +66,7 @@ def test_split_scaled_weights_restore_full_yield_per_split():
     w = np.ones(6)
     y = np.array([1, 1, 1, 0, 0, 0])
     split = np.array([0, 0, 1, 0, 1, 2])
-    s = training.split_scaled_weights(w, y, split)
+    s = metrics.split_scaled_weights(w, y, split)
     assert s[(split == 0) & (y == 1)].sum() == pytest.approx(3.0)
     assert s[(split == 2) & (y == 0)].sum() == pytest.approx(3.0)
 

@@ -2,7 +2,7 @@
 
 Definitions, stated once:
 * Test split: split == 2. Weights are the physical ones rescaled within the split so each class sums to its
-  full-sample yield (`training.split_scaled_weights`, the paper scales train, validation and test each to
+  full-sample yield (`metrics.split_scaled_weights`, the paper scales train, validation and test each to
   sigma * L); only the significance depends on that scale, AUC and correlation are normalised.
 * Significance: `metrics.binned_significance` with `n_score_bins` (8) equal-signal score bins, eqs. (7)-(8).
 * AUC: scikit-learn's weighted ROC AUC of the events with `window[0] < mllg < window[1]` (120-130 GeV), negative
@@ -44,12 +44,6 @@ SCORE_COLUMNS = ("score", "mllg", "weight", "is_signal", "split")
 
 
 # ---------------------------------------------------------------- pieces
-def in_window(mass: np.ndarray, window: Sequence[float]) -> np.ndarray:
-    """lo < m < hi (as the training's data scope)."""
-    mass = np.asarray(mass, dtype=float)
-    return (mass > window[0]) & (mass < window[1])
-
-
 def mass_edges(mass_bins: Mapping[str, Any]) -> np.ndarray:
     """Edges of the config's `mass_bins` {n, range}."""
     lo, hi = mass_bins["range"]
@@ -61,7 +55,7 @@ def window_auc(score: np.ndarray, mass: np.ndarray, weight: np.ndarray, is_signa
     """Weighted ROC AUC in the mass window, negative weights set to 0."""
     from sklearn.metrics import roc_auc_score
 
-    sel = in_window(mass, window)
+    sel = metrics.in_window(mass, window)
     y = np.asarray(is_signal)[sel].astype(int)
     if np.unique(y).size < 2:
         raise ValueError(f"window_auc: the mass window {list(window)} holds only one class")
@@ -73,7 +67,7 @@ def window_roc(score: np.ndarray, mass: np.ndarray, weight: np.ndarray, is_signa
     """Background and signal efficiency (FPR, TPR) of the ROC curve in the mass window, weights >= 0."""
     from sklearn.metrics import roc_curve
 
-    sel = in_window(mass, window)
+    sel = metrics.in_window(mass, window)
     fpr, tpr, _ = roc_curve(np.asarray(is_signal)[sel].astype(int), np.asarray(score)[sel],
                             sample_weight=np.clip(np.asarray(weight)[sel], 0, None))
     return fpr, tpr
@@ -177,7 +171,7 @@ def combine_p(per_class: Mapping[str, Mapping[str, Any]], method: str) -> float:
 
 def overtraining(frame: pd.DataFrame, window: Sequence[float], n_bins: int, method: str = "chi2_ww") -> dict[str, Any]:
     """Train vs test score distributions per class in the mass window (module text); per class and combined."""
-    sel = in_window(frame["mllg"].to_numpy(), window)
+    sel = metrics.in_window(frame["mllg"].to_numpy(), window)
     edges = overtraining_edges(frame.loc[sel, "score"].to_numpy(), n_bins)
     out: dict[str, Any] = {"test": method}
     for name, cls in (("signal", 1), ("background", 0)):
@@ -193,9 +187,8 @@ def overtraining(frame: pd.DataFrame, window: Sequence[float], n_bins: int, meth
 # ---------------------------------------------------------------- one trial
 def scaled_weights(frame: pd.DataFrame) -> np.ndarray:
     """Physical weights rescaled per split and class to the full-sample yield (the paper's sigma * L per split)."""
-    from hzg.training import split_scaled_weights
 
-    return split_scaled_weights(frame["weight"].to_numpy(np.float64), frame["is_signal"].to_numpy(),
+    return metrics.split_scaled_weights(frame["weight"].to_numpy(np.float64), frame["is_signal"].to_numpy(),
                                 frame["split"].to_numpy())
 
 
@@ -267,7 +260,7 @@ def overtraining_plot_data(frame: pd.DataFrame, cfg: Mapping[str, Any]) -> list[
     frame = frame.assign(weight=scaled_weights(frame))
     window, n_bins, method = cfg["window"], int(cfg["overtraining_bins"]), cfg["overtraining_test"]
     result = overtraining(frame, window, n_bins, method)
-    sel = in_window(frame["mllg"].to_numpy(), window)
+    sel = metrics.in_window(frame["mllg"].to_numpy(), window)
     out = []
     for name, cls in (("signal", 1), ("background", 0)):
         part = frame[sel & (frame["is_signal"].to_numpy() == cls)]

@@ -21,6 +21,7 @@ Conventions, stated once:
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -125,3 +126,22 @@ def _checked(score: np.ndarray, weight: np.ndarray, is_signal: np.ndarray) -> tu
     if not (np.all(np.isfinite(score)) and np.all(np.isfinite(weight))):
         raise ValueError("score and weight must be finite (a NaN score means a diverged model)")
     return score, weight, sig
+
+
+def in_window(mass: np.ndarray, window: Sequence[float]) -> np.ndarray:
+    """Events in the open mass window lo < m < hi (the training's data scope and the AUC window)."""
+    mass = np.asarray(mass, dtype=float)
+    return (mass > window[0]) & (mass < window[1])
+
+
+def split_scaled_weights(weight: np.ndarray, y: np.ndarray, split: np.ndarray) -> np.ndarray:
+    """Physical weights rescaled within each split so each class sums to its full-sample yield
+    (the paper scales each of the train, validation and test sets to sigma * L)."""
+    out = np.asarray(weight, np.float64).copy()
+    for s in np.unique(split):
+        for cls in (0, 1):
+            sel = (split == s) & (y == cls)
+            part = out[sel].sum()
+            if part > 0:
+                out[sel] *= weight[y == cls].sum() / part
+    return out

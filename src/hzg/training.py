@@ -64,19 +64,14 @@ def load_dataset(paths: Sequence[str | Path], features: Sequence[str], trial: in
     )
 
 
-def in_window(mass: np.ndarray, window: Sequence[float]) -> np.ndarray:
-    """lo < m < hi."""
-    return (mass > window[0]) & (mass < window[1])
-
-
 def training_scope(mass: np.ndarray, y: np.ndarray, disco_lambda: float, tcfg: Mapping[str, Any]) -> np.ndarray:
     """Events a training step sees: the narrow window (classifier term), plus background in the
     wide window when DisCo is on (paper Sec. III B / IV C); everything when data scope is off."""
     if not tcfg["data_scope"]:
         return np.ones(len(mass), dtype=bool)
-    scope = in_window(mass, tcfg["narrow_window"])
+    scope = metrics.in_window(mass, tcfg["narrow_window"])
     if disco_lambda > 0:
-        scope |= (y == 0) & in_window(mass, tcfg["wide_window"])
+        scope |= (y == 0) & metrics.in_window(mass, tcfg["wide_window"])
     return scope
 
 
@@ -89,19 +84,6 @@ def balanced_weights(weight: np.ndarray, y: np.ndarray) -> np.ndarray:
         if total <= 0:
             raise ValueError(f"class {cls} has non-positive total weight {total} in the training scope")
         out[sel] *= 0.5 * len(out) / total
-    return out
-
-
-def split_scaled_weights(weight: np.ndarray, y: np.ndarray, split: np.ndarray) -> np.ndarray:
-    """Physical weights rescaled within each split so each class sums to its full-sample yield
-    (the paper scales each of the train, validation and test sets to sigma * L)."""
-    out = np.asarray(weight, np.float64).copy()
-    for s in np.unique(split):
-        for cls in (0, 1):
-            sel = (split == s) & (y == cls)
-            part = out[sel].sum()
-            if part > 0:
-                out[sel] *= weight[y == cls].sum() / part
     return out
 
 
@@ -216,7 +198,7 @@ def train_neural(data: Dataset, spec: RunSpec, outdir: Path, progress: bool = Tr
     w_train[train_sel] = balanced_weights(data.weight[train_sel], data.y[train_sel])
     w_train[val_sel] = balanced_weights(data.weight[val_sel], data.y[val_sel])
     w = torch.from_numpy(w_train.astype(np.float32)).to(device)
-    eval_w = split_scaled_weights(data.weight, data.y, data.split)
+    eval_w = metrics.split_scaled_weights(data.weight, data.y, data.split)
     train_idx = torch.from_numpy(np.flatnonzero(train_sel)).to(device)
     val_idx = torch.from_numpy(np.flatnonzero(val_sel)).to(device)
     val_np = data.split == 1
@@ -302,7 +284,7 @@ def train_tree(data: Dataset, spec: RunSpec) -> dict[str, Any]:
     tcfg = spec.training
     train_sel = (data.split == 0) & training_scope(data.mass, data.y, 0.0, tcfg)
     w = balanced_weights(data.weight[train_sel], data.y[train_sel])
-    eval_w = split_scaled_weights(data.weight, data.y, data.split)
+    eval_w = metrics.split_scaled_weights(data.weight, data.y, data.split)
     n_bins = int(tcfg["significance_bins"])
     if spec.model == "xgboost":
         model = trees.fit_xgboost(data.x[train_sel], data.y[train_sel], w, spec.hparams, spec.seed, int(tcfg["threads"]), tcfg["device"])
