@@ -174,21 +174,40 @@ def test_disco_agrees_with_naive_reference_value_and_gradient():
         torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-8, atol=1e-12)
 
 
-@pytest.mark.parametrize("block_elements", [2**20, 3 * 17])
-def test_disco_gradcheck(monkeypatch, block_elements):
-    # 3 * 17 elements per block: 3 rows of 17 per block, the last block partial
-    monkeypatch.setitem(losses.BLOCK_ELEMENTS, "cpu", block_elements)
-    x, y, w = sample(17, 5)
+@pytest.mark.parametrize("n", [2, 3, 17, 32])
+def test_disco_gradcheck(n):
+    # 17: the merge levels of the pair sums end in partial blocks; 32: all blocks full
+    x, y, w = sample(n, 5)
     for power in (1, 2):
         assert torch.autograd.gradcheck(lambda a, b: distance_correlation(a, b, w, power),
                                         (x.clone().requires_grad_(), y.clone().requires_grad_()))
 
 
-def test_disco_block_size_does_not_change_the_value(monkeypatch):
-    x, y, w = sample(50, 6)
-    full = distance_correlation(x, y, w).item()
-    monkeypatch.setitem(losses.BLOCK_ELEMENTS, "cpu", 7 * 50)
-    assert distance_correlation(x, y, w).item() == pytest.approx(full, rel=1e-12)
+def test_disco_at_ties_matches_autograd_of_the_naive_reference():
+    # rounded values tie in both inputs; autograd of |.| takes sgn(0) = 0 there, and so must DisCo's backward
+    x, y, w = sample(40, 11)
+    x, y = torch.round(x / 5) * 5, torch.round(y * 4) / 4
+    assert len(torch.unique(x)) < 20 and len(torch.unique(y)) < 6
+    xa, ya = x.clone().requires_grad_(), y.clone().requires_grad_()
+    xb, yb = x.clone().requires_grad_(), y.clone().requires_grad_()
+    ours, ref = distance_correlation(xa, ya, w), naive_disco(xb, yb, w)
+    assert ours.item() == pytest.approx(ref.item(), rel=1e-10)
+    ours.backward()
+    ref.backward()
+    torch.testing.assert_close(ya.grad, yb.grad, rtol=1e-8, atol=1e-12)
+    torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-8, atol=1e-12)
+
+
+def test_disco_on_a_training_size_float32_batch_equals_dcor():
+    # a batch's background at the paper's batch size, in float32 as in training: computed in float64 inside
+    g = np.random.default_rng(12)
+    mass = g.uniform(100, 180, 4000)
+    score = 1 / (1 + np.exp(-(mass - 140) / 30 + g.normal(0, 1, 4000)))
+    ours = distance_correlation(torch.tensor(mass, dtype=torch.float32), torch.tensor(score, dtype=torch.float32),
+                                torch.ones(4000))
+    expected = dcor.distance_correlation_sqr(mass.astype(np.float32).astype(float),
+                                             score.astype(np.float32).astype(float), method="mergesort")
+    assert ours.dtype == torch.float32 and ours.item() == pytest.approx(expected, rel=1e-6)
 
 
 def test_disco_is_small_for_independent_inputs():

@@ -10,14 +10,17 @@ Conventions, stated once:
   a_i = mean_j w'_j a_ij, a = mean_i w'_i a_i: dCov^2(x, y) = S1 - 2 S2 + S3 with S1 = mean_ij w'_i w'_j a_ij b_ij,
   S2 = mean_i w'_i a_i b_i, S3 = a b, and DisCo = dCov^2(x, y) / sqrt(dCov^2(x, x) dCov^2(y, y)), i.e. the squared
   distance correlation dCor^2 (V-statistic) that their `distance_corr` returns for power=1; power=2 squares it.
-  The N x N matrices are built one row block at a time (BLOCK_ELEMENTS), never whole, and the backward pass is
-  analytic, so memory is O(N + block). It is differentiable in x and y, not in w (w' is detached). It is 0 for
-  fewer than 2 events, sum(w) == 0 or a constant input; near independence rounding can make it slightly
-  negative, which is not clipped (the gradient stays intact).
+  No N x N matrix is built: the pair sums come from sorted orders and prefix sums (`hzg.pairsums`), so time is
+  O(N log N) and memory O(N); the backward pass is analytic and uses sgn(0) = 0 at ties, as autograd of |.| does.
+  It is computed in float64. It is differentiable in x and y, not in w (w' is detached). It is 0 for fewer than
+  2 events, sum(w) == 0 or a constant input; near independence rounding can make it slightly negative, which is
+  not clipped (the gradient stays intact).
 """
 from __future__ import annotations
 
 import torch
+
+from hzg import pairsums
 
 NARROW_WINDOW = (120.0, 130.0)
 WIDE_WINDOW = (100.0, 180.0)
@@ -63,56 +66,17 @@ def extreme(y_hat: torch.Tensor, y: torch.Tensor, w: torch.Tensor,
     return _weighted_mean(loss, _flat(w).to(p.dtype))
 
 
-#: Elements of one row block of the N x N matrices in `distance_correlation`, by device type (others: "default").
-#: Small on CPU (the block stays in cache), large on accelerators (few kernel launches).
-BLOCK_ELEMENTS = {"cpu": 2**20, "default": 2**24}
-
-
-def _block_rows(n: int, device: torch.device) -> int:
-    """Rows per block so that a block of the N x N matrices has about BLOCK_ELEMENTS elements."""
-    elements = BLOCK_ELEMENTS.get(device.type, BLOCK_ELEMENTS["default"])
-    return max(1, min(n, elements // max(n, 1)))
-
-
-def _row_sums(xc: torch.Tensor, yc: torch.Tensor, wn: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """sum_j w'_j a_ij, sum_j w'_j b_ij and sum_j w'_j a_ij b_ij for every i, one row block at a time."""
-    n = xc.shape[0]
-    step = _block_rows(n, xc.device)
-    out = torch.empty(3, n, dtype=xc.dtype, device=xc.device)
-    buf = torch.empty(3, step, n, dtype=xc.dtype, device=xc.device)  # reused: no allocation per block
-    for i in range(0, n, step):
-        k = min(step, n - i)
-        a, b, ab = buf[0, :k], buf[1, :k], buf[2, :k]
-        torch.sub(xc[i:i + k, None], xc[None, :], out=a).abs_()
-        torch.sub(yc[i:i + k, None], yc[None, :], out=b).abs_()
-        torch.mul(a, b, out=ab)
-        out[:, i:i + k] = buf[:, :k] @ wn
-    return out[0], out[1], out[2]
-
-
-def _gradient_sums(own: torch.Tensor, other: torch.Tensor, u: torch.Tensor, wn: torch.Tensor
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """sum_j w'_j s_kj |other_k - other_j|, sum_j w'_j s_kj and sum_j w'_j u_j s_kj, s_kj = sgn(own_k - own_j)."""
-    n = own.shape[0]
-    step = _block_rows(n, own.device)
-    out = torch.empty(n, 3, dtype=own.dtype, device=own.device)
-    vecs = torch.stack([wn, wn * u], dim=1)
-    buf = torch.empty(2, step, n, dtype=own.dtype, device=own.device)  # reused: no allocation per block
-    for i in range(0, n, step):
-        k = min(step, n - i)
-        s, d = buf[0, :k], buf[1, :k]
-        torch.sub(own[i:i + k, None], own[None, :], out=s).sign_()
-        torch.sub(other[i:i + k, None], other[None, :], out=d).abs_().mul_(s)
-        out[i:i + k, 0] = d @ wn
-        out[i:i + k, 1:] = s @ vecs
-    return out[:, 0], out[:, 1], out[:, 2]
-
-
 class _DistanceCorrelation(torch.autograd.Function):
-    """dCor^2(x, y)^(power) with normalised weights w' (mean 1); analytic backward in x and y (not in w')."""
+    """dCor^2(x, y)^(power) with normalised weights w' (mean 1); analytic backward in x and y (not in w').
+
+    Computed in float64 whatever the input precision (the pair sums are prefix sums over all events), and
+    returned in the inputs' dtype.
+    """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, y: torch.Tensor, wn: torch.Tensor, power: float) -> torch.Tensor:
+        dtype = x.dtype
+        x, y, wn = x.double(), y.double(), wn.double()
         n = x.shape[0]
 
         def wmean(v: torch.Tensor) -> torch.Tensor:
@@ -120,11 +84,15 @@ class _DistanceCorrelation(torch.autograd.Function):
 
         # Distances are shift invariant: centring only helps the closed-form variances below.
         xc, yc = x - wmean(x), y - wmean(y)
-        a_sum, b_sum, ab_sum = _row_sums(xc, yc, wn)
-        a_row, b_row = a_sum / n, b_sum / n  # a_i = mean_j w'_j a_ij
+        xs, ys = pairsums.Sorted.of(xc), pairsums.Sorted.of(yc)
+        a_row = pairsums.abs_sums(xs, wn[:, None])[:, 0] / n  # a_i = mean_j w'_j a_ij
+        b_row = pairsums.abs_sums(ys, wn[:, None])[:, 0] / n
         a_all, b_all = wmean(a_row), wmean(b_row)  # a = mean_i w'_i a_i
-        # dCov^2 = S1 - 2 S2 + S3, S1 = mean_ij w'_i w'_j a_ij b_ij, S2 = mean_i w'_i a_i b_i, S3 = a b.
-        dcov = wmean(ab_sum / n) - 2.0 * wmean(a_row * b_row) + a_all * b_all
+        # S1 = mean_ij w'_i w'_j a_ij b_ij = (2/n^2) sum_i w'_i sum_{j before i in y-order} w'_j a_ij (y_i - y_j)
+        earlier = pairsums.ordered_abs_sums(ys.order, xs, torch.stack((wn, wn * yc), dim=1))
+        s1 = 2.0 * (wn * (yc * earlier[:, 0] - earlier[:, 1])).sum() / n**2
+        # dCov^2 = S1 - 2 S2 + S3, S2 = mean_i w'_i a_i b_i, S3 = a b.
+        dcov = s1 - 2.0 * wmean(a_row * b_row) + a_all * b_all
         # S1(x, x) = mean_ij w'_i w'_j (x_i - x_j)^2 = 2 [mean(w' x^2) - mean(w' x)^2], as mean(w') = 1.
         var_x = 2.0 * (wmean(xc**2) - wmean(xc) ** 2) - 2.0 * wmean(a_row**2) + a_all**2
         var_y = 2.0 * (wmean(yc**2) - wmean(yc) ** 2) - 2.0 * wmean(b_row**2) + b_all**2
@@ -134,16 +102,17 @@ class _DistanceCorrelation(torch.autograd.Function):
         one = torch.ones_like(denom)
         var_x, var_y = torch.where(ok, var_x, one), torch.where(ok, var_y, one)
         r = torch.where(ok, dcov / torch.sqrt(var_x * var_y), torch.zeros_like(dcov))
-        ctx.power = power
-        ctx.save_for_backward(xc, yc, wn, a_row, b_row, a_all, b_all, var_x, var_y, r, ok)
-        return r if power == 1 else r**power
+        ctx.power, ctx.dtype = power, dtype
+        ctx.save_for_backward(xc, yc, xs.order, ys.order, wn, a_row, b_row, a_all, b_all, var_x, var_y, r, ok)
+        return (r if power == 1 else r**power).to(dtype)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None, None]:
-        xc, yc, wn, a_row, b_row, a_all, b_all, var_x, var_y, r, ok = ctx.saved_tensors
+        xc, yc, x_order, y_order, wn, a_row, b_row, a_all, b_all, var_x, var_y, r, ok = ctx.saved_tensors
+        xs, ys = pairsums.Sorted(xc, x_order), pairsums.Sorted(yc, y_order)
         n = xc.shape[0]
         chain = 1.0 if ctx.power == 1 else ctx.power * r ** (ctx.power - 1)
-        scale = torch.where(ok, grad * chain * (2.0 / n**2), torch.zeros_like(r))
+        scale = torch.where(ok, grad.double() * chain * (2.0 / n**2), torch.zeros_like(r))
         c_cov = 1.0 / torch.sqrt(var_x * var_y)
 
         def gradient(own, other, own_row, other_row, own_all, other_all, var_own):
@@ -152,12 +121,14 @@ class _DistanceCorrelation(torch.autograd.Function):
             c_own = r / var_own
             u = c_cov * other_row - c_own * own_row
             const = c_cov * other_all - c_own * own_all
-            t_other, t_sign, t_u = _gradient_sums(own, other, u, wn)
+            t_other = pairsums.signed_abs_sums(own, other, wn[:, None], n * other_row[:, None])[:, 0]
+            t_sign, t_u = pairsums.signed_sums(own, torch.stack((wn, wn * u), dim=1)).unbind(dim=1)
+            own = own.values
             inner = c_cov * t_other - c_own * n * (own - (wn * own).mean()) + (const - u) * t_sign - t_u
-            return scale * wn * inner
+            return (scale * wn * inner).to(ctx.dtype)
 
-        gx = gradient(xc, yc, a_row, b_row, a_all, b_all, var_x) if ctx.needs_input_grad[0] else None
-        gy = gradient(yc, xc, b_row, a_row, b_all, a_all, var_y) if ctx.needs_input_grad[1] else None
+        gx = gradient(xs, ys, a_row, b_row, a_all, b_all, var_x) if ctx.needs_input_grad[0] else None
+        gy = gradient(ys, xs, b_row, a_row, b_all, a_all, var_y) if ctx.needs_input_grad[1] else None
         return gx, gy, None, None
 
 
