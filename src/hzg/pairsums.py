@@ -105,6 +105,7 @@ def dominance_sums(by_rank: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     within each block the events of its left half are summed, in rank order, into the events of its right half.
     Every pair q < p meets in exactly one block, at the level where they first fall into different halves. A
     stable partition of each block into its halves gives the order of the next level down, so nothing is sorted.
+    The pairs within blocks of 2^DENSE_LEVELS places are summed directly.
     """
     if by_rank.dim() != 1 or g.dim() != 2 or g.shape[0] != by_rank.shape[0]:
         raise ValueError(f"pair sums need values (n,) and weights (n, c), got {tuple(by_rank.shape)} and "
@@ -114,7 +115,7 @@ def dominance_sums(by_rank: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     pos = by_rank  # the top level: one block holding everything, in rank order
     level = max(n - 1, 1).bit_length() - 1  # half = 2^level < n <= 2^(level + 1)
     places = torch.arange(n, device=by_rank.device)
-    while level >= 0:
+    while level >= DENSE_LEVELS:
         half = 1 << level
         in_right = torch.bitwise_and(torch.bitwise_right_shift(pos, level), 1).bool()
         from_left = torch.where(in_right[:, None], torch.zeros_like(g[:1]), g[pos])
@@ -129,7 +130,23 @@ def dominance_sums(by_rank: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         dest = torch.where(in_right, start + half + (places - start) - lefts_before, start + lefts_before)
         pos = _scatter_back(dest, pos)
         level -= 1
-    return out
+    return out + _dense_block_sums(_inverse(by_rank), g, 1 << DENSE_LEVELS)
+
+
+#: The lowest merge levels (blocks of up to 2^DENSE_LEVELS places) are summed pair by pair in one batched
+#: product instead: fewer, larger tensor operations.
+DENSE_LEVELS = 5
+
+
+def _dense_block_sums(rank: torch.Tensor, g: torch.Tensor, size: int) -> torch.Tensor:
+    """out[p] = sum of g[q] over q < p in p's block of `size` places with rank[q] < rank[p]: (n,), (n, c) -> (n, c)."""
+    n, c = g.shape
+    pad = -n % size
+    rank = torch.cat((rank, rank.new_full((pad,), n))).view(-1, size)  # padding: never smaller
+    g = torch.cat((g, g.new_zeros(pad, c))).view(-1, size, c)
+    places = torch.arange(size, device=rank.device)
+    earlier_smaller = (places[None, :, None] > places[None, None, :]) & (rank[:, :, None] > rank[:, None, :])
+    return torch.bmm(earlier_smaller.to(g.dtype), g).view(-1, c)[:n]
 
 
 def ordered_abs_sums(order: torch.Tensor, v: Sorted, g: torch.Tensor) -> torch.Tensor:
