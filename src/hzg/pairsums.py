@@ -122,7 +122,7 @@ def dominance_sums(by_rank: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         before = _exclusive_cumsum(from_left)
         # block b fills sorted places [b * 2 half, ...): subtract what the earlier blocks had summed
         start = torch.bitwise_left_shift(torch.bitwise_right_shift(pos, level + 1), level + 1)
-        out.index_add_(0, pos, (before - before[start]) * in_right[:, None])
+        out += _scatter_back(pos, (before - before[start]) * in_right[:, None])  # pos: a permutation
         # stable partition of every block into its left half (places start..start+half-1), then its right half
         in_left = (~in_right).long()
         lefts = torch.cumsum(in_left, dim=0) - in_left  # left-half events before, over all blocks

@@ -74,7 +74,7 @@ def usable(*tensors: torch.Tensor) -> bool:
 class _SmallAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
-        out, probs = extension().forward(q, k, v, heads)
+        out, probs = extension().forward(q, k, v, heads, any(ctx.needs_input_grad[:3]))
         ctx.save_for_backward(q, k, v, probs)
         ctx.heads = heads
         return out

@@ -5,7 +5,7 @@
 //
 // Shapes: q (B, Tq, E), k and v (B, Tk, E), E = heads * D, any strides with the last one 1 (so slices of a
 // packed q/k/v projection need no copy). Outputs: out (B, Tq, E) and the softmax probabilities, kept for the
-// backward pass in the kernel's own layout (tiles, heads, Tq, Tk, kLanes); the backward returns dq (B, Tq, E),
+// backward pass in the kernel's own layout (tiles, heads, Tq, Tk, kLanes), or empty if not asked for; the backward returns dq (B, Tq, E),
 // dk and dv (B, Tk, E), all contiguous. float32 and float64.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
@@ -112,6 +112,7 @@ void scatter(const Vec<T>* tile, int64_t b0, int64_t lanes, int64_t n_tokens, in
 }
 
 // probs: (tiles, heads, Tq, Tk, kLanes), the layout both passes use as it is.
+// probs == nullptr: not kept (inference); a per-thread buffer takes them.
 template <typename T>
 void forward_kernel(const T* q, View qs, const T* k, View ks, const T* v, View vs, T* out, T* probs, int64_t B,
                     int64_t Tq, int64_t Tk, int64_t heads, int64_t D) {
@@ -119,7 +120,7 @@ void forward_kernel(const T* q, View qs, const T* k, View ks, const T* v, View v
   const int64_t E = heads * D, tiles = (B + kLanes - 1) / kLanes;
   const T scale = T(1) / std::sqrt(T(D));
   at::parallel_for(0, tiles, 8, [&](int64_t t0, int64_t t1) {
-    std::vector<V> qt(Tq * D), kt(Tk * D), vt(Tk * D), ot(Tq * D);
+    std::vector<V> qt(Tq * D), kt(Tk * D), vt(Tk * D), ot(Tq * D), scratch(probs ? 0 : Tk);
     for (int64_t tile = t0; tile < t1; ++tile) {
       const int64_t b0 = tile * kLanes, lanes = std::min(kLanes, B - b0);
       for (int64_t h = 0; h < heads; ++h) {
@@ -127,7 +128,7 @@ void forward_kernel(const T* q, View qs, const T* k, View ks, const T* v, View v
         gather(k, ks, b0, lanes, Tk, h * D, D, T(1), kt.data());
         gather(v, vs, b0, lanes, Tk, h * D, D, T(1), vt.data());
         for (int64_t i = 0; i < Tq; ++i) {
-          V* p = reinterpret_cast<V*>(probs) + (tile * heads + h) * Tq * Tk + i * Tk;
+          V* p = probs ? reinterpret_cast<V*>(probs) + (tile * heads + h) * Tq * Tk + i * Tk : scratch.data();
           const V* qi = qt.data() + i * D;
           V mx = splat(-std::numeric_limits<T>::infinity());
           for (int64_t j = 0; j < Tk; ++j) {
@@ -210,15 +211,17 @@ void backward_kernel(const T* g, const T* q, View qs, const T* k, View ks, const
 }  // namespace
 
 std::vector<at::Tensor> small_attention_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                                int64_t heads) {
+                                                int64_t heads, bool keep_probs) {
   check(q, k, v, heads);
   const int64_t B = q.size(0), Tq = q.size(1), Tk = k.size(1), E = q.size(2);
   auto out = at::empty({B, Tq, E}, q.options());
-  auto probs = at::empty({(B + kLanes - 1) / kLanes, heads, Tq, Tk, kLanes}, q.options());
+  auto probs = keep_probs ? at::empty({(B + kLanes - 1) / kLanes, heads, Tq, Tk, kLanes}, q.options())
+                          : at::empty({0}, q.options());
   AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "small_attention_forward", [&] {
     forward_kernel<scalar_t>(q.data_ptr<scalar_t>(), {q.stride(0), q.stride(1)}, k.data_ptr<scalar_t>(),
                              {k.stride(0), k.stride(1)}, v.data_ptr<scalar_t>(), {v.stride(0), v.stride(1)},
-                             out.data_ptr<scalar_t>(), probs.data_ptr<scalar_t>(), B, Tq, Tk, heads, E / heads);
+                             out.data_ptr<scalar_t>(), keep_probs ? probs.data_ptr<scalar_t>() : nullptr, B, Tq, Tk,
+                             heads, E / heads);
   });
   return {out, probs};
 }
