@@ -1,6 +1,8 @@
 """The compiled small-attention CPU kernel against PyTorch's attention, and its fallback."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -118,3 +120,13 @@ def test_not_used_off_float_or_with_attention_dropout(kernel):
     t = torch.randn(6, 5, 16)
     a, b = mha(t), mha(t)
     assert not torch.equal(a, b)  # attention-weight dropout happened, so PyTorch's kernel ran
+
+
+def test_pip_ninja_is_put_on_path_when_none_is_there(monkeypatch):
+    # a venv used without activation (.venv/bin/snakemake) has pip's ninja off PATH; torch's builder needs it there
+    ninja = pytest.importorskip("ninja")
+    monkeypatch.setattr(small_attention.shutil, "which", lambda name: None)
+    monkeypatch.setenv("PATH", "/nowhere")
+    small_attention._put_ninja_on_path()
+    assert small_attention.os.environ["PATH"].split(small_attention.os.pathsep)[0] == ninja.BIN_DIR
+    assert (Path(ninja.BIN_DIR) / "ninja").exists()
