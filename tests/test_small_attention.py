@@ -130,3 +130,13 @@ def test_pip_ninja_is_put_on_path_when_none_is_there(monkeypatch):
     small_attention._put_ninja_on_path()
     assert small_attention.os.environ["PATH"].split(small_attention.os.pathsep)[0] == ninja.BIN_DIR
     assert (Path(ninja.BIN_DIR) / "ninja").exists()
+
+
+def test_a_stale_build_lock_is_removed_and_a_fresh_one_kept(tmp_path):
+    lock = tmp_path / "lock"
+    lock.touch()
+    assert not small_attention.remove_stale_lock(tmp_path) and lock.exists()  # a build under way
+    old = lock.stat().st_mtime - small_attention.STALE_LOCK_SECONDS - 5
+    small_attention.os.utime(lock, (old, old))
+    assert small_attention.remove_stale_lock(tmp_path) and not lock.exists()
+    assert not small_attention.remove_stale_lock(tmp_path)  # nothing there

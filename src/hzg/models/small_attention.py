@@ -8,7 +8,8 @@ rounding (tested), and do not depend on the number of threads.
 
 It is compiled on first use with `torch.utils.cpp_extension` (a C++ compiler and ninja are needed; about 30 s,
 then cached in TORCH_EXTENSIONS_DIR, ~/.cache/torch_extensions by default, and shared by concurrent jobs through
-torch's build lock). Where it cannot be built, for tensors off the CPU (CUDA has fused kernels that do well), for
+torch's build lock; a lock older than STALE_LOCK_SECONDS, left by a job killed while building, is removed, as torch
+would wait on it forever). Where it cannot be built, for tensors off the CPU (CUDA has fused kernels that do well), for
 dtypes other than float32/float64, or with the environment variable HZG_SMALL_ATTENTION=0, callers fall back to
 PyTorch's attention; a failed build is logged once as a warning.
 """
@@ -18,6 +19,7 @@ import functools
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -28,6 +30,8 @@ log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("csrc") / "small_attention.cpp"
 ENV_SWITCH = "HZG_SMALL_ATTENTION"
 DTYPES = (torch.float32, torch.float64)
+#: A build takes about 30 s; a build lock older than this was left by a killed job (torch would wait forever).
+STALE_LOCK_SECONDS = 600
 
 
 def build_flags(capability: str) -> tuple[str, list[str]]:
@@ -48,6 +52,20 @@ def _put_ninja_on_path() -> None:
         os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
 
 
+def remove_stale_lock(build_directory: Path, max_age_s: float = STALE_LOCK_SECONDS) -> bool:
+    """Delete the build lock a killed job left behind (older than max_age_s); True if one was deleted."""
+    lock = Path(build_directory) / "lock"
+    try:
+        age = time.time() - lock.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    if age <= max_age_s:
+        return False
+    log.warning("removing the stale build lock %s (%.0f s old, left by an interrupted build)", lock, age)
+    lock.unlink(missing_ok=True)
+    return True
+
+
 @functools.cache
 def extension() -> ModuleType | None:
     """The compiled kernel, built on first call; None where it is switched off or cannot be built."""
@@ -55,9 +73,10 @@ def extension() -> ModuleType | None:
         return None
     name, flags = build_flags(torch.backends.cpu.get_cpu_capability())
     try:
-        from torch.utils.cpp_extension import load
+        from torch.utils.cpp_extension import _get_build_directory, load
 
         _put_ninja_on_path()
+        remove_stale_lock(Path(_get_build_directory(name, verbose=False)))
         log.info("loading the small-attention CPU kernel %s (compiled on first use, about 30 s)", name)
         return load(name=name, sources=[str(SOURCE)], extra_cflags=flags, verbose=False)
     except Exception as err:  # no compiler, no ninja, a failed build: PyTorch's attention still works
