@@ -132,11 +132,14 @@ def test_pip_ninja_is_put_on_path_when_none_is_there(monkeypatch):
     assert (Path(ninja.BIN_DIR) / "ninja").exists()
 
 
-def test_a_stale_build_lock_is_removed_and_a_fresh_one_kept(tmp_path):
+def test_a_build_lock_is_waited_on_then_removed_once_stale(tmp_path):
     lock = tmp_path / "lock"
+    assert not small_attention.clear_build_lock(tmp_path)  # nothing there: no wait
     lock.touch()
-    assert not small_attention.remove_stale_lock(tmp_path) and lock.exists()  # a build under way
+    start = small_attention.time.time()
+    assert small_attention.clear_build_lock(tmp_path, max_age_s=0.3, poll_s=0.05) and not lock.exists()
+    assert small_attention.time.time() - start >= 0.25  # it waited for the lock to go stale
+    lock.touch()
     old = lock.stat().st_mtime - small_attention.STALE_LOCK_SECONDS - 5
     small_attention.os.utime(lock, (old, old))
-    assert small_attention.remove_stale_lock(tmp_path) and not lock.exists()
-    assert not small_attention.remove_stale_lock(tmp_path)  # nothing there
+    assert small_attention.clear_build_lock(tmp_path) and not lock.exists()  # stale: removed at once

@@ -52,18 +52,20 @@ def _put_ninja_on_path() -> None:
         os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
 
 
-def remove_stale_lock(build_directory: Path, max_age_s: float = STALE_LOCK_SECONDS) -> bool:
-    """Delete the build lock a killed job left behind (older than max_age_s); True if one was deleted."""
+def clear_build_lock(build_directory: Path, max_age_s: float = STALE_LOCK_SECONDS, poll_s: float = 1.0) -> bool:
+    """Wait while another job builds (its lock is there), deleting the lock once it is older than max_age_s:
+    then a killed job left it. True if a lock was deleted."""
     lock = Path(build_directory) / "lock"
-    try:
-        age = time.time() - lock.stat().st_mtime
-    except FileNotFoundError:
-        return False
-    if age <= max_age_s:
-        return False
-    log.warning("removing the stale build lock %s (%.0f s old, left by an interrupted build)", lock, age)
-    lock.unlink(missing_ok=True)
-    return True
+    while True:
+        try:
+            age = time.time() - lock.stat().st_mtime
+        except FileNotFoundError:
+            return False
+        if age > max_age_s:
+            log.warning("removing the stale build lock %s (%.0f s old, left by an interrupted build)", lock, age)
+            lock.unlink(missing_ok=True)
+            return True
+        time.sleep(poll_s)
 
 
 @functools.cache
@@ -76,7 +78,7 @@ def extension() -> ModuleType | None:
         from torch.utils.cpp_extension import _get_build_directory, load
 
         _put_ninja_on_path()
-        remove_stale_lock(Path(_get_build_directory(name, verbose=False)))
+        clear_build_lock(Path(_get_build_directory(name, verbose=False)))
         log.info("loading the small-attention CPU kernel %s (compiled on first use, about 30 s)", name)
         return load(name=name, sources=[str(SOURCE)], extra_cflags=flags, verbose=False)
     except Exception as err:  # no compiler, no ninja, a failed build: PyTorch's attention still works
