@@ -1,6 +1,7 @@
 """The compiled small-attention CPU kernel against PyTorch's attention, and its fallback."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,9 @@ def reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> 
 @pytest.fixture(scope="module")
 def kernel():
     if small_attention.extension() is None:
-        pytest.fail("the small-attention kernel did not build here (it needs a C++ compiler and ninja)")
+        if shutil.which("c++") is None and shutil.which("g++") is None:
+            pytest.skip("no C++ compiler here: the ETN uses PyTorch's attention (the fallback is tested)")
+        pytest.fail("the small-attention kernel did not build although a C++ compiler is here (see the warning)")
     return small_attention
 
 
