@@ -25,8 +25,7 @@ def friend_columns(events: ak.Array, cuts: selection.Cuts, res_map: Mapping[str,
                    classifiers: Sequence[Classifier], sample: str, chunk: int) -> dict[str, np.ndarray]:
     """Branches of the friend tree of `events` (all entries of one n-tuple, in order)."""
     cols = selection.candidate_kinematics(selection.best_candidates(events))
-    masks = selection.cut_masks(cols, cuts)
-    passed = np.logical_and.reduce([masks[name] for name in selection.CUT_ORDER])
+    passed = selection.passes_all(selection.cut_masks(cols, cuts))
     n = len(events)
     out: dict[str, np.ndarray] = {
         "sample_id": np.full(n, features.sample_id(sample), dtype=np.int64),

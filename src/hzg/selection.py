@@ -129,6 +129,11 @@ def cutflow(masks: Mapping[str, np.ndarray], weights: np.ndarray) -> list[dict[s
     return rows
 
 
+def passes_all(masks: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Events that pass every cut of CUT_ORDER (the preselection)."""
+    return np.logical_and.reduce([masks[name] for name in CUT_ORDER])
+
+
 def preselect(events: ak.Array, cuts: Cuts, source: str = "<events>") -> tuple[dict[str, np.ndarray], list[dict[str, float]]]:
     """Apply the selection; return flat columns of the passing candidates and the cutflow.
 
@@ -143,5 +148,5 @@ def preselect(events: ak.Array, cuts: Cuts, source: str = "<events>") -> tuple[d
     if empty is not None:
         raise EmptySelectionError(f"{source}: no event passes the cut {empty!r} (cutflow: "
                                   + ", ".join(f"{r['cut']}={r['n_raw']}" for r in flow) + ")")
-    passed = np.logical_and.reduce([masks[name] for name in CUT_ORDER])
+    passed = passes_all(masks)
     return {k: v[passed] for k, v in cols.items()}, flow
