@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 
 from hzg import trees
+from hzg.training import Normaliser, predict_neural
 
 
 class Classifier:
@@ -25,9 +26,7 @@ class Classifier:
 
             self.model = build_model(checkpoint["model"], len(self.features), **checkpoint["hparams"])
             self.model.load_state_dict(checkpoint["state_dict"])
-            self.model.eval()
-            self.mean = np.asarray(checkpoint["normaliser"]["mean"], np.float32)
-            self.std = np.asarray(checkpoint["normaliser"]["std"], np.float32)
+            self.normaliser = Normaliser(**checkpoint["normaliser"])
         else:
             self.model = trees.from_bytes(self.kind, checkpoint["blob"])
 
@@ -49,10 +48,7 @@ class Classifier:
         if len(x) == 0:
             return np.zeros(0, np.float64)
         if self.kind == "neural":
-            x = (x - self.mean) / self.std
-            with torch.no_grad():
-                out = [self.model(torch.from_numpy(x[i:i + batch])).numpy() for i in range(0, len(x), batch)]
-            return np.concatenate(out).astype(np.float64)
+            return predict_neural(self.model, torch.from_numpy(self.normaliser(x)), batch).numpy().astype(np.float64)
         if self.kind == "xgboost":
             return trees.xgboost_scores(self.model, x).astype(np.float64)
         return trees.bdt_scores(self.model, x).astype(np.float64)
