@@ -36,10 +36,10 @@ import pandas as pd
 from scipy import stats
 
 from hzg import metrics
+from hzg.trees import TREE_MODELS
 
 TEST_SPLIT, TRAIN_SPLIT = 2, 0
 METRICS = ("significance", "auc", "bkg_correlation", "best_epoch", "overtraining_p")
-TREE_KINDS = ("xgboost", "bdt")
 SCORE_COLUMNS = ("score", "mllg", "weight", "is_signal", "split")
 
 
@@ -187,7 +187,6 @@ def overtraining(frame: pd.DataFrame, window: Sequence[float], n_bins: int, meth
 # ---------------------------------------------------------------- one trial
 def scaled_weights(frame: pd.DataFrame) -> np.ndarray:
     """Physical weights rescaled per split and class to the full-sample yield (the paper's sigma * L per split)."""
-
     return metrics.split_scaled_weights(frame["weight"].to_numpy(np.float64), frame["is_signal"].to_numpy(),
                                 frame["split"].to_numpy())
 
@@ -241,7 +240,7 @@ def best_epoch(checkpoint_path: str | Path) -> int | None:
     import torch
 
     ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-    return None if ckpt.get("kind") in TREE_KINDS else int(ckpt["best_epoch"])
+    return None if ckpt.get("kind") in TREE_MODELS else int(ckpt["best_epoch"])
 
 
 # ---------------------------------------------------------------- what the plots show (same code as the metrics)
@@ -373,7 +372,7 @@ TABLE_COLUMNS = ("Technique", "Loss", "Signi.", "AUC (%)", "Bkg. Corr. (1e-3)", 
 
 def loss_label(model: str, loss: Mapping[str, Any] | None) -> str:
     """The paper's loss column: N.A. for trees and the random classifier, BCE / Ext, '+DisCo' with lambda > 0."""
-    if loss is None or model in ("random", *TREE_KINDS):
+    if loss is None or model in ("random", *TREE_MODELS):
         return "N.A."
     label = LOSS_KINDS.get(loss["kind"], str(loss["kind"]))
     return label + ("+DisCo" if float(loss["disco_lambda"]) > 0 else "")
@@ -383,7 +382,7 @@ def paper_order(model: str, loss: Mapping[str, Any] | None) -> tuple[int, int, i
     """Sort key of Table I: Random, trees, networks without DisCo, networks with DisCo; FNN, DFNN, ETN; BCE, Ext."""
     ranks = list(TECHNIQUES)
     model_rank = ranks.index(model) if model in ranks else len(ranks)
-    if loss is None or model in ("random", *TREE_KINDS):
+    if loss is None or model in ("random", *TREE_MODELS):
         return (0, model_rank, 0)
     disco = int(float(loss["disco_lambda"]) > 0)
     return (1 + disco, model_rank, list(LOSS_KINDS).index(loss["kind"]) if loss["kind"] in LOSS_KINDS else 9)

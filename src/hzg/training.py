@@ -23,7 +23,6 @@ from hzg import io, losses, metrics, trees
 
 log = logging.getLogger(__name__)
 
-TREE_MODELS = ("xgboost", "bdt")
 KEY_COLUMNS = ("sample_id", "chunk", "entry")
 
 
@@ -188,8 +187,8 @@ def train_neural(data: Dataset, spec: RunSpec, outdir: Path, progress: bool = Tr
     device = pick_device(tcfg["device"])
     torch.manual_seed(spec.seed)
     np_x = data.x
-    train_sel = (data.split == 0) & training_scope(data.mass, data.y, spec.disco_lambda, tcfg)
-    val_sel = (data.split == 1) & training_scope(data.mass, data.y, spec.disco_lambda, tcfg)
+    scope = training_scope(data.mass, data.y, spec.disco_lambda, tcfg)
+    train_sel, val_sel = (data.split == 0) & scope, (data.split == 1) & scope
     norm = Normaliser.fit(np_x[train_sel])
     x = torch.from_numpy(norm(np_x)).to(device)
     y = torch.from_numpy(data.y).to(device)
@@ -319,7 +318,7 @@ def run(feature_paths: Sequence[str | Path], spec: RunSpec, outdir: str | Path, 
     checkpoint: dict[str, Any] = {"model": spec.model, "loss": spec.loss, "features": features, "trial": spec.trial,
                                   "hparams": spec.hparams, "config_hash": config_hash(spec.describe()),
                                   "spec": spec.describe()}
-    if spec.model in TREE_MODELS:
+    if spec.model in trees.TREE_MODELS:
         result = train_tree(data, spec)
         checkpoint.update(kind=spec.model, blob=trees.to_bytes(result["model"]), normaliser=None)
     else:
