@@ -56,9 +56,9 @@ def _exclusive_cumsum(g: torch.Tensor) -> torch.Tensor:
     return torch.cumsum(g, dim=0) - g
 
 
-def _check(v: Sorted, g: torch.Tensor) -> None:
-    if g.dim() != 2 or g.shape[0] != v.values.shape[0]:
-        raise ValueError(f"pair sums need values (n,) and weights (n, c), got {tuple(v.values.shape)} and "
+def _check(values: torch.Tensor, g: torch.Tensor) -> None:
+    if values.dim() != 1 or g.dim() != 2 or g.shape[0] != values.shape[0]:
+        raise ValueError(f"pair sums need values (n,) and weights (n, c), got {tuple(values.shape)} and "
                          f"{tuple(g.shape)}")
 
 
@@ -79,7 +79,7 @@ def _with_moments(v: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 
 def abs_sums(v: Sorted, g: torch.Tensor) -> torch.Tensor:
     """sum_j g_jc |v_i - v_j| for every event i and weight column c: (n,), (n, c) -> (n, c)."""
-    _check(v, g)
+    _check(v.values, g)
     vs = v.sorted_values
     moments = _with_moments(vs, g[v.order])
     sums = _abs_from_prefix(vs, _exclusive_cumsum(moments), moments.sum(dim=0, keepdim=True))
@@ -88,7 +88,7 @@ def abs_sums(v: Sorted, g: torch.Tensor) -> torch.Tensor:
 
 def signed_sums(o: Sorted, g: torch.Tensor) -> torch.Tensor:
     """sum_j g_jc sgn(o_i - o_j) for every event i, with sgn(0) = 0: (n,), (n, c) -> (n, c)."""
-    _check(o, g)
+    _check(o.values, g)
     sorted_o = o.sorted_values
     prefix = torch.cat((torch.zeros_like(g[:1]), torch.cumsum(g[o.order], dim=0)))
     below = torch.searchsorted(sorted_o, o.values, side="left")  # events with o_j < o_i: sorted places [0, below)
@@ -107,9 +107,7 @@ def dominance_sums(by_rank: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     stable partition of each block into its halves gives the order of the next level down, so nothing is sorted.
     The pairs within blocks of 2^DENSE_LEVELS places are summed directly.
     """
-    if by_rank.dim() != 1 or g.dim() != 2 or g.shape[0] != by_rank.shape[0]:
-        raise ValueError(f"pair sums need values (n,) and weights (n, c), got {tuple(by_rank.shape)} and "
-                         f"{tuple(g.shape)}")
+    _check(by_rank, g)
     n = by_rank.shape[0]
     out = torch.zeros_like(g)
     pos = by_rank  # the top level: one block holding everything, in rank order
@@ -154,7 +152,7 @@ def ordered_abs_sums(order: torch.Tensor, v: Sorted, g: torch.Tensor) -> torch.T
 
     `order` lists the events (a permutation of 0..n-1) in sequence.
     """
-    _check(v, g)
+    _check(v.values, g)
     vs = v.values[order]
     moments = _with_moments(vs, g[order])
     below = dominance_sums(_inverse(order)[v.order], moments)  # earlier and smaller in v
@@ -185,7 +183,7 @@ def signed_abs_sums(o: Sorted, v: Sorted, g: torch.Tensor, v_abs_sums: torch.Ten
     is E_up + E_down - sum_j g_j |v_i - v_j|. Without ties E_up = E_down and one merge sort does.
     `v_abs_sums`: abs_sums(v, g), where the caller has it already.
     """
-    _check(o, g)
+    _check(o.values, g)
     earlier_up = ordered_abs_sums(o.order, v, g)
     down = ties_reversed(o)
     earlier_down = earlier_up if down is None else ordered_abs_sums(down, v, g)

@@ -19,11 +19,16 @@ from torch import nn
 _BITS = 31
 
 
+def _checked(p: float) -> float:
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p!r}")
+    return float(p)
+
+
 def keep_mask(shape: torch.Size | tuple[int, ...], p: float, device: torch.device | str = "cpu"
               ) -> tuple[torch.Tensor, float]:
     """A boolean mask of `shape`, each element False with probability p (to 2^-32), and that probability."""
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"dropout probability must be in [0, 1), got {p!r}")
+    p = _checked(p)
     n = math.prod(shape)
     words = torch.empty((n + 1) // 2, dtype=torch.int64, device=device).random_()  # 63 random bits each
     uniform = words.view(torch.int32)[:n].bitwise_and_(2**_BITS - 1)  # two 31-bit integers per word
@@ -36,9 +41,7 @@ class Dropout(nn.Module):
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1), got {p!r}")
-        self.p = float(p)
+        self.p = _checked(p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
