@@ -154,6 +154,10 @@ def test_ranking_lists_every_parameter_and_puts_the_largest_first() -> None:
     assert impacts == sorted(impacts, reverse=True)
     # signal_xsec is not constrained by the data: its impact is that of a 30 % signal normalisation shift
     assert ranked[0]["postfit_up"] == pytest.approx(1.0 / 1.3 - 1.0, rel=0.05)
+    # the fit's own covariance, handed over, gives the same ranking as computing it again
+    fitted, cov = fit.fit_with_covariance(spec)
+    assert fitted == result
+    assert fit.ranking(spec, fitted, prefit=True, covariance=cov) == ranked
 
 
 def test_scaled_optimizer_finds_pyhf_scipy_minimum() -> None:

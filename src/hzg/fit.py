@@ -578,6 +578,12 @@ def _crossing(fitter: _Fitter, mu_hat: float, nll_min: float, direction: int, st
 
 def fit_mu(workspace: Mapping[str, Any] | pyhf.Workspace, poi_bounds: tuple[float, float] | None = None,
            n_scan: int = 17, scan_sigmas: float = 2.2) -> dict[str, Any]:
+    """The result of `fit_with_covariance` without the covariance."""
+    return fit_with_covariance(workspace, poi_bounds, n_scan, scan_sigmas)[0]
+
+
+def fit_with_covariance(workspace: Mapping[str, Any] | pyhf.Workspace, poi_bounds: tuple[float, float] | None = None,
+                        n_scan: int = 17, scan_sigmas: float = 2.2) -> tuple[dict[str, Any], np.ndarray]:
     """Best-fit mu with profile-likelihood errors, the scan -2 Delta ln L(mu) and every parameter's post-fit value.
 
     Returns mu_hat, err_up, err_down (>= 0), err_hesse, twice_nll_min, limited_by_bounds {"up", "down"},
@@ -585,6 +591,7 @@ def fit_mu(workspace: Mapping[str, Any] | pyhf.Workspace, poi_bounds: tuple[floa
     the points of the root finding), and parameters: one dict per scalar parameter in pyhf's order with name,
     kind, value, error (post-fit), prefit_value, prefit_error (0 if unconstrained), constrained, fixed, and
     pull = (value - prefit_value) / prefit_error, pull_error = error / prefit_error (None if unconstrained).
+    Also returned: the post-fit covariance (2 H^-1 over the free parameters), which `ranking` reuses.
     """
     fitter = _setup(workspace, poi_bounds)
     model, poi = fitter.model, fitter.model.config.poi_index
@@ -618,7 +625,7 @@ def fit_mu(workspace: Mapping[str, Any] | pyhf.Workspace, poi_bounds: tuple[floa
     return {"poi": model.config.poi_name, "mu_hat": mu_hat, "err_up": float(err_up), "err_down": float(err_down),
             "err_hesse": err_hesse, "twice_nll_min": nll_min, "hessian_positive_definite": positive,
             "limited_by_bounds": {"up": up_limited, "down": down_limited},
-            "scan": {"mu": scan_mu.tolist(), "delta_2nll": delta.tolist()}, "parameters": parameters}
+            "scan": {"mu": scan_mu.tolist(), "delta_2nll": delta.tolist()}, "parameters": parameters}, cov
 
 
 def bestfit(fit: Mapping[str, Any]) -> np.ndarray:
@@ -694,19 +701,23 @@ def expected_limit_band(workspace: Mapping[str, Any] | pyhf.Workspace, cl: float
 
 
 def ranking(workspace: Mapping[str, Any] | pyhf.Workspace, fit: Mapping[str, Any], prefit: bool = False,
-            include_mc_stat: bool = True, poi_bounds: tuple[float, float] | None = None) -> list[dict[str, Any]]:
+            include_mc_stat: bool = True, poi_bounds: tuple[float, float] | None = None,
+            covariance: np.ndarray | None = None) -> list[dict[str, Any]]:
     """Impact of each free parameter on mu (module text), sorted by |post-fit impact|, largest first.
 
     Each entry: name, kind, postfit_up, postfit_down (mu with the parameter at value +- post-fit error, minus
     mu_hat), impact = max of their absolute values, and with `prefit` prefit_up, prefit_down (0 for
     unconstrained parameters). `include_mc_stat=False` skips the staterror gammas (one fit pair per bin).
+    `covariance`: the fit's post-fit covariance from `fit_with_covariance`; computed again when not given.
     """
     fitter = _setup(workspace, poi_bounds)
     poi = fitter.model.config.poi_index
     pars = bestfit(fit)
     mu_hat = float(pars[poi])
-    free = np.logical_not(fitter.fixed)
-    fitter.cov = _covariance(hessian(fitter.model, fitter.data, pars, free), free)[0]
+    if covariance is None:
+        free = np.logical_not(fitter.fixed)
+        covariance = _covariance(hessian(fitter.model, fitter.data, pars, free), free)[0]
+    fitter.cov = covariance
     out = []
     for i, p in enumerate(fit["parameters"]):
         if i == poi or p["fixed"] or (not include_mc_stat and p["kind"] == "staterror"):
@@ -727,9 +738,10 @@ def ranking(workspace: Mapping[str, Any] | pyhf.Workspace, fit: Mapping[str, Any
     return sorted(out, key=lambda e: -e["impact"])
 
 
-def _block(workspace: Mapping[str, Any], cl: float, poi_bounds: tuple[float, float] | None) -> dict[str, Any]:
-    """fit_mu, significance and limits of one workspace."""
-    fit = fit_mu(workspace, poi_bounds)
+def _block(workspace: Mapping[str, Any], cl: float, poi_bounds: tuple[float, float] | None
+           ) -> tuple[dict[str, Any], np.ndarray]:
+    """fit_mu, significance and limits of one workspace, and the fit's covariance."""
+    fit, cov = fit_with_covariance(workspace, poi_bounds)
     try:
         limit, band, note = *_limits(workspace, cl, poi_bounds), None
     except pyhf.exceptions.FailedMinimization as err:
@@ -738,7 +750,7 @@ def _block(workspace: Mapping[str, Any], cl: float, poi_bounds: tuple[float, flo
         log.warning("upper limit not computed: %s", note)
     return {"mu_hat": fit["mu_hat"], "err_up": fit["err_up"], "err_down": fit["err_down"],
             "significance": discovery_significance(workspace, poi_bounds=poi_bounds),
-            "upper_limit": limit, "limit_band": band, "limit_note": note, "fit": fit}
+            "upper_limit": limit, "limit_band": band, "limit_note": note, "fit": fit}, cov
 
 
 def summarize(spec: Mapping[str, Any], cl: float = 0.95, poi_bounds: tuple[float, float] | None = None,
@@ -748,8 +760,9 @@ def summarize(spec: Mapping[str, Any], cl: float = 0.95, poi_bounds: tuple[float
     Keys: cl, poi, stat_only and with_systematics (each mu_hat, err_up, err_down, significance, upper_limit,
     limit_band [-2..+2 sigma] and fit = the full `fit_mu` result), ranking (list, or absent).
     """
-    full = _block(spec, cl, poi_bounds)
-    out = {"cl": cl, "poi": POI, "stat_only": _block(stat_only(spec), cl, poi_bounds), "with_systematics": full}
+    full, cov = _block(spec, cl, poi_bounds)
+    out = {"cl": cl, "poi": POI, "stat_only": _block(stat_only(spec), cl, poi_bounds)[0], "with_systematics": full}
     if with_ranking:
-        out["ranking"] = ranking(spec, full["fit"], include_mc_stat=include_mc_stat, poi_bounds=poi_bounds)
+        out["ranking"] = ranking(spec, full["fit"], include_mc_stat=include_mc_stat, poi_bounds=poi_bounds,
+                                 covariance=cov)
     return out
