@@ -4,11 +4,10 @@ import logging
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import fit, io, logs, templates  # noqa: E402
+from hzg import fit, io, logs, metrics, templates  # noqa: E402
 from hzg.classifier import Classifier  # noqa: E402
 
 logs.setup(snakemake.log[0])
@@ -26,7 +25,7 @@ def of(name, paths):
 
 varied = {name: {"up": frames(of(name, snakemake.input.up)), "down": frames(of(name, snakemake.input.down))}
           for name in shape}
-mass = np.linspace(*cfg["mass_bins"]["range"], cfg["mass_bins"]["n"] + 1)
+mass = metrics.mass_edges(cfg["mass_bins"])
 tmpl, score_edges = templates.build_templates(Classifier.load(snakemake.input.checkpoint), frames(snakemake.input.nominal),
                                               varied, cfg["trial"], cfg["n_score_bins"], mass)
 spec = fit.build_workspace(tmpl, cfg["systematics"])

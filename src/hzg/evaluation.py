@@ -44,10 +44,7 @@ SCORE_COLUMNS = ("score", "mllg", "weight", "is_signal", "split")
 
 
 # ---------------------------------------------------------------- pieces
-def mass_edges(mass_bins: Mapping[str, Any]) -> np.ndarray:
-    """Edges of the config's `mass_bins` {n, range}."""
-    lo, hi = mass_bins["range"]
-    return np.linspace(float(lo), float(hi), int(mass_bins["n"]) + 1)
+mass_edges = metrics.mass_edges
 
 
 def window_auc(score: np.ndarray, mass: np.ndarray, weight: np.ndarray, is_signal: np.ndarray,

@@ -21,7 +21,7 @@ Conventions, stated once:
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -126,6 +126,12 @@ def _checked(score: np.ndarray, weight: np.ndarray, is_signal: np.ndarray) -> tu
     if not (np.all(np.isfinite(score)) and np.all(np.isfinite(weight))):
         raise ValueError("score and weight must be finite (a NaN score means a diverged model)")
     return score, weight, sig
+
+
+def mass_edges(mass_bins: Mapping[str, Any]) -> np.ndarray:
+    """Edges of a config's `mass_bins` {n, range} (evaluation and fit)."""
+    lo, hi = mass_bins["range"]
+    return np.linspace(float(lo), float(hi), int(mass_bins["n"]) + 1)
 
 
 def in_window(mass: np.ndarray, window: Sequence[float]) -> np.ndarray:

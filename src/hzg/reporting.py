@@ -26,10 +26,10 @@ def fit_table(fits: Mapping[str, Mapping[str, Any]], metrics: Mapping[str, Mappi
             "Run": run,
             "mu (stat. only)": _interval(stat),
             "mu (with syst.)": _interval(syst),
-            "Z fit, stat. only": round(stat["significance"], 3),
-            "Z fit, with syst.": round(syst["significance"], 3),
+            "Z fit, stat. only": _rounded(stat["significance"]),
+            "Z fit, with syst.": _rounded(syst["significance"]),
             "95% CL limit on mu, stat. only": _rounded(stat["upper_limit"]),
             "95% CL limit on mu, with syst.": _rounded(syst["upper_limit"]),
-            "Z binned counting": round(counting, 3) if counting is not None else None,
+            "Z binned counting": _rounded(counting),
         })
     return pd.DataFrame(rows)
