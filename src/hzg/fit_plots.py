@@ -16,10 +16,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import mplhep as hep  # noqa: E402
 import numpy as np  # noqa: E402
 
-from hzg.plotting import BACKGROUND_COLOR, SIGNAL_COLOR, axis_label, label_cms, save  # noqa: E402
+from hzg.plotting import BACKGROUND_COLOR, MLLG_LABEL, SIGNAL_COLOR, axis_label, label_cms, save  # noqa: E402
 
 STAT_COLOR = "#7a21dd"
-MLLG_LABEL = axis_label(r"$m_{\ell\ell\gamma}$", "GeV")
 
 
 def _signal_scale(signal: np.ndarray, background: np.ndarray) -> int:

@@ -21,6 +21,9 @@ def axis_label(label: str, unit: str = "") -> str:
     return f"{label} [{unit}]" if unit else label
 
 
+MLLG_LABEL = axis_label(r"$m_{\ell\ell\gamma}$", "GeV")
+
+
 def label_cms(ax: plt.Axes, lumi_fb: float, sqrt_s_tev: float) -> None:
     """CMS-style 'Simulation' label with luminosity and centre-of-mass energy."""
     hep.cms.label(data=False, lumi=f"{lumi_fb:g}", com=f"{sqrt_s_tev:g}", ax=ax, loc=0, fontsize=20)
@@ -160,7 +163,7 @@ def background_mass_shapes(edges: np.ndarray, shapes: np.ndarray, correlation_e3
             ax.plot([], [], color=colors[n - 1 - k], lw=1.8, ls=":", label=label + ", no background")
             continue
         hep.histplot(shapes[k], edges, ax=ax, color=colors[n - 1 - k], lw=1.8, label=label)
-    ax.set_xlabel(axis_label(r"$m_{\ell\ell\gamma}$", "GeV"))
+    ax.set_xlabel(MLLG_LABEL)
     ax.set_ylabel(f"Fraction of background / {width:.3g} GeV")
     ax.set_xlim(edges[0], edges[-1])
     ax.set_ylim(0, np.nanmax(shapes) * 1.75 if np.isfinite(np.nanmax(shapes)) else 1)
