@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import mplhep as hep  # noqa: E402
 import numpy as np  # noqa: E402
 
-from hzg.plotting import BACKGROUND_COLOR, MLLG_LABEL, SIGNAL_COLOR, axis_label, label_cms, save  # noqa: E402
+from hzg.plotting import BACKGROUND_COLOR, MLLG_LABEL, SIGNAL_COLOR, label_cms, save  # noqa: E402
 
 STAT_COLOR = "#7a21dd"
 
