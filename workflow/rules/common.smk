@@ -6,6 +6,8 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from hzg.features import FEATURES, DISCO_FEATURES  # noqa: E402
 
 PLOT_VARIABLES = list(FEATURES) + list(DISCO_FEATURES) + ["mllg"]
+#: "<model>_<loss>" of every run of the grid, in config order
+RUNS = [f"{r['model']}_{r['loss']}" for r in config["runs"]]
 
 
 def is_generated(sample):
@@ -55,17 +57,16 @@ def trials():
 
 def trained(name):
     """One output file of every (model, loss, trial) of the grid."""
-    return [f"results/models/{r['model']}_{r['loss']}/trial{t}/{name}" for r in config["runs"] for t in trials()]
+    return [f"results/models/{run}/trial{t}/{name}" for run in RUNS for t in trials()]
 
 
 def evaluation_outputs():
     """Metrics of every run and of the random classifier, Table I and the evaluation plots (evaluate.smk)."""
-    runs = [f"{r['model']}_{r['loss']}" for r in config["runs"]]
     return (
-        expand("results/eval/{run}/metrics.json", run=runs + ["random"])
+        expand("results/eval/{run}/metrics.json", run=RUNS + ["random"])
         + expand("results/tables/table1.{ext}", ext=["md", "csv", "tex"])
         + expand("results/plots/eval/roc.{ext}", ext=["pdf", "png"])
-        + expand("results/plots/eval/{run}/{plot}.{ext}", run=runs, plot=["scores", "sculpting", "training"],
+        + expand("results/plots/eval/{run}/{plot}.{ext}", run=RUNS, plot=["scores", "sculpting", "training"],
                  ext=["pdf", "png"])
     )
 
@@ -75,11 +76,10 @@ def all_outputs():
         trained("checkpoint.pt")
         + evaluation_outputs()
         + [f"results/friends/{s}/{c}.root" for s in config["samples"] for c in chunks(s)]
-        + [f"results/fit/{r['model']}_{r['loss']}/fit.json" for r in config["runs"]]
-        + [f"results/plots/fit/{r['model']}_{r['loss']}/scan.png" for r in config["runs"]]
+        + expand("results/fit/{run}/fit.json", run=RUNS)
+        + expand("results/plots/fit/{run}/scan.png", run=RUNS)
         + expand("results/tables/fit.{ext}", ext=["md", "csv", "tex"])
-        +
-        expand("results/features/{sample}.parquet", sample=config["samples"])
+        + expand("results/features/{sample}.parquet", sample=config["samples"])
         + expand("results/tables/cutflow.{ext}", ext=["md", "csv", "tex"])
         + expand("results/plots/features/{var}.{ext}", var=PLOT_VARIABLES, ext=["pdf", "png"])
         + ["results/checks/physics.json"]

@@ -77,7 +77,7 @@ rule evaluate_random:
 
 rule table_one:
     input:
-        runs=[f"results/eval/{r['model']}_{r['loss']}/metrics.json" for r in config["runs"]],
+        runs=expand("results/eval/{run}/metrics.json", run=RUNS),
         random="results/eval/random/metrics.json",
     output:
         md="results/tables/table1.md",
@@ -98,7 +98,7 @@ rule table_one:
 
 rule roc_plot:
     input:
-        scores=[f"results/models/{r['model']}_{r['loss']}/trial{PLOT_TRIAL}/scores.parquet" for r in config["runs"]],
+        scores=expand(f"results/models/{{run}}/trial{PLOT_TRIAL}/scores.parquet", run=RUNS),
     output:
         pdf="results/plots/eval/roc.pdf",
         png=report("results/plots/eval/roc.png", caption="../report/roc.rst", category="Table I",

@@ -62,12 +62,12 @@ rule fit_plots:
 
 rule fit_table:
     input:
-        fits=expand("results/fit/{run}/fit.json", run=[f"{r['model']}_{r['loss']}" for r in config["runs"]]),
-        metrics=expand("results/eval/{run}/metrics.json", run=[f"{r['model']}_{r['loss']}" for r in config["runs"]]),
+        fits=expand("results/fit/{run}/fit.json", run=RUNS),
+        metrics=expand("results/eval/{run}/metrics.json", run=RUNS),
     output:
         multiext("results/tables/fit", ".md", ".csv", ".tex"),
     params:
-        runs=[f"{r['model']}_{r['loss']}" for r in config["runs"]],
+        runs=RUNS,
         trial=config["fit"]["trial"],
     log:
         "logs/tables/fit.log",

@@ -3,7 +3,7 @@
 
 def friend_checkpoints(wildcards):
     t = config["friends"]["trial"]
-    return [f"results/models/{r['model']}_{r['loss']}/trial{t}/checkpoint.pt" for r in config["runs"]]
+    return [f"results/models/{run}/trial{t}/checkpoint.pt" for run in RUNS]
 
 
 rule friends:
