@@ -22,6 +22,7 @@ from torch import nn
 
 from hzg import losses
 from hzg.models import build_model, small_attention
+from hzg.models.dropout import Dropout
 
 
 def synthetic_batch(n: int, n_features: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -41,7 +42,7 @@ def pytorch_attention_and_dropout(model: nn.Module) -> Iterator[None]:
     os.environ[small_attention.ENV_SWITCH] = "0"
     small_attention.extension.cache_clear()
     for name, child in list(model.named_children()):
-        if type(child).__name__ == "Dropout":
+        if isinstance(child, Dropout):
             setattr(model, name, nn.Dropout(child.p))
     try:
         yield
@@ -55,10 +56,8 @@ def throughput(model_name: str, disco_lambda: float, steps: int, batch: int, bas
     x, y, w, mass = synthetic_batch(batch, n_features)
     torch.manual_seed(0)
     model = build_model(model_name, n_features)
-    if baseline:
-        with pytorch_attention_and_dropout(model):
-            return _throughput(model, x, y, w, mass, disco_lambda, steps, batch)
-    return _throughput(model, x, y, w, mass, disco_lambda, steps, batch)
+    with pytorch_attention_and_dropout(model) if baseline else contextlib.nullcontext():
+        return _throughput(model, x, y, w, mass, disco_lambda, steps, batch)
 
 
 def _throughput(model: nn.Module, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, mass: torch.Tensor,
