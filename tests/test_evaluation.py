@@ -119,6 +119,49 @@ def test_random_classifier_significance_equals_inclusive_asimov():
     assert res["best_epoch"] is None
 
 
+def test_trial_records_the_mc_stat_uncertainty_and_the_background_mc_per_bin():
+    frame = toy_events(3_000, 30_000, seed=5, separation=1.5)
+    res = ev.trial_metrics(frame, {**CFG, "min_background_mc": 0})
+    test = frame[frame["split"] == ev.TEST_SPLIT]
+    s, m, w, y = (test[c].to_numpy() for c in ("score", "mllg", "weight", "is_signal"))
+    w = ev.scaled_weights(frame)[frame["split"].to_numpy() == ev.TEST_SPLIT]
+    detail = metrics.binned_significance_detail(s, m, w, y.astype(bool), n_bins=8)
+    assert res["significance"] == detail["significance"]
+    assert 0 < res["significance_mc_err"] == detail["significance_mc_err"] < res["significance"]
+    bins = res["significance_bins"]
+    keys = {"s", "b", "s_sumw2", "b_sumw2", "n_s_mc", "n_b_mc", "z", "z_mc_err"}
+    assert len(bins) == 8 and all(keys <= set(b) for b in bins)
+    # the raw background MC events of each bin's mass window, counted here by hand
+    bkg = ~y.astype(bool)
+    counted = [int(np.sum(bkg & (s > lo) & (s <= hi) & (m >= m_lo) & (m <= m_hi)))
+               for (lo, hi), (m_lo, m_hi) in ((b["edges"], b["window"]) for b in bins)]
+    assert res["background_mc_per_bin"] == [b["n_b_mc"] for b in bins] == counted
+    assert sum(counted) > 0
+    # equal unit weights per class within the split: sum w^2 = w * b
+    w_bkg = w[bkg][0]
+    assert [b["b_sumw2"] for b in bins] == pytest.approx([w_bkg * b["b"] for b in bins])
+    assert res["min_background_mc"] == 0 and res["low_background_mc_bins"] == []
+
+
+def test_too_few_background_mc_events_warn_and_are_recorded(caplog):
+    frame = toy_events(3_000, 30_000, seed=6, separation=1.5)
+    with caplog.at_level("WARNING", logger="hzg.evaluation"):
+        quiet = ev.trial_metrics(frame, {**CFG, "min_background_mc": 0}, label="etn_bce trial 0")
+    assert not caplog.records
+    counts = quiet["background_mc_per_bin"]
+    threshold = sorted(counts)[2] + 1  # the three bins with the fewest background MC events fall below it
+    expected = [i for i, n in enumerate(counts) if n < threshold]
+    with caplog.at_level("WARNING", logger="hzg.evaluation"):
+        loud = ev.trial_metrics(frame, {**CFG, "min_background_mc": threshold}, label="etn_bce trial 0")
+    assert loud["low_background_mc_bins"] == expected and len(expected) >= 3
+    assert loud["min_background_mc"] == threshold
+    (record,) = caplog.records
+    assert record.levelname == "WARNING" and "etn_bce trial 0" in record.getMessage()
+    assert f"fewer than {threshold}" in record.getMessage() and str(expected) in record.getMessage()
+    # the default threshold is 20 when the config lacks the key
+    assert ev.trial_metrics(frame, CFG)["min_background_mc"] == ev.MIN_BACKGROUND_MC == 20
+
+
 def test_scaled_weights_restore_the_full_yield_of_the_test_split():
     frame = toy_events(3_000, 30_000, seed=4)
     w = ev.scaled_weights(frame)
@@ -217,6 +260,33 @@ def test_table_one_has_the_paper_columns_labels_and_order():
     assert table.iloc[1]["Best epoch"] == "N.A."
 
 
+def test_table_one_shows_the_mc_stat_uncertainty_and_marks_too_few_background_mc_events(tmp_path):
+    from hzg import tables
+
+    bce = {"kind": "bce", "disco_lambda": 0.0}
+    good, low = _summary(1.52, 570), _summary(1.49, None)
+    good["summary"]["significance_mc_err"] = {"mean": 0.0312, "std": 0.002}
+    good["summary"]["background_mc"] = {"threshold": 20, "min_count": 150, "low_trials": []}
+    low["summary"]["significance_mc_err"] = {"mean": 0.25, "std": 0.01}
+    low["summary"]["background_mc"] = {"threshold": 20, "min_count": 7, "low_trials": [1, 2]}
+    old = _summary(0.5, None)  # a metrics.json from before: no MC-stat keys
+    results = [("etn", bce, good), ("xgboost", bce, low), ("random", None, old)]
+    table = ev.table_one(results)
+    assert list(table.columns) == list(ev.TABLE_COLUMNS) and "Signi. MC stat." in table.columns
+    rows = {r["Technique"]: r for _, r in table.iterrows()}
+    assert rows["ETN"]["Signi."] == "1.52 ± 0.01" and rows["ETN"]["Signi. MC stat."] == "0.03"
+    assert rows["XGBoost"]["Signi."] == "1.49 ± 0.01 †" and rows["XGBoost"]["Signi. MC stat."] == "0.25"
+    assert rows["Random"]["Signi."] == "0.50 ± 0.01" and rows["Random"]["Signi. MC stat."] == "N.A."
+    note = ev.table_note(results)
+    assert "† " not in ev.table_note([results[0]]) and "fewer than 20 background MC events (fewest: 7)" in note
+    paths = tables.write_table(table, tmp_path / "table1", caption="Table I", note=note)
+    md, csv, tex = (path.read_text() for path in paths)
+    assert "1.49 ± 0.01 †" in md and md.rstrip().endswith(note) and "1.49 ± 0.01 †" in csv and note not in csv
+    assert "| 0.03 " in md and "| 0.25 " in md  # text cells are not re-rounded by the Markdown writer
+    assert "\\footnotesize" in tex and tex.index("fewest: 7") < tex.index("\\end{table}")
+    assert "sum of w²" in tex and "\\_" not in note
+
+
 # ---------------------------------------------------------------- one run end to end
 def test_best_epoch_from_checkpoints(tmp_path):
     torch.save({"kind": "neural", "best_epoch": 35}, tmp_path / "nn.pt")
@@ -243,6 +313,13 @@ def test_evaluate_run_writes_strict_json_with_every_trial_and_the_summary(tmp_pa
     # Gaussian scores 2 x 1.5 sigma apart: AUC = Phi(3 / sqrt(2))
     assert res["summary"]["auc"]["mean"] == pytest.approx(stats.norm.cdf(3 / math.sqrt(2)), abs=0.01)
     assert res["summary"]["significance"]["mean"] > 1.2 * 10 / math.sqrt(1e4 * 0.1)  # beats no classifier
+    # the MC-statistical uncertainty and the background MC events per bin, per trial and summarised
+    errs = [t["significance_mc_err"] for t in res["trials"]]
+    assert res["summary"]["significance_mc_err"]["mean"] == pytest.approx(np.mean(errs)) and min(errs) > 0
+    counts = [t["background_mc_per_bin"] for t in res["trials"]]
+    assert all(len(c) == 8 for c in counts)
+    assert res["summary"]["background_mc"] == {"threshold": 20, "min_count": min(map(min, counts)),
+                                               "low_trials": [t for t, c in enumerate(counts) if min(c) < 20]}
 
 
 def test_random_classifier_through_the_feature_files(tmp_path):

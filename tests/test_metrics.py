@@ -11,7 +11,10 @@ from hzg.metrics import (
     asimov_significance,
     bin_index,
     binned_significance,
+    binned_significance_detail,
     equal_signal_bin_edges,
+    low_background_mc_bins,
+    significance_mc_error,
     weighted_quantile,
 )
 
@@ -123,6 +126,72 @@ def test_binned_significance_hand_sample():
     z1 = math.sqrt(2 * (6 * math.log(1.2) - 1))   # 0.43342667
     assert [b["z"] for b in bins] == pytest.approx([z0, z1], rel=1e-12)
     assert total == pytest.approx(math.hypot(z0, z1), rel=1e-12)  # 0.64752930
+
+
+def _authors_bin_error(s: float, b: float, s_err: float, b_err: float) -> float:
+    """The paper's code (jaebak/EventClassifierTransformer, EvaluateModel.py, calculate_significance), verbatim:
+    significance_errs.append(math.sqrt(1/(significances[-1]**2)*((nevents_signal/nevents_background)**2)*(bin_s_err**2)
+        + 1/(significances[-1]**2)/4*((nevents_signal/nevents_background)**4)*(bin_b_err**2)))"""
+    z = math.sqrt(2 * ((s + b) * math.log(1 + s / b) - s))
+    return math.sqrt(1 / (z**2) * ((s / b) ** 2) * (s_err**2) + 1 / (z**2) / 4 * ((s / b) ** 4) * (b_err**2))
+
+
+def test_mc_stat_uncertainty_of_the_hand_sample_follows_the_authors_formula():
+    # the sample of test_binned_significance_hand_sample
+    signal = [(0.2, 124.0, 0.5), (0.4, 126.0, 0.5), (0.6, 123.0, 0.5), (0.8, 125.0, 0.5)]
+    background = [(0.1, 125.0, 2.0), (0.3, 126.0, 1.0), (0.35, 127.0, 5.0), (0.4, 124.0, 1.0), (0.45, 124.0, 3.0),
+                  (0.9, 122.9, 4.0), (0.7, 125.0, 2.0)]
+    rows = np.array(signal + background)
+    sig = np.arange(len(rows)) < len(signal)
+    out = binned_significance_detail(rows[:, 0], rows[:, 1], rows[:, 2], sig, n_bins=2)
+    bins = out["bins"]
+    # bin 0 window [124, 126]: signal 0.5 + 0.5, background 2 + 1 + 1 (the 5.0 at 127 GeV is outside)
+    # bin 1 window [123, 125]: signal 0.5 + 0.5, background 3 + 2 (the 4.0 at 122.9 GeV is outside)
+    assert [(b["s_sumw2"], b["b_sumw2"]) for b in bins] == [(0.5, 6.0), (0.5, 13.0)]
+    assert [(b["n_s_mc"], b["n_b_mc"]) for b in bins] == [(2, 3), (2, 2)]
+    e0 = _authors_bin_error(1.0, 4.0, math.sqrt(0.5), math.sqrt(6.0))   # 0.40043020
+    e1 = _authors_bin_error(1.0, 5.0, math.sqrt(0.5), math.sqrt(13.0))  # 0.36625591
+    assert [b["z_mc_err"] for b in bins] == pytest.approx([e0, e1], rel=1e-12)
+    assert [b["z_mc_err"] for b in bins] == pytest.approx([0.40043019578531686, 0.36625590503329253], rel=1e-12)
+    # the total adds the bins' errors in quadrature, as the authors' code
+    assert out["significance_mc_err"] == pytest.approx(math.hypot(e0, e1), rel=1e-12)  # 0.54266724
+    assert out["significance"] == pytest.approx(math.hypot(0.48107745025317655, 0.4334266738859785), rel=1e-9)
+    # binned_significance keeps its (total, bins) result, the same numbers
+    total, same_bins = binned_significance(rows[:, 0], rows[:, 1], rows[:, 2], sig, n_bins=2)
+    assert total == out["significance"] and same_bins == bins
+    assert low_background_mc_bins(bins, 3) == [1] and low_background_mc_bins(bins, 20) == [0, 1]
+    assert low_background_mc_bins(bins, 2) == []
+
+
+def test_significance_mc_error_limits():
+    # their Z = 0 branch: no background -> no error
+    assert significance_mc_error(1.0, 0.0, 0.5, 0.0) == 0.0
+    assert significance_mc_error(1.0, -1.0, 0.5, 1.0) == 0.0
+    # s = 0 (their code divides by zero): the limit of the s/sqrt(b) propagation, sigma_s / sqrt(b)
+    assert significance_mc_error(0.0, 4.0, 0.25, 3.0) == pytest.approx(0.25)
+    # s << b: Asimov Z -> s / sqrt(b), the error -> sqrt(sigma_s^2 / b + s^2 sigma_b^2 / (4 b^3))
+    s, b, s2, b2 = 1e-3, 1e4, 1e-4, 50.0
+    assert significance_mc_error(s, b, s2, b2) == pytest.approx(math.sqrt(s2 / b + s * s * b2 / (4 * b**3)), rel=1e-6)
+    # elementwise, equal to the authors' expression wherever it is defined
+    s_arr, b_arr = np.array([1.0, 3.0, 10.0]), np.array([4.0, 2.0, 1000.0])
+    err = significance_mc_error(s_arr, b_arr, 0.1 * s_arr, 0.2 * b_arr)
+    assert err == pytest.approx([_authors_bin_error(si, bi, math.sqrt(0.1 * si), math.sqrt(0.2 * bi))
+                                 for si, bi in zip(s_arr, b_arr)], rel=1e-12)
+
+
+def test_mc_stat_uncertainty_scales_as_one_over_sqrt_of_the_mc_events():
+    # the same physics with 4x the MC events (weights / 4): about the same Z, half the MC-statistical error
+    # (the mass windows' quantile interpolation moves slightly with the copies, hence the tolerances)
+    x, mass, weight, sig, _ = toy(1, n_sig=4_000, n_bkg=40_000)
+    small = binned_significance_detail(x, mass, weight, sig)
+    big = binned_significance_detail(np.tile(x, 4), np.tile(mass, 4), np.tile(weight, 4) / 4, np.tile(sig, 4))
+    assert big["significance"] == pytest.approx(small["significance"], rel=0.01)
+    assert big["significance_mc_err"] == pytest.approx(small["significance_mc_err"] / 2, rel=0.02)
+    four_times = [4 * b["n_b_mc"] for b in small["bins"]]
+    assert [b["n_b_mc"] for b in big["bins"]] == pytest.approx(four_times, rel=0.05, abs=8)
+    for b in small["bins"] + big["bins"]:  # every bin's error from its own s, b and sums of w^2
+        assert b["z_mc_err"] == pytest.approx(significance_mc_error(b["s"], b["b"], b["s_sumw2"], b["b_sumw2"]))
+        assert b["s_sumw2"] <= b["s"] * 1.5 / 100 and b["b_sumw2"] <= b["b"] * 1.5  # w <= 0.015 (signal), 1.5
 
 
 def test_mass_window_holds_5_to_95_percent_of_the_bin_signal():

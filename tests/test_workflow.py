@@ -95,15 +95,19 @@ def test_dag_produces_table_one_metrics_and_evaluation_plots(ci_run):
         for trial in result["trials"]:
             assert 0.0 <= trial["auc"] <= 1.0 and trial["significance"] > 0 and trial["bkg_correlation"] > 0
             assert 0.0 <= trial["overtraining_p"] <= 1.0
+            assert len(trial["background_mc_per_bin"]) == cfg["evaluation"]["n_score_bins"]
+            assert trial["significance_mc_err"] > 0
+            assert trial["min_background_mc"] == cfg["evaluation"]["min_background_mc"]
             assert (trial["best_epoch"] is None) == (run.split("_")[0] in ("xgboost", "bdt", "random"))
     table = pd.read_csv(ci_run / "results/tables/table1.csv")
-    assert list(table.columns) == ["Technique", "Loss", "Signi.", "AUC (%)", "Bkg. Corr. (1e-3)", "Best epoch",
-                                   "Overtraining p-value"]
+    assert list(table.columns) == ["Technique", "Loss", "Signi.", "Signi. MC stat.", "AUC (%)", "Bkg. Corr. (1e-3)",
+                                   "Best epoch", "Overtraining p-value"]
     expected = {(evaluation.TECHNIQUES[r["model"]], evaluation.loss_label(r["model"], cfg["losses"][r["loss"]]))
                 for r in cfg["runs"]} | {("Random", "N.A.")}
     assert len(table) == len(cfg["runs"]) + 1 and set(zip(table["Technique"], table["Loss"])) == expected
     assert table.iloc[0]["Technique"] == "Random"
-    assert table["Signi."].str.fullmatch(r"\d+\.\d\d ± \d+\.\d\d").all()
+    assert table["Signi."].str.fullmatch(r"\d+\.\d\d ± \d+\.\d\d( †)?").all()  # † : < min_background_mc bkg. MC
+    assert (table["Signi. MC stat."].astype(float) > 0).all()
     assert "Random" in (ci_run / "results/tables/table1.md").read_text()
     assert (ci_run / "results/tables/table1.tex").read_text().lstrip().startswith("\\begin{table}")
     plots = ["roc"] + [f"{run}/{kind}" for run in runs for kind in ("scores", "sculpting", "training")]

@@ -4,7 +4,13 @@ Definitions, stated once:
 * Test split: split == 2. Weights are the physical ones rescaled within the split so each class sums to its
   full-sample yield (`metrics.split_scaled_weights`, the paper scales train, validation and test each to
   sigma * L); only the significance depends on that scale, AUC and correlation are normalised.
-* Significance: `metrics.binned_significance` with `n_score_bins` (8) equal-signal score bins, eqs. (7)-(8).
+* Significance: `metrics.binned_significance_detail` with `n_score_bins` (8) equal-signal score bins, eqs. (7)-(8),
+  with its MC-statistical uncertainty as the paper's public code computes it (EvaluateModel.calculate_significance:
+  per bin dZ from the sums of squared weights of s and b propagated through s/sqrt(b), added in quadrature; text of
+  `hzg.metrics`). Each trial records per score bin s, b, their sums of w^2 and the raw numbers of signal and
+  background MC events in the bin's mass window. A bin whose window holds fewer than `min_background_mc` (20)
+  background MC events is logged as a warning and marks the significance in Table I with a dagger: there the
+  Asimov Z rests on a handful of simulated events (and the sum-of-w^2 error itself is unreliable).
 * AUC: scikit-learn's weighted ROC AUC of the events with `window[0] < mllg < window[1]` (120-130 GeV), negative
   weights set to 0, as the paper says.
 * Background mass correlation: the `n_score_bins` equal-signal score bins of the significance (edges from the
@@ -26,6 +32,7 @@ Definitions, stated once:
 """
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -38,8 +45,12 @@ from scipy import stats
 from hzg import metrics
 from hzg.trees import TREE_MODELS
 
+log = logging.getLogger(__name__)
+
 TEST_SPLIT, TRAIN_SPLIT = 2, 0
-METRICS = ("significance", "auc", "bkg_correlation", "best_epoch", "overtraining_p")
+METRICS = ("significance", "significance_mc_err", "auc", "bkg_correlation", "best_epoch", "overtraining_p")
+MIN_BACKGROUND_MC = 20  # default of the config key evaluation.min_background_mc
+LOW_MC_MARK = "†"
 SCORE_COLUMNS = ("score", "mllg", "weight", "is_signal", "split")
 
 
@@ -188,10 +199,13 @@ def scaled_weights(frame: pd.DataFrame) -> np.ndarray:
                                 frame["split"].to_numpy())
 
 
-def trial_metrics(frame: pd.DataFrame, cfg: Mapping[str, Any], best_epoch: int | None = None) -> dict[str, Any]:
+def trial_metrics(frame: pd.DataFrame, cfg: Mapping[str, Any], best_epoch: int | None = None,
+                  label: str = "") -> dict[str, Any]:
     """All metrics of one trial from its scores (columns score, mllg, weight, is_signal, split).
 
-    cfg: the `evaluation` config (n_score_bins, mass_bins, window, overtraining_test, overtraining_bins).
+    cfg: the `evaluation` config (n_score_bins, mass_bins, window, overtraining_test, overtraining_bins and
+    optionally min_background_mc, default 20). A score bin with fewer background MC events in its mass window is
+    logged as a warning (`label` names the trial there) and listed in "low_background_mc_bins".
     """
     missing = set(SCORE_COLUMNS) - set(frame.columns)
     if missing:
@@ -201,16 +215,27 @@ def trial_metrics(frame: pd.DataFrame, cfg: Mapping[str, Any], best_epoch: int |
     s, m, w, y = (test[c].to_numpy() for c in ("score", "mllg", "weight", "is_signal"))
     y = y.astype(bool)
     n_bins = int(cfg["n_score_bins"])
-    z, bins = metrics.binned_significance(s, m, w, y, n_bins=n_bins)
+    signi = metrics.binned_significance_detail(s, m, w, y, n_bins=n_bins)
+    min_mc = int(cfg.get("min_background_mc", MIN_BACKGROUND_MC))
+    low = metrics.low_background_mc_bins(signi["bins"], min_mc)
+    if low:
+        log.warning("%sscore bin(s) %s hold %s background MC events in their mass window, fewer than %d "
+                    "(evaluation.min_background_mc): the significance %.3f ± %.3f (MC stat.) rests on few events",
+                    f"{label}: " if label else "", low, [signi["bins"][i]["n_b_mc"] for i in low], min_mc,
+                    signi["significance"], signi["significance_mc_err"])
     ot = overtraining(frame, cfg["window"], int(cfg["overtraining_bins"]), cfg["overtraining_test"])
     return {
-        "significance": z,
+        "significance": signi["significance"],
+        "significance_mc_err": signi["significance_mc_err"],
         "auc": window_auc(s, m, w, y, cfg["window"]),
         "bkg_correlation": background_correlation(s, m, w, y, n_bins, mass_edges(cfg["mass_bins"])),
         "best_epoch": best_epoch,
         "overtraining_p": ot["p_value"],
         "overtraining": ot,
-        "significance_bins": bins,
+        "significance_bins": signi["bins"],
+        "background_mc_per_bin": [d["n_b_mc"] for d in signi["bins"]],
+        "min_background_mc": min_mc,
+        "low_background_mc_bins": low,
         "n_test": {"signal": int(y.sum()), "background": int((~y).sum())},
     }
 
@@ -298,9 +323,17 @@ def aggregate(values: Sequence[float | None]) -> dict[str, float | None]:
     return {"mean": float(vals.mean()), "std": float(vals.std(ddof=1)) if vals.size > 1 else None}
 
 
-def summarise(trials: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float | None]]:
-    """Mean and std of every Table I metric over the trials."""
-    return {key: aggregate([t[key] for t in trials]) for key in METRICS}
+def summarise(trials: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Mean and std of every Table I metric over the trials, and "background_mc": the fewest background MC
+    events in a score bin's mass window over all trials, the threshold and the trials with a bin below it."""
+    out: dict[str, dict[str, Any]] = {key: aggregate([t.get(key) for t in trials]) for key in METRICS}
+    counts = [n for t in trials for n in t.get("background_mc_per_bin", [])]
+    out["background_mc"] = {
+        "threshold": trials[0].get("min_background_mc", MIN_BACKGROUND_MC) if trials else MIN_BACKGROUND_MC,
+        "min_count": min(counts) if counts else None,
+        "low_trials": [t["trial"] for t in trials if t.get("low_background_mc_bins")],
+    }
+    return out
 
 
 def format_mean_std(stat: Mapping[str, float | None], digits: int, scale: float = 1.0) -> str:
@@ -330,7 +363,8 @@ def evaluate_run(score_paths: Sequence[str | Path], checkpoint_paths: Sequence[s
     trials = []
     for t, path in enumerate(score_paths):
         epoch = best_epoch(checkpoint_paths[t]) if checkpoint_paths else None
-        trials.append({"trial": t, **trial_metrics(read_scores(path), cfg, epoch)})
+        label = f"{(info or {}).get('model', 'run')}_{(info or {}).get('loss', '')} trial {t}"
+        trials.append({"trial": t, **trial_metrics(read_scores(path), cfg, epoch, label)})
     return to_json_safe({**(info or {}), "n_trials": len(trials), "summary": summarise(trials), "trials": trials})
 
 
@@ -338,7 +372,8 @@ def evaluate_random(feature_paths: Sequence[str | Path], n_trials: int, cfg: Map
     """metrics.json of the random classifier, computed by the same code as every run."""
     columns = ["mllg", "weight", "is_signal"] + [f"split_{t}" for t in range(n_trials)]
     features = pd.concat([pd.read_parquet(p, columns=columns) for p in feature_paths], ignore_index=True)
-    trials = [{"trial": t, **trial_metrics(random_trial_frame(features, t, int(cfg["random_seed"])), cfg)}
+    trials = [{"trial": t, **trial_metrics(random_trial_frame(features, t, int(cfg["random_seed"])), cfg,
+                                           label=f"random trial {t}")}
               for t in range(n_trials)]
     return to_json_safe({"model": "random", "loss": None, "n_trials": n_trials, "summary": summarise(trials),
                          "trials": trials})
@@ -349,11 +384,17 @@ def describe(result: Mapping[str, Any]) -> str:
     def g(v: Any) -> str:
         return "N.A." if v is None else f"{v:.4g}"
 
-    lines = [f"trial {t['trial']}: significance {g(t['significance'])}, AUC {g(t['auc'])}, bkg. corr. "
+    def bkg_mc(t: Mapping[str, Any]) -> str:
+        counts = t.get("background_mc_per_bin")
+        return "" if counts is None else f" (background MC events in the score bins' mass windows: {counts})"
+
+    lines = [f"trial {t['trial']}: significance {g(t['significance'])} ± {g(t.get('significance_mc_err'))} (MC stat.)"
+             f"{bkg_mc(t)}, AUC {g(t['auc'])}, bkg. corr. "
              f"{g(t['bkg_correlation'])}, best epoch {g(t['best_epoch'])}, overtraining p {g(t['overtraining_p'])}"
              for t in result["trials"]]
     stats_ = result["summary"]
     lines.append(f"mean ± std: significance {format_mean_std(stats_['significance'], 3)}, "
+                 f"its MC stat. {format_mean_std(stats_.get('significance_mc_err', {'mean': None}), 3)}, "
                  f"AUC {format_mean_std(stats_['auc'], 4)}, bkg. corr. {format_mean_std(stats_['bkg_correlation'], 5)}, "
                  f"best epoch {format_mean_std(stats_['best_epoch'], 1)}, "
                  f"overtraining p {format_mean_std(stats_['overtraining_p'], 3)}")
@@ -364,7 +405,8 @@ def describe(result: Mapping[str, Any]) -> str:
 TECHNIQUES = {"random": "Random", "bdt": "BDT", "xgboost": "XGBoost", "fnn": "FNN", "dfnn": "DFNN", "etn": "ETN",
               "ft_transformer": "FT-Transformer", "resnet": "ResNet"}
 LOSS_KINDS = {"bce": "BCE", "extreme": "Ext"}
-TABLE_COLUMNS = ("Technique", "Loss", "Signi.", "AUC (%)", "Bkg. Corr. (1e-3)", "Best epoch", "Overtraining p-value")
+TABLE_COLUMNS = ("Technique", "Loss", "Signi.", "Signi. MC stat.", "AUC (%)", "Bkg. Corr. (1e-3)", "Best epoch",
+                 "Overtraining p-value")
 
 
 def loss_label(model: str, loss: Mapping[str, Any] | None) -> str:
@@ -385,12 +427,22 @@ def paper_order(model: str, loss: Mapping[str, Any] | None) -> tuple[int, int, i
     return (1 + disco, model_rank, list(LOSS_KINDS).index(loss["kind"]) if loss["kind"] in LOSS_KINDS else 9)
 
 
+def low_background_mc(summary: Mapping[str, Any]) -> bool:
+    """Whether some trial of a metrics.json summary has a score bin with too few background MC events."""
+    return bool(summary.get("background_mc", {}).get("low_trials"))
+
+
 def table_row(model: str, loss: Mapping[str, Any] | None, summary: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
-    """One row of Table I from a metrics.json summary."""
+    """One row of Table I from a metrics.json summary: "Signi." is mean ± std over trials, marked with a dagger
+    when a trial has a score bin with fewer than min_background_mc background MC events in its mass window;
+    "Signi. MC stat." is the mean over trials of the significance's MC-statistical uncertainty."""
+    mc_err = summary.get("significance_mc_err", {}).get("mean")
+    mark = f" {LOW_MC_MARK}" if low_background_mc(summary) else ""
     return {
         "Technique": TECHNIQUES.get(model, model),
         "Loss": loss_label(model, loss),
-        "Signi.": format_mean_std(summary["significance"], 2),
+        "Signi.": format_mean_std(summary["significance"], 2) + mark,
+        "Signi. MC stat.": "N.A." if mc_err is None else f"{mc_err:.2f}",
         "AUC (%)": format_mean_std(summary["auc"], 1, scale=100.0),
         "Bkg. Corr. (1e-3)": format_mean_std(summary["bkg_correlation"], 1, scale=1e3),
         "Best epoch": format_mean_std(summary["best_epoch"], 0),
@@ -402,3 +454,16 @@ def table_one(results: Sequence[tuple[str, Mapping[str, Any] | None, Mapping[str
     """Table I: one row per (model, loss spec, metrics.json), in the paper's order."""
     ordered = sorted(results, key=lambda r: paper_order(r[0], r[1]))
     return pd.DataFrame([table_row(m, loss, res["summary"]) for m, loss, res in ordered], columns=list(TABLE_COLUMNS))
+
+
+def table_note(results: Sequence[tuple[str, Mapping[str, Any] | None, Mapping[str, Any]]]) -> str:
+    """The note under Table I: what "Signi. MC stat." is and, if a row is marked, what the dagger means."""
+    note = ("Signi.: mean ± std over trials; Signi. MC stat.: mean over trials of its MC-statistical uncertainty "
+            "(sum of w² of s and b per score bin, propagated as in the paper's code).")
+    marked = [res["summary"] for _, _, res in results if low_background_mc(res["summary"])]
+    if marked:
+        threshold = marked[0].get("background_mc", {}).get("threshold", MIN_BACKGROUND_MC)
+        fewest = min(s["background_mc"]["min_count"] for s in marked)
+        note += (f" {LOW_MC_MARK}: in at least one trial a score bin's mass window holds fewer than {threshold} "
+                 f"background MC events (fewest: {fewest}); that significance rests on few simulated events.")
+    return note

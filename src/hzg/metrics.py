@@ -17,6 +17,16 @@ Conventions, stated once:
 * A bin with b <= 0 contributes Z = 0, as in the paper's public code (EvaluateModel.py): the Asimov formula
   diverges there, and an empty simulated background is a statistics artefact, not an infinite significance.
   Consequence: with a score that separates the sample perfectly only the lowest bin has background and counts.
+* MC-statistical uncertainty, as the paper's public code (jaebak/EventClassifierTransformer, EvaluateModel.py,
+  `calculate_significance`): per bin the yields' uncertainties are sigma_s^2 = sum w^2 of the signal and
+  sigma_b^2 = sum w^2 of the background in the window (ROOT's TH1::IntegralAndError of the weighted histogram),
+  propagated "based on s/sqrt(b)" with the bin's Asimov Z:
+      dZ_bin^2 = (s/b)^2 sigma_s^2 / Z_bin^2 + (s/b)^4 sigma_b^2 / (4 Z_bin^2),
+  i.e. (s/sqrt(b) / Z_bin)^2 [sigma_s^2 / b + s^2 sigma_b^2 / (4 b^3)]; 0 where b <= 0 (their Z = 0 branch); where
+  Z_bin = 0 with b > 0 (s <= 0; their code divides by zero there) the factor s/sqrt(b) / Z_bin is its limit 1.
+  The total is dZ = sqrt(sum dZ_bin^2), as theirs (not weighted by Z_bin / Z as a first-order propagation through
+  sqrt(sum Z_bin^2) would be, so it is an upper bound of that). Each bin also records the raw (unweighted) number
+  of signal and background MC events in its window (their `hist.GetEntries()`), n_s_mc and n_b_mc.
 * Scores and weights must be finite (a NaN score, from a diverged model, raises ValueError).
 """
 from __future__ import annotations
@@ -85,10 +95,28 @@ def bin_index(score: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.clip(idx, 0, len(edges) - 2)
 
 
-def binned_significance(score: np.ndarray, mass: np.ndarray, weight: np.ndarray, is_signal: np.ndarray,
-                        n_bins: int = 8, mass_quantiles: tuple[float, float] = (0.05, 0.95)
-                        ) -> tuple[float, list[dict[str, Any]]]:
-    """Eqs. (7)-(8): sqrt(sum Z_bin^2) and per-bin dicts with keys "edges", "window", "s", "b", "z"."""
+def significance_mc_error(s: Any, b: Any, s_sumw2: Any, b_sumw2: Any) -> np.ndarray | float:
+    """MC-statistical uncertainty of the Asimov Z of a bin from s, b and their sums of squared weights
+    (the paper's EvaluateModel.calculate_significance, module text), elementwise; 0 where b <= 0."""
+    s_arr, b_arr, s2, b2 = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (s, b, s_sumw2, b_sumw2)))
+    z = np.asarray(asimov_significance(s_arr, b_arr), dtype=float)
+    valid = b_arr > 0
+    bb = np.where(valid, b_arr, 1.0)
+    # (s / sqrt(b) / Z)^2, 1 in the limit Z -> 0 (and where Z = 0 by convention)
+    ratio2 = np.where(z > 0, s_arr**2 / bb / np.where(z > 0, z, 1.0) ** 2, 1.0)
+    err = np.where(valid, np.sqrt(ratio2 * (s2 / bb + s_arr**2 * b2 / (4.0 * bb**3))), 0.0)
+    return float(err) if err.ndim == 0 else err
+
+
+def binned_significance_detail(score: np.ndarray, mass: np.ndarray, weight: np.ndarray, is_signal: np.ndarray,
+                               n_bins: int = 8, mass_quantiles: tuple[float, float] = (0.05, 0.95)
+                               ) -> dict[str, Any]:
+    """Eqs. (7)-(8) with the MC-statistical uncertainty of the paper's public code (module text).
+
+    Returns {"significance": sqrt(sum Z_bin^2), "significance_mc_err": sqrt(sum dZ_bin^2), "bins": [...]}, one dict
+    per score bin (lowest score first) with keys "edges", "window", "s", "b", "s_sumw2", "b_sumw2" (sums of w^2 in
+    the window), "n_s_mc", "n_b_mc" (raw MC events in the window), "z" and "z_mc_err".
+    """
     q_lo, q_hi = mass_quantiles
     if not 0.0 <= q_lo < q_hi <= 1.0:
         raise ValueError(f"binned_significance: need 0 <= lo < hi <= 1 for mass_quantiles, got {mass_quantiles!r}")
@@ -105,15 +133,32 @@ def binned_significance(score: np.ndarray, mass: np.ndarray, weight: np.ndarray,
         if np.any(sig_bin & (weight > 0)):
             m_lo, m_hi = weighted_quantile(mass[sig_bin], weight[sig_bin], np.array([q_lo, q_hi]))
             in_window = in_bin & (mass >= m_lo) & (mass <= m_hi)
-            s = float(weight[in_window & sig].sum())
-            b = float(weight[in_window & ~sig].sum())
         else:
             m_lo = m_hi = np.nan
-            s = b = 0.0
+            in_window = np.zeros_like(in_bin)
+        w_s, w_b = weight[in_window & sig], weight[in_window & ~sig]
+        s, b = float(w_s.sum()), float(w_b.sum())
+        s2, b2 = float(np.sum(w_s * w_s)), float(np.sum(w_b * w_b))
         details.append({"edges": (float(edges[i]), float(edges[i + 1])), "window": (float(m_lo), float(m_hi)),
-                        "s": s, "b": b, "z": float(asimov_significance(s, b))})
-    total = float(np.sqrt(sum(d["z"] ** 2 for d in details)))
-    return total, details
+                        "s": s, "b": b, "s_sumw2": s2, "b_sumw2": b2, "n_s_mc": int(w_s.size),
+                        "n_b_mc": int(w_b.size), "z": float(asimov_significance(s, b)),
+                        "z_mc_err": float(significance_mc_error(s, b, s2, b2))})
+    return {"significance": float(np.sqrt(sum(d["z"] ** 2 for d in details))),
+            "significance_mc_err": float(np.sqrt(sum(d["z_mc_err"] ** 2 for d in details))),
+            "bins": details}
+
+
+def binned_significance(score: np.ndarray, mass: np.ndarray, weight: np.ndarray, is_signal: np.ndarray,
+                        n_bins: int = 8, mass_quantiles: tuple[float, float] = (0.05, 0.95)
+                        ) -> tuple[float, list[dict[str, Any]]]:
+    """Eqs. (7)-(8): sqrt(sum Z_bin^2) and the per-bin dicts of `binned_significance_detail`."""
+    out = binned_significance_detail(score, mass, weight, is_signal, n_bins, mass_quantiles)
+    return out["significance"], out["bins"]
+
+
+def low_background_mc_bins(bins: Sequence[Mapping[str, Any]], min_events: int) -> list[int]:
+    """Indices of the score bins whose mass window holds fewer than `min_events` background MC events."""
+    return [i for i, d in enumerate(bins) if d["n_b_mc"] < min_events]
 
 
 def _checked(score: np.ndarray, weight: np.ndarray, is_signal: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

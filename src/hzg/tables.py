@@ -1,6 +1,7 @@
 """Tables as Markdown, CSV and LaTeX, written atomically."""
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -9,17 +10,35 @@ import pandas as pd
 from hzg import io
 
 
-def write_table(frame: pd.DataFrame, stem: str | Path, caption: str = "") -> list[Path]:
-    """Write `frame` to stem.md, stem.csv and stem.tex; return the paths."""
+def write_table(frame: pd.DataFrame, stem: str | Path, caption: str = "", note: str = "") -> list[Path]:
+    """Write `frame` to stem.md, stem.csv and stem.tex; return the paths. `note` goes under the table in the
+    Markdown and LaTeX versions (the CSV holds the cells only)."""
     stem = Path(stem)
     paths = [stem.with_suffix(s) for s in (".md", ".csv", ".tex")]
     with io.atomic_path(paths[0]) as tmp:
-        tmp.write_text((f"**{caption}**\n\n" if caption else "") + frame.to_markdown(index=False, floatfmt=".1f") + "\n")
+        # text cells stay as written (tabulate would reformat "0.04" with floatfmt to "0.0")
+        text_columns = [i for i, dtype in enumerate(frame.dtypes) if not pd.api.types.is_numeric_dtype(dtype)]
+        md = frame.to_markdown(index=False, floatfmt=".1f", disable_numparse=text_columns or False)
+        tmp.write_text((f"**{caption}**\n\n" if caption else "") + md + "\n" + (f"\n{note}\n" if note else ""))
     with io.atomic_path(paths[1]) as tmp:
         frame.to_csv(tmp, index=False)
     with io.atomic_path(paths[2]) as tmp:
-        tmp.write_text(frame.to_latex(index=False, caption=caption or None, escape=True))
+        latex = frame.to_latex(index=False, caption=caption or None, escape=True)
+        if note:
+            text = _latex_escape(note)
+            latex = (latex.replace("\\end{table}", f"\\par\\footnotesize {text}\n\\end{{table}}")
+                     if "\\end{table}" in latex else latex + f"\n{text}\n")
+        tmp.write_text(latex)
     return paths
+
+
+def _latex_escape(text: str) -> str:
+    """Escape LaTeX's special characters in plain text (one pass, so replacements are not escaped again)."""
+    return re.sub(r"[\\&%$#_{}~^]", lambda m: _LATEX_SPECIAL[m.group()], text)
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+                  "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 
 
 def cutflow_frame(flows: Mapping[str, Sequence[Mapping[str, float]]], yields_per_weight: Mapping[str, float]) -> pd.DataFrame:

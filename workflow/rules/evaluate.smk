@@ -15,7 +15,7 @@ def eval_params(*keys):
     return {k: config["evaluation"][k] for k in keys}
 
 
-METRIC_KEYS = ("n_score_bins", "mass_bins", "window", "overtraining_test", "overtraining_bins")
+METRIC_KEYS = ("n_score_bins", "mass_bins", "window", "overtraining_test", "overtraining_bins", "min_background_mc")
 PLOT_TRIAL = config["evaluation"]["roc_trial"]
 
 
