@@ -67,17 +67,50 @@ def test_compute_features_on_a_hand_event():
     assert row.photon_pt_over_mllg == pytest.approx(30.0 / skim["mllg"][0])
     # transverse momentum of the system: (45 - 40, 30) -> |pT| = sqrt(25 + 900)
     assert row.llg_pt_over_mllg == pytest.approx(np.sqrt(925.0) / skim["mllg"][0])
-    # all objects share a 2 % resolution: sigma_m/m = 0.02 * sqrt(sum d_i^2)
-    d = kinematics.mass_log_derivatives(*(skim[k] for k in ("lm_pt", "lm_eta", "lm_phi", "lp_pt", "lp_eta", "lp_phi", "g_pt", "g_eta", "g_phi")))
-    assert row.sigma_m_over_m == pytest.approx(0.02 * np.sqrt(sum(x[0] ** 2 for x in d)))
-    assert list(f.columns) == list(features.FEATURES) + list(features.DISCO_FEATURES) + ["mllg"]
+    # all objects share a 2 % resolution.  sigma_m [GeV] as the authors' process_delphes.cxx: raise each
+    # object's pT by 2 % (its four-momentum scales by 1.02), dm_i = m' - m, summed in quadrature.
+    p4 = {o: np.array([skim[f"{o}_pt"][0] * np.cosh(skim[f"{o}_eta"][0]), skim[f"{o}_pt"][0] * np.cos(skim[f"{o}_phi"][0]),
+                       skim[f"{o}_pt"][0] * np.sin(skim[f"{o}_phi"][0]), skim[f"{o}_pt"][0] * np.sinh(skim[f"{o}_eta"][0])])
+          for o in ("lm", "lp", "g")}
+
+    def mass(v):
+        return np.sqrt(v[0] ** 2 - v[1:] @ v[1:])
+
+    m = mass(p4["lm"] + p4["lp"] + p4["g"])
+    assert m == pytest.approx(skim["mllg"][0])
+    dm = [mass(1.02 * p4[o] + sum(p4[k] for k in p4 if k != o)) - m for o in p4]
+    assert row.sigma_m == pytest.approx(np.sqrt(sum(x * x for x in dm)), rel=1e-12)
+    assert row.sigma_m_over_m == pytest.approx(row.sigma_m / m, rel=1e-12)
+    assert 0.5 < row.sigma_m < 5.0  # GeV, a 2 % object resolution on an ~100 GeV system
+    # cos theta of the POSITIVE lepton: llg.(lp - lm) / (M lambda_Z), lambda_Z = sqrt((llg.ll/M)^2 - m_ll^2)
+    llg, ll = p4["lm"] + p4["lp"] + p4["g"], p4["lm"] + p4["lp"]
+
+    def dot(a, b):
+        return a[0] * b[0] - a[1:] @ b[1:]
+
+    lam = np.sqrt((dot(llg, ll) / m) ** 2 - dot(ll, ll))
+    assert row.cos_theta == pytest.approx(dot(llg, p4["lp"] - p4["lm"]) / (m * lam), rel=1e-10)
+    assert 0.0 <= row.phi < 2 * np.pi
+    assert list(f.columns) == list(features.FEATURES) + list(features.DISCO_FEATURES) + list(features.ALT_FEATURES) + ["mllg"]
+
+
+def test_feature_set_picks_the_form_of_sigma_m():
+    assert features.FEATURES == features.feature_set("absolute")
+    assert len(features.FEATURES) == 12 and "sigma_m" in features.FEATURES
+    relative = features.feature_set("relative")
+    assert "sigma_m_over_m" in relative and "sigma_m" not in relative
+    assert relative.index("sigma_m_over_m") == features.FEATURES.index("sigma_m")
+    assert set(features.SIGMA_M_FEATURE.values()) <= set(features.LABELS)
+    assert features.UNITS["sigma_m"] == "GeV" and "sigma_m_over_m" not in features.UNITS
+    with pytest.raises(ValueError, match="features.sigma_m"):
+        features.feature_set("percent")
 
 
 def test_electron_and_muon_resolutions_are_taken_from_their_own_maps():
     res_map = _res_map()
     res_map["electron"]["width"] = [[0.05]]
-    mu = features.compute_features(_skim(), res_map)["sigma_m_over_m"][0]
-    ee = features.compute_features(_skim(flavour=np.array([11])), res_map)["sigma_m_over_m"][0]
+    mu = features.compute_features(_skim(), res_map)["sigma_m"][0]
+    ee = features.compute_features(_skim(flavour=np.array([11])), res_map)["sigma_m"][0]
     assert ee > mu
 
 

@@ -1,4 +1,9 @@
-"""Classifier inputs of paper 000 (Sec. IV B), event weights, stable event keys and trial splits."""
+"""Classifier inputs of paper 000 (Sec. IV B), event weights, stable event keys and trial splits.
+
+The features follow the code of the paper's authors (see `hzg.kinematics`): cos Theta, cos theta
+(of the positive lepton) and phi in [0, 2 pi) of jaebak/llg_angles, and sigma_m in GeV
+(``llg_mass_err`` of jaebak/EventClassifierTransformer) propagated as in jaebak/process_mc.
+"""
 from __future__ import annotations
 
 import zlib
@@ -10,21 +15,35 @@ import pandas as pd
 
 from hzg import kinematics, resolution
 
-#: The 12 features of the paper.
-FEATURES: tuple[str, ...] = (
-    "photon_eta", "lep1_eta", "lep2_eta", "min_dr_lg", "max_dr_lg", "lep_flavour",
-    "llg_pt_over_mllg", "llg_ptt", "sigma_m_over_m", "cos_Theta", "cos_theta", "phi",
-)
+#: Column of the sigma_m input for each value of the config key ``features.sigma_m``:
+#: the paper's mass resolution in GeV, or the alternative sigma_m / m_llg.
+SIGMA_M_FEATURE: dict[str, str] = {"absolute": "sigma_m", "relative": "sigma_m_over_m"}
+SIGMA_M_DEFAULT = "absolute"
+
+
+def feature_set(sigma_m: str = SIGMA_M_DEFAULT) -> tuple[str, ...]:
+    """The paper's 12 classifier inputs, with sigma_m in GeV ("absolute") or as sigma_m/m ("relative")."""
+    if sigma_m not in SIGMA_M_FEATURE:
+        raise ValueError(f"features.sigma_m must be one of {sorted(SIGMA_M_FEATURE)}, got {sigma_m!r}")
+    return ("photon_eta", "lep1_eta", "lep2_eta", "min_dr_lg", "max_dr_lg", "lep_flavour",
+            "llg_pt_over_mllg", "llg_ptt", SIGMA_M_FEATURE[sigma_m], "cos_Theta", "cos_theta", "phi")
+
+
+#: The 12 features of the paper (sigma_m in GeV, as the paper).
+FEATURES: tuple[str, ...] = feature_set()
 #: The 3 momenta added when training with DisCo mass decorrelation.
 DISCO_FEATURES: tuple[str, ...] = ("photon_pt_over_mllg", "lep1_pt", "lep2_pt")
+#: Computed for every event but not a default input: the alternative form of sigma_m.
+ALT_FEATURES: tuple[str, ...] = ("sigma_m_over_m",)
 #: Units for axis labels; "" for dimensionless.
-UNITS: dict[str, str] = {"llg_ptt": "GeV", "lep1_pt": "GeV", "lep2_pt": "GeV", "mllg": "GeV"}
+UNITS: dict[str, str] = {"llg_ptt": "GeV", "sigma_m": "GeV", "lep1_pt": "GeV", "lep2_pt": "GeV", "mllg": "GeV"}
 LABELS: dict[str, str] = {
     "photon_eta": r"$\eta_\gamma$", "lep1_eta": r"$\eta_{\ell_1}$", "lep2_eta": r"$\eta_{\ell_2}$",
     "min_dr_lg": r"min $\Delta R(\ell,\gamma)$", "max_dr_lg": r"max $\Delta R(\ell,\gamma)$",
     "lep_flavour": r"lepton flavour (0: $ee$, 1: $\mu\mu$)", "llg_pt_over_mllg": r"$p_T^{\ell\ell\gamma}/m_{\ell\ell\gamma}$",
-    "llg_ptt": r"$p_{Tt}^{\ell\ell\gamma}$", "sigma_m_over_m": r"$\sigma_m/m_{\ell\ell\gamma}$",
-    "cos_Theta": r"$\cos\Theta$", "cos_theta": r"$\cos\theta$", "phi": r"$\phi$",
+    "llg_ptt": r"$p_{Tt}^{\ell\ell\gamma}$", "sigma_m": r"$\sigma_m^{\ell\ell\gamma}$",
+    "sigma_m_over_m": r"$\sigma_m/m_{\ell\ell\gamma}$",
+    "cos_Theta": r"$\cos\Theta$", "cos_theta": r"$\cos\theta$ ($\ell^+$)", "phi": r"$\phi$",
     "photon_pt_over_mllg": r"$p_T^\gamma/m_{\ell\ell\gamma}$", "lep1_pt": r"$p_T^{\ell_1}$",
     "lep2_pt": r"$p_T^{\ell_2}$", "mllg": r"$m_{\ell\ell\gamma}$",
 }
@@ -64,7 +83,11 @@ def event_weights(gen_weight: np.ndarray, xsec_pb: float, lumi_fb: float, sum_we
 
 
 def compute_features(skim: Mapping[str, np.ndarray], res_map: Mapping[str, Any]) -> pd.DataFrame:
-    """All 12 + 3 features and mllg from the skimmed candidate columns (`hzg.selection`)."""
+    """All 12 + 3 features, sigma_m/m and mllg from the skimmed candidate columns (`hzg.selection`).
+
+    Both forms of sigma_m are written (``sigma_m`` [GeV] and ``sigma_m_over_m``) so that a classifier
+    trained on either finds its inputs; `feature_set` picks the one used as input.
+    """
     lm = (skim["lm_pt"], skim["lm_eta"], skim["lm_phi"])
     lp = (skim["lp_pt"], skim["lp_eta"], skim["lp_phi"])
     g = (skim["g_pt"], skim["g_eta"], skim["g_phi"])
@@ -78,7 +101,7 @@ def compute_features(skim: Mapping[str, np.ndarray], res_map: Mapping[str, Any])
     res_lp = np.where(lepton == "muon", resolution.lookup(res_map, "muon", lp[0], lp[1]),
                       resolution.lookup(res_map, "electron", lp[0], lp[1]))
     res_g = resolution.lookup(res_map, "photon", g[0], g[1])
-    d_lm, d_lp, d_g = kinematics.mass_log_derivatives(*lm, *lp, *g)
+    sigma_m = kinematics.mass_resolution(*lm, *lp, *g, res_lm, res_lp, res_g)
     llg = kinematics.four_momenta(*lm) + kinematics.four_momenta(*lp) + kinematics.four_momenta(*g)
     mllg = np.asarray(skim["mllg"])
     return pd.DataFrame({
@@ -90,13 +113,14 @@ def compute_features(skim: Mapping[str, np.ndarray], res_map: Mapping[str, Any])
         "lep_flavour": (flavour == 13).astype(np.float64),
         "llg_pt_over_mllg": np.asarray(llg.pt) / mllg,
         "llg_ptt": kinematics.pt_t(*lm, *lp, *g),
-        "sigma_m_over_m": kinematics.relative_mass_resolution(d_lm, d_lp, d_g, res_lm, res_lp, res_g),
+        "sigma_m": sigma_m,
         "cos_Theta": cos_big,
         "cos_theta": cos_small,
         "phi": phi,
         "photon_pt_over_mllg": g[0] / mllg,
         "lep1_pt": np.fmax(lm[0], lp[0]),
         "lep2_pt": np.fmin(lm[0], lp[0]),
+        "sigma_m_over_m": sigma_m / mllg,
         "mllg": mllg,
     })
 
@@ -113,7 +137,7 @@ def sample_frame(skim: Mapping[str, np.ndarray], res_map: Mapping[str, Any], sam
                  xsec_pb: float, lumi_fb: float, sum_weights: float, split_cfg: Mapping[str, Any]) -> pd.DataFrame:
     """Features, mllg, weight, event key (sample, chunk, entry) and one split column per trial."""
     frame = compute_features(skim, res_map)
-    check_finite(frame, list(FEATURES) + list(DISCO_FEATURES) + ["mllg"], source=f"sample {sample!r}")
+    check_finite(frame, list(FEATURES) + list(DISCO_FEATURES) + list(ALT_FEATURES) + ["mllg"], source=f"sample {sample!r}")
     sid = sample_id(sample)
     frame["weight"] = event_weights(skim["weight"], xsec_pb, lumi_fb, sum_weights)
     frame["is_signal"] = np.int8(kind == "signal")

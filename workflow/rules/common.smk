@@ -3,9 +3,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from hzg.features import FEATURES, DISCO_FEATURES  # noqa: E402
+from hzg.features import DISCO_FEATURES, feature_set  # noqa: E402
 
-PLOT_VARIABLES = list(FEATURES) + list(DISCO_FEATURES) + ["mllg"]
+#: the 12 classifier inputs, sigma_m in GeV or as sigma_m/m (config features.sigma_m)
+INPUT_FEATURES = list(feature_set(config["features"]["sigma_m"]))
+PLOT_VARIABLES = INPUT_FEATURES + list(DISCO_FEATURES) + ["mllg"]
 #: "<model>_<loss>" of every run of the grid, in config order
 RUNS = [f"{r['model']}_{r['loss']}" for r in config["runs"]]
 
