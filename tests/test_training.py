@@ -62,6 +62,99 @@ def test_balanced_weights_give_equal_class_sums():
         training.balanced_weights(w[2:], y[2:])
 
 
+def weighted_events(n_sig=2000, n_bkg=5000, seed=3, negative=0.0):
+    """In-scope training events like biased generation gives: weights spread over a factor 100, a few
+    negative; the background mass is correlated with the weight (heavy events sit high)."""
+    rng = np.random.default_rng(seed)
+    y = np.r_[np.ones(n_sig), np.zeros(n_bkg)]
+    w = np.r_[np.full(n_sig, 0.01), 10 ** rng.uniform(0, 2, n_bkg)]
+    mass = np.r_[rng.normal(125, 2, n_sig), 100 + 80 * rng.beta(1 + np.log10(w[n_sig:]), 2)]
+    w[n_sig:] *= np.where(rng.random(n_bkg) < negative, -1, 1)
+    return y, w, mass
+
+
+def test_epoch_draw_is_reproducible_and_differs_between_epochs():
+    y, w, _ = weighted_events()
+    idx = np.arange(len(y)) * 2 + 1  # positions in a larger dataset
+    a = training.EpochSampler(idx, _spread(y), _spread(w), 3000, seed=7)
+    b = training.EpochSampler(idx, _spread(y), _spread(w), 3000, seed=7)
+    for epoch in (1, 2, 50):
+        np.testing.assert_array_equal(a(epoch)[0], b(epoch)[0])
+        np.testing.assert_array_equal(a(epoch)[1], b(epoch)[1])
+    assert not np.array_equal(a(1)[0], a(2)[0])
+    assert not np.array_equal(a(1)[0], training.EpochSampler(idx, _spread(y), _spread(w), 3000, seed=8)(1)[0])
+    assert set(a(1)[0]) <= set(idx)
+
+
+def _spread(v):
+    """v at the odd positions of an array twice as long (the even ones are events out of scope)."""
+    out = np.zeros(2 * len(v), dtype=np.asarray(v).dtype)
+    out[1::2] = v
+    return out
+
+
+@pytest.mark.parametrize("n", [3000, 3001, 10**6])
+def test_epoch_draw_is_half_signal_half_background(n):
+    y, w, _ = weighted_events()
+    sampler = training.EpochSampler(np.arange(len(y)), y, w, n, seed=1)
+    events, weights = sampler(1)
+    n_draw = min(n, len(y))  # never more than the in-scope events
+    assert len(sampler) == len(events) == len(weights) == n_draw
+    assert (y[events] == 1).sum() == n_draw // 2 and (y[events] == 0).sum() == n_draw - n_draw // 2
+    np.testing.assert_array_equal(weights, 1.0)  # positive weights: every draw counts once
+    # each class sums to half the epoch, as balanced_weights does for the full set
+    assert weights[y[events] == 1].sum() == pytest.approx(weights[y[events] == 0].sum(), abs=1)
+    # both classes in every batch, about half each
+    for i in range(0, n_draw - 512, 512):
+        assert 0.35 < y[events[i:i + 512]].mean() < 0.65
+    with pytest.raises(ValueError, match="at least 2"):
+        training.EpochSampler(np.arange(len(y)), y, w, 1, seed=1)
+
+
+@pytest.mark.parametrize("negative", [0.0, 0.1])
+def test_weight_proportional_draw_recovers_weighted_means(negative):
+    """Draws by |w| with sign weights estimate the weighted mean (and the narrow-window fraction the DisCo
+    and classifier terms see) within statistical errors; an unweighted mean is many errors away."""
+    y, w, mass = weighted_events(n_sig=20_000, n_bkg=60_000, negative=negative)
+    bkg = y == 0
+    sampler = training.EpochSampler(np.arange(len(y)), y, w, 80_000, seed=5)
+    events, weights = sampler(3)
+    drawn = y[events] == 0
+    for f in (mass, ((mass > 120) & (mass < 130)).astype(float)):
+        truth = np.sum(w[bkg] * f[bkg]) / np.sum(w[bkg])
+        estimate = np.sum(weights[drawn] * f[events[drawn]]) / np.sum(weights[drawn])
+        # ratio estimator's standard error: sqrt(E_p[(f - truth)^2] / k) * sum|w| / sum(w), p = |w| / sum|w|
+        p = np.abs(w[bkg]) / np.abs(w[bkg]).sum()
+        sigma = np.sqrt(np.sum(p * (f[bkg] - truth) ** 2) / drawn.sum()) * np.abs(w[bkg]).sum() / w[bkg].sum()
+        assert abs(estimate - truth) < 4 * sigma, (estimate, truth, sigma)
+        assert abs(f[bkg].mean() - truth) > 6 * sigma  # a draw that ignored the weights would fail above
+
+
+def test_epoch_draw_weights_keep_the_signs_and_balance():
+    y, w, _ = weighted_events(negative=0.1)
+    events, weights = training.EpochSampler(np.arange(len(y)), y, w, 20_000, seed=2)(1)
+    bkg = y[events] == 0
+    np.testing.assert_array_equal(np.sign(weights), np.sign(w[events]))
+    scale = np.abs(w[y == 0]).sum() / w[y == 0].sum()  # sign weights scaled so the class sums to its draws
+    np.testing.assert_allclose(np.abs(weights[bkg]), scale)
+    assert weights[bkg].sum() == pytest.approx(bkg.sum(), rel=0.05)
+    assert weights[~bkg].sum() == (~bkg).sum()
+    with pytest.raises(ValueError, match="class 0"):
+        training.EpochSampler(np.arange(len(y)), y, np.where(y == 0, -1.0, w), 100, seed=2)
+
+
+def test_events_per_epoch_null_is_the_full_shuffled_pass_with_balanced_weights():
+    y, w, _ = weighted_events()
+    idx = np.arange(len(y)) * 2 + 1
+    sampler = training.EpochSampler(idx, _spread(y), _spread(w), None, seed=11)
+    assert len(sampler) == len(idx)
+    for epoch in (1, 2):
+        events, weights = sampler(epoch)
+        old_order = torch.randperm(len(idx), generator=torch.Generator().manual_seed(11 * 1_000_003 + epoch)).numpy()
+        np.testing.assert_array_equal(events, idx[old_order])
+        np.testing.assert_array_equal(weights, training.balanced_weights(w, y)[old_order])
+
+
 def test_split_scaled_weights_restore_full_yield_per_split():
     w = np.ones(6)
     y = np.array([1, 1, 1, 0, 0, 0])
@@ -110,9 +203,10 @@ class Killed(Exception):
 
 
 @pytest.mark.slow
-def test_resume_after_kill_gives_the_same_history(tmp_path):
+@pytest.mark.parametrize("events_per_epoch", [600, None])
+def test_resume_after_kill_gives_the_same_history(tmp_path, events_per_epoch):
     paths = synthetic_features(tmp_path, n=1500)
-    s = spec("etn", "bce_disco", epochs=6, eval_every_early=2)
+    s = spec("etn", "bce_disco", epochs=6, eval_every_early=2, events_per_epoch=events_per_epoch)
     full = training.run(paths, s, tmp_path / "full", progress=False)
 
     def kill_after_3(epoch):
@@ -141,3 +235,24 @@ def test_neural_training_selects_the_best_validation_epoch(tmp_path):
     assert ckpt["best_epoch"] == int(evaluated.loc[evaluated.val_significance.idxmax(), "epoch"])
     assert ckpt["best_val_significance"] == pytest.approx(evaluated.val_significance.max())
     assert set(ckpt["normaliser"]) == {"mean", "std"} and len(ckpt["normaliser"]["mean"]) == 12
+
+
+def test_training_draws_events_per_epoch_from_the_training_scope(tmp_path, monkeypatch):
+    paths = synthetic_features(tmp_path, n=600)
+    seen = []
+
+    class Recording(training.EpochSampler):
+        def __call__(self, epoch):
+            events, weights = super().__call__(epoch)
+            seen.append((epoch, events, weights, self.idx))
+            return events, weights
+
+    monkeypatch.setattr(training, "EpochSampler", Recording)
+    training.run(paths, spec("dfnn", "bce_disco", epochs=2, events_per_epoch=300), tmp_path / "d", progress=False)
+    data = training.load_dataset(paths, training.feature_names(10.0), 0)
+    scope = (data.split == 0) & training.training_scope(data.mass, data.y, 10.0, CONFIG["training"])
+    assert [e for e, *_ in seen] == [1, 2]
+    for _, events, weights, idx in seen:
+        np.testing.assert_array_equal(idx, np.flatnonzero(scope))
+        assert len(events) == 300 and scope[events].all() and (data.y[events] == 1).sum() == 150
+        np.testing.assert_array_equal(weights, 1.0)

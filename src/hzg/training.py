@@ -1,5 +1,6 @@
-"""Training of one (model, loss, trial): data scope, balancing, normalisation, the epoch loop with
-significance-based model selection, resumable checkpoints, and the scores of every event."""
+"""Training of one (model, loss, trial): data scope, balancing, normalisation, the events each epoch
+draws, the epoch loop with significance-based model selection, resumable checkpoints, and the scores of
+every event."""
 from __future__ import annotations
 
 import copy
@@ -174,6 +175,63 @@ def _batch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=gen)
 
 
+class EpochSampler:
+    """The events of each training epoch and their weights, a function of (seed, epoch) only, so that a
+    resumed run repeats them.
+
+    `events_per_epoch` None: every training event once, in shuffled order, with `balanced_weights`.
+    An integer N: n = min(N, number of training events) draws, n // 2 of signal and the rest of
+    background (so every batch holds both classes, about half each). Each class is drawn with replacement
+    with probability proportional to |weight| and carries weight sign(w) * sum|w| / sum(w), 1 for positive
+    weights: each class then sums to its number of draws in expectation (the classes stay balanced, as
+    with `balanced_weights`), every weighted sum over the epoch is an unbiased estimate of that over all
+    training events with their weights, and a few events with weights 10-100 times the others do not
+    dominate batches. The DisCo term gets its background (wide window) the same way: drawn by |w|, with
+    unit (sign) weights. The epoch size, and so its cost, does not grow with the sample. Validation and
+    scores do not use this: they take all events with their true weights.
+    """
+
+    def __init__(self, idx: np.ndarray, y: np.ndarray, weight: np.ndarray, events_per_epoch: int | None,
+                 seed: int) -> None:
+        self.idx = np.asarray(idx, np.int64)
+        self.seed = int(seed)
+        y = np.asarray(y)[self.idx]
+        w = np.asarray(weight, np.float64)[self.idx]
+        self.events_per_epoch = None if events_per_epoch is None else int(events_per_epoch)
+        if self.events_per_epoch is None:
+            self.weight = balanced_weights(w, y)
+            return
+        if self.events_per_epoch < 2:
+            raise ValueError(f"config training.events_per_epoch must be at least 2 or null, got {events_per_epoch}")
+        self.n_draw = min(self.events_per_epoch, len(self.idx))
+        self.classes = []  # (positions in idx, cumulative |w| normalised to end at 1, weights of a draw, draws)
+        for cls, n_cls in ((1, self.n_draw // 2), (0, self.n_draw - self.n_draw // 2)):
+            pos = np.flatnonzero(y == cls)
+            total, total_abs = w[pos].sum(), np.abs(w[pos]).sum()
+            if total <= 0:
+                raise ValueError(f"class {cls} has non-positive total weight {total} in the training scope")
+            cdf = np.cumsum(np.abs(w[pos]))
+            self.classes.append((pos, cdf / cdf[-1], np.sign(w[pos]) * (total_abs / total), n_cls))
+
+    def __len__(self) -> int:
+        return len(self.idx) if self.events_per_epoch is None else self.n_draw
+
+    def __call__(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """Event indices (into the dataset) of epoch `epoch`, in training order, and their weights."""
+        if self.events_per_epoch is None:
+            order = _batch_order(len(self.idx), self.seed, epoch).numpy()
+            return self.idx[order], self.weight[order]
+        rng = np.random.default_rng([self.seed, epoch])
+        picks, weights = [], []
+        for pos, cdf, w_draw, n_cls in self.classes:
+            # u in [0, 1) falls in event i's interval [cdf[i-1], cdf[i]): zero-weight events are never drawn
+            at = np.searchsorted(cdf, rng.random(n_cls), side="right")
+            picks.append(pos[at])
+            weights.append(w_draw[at])
+        shuffle = rng.permutation(self.n_draw)
+        return self.idx[np.concatenate(picks)[shuffle]], np.concatenate(weights)[shuffle]
+
+
 def train_neural(data: Dataset, spec: RunSpec, outdir: Path, progress: bool = True,
                  on_epoch_end: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Train a neural model; resume from `outdir/resume.pt` if a previous run was killed.
@@ -193,12 +251,11 @@ def train_neural(data: Dataset, spec: RunSpec, outdir: Path, progress: bool = Tr
     x = torch.from_numpy(norm(np_x)).to(device)
     y = torch.from_numpy(data.y).to(device)
     m = torch.from_numpy(data.mass.astype(np.float32)).to(device)
-    w_train = np.zeros(len(data.y))
-    w_train[train_sel] = balanced_weights(data.weight[train_sel], data.y[train_sel])
-    w_train[val_sel] = balanced_weights(data.weight[val_sel], data.y[val_sel])
-    w = torch.from_numpy(w_train.astype(np.float32)).to(device)
+    sampler = EpochSampler(np.flatnonzero(train_sel), data.y, data.weight, tcfg.get("events_per_epoch"), spec.seed)
+    w_val = np.zeros(len(data.y))  # validation loss: all in-scope validation events, balanced true weights
+    w_val[val_sel] = balanced_weights(data.weight[val_sel], data.y[val_sel])
+    w = torch.from_numpy(w_val.astype(np.float32)).to(device)
     eval_w = metrics.split_scaled_weights(data.weight, data.y, data.split)
-    train_idx = torch.from_numpy(np.flatnonzero(train_sel)).to(device)
     val_idx = torch.from_numpy(np.flatnonzero(val_sel)).to(device)
     val_np = data.split == 1
     val_all = torch.from_numpy(np.flatnonzero(val_np)).to(device)
@@ -225,20 +282,23 @@ def train_neural(data: Dataset, spec: RunSpec, outdir: Path, progress: bool = Tr
             log.warning("ignoring %s: it was written for another configuration", resume_path)
 
     batch = int(tcfg["batch_size"])
-    n_train = len(train_idx)
+    n_train = len(sampler)
+    log.info("%d training events in scope, %d per epoch", len(sampler.idx), n_train)
     n_epochs = int(tcfg["epochs"])
     bar = tqdm(range(start_epoch, n_epochs + 1), desc=f"{spec.model}_{spec.loss} trial {spec.trial}",
                disable=not progress, initial=start_epoch - 1, total=n_epochs, mininterval=5)
     for epoch in bar:
         t0 = time.perf_counter()
         model.train()
-        order = train_idx[_batch_order(n_train, spec.seed, epoch).to(device)]
+        order_np, w_np = sampler(epoch)
+        order = torch.from_numpy(order_np).to(device)
+        w_epoch = torch.from_numpy(w_np.astype(np.float32)).to(device)
         total, seen = 0.0, 0
         for i in range(0, n_train, batch):
             idx = order[i:i + batch]
             if len(idx) < 2:  # a lone last event: BatchNorm (ResNet) cannot train on it, and it is noise
                 continue
-            loss, _ = losses.total_loss(model(x[idx]), y[idx], w[idx], m[idx], **loss_args)
+            loss, _ = losses.total_loss(model(x[idx]), y[idx], w_epoch[i:i + batch], m[idx], **loss_args)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
