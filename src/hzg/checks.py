@@ -42,14 +42,40 @@ def selection_fraction(records: Sequence[Mapping[str, Any]]) -> float:
     return selected / generated
 
 
+def resolution_summary(res_map: Mapping[str, Any]) -> dict[str, Any]:
+    """sigma_m calibration of a resolution map (`hzg.resolution.calibrate`): the signal pull
+    (m_llg - 125 GeV) / sigma_m half-width (16-84 %) overall and per object type and (|eta|, pT) bin,
+    before and after, with the entries per bin, and the median sigma_m in GeV."""
+    calib = res_map.get("calibration")
+    if calib is None:
+        return {"calibrated": False}
+    return {
+        "calibrated": True,
+        "eta_edges": res_map["eta_edges"],
+        "pt_edges": res_map["pt_edges"],
+        "n_signal_events": calib["n_events"],
+        "pull_width_all": {"before": calib["pull_width_before"]["all"], "after": calib["pull_width_after"]["all"]},
+        "pull_width_per_bin": {name: {"before": calib["pull_width_before"][name]["width"],
+                                      "after": calib["pull_width_after"][name]["width"],
+                                      "entries": calib["pull_width_after"][name]["entries"]}
+                               for name in ("electron", "muon", "photon") if name in calib["pull_width_after"]},
+        "sigma_m_median_gev": {"before": calib["sigma_m_median_gev_before"], "after": calib["sigma_m_median_gev_after"]},
+    }
+
+
 def physics_summary(sig_mass: np.ndarray, sig_w: np.ndarray, bkg_mass: np.ndarray, bkg_w: np.ndarray,
-                    fractions: Mapping[str, float]) -> dict[str, Any]:
-    """The numbers the data side is checked against (paper 000: 20 % signal, 11 % background pass)."""
+                    fractions: Mapping[str, float], res_map: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The numbers the data side is checked against (paper 000: 20 % signal, 11 % background pass).
+
+    With `res_map`, also the sigma_m calibration (`resolution_summary`): the signal pull width per bin.
+    """
     mean, sigma = gaussian_core(sig_mass, sig_w)
+    extra = {} if res_map is None else {"sigma_m_pull": resolution_summary(res_map)}
     return {
         "signal_peak_gev": mean,
         "signal_width_gev": sigma,
         "background_low_over_high": falling_ratio(bkg_mass, bkg_w),
         "selection_fraction": dict(fractions),
         "paper_selection_fraction": {"signal": 9.0 / 45.0, "background": 5.0 / 45.0},
+        **extra,
     }

@@ -32,6 +32,7 @@ rule physics_checks:
         signal=lambda wc: expand("results/features/{s}.parquet", s=samples_of_kind("signal")),
         background=lambda wc: expand("results/features/{s}.parquet", s=samples_of_kind("background")),
         cutflows=lambda wc: [c for s in config["samples"] for c in cutflows(s)],
+        resolution_map="results/features/resolution_map.json",
     output:
         "results/checks/physics.json",
     params:
