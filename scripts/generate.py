@@ -8,9 +8,5 @@ from hzg import generate, io, logs  # noqa: E402
 logs.setup(snakemake.log[0])
 p = snakemake.params
 chunk = int(snakemake.wildcards.chunk)
-spec = generate.ChunkSpec(
-    process=p.process, n_events=int(p.n_events), seed=generate.chunk_seed(p.sample_seed, chunk),
-    level=p.generation["level"], sqrt_s_tev=p.sqrt_s_tev, z_mass_min=p.generation["z_mass_min"],
-    pthat_min=p.generation["pthat_min"], mhat_min=p.generation["mhat_min"],
-)
+spec = generate.chunk_spec(p.process, p.n_events, generate.chunk_seed(p.sample_seed, chunk), p.generation, p.sqrt_s_tev)
 io.write_root(snakemake.output.ntuple, generate.simulate_chunk(spec, dict(p.detector), chunk))

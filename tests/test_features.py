@@ -150,3 +150,26 @@ def test_resolution_map_needs_truth():
     cols["flavour"] = np.array([11, 13])
     with pytest.raises(ValueError, match="generator truth"):
         resolution.objects_from_skim(cols)
+
+
+def test_sample_cross_section_from_config_or_k_factor_times_generator():
+    from hzg import samples
+    recs = [{"n_generated": 100, "sigma_gen_pb": 2.0, "source": "a.root"},
+            {"n_generated": 300, "sigma_gen_pb": 3.0, "source": "b.root"}]
+    assert samples.sample_xsec_pb("signal", {"xsec_pb": 5.01e-3}, recs) == 5.01e-3
+    assert samples.sample_xsec_pb("background", {"k_factor": 10.0}, recs) == pytest.approx(10.0 * 2.75)
+    with pytest.raises(ValueError, match=r"samples.background.k_factor.*a.root"):
+        samples.sample_xsec_pb("background", {"k_factor": 10.0}, [{"n_generated": 1, "source": "a.root"}])
+
+
+def test_normalisation_expected_yield_is_sigma_lumi_selected_over_generated():
+    """sigma x L x (selected / generated) per sample, with weights (a biased sample has unequal weights)."""
+    from hzg import tables
+    recs = {"background": [{"n_generated": 1000, "sum_weights": 400.0, "sigma_gen_pb": 2.0,
+                            "cutflow": [{"cut": "all", "n_raw": 1000, "sum_weights": 400.0},
+                                        {"cut": "mllg_window", "n_raw": 300, "sum_weights": 40.0}]}]}
+    frame = tables.normalisation_frame(recs, {"background": 20.0}, {"background": {"k_factor": 10.0}}, 138.0)
+    row = frame.iloc[0]
+    assert row["selected fraction [%]"] == pytest.approx(10.0)
+    assert row["selected expected (138/fb)"] == pytest.approx(20.0 * 1000 * 138.0 * 0.1)
+    assert row["generator sigma [pb]"] == "2" and row["how"] == "10 x generator"

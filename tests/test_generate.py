@@ -61,3 +61,72 @@ def test_signal_chunk_has_h_to_zgamma_final_state():
     assert ak.all(np.hypot(particles.px, particles.py) > generate.PARTICLE_PT_MIN)
     assert 1e-3 < meta.sigma_gen_pb < 1e-2  # LO gg->H x BR(H->Zg) x BR(Z->ee,mumu)
     assert np.all(np.asarray(weights) == 1.0)
+
+
+# ---------------------------------------------------------------- background generation: scale, cuts, veto, bias
+
+def test_chunk_spec_from_config_applies_background_settings_to_the_background_only():
+    gen = CONFIG["generation"]
+    bkg = generate.chunk_spec("qqbar_Zgamma", 10, 5, gen, 13.0)
+    sig = generate.chunk_spec("ggH_Zgamma", 10, 5, gen, 13.0)
+    assert bkg.factor_scale2 == 2 and bkg.mhat_max == gen["mhat_max"]
+    assert bkg.veto == generate.AcceptanceVeto(**gen["acceptance_veto"]) and bkg.bias == generate.Bias(**gen["bias"])
+    assert sig.veto is None and sig.bias is None
+    lines = generate.pythia_settings(bkg)
+    assert "SigmaProcess:factorScale2 = 2" in lines and f"PhaseSpace:mHatMax = {gen['mhat_max']}" in lines
+    old = generate.chunk_spec("qqbar_Zgamma", 10, 5, {k: gen[k] for k in ("level", "z_mass_min", "pthat_min", "mhat_min")}, 13.0)
+    assert old.veto is None and old.bias is None and old.factor_scale2 == 1  # optional keys: off
+
+
+def test_selection_bias_values():
+    bias = generate.Bias(pt_over_m_power=2.0, pt_over_m_ref=0.1, mass_peak=125.0, mass_width=8.0, mass_boost=4.0)
+    # pT/m = 0.2 at the peak: (0.2/0.1)^2 x (1 + 4) = 20; far from the peak the mass factor is 1
+    assert generate.selection_bias(25.0, 125.0, bias) == pytest.approx(20.0)
+    assert generate.selection_bias(40.0, 200.0, bias) == pytest.approx(4.0 * (1 + 4 * np.exp(-0.5 * (75 / 8) ** 2)))
+    # below the floor the bias stays constant instead of vanishing
+    assert generate.selection_bias(0.0, 100.0, bias) == generate.selection_bias(0.5, 100.0, bias) > 0
+    flat = generate.Bias()
+    assert generate.selection_bias(np.array([5.0, 50.0]), np.array([100.0, 150.0]), flat).tolist() == [1.0, 1.0]
+
+
+def test_acceptance_veto_logic():
+    veto = generate.AcceptanceVeto(lead_lepton_pt=15.0, sublead_lepton_pt=8.0, photon_pt=8.0, eta_max=3.0)
+    assert veto.passes([30.0, 10.0], [0.1, -2.0], [12.0], [1.0])
+    assert not veto.passes([30.0, 7.0], [0.1, -2.0], [12.0], [1.0])      # soft second lepton
+    assert not veto.passes([30.0, 10.0], [0.1, -3.5], [12.0], [1.0])     # lepton outside |eta| < 3
+    assert not veto.passes([30.0, 10.0], [0.1, 0.2], [7.0], [1.0])       # soft photon
+    assert not veto.passes([30.0, 10.0], [0.1, 0.2], [], [])              # no photon
+    assert veto.passes([10.0, 20.0], [0.0, 0.0], [9.0], [0.0])           # order of the leptons does not matter
+
+
+def _bkg(n, seed, **kw):
+    spec = generate.ChunkSpec("qqbar_Zgamma", n, seed=seed, factor_scale2=2, mhat_max=200.0, **kw)
+    particles, weights, meta = generate.generate_chunk(spec, progress=False)
+    return particles, weights, meta
+
+
+def test_biased_generation_is_unbiased_after_weights():
+    """Closure: the weighted biased sample gives Pythia's unbiased cross-section and photon spectrum."""
+    _, w0, m0 = _bkg(4000, 11)
+    parts, w1, m1 = _bkg(3000, 12, bias=generate.Bias(pt_over_m_power=2.0, mass_boost=4.0))
+    assert np.all(w0 == 1.0) and w1.std() > 0.3 * w1.mean()  # the bias really weights the events
+    assert m1.sigma_gen_pb == pytest.approx(m0.sigma_gen_pb, rel=0.05)
+    assert m1.sum_weights == pytest.approx(w1.sum())
+    photon_pt = ak.max(ak.where(parts.pid == 22, np.hypot(parts.px, parts.py), 0.0), axis=1).to_numpy()
+    # the fraction of events with a hard photon (pT > 30 GeV) agrees with an unbiased sample within statistics
+    parts0, _, _ = generate.generate_chunk(generate.ChunkSpec("qqbar_Zgamma", 3000, seed=14, factor_scale2=2, mhat_max=200.0),
+                                           progress=False)
+    pt0 = ak.max(ak.where(parts0.pid == 22, np.hypot(parts0.px, parts0.py), 0.0), axis=1).to_numpy()
+    f0 = np.mean(pt0 > 30.0)
+    f1 = np.sum(w1 * (photon_pt > 30.0)) / np.sum(w1)
+    err = np.sqrt(f0 * (1 - f0) / 3000 + np.sum((w1 / w1.sum()) ** 2 * ((photon_pt > 30.0) - f1) ** 2))
+    assert abs(f1 - f0) < 4 * err
+    assert np.mean(photon_pt > 30.0) > 1.5 * f0  # and it puts more MC events where it should
+
+
+def test_acceptance_veto_reduces_the_cross_section_by_the_vetoed_fraction():
+    _, _, loose = _bkg(2000, 21)
+    parts, _, vetoed = _bkg(2000, 22, veto=generate.AcceptanceVeto())
+    assert 0.2 < vetoed.sigma_gen_pb / loose.sigma_gen_pb < 0.8
+    lep = (abs(parts.pid) == 11) | (abs(parts.pid) == 13)
+    assert ak.all(ak.sum(lep, axis=1) >= 2)

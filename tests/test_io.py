@@ -164,7 +164,7 @@ def test_read_events_accepts_str_path_and_inline_map(nano_file):
 
 
 def test_read_metadata_nanoaod_from_runs_tree(nano_file):
-    assert read_metadata(nano_file, "nanoaod") == {"n_generated": 10.0, "sum_weights": 7.5}
+    assert read_metadata(nano_file, "nanoaod") == {"n_generated": 10.0, "sum_weights": 7.5, "sigma_gen_pb": 1.5}
 
 
 def test_read_metadata_sums_over_several_runs_rows(tmp_path):

@@ -6,7 +6,11 @@ awkward arrays; `hzg.detector` turns them into reconstructed objects.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from numpy.typing import ArrayLike
 
 import awkward as ak
 import numpy as np
@@ -45,6 +49,37 @@ LEVELS: dict[str, list[str]] = {
 
 
 @dataclass(frozen=True)
+class Bias:
+    """Hard-process selection bias (see `selection_bias`); events carry the weight 1 / bias."""
+
+    pt_over_m_power: float = 0.0
+    pt_over_m_ref: float = 0.1
+    mass_peak: float = 125.0
+    mass_width: float = 8.0
+    mass_boost: float = 0.0
+
+
+@dataclass(frozen=True)
+class AcceptanceVeto:
+    """Veto on the hard process, before the shower: leptons and photon far outside the selection.
+
+    Pythia counts vetoed events as not accepted, so its cross-section is that of the kept events.
+    """
+
+    lead_lepton_pt: float = 15.0
+    sublead_lepton_pt: float = 8.0
+    photon_pt: float = 8.0
+    eta_max: float = 3.0
+
+    def passes(self, lepton_pt: Sequence[float], lepton_eta: Sequence[float], photon_pt: Sequence[float],
+               photon_eta: Sequence[float]) -> bool:
+        """True when two leptons and a photon of the hard process are inside the loose acceptance."""
+        leptons = sorted((pt for pt, eta in zip(lepton_pt, lepton_eta) if abs(eta) < self.eta_max), reverse=True)
+        photon = any(pt > self.photon_pt and abs(eta) < self.eta_max for pt, eta in zip(photon_pt, photon_eta))
+        return photon and len(leptons) >= 2 and leptons[0] > self.lead_lepton_pt and leptons[1] > self.sublead_lepton_pt
+
+
+@dataclass(frozen=True)
 class ChunkSpec:
     """What one generation job makes."""
 
@@ -56,16 +91,60 @@ class ChunkSpec:
     z_mass_min: float = 50.0
     pthat_min: float = 10.0
     mhat_min: float = 95.0
+    mhat_max: float = -1.0
+    factor_scale2: int = 1
+    bias: Bias | None = None
+    veto: AcceptanceVeto | None = None
 
 
 @dataclass(frozen=True)
 class ChunkInfo:
-    """Per-chunk metadata written beside the events."""
+    """Per-chunk metadata written beside the events.
+
+    `sigma_gen_pb` is the cross-section of what was generated (unbiased: with a selection bias it
+    is Pythia's biased estimate times the mean compensating weight).
+    """
 
     n_generated: int
     sum_weights: float
     sigma_gen_pb: float
     sigma_err_pb: float
+
+
+#: p-hat_T / m-hat below which the selection bias stays constant (avoids a vanishing bias).
+BIAS_FLOOR = 0.01
+
+
+def selection_bias(pthat: ArrayLike, mhat: ArrayLike, bias: Bias) -> np.ndarray:
+    """Bias of the hard-process selection.
+
+    (max(p-hat_T / m-hat, BIAS_FLOOR) / ref) ** power x (1 + boost x exp(-(m-hat - peak)^2 / 2 width^2)).
+    Events are generated with probability proportional to sigma x bias and carry the weight
+    1 / bias, so every distribution stays unbiased, while the central, high-p_T / m configurations
+    near the Higgs mass (the signal-like region, where the classifiers cut) get more Monte Carlo events.
+    """
+    mhat = np.asarray(mhat, np.float64)
+    x = np.maximum(np.asarray(pthat, np.float64) / mhat, BIAS_FLOOR)
+    peak = 1.0 + bias.mass_boost * np.exp(-0.5 * ((mhat - bias.mass_peak) / bias.mass_width) ** 2)
+    return (x / bias.pt_over_m_ref) ** bias.pt_over_m_power * peak
+
+
+#: Processes that the background generator settings (cuts, scale, veto, bias) apply to.
+BACKGROUND_PROCESSES = ("qqbar_Zgamma",)
+
+
+def chunk_spec(process: str, n_events: int, seed: int, generation: Mapping[str, Any], sqrt_s_tev: float) -> ChunkSpec:
+    """The ChunkSpec of one chunk from the config's `generation` section (optional keys: off)."""
+    background = process in BACKGROUND_PROCESSES
+    veto = generation.get("acceptance_veto") if background else None
+    bias = generation.get("bias") if background else None
+    return ChunkSpec(
+        process=process, n_events=int(n_events), seed=int(seed), level=generation["level"], sqrt_s_tev=float(sqrt_s_tev),
+        z_mass_min=float(generation["z_mass_min"]), pthat_min=float(generation["pthat_min"]),
+        mhat_min=float(generation["mhat_min"]), mhat_max=float(generation.get("mhat_max", -1.0)),
+        factor_scale2=int(generation.get("factor_scale2", 1)),
+        veto=AcceptanceVeto(**veto) if veto else None, bias=Bias(**bias) if bias else None,
+    )
 
 
 def chunk_seed(sample_seed: int, chunk: int) -> int:
@@ -102,6 +181,12 @@ def pythia_settings(spec: ChunkSpec) -> list[str]:
             f"23:mMin = {spec.z_mass_min}",
             f"PhaseSpace:pTHatMin = {spec.pthat_min}",
             f"PhaseSpace:mHatMin = {spec.mhat_min}",
+            f"PhaseSpace:mHatMax = {spec.mhat_max}",
+            # 1: min(mT^2) = photon pT^2, Pythia's default; 2: geometric mean of the two mT^2,
+            # MadGraph's default central scale for a heavy + massless pair. It is also the
+            # starting scale of the initial-state shower (SpaceShower:pTmaxMatch = 0 with a
+            # photon in the final state), so it sets the recoil pT(llg) of the background.
+            f"SigmaProcess:factorScale2 = {spec.factor_scale2}",
         ]
     return common + PROCESSES[spec.process] + cuts + LEVELS[spec.level]
 
@@ -118,6 +203,43 @@ PARTICLE_PT_MIN = 0.5
 BATCH_SIZE = 5000
 
 
+def _hard_objects(process: Any) -> tuple[list[float], list[float], list[float], list[float]]:
+    """pT and eta of the final-state charged leptons (e, mu) and photons of Pythia's process record."""
+    lep_pt, lep_eta, pho_pt, pho_eta = [], [], [], []
+    for i in range(process.size()):
+        particle = process[i]
+        if not particle.isFinal():
+            continue
+        pid = abs(particle.id())
+        if pid in (11, 13):
+            lep_pt.append(particle.pT())
+            lep_eta.append(particle.eta())
+        elif pid == 22:
+            pho_pt.append(particle.pT())
+            pho_eta.append(particle.eta())
+    return lep_pt, lep_eta, pho_pt, pho_eta
+
+
+def _user_hook(bias: Bias | None, veto: AcceptanceVeto | None) -> Any:
+    """A Pythia UserHooks object: selection bias (`selection_bias`) and/or the acceptance veto."""
+    import pythia8mc
+
+    class Hook(pythia8mc.UserHooks):
+        def canBiasSelection(self) -> bool:  # noqa: N802 (Pythia's names)
+            return bias is not None
+
+        def biasSelectionBy(self, sigma_process, phase_space, in_event) -> float:  # noqa: N802
+            return float(selection_bias(phase_space.pTHat(), phase_space.mHat, bias))
+
+        def canVetoProcessLevel(self) -> bool:  # noqa: N802
+            return veto is not None
+
+        def doVetoProcessLevel(self, process) -> bool:  # noqa: N802
+            return not veto.passes(*_hard_objects(process))
+
+    return Hook()
+
+
 class ChunkGenerator:
     """One initialised Pythia instance that makes the events of a chunk batch by batch."""
 
@@ -129,6 +251,10 @@ class ChunkGenerator:
         for line in pythia_settings(spec):
             if not self.pythia.readString(line):
                 raise RuntimeError(f"Pythia refused the setting {line!r}")
+        self.hook = None
+        if spec.bias is not None or spec.veto is not None:
+            self.hook = _user_hook(spec.bias, spec.veto)  # kept alive here: Pythia holds a raw pointer
+            self.pythia.setUserHooksPtr(self.hook)
         if not self.pythia.init():
             raise RuntimeError(f"Pythia failed to initialise for process {spec.process!r}")
         self.n_failed = 0
@@ -149,7 +275,10 @@ class ChunkGenerator:
             particles = _event_particles(self.pythia.event)
             rows.extend(particles)
             counts[i] = len(particles)
-            weights[i] = self.pythia.infoPython().weight()
+            info = self.pythia.infoPython()
+            weights[i] = info.weight()
+            if self.spec.bias is not None:
+                weights[i] /= selection_bias(info.pTHat(), info.mHat(), self.spec.bias)
             i += 1
             self.bar.update(1)
         flat = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
@@ -164,8 +293,11 @@ class ChunkGenerator:
         """Metadata once all events are made: generated events, sum of weights, cross-section."""
         self.bar.close()
         info = self.pythia.infoPython()
+        # with a selection bias Pythia estimates sigma x <bias>; the mean weight <1/bias> undoes it
+        unbias = float(sum_weights) / self.spec.n_events if self.spec.bias is not None else 1.0
         meta = ChunkInfo(n_generated=self.spec.n_events, sum_weights=float(sum_weights),
-                         sigma_gen_pb=float(info.sigmaGen()) * PB_PER_MB, sigma_err_pb=float(info.sigmaErr()) * PB_PER_MB)
+                         sigma_gen_pb=float(info.sigmaGen()) * PB_PER_MB * unbias,
+                         sigma_err_pb=float(info.sigmaErr()) * PB_PER_MB * unbias)
         log.info("generated %d %s events (%d failed), sigma_gen = %.4g +- %.2g pb", self.spec.n_events,
                  self.spec.process, self.n_failed, meta.sigma_gen_pb, meta.sigma_err_pb)
         return meta

@@ -29,7 +29,8 @@ BRANCH_MAPS: dict[str, dict[str, Any]] = {
                      "charge": "Muon_charge", "gen_pt": "Muon_genPt"},
             "photon": {"pt": "Photon_pt", "eta": "Photon_eta", "phi": "Photon_phi", "gen_pt": "Photon_genPt"},
         },
-        "metadata": {"tree": "Runs", "n_generated": "genEventCount", "sum_weights": "genEventSumw"},
+        "metadata": {"tree": "Runs", "n_generated": "genEventCount", "sum_weights": "genEventSumw",
+                     "sigma_gen_pb": "sigmaGen_pb"},
     },
     # Delphes 3 output trees (split TClonesArray branches)
     "delphes": {
@@ -126,10 +127,15 @@ def read_metadata(path: str | os.PathLike, branch_map: str | Mapping[str, Any]) 
     meta = bmap.get("metadata")
     if meta:
         tree = open_tree(path, meta["tree"])
-        return {
+        out = {
             "n_generated": float(np.sum(_read(tree, meta["n_generated"], path))),
             "sum_weights": float(np.sum(_read(tree, meta["sum_weights"], path))),
         }
+        if meta.get("sigma_gen_pb") and meta["sigma_gen_pb"] in tree.keys():
+            # optional: the generator's cross-section of what this file holds (mean over its runs, by events)
+            n = np.asarray(_read(tree, meta["n_generated"], path), np.float64)
+            out["sigma_gen_pb"] = float(np.sum(np.asarray(_read(tree, meta["sigma_gen_pb"], path)) * n) / np.sum(n))
+        return out
     tree = open_tree(path, bmap["tree"])
     weight = _read(tree, bmap["weight"], path) if bmap.get("weight") else np.ones(tree.num_entries)
     if getattr(weight, "ndim", 1) > 1:

@@ -49,5 +49,26 @@ def cutflow_frame(flows: Mapping[str, Sequence[Mapping[str, float]]], yields_per
         n = [row["n_raw"] for row in rows]
         frame[f"{sample} raw"] = n
         frame[f"{sample} expected"] = [round(row["sum_weights"] * yields_per_weight[sample], 2) for row in rows]
-        frame[f"{sample} eff. [%]"] = [round(100.0 * k / n[0], 2) if n[0] else float("nan") for k in n]
+        w = [row["sum_weights"] for row in rows]
+        # weighted: with a biased generation the raw fraction is not the efficiency
+        frame[f"{sample} eff. [%]"] = [round(100.0 * k / w[0], 2) if w[0] else float("nan") for k in w]
     return frame
+
+
+def normalisation_frame(records: Mapping[str, Sequence[Mapping[str, float]]], xsec_used: Mapping[str, float],
+                        normalisation: Mapping[str, Mapping[str, float]], lumi_fb: float) -> pd.DataFrame:
+    """Per sample: generated events, the generator's cross-section of what was generated, the one used and why."""
+    rows = []
+    for sample, recs in records.items():
+        n_gen = sum(r["n_generated"] for r in recs)
+        sigma_gen = [r.get("sigma_gen_pb") for r in recs]
+        gen = (sum(s * r["n_generated"] for s, r in zip(sigma_gen, recs)) / n_gen) if None not in sigma_gen else None
+        norm = normalisation[sample]
+        how = (f"{norm['k_factor']:g} x generator" if "k_factor" in norm else "xsec_pb from the config")
+        selected = sum(r["cutflow"][-1]["sum_weights"] for r in recs) / sum(r["sum_weights"] for r in recs)
+        rows.append({"sample": sample, "generated events": int(n_gen),
+                     "generator sigma [pb]": f"{gen:.4g}" if gen is not None else "N.A.",
+                     "sigma used [pb]": f"{xsec_used[sample]:.4g}", "how": how,
+                     "selected fraction [%]": round(100.0 * selected, 2),
+                     f"selected expected ({lumi_fb:g}/fb)": round(xsec_used[sample] * 1000.0 * lumi_fb * selected, 1)})
+    return pd.DataFrame(rows)

@@ -40,9 +40,9 @@ class Dataset:
     features: list[str]
 
 
-def feature_names(disco_lambda: float) -> list[str]:
-    """The paper's inputs: 12 features, plus the 3 momenta when trained with DisCo."""
-    return list(feat.FEATURES) + (list(feat.DISCO_FEATURES) if disco_lambda > 0 else [])
+def feature_names(disco_lambda: float, sigma_m: str = feat.SIGMA_M_DEFAULT) -> list[str]:
+    """The paper's inputs: 12 features (sigma_m in GeV or relative), plus the 3 momenta with DisCo."""
+    return list(feat.feature_set(sigma_m)) + (list(feat.DISCO_FEATURES) if disco_lambda > 0 else [])
 
 
 def load_dataset(paths: Sequence[str | Path], features: Sequence[str], trial: int) -> Dataset:
@@ -122,6 +122,7 @@ class RunSpec:
     hparams: dict
     training: dict
     trial: int
+    sigma_m: str = feat.SIGMA_M_DEFAULT
 
     @property
     def seed(self) -> int:
@@ -129,7 +130,7 @@ class RunSpec:
 
     def describe(self) -> dict:
         return {"model": self.model, "loss": self.loss, "loss_kind": self.loss_kind, "disco_lambda": self.disco_lambda,
-                "hparams": self.hparams, "training": self.training, "trial": self.trial}
+                "hparams": self.hparams, "training": self.training, "trial": self.trial, "sigma_m": self.sigma_m}
 
 
 class Normaliser:
@@ -373,7 +374,7 @@ def run(feature_paths: Sequence[str | Path], spec: RunSpec, outdir: str | Path, 
     """Train one (model, loss, trial) and write checkpoint.pt, history.csv and scores.parquet."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    features = feature_names(spec.disco_lambda)
+    features = feature_names(spec.disco_lambda, spec.sigma_m)
     data = load_dataset(feature_paths, features, spec.trial)
     checkpoint: dict[str, Any] = {"model": spec.model, "loss": spec.loss, "features": features, "trial": spec.trial,
                                   "hparams": spec.hparams, "config_hash": config_hash(spec.describe()),

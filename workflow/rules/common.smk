@@ -16,6 +16,21 @@ def is_generated(sample):
     return "generate" in config["samples"][sample]
 
 
+def normalisation(sample):
+    """How a sample's weights are normalised: {"xsec_pb": σ} or {"k_factor": k} (× the generator's σ)."""
+    spec = config["samples"][sample]
+    return {key: spec[key] for key in ("xsec_pb", "k_factor") if key in spec}
+
+
+NORMALISATION_NOTE = (
+    "Signal: 5.01 fb = sigma(ggF) 48.58 pb x BR(H->Zgamma) 1.533e-3 x BR(Z->ee, mumu) 0.0673 (the paper's 7.52 fb "
+    "includes Z->tautau, not generated here). Background: the paper normalises its MadGraph pp->Z(ll)gamma to 55.5 pb; "
+    "Pythia's LO qqbar->gamma*/Z gamma gives 5.55 pb for mhat > 95 GeV, pThat > 10 GeV (no veto, no bias, MadGraph's "
+    "scale), so k_factor = 10 keeps the paper's convention (its selected yield, 5 M of 45 M x 55.5 pb x 138/fb = 850 k) "
+    "whatever generator cuts, veto and bias are used."
+)
+
+
 def chunks(sample):
     """Chunk ids of a sample: generation chunks, or one per user-supplied file."""
     spec = config["samples"][sample]

@@ -27,7 +27,7 @@ rule features:
     params:
         sample=lambda wc: wc.sample,
         kind=lambda wc: config["samples"][wc.sample]["kind"],
-        xsec_pb=lambda wc: config["samples"][wc.sample]["xsec_pb"],
+        normalisation=lambda wc: normalisation(wc.sample),
         luminosity_fb=config["luminosity_fb"],
         split=config["split"],
     log:
@@ -50,7 +50,7 @@ rule features_variation:
     params:
         sample=lambda wc: wc.sample,
         kind=lambda wc: config["samples"][wc.sample]["kind"],
-        xsec_pb=lambda wc: config["samples"][wc.sample]["xsec_pb"],
+        normalisation=lambda wc: normalisation(wc.sample),
         luminosity_fb=config["luminosity_fb"],
         split=config["split"],
     log:

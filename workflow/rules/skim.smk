@@ -25,9 +25,11 @@ rule cutflow_table:
     input:
         cutflows=lambda wc: [c for s in config["samples"] for c in cutflows(s)],
     output:
-        multiext("results/tables/cutflow", ".md", ".csv", ".tex"),
+        cutflow=multiext("results/tables/cutflow", ".md", ".csv", ".tex"),
+        normalisation=multiext("results/tables/normalisation", ".md", ".csv", ".tex"),
     params:
-        xsec_pb={s: v["xsec_pb"] for s, v in config["samples"].items()},
+        normalisation={s: normalisation(s) for s in config["samples"]},
+        note=NORMALISATION_NOTE,
         luminosity_fb=config["luminosity_fb"],
     log:
         "logs/tables/cutflow.log",
