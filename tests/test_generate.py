@@ -130,3 +130,11 @@ def test_acceptance_veto_reduces_the_cross_section_by_the_vetoed_fraction():
     assert 0.2 < vetoed.sigma_gen_pb / loose.sigma_gen_pb < 0.8
     lep = (abs(parts.pid) == 11) | (abs(parts.pid) == 13)
     assert ak.all(ak.sum(lep, axis=1) >= 2)
+
+
+def test_drellyan_fsr_settings_mass_range_and_no_quark_qed_shower():
+    spec = generate.chunk_spec("drellyan_fsr", 10, 3, CONFIG["generation"], 13.0)
+    lines = generate.pythia_settings(spec)
+    assert "WeakSingleBoson:ffbar2gmZ = on" in lines and "SpaceShower:QEDshowerByQ = off" in lines
+    assert f"23:mMin = {CONFIG['generation']['mhat_min']}" in lines and f"23:mMax = {CONFIG['generation']['mhat_max']}" in lines
+    assert spec.veto is None and spec.bias is None  # no hard photon: the Zgamma veto would reject every event

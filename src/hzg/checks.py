@@ -36,9 +36,9 @@ def falling_ratio(mass: np.ndarray, weights: np.ndarray, low: tuple[float, float
 
 
 def selection_fraction(records: Sequence[Mapping[str, Any]]) -> float:
-    """Selected over generated events, summed over the chunks of a sample."""
-    generated = sum(r["n_generated"] for r in records)
-    selected = sum(r["cutflow"][-1]["n_raw"] for r in records)
+    """Selected over generated events (generator-weighted: a biased sample's raw fraction is not it), all chunks."""
+    generated = sum(r["cutflow"][0]["sum_weights"] for r in records)
+    selected = sum(r["cutflow"][-1]["sum_weights"] for r in records)
     return selected / generated
 
 

@@ -37,6 +37,15 @@ PROCESSES: dict[str, list[str]] = {
         "23:onMode = off",
         "23:onIfAny = 11 13",
     ],
+    # Drell-Yan q qbar -> gamma*/Z -> ee / mumu with the photon radiated off a lepton (FSR), the part of
+    # pp -> Z(ll)gamma that qqbar_Zgamma lacks. The quarks' QED shower is off so that an initial-state
+    # photon, which qqbar_Zgamma generates at matrix-element level, is not counted twice.
+    "drellyan_fsr": [
+        "WeakSingleBoson:ffbar2gmZ = on",
+        "23:onMode = off",
+        "23:onIfAny = 11 13",
+        "SpaceShower:QEDshowerByQ = off",
+    ],
 }
 
 #: Switches of the generation level. "parton": no multi-parton interactions and no
@@ -188,6 +197,9 @@ def pythia_settings(spec: ChunkSpec) -> list[str]:
             # photon in the final state), so it sets the recoil pT(llg) of the background.
             f"SigmaProcess:factorScale2 = {spec.factor_scale2}",
         ]
+    if spec.process == "drellyan_fsr":
+        # m(gamma*/Z) = m(llg) when the photon comes from a lepton: the mass range of the selection
+        cuts = [f"23:mMin = {spec.mhat_min}"] + ([f"23:mMax = {spec.mhat_max}"] if spec.mhat_max > spec.mhat_min else [])
     return common + PROCESSES[spec.process] + cuts + LEVELS[spec.level]
 
 
