@@ -2,8 +2,9 @@
 FNN on the same data in the same process (ratios are robust against a noisy machine).
 
 Also in the same process: the ETN with PyTorch's own attention and dropout (`--baseline`, what the ETN used before
-the small-attention kernel and the integer-mask dropout), and the DisCo term alone (forward + backward) at the
-batch's background size.
+the small-attention kernel and the integer-mask dropout; attention-weight dropout then by scaled_dot_product_attention),
+the ETN without attention-weight dropout (`--baseline`, what it costs), and the DisCo term alone (forward + backward)
+at the batch's background size.
 
 Usage: python bench/bench_train.py [--steps N] [--threads T] [--baseline]
 Target on 2 cores: ETN >= 60 k events/s with BCE, >= 40 k events/s with BCE + DisCo.
@@ -23,6 +24,7 @@ from torch import nn
 from hzg import losses
 from hzg.models import build_model, small_attention
 from hzg.models.dropout import Dropout
+from hzg.models.etn import MultiHeadAttention
 
 
 def synthetic_batch(n: int, n_features: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -51,11 +53,16 @@ def pytorch_attention_and_dropout(model: nn.Module) -> Iterator[None]:
         small_attention.extension.cache_clear()
 
 
-def throughput(model_name: str, disco_lambda: float, steps: int, batch: int, baseline: bool = False) -> float:
+def throughput(model_name: str, disco_lambda: float, steps: int, batch: int, baseline: bool = False,
+               attention_dropout: bool = True) -> float:
     n_features = 15 if disco_lambda > 0 else 12
     x, y, w, mass = synthetic_batch(batch, n_features)
     torch.manual_seed(0)
     model = build_model(model_name, n_features)
+    if not attention_dropout:
+        for module in model.modules():
+            if isinstance(module, MultiHeadAttention):
+                module.dropout = 0.0
     with pytorch_attention_and_dropout(model) if baseline else contextlib.nullcontext():
         return _throughput(model, x, y, w, mass, disco_lambda, steps, batch)
 
@@ -109,10 +116,11 @@ def main() -> None:
             ("FNN  BCE+DisCo", "fnn", 10.0, False)]
     if args.baseline:
         runs += [("ETN  BCE        [PyTorch attention, nn.Dropout]", "etn", 0.0, True),
-                 ("ETN  BCE+DisCo  [PyTorch attention, nn.Dropout]", "etn", 10.0, True)]
+                 ("ETN  BCE+DisCo  [PyTorch attention, nn.Dropout]", "etn", 10.0, True),
+                 ("ETN  BCE        {no attention-weight dropout}", "etn", 0.0, None)]
     results = {}
     for name, model, lam, baseline in runs:
-        results[name] = throughput(model, lam, args.steps, args.batch, baseline)
+        results[name] = throughput(model, lam, args.steps, args.batch, bool(baseline), baseline is not None)
         print(f"{name:16s} {results[name]:12,.0f} events/s")
     print(f"ETN/FNN (BCE):        {results['ETN  BCE'] / results['FNN  BCE']:.4f}")
     print(f"ETN/FNN (BCE+DisCo):  {results['ETN  BCE+DisCo'] / results['FNN  BCE+DisCo']:.4f}")
@@ -122,6 +130,8 @@ def main() -> None:
             base = next(value for name, value in results.items() if name.startswith(f"ETN  {loss} ") and "[" in name)
             print(f"ETN {loss}: kernel + integer-mask dropout / PyTorch attention + nn.Dropout: "
                   f"{results[f'ETN  {loss}'] / base:.2f}")
+        without = next(value for name, value in results.items() if "{" in name)
+        print(f"ETN BCE: with / without attention-weight dropout: {results['ETN  BCE'] / without:.3f}")
     n = args.batch // 2
     print(f"DisCo fwd+bwd, {n} events: {disco_time(n, args.steps) * 1e3:.1f} ms; "
           f"{2 * n} events: {disco_time(2 * n, args.steps) * 1e3:.1f} ms")

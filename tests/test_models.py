@@ -95,9 +95,9 @@ def test_etn_embedding_is_per_feature(n_features):
             for par in emb.parameters():
                 par[j] -= 0.5
             assert changed.tolist() == [i == j for i in range(n_features)]
-        # token j is nn.Linear(1, 4) -> GELU -> nn.Linear(4, 16) with feature j's weights
+        # token j is nn.Linear(1, 4) -> GELU -> nn.Linear(4, 16) -> GELU with feature j's weights (the authors' code)
         j = 3
-        ref = nn.Sequential(nn.Linear(1, 4), nn.GELU(), nn.Linear(4, 16))
+        ref = nn.Sequential(nn.Linear(1, 4), nn.GELU(), nn.Linear(4, 16), nn.GELU())
         ref[0].weight.copy_(emb.weight1[j].T)
         ref[0].bias.copy_(emb.bias1[j])
         ref[2].weight.copy_(emb.weight2[j].T)
@@ -126,6 +126,99 @@ def test_attention_matches_torch_multihead_attention(cross):
     q = t[:, :1] if cross else t
     with torch.no_grad():
         torch.testing.assert_close(ours(q, t) if cross else ours(t), ref(q, t, t, need_weights=False)[0])
+
+
+class AuthorsLayout(nn.Module):
+    """The ETN written with stock PyTorch modules in the layer order of the authors' public code
+    (github.com/jaebak/EventClassifierTransformer, EventClassifierTransformerNetwork), batch first."""
+
+    def __init__(self, n_features: int, dropout: float = 0.1, nodes: int = 16, heads: int = 4, factor: int = 4):
+        super().__init__()
+        self.embed = nn.ModuleList(nn.Sequential(nn.Linear(1, factor), nn.GELU(), nn.Linear(factor, nodes), nn.GELU())
+                                   for _ in range(n_features))
+        self.pre_attn_norm = nn.LayerNorm(nodes)
+        self.attn = nn.MultiheadAttention(nodes, heads, dropout=dropout, batch_first=True)
+        self.pre_fc_norm = nn.LayerNorm(nodes)
+        self.fc1, self.act, self.fc2 = nn.Linear(nodes, factor * nodes), nn.GELU(), nn.Linear(factor * nodes, nodes)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, nodes))
+        self.cls_pre_attn_norm = nn.LayerNorm(nodes)
+        self.cls_attn = nn.MultiheadAttention(nodes, heads, dropout=dropout, batch_first=True)
+        self.cls_pre_fc_norm = nn.LayerNorm(nodes)
+        self.cls_fc = nn.Linear(nodes, 1)
+        self.dropout = nn.Dropout(dropout)
+
+    def load_from(self, etn: EventClassifierTransformer) -> "AuthorsLayout":
+        with torch.no_grad():
+            for j, seq in enumerate(self.embed):
+                seq[0].weight.copy_(etn.embed.weight1[j].T)
+                seq[0].bias.copy_(etn.embed.bias1[j])
+                seq[2].weight.copy_(etn.embed.weight2[j].T)
+                seq[2].bias.copy_(etn.embed.bias2[j])
+        pairs = {"pre_attn_norm": "attn_norm", "attn": "attn", "pre_fc_norm": "ffn_norm", "fc1": "ffn.0",
+                 "fc2": "ffn.2", "cls_pre_attn_norm": "cls_kv_norm", "cls_attn": "cls_attn",
+                 "cls_pre_fc_norm": "cls_norm", "cls_fc": "head"}
+        for mine, theirs in pairs.items():
+            getattr(self, mine).load_state_dict(etn.get_submodule(theirs).state_dict())
+        self.cls_token.data.copy_(etn.cls_token)
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.stack([emb(x[:, j:j + 1]) for j, emb in enumerate(self.embed)], dim=1)
+        u = self.pre_attn_norm(x)
+        x = x + self.dropout(self.attn(u, u, u)[0])
+        x = x + self.dropout(self.fc2(self.act(self.fc1(self.pre_fc_norm(x)))))
+        cls = self.cls_token.expand(x.shape[0], 1, -1)
+        u = self.cls_pre_attn_norm(torch.cat((cls, x), dim=1))
+        x = self.cls_pre_fc_norm(cls + self.dropout(self.cls_attn(cls, u, u)[0]))
+        return torch.sigmoid(self.cls_fc(x.flatten(start_dim=1))).squeeze(-1)
+
+
+@pytest.mark.parametrize("n_features", [12, 15])
+def test_etn_is_the_authors_network(n_features):
+    model = _model("etn", n_features)
+    ref = AuthorsLayout(n_features).load_from(model)
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in ref.parameters())
+    x = torch.randn(300, n_features, generator=torch.Generator().manual_seed(7))
+    model.eval(), ref.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), ref(x), rtol=1e-5, atol=1e-6)
+
+
+def test_etn_dropout_is_the_authors():
+    model = _model("etn", 12)
+    # residual dropout before each of the three residual additions, and the attention weights of both attentions
+    assert model.drop.p == 0.1
+    assert model.attn.dropout == 0.1 and model.cls_attn.dropout == 0.1
+    assert "dropout=0.1" in repr(model.attn) and "dropout=0.1" in repr(model.cls_attn)
+    ref = AuthorsLayout(12)
+    assert ref.attn.dropout == model.attn.dropout and ref.cls_attn.dropout == model.cls_attn.dropout
+    assert build_model("etn", 12, dropout=0.0).attn.dropout == 0.0
+    assert build_model("etn", 12, dropout=0.25).cls_attn.dropout == 0.25
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        MultiHeadAttention(16, 4, dropout=1.0)
+
+
+def test_etn_train_mode_is_random_and_seeded_eval_mode_deterministic():
+    model = _model("etn", 12)
+    x = torch.randn(256, 12, generator=torch.Generator().manual_seed(8))
+    with torch.no_grad():
+        model.train()
+        torch.manual_seed(9)
+        a = model(x)
+        torch.manual_seed(9)
+        assert torch.equal(model(x), a)  # the dropout masks come from torch's generator
+        assert not torch.equal(model(x), a)
+        model.eval()
+        p = model(x)
+        assert torch.equal(model(x), p) and not torch.equal(a, p)
+    assert torch.equal(model(x).detach(), p)  # with autograd too
+    # the attention-weight dropout alone (residual dropout off) changes the output in training
+    model.train()
+    model.drop.p = 0.0
+    with torch.no_grad():
+        assert not torch.equal(model(x), model(x))
+        model.attn.dropout = model.cls_attn.dropout = 0.0
+        torch.testing.assert_close(model(x), p)
 
 
 def test_etn_class_token_attention_layout():

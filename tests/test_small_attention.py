@@ -116,13 +116,170 @@ def test_switched_off_the_etn_attention_falls_back_to_pytorch(kernel, monkeypatc
     torch.testing.assert_close(fast_cls, slow_cls, rtol=1e-5, atol=1e-6)
 
 
-def test_not_used_off_float_or_with_attention_dropout(kernel):
+def test_not_used_off_float(kernel):
     assert not small_attention.usable(torch.zeros(2, 3, 4, dtype=torch.bfloat16))
+    assert small_attention.usable(torch.zeros(2, 3, 4), torch.zeros(2, 3, 4, dtype=torch.float64))
+
+
+# ---- dropout on the attention weights (nn.MultiheadAttention(dropout=p) in training) ----
+
+P = 0.1
+SEED = 0x5DEECE66D_2545F491  # 64 bits: both halves of the key matter
+
+
+def reference_with_mask(q, k, v, heads, keep, p_drop):
+    """PyTorch's reference attention (the math kernel behind scaled_dot_product_attention) with a given mask."""
+    out, _ = torch.ops.aten._scaled_dot_product_attention_math(
+        *(t.reshape(*t.shape[:2], heads, -1).transpose(1, 2) for t in (q, k, v)), None, p_drop, False, keep)
+    return out.transpose(1, 2).reshape(q.shape)
+
+
+def explicit_reference_with_mask(q, k, v, heads, keep, p_drop):
+    """The same written out: softmax, then the mask and the 1 / (1 - p) scale on the weights, then the values."""
+    qh, kh, vh = (t.reshape(*t.shape[:2], heads, -1).transpose(1, 2) for t in (q, k, v))
+    weights = (qh @ kh.transpose(-1, -2) * qh.shape[-1] ** -0.5).softmax(-1)
+    out = (weights * keep / (1 - p_drop)) @ vh
+    return out.transpose(1, 2).reshape(q.shape)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("batch, tq, tk, e, heads", CASES)
+def test_dropout_forward_and_gradients_equal_pytorch_with_the_same_mask(kernel, batch, tq, tk, e, heads, dtype):
+    qkv = packed(batch, max(tq, tk), e, seed=batch, dtype=dtype)
+    weights = torch.randn(batch, tq, e, generator=torch.Generator().manual_seed(1), dtype=dtype)
+    keep, p_drop = small_attention.dropout_keep_mask(SEED, batch, heads, tq, tk, P)
+    assert 0 < (~keep).sum() < keep.numel()  # some weights dropped, not all
+    results = []
+    for attend in (lambda q, k, v: kernel.attention(q, k, v, heads, dropout=P, seed=SEED),
+                   lambda q, k, v: reference_with_mask(q, k, v, heads, keep, p_drop),
+                   lambda q, k, v: explicit_reference_with_mask(q, k, v, heads, keep, p_drop)):
+        x = qkv.clone().requires_grad_()
+        q, k, v = x[:, :tq, :e], x[:, :tk, e:2 * e], x[:, :tk, 2 * e:]
+        out = attend(q, k, v)
+        (out * weights).sum().backward()
+        results.append((out.detach(), x.grad))
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+    for ref_out, ref_grad in results[1:]:
+        torch.testing.assert_close(results[0][0], ref_out, **tol)
+        torch.testing.assert_close(results[0][1], ref_grad, **tol)
+    # and not the attention without dropout
+    x = qkv[:, :max(tq, tk)]
+    assert not torch.allclose(results[0][0], reference(x[:, :tq, :e], x[:, :tk, e:2 * e], x[:, :tk, 2 * e:], heads))
+
+
+def test_dropout_gradcheck_in_float64(kernel):
+    qkv = packed(11, 5, 8, seed=3, dtype=torch.float64).requires_grad_()
+    for p in (0.1, 0.5):
+        keep, _ = small_attention.dropout_keep_mask(SEED, 11, 2, 5, 5, p)
+        assert 0 < (~keep).sum() < keep.numel()
+        assert torch.autograd.gradcheck(
+            lambda x: kernel.attention(x[..., :8], x[..., 8:16], x[..., 16:], 2, dropout=p, seed=SEED), (qkv,))
+    q = qkv[:, :1, :8].detach().clone().requires_grad_()  # one query (the class token)
+    kv = qkv[:, :, 8:].detach().clone().requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda q, kv: kernel.attention(q, kv[..., :8], kv[..., 8:], 2, dropout=0.3, seed=SEED + 1), (q, kv))
+
+
+def test_dropout_mask_is_seeded_by_torchs_generator(kernel):
+    q, k, v = packed(50, 12, 16, seed=6).chunk(3, dim=-1)
+    torch.manual_seed(11)
+    a = kernel.attention(q, k, v, 4, dropout=P)
+    after = torch.rand(1)
+    torch.manual_seed(11)
+    b = kernel.attention(q, k, v, 4, dropout=P)
+    assert torch.equal(a, b) and torch.equal(torch.rand(1), after)  # same seed, same mask; one draw consumed
+    torch.manual_seed(11)
+    seed = small_attention.draw_seed()
+    assert torch.equal(a, kernel.attention(q, k, v, 4, dropout=P, seed=seed))
+    assert not torch.equal(a, kernel.attention(q, k, v, 4, dropout=P))  # the next draw: another mask
+    state = torch.get_rng_state()  # a checkpoint's RNG state resumes the same masks
+    c = kernel.attention(q, k, v, 4, dropout=P)
+    torch.set_rng_state(state)
+    assert torch.equal(c, kernel.attention(q, k, v, 4, dropout=P))
+
+
+def test_dropout_result_does_not_depend_on_the_number_of_threads(kernel):
+    x = packed(300, 12, 16, seed=5).requires_grad_()
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            x.grad = None
+            out = kernel.attention(*x.chunk(3, dim=-1), 4, dropout=P, seed=SEED)
+            out.square().sum().backward()
+            results.append((out.detach(), x.grad.clone()))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+
+
+def test_dropout_mask_rate_and_independence():
+    batch, heads, tq, tk = 2000, 4, 12, 12
+    keep, p_drop = small_attention.dropout_keep_mask(SEED, batch, heads, tq, tk, P)
+    assert abs(p_drop - P) <= 2**-32
+    dropped = (~keep).double()
+    n = dropped.numel()
+    assert dropped.mean().item() == pytest.approx(P, abs=4 * (P * (1 - P) / n) ** 0.5)
+    # every position (head, query, key) and every lane of the kernel's 8-event tiles drops at rate p
+    per_position = dropped.mean(dim=0)
+    assert (per_position - P).abs().max() < 5 * (P * (1 - P) / batch) ** 0.5
+    per_lane = dropped.reshape(-1, 8, heads * tq * tk).mean(dim=(0, 2))
+    assert (per_lane - P).abs().max() < 5 * (P * (1 - P) / (n / 8)) ** 0.5
+    # neighbouring weights and neighbouring events are uncorrelated
+    flat = dropped.flatten() - P
+    for lag in (1, 2, tk, heads * tq * tk):
+        corr = (flat[:-lag] * flat[lag:]).mean().item() / (P * (1 - P))
+        assert abs(corr) < 5 / n**0.5, lag
+    # another seed (even one differing in one bit of either half) gives an independent mask
+    for other in (SEED + 1, SEED ^ (1 << 40)):
+        keep2, _ = small_attention.dropout_keep_mask(other, batch, heads, tq, tk, P)
+        both = ((~keep) & (~keep2)).double().mean().item()
+        assert both == pytest.approx(P * P, abs=5 * (P * P / n) ** 0.5)
+    assert small_attention.dropout_threshold(0.0) == (0, 0.0)
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        small_attention.dropout_threshold(1.0)
+
+
+def test_the_etn_attention_uses_the_kernel_with_dropout_in_training_only(kernel, monkeypatch):
+    torch.manual_seed(2)
+    mha = MultiHeadAttention(16, 4, dropout=P)
+    t = torch.randn(20, 13, 16)
+    calls = []
+    real = small_attention.attention
+    monkeypatch.setattr(small_attention, "attention", lambda *a, **kw: calls.append(a[4:]) or real(*a, **kw))
+    with torch.no_grad():
+        mha.train()
+        torch.manual_seed(3)
+        a, a_cls = mha(t), mha(t[:, :1], t)
+        torch.manual_seed(3)
+        b, b_cls = mha(t), mha(t[:, :1], t)
+        assert torch.equal(a, b) and torch.equal(a_cls, b_cls) and not torch.equal(a, mha(t))
+        mha.eval()
+        c, c_cls = mha(t), mha(t[:, :1], t)
+        assert torch.equal(c, mha(t)) and torch.equal(c_cls, mha(t[:, :1], t))
+    assert calls[:5] == [(P,)] * 5 and calls[5:] == [(0.0,)] * 4
+    # dropping weights is unbiased: averaged over many masks, training mode gives the eval-mode output
+    mha.train()
+    with torch.no_grad():
+        mean = torch.stack([mha(t[:4]) for _ in range(4000)]).mean(0)
+    torch.testing.assert_close(mean, c[:4], rtol=0, atol=0.02)
+
+
+def test_the_fallback_drops_attention_weights_too(kernel, monkeypatch):
     mha = MultiHeadAttention(16, 4, dropout=0.5).train()
-    torch.manual_seed(0)
     t = torch.randn(6, 5, 16)
-    a, b = mha(t), mha(t)
-    assert not torch.equal(a, b)  # attention-weight dropout happened, so PyTorch's kernel ran
+    monkeypatch.setenv(small_attention.ENV_SWITCH, "0")
+    small_attention.extension.cache_clear()
+    try:
+        assert not small_attention.usable(t)
+        with torch.no_grad():
+            a, b = mha(t), mha(t)
+            a_cls, b_cls = mha(t[:, :1], t), mha(t[:, :1], t)
+    finally:
+        monkeypatch.delenv(small_attention.ENV_SWITCH)
+        small_attention.extension.cache_clear()
+    assert not torch.equal(a, b) and not torch.equal(a_cls, b_cls)
 
 
 def test_pip_ninja_is_put_on_path_when_none_is_there(monkeypatch):

@@ -1,15 +1,17 @@
 """Event classifier transformer (arXiv:2401.00428, Sec. II, Sec. IV C and Fig. 2).
 
-Each event feature is embedded into its own token by its own small feed-forward network
-(1 -> 4 -> 16, GELU), without positional encoding. One encoder block contextualises the tokens:
-tokens are normalised and passed to multi-head self-attention, whose output goes through dropout
-and is added back (residual); the same for the position-wise FFN 16 -> 64 -> 16 with GELU (pre-norm,
-as the paper's text and its authors' public code have it). A trainable class token then queries
-the normalised [class, tokens] with a second multi-head attention; after dropout and the residual
-addition, a LayerNorm, a linear layer and a sigmoid give the signal probability. Dropout sits
-before every residual addition (the Dropout boxes of Fig. 2); the attention weights themselves are
-not dropped, which lets attention run in a fused kernel. Dropout is `hzg.models.dropout.Dropout`, the same
-as `nn.Dropout` with a cheaper random mask on the CPU.
+The architecture is that of the authors' public code (github.com/jaebak/EventClassifierTransformer,
+`EventClassifierTransformerNetwork`), layer for layer. Each event feature is embedded into its own token by its
+own small feed-forward network, Linear(1, 4) - GELU - Linear(4, 16) - GELU, without positional encoding. One
+encoder block contextualises the tokens: tokens are normalised and passed to multi-head self-attention, whose
+output goes through dropout and is added back (residual); the same for the position-wise FFN 16 -> 64 -> 16 with
+GELU (pre-norm). A trainable class token then queries the normalised [class, tokens] with a second multi-head
+attention; after dropout and the residual addition, a LayerNorm, a linear layer and a sigmoid give the signal
+probability. Dropout (p = 0.1) sits before every residual addition (the Dropout boxes of Fig. 2), and both
+attentions drop their attention weights with the same p in training, as the authors' `nn.MultiheadAttention(
+dropout=0.1)` does. The residual dropout is `hzg.models.dropout.Dropout`, the same as `nn.Dropout` with a cheaper
+random mask on the CPU; the attention-weight dropout is done inside the CPU attention kernel (its mask, too, is
+seeded by torch's generator), elsewhere by `scaled_dot_product_attention`.
 
 The per-feature embedding networks are batched into one tensor operation (weights of shape
 (n_features, 1, h) and (n_features, h, d)), and attention uses packed q/k/v projections; no Python loop over
@@ -30,7 +32,9 @@ from hzg.models.dropout import Dropout
 
 
 class FeatureEmbedding(nn.Module):
-    """Per-feature FFN embedding 1 -> hidden (GELU) -> d, all features in one batched operation."""
+    """Per-feature FFN embedding Linear(1, hidden) - GELU - Linear(hidden, d) - GELU, all features in one batched
+    operation (feature j's token is the authors' `nn.Sequential(nn.Linear(1, 4), nn.GELU(), nn.Linear(4, 16),
+    nn.GELU())` with weights weight1[j].T, bias1[j], weight2[j].T, bias2[j])."""
 
     def __init__(self, n_features: int, d_model: int = 16, hidden: int = 4) -> None:
         super().__init__()
@@ -50,14 +54,18 @@ class FeatureEmbedding(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map features (batch, n_features) to tokens (batch, n_features, d_model)."""
         h = F.gelu(x.unsqueeze(-1) * self.weight1.squeeze(1) + self.bias1)  # (B, F, hidden)
-        return torch.einsum("bfh,fhd->bfd", h, self.weight2) + self.bias2
+        t = torch.baddbmm(self.bias2.unsqueeze(1), h.transpose(0, 1), self.weight2)  # (F, B, d), one matmul per feature
+        # contiguous (B, F, d) before the GELU: GELU's backward is 5x slower when its input and gradient are laid out
+        # differently, and everything downstream wants (B, F, d)
+        return F.gelu(t.transpose(0, 1).contiguous())
 
 
 class MultiHeadAttention(nn.Module):
     """Multi-head attention with packed q/k/v projections and a fused attention kernel.
 
-    On the CPU (float32/64, no attention-weight dropout) the kernel is `hzg.models.small_attention`; otherwise
-    `torch.nn.functional.scaled_dot_product_attention`.
+    On the CPU (float32/64) the kernel is `hzg.models.small_attention`; otherwise
+    `torch.nn.functional.scaled_dot_product_attention`. In training mode the attention weights are dropped with
+    probability `dropout` (the rest scaled by 1 / (1 - dropout)), as in `nn.MultiheadAttention(dropout=...)`.
 
     Parameters are laid out as in `nn.MultiheadAttention` (`in_proj_weight` (3d, d), `in_proj_bias`,
     `out_proj`), with the same initialisation, so the two are interchangeable.
@@ -68,12 +76,16 @@ class MultiHeadAttention(nn.Module):
         if d_model % n_heads:
             raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}")
         self.n_heads = n_heads
-        self.dropout = dropout
+        small_attention.dropout_threshold(dropout)  # raises unless 0 <= dropout < 1
+        self.dropout = float(dropout)
         self.in_proj_weight = nn.Parameter(torch.empty(3 * d_model, d_model))
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * d_model))
         self.out_proj = nn.Linear(d_model, d_model)
         nn.init.xavier_uniform_(self.in_proj_weight)
         nn.init.zeros_(self.out_proj.bias)
+
+    def extra_repr(self) -> str:
+        return f"heads={self.n_heads}, dropout={self.dropout}"
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
         """(B, T, d) -> (B, heads, T, d / heads)."""
@@ -89,15 +101,16 @@ class MultiHeadAttention(nn.Module):
         else:
             q = F.linear(query, self.in_proj_weight[:d], self.in_proj_bias[:d])
             k, v = F.linear(key_value, self.in_proj_weight[d:], self.in_proj_bias[d:]).chunk(2, dim=-1)
-        if not (self.dropout and self.training) and small_attention.usable(q, k, v):
-            return self.out_proj(small_attention.attention(q, k, v, self.n_heads))
+        dropout = self.dropout if self.training else 0.0
+        if small_attention.usable(q, k, v):
+            return self.out_proj(small_attention.attention(q, k, v, self.n_heads, dropout))
         q, k, v = self._heads(q), self._heads(k), self._heads(v)
-        if q.shape[2] == 1 and not (self.dropout and self.training):
+        if q.shape[2] == 1 and not dropout:
             # one query (the class token): plain broadcasting beats the fused kernel by 2x on CPU
             weights = ((q * k).sum(-1, keepdim=True) * q.shape[-1] ** -0.5).softmax(dim=2)
             out = (weights * v).sum(dim=2, keepdim=True)
         else:
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
         return self.out_proj(out.transpose(1, 2).reshape(query.shape))
 
 
@@ -108,13 +121,13 @@ class EventClassifierTransformer(nn.Module):
                  ffn_hidden: int = 64, dropout: float = 0.1) -> None:
         super().__init__()
         self.embed = FeatureEmbedding(n_features, d_model, embed_hidden)
-        self.attn = MultiHeadAttention(d_model, n_heads)
+        self.attn = MultiHeadAttention(d_model, n_heads, dropout)
         self.attn_norm = nn.LayerNorm(d_model)
         self.ffn = nn.Sequential(nn.Linear(d_model, ffn_hidden), nn.GELU(), nn.Linear(ffn_hidden, d_model))
         self.ffn_norm = nn.LayerNorm(d_model)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d_model))
         self.cls_kv_norm = nn.LayerNorm(d_model)
-        self.cls_attn = MultiHeadAttention(d_model, n_heads)
+        self.cls_attn = MultiHeadAttention(d_model, n_heads, dropout)
         self.cls_norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, 1)
         self.drop = Dropout(dropout)

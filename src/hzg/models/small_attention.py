@@ -6,6 +6,15 @@ arithmetic at the ETN's sizes (12-16 tokens, 4 heads of 4 dimensions): forward +
 registers (4 in SSE2 registers on CPUs without AVX2) and takes about 17 ms; results agree with PyTorch's to float
 rounding (tested), and do not depend on the number of threads.
 
+Dropout on the attention weights (`nn.MultiheadAttention(dropout=p)` in training) is computed in the kernel too: the
+weights used are m_ij p_ij / (1 - p) with a keep mask m. The mask is a counter-based random function (a keyed integer
+hash, see `dropout_keep_mask`) of one 64-bit seed per call, drawn from torch's default generator (so `torch.manual_seed` fixes it and a checkpoint's RNG
+state resumes it), and of each weight's index in the (batch, heads, Tq, Tk) layout: it does not depend on the number
+of threads or the CPU, and `dropout_keep_mask` computes the same mask in numpy (tested). Drawing the mask with torch's
+generator instead (as `hzg.models.dropout` does) would take about 35 ms per attention layer and batch of 8192 events,
+more than the attention itself. The drop probability is round(p 2^31) / 2^31 (p to within 2^-32, as in
+`hzg.models.dropout`), and kept weights are scaled by the inverse of one minus it.
+
 It is compiled on first use with `torch.utils.cpp_extension` (a C++ compiler and ninja are needed; about 30 s,
 then cached in TORCH_EXTENSIONS_DIR, ~/.cache/torch_extensions by default, and shared by concurrent jobs through
 torch's build lock; a lock older than STALE_LOCK_SECONDS, left by a job killed while building, is removed, as torch
@@ -23,6 +32,7 @@ import time
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import torch
 
 log = logging.getLogger(__name__)
@@ -92,28 +102,81 @@ def usable(*tensors: torch.Tensor) -> bool:
     return all(t.device.type == "cpu" and t.dtype in DTYPES for t in tensors) and extension() is not None
 
 
+#: bits of the uniform integer each attention weight's keep decision compares with round(p 2^31)
+_BITS = 31
+_LOWBIAS32 = (0x7FEB352D, 0x846CA68B)  # the multipliers of Wellons' lowbias32 integer hash
+
+
+def _lowbias32(x: np.ndarray) -> np.ndarray:
+    x = x ^ (x >> np.uint32(16))
+    x = x * np.uint32(_LOWBIAS32[0])
+    x = x ^ (x >> np.uint32(15))
+    x = x * np.uint32(_LOWBIAS32[1])
+    return x ^ (x >> np.uint32(16))
+
+
+def dropout_threshold(p: float) -> tuple[int, float]:
+    """The kernel's integer threshold for attention dropout p, and the drop probability it gives (p to 2^-32)."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p!r}")
+    threshold = min(round(p * 2**_BITS), 2**_BITS - 1)
+    return threshold, threshold / 2**_BITS
+
+
+def draw_seed() -> int:
+    """A 63-bit seed for one call's dropout mask, from torch's default generator."""
+    return int(torch.empty((), dtype=torch.int64).random_())
+
+
+def dropout_keep_mask(seed: int, batch: int, heads: int, tq: int, tk: int, p: float) -> tuple[torch.Tensor, float]:
+    """The kernel's attention-dropout keep mask (batch, heads, tq, tk) for `seed`, and its drop probability.
+
+    Weight n (row-major index in that shape, < 2^32) is kept where x >> 1 >= `dropout_threshold(p)` for
+    x = h(h(n ^ key0) ^ key1), h the lowbias32 hash and key0, key1 the low and high 32 bits of the seed: two rounds
+    of a 32-bit hash, 31 random bits per weight. Computed here in numpy, for tests and checks.
+    """
+    threshold, p_drop = dropout_threshold(p)
+    seed %= 2**64
+    n = np.arange(batch * heads * tq * tk, dtype=np.uint64)
+    if n.size and n[-1] >= 2**32:
+        raise ValueError("attention dropout needs fewer than 2^32 attention weights per call")
+    x = _lowbias32(n.astype(np.uint32) ^ np.uint32(seed & 0xFFFFFFFF))
+    x = _lowbias32(x ^ np.uint32(seed >> 32))
+    keep = (x >> np.uint32(32 - _BITS)) >= np.uint32(threshold)
+    return torch.from_numpy(keep.reshape(batch, heads, tq, tk)), p_drop
+
+
 class _SmallAttention(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
-        out, probs = extension().forward(q, k, v, heads, any(ctx.needs_input_grad[:3]))
+    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, seed: int,
+                threshold: int) -> torch.Tensor:
+        out, probs = extension().forward(q, k, v, heads, any(ctx.needs_input_grad[:3]), seed, threshold)
         ctx.save_for_backward(q, k, v, probs)
-        ctx.heads = heads
+        ctx.heads, ctx.threshold = heads, threshold
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None]:
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         q, k, v, probs = ctx.saved_tensors
-        dq, dk, dv = extension().backward(grad, q, k, v, probs, ctx.heads)
-        return dq, dk, dv, None
+        dq, dk, dv = extension().backward(grad, q, k, v, probs, ctx.heads, ctx.threshold)
+        return dq, dk, dv, None, None, None
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, dropout: float = 0.0,
+              seed: int | None = None) -> torch.Tensor:
     """softmax(q_h k_h^T / sqrt(d_h)) v_h for every head h, heads side by side: q (B, Tq, E), k, v (B, Tk, E) -> (B, Tq, E).
 
-    Same result as `scaled_dot_product_attention` on the heads split out of E (no mask, no dropout). Needs `usable`.
+    Same result as `scaled_dot_product_attention` on the heads split out of E (no mask). With `dropout` > 0 the
+    attention weights are dropped with that probability and the rest scaled up, as in training-mode
+    `nn.MultiheadAttention(dropout=...)`; the mask is `dropout_keep_mask(seed, ...)`, `seed` drawn from torch's
+    default generator when not given. Needs `usable`.
     """
     if q.shape[-1] % heads:
         raise ValueError(f"small attention: embedding size {q.shape[-1]} is not divisible by {heads} heads")
+    threshold, _ = dropout_threshold(dropout)
+    if threshold and seed is None:
+        seed = draw_seed()
+    seed = 0 if seed is None else (seed + 2**63) % 2**64 - 2**63  # the kernel takes it as a signed 64-bit integer
     q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))
-    return _SmallAttention.apply(q, k, v, heads)
+    return _SmallAttention.apply(q, k, v, heads, seed, threshold)

@@ -7,6 +7,15 @@
 // packed q/k/v projection need no copy). Outputs: out (B, Tq, E) and the softmax probabilities, kept for the
 // backward pass in the kernel's own layout (tiles, heads, Tq, Tk, kLanes), or empty if not asked for; the backward returns dq (B, Tq, E),
 // dk and dv (B, Tk, E), all contiguous. float32 and float64.
+//
+// Dropout on the attention weights (as nn.MultiheadAttention(dropout=p) in training): out_i = sum_j m_ij s p_ij v_j
+// with the keep mask m and s = 1 / (1 - drop probability). The mask is a counter-based random function of a 64-bit
+// seed (drawn by the caller from torch's generator) and of each weight's index n = ((b * heads + h) * Tq + i) * Tk + j
+// in the logical (B, heads, Tq, Tk) layout (see keep_of): 31 random bits per weight, compared with
+// threshold = round(p 2^31) (weight kept where >= threshold). So it does not depend on the number of threads or of
+// lanes, and hzg.models.small_attention.dropout_keep_mask computes the same mask in numpy. The forward
+// pass keeps the mask in the sign of the saved probabilities (a dropped weight is saved as -p_ij; a p_ij of 0 needs
+// no mask), so the backward pass reads no extra memory.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
@@ -45,10 +54,12 @@ template <>
 struct Lanes<float> {
   typedef float type __attribute__((vector_size(kLanes * sizeof(float))));
   typedef std::int32_t int_type __attribute__((vector_size(kLanes * sizeof(std::int32_t))));
+  typedef int_type mask_type;  // what a comparison of two `type`s gives, and what `mask ? a : b` selects with
 };
 template <>
 struct Lanes<double> {
   typedef double type __attribute__((vector_size(kLanes * sizeof(double))));
+  typedef std::int64_t mask_type __attribute__((vector_size(kLanes * sizeof(std::int64_t))));
 };
 
 template <typename T>
@@ -85,6 +96,43 @@ inline Vec<double> exp_of(Vec<double> x) {  // float64: for checks (gradcheck), 
   return x;
 }
 
+// Attention dropout: a counter-based generator, a keyed hash of each weight's index n (32 bits) made of two rounds
+// of Wellons' "lowbias32" integer hash (about 8 vector instructions each, 32-bit multiplies only), keyed by the two
+// halves of the 64-bit seed: x = h(h(n ^ key0) ^ key1). The weight is kept where x >> 1 (31 bits) >= threshold.
+typedef std::uint32_t U32 __attribute__((vector_size(kLanes * sizeof(std::uint32_t))));
+typedef std::int32_t I32 __attribute__((vector_size(kLanes * sizeof(std::int32_t))));
+
+struct Dropout {
+  std::uint32_t key0 = 0, key1 = 0;
+  std::int32_t threshold = 0;  // 0: no dropout
+  double scale = 1.0;          // 1 / (1 - threshold / 2^31)
+};
+
+inline U32 lowbias32(U32 x) {
+  x ^= x >> 16;
+  x *= 0x7feb352dU;
+  x ^= x >> 15;
+  x *= 0x846ca68bU;
+  x ^= x >> 16;
+  return x;
+}
+
+// Keep mask of one weight in every lane (all bits set where kept) from the lanes' weight indices n.
+template <typename T>
+inline typename Lanes<T>::mask_type keep_of(U32 n, const Dropout& drop) {
+  const U32 x = lowbias32(lowbias32(n ^ drop.key0) ^ drop.key1);
+  const I32 keep = reinterpret_cast<I32>(x >> 1) >= drop.threshold;
+  if constexpr (sizeof(T) == sizeof(std::int32_t)) return keep;
+  else return __builtin_convertvector(keep, typename Lanes<T>::mask_type);
+}
+
+// Weight indices n = ((b * heads + h) * Tq + i) * Tk + 0 of the events b = b0 + l of a tile (< 2^32, checked).
+inline U32 index_of(int64_t b0, int64_t per_event, int64_t offset) {
+  U32 n;
+  for (int64_t l = 0; l < kLanes; ++l) n[l] = static_cast<std::uint32_t>((b0 + l) * per_event + offset);
+  return n;
+}
+
 struct View {  // a (B, T, E) tensor with strides
   int64_t s0, s1;
 };
@@ -111,12 +159,13 @@ void scatter(const Vec<T>* tile, int64_t b0, int64_t lanes, int64_t n_tokens, in
   }
 }
 
-// probs: (tiles, heads, Tq, Tk, kLanes), the layout both passes use as it is.
-// probs == nullptr: not kept (inference); a per-thread buffer takes them.
-template <typename T>
+// probs: (tiles, heads, Tq, Tk, kLanes), the layout both passes use as it is; with dropout, a dropped weight's
+// probability is saved negated. probs == nullptr: not kept (inference); a per-thread buffer takes them.
+template <typename T, bool Drop>
 void forward_kernel(const T* q, View qs, const T* k, View ks, const T* v, View vs, T* out, T* probs, int64_t B,
-                    int64_t Tq, int64_t Tk, int64_t heads, int64_t D) {
+                    int64_t Tq, int64_t Tk, int64_t heads, int64_t D, const Dropout& drop) {
   using V = Vec<T>;
+  const V drop_scale = splat(static_cast<T>(drop.scale)), zero = splat(T(0));
   const int64_t E = heads * D, tiles = (B + kLanes - 1) / kLanes;
   const T scale = T(1) / std::sqrt(T(D));
   at::parallel_for(0, tiles, 8, [&](int64_t t0, int64_t t1) {
@@ -145,9 +194,19 @@ void forward_kernel(const T* q, View qs, const T* k, View ks, const T* v, View v
           const V inv = T(1) / sum;
           V* oi = ot.data() + i * D;
           for (int64_t d = 0; d < D; ++d) oi[d] = splat(T(0));
-          for (int64_t j = 0; j < Tk; ++j) {
-            p[j] *= inv;
-            for (int64_t d = 0; d < D; ++d) oi[d] += p[j] * vt[j * D + d];
+          if constexpr (Drop) {
+            U32 n = index_of(b0, heads * Tq * Tk, (h * Tq + i) * Tk);
+            for (int64_t j = 0; j < Tk; ++j, n += 1U) {
+              const auto keep = keep_of<T>(n, drop);
+              const V pj = p[j] * inv, used = keep ? pj * drop_scale : zero;
+              p[j] = keep ? pj : -pj;
+              for (int64_t d = 0; d < D; ++d) oi[d] += used * vt[j * D + d];
+            }
+          } else {
+            for (int64_t j = 0; j < Tk; ++j) {
+              p[j] *= inv;
+              for (int64_t d = 0; d < D; ++d) oi[d] += p[j] * vt[j * D + d];
+            }
           }
         }
         scatter(ot.data(), b0, lanes, Tq, E, h * D, D, out);
@@ -156,15 +215,18 @@ void forward_kernel(const T* q, View qs, const T* k, View ks, const T* v, View v
   });
 }
 
-template <typename T>
+template <typename T, bool Drop>
 void backward_kernel(const T* g, const T* q, View qs, const T* k, View ks, const T* v, View vs, const T* probs,
-                     T* dq, T* dk, T* dv, int64_t B, int64_t Tq, int64_t Tk, int64_t heads, int64_t D) {
+                     T* dq, T* dk, T* dv, int64_t B, int64_t Tq, int64_t Tk, int64_t heads, int64_t D,
+                     const Dropout& drop) {
   using V = Vec<T>;
+  const V drop_scale = splat(static_cast<T>(drop.scale)), zero = splat(T(0));
   const int64_t E = heads * D, tiles = (B + kLanes - 1) / kLanes;
   const T scale = T(1) / std::sqrt(T(D));
   const View gs{Tq * E, E};
   at::parallel_for(0, tiles, 8, [&](int64_t t0, int64_t t1) {
-    std::vector<V> qt(Tq * D), kt(Tk * D), vt(Tk * D), gt(Tq * D), dqt(Tq * D), dkt(Tk * D), dvt(Tk * D), ds(Tk);
+    std::vector<V> qt(Tq * D), kt(Tk * D), vt(Tk * D), gt(Tq * D), dqt(Tq * D), dkt(Tk * D), dvt(Tk * D), ds(Tk),
+        pt(Drop ? Tk : 0);
     for (int64_t tile = t0; tile < t1; ++tile) {
       const int64_t b0 = tile * kLanes, lanes = std::min(kLanes, B - b0);
       for (int64_t h = 0; h < heads; ++h) {
@@ -178,16 +240,34 @@ void backward_kernel(const T* g, const T* q, View qs, const T* k, View ks, const
           const V* p = reinterpret_cast<const V*>(probs) + (tile * heads + h) * Tq * Tk + i * Tk;
           const V* gi = gt.data() + i * D;
           const V* qi = qt.data() + i * D;
-          // dp_j = g_i . v_j (kept in ds), dv_j += p_j g_i, row = sum_j p_j dp_j
           V row = splat(T(0));
-          for (int64_t j = 0; j < Tk; ++j) {
-            V dp = splat(T(0));
-            for (int64_t d = 0; d < D; ++d) {
-              dp += gi[d] * vt[j * D + d];
-              dvt[j * D + d] += p[j] * gi[d];
+          if constexpr (Drop) {
+            // the weight used is u_j = m_j s p_j: dv_j += u_j g_i; dp_j = m_j s (g_i . v_j) (kept in ds)
+            for (int64_t j = 0; j < Tk; ++j) {
+              const auto keep = p[j] >= zero;  // a dropped weight was saved as -p_j (and -0 needs no mask)
+              const V pj = keep ? p[j] : -p[j], factor = keep ? drop_scale : zero, used = pj * factor;
+              V dp = splat(T(0));
+              for (int64_t d = 0; d < D; ++d) {
+                dp += gi[d] * vt[j * D + d];
+                dvt[j * D + d] += used * gi[d];
+              }
+              dp *= factor;
+              pt[j] = pj;
+              ds[j] = dp;
+              row += pj * dp;
             }
-            ds[j] = dp;
-            row += p[j] * dp;
+            p = pt.data();
+          } else {
+            // dp_j = g_i . v_j (kept in ds), dv_j += p_j g_i, row = sum_j p_j dp_j
+            for (int64_t j = 0; j < Tk; ++j) {
+              V dp = splat(T(0));
+              for (int64_t d = 0; d < D; ++d) {
+                dp += gi[d] * vt[j * D + d];
+                dvt[j * D + d] += p[j] * gi[d];
+              }
+              ds[j] = dp;
+              row += p[j] * dp;
+            }
           }
           // softmax backward ds_j = p_j (dp_j - row); dq_i = sum_j ds_j scale k_j; dk_j += ds_j scale q_i
           V* dqi = dqt.data() + i * D;
@@ -210,25 +290,46 @@ void backward_kernel(const T* g, const T* q, View qs, const T* k, View ks, const
 
 }  // namespace
 
+Dropout make_dropout(int64_t seed, int64_t threshold) {
+  TORCH_CHECK(threshold >= 0 && threshold < (int64_t(1) << 31), "small_attention: dropout threshold not in [0, 2^31)");
+  Dropout drop;
+  drop.key0 = static_cast<std::uint32_t>(static_cast<std::uint64_t>(seed));
+  drop.key1 = static_cast<std::uint32_t>(static_cast<std::uint64_t>(seed) >> 32);
+  drop.threshold = static_cast<std::int32_t>(threshold);
+  drop.scale = 1.0 / (1.0 - static_cast<double>(threshold) / 2147483648.0);
+  return drop;
+}
+
+// seed, threshold: attention dropout (see the top of this file); threshold 0 switches it off.
 std::vector<at::Tensor> small_attention_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                                int64_t heads, bool keep_probs) {
+                                                int64_t heads, bool keep_probs, int64_t seed, int64_t threshold) {
   check(q, k, v, heads);
+  const Dropout drop = make_dropout(seed, threshold);
   const int64_t B = q.size(0), Tq = q.size(1), Tk = k.size(1), E = q.size(2);
+  TORCH_CHECK(!threshold || B * heads * Tq * Tk <= (int64_t(1) << 32),
+              "small_attention: attention dropout needs at most 2^32 attention weights per call");
   auto out = at::empty({B, Tq, E}, q.options());
   auto probs = keep_probs ? at::empty({(B + kLanes - 1) / kLanes, heads, Tq, Tk, kLanes}, q.options())
                           : at::empty({0}, q.options());
   AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "small_attention_forward", [&] {
-    forward_kernel<scalar_t>(q.data_ptr<scalar_t>(), {q.stride(0), q.stride(1)}, k.data_ptr<scalar_t>(),
-                             {k.stride(0), k.stride(1)}, v.data_ptr<scalar_t>(), {v.stride(0), v.stride(1)},
-                             out.data_ptr<scalar_t>(), keep_probs ? probs.data_ptr<scalar_t>() : nullptr, B, Tq, Tk,
-                             heads, E / heads);
+    auto run = [&](auto kernel) {
+      kernel(q.data_ptr<scalar_t>(), View{q.stride(0), q.stride(1)}, k.data_ptr<scalar_t>(),
+             View{k.stride(0), k.stride(1)}, v.data_ptr<scalar_t>(), View{v.stride(0), v.stride(1)},
+             out.data_ptr<scalar_t>(), keep_probs ? probs.data_ptr<scalar_t>() : nullptr, B, Tq, Tk, heads, E / heads,
+             drop);
+    };
+    if (drop.threshold) run(forward_kernel<scalar_t, true>);
+    else run(forward_kernel<scalar_t, false>);
   });
   return {out, probs};
 }
 
+// threshold: the forward pass's (the mask itself is in the saved probabilities).
 std::vector<at::Tensor> small_attention_backward(const at::Tensor& grad, const at::Tensor& q, const at::Tensor& k,
-                                                 const at::Tensor& v, const at::Tensor& probs, int64_t heads) {
+                                                 const at::Tensor& v, const at::Tensor& probs, int64_t heads,
+                                                 int64_t threshold) {
   check(q, k, v, heads);
+  const Dropout drop = make_dropout(0, threshold);
   const int64_t B = q.size(0), Tq = q.size(1), Tk = k.size(1), E = q.size(2);
   auto g = grad.contiguous();
   auto p = probs.contiguous();
@@ -239,10 +340,14 @@ std::vector<at::Tensor> small_attention_backward(const at::Tensor& grad, const a
   auto dk = at::empty({B, Tk, E}, q.options());
   auto dv = at::empty({B, Tk, E}, q.options());
   AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "small_attention_backward", [&] {
-    backward_kernel<scalar_t>(g.data_ptr<scalar_t>(), q.data_ptr<scalar_t>(), {q.stride(0), q.stride(1)},
-                              k.data_ptr<scalar_t>(), {k.stride(0), k.stride(1)}, v.data_ptr<scalar_t>(),
-                              {v.stride(0), v.stride(1)}, p.data_ptr<scalar_t>(), dq.data_ptr<scalar_t>(),
-                              dk.data_ptr<scalar_t>(), dv.data_ptr<scalar_t>(), B, Tq, Tk, heads, E / heads);
+    auto run = [&](auto kernel) {
+      kernel(g.data_ptr<scalar_t>(), q.data_ptr<scalar_t>(), View{q.stride(0), q.stride(1)}, k.data_ptr<scalar_t>(),
+             View{k.stride(0), k.stride(1)}, v.data_ptr<scalar_t>(), View{v.stride(0), v.stride(1)},
+             p.data_ptr<scalar_t>(), dq.data_ptr<scalar_t>(), dk.data_ptr<scalar_t>(), dv.data_ptr<scalar_t>(), B, Tq,
+             Tk, heads, E / heads, drop);
+    };
+    if (drop.threshold) run(backward_kernel<scalar_t, true>);
+    else run(backward_kernel<scalar_t, false>);
   });
   return {dq, dk, dv};
 }
