@@ -26,10 +26,23 @@ def test_dag_produces_features_tables_plots_and_logs(ci_run):
         assert np.isfinite(frame[cols].to_numpy()).all()
         assert not frame.duplicated(["sample_id", "chunk", "entry"]).any()
         assert frame["mllg"].between(100, 180).all()
-        # weights: sigma * L * (selected / generated) for unit generator weights
-        n_gen = cfg["samples"][sample]["generate"]["n_events"]
-        expected = cfg["samples"][sample]["xsec_pb"] * cfg["luminosity_fb"] * 1000 * len(frame) / n_gen
+        # weights: sigma * L * (selected / generated generator weight); sigma = xsec_pb, or k_factor x the
+        # generator's sigma read from the n-tuples' Runs trees (the background is generated with a bias)
+        runs = [uproot.open(p)["Runs"].arrays(library="np") for p in sorted((ci_run / f"results/mc/{sample}").glob("*.root"))]
+        n_gen = sum(float(r["genEventCount"].sum()) for r in runs)
+        sum_w = sum(float(r["genEventSumw"].sum()) for r in runs)
+        sigma_gen = sum(float((r["sigmaGen_pb"] * r["genEventCount"]).sum()) for r in runs) / n_gen
+        spec = cfg["samples"][sample]
+        xsec = spec["xsec_pb"] if "xsec_pb" in spec else spec["k_factor"] * sigma_gen
+        flows = [json.loads(p.read_text()) for p in (ci_run / f"results/skim/{sample}").glob("*.cutflow.json")]
+        selected_w = sum(f["cutflow"][-1]["sum_weights"] for f in flows)
+        expected = xsec * cfg["luminosity_fb"] * 1000 * selected_w / sum_w
         assert frame["weight"].sum() == pytest.approx(expected, rel=1e-9)
+        if sample == "background":
+            assert frame["weight"].std() > 0.1 * frame["weight"].mean()  # the biased generation's weights flow through
+    norm = pd.read_csv(ci_run / "results/tables/normalisation.csv").set_index("sample")
+    assert float(norm.loc["signal", "sigma used [pb]"]) == pytest.approx(5.01e-3)
+    assert norm.loc["background", "how"] == f"{cfg['samples']['background']['k_factor']:g} x generator"
     table = pd.read_csv(ci_run / "results/tables/cutflow.csv")
     assert list(table.columns) == ["cut", "signal raw", "signal expected", "signal eff. [%]",
                                    "background raw", "background expected", "background eff. [%]"]
