@@ -164,7 +164,12 @@ def test_user_ntuples_in_delphes_layout_give_the_same_candidates(ci_run, tmp_pat
     for chunk in (0, 1):
         _to_delphes(ci_run / f"results/mc/background/{chunk}.root", tmp_path / f"bkg{chunk}.root")
     cfg = yaml.safe_load((work / "config/ci.yaml").read_text())
-    cfg["samples"]["background"] = {"kind": "background", "xsec_pb": 55.5, "branch_map": "delphes",
+    # Delphes files carry no generator cross-section: the user gives the sigma that the generated sample used
+    runs = [uproot.open(p)["Runs"].arrays(library="np") for p in sorted((ci_run / "results/mc/background").glob("*.root"))]
+    sigma_gen = sum(float((r["sigmaGen_pb"] * r["genEventCount"]).sum()) for r in runs) / sum(
+        float(r["genEventCount"].sum()) for r in runs)
+    cfg["samples"]["background"] = {"kind": "background", "xsec_pb": cfg["samples"]["background"]["k_factor"] * sigma_gen,
+                                    "branch_map": "delphes",
                                     "files": [str(tmp_path / "bkg0.root"), str(tmp_path / "bkg1.root")]}
     (work / "config/user.yaml").write_text(yaml.safe_dump(cfg))
     snakemake(work, "results/features/background.parquet", "--configfile", "config/user.yaml")
