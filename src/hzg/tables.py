@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hzg import io
+from hzg import io, samples
 
 
 def write_table(frame: pd.DataFrame, stem: str | Path, caption: str = "", note: str = "") -> list[Path]:
@@ -61,8 +61,7 @@ def normalisation_frame(records: Mapping[str, Sequence[Mapping[str, float]]], xs
     rows = []
     for sample, recs in records.items():
         n_gen = sum(r["n_generated"] for r in recs)
-        sigma_gen = [r.get("sigma_gen_pb") for r in recs]
-        gen = (sum(s * r["n_generated"] for s, r in zip(sigma_gen, recs)) / n_gen) if None not in sigma_gen else None
+        gen = samples.generator_xsec_pb(recs)
         norm = normalisation[sample]
         how = (f"{norm['k_factor']:g} x generator" if "k_factor" in norm else "xsec_pb from the config")
         selected = sum(r["cutflow"][-1]["sum_weights"] for r in recs) / sum(r["sum_weights"] for r in recs)

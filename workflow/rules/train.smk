@@ -14,7 +14,7 @@ def run_spec(wildcards):
         "hparams": config["models"].get(wildcards.model, {}),
         "training": config["training"],
         "trial": int(wildcards.trial),
-        "sigma_m": config.get("features", {}).get("sigma_m", "absolute"),
+        "sigma_m": config["features"]["sigma_m"],  # the schema's default fills it in
     }
 
 
