@@ -15,6 +15,17 @@ def test_event_weights_normalise_to_sigma_times_lumi():
         features.event_weights(gen_w, 1.0, 1.0, 0.0)
 
 
+@pytest.mark.parametrize("sum_weights", [np.nan, np.inf, -1.0])
+def test_event_weights_refuse_a_non_finite_or_negative_sum_of_weights(sum_weights):
+    with pytest.raises(ValueError, match="sum of generator weights must be positive and finite"):
+        features.event_weights(np.ones(3), 1.0, 1.0, sum_weights)
+
+
+def test_event_weights_refuse_non_finite_generator_weights():
+    with pytest.raises(ValueError, match=r"generator weight is NaN or infinite at 2 events, first positions \[1, 3\]"):
+        features.event_weights(np.array([1.0, np.nan, 1.0, np.inf]), 1.0, 1.0, 4.0)
+
+
 def test_split_is_a_function_of_key_and_seed_only():
     n = 30000
     sid = np.full(n, features.sample_id("signal"))

@@ -195,13 +195,74 @@ def test_read_events_delphes_same_physics_as_nanoaod(nano_file, delphes_file):
     assert str(ak.type(dl.weight)) == "4 * float64"
 
 
-def test_read_events_delphes_empty_weight_defaults_to_one(tmp_path):
+def test_read_events_delphes_empty_weight_is_an_error_naming_file_branch_entry(tmp_path):
     branches = delphes_branches()
     branches["Event.Weight"] = ak.Array([[1.5], [], [2.0], [0.5]])
     path = tmp_path / "d.root"
     with uproot.recreate(path) as f:
         f.mktree("Delphes", branches)
-    assert read_events(path, "delphes").weight.to_list() == [1.5, 1.0, 2.0, 0.5]
+    for read in (read_events, read_metadata):
+        with pytest.raises(InputError) as err:
+            read(path, "delphes")
+        assert str(err.value) == (f"{path}: branch 'Event.Weight' of tree 'Delphes' is empty in 1 entries, "
+                                  "first entries [1] (an event without its weight)")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_event_weight_is_an_error_naming_file_branch_entry(tmp_path, bad):
+    branches = delphes_branches()
+    branches["Event.Weight"] = ak.Array([[1.5], [0.5], [2.0], [bad]])
+    path = tmp_path / "d.root"
+    with uproot.recreate(path) as f:
+        f.mktree("Delphes", branches)
+    for read in (read_events, read_metadata):
+        with pytest.raises(InputError, match=r"branch 'Event.Weight' of tree 'Delphes' is NaN or infinite in 1 "
+                                             r"entries, first entries \[3\]") as err:
+            read(path, "delphes")
+        assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("branch", ["genEventSumw", "genEventCount"])
+def test_non_finite_sum_weights_is_an_error_naming_file_branch(tmp_path, branch):
+    path = write_nanoaod(tmp_path / "nano.root")
+    with uproot.open(path) as f:
+        trees = {name: f[name].arrays(library="np") for name in ("Events", "Runs")}
+    trees["Runs"][branch] = np.array([np.nan])
+    write_root(path, trees)
+    with pytest.raises(InputError, match=rf"{path}: branch '{branch}' of tree 'Runs' is NaN or infinite in 1 "
+                                         r"entries, first entries \[0\]"):
+        read_metadata(path, "nanoaod")
+
+
+@pytest.mark.parametrize("branch", ["Muon_pt", "Muon_eta", "Photon_phi", "Electron_pt"])
+def test_nan_kinematics_is_an_error_naming_file_branch_entry(tmp_path, branch):
+    path = write_nanoaod(tmp_path / "nano.root")
+    with uproot.open(path) as f:
+        events = f["Events"].arrays(library="ak")
+        runs = f["Runs"].arrays(library="np")
+    columns = {name: events[name] for name in events.fields}
+    entry = 2 if branch.startswith(("Electron", "Photon")) else 3  # an event with such an object
+    values = ak.to_list(columns[branch])
+    values[entry][0] = float("nan")
+    columns[branch] = ak.Array(values)
+    counts = {}
+    for name in list(columns):  # write jagged collections back as NanoAOD does: counter + branches
+        coll = name.split("_")[0]
+        if name != "genWeight" and "_" in name and columns[name].ndim > 1:
+            counts.setdefault(coll, {})[name[len(coll) + 1:]] = columns.pop(name)
+    trees = {"Events": {**columns, **{c: ak.zip(f) for c, f in counts.items()}}, "Runs": runs}
+    write_root(path, trees)
+    with pytest.raises(InputError) as err:
+        read_events(path, "nanoaod")
+    assert str(err.value) == (f"{path}: branch {branch!r} of tree 'Events' is NaN or infinite in 1 entries, "
+                              f"first entries [{entry}]")
+
+
+def test_nan_gen_pt_is_allowed(nano_file):
+    """An object without truth has gen_pt NaN: not an input error."""
+    events = read_events(nano_file, {**io.BRANCH_MAPS["nanoaod"], "collections": {
+        "muon": {"pt": "Muon_pt", "eta": "Muon_eta", "phi": "Muon_phi", "charge": "Muon_charge"}}})
+    assert ak.all(np.isnan(ak.flatten(events.muon.gen_pt)))
 
 
 def test_read_metadata_delphes_counts_entries_and_sums_weights(delphes_file):
@@ -373,5 +434,40 @@ def test_write_json_atomic(tmp_path):
     assert os.listdir(tmp_path) == ["a.json"]
 
 
-def test_object_fields_constant():
-    assert io.OBJECT_FIELDS == ("pt", "eta", "phi", "charge", "gen_pt")
+def test_every_collection_is_read_with_the_object_fields(nano_file, delphes_file):
+    """OBJECT_FIELDS is what the analysis reads: every collection of both layouts comes back with exactly those
+    fields (photons without charge), whatever the branch map names them."""
+    for path, layout in ((nano_file, "nanoaod"), (delphes_file, "delphes")):
+        events = read_events(path, layout)
+        for coll in ("electron", "muon", "photon"):
+            expected = [f for f in io.OBJECT_FIELDS if not (coll == "photon" and f == "charge")]
+            assert ak.fields(events[coll]) == expected, (layout, coll)
+
+
+def test_atomic_path_flushes_the_data_to_disk_before_the_rename(tmp_path, monkeypatch):
+    """Power loss: the file's data are fsync'ed before os.replace, and the directory after it."""
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(io.os, "fsync", lambda fd: (calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))),
+                                                     real_fsync(fd)))
+    monkeypatch.setattr(io.os, "replace", lambda a, b: (calls.append(("replace", str(b))), real_replace(a, b)))
+    target = tmp_path / "out.txt"
+    with atomic_path(target) as tmp:
+        tmp.write_text("x")
+    assert [c[0] for c in calls] == ["fsync", "replace", "fsync"]
+    assert calls[0][1] == str(tmp)
+    assert calls[1][1] == str(target)
+    assert calls[2][1] == str(tmp_path)
+
+
+def test_write_json_is_strict_json(tmp_path):
+    """NaN and infinities are not JSON: they are written as null, numpy numbers as plain ones."""
+    import json
+
+    path = tmp_path / "fit.json"
+    write_json(path, {"mu": float("nan"), "limit": np.float64(np.inf), "z": [1.0, -np.inf, np.float32(2.5)],
+                      "n": np.int64(3), "arr": np.array([np.nan, 1.0])})
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    payload = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    assert payload == {"mu": None, "limit": None, "z": [1.0, None, 2.5], "n": 3, "arr": [None, 1.0]}

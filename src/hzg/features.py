@@ -6,6 +6,7 @@ The features follow the code of the paper's authors (see `hzg.kinematics`): cos 
 """
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -77,9 +78,16 @@ def split_index(sample: np.ndarray, chunk: np.ndarray, entry: np.ndarray, seed: 
 
 def event_weights(gen_weight: np.ndarray, xsec_pb: float, lumi_fb: float, sum_weights: float) -> np.ndarray:
     """Expected events per MC event: w_gen * sigma * L / sum(w_gen) over all generated events."""
-    if sum_weights <= 0:
-        raise ValueError(f"sum of generator weights must be positive, got {sum_weights}")
-    return np.asarray(gen_weight, np.float64) * xsec_pb * lumi_fb * 1000.0 / sum_weights
+    if not (math.isfinite(sum_weights) and sum_weights > 0):
+        raise ValueError(f"sum of generator weights must be positive and finite, got {sum_weights}")
+    for name, value in (("cross-section [pb]", xsec_pb), ("luminosity [1/fb]", lumi_fb)):
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value}")
+    gen_weight = np.asarray(gen_weight, np.float64)
+    bad = np.flatnonzero(~np.isfinite(gen_weight))
+    if bad.size:
+        raise ValueError(f"generator weight is NaN or infinite at {bad.size} events, first positions {bad[:5].tolist()}")
+    return gen_weight * xsec_pb * lumi_fb * 1000.0 / sum_weights
 
 
 def compute_features(skim: Mapping[str, np.ndarray], res_map: Mapping[str, Any]) -> pd.DataFrame:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -105,13 +106,13 @@ def read_events(path: str | os.PathLike, branch_map: str | Mapping[str, Any]) ->
     fields: dict[str, ak.Array] = {}
     for coll, branches in bmap["collections"].items():
         columns = {field: _read(tree, branch, path) for field, branch in branches.items()}
+        for field in ("pt", "eta", "phi", "charge"):  # gen_pt may be NaN: an object without truth
+            if field in columns:
+                check_finite_branch(columns[field], path, tree.name, branches[field])
         if "gen_pt" not in columns:  # no truth: same record type as with truth, NaN-filled
             columns["gen_pt"] = columns["pt"] * np.nan
         fields[coll] = ak.zip(columns)
-    weight = _read(tree, bmap["weight"], path) if bmap.get("weight") else ak.Array(np.ones(tree.num_entries))
-    if weight.ndim > 1:  # Delphes keeps the weight in a one-element array per event
-        weight = ak.firsts(weight, axis=1)
-    fields["weight"] = ak.values_astype(ak.fill_none(weight, 1.0), np.float64)
+    fields["weight"] = _event_weights(tree, bmap, path)
     fields["entry"] = ak.Array(np.arange(tree.num_entries, dtype=np.int64))
     return ak.zip(fields, depth_limit=1)
 
@@ -127,20 +128,46 @@ def read_metadata(path: str | os.PathLike, branch_map: str | Mapping[str, Any]) 
     meta = bmap.get("metadata")
     if meta:
         tree = open_tree(path, meta["tree"])
-        out = {
-            "n_generated": float(np.sum(_read(tree, meta["n_generated"], path))),
-            "sum_weights": float(np.sum(_read(tree, meta["sum_weights"], path))),
-        }
+        out = {}
+        for key in ("n_generated", "sum_weights"):
+            values = _read(tree, meta[key], path)
+            check_finite_branch(values, path, tree.name, meta[key])
+            out[key] = float(np.sum(values))
         if meta.get("sigma_gen_pb") and meta["sigma_gen_pb"] in tree.keys():
             # optional: the generator's cross-section of what this file holds (mean over its runs, by events)
             n = np.asarray(_read(tree, meta["n_generated"], path), np.float64)
             out["sigma_gen_pb"] = float(np.sum(np.asarray(_read(tree, meta["sigma_gen_pb"], path)) * n) / np.sum(n))
         return out
     tree = open_tree(path, bmap["tree"])
-    weight = _read(tree, bmap["weight"], path) if bmap.get("weight") else np.ones(tree.num_entries)
-    if getattr(weight, "ndim", 1) > 1:
-        weight = ak.fill_none(ak.firsts(weight, axis=1), 1.0)
-    return {"n_generated": float(tree.num_entries), "sum_weights": float(np.sum(weight))}
+    return {"n_generated": float(tree.num_entries), "sum_weights": float(np.sum(_event_weights(tree, bmap, path)))}
+
+
+def check_finite_branch(values: ak.Array | np.ndarray, path: str | os.PathLike, tree: str, branch: str) -> None:
+    """Raise InputError naming the file, tree, branch and first entries where a branch holds NaN or infinity."""
+    values = ak.Array(values) if not isinstance(values, ak.Array) else values
+    bad = ~np.isfinite(values)
+    while bad.ndim > 1:  # jagged: an entry is bad if any of its objects is
+        bad = ak.any(bad, axis=-1)
+    entries = np.flatnonzero(ak.to_numpy(bad))
+    if entries.size:
+        raise InputError(f"{path}: branch {branch!r} of tree {tree!r} is NaN or infinite in {entries.size} "
+                         f"entries, first entries {entries[:5].tolist()}")
+
+
+def _event_weights(tree: uproot.TTree, bmap: Mapping[str, Any], path: Path) -> ak.Array:
+    """Per-event weights (float64), 1 where the layout has no weight branch. A Delphes weight is a one-element
+    array per event: an entry with no element, or a non-finite weight, is an InputError naming the entry."""
+    if not bmap.get("weight"):
+        return ak.Array(np.ones(tree.num_entries))
+    weight = _read(tree, bmap["weight"], path)
+    if weight.ndim > 1:
+        empty = np.flatnonzero(ak.to_numpy(ak.num(weight, axis=1)) == 0)
+        if empty.size:
+            raise InputError(f"{path}: branch {bmap['weight']!r} of tree {tree.name!r} is empty in {empty.size} "
+                             f"entries, first entries {empty[:5].tolist()} (an event without its weight)")
+        weight = ak.fill_none(ak.firsts(weight, axis=1), np.nan)  # none left: every entry has its element
+    check_finite_branch(weight, path, tree.name, bmap["weight"])
+    return ak.values_astype(weight, np.float64)
 
 
 @contextlib.contextmanager
@@ -155,10 +182,26 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
+        _fsync(tmp)  # the data on disk before the rename: a power loss leaves the old file or the new one
         os.replace(tmp, path)
+        _fsync(path.parent, directory=True)  # and the rename itself
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _fsync(path: str | os.PathLike, directory: bool = False) -> None:
+    """Flush a file (or a directory entry) to disk; directories that cannot be opened (some platforms) are skipped."""
+    try:
+        fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
+    except OSError:
+        if directory:
+            return
+        raise
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_root(path: str | os.PathLike, trees: Mapping[str, Mapping[str, Any]]) -> None:
@@ -169,10 +212,32 @@ def write_root(path: str | os.PathLike, trees: Mapping[str, Mapping[str, Any]]) 
                 out.mktree(name, dict(branches))  # a TTree (assignment would write an RNTuple)
 
 
+def strict_json(payload: Any) -> Any:
+    """`payload` with NaN and +-infinity replaced by None (JSON null) and numpy scalars and arrays as Python ones:
+    what `json.dumps(..., allow_nan=False)` accepts (NaN and Infinity are not JSON)."""
+    if isinstance(payload, Mapping):
+        return {key: strict_json(value) for key, value in payload.items()}
+    if isinstance(payload, (list, tuple)):
+        return [strict_json(value) for value in payload]
+    if isinstance(payload, np.ndarray):
+        return strict_json(payload.tolist())
+    if isinstance(payload, np.generic):
+        payload = payload.item()
+    if isinstance(payload, float) and not math.isfinite(payload):
+        return None
+    return payload
+
+
+def dumps_json(payload: Any) -> str:
+    """Strict JSON text (`strict_json`: non-finite numbers as null), indented, keys sorted, newline-terminated."""
+    return json.dumps(strict_json(payload), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
 def write_json(path: str | os.PathLike, payload: Any) -> None:
-    """Write JSON atomically."""
+    """Write strict JSON atomically (`dumps_json`)."""
+    text = dumps_json(payload)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(text)
 
 
 def write_parquet(path: str | os.PathLike, frame) -> None:
