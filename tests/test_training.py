@@ -8,7 +8,8 @@ import torch
 import yaml
 
 from hzg import features as feat
-from hzg import metrics, training
+from hzg import checkpoints, metrics, training, trees
+from hzg.classifier import Classifier
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((REPO / "config/ci.yaml").read_text())
@@ -187,7 +188,7 @@ def test_trees_learn_and_write_their_outputs(tmp_path, model):
 
     test = scores[scores.split == 2]
     assert roc_auc_score(test.is_signal, test.score) > 0.8
-    ckpt = torch.load(out["checkpoint"], weights_only=False)
+    ckpt = checkpoints.load(out["checkpoint"])  # weights only: no pickled object in a checkpoint
     assert ckpt["kind"] == model and ckpt["features"] == list(feat.FEATURES)
     assert len(pd.read_csv(out["history"])) > 0
 
@@ -229,7 +230,7 @@ def test_neural_training_selects_the_best_validation_epoch(tmp_path):
     paths = synthetic_features(tmp_path, n=1500)
     out = training.run(paths, spec("dfnn", "bce", epochs=8, eval_every_early=2), tmp_path / "d", progress=False)
     hist = pd.read_csv(out["history"])
-    ckpt = torch.load(out["checkpoint"], weights_only=False)
+    ckpt = checkpoints.load(out["checkpoint"])
     evaluated = hist.dropna(subset=["val_significance"])
     assert list(evaluated.epoch) == [2, 4, 6, 8]
     assert ckpt["best_epoch"] == int(evaluated.loc[evaluated.val_significance.idxmax(), "epoch"])
@@ -256,3 +257,152 @@ def test_training_draws_events_per_epoch_from_the_training_scope(tmp_path, monke
         np.testing.assert_array_equal(idx, np.flatnonzero(scope))
         assert len(events) == 300 and scope[events].all() and (data.y[events] == 1).sum() == 150
         np.testing.assert_array_equal(weights, 1.0)
+
+
+# ---------------------------------------------------------------- resume: devices, generators, stale or corrupt files
+def _killed_run(tmp_path, paths, s, after=2):
+    def kill(epoch):
+        if epoch == after:
+            raise Killed
+
+    with pytest.raises(Killed):
+        training.run(paths, s, tmp_path / "run", progress=False, on_epoch_end=kill)
+    return tmp_path / "run" / "resume.pt"
+
+
+@pytest.mark.filterwarnings("ignore:for .*copying from a non-meta parameter")
+def test_resume_state_loads_on_the_cpu_and_restores_onto_another_device(tmp_path):
+    """A job on a GPU resumes: the saved generator state stays a CPU byte tensor (torch.set_rng_state refuses any
+    other), the weights and optimiser state go to the model's device (here `meta`, standing for CUDA)."""
+    paths = synthetic_features(tmp_path, n=300)
+    s = spec("dfnn", "bce", epochs=3)
+    resume = _killed_run(tmp_path, paths, s)
+    data = training.load_dataset(paths, training.feature_names(0.0), 0)
+    state = training.load_resume(resume, training.resume_key(s, data))
+    assert state is not None and state["epoch"] == 2
+    assert state["rng"]["cpu"].device.type == "cpu" and state["rng"]["cpu"].dtype == torch.uint8
+    from hzg.models import build_model
+
+    model = build_model("dfnn", len(data.features), **s.hparams).to("meta")
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    torch.manual_seed(999)  # something else than the saved state
+    history, best, start = training.restore(state, model, optimiser)
+    assert start == 3 and len(history) == 2 and best["epoch"] in (0, 2)
+    assert torch.equal(torch.get_rng_state(), state["rng"]["cpu"])
+    assert all(p.device.type == "meta" for p in model.parameters())
+    assert all(v.device.type == "meta" for st in optimiser.state.values() for k, v in st.items() if k != "step")
+
+
+def test_cuda_generator_states_are_saved_and_restored(monkeypatch):
+    """With CUDA in use (mocked: no GPU here) the state of every CUDA generator is saved and restored."""
+    saved = [torch.tensor([1, 2, 3], dtype=torch.uint8), torch.tensor([4, 5], dtype=torch.uint8)]
+    restored = {}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [t.clone() for t in saved])
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device: restored.__setitem__(device, state))
+    states = training.rng_states()
+    assert [t.tolist() for t in states["cuda"]] == [[1, 2, 3], [4, 5]]
+    training.set_rng_states(states)
+    assert {d: t.tolist() for d, t in restored.items()} == {0: [1, 2, 3], 1: [4, 5]}
+    assert all(t.device.type == "cpu" for t in restored.values())
+
+
+def test_cuda_states_without_cuda_are_logged_not_fatal(caplog):
+    states = {"cpu": torch.get_rng_state(), "cuda": [torch.zeros(4, dtype=torch.uint8)]}
+    training.set_rng_states(states)
+    assert "1 CUDA generator states and 0 CUDA devices" in caplog.text
+
+
+def test_resume_is_keyed_on_the_inputs_and_the_code(tmp_path, monkeypatch):
+    paths = synthetic_features(tmp_path, n=300)
+    s = spec("dfnn", "bce", epochs=3)
+    data = training.load_dataset(paths, training.feature_names(0.0), 0)
+    key = training.resume_key(s, data)
+    data.weight = data.weight.copy()
+    data.weight[0] *= 2.0  # a selection or weight edit upstream
+    assert training.resume_key(s, data) != key
+    data.weight[0] /= 2.0
+    assert training.resume_key(s, data) == key
+    monkeypatch.setattr(torch, "__version__", "0.0.0")
+    assert training.resume_key(s, data) != key
+
+
+def test_stale_resume_is_ignored_and_training_starts_fresh(tmp_path, caplog):
+    paths = synthetic_features(tmp_path, n=300)
+    s = spec("dfnn", "bce", epochs=3)
+    resume = _killed_run(tmp_path, paths, s)
+    (tmp_path / "new").mkdir()
+    fresh_paths = synthetic_features(tmp_path / "new", n=300, seed=1)  # the inputs changed since the kill
+    fresh = training.run(fresh_paths, s, tmp_path / "fresh", progress=False)
+    out = training.run(fresh_paths, s, resume.parent, progress=False)
+    assert "training from scratch: it was written for other inputs" in caplog.text
+    pd.testing.assert_frame_equal(pd.read_csv(out["history"]).drop(columns="seconds"),
+                                  pd.read_csv(fresh["history"]).drop(columns="seconds"))
+
+
+@pytest.mark.parametrize("content", [b"", b"not a torch file", None])
+def test_corrupt_resume_is_ignored_and_training_starts_fresh(tmp_path, caplog, content):
+    paths = synthetic_features(tmp_path, n=300)
+    s = spec("dfnn", "bce", epochs=2)
+    resume = _killed_run(tmp_path, paths, s, after=1)
+    if content is None:  # truncated mid-file
+        resume.write_bytes(resume.read_bytes()[: resume.stat().st_size // 2])
+    else:
+        resume.write_bytes(content)
+    out = training.run(paths, s, resume.parent, progress=False)
+    assert f"ignoring {resume}, training from scratch" in caplog.text
+    assert pd.read_csv(out["history"]).epoch.tolist() == [1, 2]
+
+
+# ---------------------------------------------------------------- checkpoints run no code
+class _Payload:
+    """Unpickling this runs code: it creates the file named."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_checkpoint_carrying_a_pickled_object_is_refused_and_not_run(tmp_path):
+    paths = synthetic_features(tmp_path, n=300)
+    out = training.run(paths, spec("xgboost", "bce"), tmp_path / "x", progress=False)
+    ckpt = checkpoints.load(out["checkpoint"])
+    marker = tmp_path / "code_ran"
+    evil = tmp_path / "evil.pt"
+    torch.save({**ckpt, "extra": _Payload(str(marker))}, evil)
+    for load in (checkpoints.load, Classifier.load):
+        with pytest.raises(checkpoints.CheckpointError, match=rf"refusing to load {evil}: it holds objects other"):
+            load(evil)
+    from hzg import evaluation
+
+    with pytest.raises(checkpoints.CheckpointError):
+        evaluation.best_epoch(evil)
+    assert not marker.exists()
+    assert training.load_resume(evil, "any") is None  # a resume file like it: ignored, never run
+    assert not marker.exists()
+
+
+def test_bdt_is_stored_as_arrays_with_the_same_scores(tmp_path):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2000, 5)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * x[:, 1] + rng.normal(size=2000) > 0).astype(np.float32)
+    w = rng.uniform(0.5, 1.5, 2000)
+    model = trees.fit_bdt(x, y, w, {"n_trees": 40}, seed=1)
+    blob = trees.to_bytes(model)
+    assert blob.startswith(b"{")  # JSON, not a pickle
+    loaded = trees.from_bytes("bdt", blob)
+    assert isinstance(loaded, trees.ArrayBDT)
+    xt = rng.normal(size=(3000, 5)).astype(np.float32) * 2
+    np.testing.assert_allclose(trees.bdt_scores(loaded, xt), trees.bdt_scores(model, xt), rtol=1e-12, atol=1e-15)
+    staged = trees.bdt_staged_scores(model, xt, [5, 40])
+    mine = list(loaded.staged_decision(xt))
+    for stage in (5, 40):
+        np.testing.assert_allclose(trees._binary_softmax(mine[stage - 1])[:, 1], staged[stage], rtol=1e-12)
+    import pickle
+
+    with pytest.raises(ValueError, match="not stored as JSON arrays"):
+        trees.from_bytes("bdt", pickle.dumps(model))

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from hzg import trees
+from hzg import checkpoints, trees
 from hzg.training import Normaliser, predict_neural
 
 
@@ -32,12 +32,8 @@ class Classifier:
 
     @classmethod
     def load(cls, path: str | Path) -> "Classifier":
-        """Load a checkpoint file (CPU), with an error naming the file if it is unreadable."""
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as err:
-            raise RuntimeError(f"cannot load classifier checkpoint {path}: {err}") from err
-        return cls(ckpt, str(path))
+        """Load a checkpoint file (CPU); a CheckpointError names the file if it is unreadable or unsafe."""
+        return cls(checkpoints.load(path), str(path))  # weights only: a pickled object is refused, never run
 
     def predict(self, frame: pd.DataFrame, batch: int = 65536) -> np.ndarray:
         """Signal probability of every row of `frame` (which must hold the checkpoint's features)."""

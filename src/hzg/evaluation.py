@@ -259,9 +259,9 @@ def read_scores(path: str | Path) -> pd.DataFrame:
 
 def best_epoch(checkpoint_path: str | Path) -> int | None:
     """Selected epoch of a neural network from its checkpoint; None for trees (the paper's N.A.)."""
-    import torch
+    from hzg import checkpoints
 
-    ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    ckpt = checkpoints.load(checkpoint_path)
     return None if ckpt.get("kind") in TREE_MODELS else int(ckpt["best_epoch"])
 
 

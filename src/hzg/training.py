@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from hzg import features as feat
-from hzg import io, losses, metrics, trees
+from hzg import checkpoints, io, losses, metrics, trees
 
 log = logging.getLogger(__name__)
 
@@ -271,16 +271,11 @@ def train_neural(data: Dataset, spec: RunSpec, outdir: Path, progress: bool = Tr
     best = {"significance": -math.inf, "epoch": 0, "state": copy.deepcopy(model.state_dict())}
     start_epoch = 1
     resume_path = outdir / "resume.pt"
-    if resume_path.exists():
-        state = torch.load(resume_path, map_location=device, weights_only=False)
-        if state["config_hash"] == config_hash(spec.describe()):
-            model.load_state_dict(state["model"])
-            optimiser.load_state_dict(state["optimiser"])
-            torch.set_rng_state(state["rng"])
-            history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
-            log.info("resuming from %s after epoch %d", resume_path, state["epoch"])
-        else:
-            log.warning("ignoring %s: it was written for another configuration", resume_path)
+    key = resume_key(spec, data)
+    state = load_resume(resume_path, key)
+    if state is not None:
+        history, best, start_epoch = restore(state, model, optimiser)
+        log.info("resuming from %s after epoch %d", resume_path, state["epoch"])
 
     batch = int(tcfg["batch_size"])
     n_train = len(sampler)
@@ -320,7 +315,7 @@ def train_neural(data: Dataset, spec: RunSpec, outdir: Path, progress: bool = Tr
             log.info("epoch %d: train loss %.5f, val loss %.5f, val significance %.4f", epoch, row["train_loss"],
                      row["val_loss"], row["val_significance"])
         history.append(row)
-        _save_resume(resume_path, model, optimiser, history, best, epoch, spec)
+        _save_resume(resume_path, model, optimiser, history, best, epoch, key)
         if on_epoch_end is not None:
             on_epoch_end(epoch)
     model.load_state_dict(best["state"])
@@ -329,11 +324,87 @@ def train_neural(data: Dataset, spec: RunSpec, outdir: Path, progress: bool = Tr
             "best_significance": best["significance"], "scores": scores}
 
 
-def _save_resume(path: Path, model, optimiser, history, best, epoch: int, spec: RunSpec) -> None:
+def _save_resume(path: Path, model, optimiser, history, best, epoch: int, key: str) -> None:
     """Everything needed to continue after `epoch`, written atomically."""
     with io.atomic_path(path) as tmp:
-        torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "rng": torch.get_rng_state(),
-                    "history": history, "best": best, "epoch": epoch, "config_hash": config_hash(spec.describe())}, tmp)
+        torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "rng": rng_states(),
+                    "history": history, "best": best, "epoch": epoch, "resume_key": key}, tmp)
+
+
+#: Library files whose code a training result depends on: a resume.pt written by other code is not resumed.
+_CODE_FILES = ("training.py", "losses.py", "metrics.py", "pairsums.py", "features.py", "trees.py")
+
+
+def code_version() -> str:
+    """Hash of the training code (this module, losses, metrics, models and the attention kernel's source) and
+    torch's version."""
+    root = Path(__file__).parent
+    files = [root / name for name in _CODE_FILES] + sorted((root / "models").rglob("*.py")) \
+        + sorted((root / "models").rglob("*.cpp"))
+    digest = hashlib.sha256(torch.__version__.encode())
+    for path in files:
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def inputs_hash(data: Dataset) -> str:
+    """Hash of the training inputs of one trial: features, labels, weights, mass, split and event keys."""
+    digest = hashlib.sha256(json.dumps(data.features).encode())
+    for array in (data.x, data.y, data.weight, data.mass, data.split, *(data.keys[c].to_numpy() for c in KEY_COLUMNS)):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def resume_key(spec: RunSpec, data: Dataset) -> str:
+    """What a resume.pt must have been written for: the run's spec, its input data and the code."""
+    return config_hash({"spec": spec.describe(), "inputs": inputs_hash(data), "code": code_version()})
+
+
+def load_resume(path: Path, key: str) -> dict[str, Any] | None:
+    """The saved state of a killed run at `path`, on the CPU; None (with a log line, so training starts fresh)
+    where there is none, it is unreadable or corrupt, or it was written for other inputs, config or code."""
+    if not path.exists():
+        return None
+    try:
+        state = checkpoints.load(path)
+    except checkpoints.CheckpointError as err:
+        log.warning("ignoring %s, training from scratch: %s", path, err)
+        return None
+    if state.get("resume_key") != key:
+        log.warning("ignoring %s, training from scratch: it was written for other inputs, configuration or code "
+                    "(key %s, expected %s)", path, state.get("resume_key"), key)
+        return None
+    return state
+
+
+def restore(state: Mapping[str, Any], model: torch.nn.Module, optimiser: torch.optim.Optimizer) -> tuple[list, dict, int]:
+    """Put a loaded resume state (CPU tensors) into `model` and `optimiser` on whatever device they are, restore the
+    generators; return the history, the best so far and the first epoch still to train."""
+    model.load_state_dict(state["model"])  # copied onto the model's device
+    optimiser.load_state_dict(state["optimiser"])  # its state moved to its parameters' device
+    set_rng_states(state["rng"])
+    return state["history"], state["best"], int(state["epoch"]) + 1
+
+
+def rng_states() -> dict[str, Any]:
+    """torch's CPU generator state and, where CUDA is in use, the state of every CUDA device's generator."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    return {"cpu": torch.get_rng_state(), "cuda": list(cuda)}
+
+
+def set_rng_states(states: Mapping[str, Any]) -> None:
+    """Restore what `rng_states` saved; the states are byte tensors on the CPU whatever device trains."""
+    torch.set_rng_state(states["cpu"].cpu())
+    cuda = list(states["cuda"])
+    n_devices = torch.cuda.device_count() if cuda and torch.cuda.is_available() else 0
+    if len(cuda) > n_devices:
+        log.warning("resume.pt holds %d CUDA generator states and %d CUDA devices are visible: the others are not "
+                    "restored (random numbers differ from an uninterrupted run)", len(cuda), n_devices)
+    for index, state in enumerate(cuda[:n_devices]):
+        torch.cuda.set_rng_state(state.cpu(), index)
 
 
 def train_tree(data: Dataset, spec: RunSpec) -> dict[str, Any]:
