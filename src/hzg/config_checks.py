@@ -1,0 +1,82 @@
+"""Constraints between config keys that the JSON schema cannot express, checked before any job runs.
+
+Every message names the keys involved; all problems are reported at once.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hzg.trees import TREE_MODELS
+
+
+class ConfigError(ValueError):
+    """The config breaks a constraint between keys; the message lists every problem with its keys."""
+
+
+def _window_ok(window: Any) -> bool:
+    return isinstance(window, (list, tuple)) and len(window) == 2 and window[0] < window[1]
+
+
+def problems(config: Mapping[str, Any]) -> list[str]:
+    """Every broken cross-key constraint of a (schema-valid) config, as one sentence each."""
+    out: list[str] = []
+    split = config["split"]
+    n_trials, seeds = int(split["n_trials"]), list(split["seeds"])
+    if n_trials > len(seeds):
+        out.append(f"split.n_trials is {n_trials} but split.seeds has only {len(seeds)} seeds (one per trial)")
+    if len(set(seeds[:n_trials])) < min(n_trials, len(seeds)):
+        out.append(f"split.seeds {seeds[:n_trials]} repeat a seed: two trials would have the same split")
+    for key, value in (("fit.trial", config.get("fit", {}).get("trial")),
+                       ("friends.trial", config.get("friends", {}).get("trial")),
+                       ("evaluation.roc_trial", config.get("evaluation", {}).get("roc_trial"))):
+        if value is not None and not 0 <= int(value) < n_trials:
+            out.append(f"{key} is {value} but split.n_trials is {n_trials} (trials 0 to {n_trials - 1})")
+    samples = config["samples"]
+    kinds = {spec["kind"] for spec in samples.values()}
+    if kinds != {"signal", "background"}:
+        out.append(f"samples needs at least one signal and one background sample, has only {sorted(kinds)}")
+    res_sample = config["resolution_map"]["sample"]
+    if res_sample not in samples:
+        out.append(f"resolution_map.sample {res_sample!r} is not one of samples ({', '.join(samples)})")
+    losses = config["losses"]
+    seen = set()
+    for i, run in enumerate(config["runs"]):
+        name = f"{run['model']}_{run['loss']}"
+        if name in seen:
+            out.append(f"runs[{i}] repeats {name}")
+        seen.add(name)
+        if run["loss"] not in losses:
+            out.append(f"runs[{i}].loss {run['loss']!r} is not one of losses ({', '.join(losses)})")
+        elif run["model"] in TREE_MODELS and (losses[run["loss"]]["kind"] != "bce"
+                                              or float(losses[run["loss"]]["disco_lambda"]) > 0):
+            out.append(f"runs[{i}]: model {run['model']!r} supports only a BCE loss without DisCo, not {run['loss']!r}")
+    training = config["training"]
+    for key in ("narrow_window", "wide_window"):
+        if not _window_ok(training[key]):
+            out.append(f"training.{key} {training[key]} is not an interval [low, high] with low < high")
+    if _window_ok(training["narrow_window"]) and _window_ok(training["wide_window"]):
+        (nl, nh), (wl, wh) = training["narrow_window"], training["wide_window"]
+        if not (wl <= nl and nh <= wh):
+            out.append(f"training.narrow_window {training['narrow_window']} is not inside training.wide_window "
+                       f"{training['wide_window']}")
+    epp = training.get("events_per_epoch")
+    if epp is not None and int(epp) < 2:
+        out.append(f"training.events_per_epoch is {epp}: at least 2 (one event of each class) or null")
+    sel = config["selection"]
+    if not sel["mllg_min"] < sel["mllg_max"]:
+        out.append(f"selection.mllg_min {sel['mllg_min']} is not below selection.mllg_max {sel['mllg_max']}")
+    fit = config.get("fit", {})
+    shapes = fit.get("systematics", {}).get("shape", [])
+    variations = fit.get("variations", {})
+    for name in shapes:
+        if name not in variations:
+            out.append(f"fit.systematics.shape lists {name!r} but fit.variations has no size for it")
+    return out
+
+
+def check_config(config: Mapping[str, Any]) -> None:
+    """Raise ConfigError listing every broken cross-key constraint (`problems`)."""
+    found = problems(config)
+    if found:
+        raise ConfigError("config error" + ("s" if len(found) > 1 else "") + ":\n  - " + "\n  - ".join(found))
