@@ -227,14 +227,33 @@ def test_overtraining_of_a_trial_combines_the_classes():
 
 # ---------------------------------------------------------------- aggregation and Table I
 def test_mean_and_sample_std_over_trials():
-    assert ev.aggregate([1.0, 2.0, 3.0]) == {"mean": 2.0, "std": 1.0}
-    assert ev.aggregate([1.0, None, 3.0, float("nan")]) == {"mean": 2.0, "std": pytest.approx(math.sqrt(2))}
-    assert ev.aggregate([None, None]) == {"mean": None, "std": None}
-    assert ev.aggregate([4.0]) == {"mean": 4.0, "std": None}
+    assert ev.aggregate([1.0, 2.0, 3.0]) == {"mean": 2.0, "std": 1.0, "n": 3, "n_trials": 3}
+    assert ev.aggregate([1.0, None, 3.0, float("nan")]) == {"mean": 2.0, "std": pytest.approx(math.sqrt(2)), "n": 2,
+                                                            "n_trials": 4}
+    assert ev.aggregate([None, None]) == {"mean": None, "std": None, "n": 0, "n_trials": 2}
+    assert ev.aggregate([4.0]) == {"mean": 4.0, "std": None, "n": 1, "n_trials": 1}
     assert ev.format_mean_std({"mean": 1.5234, "std": 0.0312}, 2) == "1.52 ± 0.03"
     assert ev.format_mean_std({"mean": 0.756, "std": 0.004}, 1, scale=100) == "75.6 ± 0.4"
     assert ev.format_mean_std({"mean": 4.0, "std": None}, 0) == "4"
     assert ev.format_mean_std({"mean": None, "std": None}, 0) == "N.A."
+
+
+def test_table_one_shows_how_many_trials_a_mean_is_over_and_the_log_says_why(caplog):
+    trials = [{"trial": t, "significance": z, "significance_mc_err": 0.1, "auc": 0.75, "bkg_correlation": 1e-3,
+               "best_epoch": None, "overtraining_p": 0.5} for t, z in enumerate([1.42, float("nan"), 1.62])]
+    summary = ev.summarise(trials, "etn_bce")
+    assert summary["significance"]["n"] == 2 and summary["significance"]["n_trials"] == 3
+    assert "etn_bce: significance is NaN or missing in trial(s) [1]; its mean and std are over the other 2 of 3" \
+        in caplog.text
+    assert "best_epoch" not in caplog.text  # N.A. in every trial (a tree): nothing dropped, nothing to say
+    bce = {"kind": "bce", "disco_lambda": 0.0}
+    table = ev.table_one([("etn", bce, {"summary": summary})])
+    assert table.iloc[0]["Signi."] == "1.52 ± 0.14 (2/3)"
+    assert table.iloc[0]["AUC (%)"] == "75.0 ± 0.0"  # all trials: no count
+    assert table.iloc[0]["Best epoch"] == "N.A."
+    assert "(n/N)" in ev.table_note([("etn", bce, {"summary": summary})])
+    full = ev.summarise([{**t, "significance": 1.5} for t in trials])
+    assert "(n/N)" not in ev.table_note([("etn", bce, {"summary": full})])
 
 
 def _summary(z: float, epoch: float | None) -> dict:
@@ -306,7 +325,7 @@ def test_evaluate_run_writes_strict_json_with_every_trial_and_the_summary(tmp_pa
     res = ev.evaluate_run(paths, ckpts, CFG, {"model": "etn", "loss": "bce"})
     json.dumps(res, allow_nan=False)
     assert res["n_trials"] == 3 and [t["trial"] for t in res["trials"]] == [0, 1, 2]
-    assert res["summary"]["best_epoch"] == {"mean": 20.0, "std": 10.0}
+    assert res["summary"]["best_epoch"] == {"mean": 20.0, "std": 10.0, "n": 3, "n_trials": 3}
     aucs = [t["auc"] for t in res["trials"]]
     assert res["summary"]["auc"]["mean"] == pytest.approx(np.mean(aucs))
     assert res["summary"]["auc"]["std"] == pytest.approx(np.std(aucs, ddof=1))
@@ -331,7 +350,7 @@ def test_random_classifier_through_the_feature_files(tmp_path):
     res = ev.evaluate_random([tmp_path / "a.parquet", tmp_path / "b.parquet"], 3, CFG)
     again = ev.evaluate_random([tmp_path / "a.parquet", tmp_path / "b.parquet"], 3, CFG)
     assert res == again  # seeded
-    assert res["summary"]["best_epoch"] == {"mean": None, "std": None}
+    assert res["summary"]["best_epoch"] == {"mean": None, "std": None, "n": 0, "n_trials": 3}
     assert res["summary"]["auc"]["mean"] == pytest.approx(0.5, abs=0.05)
 
 

@@ -315,18 +315,31 @@ def run_title(model: str, loss: Mapping[str, Any] | None) -> str:
 
 
 # ---------------------------------------------------------------- trials together
-def aggregate(values: Sequence[float | None]) -> dict[str, float | None]:
-    """Mean and sample std (ddof = 1) over trials; None where no trial has a value, std None for one value."""
-    vals = np.array([v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))], float)
+def _has_value(v: Any) -> bool:
+    return v is not None and not (isinstance(v, (float, np.floating)) and not math.isfinite(v))
+
+
+def aggregate(values: Sequence[float | None]) -> dict[str, float | int | None]:
+    """Mean and sample std (ddof = 1) over the trials with a finite value, and how many those are ("n") of all
+    ("n_trials"); mean None where no trial has a value, std None for one value."""
+    vals = np.array([v for v in values if _has_value(v)], float)
+    counts = {"n": int(vals.size), "n_trials": len(values)}
     if vals.size == 0:
-        return {"mean": None, "std": None}
-    return {"mean": float(vals.mean()), "std": float(vals.std(ddof=1)) if vals.size > 1 else None}
+        return {"mean": None, "std": None, **counts}
+    return {"mean": float(vals.mean()), "std": float(vals.std(ddof=1)) if vals.size > 1 else None, **counts}
 
 
-def summarise(trials: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+def summarise(trials: Sequence[Mapping[str, Any]], label: str = "run") -> dict[str, dict[str, Any]]:
     """Mean and std of every Table I metric over the trials, and "background_mc": the fewest background MC
-    events in a score bin's mass window over all trials, the threshold and the trials with a bin below it."""
+    events in a score bin's mass window over all trials, the threshold and the trials with a bin below it.
+    A metric that some trials lack (NaN: e.g. no background in a bin) is averaged over the others, with a warning
+    naming the trials; its count shows in Table I (`format_mean_std`)."""
     out: dict[str, dict[str, Any]] = {key: aggregate([t.get(key) for t in trials]) for key in METRICS}
+    for key in METRICS:
+        missing = [t.get("trial", i) for i, t in enumerate(trials) if not _has_value(t.get(key))]
+        if missing and len(missing) < len(trials):
+            log.warning("%s: %s is NaN or missing in trial(s) %s; its mean and std are over the other %d of %d trials",
+                        label, key, missing, len(trials) - len(missing), len(trials))
     counts = [n for t in trials for n in t.get("background_mc_per_bin", [])]
     out["background_mc"] = {
         "threshold": trials[0].get("min_background_mc", MIN_BACKGROUND_MC) if trials else MIN_BACKGROUND_MC,
@@ -337,11 +350,18 @@ def summarise(trials: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def format_mean_std(stat: Mapping[str, float | None], digits: int, scale: float = 1.0) -> str:
-    """'mean ± std' with `digits` decimals ('N.A.' when there is no value, the mean alone for one trial)."""
+    """'mean ± std' with `digits` decimals ('N.A.' when there is no value, the mean alone for one trial), followed
+    by '(n/N)' when only n of the N trials have a value: '1.52 ± 0.10 (2/3)'."""
     if stat["mean"] is None:
         return "N.A."
     text = f"{stat['mean'] * scale:.{digits}f}"
-    return text if stat["std"] is None else f"{text} ± {stat['std'] * scale:.{digits}f}"
+    text = text if stat["std"] is None else f"{text} ± {stat['std'] * scale:.{digits}f}"
+    return text + (f" ({stat['n']}/{stat['n_trials']})" if partial(stat) else "")
+
+
+def partial(stat: Mapping[str, Any]) -> bool:
+    """Whether a summary statistic averages fewer trials than there are."""
+    return stat.get("n") is not None and stat.get("n_trials") is not None and 0 < stat["n"] < stat["n_trials"]
 
 
 def to_json_safe(payload: Any) -> Any:
@@ -365,7 +385,8 @@ def evaluate_run(score_paths: Sequence[str | Path], checkpoint_paths: Sequence[s
         epoch = best_epoch(checkpoint_paths[t]) if checkpoint_paths else None
         label = f"{(info or {}).get('model', 'run')}_{(info or {}).get('loss', '')} trial {t}"
         trials.append({"trial": t, **trial_metrics(read_scores(path), cfg, epoch, label)})
-    return to_json_safe({**(info or {}), "n_trials": len(trials), "summary": summarise(trials), "trials": trials})
+    name = f"{(info or {}).get('model', 'run')}_{(info or {}).get('loss', '')}"
+    return to_json_safe({**(info or {}), "n_trials": len(trials), "summary": summarise(trials, name), "trials": trials})
 
 
 def evaluate_random(feature_paths: Sequence[str | Path], n_trials: int, cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -375,7 +396,7 @@ def evaluate_random(feature_paths: Sequence[str | Path], n_trials: int, cfg: Map
     trials = [{"trial": t, **trial_metrics(random_trial_frame(features, t, int(cfg["random_seed"])), cfg,
                                            label=f"random trial {t}")}
               for t in range(n_trials)]
-    return to_json_safe({"model": "random", "loss": None, "n_trials": n_trials, "summary": summarise(trials),
+    return to_json_safe({"model": "random", "loss": None, "n_trials": n_trials, "summary": summarise(trials, "random"),
                          "trials": trials})
 
 
@@ -460,6 +481,9 @@ def table_note(results: Sequence[tuple[str, Mapping[str, Any] | None, Mapping[st
     """The note under Table I: what "Signi. MC stat." is and, if a row is marked, what the dagger means."""
     note = ("Signi.: mean ± std over trials; Signi. MC stat.: mean over trials of its MC-statistical uncertainty "
             "(sum of w² of s and b per score bin, propagated as in the paper's code).")
+    if any(partial(stat) for _, _, res in results for stat in res["summary"].values() if isinstance(stat, Mapping)):
+        note += (" (n/N): the mean and std are over the n of N trials where the metric has a value (the others give "
+                 "NaN, e.g. a score bin without background; the evaluation log names them).")
     marked = [res["summary"] for _, _, res in results if low_background_mc(res["summary"])]
     if marked:
         threshold = marked[0].get("background_mc", {}).get("threshold", MIN_BACKGROUND_MC)
