@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +14,8 @@ import torch.nn.functional as F
 
 from hzg.models import small_attention
 from hzg.models.etn import MultiHeadAttention
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
@@ -292,14 +298,77 @@ def test_pip_ninja_is_put_on_path_when_none_is_there(monkeypatch):
     assert (Path(ninja.BIN_DIR) / "ninja").exists()
 
 
-def test_a_build_lock_is_waited_on_then_removed_once_stale(tmp_path):
-    lock = tmp_path / "lock"
-    assert not small_attention.clear_build_lock(tmp_path)  # nothing there: no wait
-    lock.touch()
-    start = small_attention.time.time()
-    assert small_attention.clear_build_lock(tmp_path, max_age_s=0.3, poll_s=0.05) and not lock.exists()
-    assert small_attention.time.time() - start >= 0.25  # it waited for the lock to go stale
-    lock.touch()
-    old = lock.stat().st_mtime - small_attention.STALE_LOCK_SECONDS - 5
-    small_attention.os.utime(lock, (old, old))
-    assert small_attention.clear_build_lock(tmp_path) and not lock.exists()  # stale: removed at once
+def test_build_directory_is_named_by_source_flags_and_torch_not_by_checkout(tmp_path, monkeypatch):
+    """Two checkouts (different paths, same kernel) share one build; another kernel version gets its own."""
+    name, flags = small_attention.build_name("AVX2")
+    other_checkout = tmp_path / "elsewhere" / "small_attention.cpp"
+    other_checkout.parent.mkdir()
+    other_checkout.write_bytes(small_attention.SOURCE.read_bytes())
+    monkeypatch.setattr(small_attention, "SOURCE", other_checkout)
+    assert small_attention.build_name("AVX2") == (name, flags)
+    assert small_attention._source_copy(tmp_path, name) == tmp_path / f"{name}.cpp"  # the same path from any checkout
+    assert small_attention.build_name("AVX2", b"// another version")[0] != name
+    assert small_attention.build_name("DEFAULT")[0] != name
+    monkeypatch.setattr(small_attention.torch, "__version__", "0.0.0")
+    assert small_attention.build_name("AVX2")[0] != name
+
+
+HOLDER = """
+import sys, time
+sys.path.insert(0, {src!r})
+from pathlib import Path
+from hzg.models import small_attention
+with small_attention.build_lock(Path({build!r}), wait_s=5):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def _hold_lock_in_a_subprocess(build):
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER.format(src=str(REPO / "src"), build=str(build))],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_build_lock_held_by_a_live_job_is_waited_on_for_a_bounded_time_then_freed_by_its_death(tmp_path):
+    build = tmp_path / "hzg_small_attention_x"
+    proc = _hold_lock_in_a_subprocess(build)
+    try:
+        start = time.monotonic()
+        with pytest.raises(small_attention.BuildLockTimeout, match="for more than 0 s"):
+            with small_attention.build_lock(build, wait_s=0.4, poll_s=0.05):
+                pass
+        assert time.monotonic() - start >= 0.35  # it waited, and not forever
+    finally:
+        proc.send_signal(signal.SIGKILL)  # a job killed mid-build (even after a build longer than 10 minutes)
+        proc.wait()
+    start = time.monotonic()
+    with small_attention.build_lock(build, wait_s=5, poll_s=0.05):
+        assert time.monotonic() - start < 1.0  # the dead holder's lock went with it
+
+
+def test_torch_lock_left_by_a_killed_build_is_removed_by_the_lock_holder(tmp_path, caplog):
+    build = tmp_path / "hzg_small_attention_x"
+    build.mkdir()
+    (build / "lock").touch()  # torch's FileBaton of a job killed while building: torch would wait on it forever
+    with small_attention.build_lock(build, wait_s=1):
+        assert not (build / "lock").exists()
+    assert "left by a build that was killed" in caplog.text
+
+
+def test_kernel_falls_back_to_pytorch_when_another_build_holds_the_lock_too_long(tmp_path, monkeypatch, caplog):
+    from torch.utils.cpp_extension import _get_build_directory
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    monkeypatch.setenv(small_attention.WAIT_ENV, "0.3")
+    name, _ = small_attention.build_name(torch.backends.cpu.get_cpu_capability())
+    proc = _hold_lock_in_a_subprocess(Path(_get_build_directory(name, verbose=False)))
+    small_attention.extension.cache_clear()
+    try:
+        assert small_attention.extension() is None
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        small_attention.extension.cache_clear()
+    assert "BuildLockTimeout" in caplog.text and "using PyTorch's attention instead" in caplog.text

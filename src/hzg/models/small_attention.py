@@ -16,32 +16,45 @@ more than the attention itself. The drop probability is round(p 2^31) / 2^31 (p 
 `hzg.models.dropout`), and kept weights are scaled by the inverse of one minus it.
 
 It is compiled on first use with `torch.utils.cpp_extension` (a C++ compiler and ninja are needed; about 30 s,
-then cached in TORCH_EXTENSIONS_DIR, ~/.cache/torch_extensions by default, and shared by concurrent jobs through
-torch's build lock; a lock older than STALE_LOCK_SECONDS, left by a job killed while building, is removed, as torch
-would wait on it forever). Where it cannot be built, for tensors off the CPU (CUDA has fused kernels that do well), for
-dtypes other than float32/float64, or with the environment variable HZG_SMALL_ATTENTION=0, callers fall back to
-PyTorch's attention; a failed build is logged once as a warning.
+then cached in TORCH_EXTENSIONS_DIR, ~/.cache/torch_extensions by default). The build directory is named by a hash of
+the kernel's source, flags and torch version (`build_name`), and compiled from a copy of the source named the same way,
+so two checkouts (any paths) with the same kernel share one build and different versions never relink each other's.
+Concurrent jobs take turns through an flock on a file beside the build directory (`build_lock`): the kernel releases
+it when its holder dies, however it dies, so a killed build never blocks the next; whoever holds it removes torch's own
+`lock` file left by a killed job (torch would wait on it forever). A job waits at most BUILD_WAIT_SECONDS (environment
+variable HZG_SMALL_ATTENTION_WAIT) for another's build, then falls back with a warning. Where it cannot be built, for
+tensors off the CPU (CUDA has fused kernels that do well), for dtypes other than float32/float64, or with the
+environment variable HZG_SMALL_ATTENTION=0, callers fall back to PyTorch's attention; a failed build is logged once as
+a warning.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import functools
+import hashlib
 import logging
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import torch
 
+from hzg import io
+
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("csrc") / "small_attention.cpp"
 ENV_SWITCH = "HZG_SMALL_ATTENTION"
 DTYPES = (torch.float32, torch.float64)
-#: A build takes about 30 s; a build lock older than this was left by a killed job (torch would wait forever).
-STALE_LOCK_SECONDS = 600
+#: Longest wait for another job's build of the kernel (a build takes about 30 s); then PyTorch's attention is used.
+BUILD_WAIT_SECONDS = 900.0
+WAIT_ENV = "HZG_SMALL_ATTENTION_WAIT"
 
 
 def build_flags(capability: str) -> tuple[str, list[str]]:
@@ -62,20 +75,59 @@ def _put_ninja_on_path() -> None:
         os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
 
 
-def clear_build_lock(build_directory: Path, max_age_s: float = STALE_LOCK_SECONDS, poll_s: float = 1.0) -> bool:
-    """Wait while another job builds (its lock is there), deleting the lock once it is older than max_age_s:
-    then a killed job left it. True if a lock was deleted."""
-    lock = Path(build_directory) / "lock"
-    while True:
-        try:
-            age = time.time() - lock.stat().st_mtime
-        except FileNotFoundError:
-            return False
-        if age > max_age_s:
-            log.warning("removing the stale build lock %s (%.0f s old, left by an interrupted build)", lock, age)
-            lock.unlink(missing_ok=True)
-            return True
-        time.sleep(poll_s)
+def build_name(capability: str, source: bytes | None = None) -> tuple[str, list[str]]:
+    """Extension name (`build_flags`' name plus a hash of the source, the flags and torch's version) and flags."""
+    name, flags = build_flags(capability)
+    digest = hashlib.sha256(SOURCE.read_bytes() if source is None else source)
+    digest.update("\0".join([*flags, torch.__version__]).encode())
+    return f"{name}_{digest.hexdigest()[:12]}", flags
+
+
+class BuildLockTimeout(TimeoutError):
+    """Another job held the build lock for longer than the wait allowed."""
+
+
+@contextlib.contextmanager
+def build_lock(build_directory: Path, wait_s: float, poll_s: float = 0.5) -> Iterator[None]:
+    """Hold an exclusive flock on `<build_directory>.lock` (released by the kernel if the holder dies); wait at most
+    `wait_s` for it, then raise BuildLockTimeout. Inside, torch's own `lock` file in the build directory, which
+    only a killed build can have left (every builder holds this flock), is removed."""
+    build_directory = Path(build_directory)
+    build_directory.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(build_directory.with_name(build_directory.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise BuildLockTimeout(f"another job has been building the kernel in {build_directory} for more "
+                                           f"than {wait_s:.0f} s") from None
+                time.sleep(poll_s)
+            except OSError as err:  # a filesystem without flock: torch's own lock is all there is
+                if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                    raise
+                log.warning("no flock on %s (%s): concurrent builds rely on torch's lock", build_directory, err)
+                yield
+                return
+        stale = build_directory / "lock"
+        if stale.exists():
+            log.warning("removing %s, left by a build that was killed", stale)
+            stale.unlink(missing_ok=True)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _source_copy(root: Path, name: str) -> Path:
+    """The kernel's source copied to `<root>/<name>.cpp` (content-addressed: the same path from every checkout)."""
+    copy = root / f"{name}.cpp"
+    if not copy.exists() or copy.read_bytes() != SOURCE.read_bytes():
+        with io.atomic_path(copy) as tmp:
+            shutil.copyfile(SOURCE, tmp)
+    return copy
 
 
 @functools.cache
@@ -83,15 +135,18 @@ def extension() -> ModuleType | None:
     """The compiled kernel, built on first call; None where it is switched off or cannot be built."""
     if os.environ.get(ENV_SWITCH, "1") == "0":
         return None
-    name, flags = build_flags(torch.backends.cpu.get_cpu_capability())
+    name, flags = build_name(torch.backends.cpu.get_cpu_capability())
     try:
         from torch.utils.cpp_extension import _get_build_directory, load
 
         _put_ninja_on_path()
-        clear_build_lock(Path(_get_build_directory(name, verbose=False)))
-        log.info("loading the small-attention CPU kernel %s (compiled on first use, about 30 s)", name)
-        return load(name=name, sources=[str(SOURCE)], extra_cflags=flags, verbose=False)
-    except Exception as err:  # no compiler, no ninja, a failed build: PyTorch's attention still works
+        build_directory = Path(_get_build_directory(name, verbose=False))
+        with build_lock(build_directory, float(os.environ.get(WAIT_ENV, BUILD_WAIT_SECONDS))):
+            source = _source_copy(build_directory.parent, name)
+            log.info("loading the small-attention CPU kernel %s (compiled on first use, about 30 s)", name)
+            return load(name=name, sources=[str(source)], extra_cflags=flags, build_directory=str(build_directory),
+                        verbose=False)
+    except Exception as err:  # no compiler, no ninja, a failed build, a build lock held too long
         log.warning("small-attention CPU kernel not built (%s: %s); using PyTorch's attention instead",
                     type(err).__name__, str(err).strip().splitlines()[-1] if str(err).strip() else "")
         return None
