@@ -102,6 +102,7 @@ class ChunkSpec:
     mhat_min: float = 95.0
     mhat_max: float = -1.0
     factor_scale2: int = 1
+    isr_max: str = "factorization"
     bias: Bias | None = None
     veto: AcceptanceVeto | None = None
 
@@ -138,6 +139,18 @@ def selection_bias(pthat: ArrayLike, mhat: ArrayLike, bias: Bias) -> np.ndarray:
     return (x / bias.pt_over_m_ref) ** bias.pt_over_m_power * peak
 
 
+#: Where the initial-state shower of the background starts (`generation.isr_max`):
+#: "factorization": at the factorisation scale, Pythia's default for a final state with a photon and
+#: the behaviour of an LHE event showered from its SCALUP; "power": at the kinematic limit (as the
+#: signal's gg -> H, which has no final-state parton); "power_damped": at the kinematic limit with
+#: the damping k^2 Q^2 / (pT^2 + k^2 Q^2) of Corke and Sjostrand (EPJC 69 (2010) 1), which follows the
+#: real-emission matrix element (here q qbar -> Z gamma g, q g -> Z gamma q) between the two.
+ISR_MAX: dict[str, list[str]] = {
+    "factorization": ["SpaceShower:pTmaxMatch = 0", "SpaceShower:pTdampMatch = 0"],
+    "power": ["SpaceShower:pTmaxMatch = 2", "SpaceShower:pTdampMatch = 0"],
+    "power_damped": ["SpaceShower:pTmaxMatch = 2", "SpaceShower:pTdampMatch = 1"],
+}
+
 #: Processes that the background generator settings (cuts, scale, veto, bias) apply to.
 BACKGROUND_PROCESSES = ("qqbar_Zgamma",)
 
@@ -152,6 +165,7 @@ def chunk_spec(process: str, n_events: int, seed: int, generation: Mapping[str, 
         z_mass_min=float(generation["z_mass_min"]), pthat_min=float(generation["pthat_min"]),
         mhat_min=float(generation["mhat_min"]), mhat_max=float(generation.get("mhat_max", -1.0)),
         factor_scale2=int(generation.get("factor_scale2", 1)),
+        isr_max=str(generation.get("isr_max", "factorization")) if background else "factorization",
         veto=AcceptanceVeto(**veto) if veto else None, bias=Bias(**bias) if bias else None,
     )
 
@@ -169,6 +183,8 @@ def pythia_settings(spec: ChunkSpec) -> list[str]:
     """All `readString` lines for one chunk."""
     if spec.process not in PROCESSES:
         raise ValueError(f"unknown process {spec.process!r}; known: {sorted(PROCESSES)}")
+    if spec.isr_max not in ISR_MAX:
+        raise ValueError(f"unknown generation.isr_max {spec.isr_max!r}; known: {sorted(ISR_MAX)}")
     if spec.level not in LEVELS:
         raise ValueError(f"unknown generation level {spec.level!r}; known: {sorted(LEVELS)}")
     common = [
@@ -196,6 +212,7 @@ def pythia_settings(spec: ChunkSpec) -> list[str]:
             # starting scale of the initial-state shower (SpaceShower:pTmaxMatch = 0 with a
             # photon in the final state), so it sets the recoil pT(llg) of the background.
             f"SigmaProcess:factorScale2 = {spec.factor_scale2}",
+            *ISR_MAX[spec.isr_max],
         ]
     if spec.process == "drellyan_fsr":
         # m(gamma*/Z) = m(llg) when the photon comes from a lepton: the mass range of the selection
