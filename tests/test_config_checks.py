@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hzg.config_checks import ConfigError, check_config, problems
+from hzg.config_checks import ConfigError, canonical, canonicalise_config, check_config, problems
 
 REPO = Path(__file__).resolve().parents[1]
 CI = yaml.safe_load((REPO / "config/ci.yaml").read_text())
@@ -69,3 +69,14 @@ def test_snakemake_refuses_the_config_before_any_job(tmp_path):
     assert proc.returncode != 0
     assert "split.n_trials is 4 but split.seeds has only 3 seeds" in out
     assert "Job stats" not in out
+
+
+def test_canonical_sorts_every_mapping_and_keeps_lists_and_the_samples_order():
+    a = {"b": {"y": 1, "x": [{"q": 1, "p": 2}]}, "a": 0}
+    b = {"a": 0, "b": {"x": [{"p": 2, "q": 1}], "y": 1}}
+    assert repr(canonical(a)) == repr(canonical(b)) == "{'a': 0, 'b': {'x': [{'p': 2, 'q': 1}], 'y': 1}}"
+    assert canonical({"l": [3, 1, 2]}) == {"l": [3, 1, 2]}
+    cfg = {"split": {"seeds": [1], "n_trials": 1}, "samples": {"zz": {"kind": "signal", "generate": {}}, "aa": {}}}
+    canonicalise_config(cfg)
+    assert list(cfg) == ["samples", "split"] and list(cfg["split"]) == ["n_trials", "seeds"]
+    assert list(cfg["samples"]) == ["zz", "aa"] and list(cfg["samples"]["zz"]) == ["generate", "kind"]

@@ -92,3 +92,24 @@ def test_mll_min_reruns_from_the_skim_on_but_not_the_generation(finished, tmp_pa
         assert rules[rule] == 1, (rule, rules)
     trained = {(wc["model"], wc["loss"], int(wc["trial"])) for r, wc in jobs if r == "train"}
     assert trained == {(run["model"], run["loss"], t) for run in cfg["runs"] for t in range(cfg["split"]["n_trials"])}
+
+
+def _reversed_keys(value, keep=False):
+    """The same config with every mapping's keys in reverse order (`keep`: this mapping's own order kept)."""
+    if isinstance(value, dict):
+        keys = list(value) if keep else list(reversed(value))
+        return {k: _reversed_keys(value[k]) for k in keys}
+    if isinstance(value, list):
+        return [_reversed_keys(v) for v in value]
+    return value
+
+
+def test_the_same_values_in_another_key_order_rerun_nothing(finished, tmp_path):
+    """Params compare as text: the rules get the config with its keys sorted, so the file's key order does not
+    matter (the samples' order does: it is the order of the training inputs and table columns)."""
+    work, cfg = finished
+    shuffled = {k: _reversed_keys(v, keep=(k == "samples")) for k, v in reversed(cfg.items())}
+    assert list(shuffled) != list(cfg) and list(shuffled["training"]) != list(cfg["training"])
+    path = tmp_path / "reordered.yaml"
+    path.write_text(yaml.safe_dump(shuffled, sort_keys=False))
+    assert dry_run_jobs(work, path) == []

@@ -1,7 +1,5 @@
-"""Constraints between config keys that the JSON schema cannot express, checked before any job runs.
-
-Every message names the keys involved; all problems are reported at once.
-"""
+"""The config before any job runs: constraints between keys that the JSON schema cannot express (every message
+names the keys involved; all problems are reported at once), and its canonical key order."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -80,3 +78,27 @@ def check_config(config: Mapping[str, Any]) -> None:
     found = problems(config)
     if found:
         raise ConfigError("config error" + ("s" if len(found) > 1 else "") + ":\n  - " + "\n  - ".join(found))
+
+
+#: Top-level mappings whose order means something: the samples' order is that of the training inputs and table columns.
+ORDERED_KEYS = ("samples",)
+
+
+def canonical(value: Any, keep_order: bool = False) -> Any:
+    """`value` with the keys of every mapping sorted (lists keep their order), so that the text of a rule's params
+    (Snakemake compares params by their repr) does not depend on the order keys were written in the config file.
+    `keep_order`: this mapping's own keys stay in their order (its values are still made canonical)."""
+    if isinstance(value, Mapping):
+        keys = list(value) if keep_order else sorted(value, key=str)
+        return {key: canonical(value[key]) for key in keys}
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    return value
+
+
+def canonicalise_config(config: dict[str, Any]) -> None:
+    """Put `config` (Snakemake's, changed in place) in canonical order: every mapping's keys sorted, except the order
+    of the mappings named in ORDERED_KEYS."""
+    ordered = {key: canonical(config[key], keep_order=key in ORDERED_KEYS) for key in sorted(config)}
+    config.clear()
+    config.update(ordered)

@@ -3,10 +3,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from hzg.config_checks import check_config  # noqa: E402
+from hzg.config_checks import canonicalise_config, check_config  # noqa: E402
 from hzg.features import DISCO_FEATURES, feature_set  # noqa: E402
 
 check_config(config)  # constraints between keys (the schema checks each key): before any job runs
+canonicalise_config(config)  # keys sorted: params compare as text, so the file's key order must not rerun jobs
 
 #: the 12 classifier inputs, sigma_m in GeV or as sigma_m/m (config features.sigma_m)
 INPUT_FEATURES = list(feature_set(config["features"]["sigma_m"]))
