@@ -1,0 +1,89 @@
+"""The plots show the data they are given: the plotted values are read back from the figure before it is saved."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.image as mpimg  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from hzg import plotting  # noqa: E402
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """Every figure a plotting function saves (kept open), with the files it writes."""
+    kept = []
+    real_close = plotting.plt.close
+    monkeypatch.setattr(plotting.plt, "close", lambda fig=None: kept.append(fig))
+    yield kept
+    for fig in kept:
+        real_close(fig)
+
+
+def _stairs(ax):
+    return [p for p in ax.patches if hasattr(p, "get_data")]
+
+
+def test_signal_vs_background_plots_the_normalised_weighted_histograms(tmp_path, figures):
+    rng = np.random.default_rng(1)
+    sig, bkg = rng.normal(125, 2, 500), rng.uniform(100, 180, 2000)
+    sig_w, bkg_w = rng.uniform(0.5, 1.5, 500), rng.uniform(-0.2, 2.0, 2000)
+    edges = np.linspace(100, 180, 21)
+    paths = plotting.signal_vs_background(sig, sig_w, bkg, bkg_w, "m", tmp_path / "m", 138, 13, edges, unit="GeV")
+    ax = figures[0].axes[0]
+    plotted = {p.get_label(): p.get_data() for p in _stairs(ax)}
+    for label, values, w in ((r"$H\to Z\gamma$ signal", sig, sig_w), (r"$Z\gamma$ background", bkg, bkg_w)):
+        h, _ = np.histogram(values, bins=edges, weights=w)
+        data = plotted[label]
+        np.testing.assert_allclose(data.values, h / h.sum())
+        np.testing.assert_allclose(data.edges, edges)
+    assert ax.get_ylabel() == "Fraction of events / 4 GeV"
+    png = mpimg.imread(paths[1])
+    assert png.ndim == 3 and png.shape[0] > 400 and png.shape[1] > 400 and png[..., :3].std() > 0.05
+    assert paths[0].read_bytes().startswith(b"%PDF")
+
+
+def test_values_outside_the_edges_go_to_the_first_and_last_bins(tmp_path, figures):
+    edges = np.array([0.0, 1.0, 2.0])
+    plotting.signal_vs_background(np.array([-5.0, 0.5, 9.0]), np.ones(3), np.array([1.5]), np.ones(1), "x",
+                                  tmp_path / "x", 1, 13, edges)
+    data = {p.get_label(): p.get_data() for p in _stairs(figures[0].axes[0])}
+    np.testing.assert_allclose(data[r"$H\to Z\gamma$ signal"].values, [2 / 3, 1 / 3])
+    np.testing.assert_allclose(data[r"$Z\gamma$ background"].values, [0.0, 1.0])
+
+
+def test_roc_curves_plot_background_against_signal_efficiency_with_the_auc(tmp_path, figures):
+    tpr = np.linspace(0, 1, 11)
+    fpr = tpr ** 2
+    plotting.roc_curves([("ETN", fpr, tpr, 0.756)], tmp_path / "roc", 138, 13, (120, 130))
+    ax = figures[0].axes[0]
+    line = next(ln for ln in ax.lines if ln.get_label().startswith("ETN"))
+    np.testing.assert_allclose(line.get_xdata(), tpr)
+    np.testing.assert_allclose(line.get_ydata(), fpr)
+    assert line.get_label() == "ETN (AUC = 75.6 %)"
+    assert ax.get_xlabel() == "Signal efficiency" and ax.get_ylabel() == "Background efficiency"
+
+
+def test_background_mass_shapes_plot_each_score_bin_and_mark_empty_ones(tmp_path, figures):
+    edges = np.linspace(100, 180, 5)
+    shapes = np.array([[0.1, 0.2, 0.3, 0.4], [np.nan] * 4, [0.25] * 4])
+    plotting.background_mass_shapes(edges, shapes, 1.2, tmp_path / "s", 138, 13, "ETN", counts=[10, 0, 30])
+    ax = figures[0].axes[0]
+    plotted = {p.get_label(): p.get_data().values for p in _stairs(ax)}
+    np.testing.assert_allclose(plotted["sig. p 66.7-100 % (10 MC ev.)"], shapes[0])
+    np.testing.assert_allclose(plotted["sig. p 0-33.3 % (30 MC ev.)"], shapes[2])
+    assert any(ln.get_label() == "sig. p 33.3-66.7 % (0 MC ev.), no background" for ln in ax.lines)
+
+
+def test_training_curves_plot_the_history_and_star_the_selected_epoch(tmp_path, figures):
+    epoch = np.arange(1, 11)
+    train = np.linspace(1, 0.5, 10)
+    val = np.where(epoch % 5 == 0, train + 0.1, np.nan)
+    z = np.where(epoch % 5 == 0, [0, 0, 0, 0, 1.2, 0, 0, 0, 0, 1.0], np.nan)
+    plotting.training_curves([("trial 0", epoch, train, val, z, 5)], tmp_path / "t", 138, 13, "ETN")
+    ax, sax = figures[0].axes[:2]
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), train)
+    np.testing.assert_allclose(ax.lines[1].get_xdata(), [5, 10])
+    np.testing.assert_allclose(sax.lines[0].get_ydata(), [1.2, 1.0])
+    star = [ln for ln in sax.lines if ln.get_marker() == "*"]
+    assert len(star) == 1 and list(star[0].get_xdata()) == [5] and list(star[0].get_ydata()) == [1.2]
