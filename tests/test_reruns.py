@@ -76,6 +76,16 @@ def test_disco_lambda_reruns_only_the_training_of_its_runs_and_what_reads_it(fin
     # no job of another loss (train, and any per-run rule downstream: evaluation, plots, ...)
     assert all(wc["loss"] == loss for _, wc in jobs if "loss" in wc), [j for j in jobs if j[1].get("loss") != loss]
     assert not any(r == "train" and wc["model"] == "etn" and wc["loss"] == "bce" for r, wc in jobs)
+    # downstream: every reader of those models reruns, for that loss only
+    runs = {(run["model"], run["loss"]) for run in cfg["runs"] if run["loss"] == loss}
+    counts = Counter(r for r, _ in jobs)
+    for rule in ("evaluate", "fit", "fit_plots"):
+        assert {(wc["model"], wc["loss"]) for r, wc in jobs if r == rule} == runs, rule
+    for rule in ("table_one", "roc_plot", "fit_table"):
+        assert counts[rule] == 1, (rule, counts)
+    friends = {(wc["sample"], int(wc["chunk"])) for r, wc in jobs if r == "friends"}
+    assert friends == {(s, c) for s, v in cfg["samples"].items() for c in range(v["generate"]["n_chunks"])}
+    assert "evaluate_random" not in counts  # it reads no model
 
 
 def test_mll_min_reruns_from_the_skim_on_but_not_the_generation(finished, tmp_path):
