@@ -471,3 +471,21 @@ def test_write_json_is_strict_json(tmp_path):
     assert "NaN" not in text and "Infinity" not in text
     payload = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
     assert payload == {"mu": None, "limit": None, "z": [1.0, None, 2.5], "n": 3, "arr": [None, 1.0]}
+
+
+def test_write_root_gives_the_same_bytes_for_the_same_trees(tmp_path):
+    """Reproducible outputs: no wall-clock time, random UUID or temporary name in the file."""
+    import time
+
+    trees = {"Events": {"x": np.arange(10.0), "j": ak.Array([[1.0], [], [2.0, 3.0]] * 3 + [[]])},
+             "Runs": {"n": np.array([5])}}
+    write_root(tmp_path / "a" / "out.root", trees)
+    time.sleep(1.1)  # ROOT's time stamps have one-second resolution
+    write_root(tmp_path / "b" / "out.root", trees)
+    first = (tmp_path / "a" / "out.root").read_bytes()
+    assert first == (tmp_path / "b" / "out.root").read_bytes()
+    assert b".tmp" not in first
+    with uproot.open(tmp_path / "a" / "out.root") as f:
+        assert f["Events"]["j"].array().tolist()[:3] == [[1.0], [], [2.0, 3.0]] and f["Runs"]["n"].array().tolist() == [5]
+    write_root(tmp_path / "c" / "other.root", trees)
+    assert (tmp_path / "c" / "other.root").read_bytes() != first  # another file: another UUID

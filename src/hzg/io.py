@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
+import itertools
 import json
 import math
 import os
 import tempfile
+import types
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -204,10 +208,48 @@ def _fsync(path: str | os.PathLike, directory: bool = False) -> None:
         os.close(fd)
 
 
+#: The time stamp written into ROOT files (their keys, directories and header): SOURCE_DATE_EPOCH when set, else
+#: 2000-01-01. With the UUIDs derived from the file name, the same trees give the same bytes in every run.
+def _root_timestamp() -> datetime.datetime:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    return datetime.datetime(2000, 1, 1) if epoch is None else datetime.datetime.fromtimestamp(int(epoch))
+
+
+@contextlib.contextmanager
+def _reproducible_uproot() -> Iterator[None]:
+    """uproot writes the wall-clock time into every key and directory: freeze it while writing (one process)."""
+    import uproot.writing._cascade as cascade
+    import uproot.writing._cascadetree as cascadetree
+    import uproot.writing.writable as writable
+
+    stamp = _root_timestamp()
+
+    class _Frozen(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):  # noqa: ARG003
+            return stamp
+
+    frozen = types.SimpleNamespace(datetime=_Frozen)
+    modules = [cascade, cascadetree, writable]
+    saved = [m.datetime for m in modules]
+    try:
+        for module in modules:
+            module.datetime = frozen
+        yield
+    finally:
+        for module, original in zip(modules, saved):
+            module.datetime = original
+
+
 def write_root(path: str | os.PathLike, trees: Mapping[str, Mapping[str, Any]]) -> None:
-    """Write trees {name: {branch: array}} to a ROOT file atomically."""
-    with atomic_path(path) as tmp:
-        with uproot.recreate(tmp) as out:
+    """Write trees {name: {branch: array}} to a ROOT file atomically and reproducibly: fixed time stamps
+    (`_root_timestamp`) and UUIDs derived from the file name, so the same content gives the same bytes."""
+    path = Path(path)
+    uuids = (uuid.uuid5(uuid.NAMESPACE_URL, f"hzg:{path.name}:{i}") for i in itertools.count())
+    with atomic_path(path) as tmp, _reproducible_uproot():
+        sink = open(tmp, "w+b", buffering=0)  # noqa: SIM115 (uproot closes it)
+        sink.name = path.name  # uproot writes the file's name into it: the final one, not the temporary one
+        with uproot.recreate(sink, uuid_function=lambda: next(uuids)) as out:
             for name, branches in trees.items():
                 out.mktree(name, dict(branches))  # a TTree (assignment would write an RNTuple)
 
