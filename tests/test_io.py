@@ -489,3 +489,49 @@ def test_write_root_gives_the_same_bytes_for_the_same_trees(tmp_path):
         assert f["Events"]["j"].array().tolist()[:3] == [[1.0], [], [2.0, 3.0]] and f["Runs"]["n"].array().tolist() == [5]
     write_root(tmp_path / "c" / "other.root", trees)
     assert (tmp_path / "c" / "other.root").read_bytes() != first  # another file: another UUID
+
+
+KILLED_WRITER = """
+import sys
+sys.path.insert(0, {src!r})
+from hzg import io
+io.write_json({path!r}, {{"a": 1}})
+"""
+
+
+def test_a_writer_killed_before_the_rename_leaves_the_old_file_and_its_temp_goes_at_the_next_write(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = tmp_path / "out.json"
+    write_json(path, {"old": True})
+    env = {**os.environ, "HZG_FAULT_AT": str(path)}
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    proc = subprocess.run([sys.executable, "-c", KILLED_WRITER.format(src=src, path=str(path))], env=env)
+    assert proc.returncode == -9  # SIGKILL, with the new file complete but not yet in place
+    assert path.read_text() == '{\n  "old": true\n}\n'
+    assert len([p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]) == 1  # what SIGKILL leaves
+    write_json(path, {"new": True})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]  # the next attempt clears it
+
+
+def test_fault_injection_is_off_by_default_and_can_skip_and_fire_once(tmp_path, monkeypatch):
+    from hzg import faults
+
+    killed = []
+    monkeypatch.setattr(faults.os, "kill", lambda pid, sig: killed.append(sig))
+    monkeypatch.delenv("HZG_FAULT_AT", raising=False)
+    faults.before_replace(tmp_path / "x.root")
+    assert killed == []
+    monkeypatch.setenv("HZG_FAULT_AT", "y.root")
+    monkeypatch.setenv("HZG_FAULT_SKIP", "1")
+    monkeypatch.setenv("HZG_FAULT_ONCE", str(tmp_path))
+    faults.before_replace(tmp_path / "x.root")
+    faults.before_replace(tmp_path / "y.root")  # skipped
+    assert killed == []
+    faults.before_replace(tmp_path / "y.root")
+    faults._seen.clear()
+    faults.before_replace(tmp_path / "y.root")
+    faults.before_replace(tmp_path / "y.root")  # once: the marker is there
+    assert len(killed) == 1

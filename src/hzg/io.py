@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import glob
 import itertools
 import json
 import math
@@ -17,6 +18,8 @@ from typing import Any
 import awkward as ak
 import numpy as np
 import uproot
+
+from hzg import faults
 
 #: Object fields the analysis reads from every collection; `gen_pt` is optional (truth).
 OBJECT_FIELDS = ("pt", "eta", "phi", "charge", "gen_pt")
@@ -179,6 +182,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; move it into place only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):  # left by a killed earlier attempt
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
@@ -187,6 +192,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
         _fsync(tmp)  # the data on disk before the rename: a power loss leaves the old file or the new one
+        faults.before_replace(path)  # tests only (HZG_FAULT_AT): a kill at the worst moment
         os.replace(tmp, path)
         _fsync(path.parent, directory=True)  # and the rename itself
     finally:
