@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "slurm" / "config.v8+.yaml"
 WORKFLOW_FILES = ["Snakefile", "workflow", "config", "scripts", "src", "envs", "slurm"]
 SLURM_CONF = Path("/etc/slurm/slurm.conf")
+GRES_CONF = Path("/etc/slurm/gres.conf")
 MARKER = "# written by tests/test_slurm.py"
 
 
@@ -173,6 +174,7 @@ def _slurm_conf(base: Path) -> str:
     real_memory = mem_mb - max(1024, mem_mb // 10)
     return f"""{MARKER}: a one-node cluster for the test, removed after it
 ClusterName=hzgtest
+GresTypes=gpu
 SlurmctldHost=localhost
 SlurmctldPort={_free_port()}
 SlurmdPort={_free_port()}
@@ -198,9 +200,13 @@ JobCompType=jobcomp/none
 SchedulerType=sched/builtin
 MinJobAge=600
 ReturnToService=2
-NodeName=localhost NodeAddr=127.0.0.1 CPUs={min(2, os.cpu_count() or 1)} RealMemory={real_memory} State=UNKNOWN
+NodeName=localhost NodeAddr=127.0.0.1 CPUs={min(2, os.cpu_count() or 1)} RealMemory={real_memory} Gres=gpu:1 State=UNKNOWN
 PartitionName=test Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 """
+
+
+#: One fake GPU (no device behind it): Slurm schedules `--gpus=1` on it; torch sees no CUDA and trains on the CPU.
+GRES = f"{MARKER}: a fake GPU for the test\nAutoDetect=off\nNodeName=localhost Name=gpu File=/dev/null\n"
 
 
 @pytest.fixture(scope="module")
@@ -211,13 +217,15 @@ def slurm_cluster(tmp_path_factory, request):
     if os.geteuid() != 0:
         pytest.skip("starting slurmctld/slurmd and writing /etc/slurm/slurm.conf needs root")
     _ensure_slurm_installed()
-    if SLURM_CONF.exists() and MARKER not in SLURM_CONF.read_text():
-        pytest.skip(f"{SLURM_CONF} exists and is not this test's: not touching a real Slurm installation")
+    for conf in (SLURM_CONF, GRES_CONF):
+        if conf.exists() and MARKER not in conf.read_text():
+            pytest.skip(f"{conf} exists and is not this test's: not touching a real Slurm installation")
     base = tmp_path_factory.mktemp("slurm")
     for sub in ("state", "spool"):
         (base / sub).mkdir()
     SLURM_CONF.parent.mkdir(parents=True, exist_ok=True)
     SLURM_CONF.write_text(_slurm_conf(base))
+    GRES_CONF.write_text(GRES)
     daemons: list[subprocess.Popen] = []
 
     def finish():
@@ -228,8 +236,9 @@ def slurm_cluster(tmp_path_factory, request):
                 _run(["scancel", *ids])
         for proc in reversed(daemons):
             _stop(proc)
-        if SLURM_CONF.exists() and MARKER in SLURM_CONF.read_text():
-            SLURM_CONF.unlink()
+        for conf in (SLURM_CONF, GRES_CONF):
+            if conf.exists() and MARKER in conf.read_text():
+                conf.unlink()
 
     request.addfinalizer(finish)
     for name, cmd in (("slurmctld", ["slurmctld", "-D", "-i"]), ("slurmd", ["slurmd", "-D", "-N", "localhost"])):
@@ -308,3 +317,55 @@ def test_part_of_the_dag_runs_through_slurm_with_the_shipped_profile(slurm_clust
     # ... and a rule's own resources win over them (generate: runtime 30 + n_events // 20000 min)
     assert by_rule["rule_generate_wildcards_signal_0"]["time_limit"] == "30:00"
     assert by_rule["rule_generate_wildcards_signal_0"]["min_memory"] == "1000M"
+
+
+@pytest.mark.slow
+def test_a_training_job_gets_the_profiles_gpu_on_slurm_and_the_report_builds(slurm_cluster, tmp_path):
+    """One neural training job (and the data side it needs) through the shipped profile, with the profile's own `gpu`
+    resource of rule train (the node has one fake GPU: sbatch --gpus=1 is scheduled on it); then the report.
+    Conda stays off (no conda and no network here: every job runs in this Python environment)."""
+    work = tmp_path / "wf"
+    work.mkdir()
+    for item in WORKFLOW_FILES:
+        src = REPO / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / item)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    target = "results/models/etn_bce/trial0/checkpoint.pt"
+    profile_train = [e for e in profile_args()["set-resources"] if e.startswith("train:")]
+    assert any(e.startswith("train:gpu=") for e in profile_train), profile_train
+    cmd = [
+        sys.executable, "-m", "snakemake", target, "results/plots/features/mllg.png",
+        "--cores", "2", "--profile", "slurm", "--configfile", "config/ci.yaml",
+        "--software-deployment-method", "env-modules",
+        "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
+        "--slurm-no-account", "--slurm-keep-successful-logs",
+        # memory for this small node; the profile's train entries (its gpu expression) are kept as they are
+        "--set-resources", *profile_train, "train:mem_mb=2000", "generate:mem_mb=1000", "skim:mem_mb=1000",
+        "features:mem_mb=2000", "skim_variation:mem_mb=1000", "features_variation:mem_mb=2000",
+    ]
+    proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        output, _ = proc.communicate(timeout=1500)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        pytest.fail(f"snakemake on Slurm did not finish in 1500 s:\n{output[-6000:]}")
+    assert proc.returncode == 0, output[-6000:]
+    submitted = dict(re.findall(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)", output))
+    jobs = _squeue_all()
+    train = [i for i in submitted if jobs[i]["comment"] == "rule_train_wildcards_etn_bce_0"]
+    assert len(train) == 1, {i: jobs[i]["comment"] for i in submitted}
+    assert jobs[train[0]]["state"] == "COMPLETED", jobs[train[0]]
+    details = _run(["scontrol", "show", "job", train[0]]).stdout
+    assert re.search(r"TresPerJob=(gres:)?gpu:1", details), details  # the profile's gpu=1, as Slurm got it
+    for other in (i for i in submitted if i not in train):  # the data side asks for no GPU
+        assert not re.search(r"TresPerJob=\S*gpu", _run(["scontrol", "show", "job", other]).stdout), jobs[other]
+    assert (work / target).exists() and "best epoch" in (work / "logs/train/etn_bce/trial0.log").read_text()
+    report = work / "results/report.html"
+    rep = subprocess.run([sys.executable, "-m", "snakemake", "--report", "results/report.html", "--configfile",
+                          "config/ci.yaml", target, "results/plots/features/mllg.png"],
+                         cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert rep.returncode == 0, rep.stdout[-3000:] + rep.stderr[-3000:]
+    text = report.read_text()
+    assert "results/plots/features/mllg.png" in text and "train" in text
