@@ -169,4 +169,77 @@ def test_drellyan_fsr_settings_mass_range_and_no_quark_qed_shower():
     lines = generate.pythia_settings(spec)
     assert "WeakSingleBoson:ffbar2gmZ = on" in lines and "SpaceShower:QEDshowerByQ = off" in lines
     assert f"23:mMin = {CONFIG['generation']['mhat_min']}" in lines and f"23:mMax = {CONFIG['generation']['mhat_max']}" in lines
-    assert spec.veto is None and spec.bias is None  # no hard photon: the Zgamma veto would reject every event
+    assert spec.bias is None
+    # no hard photon: the veto looks at the leptons only
+    assert spec.veto is not None and spec.veto.require_photon is False
+    assert spec.veto.passes([40.0, 20.0], [0.1, -1.0], [], [])
+    assert not spec.veto.passes([40.0, 5.0], [0.1, -1.0], [], [])
+    fsr = CONFIG["generation"]["fsr"]
+    assert spec.fsr == generate.FsrFilter(**fsr)
+    assert f"TimeShower:pTminChgL = {fsr['lepton_qed_cutoff']}" in lines
+    assert "Enhancements:doEnhance = on" in lines and f"EnhancedSplittings:List = {{fsr:Q2QA={fsr['enhance']}}}" in lines
+    assert generate.chunk_spec("qqbar_Zgamma", 10, 3, CONFIG["generation"], 13.0).fsr is None
+
+
+class _Particle:
+    def __init__(self, pid, pt, eta, phi, final=True):
+        self._v = (pid, pt, eta, phi, final)
+
+    def id(self):
+        return self._v[0]
+
+    def pT(self):  # noqa: N802 (Pythia's names)
+        return self._v[1]
+
+    def eta(self):
+        return self._v[2]
+
+    def phi(self):
+        return self._v[3]
+
+    def isFinal(self):  # noqa: N802
+        return self._v[4]
+
+
+class _Event(list):
+    def size(self):
+        return len(self)
+
+
+def test_isolated_photon_pt_takes_the_hardest_photon_away_from_every_lepton():
+    lep = [_Particle(11, 40.0, 0.0, 3.1), _Particle(-11, 30.0, 1.0, 0.0)]
+    near = _Particle(22, 50.0, 0.1, -3.1)          # Delta R = 0.1 from the first lepton across phi = pi
+    far = _Particle(22, 20.0, -1.5, 1.5)
+    not_final = _Particle(22, 90.0, -2.0, 1.0, final=False)
+    assert generate.isolated_photon_pt(_Event(lep + [near, far, not_final]), 0.4) == 20.0
+    assert generate.isolated_photon_pt(_Event(lep + [near]), 0.4) == 0.0
+    assert generate.isolated_photon_pt(_Event(lep + [near]), 0.05) == 50.0
+    filt = generate.FsrFilter(photon_pt=15.0, min_dr=0.4)
+    assert filt.passes(_Event(lep + [far])) and not filt.passes(_Event(lep + [near]))
+
+
+@pytest.mark.slow
+def test_enhanced_filtered_drellyan_gives_the_plain_isolated_photon_cross_section():
+    """Closure: FSR enhancement x filter x weights = plain Drell-Yan, for isolated photons above 15 GeV."""
+    def iso_photon_xsec(fsr, n, seed):
+        spec = generate.ChunkSpec("drellyan_fsr", n, seed=seed, mhat_min=95.0, mhat_max=200.0, fsr=fsr)
+        parts, weights, meta = generate.generate_chunk(spec, progress=False)
+        lep = parts[(abs(parts.pid) == 11) | (abs(parts.pid) == 13)]
+        pho = parts[parts.pid == 22]
+        pairs = ak.cartesian({"g": pho, "l": lep}, nested=True)
+        dphi = np.mod(np.arctan2(pairs.g.py, pairs.g.px) - np.arctan2(pairs.l.py, pairs.l.px) + np.pi, 2 * np.pi) - np.pi
+
+        def eta(p):
+            return np.arcsinh(p.pz / np.hypot(p.px, p.py))
+
+        isolated = ak.all(np.hypot(eta(pairs.g) - eta(pairs.l), dphi) > 0.4, axis=2)
+        passed = ak.any(isolated & (np.hypot(pho.px, pho.py) > 15.0), axis=1).to_numpy()
+        w = np.asarray(weights)
+        frac = np.sum(w * passed) / np.sum(w)
+        err = np.sqrt(np.sum(w**2 * passed)) / np.sum(w)
+        return meta.sigma_gen_pb * frac, meta.sigma_gen_pb * err
+
+    plain, plain_err = iso_photon_xsec(None, 30000, 41)
+    filtered, filtered_err = iso_photon_xsec(generate.FsrFilter(enhance=5.0, photon_pt=12.0), 2000, 42)
+    assert abs(filtered - plain) < 3.0 * np.hypot(plain_err, filtered_err)
+    assert filtered_err < plain_err  # and it is the cheaper estimate

@@ -6,6 +6,7 @@ awkward arrays; `hzg.detector` turns them into reconstructed objects.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -79,13 +80,64 @@ class AcceptanceVeto:
     sublead_lepton_pt: float = 8.0
     photon_pt: float = 8.0
     eta_max: float = 3.0
+    require_photon: bool = True  # False for Drell-Yan, whose photon comes from the shower
 
     def passes(self, lepton_pt: Sequence[float], lepton_eta: Sequence[float], photon_pt: Sequence[float],
                photon_eta: Sequence[float]) -> bool:
-        """True when two leptons and a photon of the hard process are inside the loose acceptance."""
+        """True when two leptons and (if required) a photon of the hard process are inside the loose acceptance.
+
+        Radiation only lowers a lepton's pT, so a lepton cut on the hard process looser than the
+        selection's never removes an event that the selection would keep.
+        """
         leptons = sorted((pt for pt, eta in zip(lepton_pt, lepton_eta) if abs(eta) < self.eta_max), reverse=True)
         photon = any(pt > self.photon_pt and abs(eta) < self.eta_max for pt, eta in zip(photon_pt, photon_eta))
-        return photon and len(leptons) >= 2 and leptons[0] > self.lead_lepton_pt and leptons[1] > self.sublead_lepton_pt
+        return ((photon or not self.require_photon) and len(leptons) >= 2 and leptons[0] > self.lead_lepton_pt
+                and leptons[1] > self.sublead_lepton_pt)
+
+
+@dataclass(frozen=True)
+class FsrFilter:
+    """How the Drell-Yan FSR sample is made cheap (process `drellyan_fsr`).
+
+    Photon emission off charged particles in the final-state shower is enhanced by `enhance`
+    (Pythia's `EnhancedSplittings`, fsr:Q2QA; events carry the compensating weight), the leptons'
+    QED shower stops at `lepton_qed_cutoff` GeV of dipole pT (emissions below it are photons within
+    about 0.03 in Delta R of their lepton, which the selection's Delta R > 0.4 never takes), and the
+    event is dropped after the shower, before hadronisation and the detector, unless a photon with
+    pT > `photon_pt` lies more than `min_dr` from every lepton. Pythia counts the dropped events as
+    not accepted, so its cross-section times the mean kept weight is that of the kept events.
+    """
+
+    enhance: float = 5.0
+    lepton_qed_cutoff: float = 0.5
+    photon_pt: float = 12.0
+    min_dr: float = 0.4
+
+    def passes(self, event: Any) -> bool:
+        """True when the showered event holds an isolated photon (see the class docstring)."""
+        return isolated_photon_pt(event, self.min_dr) > self.photon_pt
+
+
+def isolated_photon_pt(event: Any, min_dr: float) -> float:
+    """Highest pT of a final photon further than `min_dr` from every final charged lepton (0: none)."""
+    leptons: list[tuple[float, float]] = []
+    photons: list[tuple[float, float, float]] = []
+    for i in range(event.size()):
+        particle = event[i]
+        if not particle.isFinal():
+            continue
+        pid = abs(particle.id())
+        if pid in (11, 13):
+            leptons.append((particle.eta(), particle.phi()))
+        elif pid == 22:
+            photons.append((particle.pT(), particle.eta(), particle.phi()))
+    best = 0.0
+    for pt, eta, phi in photons:
+        if pt <= best:
+            continue
+        if all(math.hypot(eta - l_eta, math.remainder(phi - l_phi, 2.0 * math.pi)) > min_dr for l_eta, l_phi in leptons):
+            best = pt
+    return best
 
 
 @dataclass(frozen=True)
@@ -105,6 +157,7 @@ class ChunkSpec:
     isr_max: str = "factorization"
     bias: Bias | None = None
     veto: AcceptanceVeto | None = None
+    fsr: FsrFilter | None = None
 
 
 @dataclass(frozen=True)
@@ -153,13 +206,18 @@ ISR_MAX: dict[str, list[str]] = {
 
 #: Processes that the background generator settings (cuts, scale, veto, bias) apply to.
 BACKGROUND_PROCESSES = ("qqbar_Zgamma",)
+#: Processes whose hard process gets the acceptance veto (leptons only for Drell-Yan).
+VETOED_PROCESSES = ("qqbar_Zgamma", "drellyan_fsr")
 
 
 def chunk_spec(process: str, n_events: int, seed: int, generation: Mapping[str, Any], sqrt_s_tev: float) -> ChunkSpec:
     """The ChunkSpec of one chunk from the config's `generation` section (optional keys: off)."""
     background = process in BACKGROUND_PROCESSES
-    veto = generation.get("acceptance_veto") if background else None
+    veto = dict(generation["acceptance_veto"]) if process in VETOED_PROCESSES and generation.get("acceptance_veto") else None
+    if veto is not None and process != "qqbar_Zgamma":
+        veto["require_photon"] = False
     bias = generation.get("bias") if background else None
+    fsr = generation.get("fsr") if process == "drellyan_fsr" else None
     return ChunkSpec(
         process=process, n_events=int(n_events), seed=int(seed), level=generation["level"], sqrt_s_tev=float(sqrt_s_tev),
         z_mass_min=float(generation["z_mass_min"]), pthat_min=float(generation["pthat_min"]),
@@ -167,6 +225,7 @@ def chunk_spec(process: str, n_events: int, seed: int, generation: Mapping[str, 
         factor_scale2=int(generation.get("factor_scale2", 1)),
         isr_max=str(generation.get("isr_max", "factorization")) if background else "factorization",
         veto=AcceptanceVeto(**veto) if veto else None, bias=Bias(**bias) if bias else None,
+        fsr=FsrFilter(**fsr) if fsr else None,
     )
 
 
@@ -217,6 +276,10 @@ def pythia_settings(spec: ChunkSpec) -> list[str]:
     if spec.process == "drellyan_fsr":
         # m(gamma*/Z) = m(llg) when the photon comes from a lepton: the mass range of the selection
         cuts = [f"23:mMin = {spec.mhat_min}"] + ([f"23:mMax = {spec.mhat_max}"] if spec.mhat_max > spec.mhat_min else [])
+        if spec.fsr is not None:
+            cuts += [f"TimeShower:pTminChgL = {spec.fsr.lepton_qed_cutoff}"]
+            if spec.fsr.enhance != 1.0:
+                cuts += ["Enhancements:doEnhance = on", f"EnhancedSplittings:List = {{fsr:Q2QA={spec.fsr.enhance}}}"]
     return common + PROCESSES[spec.process] + cuts + LEVELS[spec.level]
 
 
@@ -249,8 +312,8 @@ def _hard_objects(process: Any) -> tuple[list[float], list[float], list[float], 
     return lep_pt, lep_eta, pho_pt, pho_eta
 
 
-def _user_hook(bias: Bias | None, veto: AcceptanceVeto | None) -> Any:
-    """A Pythia UserHooks object: selection bias (`selection_bias`) and/or the acceptance veto."""
+def _user_hook(bias: Bias | None, veto: AcceptanceVeto | None, fsr: FsrFilter | None = None) -> Any:
+    """A Pythia UserHooks object: selection bias (`selection_bias`), acceptance veto, FSR filter."""
     import pythia8mc
 
     class Hook(pythia8mc.UserHooks):
@@ -265,6 +328,12 @@ def _user_hook(bias: Bias | None, veto: AcceptanceVeto | None) -> Any:
 
         def doVetoProcessLevel(self, process) -> bool:  # noqa: N802
             return not veto.passes(*_hard_objects(process))
+
+        def canVetoPartonLevel(self) -> bool:  # noqa: N802
+            return fsr is not None
+
+        def doVetoPartonLevel(self, event) -> bool:  # noqa: N802
+            return not fsr.passes(event)
 
     return Hook()
 
@@ -281,8 +350,8 @@ class ChunkGenerator:
             if not self.pythia.readString(line):
                 raise RuntimeError(f"Pythia refused the setting {line!r}")
         self.hook = None
-        if spec.bias is not None or spec.veto is not None:
-            self.hook = _user_hook(spec.bias, spec.veto)  # kept alive here: Pythia holds a raw pointer
+        if spec.bias is not None or spec.veto is not None or spec.fsr is not None:
+            self.hook = _user_hook(spec.bias, spec.veto, spec.fsr)  # kept alive here: Pythia holds a raw pointer
             self.pythia.setUserHooksPtr(self.hook)
         if not self.pythia.init():
             raise RuntimeError(f"Pythia failed to initialise for process {spec.process!r}")
@@ -322,8 +391,11 @@ class ChunkGenerator:
         """Metadata once all events are made: generated events, sum of weights, cross-section."""
         self.bar.close()
         info = self.pythia.infoPython()
-        # with a selection bias Pythia estimates sigma x <bias>; the mean weight <1/bias> undoes it
-        unbias = float(sum_weights) / self.spec.n_events if self.spec.bias is not None else 1.0
+        # with a selection bias Pythia estimates sigma x <bias>; the mean weight <1/bias> undoes it. With
+        # enhanced emissions and the FSR filter, Pythia's sigma is that of the kept events counted
+        # unweighted, and the mean kept weight turns it into their weighted cross-section.
+        weighted = self.spec.bias is not None or self.spec.fsr is not None
+        unbias = float(sum_weights) / self.spec.n_events if weighted else 1.0
         meta = ChunkInfo(n_generated=self.spec.n_events, sum_weights=float(sum_weights),
                          sigma_gen_pb=float(info.sigmaGen()) * PB_PER_MB * unbias,
                          sigma_err_pb=float(info.sigmaErr()) * PB_PER_MB * unbias)
