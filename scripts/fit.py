@@ -1,5 +1,4 @@
-"""Rule fit: templates per score category -> pyhf workspace -> mu, its uncertainty, significance, limit."""
-import json
+"""Rule fit: per-category templates and background functions -> pyhf workspace -> mu, Z, limit, spurious signal."""
 import logging
 import sys
 from pathlib import Path
@@ -12,7 +11,6 @@ from hzg.classifier import Classifier  # noqa: E402
 
 logs.setup(snakemake.log[0])
 cfg = snakemake.params.fit
-shape = cfg["systematics"]["shape"]
 
 
 def frames(paths):
@@ -24,18 +22,27 @@ def of(name, paths):
 
 
 varied = {name: {"up": frames(of(name, snakemake.input.up)), "down": frames(of(name, snakemake.input.down))}
-          for name in shape}
+          for name in snakemake.params.reprocessed}
 mass = metrics.mass_edges(cfg["mass_bins"])
-tmpl, score_edges = templates.build_templates(Classifier.load(snakemake.input.checkpoint), frames(snakemake.input.nominal),
-                                              varied, cfg["trial"], cfg["n_score_bins"], mass)
-spec = fit.build_workspace(tmpl, cfg["systematics"])
-result = fit.summarize(spec, poi_bounds=tuple(cfg["mu_bounds"]), include_mc_stat=False)  # rank the named NPs
-result["score_edges"] = score_edges.tolist()
-result["mass_edges"] = mass.tolist()
+tmpl, score_edges, categories = templates.build_templates(
+    Classifier.load(snakemake.input.checkpoint), frames(snakemake.input.nominal), varied, cfg["trial"],
+    cfg["n_score_bins"], mass, cfg["background"], cfg["photon_resolution"])
+for cat, info in categories.items():
+    if info["dropped"]:
+        logging.warning("category %s left out of the fit: %s", cat, info["reason"])
+    else:
+        logging.info("category %s: %s (%d parameters, F-test order %d), spurious signal %.3g +- %.3g (MC), "
+                     "sigma_S %.3g, ratio %.2f, %s", cat, info["function"], info["n_parameters"],
+                     info["f_test"]["order"], info["spurious_signal"], info["spurious_signal_mc_error"],
+                     info["sigma_signal"], info["ratio"], "passes" if info["passes"] else "FAILS the criterion")
+spec = fit.build_workspace(tmpl, cfg["systematics"], poi_bounds=cfg["mu_bounds"])
+result = fit.summarize(spec, tmpl.background_mc, poi_bounds=cfg["mu_bounds"])
+result |= {"score_edges": score_edges.tolist(), "mass_edges": mass.tolist(), "categories": categories}
 for block in ("stat_only", "with_systematics"):
     r = result[block]
-    logging.info("%s: mu = %.3f +%.3f -%.3f, expected significance %.3f sigma, 95%% CL limit %s", block,
-                 r["mu_hat"], r["err_up"], r["err_down"], r["significance"], r["upper_limit"] or r["limit_note"])
+    logging.info("%s: mu = %.3f +%.3f -%.3f, Z = %s (model Asimov %s), 95%% CL limit %s%s", block, r["mu_hat"],
+                 r["err_up"], r["err_down"], r["significance"], r["expected_significance"],
+                 r["upper_limit"] or r["limit_note"], "; PROBLEMS: " + "; ".join(r["problems"]) if r["problems"] else "")
 io.write_json(snakemake.output.workspace, spec)
 io.write_json(snakemake.output.templates, tmpl.to_dict())
-io.write_json(snakemake.output.fit, json.loads(json.dumps(result, default=float)))
+io.write_json(snakemake.output.fit, result)

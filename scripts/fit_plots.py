@@ -13,10 +13,14 @@ result = json.loads(Path(snakemake.input.fit).read_text())
 full = result["with_systematics"]["fit"]
 edges = result["mass_edges"]
 out = Path(p.outdir)
-for stage, pars in (("Pre-fit", None), ("Post-fit", fit.bestfit(full))):
-    for i, (cat, yields) in enumerate(fit.category_yields(spec, pars).items()):
-        fit_plots.mass_fit(yields, edges, out / f"{stage.lower().replace('-', '')}_{i}", p.luminosity_fb,
-                           p.sqrt_s_tev, category=cat, stage=stage)
+for stage, pars in (("Pre-fit", None), ("Post-fit", [q["value"] for q in full["parameters"]])):
+    yields = fit.category_yields(spec, pars)
+    for i, (cat, info) in enumerate(result["categories"].items()):
+        stem = out / f"{stage.lower().replace('-', '')}_{i}"
+        if cat in yields:
+            fit_plots.mass_fit(yields[cat], edges, stem, p.luminosity_fb, p.sqrt_s_tev, category=cat, stage=stage)
+        else:
+            fit_plots.left_out(stem, p.luminosity_fb, p.sqrt_s_tev, cat, info.get("reason", "left out"))
 fit_plots.likelihood_scan(full, out / "scan", p.luminosity_fb, p.sqrt_s_tev, stat_only=result["stat_only"]["fit"])
 fit_plots.pulls(full, out / "pulls", p.luminosity_fb, p.sqrt_s_tev)
 fit_plots.ranking(result.get("ranking", []), out / "ranking", p.luminosity_fb, p.sqrt_s_tev)

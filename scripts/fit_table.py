@@ -1,4 +1,5 @@
-"""Rule fit_table: mu uncertainty, expected significance and limit per run, beside the binned counting."""
+"""Rule fit_table: per run mu, Z, limit, spurious signal and fit problems beside the binned counting; per
+category the background function and its spurious signal."""
 import json
 import sys
 from pathlib import Path
@@ -10,5 +11,7 @@ logs.setup(snakemake.log[0])
 fits = {run: json.loads(Path(p).read_text()) for run, p in zip(snakemake.params.runs, snakemake.input.fits)}
 metrics = {run: json.loads(Path(p).read_text()) for run, p in zip(snakemake.params.runs, snakemake.input.metrics)}
 frame = reporting.fit_table(fits, metrics, snakemake.params.trial)
-tables.write_table(frame, Path(snakemake.output[0]).with_suffix(""),
-                   caption="Expected results of the binned profile-likelihood fit (Asimov, mu = 1)")
+tables.write_table(frame, Path(snakemake.output.fit[0]).with_suffix(""),
+                   caption="Binned profile-likelihood fit of mllg per score category, the MC as Asimov data (mu = 1)")
+tables.write_table(reporting.spurious_table(fits), Path(snakemake.output.spurious[0]).with_suffix(""),
+                   caption="Background function and spurious signal per category (ATLAS criterion |S_spur| < 0.2 sigma_S)")

@@ -1,189 +1,402 @@
-"""Tests of hzg.fit (pyhf workspace, profile-likelihood fit, significance, limit, ranking) and hzg.fit_plots."""
+"""Tests of hzg.fit (background shapes, F-test, spurious signal, workspace, inference with pyhf/cabinetry),
+hzg.templates, the fit tables and plots. Toys live in tests/fit_toys.py."""
 from __future__ import annotations
 
 import json
 
 import numpy as np
+import pandas as pd
 import pyhf
 import pytest
-from scipy.optimize import brentq
+from fit_toys import EDGES, exp_hist, poisson_nll, signal_hist, toy_templates
+from scipy.optimize import brentq, minimize, minimize_scalar
 from scipy.stats import norm
 
-from hzg import fit, fit_plots
+from hzg import fit, fit_plots, io, reporting, templates
+from hzg.fit import inference, shapes
+from hzg.fit.results import Block, FitFlags
 
-NO_SYST = {"luminosity": None, "signal_xsec": None, "background_xsec": None, "background_norm": "constrained",
-           "mc_stat": False, "shape": []}
-
-
-def one_bin(s: float, b: float, sumw2: tuple[float, float] = (0.0, 0.0)) -> fit.Templates:
-    """A counting experiment: one category with one mass bin."""
-    return fit.Templates(edges=[120.0, 130.0], categories=["bin0"], signal={"bin0": [s]}, background={"bin0": [b]},
-                         signal_sumw2={"bin0": [sumw2[0]]}, background_sumw2={"bin0": [sumw2[1]]})
+FINE = np.arange(105.0, 171.0, 1.0)
+NO_SYST = {"luminosity": None, "signal_xsec": None, "signal_mc_stat": False, "spurious_signal": False, "shape": []}
 
 
-def small_toy() -> fit.Templates:
-    """Two categories of six 5 GeV bins around the peak, with a photon energy-scale variation."""
-    return fit.toy_templates(n_categories=2, edges=np.linspace(110.0, 140.0, 7), signal_total=60.0,
-                             background_total=3000.0, signal_weight=0.01, background_weight=0.5, energy_scale=0.01)
+# ------------------------------------------------------------------------------------------- shapes
 
 
-def asimov_z(s: float, b: float) -> float:
-    """Z = sqrt(2 [(s + b) ln(1 + s/b) - s]), written out here independently of hzg.metrics."""
-    return float(np.sqrt(2.0 * ((s + b) * np.log1p(s / b) - s)))
+def test_function_integrals_are_exact_and_normalised() -> None:
+    # each Bernstein basis integrates to 1 on the window: the coefficients are yields
+    for n in range(5):
+        for k in range(n + 1):
+            c = np.zeros(n + 1)
+            c[k] = 1.0
+            assert shapes.bernstein_cdf(np.array([105.0, 170.0]), 105, 170, c)[-1] == pytest.approx(1.0)
+    # order 0 is flat; exponential and power law against their closed forms
+    assert shapes.bernstein_cdf(np.array([118.0]), 105, 170, [3.0])[0] == pytest.approx(3.0 * 13 / 65)
+    a, m = 0.04, 130.0
+    assert shapes.exponential_cdf(np.array([m]), 105, 170, 10.0, a)[0] == pytest.approx(
+        10.0 * (1 - np.exp(-a * 25)) / (1 - np.exp(-a * 65)))
+    assert shapes.exponential_cdf(np.array([m]), 105, 170, 10.0, 0.0)[0] == pytest.approx(10.0 * 25 / 65)
+    p = 4.0
+    assert shapes.power_law_cdf(np.array([m]), 105, 170, 10.0, p)[0] == pytest.approx(
+        10.0 * (m ** (1 - p) - 105 ** (1 - p)) / (170 ** (1 - p) - 105 ** (1 - p)))
+    assert shapes.power_law_cdf(np.array([m]), 105, 170, 10.0, 1.0)[0] == pytest.approx(
+        10.0 * np.log(m / 105) / np.log(170 / 105))
+    with pytest.raises(ValueError, match="unknown background function"):
+        shapes.cdf_of("landau", 105, 170)
 
 
-@pytest.mark.parametrize(("s", "b"), [(10.0, 100.0), (50.0, 30.0), (3.0, 2000.0)])
-def test_discovery_significance_matches_asimov_formula(s: float, b: float) -> None:
-    z = fit.discovery_significance(fit.build_workspace(one_bin(s, b), NO_SYST))
-    assert z == pytest.approx(asimov_z(s, b), rel=0.01)
+@pytest.mark.parametrize(("coefficients", "order"), [((4000.0, 9000.0, 2000.0), 2),
+                                                      ((6000.0, 1000.0, 6000.0, 500.0), 3)])
+def test_f_test_picks_the_generating_order(coefficients: tuple[float, ...], order: int) -> None:
+    mu = np.diff(shapes.bernstein_cdf(FINE, 105, 170, coefficients))
+    counts = np.random.default_rng(7).poisson(mu).astype(float)
+    test, chosen = shapes.f_test(counts, counts, FINE, max_order=5)
+    assert test.order == order and chosen.n_parameters == order + 1 and chosen.valid
+    assert test.orders == (1, 2, 3, 4, 5) and len(test.p_values) == 4
+    assert test.p_values[order - 2] < 1e-6 if order > 1 else True  # the step to the true order is significant
 
 
-def test_mu_interval_without_systematics_is_the_poisson_likelihood_crossing() -> None:
-    s, b = 20.0, 50.0
-    n = s + b  # Asimov observation at mu = 1
-
-    def q(mu: float) -> float:  # -2 Delta ln L of Poisson(n | mu s + b), minimum at mu = 1
-        lam = mu * s + b
-        return 2.0 * (lam - n - n * np.log(lam / n)) - 1.0
-
-    up, down = brentq(q, 1.0, 5.0) - 1.0, 1.0 - brentq(q, -2.0, 1.0)
-    result = fit.fit_mu(fit.build_workspace(one_bin(s, b), NO_SYST))
-    assert result["mu_hat"] == pytest.approx(1.0, abs=1e-4)
-    assert result["err_up"] == pytest.approx(up, rel=1e-3)
-    assert result["err_down"] == pytest.approx(down, rel=1e-3)
-    assert up > down  # the Poisson interval is asymmetric; the Hessian one is the symmetric sqrt(n) / s
-    assert result["err_hesse"] == pytest.approx(np.sqrt(n) / s, rel=1e-3)
-    assert not any(result["limited_by_bounds"].values())
-    scan = np.asarray(result["scan"]["delta_2nll"])
-    assert scan.min() == pytest.approx(0.0, abs=1e-6) and scan.max() > 3.0
-    assert np.allclose(scan, [q(m) + 1.0 for m in result["scan"]["mu"]], atol=1e-5)
+def test_weighted_fit_uses_the_effective_scale() -> None:
+    # the same spectrum as 1000 events of weight 2 and as 2000 of weight 1: same yield, errors sqrt(2) apart
+    mu = exp_hist(FINE, 2000.0, 0.03)
+    unit = shapes.fit_function(mu, mu, FINE, "exponential")
+    weighted = shapes.fit_function(mu, 2.0 * mu, FINE, "exponential")
+    assert shapes.effective_scale(mu, 2.0 * mu) == pytest.approx(2.0)
+    assert weighted.parameters == pytest.approx(unit.parameters, rel=1e-4)
+    assert weighted.parameters[0] == pytest.approx(2000.0, rel=1e-4)
+    assert weighted.errors[1] == pytest.approx(np.sqrt(2.0) * unit.errors[1], rel=0.02)
+    with pytest.raises(ValueError, match="must have 65 bins"):
+        shapes.fit_function(mu[:-1], mu[:-1], FINE, "exponential")
 
 
-def test_interval_stopped_by_poi_bounds_is_flagged() -> None:
-    result = fit.fit_mu(fit.build_workspace(one_bin(20.0, 50.0), NO_SYST), poi_bounds=(0.0, 1.2))
-    assert result["limited_by_bounds"] == {"up": True, "down": False}
-    assert result["err_up"] == pytest.approx(0.2)
+def test_spurious_signal_of_a_flat_toy_is_consistent_with_zero_and_of_a_sculpted_one_is_not() -> None:
+    rng = np.random.default_rng(11)
+    shape = signal_hist(FINE, 1.0)
+    smooth = exp_hist(FINE, 50000.0, 0.03)
+    flat = rng.poisson(smooth).astype(float)
+    result = shapes.spurious_signal(flat, flat, FINE, shape, shapes.fit_function(flat, flat, FINE, "exponential"))
+    assert abs(result.signal) < 2.5 * result.signal_mc_error
+    assert result.sigma_signal == pytest.approx(result.signal_mc_error, rel=0.1)  # MC = data statistics here
+    # a classifier that sculpts a broad bump under the peak: the exponential cannot follow it
+    bump = 1500.0 * np.diff(norm(127.0, 6.0).cdf(FINE))
+    sculpted = rng.poisson(smooth + bump).astype(float)
+    biased = shapes.spurious_signal(sculpted, sculpted, FINE, shape,
+                                    shapes.fit_function(sculpted, sculpted, FINE, "exponential"))
+    assert biased.signal > 4.0 * biased.signal_mc_error and biased.signal > 200.0
+    assert not biased.passes and biased.ratio == pytest.approx(biased.signal / biased.sigma_signal)
+    # the relaxed criterion forgives the MC error, no more
+    relaxed = shapes.spurious_signal(flat, flat, FINE, shape, result.background_fit, mc_tolerance=2.0)
+    assert relaxed.passes or abs(result.signal) - 2 * result.signal_mc_error >= 0.2 * result.sigma_signal
 
 
-def test_systematics_widen_the_interval_and_stat_only_removes_them() -> None:
-    toy = small_toy()
-    syst = {"luminosity": 0.02, "signal_xsec": 0.05, "background_xsec": 0.10, "background_norm": "constrained",
-            "mc_stat": True, "shape": ["photon_energy_scale"]}
-    full = fit.build_workspace(toy, syst)
-    stat = fit.stat_only(full)
-    mods = {m["type"] for ch in stat["channels"] for smp in ch["samples"] for m in smp["modifiers"]}
-    assert mods == {"normfactor"}
-    assert [p["name"] for p in stat["measurements"][0]["config"]["parameters"]] == ["mu"]
-    assert stat["observations"] == full["observations"]
-    with_syst, stat_only = fit.fit_mu(full), fit.fit_mu(stat)
-    reference = fit.fit_mu(fit.build_workspace(toy, NO_SYST))
-    width = {k: r["err_up"] + r["err_down"] for k, r in (("syst", with_syst), ("stat", stat_only), ("ref", reference))}
-    assert width["syst"] > 1.1 * width["stat"]
-    assert width["stat"] == pytest.approx(width["ref"], rel=1e-4)
-    pulls = {p["name"]: p for p in with_syst["parameters"]}
-    assert pulls["background_xsec"]["pull"] == pytest.approx(0.0, abs=1e-3)  # Asimov: no pulls ...
-    assert 0 < pulls["photon_energy_scale"]["pull_error"] <= 1.0 + 1e-3  # ... and no constraint beyond the prior
-    assert pulls["mu"]["pull"] is None  # unconstrained
+def test_choice_takes_the_fewest_parameters_that_pass() -> None:
+    counts = exp_hist(FINE, 50000.0, 0.03)  # exactly exponential: exponential passes with 2 parameters
+    choice = shapes.choose_background(counts, counts, FINE, signal_hist(FINE, 1.0))
+    assert choice.chosen.function == "exponential" and choice.chosen.passes
+    assert abs(choice.chosen.signal) < 1e-2 * choice.chosen.sigma_signal
+    assert {c.function for c in choice.candidates} == set(shapes.FUNCTIONS)
+    payload = json.loads(io.dumps_json(choice.to_dict()))
+    assert payload["function"] == "exponential" and len(payload["candidates"]) == 3
+    with pytest.raises(ValueError, match="functions must be"):
+        shapes.choose_background(counts, counts, FINE, signal_hist(FINE, 1.0), functions=["landau"])
 
 
-def test_modifiers_follow_the_systematics_config() -> None:
-    syst = {"luminosity": 0.016, "signal_xsec": 0.05, "background_xsec": 0.05, "background_norm": "free",
-            "mc_stat": True, "shape": ["photon_energy_scale"]}
-    spec = fit.build_workspace(small_toy(), syst)
-    by_sample = {smp["name"]: {(m["name"], m["type"]) for m in smp["modifiers"]} for smp in spec["channels"][0]["samples"]}
-    assert by_sample["signal"] == {("mu", "normfactor"), ("luminosity", "normsys"), ("signal_xsec", "normsys"),
-                                   ("photon_energy_scale", "histosys"), ("staterror_bin0", "staterror")}
-    assert by_sample["background"] == {("bkg_norm", "normfactor"), ("photon_energy_scale", "histosys"),
-                                       ("staterror_bin0", "staterror")}  # free norm: no lumi, no xsec
-    constrained = fit.build_workspace(small_toy(), syst | {"background_norm": "constrained"})
-    bkg = {m["name"] for m in constrained["channels"][0]["samples"][1]["modifiers"]}
-    assert {"luminosity", "background_xsec"} <= bkg and "bkg_norm" not in bkg
+# ------------------------------------------------------------------------------------------- workspace
+
+
+def test_workspace_per_category_background_and_signal_systematics() -> None:
+    toy = toy_templates(spurious=3.0)
+    spec = fit.build_workspace(toy, {"shape": ["photon_energy_scale", "photon_resolution"]})
+    mods = {(ch["name"], s["name"]): {(m["name"], m["type"]) for m in s["modifiers"]}
+            for ch in spec["channels"] for s in ch["samples"]}
+    assert mods[("bin0", "signal")] == {("mu", "normfactor"), ("luminosity", "normsys"), ("signal_xsec", "normsys"),
+                                        ("signal_mc_stat_bin0", "normsys"), ("photon_energy_scale", "histosys"),
+                                        ("photon_resolution", "histosys")}
+    assert mods[("bin1", "background")] == {("bkg_norm_bin1", "normfactor"), ("spurious_signal_bin1", "histosys")}
+    sig_mods = {m["name"]: m["data"] for m in spec["channels"][0]["samples"][0]["modifiers"]}
+    assert sig_mods["signal_xsec"] == {"hi": 1.09, "lo": 0.91} and sig_mods["luminosity"]["hi"] == 1.016
+    # the spurious term is |S_spur| x the unit signal shape on the background
+    bkg = spec["channels"][0]["samples"][1]
+    spur = next(m for m in bkg["modifiers"] if m["type"] == "histosys")["data"]
+    assert np.sum(np.subtract(spur["hi_data"], bkg["data"])) == pytest.approx(3.0)
+    # observations: the MC, not the model
+    assert spec["observations"][0]["data"] == pytest.approx((toy.signal["bin0"] + toy.background_mc["bin0"]).tolist())
+    stat = fit.stat_only(spec)
+    assert {m["type"] for ch in stat["channels"] for s in ch["samples"] for m in s["modifiers"]} == {"normfactor"}
     with pytest.raises(ValueError, match="unknown key"):
-        fit.build_workspace(small_toy(), {"lumi": 0.02})
-    with pytest.raises(ValueError, match="no variation"):
-        fit.build_workspace(small_toy(), {"shape": ["muon_momentum_scale"]})
+        fit.build_workspace(toy, {"lumi": 0.02})
+    with pytest.raises(ValueError, match="no signal variation"):
+        fit.build_workspace(toy, {"shape": ["muon_momentum_scale"]})
 
 
-def test_workspace_validates_and_round_trips() -> None:
-    toy = small_toy()
-    spec = fit.build_workspace(toy, {"shape": ["photon_energy_scale"], "signal_xsec": 0.05}, asimov_mu=2.0)
-    ws = pyhf.Workspace(spec)
-    again = pyhf.Workspace(json.loads(json.dumps(spec)))
-    assert again == ws
-    model = again.model()
-    assert model.config.poi_name == "mu"
-    assert np.allclose(again.data(model, include_auxdata=False),
-                       np.concatenate([2.0 * toy.signal[c] + toy.background[c] for c in sorted(toy.categories)]))
-    # the observations are the Asimov data of the model at mu = 2 with nominal nuisance parameters
-    assert np.allclose(fit.asimov_data(fit._model(ws), 2.0), ws.data(fit._model(ws)))
-    assert fit.Templates.from_dict(json.loads(json.dumps(toy.to_dict()))).to_dict() == toy.to_dict()
+def test_spurious_parameter_bounds_keep_every_expectation_positive() -> None:
+    toy = toy_templates(background=(20000.0, 30.0), spurious=40.0)  # S_spur larger than bin1's background
+    spec = fit.build_workspace(toy)
+    pars = {p["name"]: p for p in spec["measurements"][0]["config"]["parameters"]}
+    reach = pars["spurious_signal_bin1"]["bounds"][0][1]
+    assert 0 < reach < 5.0 and pars["spurious_signal_bin0"]["bounds"] == [[-5.0, 5.0]]
+    model, _ = fit.model_and_data(spec)
+    x = np.asarray(model.config.suggested_init(), float)
+    x[model.config.par_slice("spurious_signal_bin1")] = -reach
+    assert np.all(np.asarray(model.expected_actualdata(x)) > 0)
+
+
+def test_templates_validate_and_round_trip() -> None:
+    toy = toy_templates(seed=3)
+    again = fit.Templates.from_dict(json.loads(io.dumps_json(toy.to_dict())))
+    assert again.to_dict() == toy.to_dict()
     bad = toy.to_dict()
-    bad["background"]["bin1"][3] = -1.0
-    with pytest.raises(ValueError, match=r"background\[bin1\] bin 3"):
+    bad["signal"]["bin1"][3] = -1.0
+    with pytest.raises(ValueError, match=r"signal\[bin1\] bin 3"):
+        fit.Templates.from_dict(bad)
+    bad = toy.to_dict()
+    bad["background_mc"]["bin0"][2] = -0.5  # negative generator weights may leave a negative MC bin: allowed
+    fit.Templates.from_dict(bad)
+    del bad["background"]
+    with pytest.raises(ValueError, match="missing keys"):
         fit.Templates.from_dict(bad)
 
 
-def test_upper_limit_on_background_only_asimov() -> None:
-    s, b = 50.0, 10000.0
-    spec = fit.build_workspace(one_bin(s, b), NO_SYST)
-    limit = fit.upper_limit(spec)
-    # median expected CLs limit (qtilde, asymptotics) on background-only Asimov data: CLs = 2 (1 - Phi(sqrt(q)))
-    # = 0.05 with q(mu) = -2 ln [L(mu) / L(0)] = 2 [mu s - b ln(1 + mu s / b)] for n = b, exactly
-    z = norm.isf(0.025)
-    exact = brentq(lambda mu: 2.0 * (mu * s - b * np.log1p(mu * s / b)) - z**2, 1e-3, 100.0)
-    assert limit > 0
-    assert limit == pytest.approx(exact, rel=2e-3)
-    # 1.96 sqrt(b) / s is the Gaussian approximation with sigma_mu taken at mu = 0; at the limit mu s ~ 1 % of b,
-    # so the Poisson likelihood differs from it at the per-cent level: a loose tolerance
-    assert limit == pytest.approx(z * np.sqrt(b) / s, rel=0.02)
-    band = fit.expected_limit_band(spec)
-    assert np.all(np.diff(band) > 0) and band[2] == pytest.approx(limit, rel=1e-3)
+# ------------------------------------------------------------------------------------------- inference
 
 
-def test_ranking_lists_every_parameter_and_puts_the_largest_first() -> None:
-    syst = {"luminosity": 0.01, "signal_xsec": 0.30, "background_xsec": 0.02, "background_norm": "constrained",
-            "mc_stat": True, "shape": ["photon_energy_scale"]}
-    spec = fit.build_workspace(small_toy(), syst)
-    result = fit.fit_mu(spec)
-    ranked = fit.ranking(spec, result, prefit=True)
-    expected = {p["name"] for p in result["parameters"] if p["name"] != "mu" and not p["fixed"]}
-    assert {r["name"] for r in ranked} == expected and len(ranked) == len(expected)
-    assert ranked[0]["name"] == "signal_xsec"
-    assert ranked[0]["postfit_up"] < 0 < ranked[0]["postfit_down"]  # more signal per mu: smaller mu
-    impacts = [r["impact"] for r in ranked]
-    assert impacts == sorted(impacts, reverse=True)
-    # signal_xsec is not constrained by the data: its impact is that of a 30 % signal normalisation shift
+def test_known_signal_is_recovered_exactly_on_asimov_and_within_errors_on_a_poisson_toy() -> None:
+    spec = fit.build_workspace(toy_templates(mu_data=1.5), NO_SYST)
+    result = fit.fit(spec)
+    assert result.mu_hat == pytest.approx(1.5, abs=1e-3)
+    assert result.flags.problems() == [] and result.flags.optimizer == "minuit"
+    assert result.err_up > 0 and result.err_down > 0
+    hits = 0
+    for seed in range(4):
+        toy = toy_templates(signal=(60.0, 60.0), seed=seed, mc_weight=1.0, mu_data=1.5)
+        r = fit.fit(fit.build_workspace(toy, NO_SYST))
+        pull = (r.mu_hat - 1.5) / (r.err_down if r.mu_hat > 1.5 else r.err_up)
+        assert abs(pull) < 3.5
+        hits += abs(pull) < 1.5
+    assert hits >= 2
+
+
+def test_minos_interval_and_cabinetry_scan_equal_an_independent_likelihood_scan() -> None:
+    toy = toy_templates(signal=(40.0, 40.0), background=(4000.0, 400.0))
+    spec = fit.build_workspace(toy, NO_SYST)
+    data = fit.observations(toy)
+    n_cat = len(toy.categories)
+
+    def profiled(mu: float) -> float:
+        res = minimize(lambda v: poisson_nll(mu, v, toy, data), np.ones(n_cat), method="L-BFGS-B",
+                       bounds=[(1e-3, 10)] * n_cat, options={"ftol": 1e-14, "gtol": 1e-10})
+        return float(res.fun)
+
+    best = minimize_scalar(profiled, bounds=(0.0, 3.0), method="bounded", options={"xatol": 1e-6})
+    q = lambda mu: profiled(mu) - best.fun - 1.0  # noqa: E731
+    up, down = brentq(q, best.x, best.x + 1.0) - best.x, best.x - brentq(q, best.x - 1.0, best.x)
+    result = fit.fit(spec)
+    assert result.mu_hat == pytest.approx(best.x, abs=2e-3)
+    assert result.err_up == pytest.approx(up, rel=0.01) and result.err_down == pytest.approx(down, rel=0.01)
+    scan = fit.scan(spec, result, n_steps=5)
+    for mu, delta in zip(scan.mu, scan.delta_2nll):
+        assert delta == pytest.approx(profiled(mu) - best.fun, abs=0.02)
+    # significance on the MC data: sqrt(q0) of the same likelihood
+    z = fit.significance(spec).observed
+    assert z == pytest.approx(np.sqrt(profiled(0.0) - best.fun), rel=0.01)
+
+
+def test_expected_limit_matches_the_asymptotic_formula() -> None:
+    toy = toy_templates(signal=(40.0, 40.0), background=(4000.0, 400.0))
+    spec = fit.build_workspace(toy, NO_SYST)
+    result = fit.limit(spec, toy.background_mc)
+    # background-only Asimov: the median expected CLs limit is sigma * Phi^-1(1 - 0.05 / 2), sigma from
+    # -2 Delta ln L = (mu / sigma)^2 at the limit (Cowan et al., eq. 89 with qtilde ~ q at the limit)
+    data = fit.observations(toy, mu=0.0)
+
+    def profiled(mu: float) -> float:
+        res = minimize(lambda v: poisson_nll(mu, v, toy, data), np.ones(2), method="L-BFGS-B",
+                       bounds=[(1e-3, 10)] * 2, options={"ftol": 1e-14, "gtol": 1e-10})
+        return float(res.fun)
+
+    base = profiled(0.0)
+    exact = brentq(lambda mu: profiled(mu) - base - norm.isf(0.025) ** 2, 0.01, 10.0)
+    assert result.converged and result.note is None
+    assert result.band[2] == pytest.approx(exact, rel=0.03)
+    assert result.expected == pytest.approx(result.band[2], rel=0.01)  # b-only data = Asimov here
+    assert list(result.band) == sorted(result.band)
+    with pytest.raises(ValueError, match="cl must lie"):
+        fit.limit(spec, toy.background_mc, cl=1.5)
+
+
+def test_systematics_widen_the_interval_and_the_ranking_lists_them() -> None:
+    toy = toy_templates(spurious=2.0)
+    spec = fit.build_workspace(toy, {"shape": ["photon_energy_scale", "photon_resolution"], "signal_xsec": 0.3})
+    full, stat = fit.fit(spec), fit.fit(fit.stat_only(spec))
+    assert full.err_up + full.err_down > 1.02 * (stat.err_up + stat.err_down)
+    ranked = fit.ranking(spec, full, prefit=True)
+    names = [r["name"] for r in ranked]
+    assert set(names) == {n for n in full.labels if n != "mu" and not n.startswith("bkg_norm_")}
+    assert ranked[0]["name"] == "signal_xsec" and ranked[0]["postfit_up"] < 0 < ranked[0]["postfit_down"]
     assert ranked[0]["postfit_up"] == pytest.approx(1.0 / 1.3 - 1.0, rel=0.05)
-    # the fit's own covariance, handed over, gives the same ranking as computing it again
-    fitted, cov = fit.fit_with_covariance(spec)
-    assert fitted == result
-    assert fit.ranking(spec, fitted, prefit=True, covariance=cov) == ranked
+    assert [r["impact"] for r in ranked] == sorted((r["impact"] for r in ranked), reverse=True)
+    pulls = {p["name"]: p for p in full.to_dict()["parameters"]}
+    assert pulls["mu"]["pull"] is None and pulls["bkg_norm_bin0"]["pull"] is None
+    assert pulls["photon_energy_scale"]["pull"] == pytest.approx(0.0, abs=0.05)  # Asimov: no pull
 
 
-def test_scaled_optimizer_finds_pyhf_scipy_minimum() -> None:
-    spec = fit.build_workspace(small_toy(), {"background_xsec": 0.1, "background_norm": "constrained",
-                                             "shape": ["photon_energy_scale"]})
-    ws = pyhf.Workspace(spec)
-    pyhf.set_backend("numpy", "scipy")
-    model = fit._model(ws)
-    data = ws.data(model)
-    ref_pars, ref_nll = pyhf.infer.mle.fixed_poi_fit(2.5, data, model, return_fitted_val=True)
-    fitter = fit._setup(spec, None)  # switches to the ScaledOptimizer
-    pars, nll = fitter.fixed_fit(model.config.poi_index, 2.5, model.config.suggested_init())
-    assert nll == pytest.approx(float(ref_nll), abs=1e-5)
-    assert np.allclose(pars, ref_pars, atol=2e-3)
-    batch = fit.twice_nll_batch(model, data, np.stack([pars, ref_pars]))
-    assert batch == pytest.approx([float(-2 * model.logpdf(p, data)[0]) for p in (pars, ref_pars)], abs=1e-9)
+def test_flags_report_a_bounded_interval_and_the_scipy_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = fit.build_workspace(toy_templates(signal=(60.0, 60.0), background=(4000.0, 400.0)), NO_SYST)
+    bounded = fit.fit(spec, poi_bounds=(0.5, 1.1))
+    assert bounded.flags.limited_up and not bounded.flags.limited_down
+    assert any("limited by bound" in p for p in bounded.flags.problems())
+    reference = fit.fit(spec)
+
+    def failing(*args, **kwargs):
+        raise pyhf.exceptions.FailedMinimization(type("R", (), {"message": "forced", "success": False})())
+
+    monkeypatch.setattr(inference, "_minuit_fit", failing)
+    fallback = fit.fit(spec)
+    assert fallback.flags.optimizer == "scipy (fallback)"
+    assert "optimizer: scipy (fallback)" in fallback.flags.problems()
+    assert fallback.mu_hat == pytest.approx(reference.mu_hat, abs=5e-3)
+    assert fallback.err_up == pytest.approx(reference.err_up, rel=0.03)
+    payload = json.loads(io.dumps_json(fallback.to_dict()))  # strict JSON despite the missing HESSE errors
+    assert payload["flags"]["optimizer"] == "scipy (fallback)"
+
+
+def test_summary_is_strict_json_with_both_blocks() -> None:
+    toy = toy_templates(spurious=1.0)
+    spec = fit.build_workspace(toy, {"shape": ["photon_energy_scale"]})
+    out = fit.summarize(spec, toy.background_mc)
+    text = io.dumps_json(out)
+    assert "NaN" not in text and "Infinity" not in text
+    for block in ("stat_only", "with_systematics"):
+        b = out[block]
+        assert b["mu_hat"] == pytest.approx(1.0, abs=0.01) and b["problems"] == []
+        assert b["significance"] > 0 and b["upper_limit"] > 0 and len(b["limit_band"]) == 5
+        assert b["fit"]["scan"]["mu"] and b["fit"]["flags"]["optimizer"] == "minuit"
+    assert out["with_systematics"]["err_up"] > out["stat_only"]["err_up"]
+    assert out["ranking"] and out["ranking"][0]["impact"] >= out["ranking"][-1]["impact"]
+
+
+def test_flags_problems_texts() -> None:
+    clean = FitFlags("minuit", True, True, True, False, False)
+    assert clean.problems() == []
+    bad = FitFlags("minuit strategy 2", False, False, False, True, True, ("bkg_norm_bin7",))
+    text = "; ".join(bad.problems())
+    for part in ("not converged", "strategy 2", "Hessian not positive definite", "MINOS invalid",
+                 "limited by bound (up) (down)", "bkg_norm_bin7"):
+        assert part in text
+
+
+# ------------------------------------------------------------------------------------------- templates
+
+
+class ScoreColumn:
+    """A stand-in classifier: the score is a column of the frame."""
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return frame["true_score"].to_numpy()
+
+
+def frames(seed: int = 1, n_sig: int = 4000, n_bkg: int = 40000, scale: float = 1.0) -> pd.DataFrame:
+    """Synthetic features: signal at 125 GeV with high scores, exponential background with low ones, non-uniform
+    weights, three-way split."""
+    rng = np.random.default_rng(seed)
+    sig_m = rng.normal(125.0, 2.0, n_sig) * scale
+    bkg_m = 105.0 + rng.exponential(30.0, n_bkg)
+    frame = pd.DataFrame({
+        "mllg": np.concatenate([sig_m, bkg_m]),
+        "is_signal": np.r_[np.ones(n_sig, int), np.zeros(n_bkg, int)],
+        "weight": np.concatenate([np.full(n_sig, 0.01), rng.uniform(0.5, 3.0, n_bkg)]),
+        "true_score": np.concatenate([rng.beta(4, 2, n_sig), rng.beta(2, 4, n_bkg) ** 1.5]),
+        "split_0": rng.integers(0, 3, n_sig + n_bkg),
+    })
+    return frame
+
+
+def test_build_templates_per_category_with_signal_variations() -> None:
+    nominal = frames()
+    varied = {"photon_energy_scale": {"up": frames(scale=1.005), "down": frames(scale=0.995)}}
+    tmpl, score_edges, info = templates.build_templates(ScoreColumn(), nominal, varied, 0, 3, FINE,
+                                                        {"max_bernstein_order": 3}, photon_resolution=0.2)
+    assert tmpl.categories == ("bin0", "bin1", "bin2") and len(score_edges) == 4
+    sig = np.array([tmpl.signal[c].sum() for c in tmpl.categories])
+    assert sig == pytest.approx(sig.mean(), rel=0.05)  # equal-signal categories
+    test = nominal[nominal.split_0 == 2]
+    total = nominal.loc[nominal.is_signal == 1, "weight"].sum()  # test split scaled to the full yield
+    in_window = (test.mllg > 105) & (test.mllg < 170) & (test.is_signal == 1)
+    assert sig.sum() == pytest.approx(test.loc[in_window, "weight"].sum() * total
+                                      / test.loc[test.is_signal == 1, "weight"].sum(), rel=1e-9)
+    centres = 0.5 * (FINE[1:] + FINE[:-1])
+    for c in tmpl.categories:
+        up, down = tmpl.signal_variations[c]["photon_energy_scale"]
+        assert np.average(centres, weights=up) > np.average(centres, weights=tmpl.signal[c]) > \
+            np.average(centres, weights=down)
+        wide, narrow = tmpl.signal_variations[c]["photon_resolution"]
+        spread = [np.sqrt(np.average((centres - 125.0) ** 2, weights=h)) for h in (wide, tmpl.signal[c], narrow)]
+        assert spread[0] > spread[1] > spread[2]
+        assert tmpl.background[c].sum() == pytest.approx(tmpl.background_mc[c].sum(), rel=1e-6)
+        assert info[c]["function"] in shapes.FUNCTIONS and not info[c]["dropped"]
+        assert info[c]["spurious_signal"] == tmpl.spurious_signal[c]
+    again = templates.build_templates(ScoreColumn(), nominal, varied, 0, 3, FINE, {"max_bernstein_order": 3}, 0.2)
+    assert again[0].to_dict() == tmpl.to_dict()  # same inputs, same numbers
+
+
+def test_category_without_background_mc_is_dropped_or_pooled() -> None:
+    nominal = frames(n_bkg=3000)
+    nominal.loc[(nominal.is_signal == 0) & (nominal.true_score > 0.3), "true_score"] = 0.01  # top bin: no bkg
+    kwargs = dict(trial=0, n_score_bins=3, mass_edges=FINE, photon_resolution=None)
+    tmpl, _, info = templates.build_templates(ScoreColumn(), nominal, {}, background={"max_bernstein_order": 2},
+                                              **kwargs)
+    assert "bin2" not in tmpl.categories and info["bin2"]["dropped"]
+    tmpl, _, info = templates.build_templates(ScoreColumn(), nominal, {}, **kwargs,
+                                              background={"max_bernstein_order": 2, "empty_category": "template"})
+    assert info["bin2"]["pooled_with"][-1] == "bin1" and info["bin2"]["data_from_template"]
+    mean_weight = nominal.loc[nominal.is_signal == 0, "weight"].mean() * 3  # ~ the test-split scale
+    assert tmpl.background["bin2"].sum() == pytest.approx(mean_weight, rel=0.2)
+    with pytest.raises(ValueError, match="unknown key"):
+        templates.build_templates(ScoreColumn(), nominal, {}, background={"order": 2}, **kwargs)
+    with pytest.raises(ValueError, match="split_4"):
+        templates.build_templates(ScoreColumn(), nominal, {}, trial=4, n_score_bins=3, mass_edges=FINE)
+
+
+# ------------------------------------------------------------------------------------------- tables and plots
+
+
+def fake_run(z: float, spur: float, problems: list[str] | None = None) -> dict:
+    block = {"mu_hat": 1.0, "err_up": 0.5, "err_down": 0.4, "significance": z, "expected_significance": z,
+             "upper_limit": 1.2, "limit_band": [0.6, 0.8, 1.1, 1.6, 2.2], "limit_note": None, "problems": []}
+    cat = {"dropped": False, "function": "bernstein", "pooled_with": [], "n_parameters": 3,
+           "f_test": {"order": 2}, "spurious_signal": spur, "spurious_signal_mc_error": 1.0, "sigma_signal": 10.0,
+           "ratio": spur / 10.0, "passes": abs(spur) < 2.0, "scale": 1.0, "background_mc_events": 100,
+           "effective_mc_events": 80.0}
+    return {"stat_only": block, "with_systematics": block | {"err_up": 0.6, "err_down": 0.5,
+                                                             "problems": problems or []},
+            "categories": {"bin0": cat, "bin1": {"dropped": True, "reason": "no background MC event"}}}
+
+
+def test_fit_table_shows_spurious_signal_problems_and_counting() -> None:
+    fits = {"etn_bce": fake_run(1.5, 3.0, ["at bound: bkg_norm_bin0"]), "etn_bce_disco": fake_run(1.4, 0.5)}
+    metrics = {run: {"trials": [{"trial": 0, "significance": 1.3}]} for run in fits}
+    table = reporting.fit_table(fits, metrics, trial=0)
+    row = table.set_index("Run").loc["etn_bce"]
+    assert row["Z binned counting"] == 1.3 and row["Z fit, stat. only"] == 1.5
+    assert row["Sum |S_spur| (events)"] == 3.0 and row["Categories failing spurious criterion"] == "bin0"
+    assert "at bound: bkg_norm_bin0" in row["Fit problems"] and "left out" in row["Fit problems"]
+    assert row["mu (stat. + syst.)"] == "1.00 +0.50/-0.40 (stat.) +0.33/-0.30 (syst.)"
+    assert table.set_index("Run").loc["etn_bce_disco", "Categories failing spurious criterion"] == "none"
+    spur = reporting.spurious_table(fits)
+    assert list(spur["Category"]) == ["bin0", "bin1", "bin0", "bin1"]
+    assert spur.iloc[1]["Function"].startswith("left out")
 
 
 def test_plots_are_written(tmp_path) -> None:
-    toy = small_toy()
-    spec = fit.build_workspace(toy, {"shape": ["photon_energy_scale"], "signal_xsec": 0.05, "mc_stat": False})
-    result = fit.fit_mu(spec)
-    post = fit.category_yields(spec, fit.bestfit(result))["bin1"]
-    assert np.allclose(post["signal"] + post["background"], post["data"], rtol=1e-4)  # Asimov: post-fit = data
-    paths = fit_plots.mass_fit(post, toy.edges, tmp_path / "postfit_bin1", 138, 13, "bin1", "Post-fit")
-    paths += fit_plots.likelihood_scan(result, tmp_path / "scan", 138, 13, stat_only=fit.fit_mu(fit.stat_only(spec)))
-    paths += fit_plots.pulls(result, tmp_path / "pulls", 138, 13)
+    toy = toy_templates(spurious=1.0)
+    spec = fit.build_workspace(toy, {"shape": ["photon_energy_scale"]})
+    block = Block(fit.fit(spec), fit.significance(spec), fit.limit(spec, toy.background_mc), None)
+    result = block.fit
+    block = Block(result, block.significance, block.limit, fit.scan(spec, result, n_steps=5)).to_dict()
+    post = fit.category_yields(spec, result.bestfit)["bin1"]
+    paths = fit_plots.mass_fit(post, toy.edges, tmp_path / "postfit_1", 138, 13, "bin1", "Post-fit")
+    paths += fit_plots.likelihood_scan(block["fit"], tmp_path / "scan", 138, 13, stat_only=block["fit"])
+    paths += fit_plots.pulls(block["fit"], tmp_path / "pulls", 138, 13)
     paths += fit_plots.ranking(fit.ranking(spec, result), tmp_path / "ranking", 138, 13)
-    assert len(paths) == 8 and all(p.stat().st_size > 1000 for p in paths)
+    paths += fit_plots.left_out(tmp_path / "prefit_7", 138, 13, "bin7", "no background MC event")
+    assert len(paths) == 10 and all(p.stat().st_size > 1000 for p in paths)

@@ -68,7 +68,10 @@ def problems(config: Mapping[str, Any]) -> list[str]:
     shapes = fit.get("systematics", {}).get("shape", [])
     variations = fit.get("variations", {})
     for name in shapes:
-        if name not in variations:
+        if name == "photon_resolution":  # a template morph of the signal, sized by fit.photon_resolution
+            if not fit.get("photon_resolution"):
+                out.append("fit.systematics.shape lists 'photon_resolution' but fit.photon_resolution is null or 0")
+        elif name not in variations:
             out.append(f"fit.systematics.shape lists {name!r} but fit.variations has no size for it")
     return out
 

@@ -1,7 +1,9 @@
 """Plots of the mℓℓγ fit: pre-/post-fit mass spectra per category, likelihood scan, pulls, impact ranking.
 
-Inputs are the plain dicts of hzg.fit (`category_yields`, `fit_mu`, `ranking`, or the same read back from
-fit.json), so the plots can be redrawn without refitting. CMS "Simulation" label with luminosity and sqrt(s).
+Inputs are the plain dicts of hzg.fit (`inference.category_yields`, a `Block.to_dict()["fit"]`, `ranking`, or the
+same read back from fit.json), so the plots can be redrawn without refitting. A "Simulation" label naming the
+generator and the detector response (no experiment's name: this is not a collaboration's result), luminosity
+and sqrt(s).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import mplhep as hep  # noqa: E402
 import numpy as np  # noqa: E402
 
-from hzg.plotting import BACKGROUND_COLOR, MLLG_LABEL, SIGNAL_COLOR, label_cms, save  # noqa: E402
+from hzg.plotting import BACKGROUND_COLOR, MLLG_LABEL, SIGNAL_COLOR, label_simulation, save  # noqa: E402
 
 STAT_COLOR = "#7a21dd"
 
@@ -33,7 +35,8 @@ def mass_fit(yields: Mapping[str, Any], edges: Sequence[float], stem: str | Path
              sqrt_s_tev: float, category: str, stage: str = "Pre-fit") -> list[Path]:
     """Stacked background + signal mℓℓγ of one category with the (Asimov) data; lower panel data - background.
 
-    `yields`: {"signal", "background", "data"} arrays per mass bin (hzg.fit.category_yields of one category).
+    `yields`: {"signal", "background", "data"} arrays per mass bin (hzg.fit.inference.category_yields of one
+    category): the data are the MC (signal + background MC), the background the smooth function's template.
     Data errors are sqrt(N). A signal too small to see in the stack is also drawn scaled by a power of ten.
     """
     edges = np.asarray(edges, dtype=float)
@@ -42,16 +45,16 @@ def mass_fit(yields: Mapping[str, Any], edges: Sequence[float], stem: str | Path
     hep.style.use("CMS")
     fig, (ax, low) = plt.subplots(2, 1, figsize=(10, 10), sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05})
     hep.histplot([bkg, sig], edges, stack=True, histtype="fill", ax=ax, color=[BACKGROUND_COLOR, SIGNAL_COLOR],
-                 label=[r"$Z\gamma$ background", r"$H\to Z\gamma$ signal"], alpha=0.8)
+                 label=[r"Background (fitted function)", r"$H\to Z\gamma$ signal"], alpha=0.8)
     scale = _signal_scale(sig, bkg)
     if scale > 1:
         hep.histplot(sig * scale, edges, ax=ax, color=SIGNAL_COLOR, lw=2, ls="--", label=rf"Signal $\times${scale:g}")
-    ax.errorbar(centres, data, yerr=np.sqrt(np.clip(data, 0, None)), fmt="o", color="black", ms=5, label="Asimov data")
+    ax.errorbar(centres, data, yerr=np.sqrt(np.clip(data, 0, None)), fmt="o", color="black", ms=5, label="MC (Asimov data)")
     ax.set_ylabel(f"Events / {width:g} GeV")
     top = max(float(np.max(np.concatenate([data, sig + bkg, sig * scale]), initial=0.0)), 1e-9)
     ax.set_ylim(0, 1.45 * top)
     ax.legend(loc="upper right", fontsize=17, title=f"{stage}, category {category}", title_fontsize=17)
-    label_cms(ax, lumi_fb, sqrt_s_tev)
+    label_simulation(ax, lumi_fb, sqrt_s_tev)
     hep.histplot(sig, edges, ax=low, color=SIGNAL_COLOR, histtype="fill", alpha=0.8)
     low.errorbar(centres, data - bkg, yerr=np.sqrt(np.clip(data, 0, None)), fmt="o", color="black", ms=5)
     low.axhline(0.0, color="grey", lw=1)
@@ -63,7 +66,7 @@ def mass_fit(yields: Mapping[str, Any], edges: Sequence[float], stem: str | Path
 
 def likelihood_scan(fit: Mapping[str, Any], stem: str | Path, lumi_fb: float, sqrt_s_tev: float,
                     stat_only: Mapping[str, Any] | None = None) -> list[Path]:
-    """-2 Delta ln L versus mu (hzg.fit.fit_mu result), with the 68 % / 95 % lines and mu_hat +- errors."""
+    """-2 Delta ln L versus mu (a fit dict with "scan", mu_hat, err_up, err_down), 68 % / 95 % lines, mu_hat +- errors."""
     hep.style.use("CMS")
     fig, ax = plt.subplots(figsize=(10, 8))
     curves = [(fit, "With systematics", "black", "-")]
@@ -83,7 +86,7 @@ def likelihood_scan(fit: Mapping[str, Any], stem: str | Path, lumi_fb: float, sq
     ax.set_ylabel(r"$-2\,\Delta\ln L$")
     ax.set_ylim(0, max(1.5 * y_max, 5.0))
     ax.legend(loc="upper center", fontsize=17)
-    label_cms(ax, lumi_fb, sqrt_s_tev)
+    label_simulation(ax, lumi_fb, sqrt_s_tev)
     return save(fig, stem)
 
 
@@ -91,10 +94,10 @@ def pulls(fit: Mapping[str, Any], stem: str | Path, lumi_fb: float, sqrt_s_tev: 
           include_mc_stat: bool = False) -> list[Path]:
     """Pull (value - pre-fit) / pre-fit error of each constrained parameter with its post-fit error bar.
 
-    MC-stat gammas (one per bin and category) are left out unless `include_mc_stat`.
+    The per-category signal MC-statistical terms are left out unless `include_mc_stat`.
     """
     rows = [p for p in fit["parameters"] if p["pull"] is not None
-            and (include_mc_stat or p["kind"] != "staterror")][::-1]
+            and (include_mc_stat or not p["name"].startswith("signal_mc_stat_"))][::-1]
     hep.style.use("CMS")
     fig, ax = plt.subplots(figsize=(10, 2.5 + 0.5 * max(len(rows), 2)))
     ax.axvspan(-2, 2, color="#f5dd42", alpha=0.6, lw=0)
@@ -109,17 +112,18 @@ def pulls(fit: Mapping[str, Any], stem: str | Path, lumi_fb: float, sqrt_s_tev: 
     ax.set_xlabel(r"$(\hat\theta - \theta_0)\,/\,\Delta\theta$")
     if not rows:
         ax.text(0.5, 0.5, "no constrained nuisance parameter", transform=ax.transAxes, ha="center", fontsize=16)
-    label_cms(ax, lumi_fb, sqrt_s_tev)
+    label_simulation(ax, lumi_fb, sqrt_s_tev)
     return save(fig, stem)
 
 
 def ranking(entries: Sequence[Mapping[str, Any]], stem: str | Path, lumi_fb: float, sqrt_s_tev: float,
             top: int = 20) -> list[Path]:
-    """Horizontal bars of the impact on mu of the `top` highest-ranked parameters (hzg.fit.ranking order).
+    """Horizontal bars of the impact on mu of the `top` highest-ranked parameters (hzg.fit.ranking order; a failed
+    refit, None, is drawn as 0).
 
     Post-fit +1 sigma / -1 sigma impacts filled, pre-fit ones (where computed) as outlines.
     """
-    rows = list(entries)[:top][::-1]
+    rows = [{k: (0.0 if v is None else v) for k, v in r.items()} for r in list(entries)[:top][::-1]]
     hep.style.use("CMS")
     fig, ax = plt.subplots(figsize=(10, 2.5 + 0.5 * max(len(rows), 2)))
     y = np.arange(len(rows))
@@ -139,5 +143,17 @@ def ranking(entries: Sequence[Mapping[str, Any]], stem: str | Path, lumi_fb: flo
     ax.set_xlim(-1.25 * span, 1.25 * span)
     ax.set_xlabel(r"Impact on $\mu$, $\Delta\hat\mu$")
     ax.legend(loc="upper center", ncol=2, fontsize=14)
-    label_cms(ax, lumi_fb, sqrt_s_tev)
+    label_simulation(ax, lumi_fb, sqrt_s_tev)
+    return save(fig, stem)
+
+
+def left_out(stem: str | Path, lumi_fb: float, sqrt_s_tev: float, category: str, reason: str) -> list[Path]:
+    """Placeholder for a category left out of the fit, saying why (so no plot is silently missing)."""
+    hep.style.use("CMS")
+    fig, ax = plt.subplots(figsize=(10, 8))
+    ax.text(0.5, 0.5, f"Category {category}: not in the fit\n({reason})", transform=ax.transAxes, ha="center",
+            va="center", fontsize=18)
+    ax.set_xlabel(MLLG_LABEL)
+    ax.set_ylabel("Events / GeV")
+    label_simulation(ax, lumi_fb, sqrt_s_tev)
     return save(fig, stem)

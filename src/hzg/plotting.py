@@ -24,6 +24,16 @@ def axis_label(label: str, unit: str = "") -> str:
 MLLG_LABEL = axis_label(r"$m_{\ell\ell\gamma}$", "GeV")
 
 
+#: what the simulation is, on plots that are not a collaboration's result (no experiment's name)
+SIMULATION_LABEL = "Simulation (Pythia 8, parametric detector response)"
+
+
+def label_simulation(ax: plt.Axes, lumi_fb: float, sqrt_s_tev: float) -> None:
+    """'Simulation' label naming the generator and the detector response, with luminosity and sqrt(s)."""
+    hep.label.exp_label(exp="", llabel=SIMULATION_LABEL, data=False, lumi=f"{lumi_fb:g}", com=f"{sqrt_s_tev:g}",
+                        ax=ax, loc=0, fontsize=16)
+
+
 def label_cms(ax: plt.Axes, lumi_fb: float, sqrt_s_tev: float) -> None:
     """CMS-style 'Simulation' label with luminosity and centre-of-mass energy."""
     hep.cms.label(data=False, lumi=f"{lumi_fb:g}", com=f"{sqrt_s_tev:g}", ax=ax, loc=0, fontsize=20)

@@ -1,13 +1,16 @@
-# Binned profile-likelihood fits (pyhf): mu, its uncertainty and the expected significance per (model, loss).
+# Binned profile-likelihood fits (pyhf, cabinetry): per-category smooth background, spurious signal, mu, Z, limit.
+
+
+# shape systematics that reprocess the samples (photon energy scale); photon_resolution is a template morph
+REPROCESSED = [n for n in config["fit"]["systematics"]["shape"] if n in config["fit"]["variations"]]
 
 
 def fit_features(direction=None):
-    """Feature files of all samples: nominal, or one direction of every shape systematic."""
+    """Feature files of all samples: nominal, or one direction of every reprocessed shape systematic."""
     samples = list(config["samples"])
     if direction is None:
         return expand("results/features/{s}.parquet", s=samples)
-    return expand("results/syst/{name}_{d}/features/{s}.parquet", name=config["fit"]["systematics"]["shape"],
-                  d=direction, s=samples)
+    return expand("results/syst/{name}_{d}/features/{s}.parquet", name=REPROCESSED, d=direction, s=samples)
 
 
 rule fit:
@@ -22,6 +25,7 @@ rule fit:
         templates="results/fit/{model}_{loss}/templates.json",
     params:
         fit=config["fit"],
+        reprocessed=REPROCESSED,
     log:
         "logs/fit/{model}_{loss}.log",
     resources:
@@ -65,7 +69,8 @@ rule fit_table:
         fits=expand("results/fit/{run}/fit.json", run=RUNS),
         metrics=expand("results/eval/{run}/metrics.json", run=RUNS),
     output:
-        multiext("results/tables/fit", ".md", ".csv", ".tex"),
+        fit=multiext("results/tables/fit", ".md", ".csv", ".tex"),
+        spurious=multiext("results/tables/spurious_signal", ".md", ".csv", ".tex"),
     params:
         runs=RUNS,
         trial=config["fit"]["trial"],

@@ -1,0 +1,292 @@
+"""Smooth background shapes per category: fits to the background MC, F-test, spurious signal (iminuit).
+
+Conventions, stated once:
+* Functions of mℓℓγ on the fit window [lo, hi], integrated over each bin (no bin-centre approximation):
+  ``bernstein`` of order n (n + 1 non-negative coefficients, each the yield of one basis polynomial),
+  ``exponential`` (yield N, slope a: density ∝ exp(-a (m - lo))) and ``power_law`` (yield N, index p:
+  density ∝ m^-p). The first parameter of the latter two is the yield in the window.
+* Weighted MC (generator weights, possibly non-uniform): the Poisson likelihood of a weighted histogram is
+  approximated by the scaled Poisson of Bohm and Zech (NIM A 748 (2014) 1) with one scale per category,
+  k = sum w^2 / sum w: counts w / k, predictions f / k. One scale for all bins keeps empty bins informative
+  (they say "no event of weight about k here"). Minimised with iminuit's ExtendedBinnedNLL (MIGRAD + HESSE).
+* F-test (as the CMS H→Zγ analyses): Bernstein orders from `min_order` up; the next order is taken while
+  2 Δ NLL between order n and n + 1 has a chi2(1) p-value below `p_threshold`.
+* Spurious signal (the ATLAS criterion): signal-plus-background fit of the category's signal shape (unit
+  normalised, from its MC) and the background function to the background-only MC. S_spur is the fitted
+  signal yield, its MC-statistical error the HESSE error of that fit; sigma_S is the statistical error of the
+  signal yield of the same fit to the expected background at the analysis' luminosity (the function's
+  background-only prediction as Asimov data). A function passes where |S_spur| < criterion * sigma_S.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from iminuit import Minuit
+from iminuit.cost import ExtendedBinnedNLL
+from scipy.special import betainc
+from scipy.stats import chi2
+
+FUNCTIONS = ("bernstein", "exponential", "power_law")
+
+
+def _check_window(edges: np.ndarray) -> tuple[float, float]:
+    """(lo, hi) of increasing bin edges (else ValueError)."""
+    if edges.ndim != 1 or edges.size < 2 or not np.all(np.diff(edges) > 0):
+        raise ValueError(f"shapes: bin edges must be increasing with at least 2 values, got {edges!r}")
+    return float(edges[0]), float(edges[-1])
+
+
+def bernstein_cdf(m: np.ndarray, lo: float, hi: float, coefficients: Sequence[float]) -> np.ndarray:
+    """Integral from lo to m of sum_k c_k b_{k,n}(x), x = (m - lo) / (hi - lo), with each basis normalised to 1
+    on the window (so c_k is the yield of basis k): I_x(k + 1, n - k + 1), the regularised incomplete beta."""
+    c = np.asarray(coefficients, dtype=float)
+    n = c.size - 1
+    x = np.clip((np.asarray(m, dtype=float) - lo) / (hi - lo), 0.0, 1.0)
+    k = np.arange(n + 1)
+    return np.sum(c[:, None] * betainc(k[:, None] + 1.0, n - k[:, None] + 1.0, x[None, :]), axis=0)
+
+
+def exponential_cdf(m: np.ndarray, lo: float, hi: float, total: float, slope: float) -> np.ndarray:
+    """Yield in [lo, m] of `total` events with density ∝ exp(-slope (m - lo)) on [lo, hi] (slope of any sign)."""
+    t = np.clip(np.asarray(m, dtype=float), lo, hi) - lo
+    if abs(slope) * (hi - lo) < 1e-9:
+        return total * t / (hi - lo)
+    return total * np.expm1(-slope * t) / np.expm1(-slope * (hi - lo))
+
+
+def power_law_cdf(m: np.ndarray, lo: float, hi: float, total: float, index: float) -> np.ndarray:
+    """Yield in [lo, m] of `total` events with density ∝ m^-index on [lo, hi] (index = 1: logarithmic)."""
+    r = np.log(np.clip(np.asarray(m, dtype=float), lo, hi) / lo)
+    u, r_max = 1.0 - index, np.log(hi / lo)
+    if abs(u) * r_max < 1e-9:
+        return total * r / r_max
+    return total * np.expm1(u * r) / np.expm1(u * r_max)
+
+
+@dataclass(frozen=True)
+class ShapeFit:
+    """A background function fitted to one category's MC: parameters, their HESSE errors, the deviance
+    (-2 ln L against the saturated model, in effective-event units) and whether MIGRAD converged."""
+
+    function: str
+    parameters: tuple[float, ...]
+    errors: tuple[float, ...]
+    deviance: float
+    valid: bool
+
+    @property
+    def n_parameters(self) -> int:
+        """Number of free parameters (yield included)."""
+        return len(self.parameters)
+
+    def cdf(self, m: np.ndarray, lo: float, hi: float) -> np.ndarray:
+        """Cumulative yield at m of the fitted function."""
+        return cdf_of(self.function, lo, hi)(np.asarray(m, dtype=float), *self.parameters)
+
+    def yields(self, edges: Sequence[float]) -> np.ndarray:
+        """Expected yield per bin of `edges` (which must lie in the window the function was fitted on)."""
+        e = np.asarray(edges, dtype=float)
+        return np.diff(self.cdf(e, float(e[0]), float(e[-1])))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+
+def cdf_of(function: str, lo: float, hi: float) -> Callable[..., np.ndarray]:
+    """The scaled CDF f(m, *parameters) of the named function on [lo, hi]."""
+    if function == "bernstein":
+        return lambda m, *c: bernstein_cdf(m, lo, hi, c)
+    if function == "exponential":
+        return lambda m, total, slope: exponential_cdf(m, lo, hi, total, slope)
+    if function == "power_law":
+        return lambda m, total, index: power_law_cdf(m, lo, hi, total, index)
+    raise ValueError(f"shapes: unknown background function {function!r}; expected one of {FUNCTIONS}")
+
+
+def effective_scale(counts: np.ndarray, sumw2: np.ndarray) -> float:
+    """Bohm-Zech scale k = sum w^2 / sum w of a weighted histogram (1 for an unweighted or empty one)."""
+    total, var = float(np.sum(counts)), float(np.sum(sumw2))
+    return var / total if total > 0 and var > 0 else 1.0
+
+
+def _start(function: str, order: int, counts: np.ndarray, edges: np.ndarray) -> tuple[list[float], list[str]]:
+    """Starting values and names of the function's parameters from the histogram."""
+    total = max(float(np.sum(counts)), 1e-6)
+    if function == "bernstein":
+        return [total / (order + 1)] * (order + 1), [f"c{k}" for k in range(order + 1)]
+    lo, hi = edges[0], edges[-1]
+    half = np.searchsorted(edges, 0.5 * (lo + hi))
+    first, second = max(float(np.sum(counts[:half])), 1e-6), max(float(np.sum(counts[half:])), 1e-6)
+    slope = float(np.clip(np.log(first / second) / (0.5 * (hi - lo)), -0.5, 0.5))
+    if function == "exponential":
+        return [total, slope], ["total", "slope"]
+    return [total, float(np.clip(slope * 0.5 * (lo + hi), -20.0, 30.0))], ["total", "index"]
+
+
+def _limits(function: str, names: Sequence[str]) -> list[tuple[float | None, float | None]]:
+    """Parameter limits: non-negative yields and Bernstein coefficients, bounded shape parameters."""
+    if function == "bernstein":
+        return [(0.0, None)] * len(names)
+    return [(0.0, None), (-1.0, 1.0) if function == "exponential" else (-50.0, 60.0)]
+
+
+def _minimise(cost: ExtendedBinnedNLL, start: Sequence[float], limits: Sequence[tuple[float | None, float | None]],
+              fixed: Sequence[bool] | None = None) -> Minuit:
+    """MIGRAD (retried with strategy 2 where the first is invalid) and HESSE on `cost`."""
+    m = Minuit(cost, *start)
+    m.limits = list(limits)
+    if fixed is not None:
+        m.fixed = list(fixed)
+    m.migrad()
+    if not m.valid:
+        m.strategy = 2
+        m.migrad()
+    m.hesse()
+    return m
+
+
+def fit_function(counts: np.ndarray, sumw2: np.ndarray, edges: Sequence[float], function: str,
+                 order: int = 1) -> ShapeFit:
+    """Fit `function` (Bernstein of `order`) to a weighted histogram (scaled Poisson, module text)."""
+    e = np.asarray(edges, dtype=float)
+    lo, hi = _check_window(e)
+    counts, sumw2 = np.asarray(counts, dtype=float), np.asarray(sumw2, dtype=float)
+    if counts.shape != (e.size - 1,) or sumw2.shape != counts.shape:
+        raise ValueError(f"fit_function: counts {counts.shape} and sumw2 {sumw2.shape} must have {e.size - 1} bins")
+    k = effective_scale(counts, sumw2)
+    start, names = _start(function, order, counts, e)
+    cdf = cdf_of(function, lo, hi)
+    cost = ExtendedBinnedNLL(np.clip(counts, 0.0, None) / k, e, lambda m, *p: cdf(m, *p) / k, name=names)
+    m = _minimise(cost, start, _limits(function, names))
+    return ShapeFit(function, tuple(map(float, m.values)), tuple(map(float, m.errors)), float(m.fval), bool(m.valid))
+
+
+@dataclass(frozen=True)
+class FTest:
+    """Bernstein order chosen by the F-test, the deviance of every order tried, p-values of the steps n -> n+1."""
+
+    order: int
+    orders: tuple[int, ...]
+    deviances: tuple[float, ...]
+    p_values: tuple[float, ...]
+
+
+def f_test(counts: np.ndarray, sumw2: np.ndarray, edges: Sequence[float], min_order: int = 1, max_order: int = 5,
+           p_threshold: float = 0.05) -> tuple[FTest, ShapeFit]:
+    """Lowest Bernstein order n from which no higher order up to max_order improves the fit significantly
+    (2 Δ NLL to order m has a chi2(m - n) p-value >= p_threshold), and its fit. `p_values` lists the
+    steps n -> n + 1. Deviances are in effective-event units (counts divided by the Bohm-Zech scale), where 2 Δ NLL ~ chi2(1).
+    """
+    if not 0 <= min_order <= max_order:
+        raise ValueError(f"f_test: need 0 <= min_order <= max_order, got {min_order}, {max_order}")
+    fits = {n: fit_function(counts, sumw2, edges, "bernstein", n) for n in range(min_order, max_order + 1)}
+    orders = tuple(range(min_order, max_order + 1))
+    devs = [fits[n].deviance for n in orders]
+    pvals = [float(chi2.sf(max(devs[i] - devs[i + 1], 0.0), 1)) for i in range(len(orders) - 1)]
+    chosen = max_order
+    for i, n in enumerate(orders):
+        # not only the next order: a turn-on can need two more orders where one does not help
+        if all(chi2.sf(max(devs[i] - devs[j], 0.0), j - i) >= p_threshold for j in range(i + 1, len(orders))):
+            chosen = n
+            break
+    return FTest(chosen, tuple(orders), tuple(devs), tuple(pvals)), fits[chosen]
+
+
+@dataclass(frozen=True)
+class SpuriousSignal:
+    """Spurious signal of one background function in one category (module text)."""
+
+    function: str
+    n_parameters: int
+    signal: float          # S_spur, fitted signal yield on the background-only MC
+    signal_mc_error: float  # its MC-statistical (HESSE) error
+    sigma_signal: float    # statistical error of the signal yield on the expected background (sigma_S)
+    ratio: float           # S_spur / sigma_S
+    passes: bool           # |S_spur| - mc_tolerance * MC error < criterion * sigma_S
+    background_fit: ShapeFit
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form."""
+        out = {k: v for k, v in asdict(self).items() if k != "background_fit"}
+        return out | {"background_fit": self.background_fit.to_dict()}
+
+
+def _signal_plus_background(counts: np.ndarray, scale: float, edges: np.ndarray, signal_shape: np.ndarray,
+                            background: ShapeFit) -> Minuit:
+    """S * signal_shape + background function fitted to counts (scaled Poisson with scale k)."""
+    lo, hi = float(edges[0]), float(edges[-1])
+    cdf = cdf_of(background.function, lo, hi)
+    sig_cdf = np.concatenate([[0.0], np.cumsum(signal_shape)])
+    names = ["S", *(f"p{i}" for i in range(background.n_parameters))]
+
+    def model(m: np.ndarray, *par: float) -> np.ndarray:
+        return (par[0] * sig_cdf + cdf(m, *par[1:])) / scale
+
+    cost = ExtendedBinnedNLL(np.clip(counts, 0.0, None) / scale, edges, model, name=names)
+    # S may be negative, but not so that a bin's prediction is: bound it by the background under the peak
+    b = np.diff(background.cdf(edges, lo, hi))
+    peak = signal_shape > 0.01 * signal_shape.max()
+    s_min = -0.95 * float(np.min(b[peak] / signal_shape[peak])) if np.any(peak) else None
+    return _minimise(cost, [0.0, *background.parameters], [(s_min, None), *_limits(background.function, names[1:])])
+
+
+def spurious_signal(counts: np.ndarray, sumw2: np.ndarray, edges: Sequence[float], signal_shape: np.ndarray,
+                    background: ShapeFit, criterion: float = 0.2, mc_tolerance: float = 0.0) -> SpuriousSignal:
+    """Spurious signal of the background function `background` (already fitted to counts) and its test:
+    passes where |S_spur| - mc_tolerance * (its MC error) < criterion * sigma_S (mc_tolerance 0: ATLAS'
+    strict criterion; 2: the relaxed one, which forgives MC fluctuations)."""
+    e = np.asarray(edges, dtype=float)
+    shape = np.asarray(signal_shape, dtype=float)
+    if shape.shape != (e.size - 1,) or np.any(shape < 0) or shape.sum() <= 0:
+        raise ValueError("spurious_signal: signal_shape must be non-negative per bin, not all zero")
+    shape = shape / shape.sum()
+    counts, sumw2 = np.asarray(counts, dtype=float), np.asarray(sumw2, dtype=float)
+    k = effective_scale(counts, sumw2)
+    on_mc = _signal_plus_background(counts, k, e, shape, background)
+    s, s_err = float(on_mc.values["S"]), float(on_mc.errors["S"])
+    expected = background.yields(e)  # Asimov background at the luminosity: unit-weight events
+    on_asimov = _signal_plus_background(expected, 1.0, e, shape, background)
+    sigma = float(on_asimov.errors["S"])
+    ratio = s / sigma if sigma > 0 else float("inf") * np.sign(s)
+    return SpuriousSignal(background.function, background.n_parameters, s, s_err, sigma, float(ratio),
+                          bool(abs(s) - mc_tolerance * s_err < criterion * sigma), background)
+
+
+@dataclass(frozen=True)
+class BackgroundChoice:
+    """The function chosen for one category, the F-test behind its Bernstein order and every candidate."""
+
+    chosen: SpuriousSignal
+    f_test: FTest
+    candidates: tuple[SpuriousSignal, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form."""
+        return {"function": self.chosen.function, "n_parameters": self.chosen.n_parameters,
+                "spurious_signal": self.chosen.signal, "spurious_signal_mc_error": self.chosen.signal_mc_error,
+                "sigma_signal": self.chosen.sigma_signal, "ratio": self.chosen.ratio, "passes": self.chosen.passes,
+                "f_test": asdict(self.f_test), "background_fit": self.chosen.background_fit.to_dict(),
+                "candidates": [c.to_dict() for c in self.candidates]}
+
+
+def choose_background(counts: np.ndarray, sumw2: np.ndarray, edges: Sequence[float], signal_shape: np.ndarray,
+                      functions: Sequence[str] = FUNCTIONS, criterion: float = 0.2, mc_tolerance: float = 0.0,
+                      max_order: int = 5, p_threshold: float = 0.05) -> BackgroundChoice:
+    """Fit every function, measure its spurious signal, keep (ATLAS) the one with the fewest parameters that
+    passes |S_spur| < criterion * sigma_S, else the one with the smallest |S_spur| / sigma_S."""
+    unknown = [f for f in functions if f not in FUNCTIONS]
+    if not functions or unknown:
+        raise ValueError(f"choose_background: functions must be a non-empty subset of {FUNCTIONS}, got {functions!r}")
+    test, bern = f_test(counts, sumw2, edges, max_order=max_order, p_threshold=p_threshold)
+    candidates = []
+    for function in functions:
+        shape_fit = bern if function == "bernstein" else fit_function(counts, sumw2, edges, function)
+        candidates.append(spurious_signal(counts, sumw2, edges, signal_shape, shape_fit, criterion, mc_tolerance))
+    passing = [c for c in candidates if c.passes]
+    chosen = (min(passing, key=lambda c: (c.n_parameters, abs(c.ratio))) if passing
+              else min(candidates, key=lambda c: abs(c.ratio)))
+    return BackgroundChoice(chosen, test, tuple(candidates))
