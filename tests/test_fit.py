@@ -231,7 +231,7 @@ def test_systematics_widen_the_interval_and_the_ranking_lists_them() -> None:
     assert full.err_up + full.err_down > 1.02 * (stat.err_up + stat.err_down)
     ranked = fit.ranking(spec, full, prefit=True)
     names = [r["name"] for r in ranked]
-    assert set(names) == {n for n in full.labels if n != "mu" and not n.startswith("bkg_norm_")}
+    assert set(names) == {n for n in full.labels if n != "mu" and not n.startswith(("bkg_norm_", "signal_mc_stat_"))}
     assert ranked[0]["name"] == "signal_xsec" and ranked[0]["postfit_up"] < 0 < ranked[0]["postfit_down"]
     assert ranked[0]["postfit_up"] == pytest.approx(1.0 / 1.3 - 1.0, rel=0.05)
     assert [r["impact"] for r in ranked] == sorted((r["impact"] for r in ranked), reverse=True)

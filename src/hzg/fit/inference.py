@@ -26,9 +26,12 @@ log = logging.getLogger(__name__)
 logging.getLogger("cabinetry").setLevel(logging.WARNING)
 logging.getLogger("pyhf").setLevel(logging.WARNING)
 TOLERANCE = 0.1  # MIGRAD: EDM < 0.002 * tolerance (iminuit's default)
+#: MIGRAD strategy of the many conditional fits (scan, limit, significance, ranking): 0 (no Hessian updates
+#: beyond what MIGRAD needs; about twice as fast here). The main fit uses 1, then 2 (it needs HESSE and MINOS).
+STRATEGY = 0
 
 
-def _set_backend(optimizer: str = "minuit", strategy: int = 1) -> None:
+def _set_backend(optimizer: str = "minuit", strategy: int = STRATEGY) -> None:
     """numpy tensors and the named pyhf optimiser (pyhf's backend is global state: set before every use)."""
     opt = (pyhf.optimize.minuit_optimizer(verbose=0, strategy=strategy, tolerance=TOLERANCE)
            if optimizer == "minuit" else pyhf.optimize.scipy_optimizer(verbose=0))
@@ -146,7 +149,7 @@ def fit(spec: Mapping[str, Any] | pyhf.Workspace, poi_bounds: Sequence[float] | 
 
 
 def scan(spec: Mapping[str, Any] | pyhf.Workspace, result: FitResult, poi_bounds: Sequence[float] | None = None,
-         n_steps: int = 17, sigmas: float = 2.2) -> ScanResult:
+         n_steps: int = 11, sigmas: float = 2.2) -> ScanResult:
     """cabinetry's profile likelihood scan of mu over mu_hat -+ sigmas x its MINOS errors (inside the bounds)."""
     model, data = model_and_data(spec)
     bounds = par_bounds(model, poi_bounds)
@@ -154,7 +157,7 @@ def scan(spec: Mapping[str, Any] | pyhf.Workspace, result: FitResult, poi_bounds
     rng = (max(lo, result.mu_hat - sigmas * result.err_down), min(hi, result.mu_hat + sigmas * result.err_up))
     _set_backend()
     out = cabinetry.fit.scan(model, data.tolist(), POI, par_range=rng, n_steps=n_steps, par_bounds=bounds,
-                             tolerance=TOLERANCE)
+                             tolerance=TOLERANCE, strategy=STRATEGY)
     mu = np.append(np.asarray(out.parameter_values, dtype=float), result.mu_hat)
     delta = np.append(np.asarray(out.delta_nlls, dtype=float), 0.0)
     order = np.argsort(mu)
@@ -163,8 +166,8 @@ def scan(spec: Mapping[str, Any] | pyhf.Workspace, result: FitResult, poi_bounds
 
 def refit(model: pyhf.Model, data: np.ndarray, init: np.ndarray, bounds: list[tuple[float, float]],
           fixed: list[bool]) -> np.ndarray | None:
-    """Best-fit parameters with pyhf: minuit (strategy 1, then 2), then scipy; None if all three fail."""
-    for optimizer, strategy in (("minuit", 1), ("minuit", 2), ("scipy", 1)):
+    """Best-fit parameters with pyhf: minuit (strategy STRATEGY, then 2), then scipy; None if all three fail."""
+    for optimizer, strategy in (("minuit", STRATEGY), ("minuit", 2), ("scipy", 0)):
         _set_backend(optimizer, strategy)
         try:
             return np.asarray(pyhf.infer.mle.fit(data, model, init_pars=init.tolist(), par_bounds=bounds,
@@ -177,13 +180,15 @@ def refit(model: pyhf.Model, data: np.ndarray, init: np.ndarray, bounds: list[tu
 
 
 def ranking(spec: Mapping[str, Any] | pyhf.Workspace, result: FitResult, poi_bounds: Sequence[float] | None = None,
-            exclude_prefix: Sequence[str] = ("bkg_norm_",), prefit: bool = False) -> list[dict[str, Any]]:
+            exclude_prefix: Sequence[str] = ("bkg_norm_", "signal_mc_stat_"), prefit: bool = False
+            ) -> list[dict[str, Any]]:
     """Impacts on mu, cabinetry's definition: mu refitted with one parameter fixed at its best fit +- its
     post-fit (and with `prefit` its pre-fit) uncertainty, minus mu_hat; largest post-fit impact first.
 
     Each entry: name, postfit_up/down (prefit_up/down), impact = max |post-fit|. Parameters whose name starts
-    with one of `exclude_prefix` (the free background norms: one category's sideband normalisation each) are
-    not ranked. Written here rather than taken from cabinetry.fit.ranking, which sets the shifted value
+    with one of `exclude_prefix` are not ranked: by default the free background norms (one category's
+    sideband normalisation each) and the per-category signal MC statistics (a few per cent each, and half of
+    the refits). Written here rather than taken from cabinetry.fit.ranking, which sets the shifted value
     outside a parameter's bounds where the post-fit error reaches them (the spurious-signal parameters' bounds
     keep every expectation positive) and then fails; here the shift stops at the bound.
     """
@@ -225,25 +230,41 @@ def significance(spec: Mapping[str, Any] | pyhf.Workspace,
     _set_backend()
     try:
         out = cabinetry.fit.significance(model, data.tolist(), par_bounds=par_bounds(model, poi_bounds),
-                                         tolerance=TOLERANCE)
+                                         tolerance=TOLERANCE, strategy=STRATEGY)
     except pyhf.exceptions.FailedMinimization as err:
         log.warning("significance not computed: %s", str(err).strip()[:200])
         return SignificanceResult(None, None)
     return SignificanceResult(float(out.observed_significance), float(out.expected_significance))
 
 
+def _cls_grid(model: pyhf.Model, data: np.ndarray, grid: np.ndarray, cl: float,
+              bounds: list[tuple[float, float]]) -> tuple[np.ndarray, list[Any]]:
+    """pyhf's linear_grid_scan results on `grid`, extended upwards (x 4, 4 points, at most twice) while a
+    CLs curve has not reached 1 - cl yet: (the mu values, pyhf's hypotest results)."""
+    results: list[Any] = []
+    for _ in range(3):
+        results += pyhf.infer.intervals.upper_limits.linear_grid_scan(
+            data, model, grid[len(results):], level=1.0 - cl, return_results=True, test_stat="qtilde",
+            calctype="asymptotics", par_bounds=bounds)[2][1]
+        last = [float(results[-1][0])] + [float(x) for x in results[-1][1]]
+        if max(last) < 1.0 - cl:
+            break
+        grid = np.concatenate([grid, grid[-1] * np.geomspace(1.0, 4.0, 5)[1:]])
+    return grid[:len(results)], results
+
+
 def limit(spec: Mapping[str, Any] | pyhf.Workspace, background_only: Mapping[str, Any], cl: float = 0.95,
-          poi_bounds: Sequence[float] | None = None, n_points: int = 9) -> LimitResult:
+          poi_bounds: Sequence[float] | None = None, n_points: int = 7) -> LimitResult:
     """Expected CLs limit on mu (pyhf's linear_grid_scan, qtilde, asymptotics) with the background-only MC as data.
 
     cabinetry.fit.limit and pyhf's toms748_scan find the limit and each band edge in six separate root
     searches (100-170 s per workspace with systematics here, 3 s per hypothesis test); here `n_points`
-    hypothesis tests on a log grid of mu from 0.4 to 6 times the stat-only Fisher estimate (extended upwards
-    up to twice, 4 points each, where needed) give all six, log CLs interpolated between them. A curve that does not cross CLs = 1 - cl inside the grid gives no number
-    and a note; so does a failed fit.
+    hypothesis tests on a log grid of mu from 0.4 to 6 times the stat-only Fisher estimate at mu = 0 (extended
+    upwards where needed, `_cls_grid`) give all six, log CLs interpolated between them. MIGRAD strategy 1 (0 fails
+    here with systematics), a failed fit reruns the grid with strategy 2. A curve that does not cross CLs = 1 - cl inside the grid, or a grid
+    that fails with every strategy, gives no number and a `note`, never a made-up one.
 
-    `background_only`: category -> background MC yields. The bracket starts from the stat-only Fisher
-    information of mu at mu = 0. A failed scan is reported in `note`, never replaced by a number.
+    `background_only`: category -> background MC yields.
     """
     if not 0 < cl < 1:
         raise ValueError(f"limit: cl must lie in (0, 1), got {cl!r}")
@@ -260,23 +281,19 @@ def limit(spec: Mapping[str, Any] | pyhf.Workspace, background_only: Mapping[str
     s = np.asarray(model.expected_actualdata(init), dtype=float) - b
     sigma = 1.0 / np.sqrt(max(float(np.sum(s[b > 0] ** 2 / b[b > 0])), 1e-300))
     guess = 1.96 * sigma
-    grid = np.geomspace(0.4 * guess, 6.0 * guess, n_points)
     bounds[poi] = (0.0, max(bounds[poi][1], 100.0 * guess))
-    _set_backend()
-    results: list[Any] = []
-    try:
-        for _ in range(3):  # extended upwards (x 4, 4 points) while a curve has not crossed 1 - cl yet
-            todo = grid[len(results):]
-            results += pyhf.infer.intervals.upper_limits.linear_grid_scan(
-                data, model, todo, level=1.0 - cl, return_results=True, test_stat="qtilde", calctype="asymptotics",
-                par_bounds=bounds)[2][1]
-            last = [float(results[-1][0])] + [float(x) for x in results[-1][1]]
-            if max(last) < 1.0 - cl:
-                break
-            grid = np.concatenate([grid, grid[-1] * np.geomspace(1.0, 4.0, 5)[1:]])
-        grid = grid[:len(results)]
-    except (ValueError, pyhf.exceptions.FailedMinimization) as err:
-        note = f"CLs scan failed: {str(err).strip()[:200] or type(err).__name__}"
+    errors = []
+    for strategy in (1, 2):  # a failed fit: the whole grid again with MIGRAD strategy 2
+        _set_backend("minuit", strategy)
+        try:
+            grid, results = _cls_grid(model, data, np.geomspace(0.4 * guess, 6.0 * guess, n_points), cl, bounds)
+            break
+        except (ValueError, pyhf.exceptions.FailedMinimization) as err:
+            errors.append(f"strategy {strategy}: {str(err).strip()[:100] or type(err).__name__}")
+        finally:
+            _set_backend()
+    else:
+        note = "CLs scan failed: " + "; ".join(errors)
         log.warning("upper limit not computed: %s", note)
         return LimitResult(cl, None, None, False, note)
     # rows: observed CLs, then the expected -2..+2 sigma; log CLs interpolated (close to linear in mu)
