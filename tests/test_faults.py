@@ -133,11 +133,11 @@ def test_a_different_seed_changes_the_numbers(faulted, ci_run, tmp_path):
     path = tmp_path / "seed.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     target = "results/models/etn_bce/trial0/scores.parquet"
-    snakemake(faulted, "--configfile", str(path), target)
+    snakemake(faulted, target, "--configfile", str(path))  # targets first: --configfile takes several files
     assert not pd.read_parquet(faulted / target)["score"].equals(pd.read_parquet(ci_run / target)["score"])
     cfg["samples"]["signal"]["generate"]["seed"] += 1
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    snakemake(faulted, "--configfile", str(path), "results/skim/signal/0.root")
+    snakemake(faulted, "results/skim/signal/0.root", "--configfile", str(path))
     import uproot
 
     with uproot.open(faulted / "results/skim/signal/0.root") as f, uproot.open(ci_run / "results/skim/signal/0.root") as g:
