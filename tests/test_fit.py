@@ -9,6 +9,7 @@ import pandas as pd
 import pyhf
 import pytest
 from fit_toys import EDGES, exp_hist, poisson_nll, signal_hist, toy_templates
+from scipy.integrate import quad
 from scipy.optimize import brentq, minimize, minimize_scalar
 from scipy.stats import norm
 
@@ -43,6 +44,23 @@ def test_function_integrals_are_exact_and_normalised() -> None:
         10.0 * np.log(m / 105) / np.log(170 / 105))
     with pytest.raises(ValueError, match="unknown background function"):
         shapes.cdf_of("landau", 105, 170)
+
+
+@pytest.mark.parametrize("core", ["exponential", "power_law"])
+def test_turnon_functions_integrate_to_the_numerical_integral(core: str) -> None:
+    shape = 0.03 if core == "exponential" else 4.0
+    cdf = shapes.cdf_of(f"{core}_turnon", 105, 170)(FINE, 10.0, shape, 109.0, 2.5)
+    density = lambda x: shapes.turnon_density(np.array([x]), 105, core, shape, 109.0, 2.5)[0]  # noqa: E731
+    total = quad(density, 105, 170, points=[109.0])[0]
+    assert cdf[0] == 0.0 and cdf[-1] == pytest.approx(10.0, rel=1e-12)
+    assert cdf[12] == pytest.approx(10.0 * quad(density, 105, 117, points=[109.0])[0] / total, rel=1e-9)
+    # a turn-on spectrum: the turn-on function describes it, the plain ones do not, and the choice says so
+    counts = np.diff(shapes.cdf_of(f"{core}_turnon", 105, 170)(FINE, 40000.0, shape, 109.0, 2.5))
+    choice = shapes.choose_background(counts, counts, FINE, signal_hist(FINE, 1.0))
+    by_name = {c.function: c for c in choice.candidates}
+    assert by_name[f"{core}_turnon"].background_fit.deviance < 1e-3
+    assert by_name[core].background_fit.deviance > 100.0
+    assert choice.chosen.passes and choice.chosen.n_parameters <= 4
 
 
 @pytest.mark.parametrize(("coefficients", "order"), [((4000.0, 9000.0, 2000.0), 2),
@@ -92,11 +110,11 @@ def test_spurious_signal_of_a_flat_toy_is_consistent_with_zero_and_of_a_sculpted
 def test_choice_takes_the_fewest_parameters_that_pass() -> None:
     counts = exp_hist(FINE, 50000.0, 0.03)  # exactly exponential: exponential passes with 2 parameters
     choice = shapes.choose_background(counts, counts, FINE, signal_hist(FINE, 1.0))
-    assert choice.chosen.function == "exponential" and choice.chosen.passes
+    assert choice.chosen.function == "exponential" and choice.chosen.passes  # 2 parameters beat the turn-ons' 4
     assert abs(choice.chosen.signal) < 1e-2 * choice.chosen.sigma_signal
     assert {c.function for c in choice.candidates} == set(shapes.FUNCTIONS)
     payload = json.loads(io.dumps_json(choice.to_dict()))
-    assert payload["function"] == "exponential" and len(payload["candidates"]) == 3
+    assert payload["function"] == "exponential" and len(payload["candidates"]) == len(shapes.FUNCTIONS)
     with pytest.raises(ValueError, match="functions must be"):
         shapes.choose_background(counts, counts, FINE, signal_hist(FINE, 1.0), functions=["landau"])
 

@@ -4,7 +4,9 @@ Conventions, stated once:
 * Functions of mℓℓγ on the fit window [lo, hi], integrated over each bin (no bin-centre approximation):
   ``bernstein`` of order n (n + 1 non-negative coefficients, each the yield of one basis polynomial),
   ``exponential`` (yield N, slope a: density ∝ exp(-a (m - lo))) and ``power_law`` (yield N, index p:
-  density ∝ m^-p). The first parameter of the latter two is the yield in the window.
+  density ∝ m^-p), and each of the latter two times an error-function turn-on (``exponential_turnon``,
+  ``power_law_turnon``: yield, slope or index, turn-on point m0 and width, as the CMS H→Zγ analysis models
+  the selection's turn-on; integrated numerically). The first parameter of all but Bernstein is the yield.
 * Weighted MC (generator weights, possibly non-uniform): the Poisson likelihood of a weighted histogram is
   approximated by the scaled Poisson of Bohm and Zech (NIM A 748 (2014) 1) with one scale per category,
   k = sum w^2 / sum w: counts w / k, predictions f / k. One scale for all bins keeps empty bins informative
@@ -26,10 +28,11 @@ from typing import Any
 import numpy as np
 from iminuit import Minuit
 from iminuit.cost import ExtendedBinnedNLL
-from scipy.special import betainc
+from scipy.special import betainc, erf
 from scipy.stats import chi2
 
-FUNCTIONS = ("bernstein", "exponential", "power_law")
+FUNCTIONS = ("bernstein", "exponential", "power_law", "exponential_turnon", "power_law_turnon")
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(6)  # Gauss-Legendre nodes and weights on [-1, 1]
 
 
 def _check_window(edges: np.ndarray) -> tuple[float, float]:
@@ -64,6 +67,31 @@ def power_law_cdf(m: np.ndarray, lo: float, hi: float, total: float, index: floa
     if abs(u) * r_max < 1e-9:
         return total * r / r_max
     return total * np.expm1(u * r) / np.expm1(u * r_max)
+
+
+def turnon_density(m: np.ndarray, lo: float, core: str, shape: float, m0: float, width: float) -> np.ndarray:
+    """Unnormalised density core(m) x (1 + erf((m - m0) / width)) / 2: the exponential (exp(-shape (m - lo)))
+    or power law (m^-shape) falling spectrum times the selection's turn-on (the CMS H→Zγ functions)."""
+    m = np.asarray(m, dtype=float)
+    falling = np.exp(-shape * (m - lo)) if core == "exponential" else np.exp(-shape * np.log(m / lo))
+    return falling * 0.5 * (1.0 + erf((m - m0) / width))
+
+
+def _interval_integrals(f: Callable[[np.ndarray], np.ndarray], a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Integral of f over each [a_i, b_i] by 6-point Gauss-Legendre."""
+    half, mid = 0.5 * (b - a), 0.5 * (b + a)
+    return half * np.sum(_GL_W[None, :] * f(mid[:, None] + half[:, None] * _GL_X[None, :]), axis=1)
+
+
+def turnon_cdf(m: np.ndarray, lo: float, hi: float, core: str, total: float, shape: float, m0: float,
+               width: float) -> np.ndarray:
+    """Yield in [lo, m] of `total` events with the turn-on density (`turnon_density`) on [lo, hi]; numerical:
+    6-point Gauss-Legendre on the intervals of a grid of at most 0.5 GeV steps that holds every m."""
+    m = np.clip(np.asarray(m, dtype=float), lo, hi)
+    grid = np.union1d(m, np.linspace(lo, hi, max(int(np.ceil((hi - lo) / 0.5)), 1) + 1))
+    pieces = _interval_integrals(lambda x: turnon_density(x, lo, core, shape, m0, width), grid[:-1], grid[1:])
+    cumulative = np.concatenate([[0.0], np.cumsum(pieces)])
+    return total * cumulative[np.searchsorted(grid, m)] / max(float(cumulative[-1]), 1e-300)
 
 
 @dataclass(frozen=True)
@@ -104,6 +132,9 @@ def cdf_of(function: str, lo: float, hi: float) -> Callable[..., np.ndarray]:
         return lambda m, total, slope: exponential_cdf(m, lo, hi, total, slope)
     if function == "power_law":
         return lambda m, total, index: power_law_cdf(m, lo, hi, total, index)
+    if function in ("exponential_turnon", "power_law_turnon"):
+        core = function.removesuffix("_turnon")
+        return lambda m, total, shape, m0, width: turnon_cdf(m, lo, hi, core, total, shape, m0, width)
     raise ValueError(f"shapes: unknown background function {function!r}; expected one of {FUNCTIONS}")
 
 
@@ -124,14 +155,25 @@ def _start(function: str, order: int, counts: np.ndarray, edges: np.ndarray) -> 
     slope = float(np.clip(np.log(first / second) / (0.5 * (hi - lo)), -0.5, 0.5))
     if function == "exponential":
         return [total, slope], ["total", "slope"]
-    return [total, float(np.clip(slope * 0.5 * (lo + hi), -20.0, 30.0))], ["total", "index"]
+    if function == "power_law":
+        return [total, float(np.clip(slope * 0.5 * (lo + hi), -20.0, 30.0))], ["total", "index"]
+    # turn-on: the falling part from the upper half, the turn-on just below the histogram's maximum
+    upper = edges[half:]
+    c = np.clip(counts[half:], 1e-9, None)
+    fall = float(np.clip(-np.polyfit(0.5 * (upper[1:] + upper[:-1]), np.log(c), 1, w=np.sqrt(c))[0], -0.5, 0.5))
+    shape = fall if function == "exponential_turnon" else float(np.clip(fall * 0.5 * (lo + hi), -20.0, 30.0))
+    peak = float(0.5 * (edges[np.argmax(counts)] + edges[np.argmax(counts) + 1]))
+    return [total, shape, peak - 3.0, 3.0], ["total", "shape", "m0", "width"]
 
 
 def _limits(function: str, names: Sequence[str]) -> list[tuple[float | None, float | None]]:
     """Parameter limits: non-negative yields and Bernstein coefficients, bounded shape parameters."""
     if function == "bernstein":
         return [(0.0, None)] * len(names)
-    return [(0.0, None), (-1.0, 1.0) if function == "exponential" else (-50.0, 60.0)]
+    shape = (-1.0, 1.0) if function.startswith("exponential") else (-50.0, 60.0)
+    if function.endswith("_turnon"):
+        return [(0.0, None), shape, (60.0, 160.0), (0.3, 30.0)]
+    return [(0.0, None), shape]
 
 
 def _minimise(cost: ExtendedBinnedNLL, start: Sequence[float], limits: Sequence[tuple[float | None, float | None]],
