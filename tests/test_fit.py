@@ -159,6 +159,18 @@ def test_spurious_parameter_bounds_keep_every_expectation_positive() -> None:
     assert np.all(np.asarray(model.expected_actualdata(x)) > 0)
 
 
+def test_signal_histosys_bounds_keep_the_signal_non_negative() -> None:
+    nominal = np.array([0.0, 1.0, 4.0, 1.0])
+    up, down = np.array([0.0, 2.0, 2.0, 2.0]), np.array([0.5, 0.5, 3.0, 0.5])
+    reach = fit.workspace.histosys_reach(nominal, up, down)
+    assert reach == pytest.approx(0.9 * 2.0)  # up: 4 - 2 * (4 - 2) = 0 at alpha = 2
+    assert np.all(nominal + reach * (up - nominal) >= 0) and np.all(nominal - reach * (nominal - down) >= 0)
+    assert fit.workspace.histosys_reach(nominal, nominal + 1, nominal + 1) == 5.0
+    spec = fit.build_workspace(toy_templates(resolution=0.5), {"shape": ["photon_resolution"]})
+    bounds = {p["name"]: p["bounds"][0] for p in spec["measurements"][0]["config"]["parameters"]}
+    assert 1.0 <= bounds["photon_resolution"][1] < 5.0
+
+
 def test_templates_validate_and_round_trip() -> None:
     toy = toy_templates(seed=3)
     again = fit.Templates.from_dict(json.loads(io.dumps_json(toy.to_dict())))

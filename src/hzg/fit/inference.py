@@ -123,13 +123,18 @@ def fit(spec: Mapping[str, Any] | pyhf.Workspace, poi_bounds: Sequence[float] | 
         except pyhf.exceptions.FailedMinimization as err:
             log.warning("minuit (strategy %d) failed: %s", strategy, str(err).strip()[:200])
     if minuit is not None:
-        minuit.minos(labels[poi])
-        me = minuit.merrors[labels[poi]]
-        err_up, err_down = float(me.upper), float(-me.lower)
+        try:
+            minuit.minos(labels[poi])
+            me = minuit.merrors[labels[poi]]
+            err_up, err_down, minos = float(me.upper), float(-me.lower), bool(me.is_valid)
+            at_up, at_down = bool(me.at_upper_limit), bool(me.at_lower_limit)
+        except RuntimeError as err:  # MINOS refuses (e.g. an invalid minimum): HESSE's error, flagged
+            log.warning("MINOS failed: %s", err)
+            err_up = err_down = float(errors[poi])
+            minos, at_up, at_down = False, values[poi] + err_up >= bounds[poi][1], values[poi] - err_down <= bounds[poi][0]
         flags = FitFlags(optimizer, bool(minuit.valid),
                          bool(minuit.fmin.has_accurate_covar and not minuit.fmin.has_made_posdef_covar),
-                         bool(me.is_valid), bool(me.at_upper_limit), bool(me.at_lower_limit),
-                         _at_limit(values, bounds, fixed, labels, poi))
+                         minos, bool(at_up), bool(at_down), _at_limit(values, bounds, fixed, labels, poi))
     else:
         log.warning("falling back to pyhf's scipy optimiser")
         _set_backend("scipy")

@@ -19,7 +19,8 @@ Conventions, stated once:
 * Interpolation (a model setting, not stored in the JSON): code4 for normsys, code4p for histosys (cabinetry's
   choice; smooth at 0, so HESSE and MINOS are well defined). Use `model()` to get the model with them.
 * POI bounds: from the config (default [-10, 10]), the lower one raised to -0.9 min(b / s) over bins with
-  signal so that mu s + b stays positive.
+  signal so that mu s + b stays positive. The signal's histosys parameters (linear beyond +-1 with code4p)
+  are bounded, from pyhf's [-5, 5] where needed, so that no signal bin turns negative (`histosys_reach`).
 """
 from __future__ import annotations
 
@@ -208,12 +209,28 @@ def build_workspace(templates: Templates, systematics: Mapping[str, Any] | None 
         channels.append({"name": cat, "samples": [{"name": "signal", "data": sig.tolist(), "modifiers": sig_mods},
                                                   {"name": "background", "data": bkg.tolist(), "modifiers": bkg_mods}]})
         obs.append({"name": cat, "data": data[cat].tolist()})
+    for name in cfg["shape"]:  # linear extrapolation beyond +-1: bounded so that no signal bin turns negative
+        reach = min(histosys_reach(templates.signal[c], *templates.signal_variations[c][name])
+                    for c in templates.categories if name in templates.signal_variations.get(c, {}))
+        parameters.append({"name": name, "bounds": [[-reach, reach]], "inits": [0.0]})
     lo, hi = physical_poi_bounds(templates, poi_bounds)
     parameters.insert(0, {"name": POI, "bounds": [[lo, hi]], "inits": [float(np.clip(asimov_mu, lo, hi))]})
     spec = {"channels": channels, "observations": obs, "version": "1.0.0",
             "measurements": [{"name": MEASUREMENT, "config": {"poi": POI, "parameters": parameters}}]}
     pyhf.Workspace(spec)  # schema validation: raises pyhf.exceptions.InvalidSpecification
     return spec
+
+
+def histosys_reach(nominal: np.ndarray, up: np.ndarray, down: np.ndarray, limit: float = SPURIOUS_BOUND) -> float:
+    """Largest |alpha| (at most `limit`, at least 1) for which the linearly extrapolated histosys
+    nominal + |alpha| (up - nominal), resp. nominal - |alpha| (nominal - down), stays >= 0 in every bin,
+    with a 10 % margin."""
+    reach = float(limit)
+    for varied in (up, down):
+        below = varied < nominal
+        if np.any(below):
+            reach = min(reach, 0.9 * float(np.min(nominal[below] / (nominal[below] - varied[below]))))
+    return max(reach, 1.0)
 
 
 def physical_poi_bounds(templates: Templates, poi_bounds: Sequence[float]) -> tuple[float, float]:
