@@ -159,13 +159,16 @@ def test_spurious_parameter_bounds_keep_every_expectation_positive() -> None:
     assert np.all(np.asarray(model.expected_actualdata(x)) > 0)
 
 
-def test_signal_histosys_bounds_keep_the_signal_non_negative() -> None:
+def test_signal_histosys_bounds_keep_the_expectation_non_negative() -> None:
     nominal = np.array([0.0, 1.0, 4.0, 1.0])
     up, down = np.array([0.0, 2.0, 2.0, 2.0]), np.array([0.5, 0.5, 3.0, 0.5])
     reach = fit.workspace.histosys_reach(nominal, up, down)
     assert reach == pytest.approx(0.9 * 2.0)  # up: 4 - 2 * (4 - 2) = 0 at alpha = 2
     assert np.all(nominal + reach * (up - nominal) >= 0) and np.all(nominal - reach * (nominal - down) >= 0)
     assert fit.workspace.histosys_reach(nominal, nominal + 1, nominal + 1) == 5.0
+    # with background in the bin and mu up to 2, the bound follows the total expectation
+    with_bkg = fit.workspace.histosys_reach(nominal, up, down, floor=1.0, scale=2.0)
+    assert with_bkg == pytest.approx(0.9 * (2 * 4.0 + 1.0) / (2 * 2.0))
     spec = fit.build_workspace(toy_templates(resolution=0.5), {"shape": ["photon_resolution"]})
     bounds = {p["name"]: p["bounds"][0] for p in spec["measurements"][0]["config"]["parameters"]}
     assert 1.0 <= bounds["photon_resolution"][1] < 5.0
@@ -391,7 +394,7 @@ def test_category_without_background_mc_is_dropped_or_pooled() -> None:
 
 
 def fake_run(z: float, spur: float, problems: list[str] | None = None) -> dict:
-    block = {"mu_hat": 1.0, "err_up": 0.5, "err_down": 0.4, "significance": z, "expected_significance": z,
+    block = {"mu_hat": 1.0, "err_up": 0.5, "err_down": 0.4, "significance": z, "expected_significance": z - 0.1,
              "upper_limit": 1.2, "limit_band": [0.6, 0.8, 1.1, 1.6, 2.2], "limit_note": None, "problems": []}
     cat = {"dropped": False, "function": "bernstein", "pooled_with": [], "n_parameters": 3,
            "f_test": {"order": 2}, "spurious_signal": spur, "spurious_signal_mc_error": 1.0, "sigma_signal": 10.0,
@@ -407,7 +410,7 @@ def test_fit_table_shows_spurious_signal_problems_and_counting() -> None:
     metrics = {run: {"trials": [{"trial": 0, "significance": 1.3}]} for run in fits}
     table = reporting.fit_table(fits, metrics, trial=0)
     row = table.set_index("Run").loc["etn_bce"]
-    assert row["Z binned counting"] == 1.3 and row["Z fit, stat. only"] == 1.5
+    assert row["Z binned counting"] == 1.3 and row["Z fit, stat. only"] == 1.5 and row["Z expected, stat. only"] == 1.4
     assert row["Sum |S_spur| (events)"] == 3.0 and row["Categories failing spurious criterion"] == "bin0"
     assert "at bound: bkg_norm_bin0" in row["Fit problems"] and "left out" in row["Fit problems"]
     assert row["mu (stat. + syst.)"] == "1.00 +0.50/-0.40 (stat.) +0.33/-0.30 (syst.)"

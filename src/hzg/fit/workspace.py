@@ -20,7 +20,8 @@ Conventions, stated once:
   choice; smooth at 0, so HESSE and MINOS are well defined). Use `model()` to get the model with them.
 * POI bounds: from the config (default [-10, 10]), the lower one raised to -0.9 min(b / s) over bins with
   signal so that mu s + b stays positive. The signal's histosys parameters (linear beyond +-1 with code4p)
-  are bounded, from pyhf's [-5, 5] where needed, so that no signal bin turns negative (`histosys_reach`).
+  are bounded, from pyhf's [-5, 5] where needed, so that no bin's expectation (mu up to its upper bound
+  times the signal, plus half the background) turns negative (`histosys_reach`).
 """
 from __future__ import annotations
 
@@ -39,6 +40,9 @@ MODIFIER_SETTINGS = {"normsys": {"interpcode": "code4"}, "histosys": {"interpcod
 DEFAULT_POI_BOUNDS = (-10.0, 10.0)
 BKG_NORM_BOUNDS = (0.0, 10.0)
 SPURIOUS_BOUND = 5.0  # pyhf's default bounds of a histosys parameter
+#: share of a bin's background counted on when bounding the signal's histosys parameters (the free background
+#: normalisation may fall, but not by this much)
+BKG_FLOOR_FRACTION = 0.5
 DEFAULT_SYSTEMATICS: dict[str, Any] = {
     "luminosity": 0.016,
     "signal_xsec": 0.09,
@@ -209,11 +213,12 @@ def build_workspace(templates: Templates, systematics: Mapping[str, Any] | None 
         channels.append({"name": cat, "samples": [{"name": "signal", "data": sig.tolist(), "modifiers": sig_mods},
                                                   {"name": "background", "data": bkg.tolist(), "modifiers": bkg_mods}]})
         obs.append({"name": cat, "data": data[cat].tolist()})
-    for name in cfg["shape"]:  # linear extrapolation beyond +-1: bounded so that no signal bin turns negative
-        reach = min(histosys_reach(templates.signal[c], *templates.signal_variations[c][name])
+    lo, hi = physical_poi_bounds(templates, poi_bounds)
+    for name in cfg["shape"]:  # linear extrapolation beyond +-1: bounded so that no bin's expectation turns negative
+        reach = min(histosys_reach(templates.signal[c], *templates.signal_variations[c][name],
+                                   floor=BKG_FLOOR_FRACTION * templates.background[c], scale=max(hi, 1.0))
                     for c in templates.categories if name in templates.signal_variations.get(c, {}))
         parameters.append({"name": name, "bounds": [[-reach, reach]], "inits": [0.0]})
-    lo, hi = physical_poi_bounds(templates, poi_bounds)
     parameters.insert(0, {"name": POI, "bounds": [[lo, hi]], "inits": [float(np.clip(asimov_mu, lo, hi))]})
     spec = {"channels": channels, "observations": obs, "version": "1.0.0",
             "measurements": [{"name": MEASUREMENT, "config": {"poi": POI, "parameters": parameters}}]}
@@ -221,15 +226,18 @@ def build_workspace(templates: Templates, systematics: Mapping[str, Any] | None 
     return spec
 
 
-def histosys_reach(nominal: np.ndarray, up: np.ndarray, down: np.ndarray, limit: float = SPURIOUS_BOUND) -> float:
-    """Largest |alpha| (at most `limit`, at least 1) for which the linearly extrapolated histosys
-    nominal + |alpha| (up - nominal), resp. nominal - |alpha| (nominal - down), stays >= 0 in every bin,
-    with a 10 % margin."""
+def histosys_reach(nominal: np.ndarray, up: np.ndarray, down: np.ndarray, floor: np.ndarray | float = 0.0,
+                   scale: float = 1.0, limit: float = SPURIOUS_BOUND) -> float:
+    """Largest |alpha| (at most `limit`, at least 1) for which scale x (the linearly extrapolated histosys
+    nominal + |alpha| (up - nominal), resp. nominal - |alpha| (nominal - down)) + floor stays >= 0 in every
+    bin, with a 10 % margin. `floor`: what else is in the bin (the background), `scale`: the largest mu."""
     reach = float(limit)
+    floor = np.broadcast_to(np.asarray(floor, dtype=float), np.shape(nominal))
     for varied in (up, down):
         below = varied < nominal
         if np.any(below):
-            reach = min(reach, 0.9 * float(np.min(nominal[below] / (nominal[below] - varied[below]))))
+            room = scale * nominal[below] + floor[below]
+            reach = min(reach, 0.9 * float(np.min(room / (scale * (nominal[below] - varied[below])))))
     return max(reach, 1.0)
 
 
