@@ -363,8 +363,8 @@ def test_a_training_job_gets_the_profiles_gpu_on_slurm_and_the_report_builds(slu
         assert not re.search(r"TresPerJob=\S*gpu", _run(["scontrol", "show", "job", other]).stdout), jobs[other]
     assert (work / target).exists() and "best epoch" in (work / "logs/train/etn_bce/trial0.log").read_text()
     report = work / "results/report.html"
-    rep = subprocess.run([sys.executable, "-m", "snakemake", "--report", "results/report.html", "--configfile",
-                          "config/ci.yaml", target, "results/plots/features/mllg.png"],
+    rep = subprocess.run([sys.executable, "-m", "snakemake", target, "results/plots/features/mllg.png", "--report",
+                          "results/report.html", "--configfile", "config/ci.yaml"],
                          cwd=work, env=env, capture_output=True, text=True, timeout=600)
     assert rep.returncode == 0, rep.stdout[-3000:] + rep.stderr[-3000:]
     text = report.read_text()
