@@ -379,6 +379,18 @@ def test_category_without_background_mc_is_dropped_or_pooled() -> None:
     tmpl, _, info = templates.build_templates(ScoreColumn(), nominal, {}, background={"max_bernstein_order": 2},
                                               **kwargs)
     assert "bin2" not in tmpl.categories and info["bin2"]["dropped"]
+    assert info["bin2"]["background_mc_events"] == 0 and "min_mc_events = 20" in info["bin2"]["reason"]
+    # one lonely event is no better than none: still dropped, unless the threshold says otherwise
+    lonely = nominal.copy()
+    first = lonely.index[(lonely.is_signal == 0) & (lonely.split_0 == 2) & (lonely.mllg < 170)][0]
+    lonely.loc[first, "true_score"] = 0.99
+    _, _, info = templates.build_templates(ScoreColumn(), lonely, {}, background={"max_bernstein_order": 2}, **kwargs)
+    assert info["bin2"]["dropped"] and info["bin2"]["background_mc_events"] == 1
+    _, _, info = templates.build_templates(ScoreColumn(), lonely, {}, **kwargs,
+                                           background={"max_bernstein_order": 2, "min_mc_events": 1})
+    assert not info["bin2"]["dropped"] and info["bin2"]["pooled_with"]
+    with pytest.raises(ValueError, match="every category has fewer than"):
+        templates.build_templates(ScoreColumn(), nominal, {}, **kwargs, background={"min_mc_events": 10**9})
     tmpl, _, info = templates.build_templates(ScoreColumn(), nominal, {}, **kwargs,
                                               background={"max_bernstein_order": 2, "empty_category": "template"})
     assert info["bin2"]["pooled_with"][-1] == "bin1" and info["bin2"]["data_from_template"]

@@ -21,7 +21,8 @@ HIGGS_MASS = 125.0  # GeV, the centre about which the photon-resolution variatio
 BACKGROUND_FLOOR = 1.0e-6
 DEFAULT_BACKGROUND: dict[str, Any] = {"functions": list(FUNCTIONS), "max_bernstein_order": 5, "f_test_p": 0.05,
                                       "spurious_criterion": 0.2, "spurious_mc_tolerance": 0.0,
-                                      "min_effective_events": 50.0, "empty_category": "drop"}
+                                      "min_effective_events": 50.0, "min_mc_events": 20,
+                                      "empty_category": "drop"}
 
 
 def test_split(frame: pd.DataFrame, trial: int, scale: Mapping[int, float]) -> pd.DataFrame:
@@ -120,10 +121,11 @@ def build_templates(classifier: Classifier, nominal: pd.DataFrame, varied: Mappi
     pool of it and its score neighbours (`pooled`), normalised to its own MC yield (one mean-weight event where
     it has none: "none seen" is not "none"); its spurious signal is scaled the same way, and its background MC
     is replaced by that template (`data_from_template`): a handful of MC events cannot stand for the data.
-    A category without any background MC event in the fit window is left out of the fit where
-    `empty_category` is "drop" (the default: it then adds nothing, as in the binned counting, whose Z is 0
-    where b = 0), and kept with one mean-weight event of pooled shape where it is "template"; either way the
-    returned info says so.
+    A category with fewer than `min_mc_events` background MC events in the fit window (none at all, or a
+    handful: its background is then unknown, and one event more or less changes its significance several-fold)
+    is left out of the fit where `empty_category` is "drop" (the default: it then adds nothing, as in the
+    binned counting, whose Z is 0 where b = 0), and kept with the pooled shape where it is "template"; either
+    way the returned info says so.
 
     `varied[name] = {"up": frame, "down": frame}`: the same samples with a systematic variation applied before
     the selection (events migrate in and out exactly as they would); only their signal is used (the background
@@ -165,8 +167,15 @@ def build_templates(classifier: Classifier, nominal: pd.DataFrame, varied: Mappi
     smooth, spurious, choices, pools = {}, {}, {}, {}
     mean_weight = float(np.mean(w[~is_sig])) if np.any(~is_sig) else 1.0
     n_mc = category_histograms(score[~is_sig], m[~is_sig], np.ones(int(np.sum(~is_sig))), edges, mass_edges)[0]
-    dropped = {c: {"dropped": True, "background_mc_events": 0, "reason": "no background MC event in the fit window"}
-               for i, c in enumerate(categories) if n_mc[i].sum() == 0 and cfg["empty_category"] == "drop"}
+    n_events = n_mc.sum(axis=1).astype(int)
+    dropped = {c: {"dropped": True, "background_mc_events": int(n_events[i]),
+                   "reason": f"{n_events[i]} background MC events in the fit window, fewer than "
+                             f"fit.background.min_mc_events = {cfg['min_mc_events']}"}
+               for i, c in enumerate(categories)
+               if n_events[i] < max(cfg["min_mc_events"], 1) and cfg["empty_category"] == "drop"}
+    if len(dropped) == len(categories):
+        raise ValueError(f"templates: every category has fewer than fit.background.min_mc_events = "
+                         f"{cfg['min_mc_events']} background MC events in the fit window ({n_events.tolist()})")
     for i, c in enumerate(categories):
         if c in dropped:
             continue
