@@ -18,7 +18,8 @@ from conftest import copy_workflow, snakemake  # noqa: E402  (the ci DAG runs on
 
 def test_dag_produces_features_tables_plots_and_logs(ci_run):
     cfg = yaml.safe_load((ci_run / "config/ci.yaml").read_text())
-    for sample in ("signal", "background"):
+    assert list(cfg["samples"]) == ["signal", "background", "background_fsr"]  # ISR and FSR backgrounds
+    for sample in cfg["samples"]:
         frame = pd.read_parquet(ci_run / f"results/features/{sample}.parquet")
         cols = list(features.FEATURES) + list(features.DISCO_FEATURES) + ["mllg", "weight"]
         assert set(cols + ["sample", "chunk", "entry", "split_0", "split_1", "split_2"]) <= set(frame.columns)
@@ -37,8 +38,8 @@ def test_dag_produces_features_tables_plots_and_logs(ci_run):
         selected_w = sum(f["cutflow"][-1]["sum_weights"] for f in flows)
         expected = xsec * cfg["luminosity_fb"] * 1000 * selected_w / sum_w
         assert frame["weight"].sum() == pytest.approx(expected, rel=1e-9)
-        if sample == "background":
-            assert frame["weight"].std() > 0.1 * frame["weight"].mean()  # the biased generation's weights flow through
+        if sample != "signal":
+            assert frame["weight"].std() > 0.1 * frame["weight"].mean()  # the biased / enhanced generation's weights flow through
     norm = pd.read_csv(ci_run / "results/tables/normalisation.csv").set_index("sample")
     assert float(norm.loc["signal", "sigma used [pb]"]) == pytest.approx(5.01e-3)
     assert norm.loc["background", "how"] == f"{cfg['samples']['background']['k_factor']:g} x generator"
