@@ -244,14 +244,14 @@ def significance(spec: Mapping[str, Any] | pyhf.Workspace,
 
 def _cls_grid(model: pyhf.Model, data: np.ndarray, grid: np.ndarray, cl: float,
               bounds: list[tuple[float, float]]) -> tuple[np.ndarray, list[Any]]:
-    """pyhf's linear_grid_scan results on `grid`, extended upwards (x 4, 4 points, at most twice) while a
-    CLs curve has not reached 1 - cl yet: (the mu values, pyhf's hypotest results)."""
+    """pyhf's linear_grid_scan results on `grid`, extended upwards (x 4, 4 points, at most twice) while the
+    observed or the median expected CLs has not reached 1 - cl yet: (the mu values, pyhf's hypotest results)."""
     results: list[Any] = []
     for _ in range(3):
         results += pyhf.infer.intervals.upper_limits.linear_grid_scan(
             data, model, grid[len(results):], level=1.0 - cl, return_results=True, test_stat="qtilde",
             calctype="asymptotics", par_bounds=bounds)[2][1]
-        last = [float(results[-1][0])] + [float(x) for x in results[-1][1]]
+        last = [float(results[-1][0]), float(results[-1][1][2])]  # observed and median expected
         if max(last) < 1.0 - cl:
             break
         grid = np.concatenate([grid, grid[-1] * np.geomspace(1.0, 4.0, 5)[1:]])
@@ -259,15 +259,16 @@ def _cls_grid(model: pyhf.Model, data: np.ndarray, grid: np.ndarray, cl: float,
 
 
 def limit(spec: Mapping[str, Any] | pyhf.Workspace, background_only: Mapping[str, Any], cl: float = 0.95,
-          poi_bounds: Sequence[float] | None = None, n_points: int = 7) -> LimitResult:
+          poi_bounds: Sequence[float] | None = None, n_points: int = 6) -> LimitResult:
     """Expected CLs limit on mu (pyhf's linear_grid_scan, qtilde, asymptotics) with the background-only MC as data.
 
     cabinetry.fit.limit and pyhf's toms748_scan find the limit and each band edge in six separate root
     searches (100-170 s per workspace with systematics here, 3 s per hypothesis test); here `n_points`
     hypothesis tests on a log grid of mu from 0.4 to 6 times the stat-only Fisher estimate at mu = 0 (extended
     upwards where needed, `_cls_grid`) give all six, log CLs interpolated between them. MIGRAD strategy 1 (0 fails
-    here with systematics), a failed fit reruns the grid with strategy 2. A curve that does not cross CLs = 1 - cl inside the grid, or a grid
-    that fails with every strategy, gives no number and a `note`, never a made-up one.
+    here with systematics), a failed fit reruns the grid with strategy 2. A curve that does not cross CLs = 1 - cl inside the grid (a band
+    edge: None in the band), or a grid that fails with every strategy, gives no number and a `note`, never a
+    made-up one.
 
     `background_only`: category -> background MC yields.
     """
@@ -315,8 +316,7 @@ def limit(spec: Mapping[str, Any] | pyhf.Workspace, background_only: Mapping[str
                                      + ", ".join(outside))
     if note:
         log.warning("upper limit: %s", note)
-    return LimitResult(cl, limits[0], None if any(x is None for x in limits[1:]) else tuple(limits[1:]),
-                       note is None, note)
+    return LimitResult(cl, limits[0], tuple(limits[1:]), limits[0] is not None and limits[3] is not None, note)
 
 
 def block(spec: Mapping[str, Any], background_only: Mapping[str, Any], cl: float = 0.95,

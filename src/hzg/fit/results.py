@@ -110,7 +110,7 @@ class LimitResult:
 
     cl: float
     expected: float | None
-    band: tuple[float, ...] | None
+    band: tuple[float | None, ...] | None
     converged: bool
     note: str | None = None
 
@@ -147,7 +147,7 @@ class Block:
         return {"mu_hat": self.fit.mu_hat, "err_up": finite_or_none(self.fit.err_up),
                 "err_down": finite_or_none(self.fit.err_down), "significance": self.significance.observed,
                 "expected_significance": self.significance.expected, "upper_limit": self.limit.expected,
-                "limit_band": None if self.limit.band is None else list(self.limit.band),
+                "limit_band": None if self.limit.band is None else [finite_or_none(x) for x in self.limit.band],
                 "limit_note": self.limit.note, "problems": self.fit.flags.problems(),
                 "fit": self.fit.to_dict() | {"scan": self.scan.to_dict()},
                 "significance_detail": self.significance.to_dict(), "limit": self.limit.to_dict()}
