@@ -80,6 +80,8 @@ def test_chunk_spec_from_config_applies_background_settings_to_the_background_on
     old = generate.chunk_spec("qqbar_Zgamma", 10, 5, {k: gen[k] for k in ("level", "z_mass_min", "pthat_min", "mhat_min")}, 13.0)
     assert old.veto is None and old.bias is None and old.factor_scale2 == 1  # optional keys: off
     assert old.isr_max == "factorization"
+    damped = generate.pythia_settings(generate.ChunkSpec("qqbar_Zgamma", 10, seed=1, isr_max="power_damped", isr_damp_fudge=2.0))
+    assert {"SpaceShower:pTmaxMatch = 2", "SpaceShower:pTdampMatch = 1", "SpaceShower:pTdampFudge = 2.0"} <= set(damped)
 
 
 def test_unknown_isr_max_is_refused_with_the_key_named():
@@ -108,6 +110,7 @@ def test_power_shower_gives_the_background_a_drell_yan_like_recoil():
     power, factorization = recoil_fraction("power"), recoil_fraction("factorization")
     assert 0.03 < power < 0.2
     assert factorization < 0.5 * power
+    assert factorization < recoil_fraction("power_damped") < power
 
 
 def test_selection_bias_values():

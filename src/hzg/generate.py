@@ -155,6 +155,7 @@ class ChunkSpec:
     mhat_max: float = -1.0
     factor_scale2: int = 1
     isr_max: str = "factorization"
+    isr_damp_fudge: float = 1.0
     bias: Bias | None = None
     veto: AcceptanceVeto | None = None
     fsr: FsrFilter | None = None
@@ -197,7 +198,8 @@ def selection_bias(pthat: ArrayLike, mhat: ArrayLike, bias: Bias) -> np.ndarray:
 #: the behaviour of an LHE event showered from its SCALUP; "power": at the kinematic limit (as the
 #: signal's gg -> H, which has no final-state parton); "power_damped": at the kinematic limit with
 #: the damping k^2 Q^2 / (pT^2 + k^2 Q^2) of Corke and Sjostrand (EPJC 69 (2010) 1), which follows the
-#: real-emission matrix element (here q qbar -> Z gamma g, q g -> Z gamma q) between the two.
+#: real-emission matrix element (here q qbar -> Z gamma g, q g -> Z gamma q) between the two; k is
+#: `generation.isr_damp_fudge` (SpaceShower:pTdampFudge) and Q the factorisation scale.
 ISR_MAX: dict[str, list[str]] = {
     "factorization": ["SpaceShower:pTmaxMatch = 0", "SpaceShower:pTdampMatch = 0"],
     "power": ["SpaceShower:pTmaxMatch = 2", "SpaceShower:pTdampMatch = 0"],
@@ -224,6 +226,7 @@ def chunk_spec(process: str, n_events: int, seed: int, generation: Mapping[str, 
         mhat_min=float(generation["mhat_min"]), mhat_max=float(generation.get("mhat_max", -1.0)),
         factor_scale2=int(generation.get("factor_scale2", 1)),
         isr_max=str(generation.get("isr_max", "factorization")) if background else "factorization",
+        isr_damp_fudge=float(generation.get("isr_damp_fudge", 1.0)),
         veto=AcceptanceVeto(**veto) if veto else None, bias=Bias(**bias) if bias else None,
         fsr=FsrFilter(**fsr) if fsr else None,
     )
@@ -272,6 +275,7 @@ def pythia_settings(spec: ChunkSpec) -> list[str]:
             # photon in the final state), so it sets the recoil pT(llg) of the background.
             f"SigmaProcess:factorScale2 = {spec.factor_scale2}",
             *ISR_MAX[spec.isr_max],
+            *([f"SpaceShower:pTdampFudge = {spec.isr_damp_fudge}"] if spec.isr_max == "power_damped" else []),
         ]
     if spec.process == "drellyan_fsr":
         # m(gamma*/Z) = m(llg) when the photon comes from a lepton: the mass range of the selection
