@@ -141,6 +141,13 @@ def test_workspace_per_category_background_and_signal_systematics() -> None:
     assert spec["observations"][0]["data"] == pytest.approx((toy.signal["bin0"] + toy.background_mc["bin0"]).tolist())
     stat = fit.stat_only(spec)
     assert {m["type"] for ch in stat["channels"] for s in ch["samples"] for m in s["modifiers"]} == {"normfactor"}
+    # a variation is pruned where the nominal holds no signal (an MC event migrating into an empty bin)
+    empty = toy.to_dict()
+    empty["signal"]["bin0"][0] = 0.0
+    empty["signal_variations"]["bin0"]["photon_energy_scale"][0][0] = 0.3
+    pruned = fit.build_workspace(fit.Templates.from_dict(empty), {"shape": ["photon_energy_scale"]})
+    pes = next(m for m in pruned["channels"][0]["samples"][0]["modifiers"] if m["name"] == "photon_energy_scale")
+    assert pes["data"]["hi_data"][0] == 0.0 and pes["data"]["hi_data"][13] > 0
     with pytest.raises(ValueError, match="unknown key"):
         fit.build_workspace(toy, {"lumi": 0.02})
     with pytest.raises(ValueError, match="no signal variation"):

@@ -6,7 +6,9 @@ Conventions, stated once:
     (hi/lo = 1 +- x) and "signal_xsec" (ggF cross-section scale ⊕ PDF + alpha_s ⊕ BR, default 9 %), a normsys
     "signal_mc_stat_<category>" with the relative MC-statistical uncertainty of the category's signal yield,
     and a histosys for each shape variation named in `shape` (photon energy scale: peak position; photon
-    resolution: peak width), correlated across categories.
+    resolution: peak width), correlated across categories. A variation is pruned to 0 in bins where the
+    nominal holds no signal: an MC event migrating into an empty bin is noise, and code4p's interpolation
+    between 0 and it turns negative for one sign of the parameter, however small.
   - "background": the smooth function fitted to the category's background MC (hzg.fit.shapes), with its own
     free normalisation `bkg_norm_<category>` (normfactor, bounds [0, 10]) and, where `spurious_signal` is on,
     the histosys "spurious_signal_<category>": background +- |S_spur| x the unit signal shape (an additive,
@@ -197,9 +199,10 @@ def build_workspace(templates: Templates, systematics: Mapping[str, Any] | None 
             sig_mods += _normsys(f"signal_mc_stat_{cat}", min(rel, 0.99))
         for name in cfg["shape"]:
             pair = templates.signal_variations.get(cat, {}).get(name)
-            if pair is not None:
+            if pair is not None:  # pruned where the nominal has no signal (module text)
+                hi_data, lo_data = (np.where(sig > 0, h, 0.0) for h in pair)
                 sig_mods.append({"name": name, "type": "histosys",
-                                 "data": {"hi_data": pair[0].tolist(), "lo_data": pair[1].tolist()}})
+                                 "data": {"hi_data": hi_data.tolist(), "lo_data": lo_data.tolist()}})
         bkg_mods: list[dict[str, Any]] = [{"name": f"bkg_norm_{cat}", "type": "normfactor", "data": None}]
         parameters.append({"name": f"bkg_norm_{cat}", "bounds": [list(BKG_NORM_BOUNDS)], "inits": [1.0]})
         spur = abs(templates.spurious_signal.get(cat, 0.0))
