@@ -53,7 +53,7 @@ def fit_table(fits: Mapping[str, Mapping[str, Any]], metrics: Mapping[str, Mappi
         problems += [f"limit ({name}): {block['limit_note']}" for name, block in (("stat", stat), ("syst", syst))
                      if block.get("limit_note")]
         if spur["dropped"]:
-            problems.append("left out (no background MC): " + ", ".join(spur["dropped"]))
+            problems.append("left out (too few background MC events): " + ", ".join(spur["dropped"]))
         rows.append({
             "Run": run,
             "mu (stat. only)": _interval(stat),
