@@ -1,5 +1,7 @@
 """Shared fixtures: the workflow run once per session on config/ci.yaml in a scratch copy."""
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +19,23 @@ def copy_workflow(dest: Path) -> Path:
         src = REPO / item
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / item)
     return dest
+
+
+def run_killable(cmd: list[str], cwd: Path, env: dict | None, timeout: float) -> tuple[int, str]:
+    """Run `cmd` in its own process group; past `timeout` s, SIGKILL the whole group and fail the test.
+
+    Snakemake waiting on jobs or status checks does not stop on SIGTERM, so the group is killed.
+    Returns the exit status and the merged stdout/stderr.
+    """
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        pytest.fail(f"{' '.join(map(str, cmd[:3]))} ... did not finish in {timeout:.0f} s:\n{output[-6000:]}")
+    return proc.returncode, output
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

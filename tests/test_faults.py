@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import copy_workflow, snakemake  # noqa: E402
+from conftest import copy_workflow, run_killable, snakemake  # noqa: E402
 
 pytestmark = pytest.mark.slow
 REL_TOL = 1e-6
@@ -33,16 +33,9 @@ def _run(work: Path, fault: dict[str, str] | None, *args: str) -> subprocess.Com
     if fault:
         env.update(fault, HZG_FAULT_ONCE=str(work / ".faults"))
         (work / ".faults").mkdir(exist_ok=True)
-    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "config/ci.yaml", *args],
-                            cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    try:
-        out, _ = proc.communicate(timeout=1800)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        pytest.fail(f"snakemake did not finish:\n{out[-4000:]}")
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "config/ci.yaml", *args]
+    returncode, out = run_killable(cmd, work, env, timeout=1800)
+    return subprocess.CompletedProcess(cmd, returncode, out, "")
 
 
 def _metrics(path: Path) -> dict:

@@ -20,6 +20,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+from conftest import run_killable  # noqa: E402  (tests/conftest.py)
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "slurm" / "config.v8+.yaml"
@@ -286,16 +287,8 @@ def test_part_of_the_dag_runs_through_slurm_with_the_shipped_profile(slurm_clust
         # profile's set-resources, which only concerns rule train, not part of this run)
         "--set-resources", "generate:mem_mb=1000", "skim:mem_mb=1000", "features:mem_mb=2000",
     ]
-    proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    try:
-        output, _ = proc.communicate(timeout=300)
-    except subprocess.TimeoutExpired:
-        # snakemake waiting on status checks does not stop on SIGTERM: kill its whole process group
-        os.killpg(proc.pid, signal.SIGKILL)
-        output, _ = proc.communicate()
-        pytest.fail(f"snakemake on Slurm did not finish in 300 s:\n{output[-6000:]}")
-    assert proc.returncode == 0, output[-6000:]
+    returncode, output = run_killable(cmd, work, env, timeout=300)
+    assert returncode == 0, output[-6000:]
     assert "Using profile slurm" in output
     assert (work / "results/features/signal.parquet").stat().st_size > 0
 
@@ -343,15 +336,8 @@ def test_a_training_job_gets_the_profiles_gpu_on_slurm_and_the_report_builds(slu
         "--set-resources", *profile_train, "train:mem_mb=2000", "generate:mem_mb=1000", "skim:mem_mb=1000",
         "features:mem_mb=2000", "skim_variation:mem_mb=1000", "features_variation:mem_mb=2000",
     ]
-    proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    try:
-        output, _ = proc.communicate(timeout=1500)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        output, _ = proc.communicate()
-        pytest.fail(f"snakemake on Slurm did not finish in 1500 s:\n{output[-6000:]}")
-    assert proc.returncode == 0, output[-6000:]
+    returncode, output = run_killable(cmd, work, env, timeout=1500)
+    assert returncode == 0, output[-6000:]
     submitted = dict(re.findall(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)", output))
     jobs = _squeue_all()
     train = [i for i in submitted if jobs[i]["comment"] == "rule_train_wildcards_etn_bce_0"]
