@@ -265,14 +265,18 @@ def _squeue_all() -> dict[str, dict]:
     return {row[0]: dict(zip(fields, row)) for row in (line.split("|") for line in out.splitlines() if line)}
 
 
-@pytest.mark.slow
-def test_part_of_the_dag_runs_through_slurm_with_the_shipped_profile(slurm_cluster, tmp_path):
-    work = tmp_path / "wf"
+def _workflow_copy(work: Path) -> tuple[Path, dict[str, str]]:
+    """The workflow's files copied to `work`, and this environment without the SLURM_ variables of a job."""
     work.mkdir()
     for item in WORKFLOW_FILES:
         src = REPO / item
         (shutil.copytree if src.is_dir() else shutil.copy)(src, work / item)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    return work, {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+
+
+@pytest.mark.slow
+def test_part_of_the_dag_runs_through_slurm_with_the_shipped_profile(slurm_cluster, tmp_path):
+    work, env = _workflow_copy(tmp_path / "wf")
     cmd = [
         sys.executable, "-m", "snakemake", "results/features/signal.parquet",
         "--cores", "2", "--profile", "slurm", "--configfile", "config/ci.yaml",
@@ -317,12 +321,7 @@ def test_a_training_job_gets_the_profiles_gpu_on_slurm_and_the_report_builds(slu
     """One neural training job (and the data side it needs) through the shipped profile, with the profile's own `gpu`
     resource of rule train (the node has one fake GPU: sbatch --gpus=1 is scheduled on it); then the report.
     Conda stays off (no conda and no network here: every job runs in this Python environment)."""
-    work = tmp_path / "wf"
-    work.mkdir()
-    for item in WORKFLOW_FILES:
-        src = REPO / item
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / item)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    work, env = _workflow_copy(tmp_path / "wf")
     target = "results/models/etn_bce/trial0/checkpoint.pt"
     profile_train = [e for e in profile_args()["set-resources"] if e.startswith("train:")]
     assert any(e.startswith("train:gpu=") for e in profile_train), profile_train
