@@ -120,22 +120,12 @@ class FsrFilter:
 
 def isolated_photon_pt(event: Any, min_dr: float) -> float:
     """Highest pT of a final photon further than `min_dr` from every final charged lepton (0: none)."""
-    leptons: list[tuple[float, float]] = []
-    photons: list[tuple[float, float, float]] = []
-    for i in range(event.size()):
-        particle = event[i]
-        if not particle.isFinal():
-            continue
-        pid = abs(particle.id())
-        if pid in (11, 13):
-            leptons.append((particle.eta(), particle.phi()))
-        elif pid == 22:
-            photons.append((particle.pT(), particle.eta(), particle.phi()))
+    leptons, photons = final_leptons_and_photons(event)
     best = 0.0
     for pt, eta, phi in photons:
         if pt <= best:
             continue
-        if all(math.hypot(eta - l_eta, math.remainder(phi - l_phi, 2.0 * math.pi)) > min_dr for l_eta, l_phi in leptons):
+        if all(math.hypot(eta - l_eta, math.remainder(phi - l_phi, 2.0 * math.pi)) > min_dr for _, l_eta, l_phi in leptons):
             best = pt
     return best
 
@@ -299,21 +289,26 @@ PARTICLE_PT_MIN = 0.5
 BATCH_SIZE = 5000
 
 
-def _hard_objects(process: Any) -> tuple[list[float], list[float], list[float], list[float]]:
-    """pT and eta of the final-state charged leptons (e, mu) and photons of Pythia's process record."""
-    lep_pt, lep_eta, pho_pt, pho_eta = [], [], [], []
-    for i in range(process.size()):
-        particle = process[i]
+def final_leptons_and_photons(record: Any) -> tuple[list[tuple[float, float, float]], list[tuple[float, float, float]]]:
+    """(pT, eta, phi) of the final charged leptons (e, mu) and of the final photons of a Pythia record."""
+    leptons: list[tuple[float, float, float]] = []
+    photons: list[tuple[float, float, float]] = []
+    for i in range(record.size()):
+        particle = record[i]
         if not particle.isFinal():
             continue
         pid = abs(particle.id())
         if pid in (11, 13):
-            lep_pt.append(particle.pT())
-            lep_eta.append(particle.eta())
+            leptons.append((particle.pT(), particle.eta(), particle.phi()))
         elif pid == 22:
-            pho_pt.append(particle.pT())
-            pho_eta.append(particle.eta())
-    return lep_pt, lep_eta, pho_pt, pho_eta
+            photons.append((particle.pT(), particle.eta(), particle.phi()))
+    return leptons, photons
+
+
+def _hard_objects(process: Any) -> tuple[list[float], list[float], list[float], list[float]]:
+    """pT and eta of the final-state charged leptons (e, mu) and photons of Pythia's process record."""
+    leptons, photons = final_leptons_and_photons(process)
+    return [p[0] for p in leptons], [p[1] for p in leptons], [p[0] for p in photons], [p[1] for p in photons]
 
 
 def _user_hook(bias: Bias | None, veto: AcceptanceVeto | None, fsr: FsrFilter | None = None) -> Any:
