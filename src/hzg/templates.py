@@ -12,7 +12,7 @@ import pandas as pd
 from hzg import metrics
 from hzg.classifier import Classifier
 from hzg.fit.shapes import FUNCTIONS, BackgroundChoice, choose_background
-from hzg.fit.workspace import Templates
+from hzg.fit.workspace import Templates, defaults_updated
 
 TEST = 2
 HIGGS_MASS = 125.0  # GeV, the centre about which the photon-resolution variation widens the signal peak
@@ -68,12 +68,7 @@ def widened(mass: np.ndarray, factor: float, centre: float = HIGGS_MASS) -> np.n
 
 def background_config(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     """DEFAULT_BACKGROUND updated with `cfg`; unknown keys raise ValueError naming fit.background."""
-    out = dict(DEFAULT_BACKGROUND)
-    for key, value in (cfg or {}).items():
-        if key not in out:
-            raise ValueError(f"fit.background: unknown key {key!r}; expected one of {sorted(out)}")
-        out[key] = value
-    return out
+    return defaults_updated(DEFAULT_BACKGROUND, cfg, "fit.background")
 
 
 def effective_events(counts: np.ndarray, sumw2: np.ndarray) -> float:

@@ -151,13 +151,17 @@ class Templates:
                    signal_variations=payload.get("signal_variations", {}))
 
 
+def defaults_updated(defaults: Mapping[str, Any], cfg: Mapping[str, Any] | None, name: str) -> dict[str, Any]:
+    """`defaults` updated with `cfg`; a key of `cfg` not in `defaults` raises ValueError naming config key `name`."""
+    unknown = sorted(set(cfg or {}) - set(defaults))
+    if unknown:
+        raise ValueError(f"{name}: unknown key {unknown[0]!r}; expected one of {sorted(defaults)}")
+    return {**defaults, **(cfg or {})}
+
+
 def systematics_config(systematics: Mapping[str, Any] | None) -> dict[str, Any]:
     """DEFAULT_SYSTEMATICS updated with `systematics`; unknown keys or bad values raise ValueError."""
-    cfg = dict(DEFAULT_SYSTEMATICS)
-    for key, value in (systematics or {}).items():
-        if key not in cfg:
-            raise ValueError(f"fit.systematics: unknown key {key!r}; expected one of {sorted(cfg)}")
-        cfg[key] = value
+    cfg = defaults_updated(DEFAULT_SYSTEMATICS, systematics, "fit.systematics")
     for key in ("luminosity", "signal_xsec"):
         if cfg[key] is not None and not (isinstance(cfg[key], (int, float)) and 0 <= cfg[key] < 1):
             raise ValueError(f"fit.systematics: {key} must be null or a relative uncertainty in [0, 1), "
