@@ -360,3 +360,48 @@ def test_describe_prints_every_trial_and_the_mean():
            "summary": {k: {"mean": 1.0, "std": None} for k in ev.METRICS}}
     text = ev.describe(res)
     assert "trial 0: significance 1.235" in text and "best epoch N.A." in text and text.count("\n") == 1
+
+
+# ---------------------------------------------------------------- MC-noise floor and dCor^2 of the correlation
+def test_correlation_floor_equals_the_metric_of_a_non_sculpting_score_and_lies_below_a_sculpting_one():
+    ev_ = toy_events(4000, 20000, seed=3)
+    s, m, w, y = (ev_[c].to_numpy() for c in ("score", "mllg", "weight", "is_signal"))
+    floor = ev.background_correlation_floor(s, m, w, y, 8, EDGES, 30, seed=1)
+    # a score independent of the mass: the metric is pure MC noise, so it agrees with its floor
+    assert ev.background_correlation(s, m, w, y, 8, EDGES) == pytest.approx(floor, rel=0.15)
+    # the same score bins filled with the background sorted by mass: far above the floor
+    sculpted = s.copy()
+    bkg = np.flatnonzero(y == 0)
+    sculpted[bkg[np.argsort(m[bkg])]] = np.sort(s[bkg])
+    assert ev.background_correlation(sculpted, m, w, y, 8, EDGES) > 3 * floor
+    # the floor depends only on the MC in each score bin, not on how the score orders the mass
+    assert ev.background_correlation_floor(sculpted, m, w, y, 8, EDGES, 30, seed=1) == pytest.approx(floor, rel=0.1)
+    # seeded, and switched off with 0 permutations
+    assert ev.background_correlation_floor(s, m, w, y, 8, EDGES, 30, seed=1) == floor
+    assert math.isnan(ev.background_correlation_floor(s, m, w, y, 8, EDGES, 0, seed=1))
+
+
+def test_background_dcor2_is_zero_for_independent_and_one_for_equal_score_and_mass():
+    rng = np.random.default_rng(0)
+    n = 3000
+    m = rng.uniform(100, 180, n)
+    y = np.zeros(n, np.int8)
+    w = rng.uniform(0.5, 2.0, n)
+    assert ev.background_dcor2(rng.random(n), m, w, y, (100, 180)) < 0.01
+    assert ev.background_dcor2((m - 100) / 80, m, w, y, (100, 180)) == pytest.approx(1.0, abs=1e-9)
+    # signal and events outside the mass range are left out
+    y2 = np.r_[y, np.ones(10, np.int8)]
+    m2 = np.r_[m, np.full(10, 125.0)]
+    assert ev.background_dcor2(np.r_[(m - 100) / 80, rng.random(10)], m2, np.r_[w, np.ones(10)], y2,
+                               (100, 180)) == pytest.approx(1.0, abs=1e-9)
+    assert math.isnan(ev.background_dcor2(np.ones(3), np.full(3, 90.0), np.ones(3), np.zeros(3), (100, 180)))
+
+
+def test_trial_metrics_carry_the_floor_and_dcor2_into_table_one():
+    frame = toy_events(3000, 9000, seed=5)
+    t = ev.trial_metrics(frame, {**CFG, "correlation_floor_permutations": 5})
+    assert 0 < t["bkg_correlation_floor"] and 0 <= t["bkg_dcor2"] < 0.05
+    summary = ev.summarise([{"trial": 0, **t}, {"trial": 1, **t}])
+    row = ev.table_row("etn", {"kind": "bce", "disco_lambda": 0.0}, summary)
+    assert row["Bkg. Corr. floor (1e-3)"] == f"{t['bkg_correlation_floor'] * 1e3:.1f} ± 0.0"
+    assert row["Bkg. dCor² (1e-3)"].startswith(f"{t['bkg_dcor2'] * 1e3:.1f}")

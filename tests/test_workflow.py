@@ -123,7 +123,8 @@ def test_dag_produces_table_one_metrics_and_evaluation_plots(ci_run):
             assert (trial["best_epoch"] is None) == (run.split("_")[0] in ("xgboost", "bdt", "random"))
     table = pd.read_csv(ci_run / "results/tables/table1.csv")
     assert list(table.columns) == ["Technique", "Loss", "Signi.", "Signi. MC stat.", "AUC (%)", "Bkg. Corr. (1e-3)",
-                                   "Best epoch", "Overtraining p-value"]
+                                   "Bkg. Corr. floor (1e-3)", "Bkg. dCor² (1e-3)", "Best epoch",
+                                   "Overtraining p-value"]
     expected = {(evaluation.TECHNIQUES[r["model"]], evaluation.loss_label(r["model"], cfg["losses"][r["loss"]]))
                 for r in cfg["runs"]} | {("Random", "N.A.")}
     assert len(table) == len(cfg["runs"]) + 1 and set(zip(table["Technique"], table["Loss"])) == expected

@@ -17,6 +17,14 @@ Definitions, stated once:
   weighted test signal); per bin the weighted background mllg histogram in `mass_edges` (80 bins of 1 GeV in
   100-180 GeV), normalised to unit sum; per mass bin the standard deviation across the score bins (population
   std, ddof = 0); the mean over mass bins. A score bin without background is left out. Table I shows it x 1e3.
+* Its MC-noise floor: the same metric with the background events' (mllg, weight) pairs shuffled among the
+  background events (`correlation_floor_permutations` shuffles, numpy's default_rng(random_seed)), so that every
+  score bin keeps its number of background MC events but the score no longer depends on the mass: the value the
+  metric takes for a classifier that does not sculpt at all, with this run's MC. The paper's 5 M selected background
+  events make it negligible; with 10^5 weighted events it is most of the metric (README, "Background correlation").
+* Background dCor^2: the weighted squared distance correlation of score and mllg of the test background in the
+  mass range of the correlation (`hzg.losses.distance_correlation`, exact, O(n log n)): the quantity DisCo lowers,
+  free of binning. Table I shows it x 1e3.
 * Overtraining: per class, the score histograms of the training and test splits in the same mass window as the
   AUC (the classifier's training scope), `overtraining_bins` equal-width bins over the range of the scores of
   all events in the window (one binning for both classes, the one plotted), compared
@@ -48,7 +56,9 @@ from hzg.trees import TREE_MODELS
 log = logging.getLogger(__name__)
 
 TEST_SPLIT, TRAIN_SPLIT = 2, 0
-METRICS = ("significance", "significance_mc_err", "auc", "bkg_correlation", "best_epoch", "overtraining_p")
+METRICS = ("significance", "significance_mc_err", "auc", "bkg_correlation", "bkg_correlation_floor", "bkg_dcor2",
+           "best_epoch", "overtraining_p")
+CORRELATION_FLOOR_PERMUTATIONS = 20  # default of the config key evaluation.correlation_floor_permutations
 MIN_BACKGROUND_MC = 20  # default of the config key evaluation.min_background_mc
 LOW_MC_MARK = "†"
 SCORE_COLUMNS = ("score", "mllg", "weight", "is_signal", "split")
@@ -110,6 +120,47 @@ def background_correlation(score: np.ndarray, mass: np.ndarray, weight: np.ndarr
                            n_score_bins: int, edges: np.ndarray) -> float:
     """The paper's background mllg correlation (Sec. IV D), not yet scaled by 1e3."""
     return shape_correlation(background_mass_shapes(score, mass, weight, is_signal, n_score_bins, edges))
+
+
+def background_correlation_floor(score: np.ndarray, mass: np.ndarray, weight: np.ndarray, is_signal: np.ndarray,
+                                 n_score_bins: int, edges: np.ndarray, n_permutations: int, seed: int) -> float:
+    """MC-noise floor of `background_correlation` (module text): its mean over `n_permutations` shuffles of the
+    background's (mass, weight) pairs among the background events; NaN for n_permutations = 0."""
+    if n_permutations <= 0:
+        return math.nan
+    sig = np.asarray(is_signal).astype(bool)
+    bkg = np.flatnonzero(~sig)
+    mass, weight = np.asarray(mass, float), np.asarray(weight, float)
+    score_edges = metrics.equal_signal_bin_edges(score, weight, sig, n_score_bins)
+    idx = metrics.bin_index(np.asarray(score, float)[bkg], score_edges)
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_permutations):  # a loop over shuffles, each columnar over the events
+        perm = rng.permutation(bkg)
+        shapes = np.full((n_score_bins, len(edges) - 1), np.nan)
+        h = np.stack([np.histogram(mass[perm][idx == k], bins=edges, weights=weight[perm][idx == k])[0]
+                      for k in range(n_score_bins)])
+        filled = h.sum(axis=1) > 0
+        shapes[filled] = h[filled] / h[filled].sum(axis=1, keepdims=True)
+        values.append(shape_correlation(shapes))
+    return float(np.nanmean(values))
+
+
+def background_dcor2(score: np.ndarray, mass: np.ndarray, weight: np.ndarray, is_signal: np.ndarray,
+                     mass_range: Sequence[float]) -> float:
+    """Weighted dCor^2 of score and mllg for the background inside mass_range (module text), negative weights
+    set to 0; NaN with fewer than 2 such events."""
+    import torch
+
+    from hzg.losses import distance_correlation
+
+    sel = ~np.asarray(is_signal).astype(bool) & metrics.in_window(mass, mass_range)
+    if sel.sum() < 2:
+        return math.nan
+    as_tensor = lambda a: torch.as_tensor(np.asarray(a, np.float64)[sel])  # noqa: E731
+    with torch.no_grad():
+        value = distance_correlation(as_tensor(score), as_tensor(mass), as_tensor(np.clip(weight, 0, None)))
+    return float(value)
 
 
 def histogram_w2(values: np.ndarray, weight: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -229,6 +280,10 @@ def trial_metrics(frame: pd.DataFrame, cfg: Mapping[str, Any], best_epoch: int |
         "significance_mc_err": signi["significance_mc_err"],
         "auc": window_auc(s, m, w, y, cfg["window"]),
         "bkg_correlation": background_correlation(s, m, w, y, n_bins, mass_edges(cfg["mass_bins"])),
+        "bkg_correlation_floor": background_correlation_floor(
+            s, m, w, y, n_bins, mass_edges(cfg["mass_bins"]),
+            int(cfg.get("correlation_floor_permutations", CORRELATION_FLOOR_PERMUTATIONS)), int(cfg["random_seed"])),
+        "bkg_dcor2": background_dcor2(s, m, w, y, cfg["mass_bins"]["range"]),
         "best_epoch": best_epoch,
         "overtraining_p": ot["p_value"],
         "overtraining": ot,
@@ -411,7 +466,7 @@ def describe(result: Mapping[str, Any]) -> str:
 
     lines = [f"trial {t['trial']}: significance {g(t['significance'])} ± {g(t.get('significance_mc_err'))} (MC stat.)"
              f"{bkg_mc(t)}, AUC {g(t['auc'])}, bkg. corr. "
-             f"{g(t['bkg_correlation'])}, best epoch {g(t['best_epoch'])}, overtraining p {g(t['overtraining_p'])}"
+             f"{g(t['bkg_correlation'])} (floor {g(t.get('bkg_correlation_floor'))}), bkg. dCor² {g(t.get('bkg_dcor2'))}, best epoch {g(t['best_epoch'])}, overtraining p {g(t['overtraining_p'])}"
              for t in result["trials"]]
     stats_ = result["summary"]
     lines.append(f"mean ± std: significance {format_mean_std(stats_['significance'], 3)}, "
@@ -426,8 +481,8 @@ def describe(result: Mapping[str, Any]) -> str:
 TECHNIQUES = {"random": "Random", "bdt": "BDT", "xgboost": "XGBoost", "fnn": "FNN", "dfnn": "DFNN", "etn": "ETN",
               "ft_transformer": "FT-Transformer", "resnet": "ResNet"}
 LOSS_KINDS = {"bce": "BCE", "extreme": "Ext"}
-TABLE_COLUMNS = ("Technique", "Loss", "Signi.", "Signi. MC stat.", "AUC (%)", "Bkg. Corr. (1e-3)", "Best epoch",
-                 "Overtraining p-value")
+TABLE_COLUMNS = ("Technique", "Loss", "Signi.", "Signi. MC stat.", "AUC (%)", "Bkg. Corr. (1e-3)",
+                 "Bkg. Corr. floor (1e-3)", "Bkg. dCor² (1e-3)", "Best epoch", "Overtraining p-value")
 
 
 def loss_label(model: str, loss: Mapping[str, Any] | None) -> str:
@@ -453,6 +508,9 @@ def low_background_mc(summary: Mapping[str, Any]) -> bool:
     return bool(summary.get("background_mc", {}).get("low_trials"))
 
 
+_NONE: Mapping[str, Any] = {"mean": None, "std": None}
+
+
 def table_row(model: str, loss: Mapping[str, Any] | None, summary: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
     """One row of Table I from a metrics.json summary: "Signi." is mean ± std over trials, marked with a dagger
     when a trial has a score bin with fewer than min_background_mc background MC events in its mass window;
@@ -466,6 +524,8 @@ def table_row(model: str, loss: Mapping[str, Any] | None, summary: Mapping[str, 
         "Signi. MC stat.": "N.A." if mc_err is None else f"{mc_err:.2f}",
         "AUC (%)": format_mean_std(summary["auc"], 1, scale=100.0),
         "Bkg. Corr. (1e-3)": format_mean_std(summary["bkg_correlation"], 1, scale=1e3),
+        "Bkg. Corr. floor (1e-3)": format_mean_std(summary.get("bkg_correlation_floor", _NONE), 1, scale=1e3),
+        "Bkg. dCor² (1e-3)": format_mean_std(summary.get("bkg_dcor2", _NONE), 1, scale=1e3),
         "Best epoch": format_mean_std(summary["best_epoch"], 0),
         "Overtraining p-value": format_mean_std(summary["overtraining_p"], 2),
     }
@@ -480,7 +540,10 @@ def table_one(results: Sequence[tuple[str, Mapping[str, Any] | None, Mapping[str
 def table_note(results: Sequence[tuple[str, Mapping[str, Any] | None, Mapping[str, Any]]]) -> str:
     """The note under Table I: what "Signi. MC stat." is and, if a row is marked, what the dagger means."""
     note = ("Signi.: mean ± std over trials; Signi. MC stat.: mean over trials of its MC-statistical uncertainty "
-            "(sum of w² of s and b per score bin, propagated as in the paper's code).")
+            "(sum of w² of s and b per score bin, propagated as in the paper's code). Bkg. Corr. floor: the value of "
+            "Bkg. Corr. for a classifier that does not sculpt the background, with this run's background MC (its "
+            "mass and weight shuffled among the background events); only the part above it measures sculpting. "
+            "Bkg. dCor²: weighted squared distance correlation of score and mℓℓγ of the background, what DisCo lowers.")
     if any(partial(stat) for _, _, res in results for stat in res["summary"].values() if isinstance(stat, Mapping)):
         note += (" (n/N): the mean and std are over the n of N trials where the metric has a value (the others give "
                  "NaN, e.g. a score bin without background; the evaluation log names them).")
