@@ -146,6 +146,7 @@ class ChunkSpec:
     factor_scale2: int = 1
     isr_max: str = "factorization"
     isr_damp_fudge: float = 1.0
+    isr_max_fudge: float = 1.0
     bias: Bias | None = None
     veto: AcceptanceVeto | None = None
     fsr: FsrFilter | None = None
@@ -189,15 +190,21 @@ def selection_bias(pthat: ArrayLike, mhat: ArrayLike, bias: Bias) -> np.ndarray:
 #: signal's gg -> H, which has no final-state parton); "power_damped": at the kinematic limit with
 #: the damping k^2 Q^2 / (pT^2 + k^2 Q^2) of Corke and Sjostrand (EPJC 69 (2010) 1), which follows the
 #: real-emission matrix element (here q qbar -> Z gamma g, q g -> Z gamma q) between the two; k is
-#: `generation.isr_damp_fudge` (SpaceShower:pTdampFudge) and Q the factorisation scale.
+#: `generation.isr_damp_fudge` (SpaceShower:pTdampFudge) and Q the factorisation scale; "scale": at f Q for
+#: every process (SpaceShower:pTmaxMatch = 1, f = `generation.isr_max_fudge`, SpaceShower:pTmaxFudge), as an
+#: LHE event showered from a starting scale f times its factorisation scale.
 ISR_MAX: dict[str, list[str]] = {
     "factorization": ["SpaceShower:pTmaxMatch = 0", "SpaceShower:pTdampMatch = 0"],
+    "scale": ["SpaceShower:pTmaxMatch = 1", "SpaceShower:pTdampMatch = 0"],
     "power": ["SpaceShower:pTmaxMatch = 2", "SpaceShower:pTdampMatch = 0"],
     "power_damped": ["SpaceShower:pTmaxMatch = 2", "SpaceShower:pTdampMatch = 1"],
 }
 
 #: Processes that the background generator settings (cuts, scale, veto, bias) apply to.
 BACKGROUND_PROCESSES = ("qqbar_Zgamma",)
+#: Processes whose initial-state shower follows `generation.isr_max` = "scale" (both parts of the paper's one
+#: pp -> Z(ll)gamma sample were showered alike); the other isr_max choices act on qqbar_Zgamma alone.
+SCALE_ISR_PROCESSES = ("qqbar_Zgamma", "drellyan_fsr")
 #: Processes whose hard process gets the acceptance veto (leptons only for Drell-Yan).
 VETOED_PROCESSES = ("qqbar_Zgamma", "drellyan_fsr")
 
@@ -215,11 +222,19 @@ def chunk_spec(process: str, n_events: int, seed: int, generation: Mapping[str, 
         z_mass_min=float(generation["z_mass_min"]), pthat_min=float(generation["pthat_min"]),
         mhat_min=float(generation["mhat_min"]), mhat_max=float(generation.get("mhat_max", -1.0)),
         factor_scale2=int(generation.get("factor_scale2", 1)),
-        isr_max=str(generation.get("isr_max", "factorization")) if background else "factorization",
+        isr_max=_isr_max(process, str(generation.get("isr_max", "factorization"))),
         isr_damp_fudge=float(generation.get("isr_damp_fudge", 1.0)),
+        isr_max_fudge=float(generation.get("isr_max_fudge", 1.0)),
         veto=AcceptanceVeto(**veto) if veto else None, bias=Bias(**bias) if bias else None,
         fsr=FsrFilter(**fsr) if fsr else None,
     )
+
+
+def _isr_max(process: str, isr_max: str) -> str:
+    """The ISR starting-scale choice of a process: the config's for the background (module text)."""
+    if process in BACKGROUND_PROCESSES or (isr_max == "scale" and process in SCALE_ISR_PROCESSES):
+        return isr_max
+    return "factorization"
 
 
 def chunk_seed(sample_seed: int, chunk: int) -> int:
@@ -264,12 +279,15 @@ def pythia_settings(spec: ChunkSpec) -> list[str]:
             # starting scale of the initial-state shower (SpaceShower:pTmaxMatch = 0 with a
             # photon in the final state), so it sets the recoil pT(llg) of the background.
             f"SigmaProcess:factorScale2 = {spec.factor_scale2}",
-            *ISR_MAX[spec.isr_max],
-            *([f"SpaceShower:pTdampFudge = {spec.isr_damp_fudge}"] if spec.isr_max == "power_damped" else []),
         ]
+    isr = [*ISR_MAX[spec.isr_max],
+           *([f"SpaceShower:pTdampFudge = {spec.isr_damp_fudge}"] if spec.isr_max == "power_damped" else []),
+           *([f"SpaceShower:pTmaxFudge = {spec.isr_max_fudge}"] if spec.isr_max == "scale" else [])]
+    if spec.process in BACKGROUND_PROCESSES or spec.isr_max == "scale":
+        cuts += isr
     if spec.process == "drellyan_fsr":
         # m(gamma*/Z) = m(llg) when the photon comes from a lepton: the mass range of the selection
-        cuts = [f"23:mMin = {spec.mhat_min}"] + ([f"23:mMax = {spec.mhat_max}"] if spec.mhat_max > spec.mhat_min else [])
+        cuts += [f"23:mMin = {spec.mhat_min}"] + ([f"23:mMax = {spec.mhat_max}"] if spec.mhat_max > spec.mhat_min else [])
         if spec.fsr is not None:
             cuts += [f"TimeShower:pTminChgL = {spec.fsr.lepton_qed_cutoff}"]
             if spec.fsr.enhance != 1.0:
