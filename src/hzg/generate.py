@@ -192,10 +192,16 @@ def selection_bias(pthat: ArrayLike, mhat: ArrayLike, bias: Bias) -> np.ndarray:
 #: real-emission matrix element (here q qbar -> Z gamma g, q g -> Z gamma q) between the two; k is
 #: `generation.isr_damp_fudge` (SpaceShower:pTdampFudge) and Q the factorisation scale; "scale": at f Q for
 #: every process (SpaceShower:pTmaxMatch = 1, f = `generation.isr_max_fudge`, SpaceShower:pTmaxFudge), as an
-#: LHE event showered from a starting scale f times its factorisation scale.
+#: LHE event showered from a starting scale f times its factorisation scale; "ht_scale": every process
+#: showered as MadGraph's LHE event from its SCALUP, f times MadGraph's default dynamic scale HT/2 (half the
+#: sum of the transverse masses of the hard process' final state): the ISR runs from the kinematic limit and a
+#: UserHook vetoes every emission of the hard system harder than f HT/2 (for a pT-ordered shower the vetoed
+#: shower is the shower started at that scale), so that qqbar -> Z gamma and Drell-Yan with a photon from a
+#: lepton get the same physical starting scale, as the paper's single pp -> Z(ll)gamma sample did.
 ISR_MAX: dict[str, list[str]] = {
     "factorization": ["SpaceShower:pTmaxMatch = 0", "SpaceShower:pTdampMatch = 0"],
     "scale": ["SpaceShower:pTmaxMatch = 1", "SpaceShower:pTdampMatch = 0"],
+    "ht_scale": ["SpaceShower:pTmaxMatch = 2", "SpaceShower:pTdampMatch = 0"],
     "power": ["SpaceShower:pTmaxMatch = 2", "SpaceShower:pTdampMatch = 0"],
     "power_damped": ["SpaceShower:pTmaxMatch = 2", "SpaceShower:pTdampMatch = 1"],
 }
@@ -205,6 +211,7 @@ BACKGROUND_PROCESSES = ("qqbar_Zgamma",)
 #: Processes whose initial-state shower follows `generation.isr_max` = "scale" (both parts of the paper's one
 #: pp -> Z(ll)gamma sample were showered alike); the other isr_max choices act on qqbar_Zgamma alone.
 SCALE_ISR_PROCESSES = ("qqbar_Zgamma", "drellyan_fsr")
+SCALED_ISR = ("scale", "ht_scale")
 #: Processes whose hard process gets the acceptance veto (leptons only for Drell-Yan).
 VETOED_PROCESSES = ("qqbar_Zgamma", "drellyan_fsr")
 
@@ -232,7 +239,7 @@ def chunk_spec(process: str, n_events: int, seed: int, generation: Mapping[str, 
 
 def _isr_max(process: str, isr_max: str) -> str:
     """The ISR starting-scale choice of a process: the config's for the background (module text)."""
-    if process in BACKGROUND_PROCESSES or (isr_max == "scale" and process in SCALE_ISR_PROCESSES):
+    if process in BACKGROUND_PROCESSES or (isr_max in SCALED_ISR and process in SCALE_ISR_PROCESSES):
         return isr_max
     return "factorization"
 
@@ -252,6 +259,9 @@ def pythia_settings(spec: ChunkSpec) -> list[str]:
         raise ValueError(f"unknown process {spec.process!r}; known: {sorted(PROCESSES)}")
     if spec.isr_max not in ISR_MAX:
         raise ValueError(f"unknown generation.isr_max {spec.isr_max!r}; known: {sorted(ISR_MAX)}")
+    if spec.isr_max == "scale" and not 0.25 <= spec.isr_max_fudge <= 2.0:
+        raise ValueError(f"generation.isr_max_fudge {spec.isr_max_fudge} with isr_max 'scale' must lie in [0.25, 2] "
+                         "(Pythia's SpaceShower:pTmaxFudge); isr_max 'ht_scale' takes any positive factor")
     if spec.level not in LEVELS:
         raise ValueError(f"unknown generation level {spec.level!r}; known: {sorted(LEVELS)}")
     common = [
@@ -283,7 +293,7 @@ def pythia_settings(spec: ChunkSpec) -> list[str]:
     isr = [*ISR_MAX[spec.isr_max],
            *([f"SpaceShower:pTdampFudge = {spec.isr_damp_fudge}"] if spec.isr_max == "power_damped" else []),
            *([f"SpaceShower:pTmaxFudge = {spec.isr_max_fudge}"] if spec.isr_max == "scale" else [])]
-    if spec.process in BACKGROUND_PROCESSES or spec.isr_max == "scale":
+    if spec.process in BACKGROUND_PROCESSES or spec.isr_max in SCALED_ISR:
         cuts += isr
     if spec.process == "drellyan_fsr":
         # m(gamma*/Z) = m(llg) when the photon comes from a lepton: the mass range of the selection
@@ -329,11 +339,43 @@ def _hard_objects(process: Any) -> tuple[list[float], list[float], list[float], 
     return [p[0] for p in leptons], [p[1] for p in leptons], [p[0] for p in photons], [p[1] for p in photons]
 
 
-def _user_hook(bias: Bias | None, veto: AcceptanceVeto | None, fsr: FsrFilter | None = None) -> Any:
-    """A Pythia UserHooks object: selection bias (`selection_bias`), acceptance veto, FSR filter."""
+#: Status code of the parton emitted by an initial-state branching (Pythia's particle-status scheme).
+ISR_EMITTED_STATUS = 43
+
+
+def half_ht(process: Any) -> float:
+    """MadGraph's default dynamic scale: half the sum of sqrt(m^2 + pT^2) over the final state of a process record."""
+    total = 0.0
+    for i in range(process.size()):
+        particle = process[i]
+        if particle.isFinal():
+            total += particle.mT()
+    return 0.5 * total
+
+
+def isr_emission_pt(event: Any, size_old: int) -> float:
+    """pT of the parton an initial-state branching just emitted (the entries from size_old on; 0 if none)."""
+    for i in range(size_old, event.size()):
+        if event[i].status() == ISR_EMITTED_STATUS:
+            return float(event[i].pT())
+    return 0.0
+
+
+def _user_hook(bias: Bias | None, veto: AcceptanceVeto | None, fsr: FsrFilter | None = None,
+               isr_scale_fudge: float | None = None) -> Any:
+    """A Pythia UserHooks object: selection bias (`selection_bias`), acceptance veto, FSR filter and, with
+    isr_scale_fudge f, the veto of initial-state emissions of the hard system above f HT/2 (`ISR_MAX`)."""
     import pythia8mc
 
     class Hook(pythia8mc.UserHooks):
+        isr_limit = math.inf
+
+        def canVetoISREmission(self) -> bool:  # noqa: N802
+            return isr_scale_fudge is not None
+
+        def doVetoISREmission(self, size_old, event, i_sys) -> bool:  # noqa: N802
+            return i_sys == 0 and isr_emission_pt(event, size_old) > self.isr_limit
+
         def canBiasSelection(self) -> bool:  # noqa: N802 (Pythia's names)
             return bias is not None
 
@@ -341,10 +383,12 @@ def _user_hook(bias: Bias | None, veto: AcceptanceVeto | None, fsr: FsrFilter | 
             return float(selection_bias(phase_space.pTHat(), phase_space.mHat, bias))
 
         def canVetoProcessLevel(self) -> bool:  # noqa: N802
-            return veto is not None
+            return veto is not None or isr_scale_fudge is not None
 
         def doVetoProcessLevel(self, process) -> bool:  # noqa: N802
-            return not veto.passes(*_hard_objects(process))
+            if isr_scale_fudge is not None:
+                self.isr_limit = isr_scale_fudge * half_ht(process)
+            return veto is not None and not veto.passes(*_hard_objects(process))
 
         def canVetoPartonLevel(self) -> bool:  # noqa: N802
             return fsr is not None
@@ -367,8 +411,9 @@ class ChunkGenerator:
             if not self.pythia.readString(line):
                 raise RuntimeError(f"Pythia refused the setting {line!r}")
         self.hook = None
-        if spec.bias is not None or spec.veto is not None or spec.fsr is not None:
-            self.hook = _user_hook(spec.bias, spec.veto, spec.fsr)  # kept alive here: Pythia holds a raw pointer
+        isr_fudge = spec.isr_max_fudge if spec.isr_max == "ht_scale" else None
+        if spec.bias is not None or spec.veto is not None or spec.fsr is not None or isr_fudge is not None:
+            self.hook = _user_hook(spec.bias, spec.veto, spec.fsr, isr_fudge)  # kept alive here: Pythia holds a raw pointer
             self.pythia.setUserHooksPtr(self.hook)
         if not self.pythia.init():
             raise RuntimeError(f"Pythia failed to initialise for process {spec.process!r}")
