@@ -90,6 +90,72 @@ def test_unknown_isr_max_is_refused_with_the_key_named():
         generate.pythia_settings(spec)
 
 
+def test_scaled_isr_applies_to_both_background_processes_and_the_other_choices_to_qqbar_zgamma_only():
+    gen = {**CONFIG["generation"], "isr_max": "ht_scale", "isr_max_fudge": 1.5}
+    for process in ("qqbar_Zgamma", "drellyan_fsr"):
+        spec = generate.chunk_spec(process, 10, 5, gen, 13.0)
+        assert spec.isr_max == "ht_scale" and spec.isr_max_fudge == 1.5
+        assert set(generate.ISR_MAX["ht_scale"]) <= set(generate.pythia_settings(spec))
+    assert generate.chunk_spec("ggH_Zgamma", 10, 5, gen, 13.0).isr_max == "factorization"
+    damped = {**gen, "isr_max": "power_damped"}
+    assert generate.chunk_spec("drellyan_fsr", 10, 5, damped, 13.0).isr_max == "factorization"
+    scale = generate.pythia_settings(generate.ChunkSpec("drellyan_fsr", 10, seed=1, isr_max="scale", isr_max_fudge=1.5))
+    assert {"SpaceShower:pTmaxMatch = 1", "SpaceShower:pTmaxFudge = 1.5", "23:mMin = 95.0"} <= set(scale)
+    with pytest.raises(ValueError, match="generation.isr_max_fudge"):
+        generate.pythia_settings(generate.ChunkSpec("qqbar_Zgamma", 10, seed=1, isr_max="scale", isr_max_fudge=3.0))
+
+
+class _RecordParticle:
+    def __init__(self, final: bool, mt: float = 0.0, status: int = 0, pt: float = 0.0) -> None:
+        self._final, self._mt, self._status, self._pt = final, mt, status, pt
+
+    def isFinal(self) -> bool:  # noqa: N802
+        return self._final
+
+    def mT(self) -> float:  # noqa: N802
+        return self._mt
+
+    def status(self) -> int:
+        return self._status
+
+    def pT(self) -> float:  # noqa: N802
+        return self._pt
+
+
+class _Record(list):
+    def size(self) -> int:
+        return len(self)
+
+
+def test_half_ht_and_the_emitted_isr_parton_from_hand_made_records():
+    # beams and incoming partons are not final; Z (mT 100) and photon (mT = pT 30): HT/2 = 65 GeV
+    process = _Record([_RecordParticle(False, 13000.0), _RecordParticle(False, 50.0), _RecordParticle(True, 100.0), _RecordParticle(True, 30.0)])
+    assert generate.half_ht(process) == pytest.approx(65.0)
+    # an ISR branching appends the new mother (-41), the emitted parton (43) and recoiler copies (44)
+    event = _Record([_RecordParticle(True, status=23, pt=30.0), _RecordParticle(False, status=-41, pt=5.0),
+                     _RecordParticle(True, status=43, pt=42.0), _RecordParticle(True, status=44, pt=31.0)])
+    assert generate.isr_emission_pt(event, 1) == 42.0
+    assert generate.isr_emission_pt(event, 3) == 0.0
+
+
+@pytest.mark.slow
+def test_ht_scale_vetoes_every_isr_emission_above_f_half_ht():
+    """With isr_max ht_scale no emitted ISR parton of the hard system is harder than f HT/2 (the emission pT,
+    not the event's total recoil, is what the veto limits), and f = 1 leaves a softer recoil than the power shower."""
+    def recoil(isr_max: str, fudge: float = 1.0) -> np.ndarray:
+        spec = generate.ChunkSpec("qqbar_Zgamma", 1500, seed=23, factor_scale2=2, mhat_min=115.0, mhat_max=135.0,
+                                  isr_max=isr_max, isr_max_fudge=fudge)
+        parts, _, _ = generate.generate_chunk(spec, progress=False)
+        partons = parts[(abs(parts.pid) <= 6) | (parts.pid == 21)]
+        return np.hypot(np.asarray(ak.sum(partons.px, axis=1)), np.asarray(ak.sum(partons.py, axis=1)))
+
+    power, limited = recoil("power"), recoil("ht_scale", 1.0)
+    # HT/2 of a Z gamma pair at m = 115-135 GeV lies below about 90 GeV: a recoil above 150 GeV needs several
+    # hard emissions, which the veto removes
+    assert np.mean(limited > 150.0) < 0.5 * max(np.mean(power > 150.0), 1e-3)
+    assert np.mean(limited > 50.0) < np.mean(power > 50.0)
+
+
 @pytest.mark.slow
 def test_power_shower_gives_the_background_a_drell_yan_like_recoil():
     """The recoil pT(Z gamma)/m of the background: a tail above 0.5 with the power shower, none without.
