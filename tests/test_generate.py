@@ -90,15 +90,17 @@ def test_unknown_isr_max_is_refused_with_the_key_named():
         generate.pythia_settings(spec)
 
 
-def test_scaled_isr_applies_to_both_background_processes_and_the_other_choices_to_qqbar_zgamma_only():
-    gen = {**CONFIG["generation"], "isr_max": "ht_scale", "isr_max_fudge": 1.5}
+def test_isr_settings_apply_to_both_background_processes_and_not_to_the_signal():
+    gen = {**CONFIG["generation"], "isr_max": "power_damped", "isr_damp_fudge": 2.0, "isr_veto_ht": 1.5}
     for process in ("qqbar_Zgamma", "drellyan_fsr"):
         spec = generate.chunk_spec(process, 10, 5, gen, 13.0)
-        assert spec.isr_max == "ht_scale" and spec.isr_max_fudge == 1.5
-        assert set(generate.ISR_MAX["ht_scale"]) <= set(generate.pythia_settings(spec))
-    assert generate.chunk_spec("ggH_Zgamma", 10, 5, gen, 13.0).isr_max == "factorization"
-    damped = {**gen, "isr_max": "power_damped"}
-    assert generate.chunk_spec("drellyan_fsr", 10, 5, damped, 13.0).isr_max == "factorization"
+        assert spec.isr_max == "power_damped" and spec.isr_veto_ht == 1.5
+        assert set(generate.ISR_MAX["power_damped"]) <= set(generate.pythia_settings(spec))
+    sig = generate.chunk_spec("ggH_Zgamma", 10, 5, gen, 13.0)
+    assert sig.isr_max == "factorization" and sig.isr_veto_ht is None
+    assert generate.chunk_spec("qqbar_Zgamma", 10, 5, {**gen, "isr_veto_ht": None}, 13.0).isr_veto_ht is None
+    with pytest.raises(ValueError, match="generation.isr_veto_ht"):
+        generate.pythia_settings(generate.ChunkSpec("qqbar_Zgamma", 10, seed=1, isr_veto_ht=-1.0))
     scale = generate.pythia_settings(generate.ChunkSpec("drellyan_fsr", 10, seed=1, isr_max="scale", isr_max_fudge=1.5))
     assert {"SpaceShower:pTmaxMatch = 1", "SpaceShower:pTmaxFudge = 1.5", "23:mMin = 95.0"} <= set(scale)
     with pytest.raises(ValueError, match="generation.isr_max_fudge"):
@@ -139,17 +141,17 @@ def test_half_ht_and_the_emitted_isr_parton_from_hand_made_records():
 
 
 @pytest.mark.slow
-def test_ht_scale_vetoes_every_isr_emission_above_f_half_ht():
-    """With isr_max ht_scale no emitted ISR parton of the hard system is harder than f HT/2 (the emission pT,
-    not the event's total recoil, is what the veto limits), and f = 1 leaves a softer recoil than the power shower."""
-    def recoil(isr_max: str, fudge: float = 1.0) -> np.ndarray:
+def test_isr_veto_at_f_half_ht_removes_the_hard_recoil_of_the_power_shower():
+    """isr_veto_ht f vetoes every ISR emission of the hard system above f HT/2: with f = 1 the recoil of the
+    power shower above 150 GeV (which needs an emission far above HT/2) is gone, and less is above 50 GeV."""
+    def recoil(isr_max: str, veto: float | None = None) -> np.ndarray:
         spec = generate.ChunkSpec("qqbar_Zgamma", 1500, seed=23, factor_scale2=2, mhat_min=115.0, mhat_max=135.0,
-                                  isr_max=isr_max, isr_max_fudge=fudge)
+                                  isr_max=isr_max, isr_veto_ht=veto)
         parts, _, _ = generate.generate_chunk(spec, progress=False)
         partons = parts[(abs(parts.pid) <= 6) | (parts.pid == 21)]
         return np.hypot(np.asarray(ak.sum(partons.px, axis=1)), np.asarray(ak.sum(partons.py, axis=1)))
 
-    power, limited = recoil("power"), recoil("ht_scale", 1.0)
+    power, limited = recoil("power"), recoil("power", 1.0)
     # HT/2 of a Z gamma pair at m = 115-135 GeV lies below about 90 GeV: a recoil above 150 GeV needs several
     # hard emissions, which the veto removes
     assert np.mean(limited > 150.0) < 0.5 * max(np.mean(power > 150.0), 1e-3)

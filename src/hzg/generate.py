@@ -147,6 +147,7 @@ class ChunkSpec:
     isr_max: str = "factorization"
     isr_damp_fudge: float = 1.0
     isr_max_fudge: float = 1.0
+    isr_veto_ht: float | None = None
     bias: Bias | None = None
     veto: AcceptanceVeto | None = None
     fsr: FsrFilter | None = None
@@ -192,26 +193,24 @@ def selection_bias(pthat: ArrayLike, mhat: ArrayLike, bias: Bias) -> np.ndarray:
 #: real-emission matrix element (here q qbar -> Z gamma g, q g -> Z gamma q) between the two; k is
 #: `generation.isr_damp_fudge` (SpaceShower:pTdampFudge) and Q the factorisation scale; "scale": at f Q for
 #: every process (SpaceShower:pTmaxMatch = 1, f = `generation.isr_max_fudge`, SpaceShower:pTmaxFudge), as an
-#: LHE event showered from a starting scale f times its factorisation scale; "ht_scale": every process
-#: showered as MadGraph's LHE event from its SCALUP, f times MadGraph's default dynamic scale HT/2 (half the
-#: sum of the transverse masses of the hard process' final state): the ISR runs from the kinematic limit and a
-#: UserHook vetoes every emission of the hard system harder than f HT/2 (for a pT-ordered shower the vetoed
-#: shower is the shower started at that scale), so that qqbar -> Z gamma and Drell-Yan with a photon from a
-#: lepton get the same physical starting scale, as the paper's single pp -> Z(ll)gamma sample did.
+#: LHE event showered from a starting scale f times its factorisation scale. These choices act on both
+#: background processes (`BACKGROUND_ISR_PROCESSES`: the paper's single pp -> Z(ll)gamma sample was showered
+#: alike); with `generation.isr_veto_ht` f' a UserHook also vetoes every initial-state emission of the hard system
+#: harder than f' HT/2 (HT/2: half the sum of the transverse masses of the hard process' final state, MadGraph's
+#: default dynamic scale; for a pT-ordered shower the vetoed shower is the shower started at that scale), the cut
+#: an LHE event showered from its SCALUP has, the same physical scale for qqbar -> Z gamma and for Drell-Yan.
 ISR_MAX: dict[str, list[str]] = {
     "factorization": ["SpaceShower:pTmaxMatch = 0", "SpaceShower:pTdampMatch = 0"],
     "scale": ["SpaceShower:pTmaxMatch = 1", "SpaceShower:pTdampMatch = 0"],
-    "ht_scale": ["SpaceShower:pTmaxMatch = 2", "SpaceShower:pTdampMatch = 0"],
     "power": ["SpaceShower:pTmaxMatch = 2", "SpaceShower:pTdampMatch = 0"],
     "power_damped": ["SpaceShower:pTmaxMatch = 2", "SpaceShower:pTdampMatch = 1"],
 }
 
 #: Processes that the background generator settings (cuts, scale, veto, bias) apply to.
 BACKGROUND_PROCESSES = ("qqbar_Zgamma",)
-#: Processes whose initial-state shower follows `generation.isr_max` = "scale" (both parts of the paper's one
-#: pp -> Z(ll)gamma sample were showered alike); the other isr_max choices act on qqbar_Zgamma alone.
-SCALE_ISR_PROCESSES = ("qqbar_Zgamma", "drellyan_fsr")
-SCALED_ISR = ("scale", "ht_scale")
+#: Processes whose initial-state shower follows `generation.isr_max`, `isr_damp_fudge`, `isr_max_fudge` and
+#: `isr_veto_ht` (both parts of the paper's one pp -> Z(ll)gamma sample were showered alike).
+BACKGROUND_ISR_PROCESSES = ("qqbar_Zgamma", "drellyan_fsr")
 #: Processes whose hard process gets the acceptance veto (leptons only for Drell-Yan).
 VETOED_PROCESSES = ("qqbar_Zgamma", "drellyan_fsr")
 
@@ -219,6 +218,7 @@ VETOED_PROCESSES = ("qqbar_Zgamma", "drellyan_fsr")
 def chunk_spec(process: str, n_events: int, seed: int, generation: Mapping[str, Any], sqrt_s_tev: float) -> ChunkSpec:
     """The ChunkSpec of one chunk from the config's `generation` section (optional keys: off)."""
     background = process in BACKGROUND_PROCESSES
+    isr = process in BACKGROUND_ISR_PROCESSES
     veto = dict(generation["acceptance_veto"]) if process in VETOED_PROCESSES and generation.get("acceptance_veto") else None
     if veto is not None and process != "qqbar_Zgamma":
         veto["require_photon"] = False
@@ -229,19 +229,13 @@ def chunk_spec(process: str, n_events: int, seed: int, generation: Mapping[str, 
         z_mass_min=float(generation["z_mass_min"]), pthat_min=float(generation["pthat_min"]),
         mhat_min=float(generation["mhat_min"]), mhat_max=float(generation.get("mhat_max", -1.0)),
         factor_scale2=int(generation.get("factor_scale2", 1)),
-        isr_max=_isr_max(process, str(generation.get("isr_max", "factorization"))),
+        isr_max=str(generation.get("isr_max", "factorization")) if isr else "factorization",
         isr_damp_fudge=float(generation.get("isr_damp_fudge", 1.0)),
         isr_max_fudge=float(generation.get("isr_max_fudge", 1.0)),
+        isr_veto_ht=float(generation["isr_veto_ht"]) if isr and generation.get("isr_veto_ht") is not None else None,
         veto=AcceptanceVeto(**veto) if veto else None, bias=Bias(**bias) if bias else None,
         fsr=FsrFilter(**fsr) if fsr else None,
     )
-
-
-def _isr_max(process: str, isr_max: str) -> str:
-    """The ISR starting-scale choice of a process: the config's for the background (module text)."""
-    if process in BACKGROUND_PROCESSES or (isr_max in SCALED_ISR and process in SCALE_ISR_PROCESSES):
-        return isr_max
-    return "factorization"
 
 
 def chunk_seed(sample_seed: int, chunk: int) -> int:
@@ -261,7 +255,9 @@ def pythia_settings(spec: ChunkSpec) -> list[str]:
         raise ValueError(f"unknown generation.isr_max {spec.isr_max!r}; known: {sorted(ISR_MAX)}")
     if spec.isr_max == "scale" and not 0.25 <= spec.isr_max_fudge <= 2.0:
         raise ValueError(f"generation.isr_max_fudge {spec.isr_max_fudge} with isr_max 'scale' must lie in [0.25, 2] "
-                         "(Pythia's SpaceShower:pTmaxFudge); isr_max 'ht_scale' takes any positive factor")
+                         "(Pythia's SpaceShower:pTmaxFudge)")
+    if spec.isr_veto_ht is not None and spec.isr_veto_ht <= 0:
+        raise ValueError(f"generation.isr_veto_ht must be positive or null, got {spec.isr_veto_ht}")
     if spec.level not in LEVELS:
         raise ValueError(f"unknown generation level {spec.level!r}; known: {sorted(LEVELS)}")
     common = [
@@ -293,7 +289,7 @@ def pythia_settings(spec: ChunkSpec) -> list[str]:
     isr = [*ISR_MAX[spec.isr_max],
            *([f"SpaceShower:pTdampFudge = {spec.isr_damp_fudge}"] if spec.isr_max == "power_damped" else []),
            *([f"SpaceShower:pTmaxFudge = {spec.isr_max_fudge}"] if spec.isr_max == "scale" else [])]
-    if spec.process in BACKGROUND_PROCESSES or spec.isr_max in SCALED_ISR:
+    if spec.process in BACKGROUND_ISR_PROCESSES:
         cuts += isr
     if spec.process == "drellyan_fsr":
         # m(gamma*/Z) = m(llg) when the photon comes from a lepton: the mass range of the selection
@@ -364,7 +360,7 @@ def isr_emission_pt(event: Any, size_old: int) -> float:
 def _user_hook(bias: Bias | None, veto: AcceptanceVeto | None, fsr: FsrFilter | None = None,
                isr_scale_fudge: float | None = None) -> Any:
     """A Pythia UserHooks object: selection bias (`selection_bias`), acceptance veto, FSR filter and, with
-    isr_scale_fudge f, the veto of initial-state emissions of the hard system above f HT/2 (`ISR_MAX`)."""
+    isr_scale_fudge f, the veto of initial-state emissions of the hard system above f HT/2 (`ISR_MAX` text)."""
     import pythia8mc
 
     class Hook(pythia8mc.UserHooks):
@@ -411,9 +407,8 @@ class ChunkGenerator:
             if not self.pythia.readString(line):
                 raise RuntimeError(f"Pythia refused the setting {line!r}")
         self.hook = None
-        isr_fudge = spec.isr_max_fudge if spec.isr_max == "ht_scale" else None
-        if spec.bias is not None or spec.veto is not None or spec.fsr is not None or isr_fudge is not None:
-            self.hook = _user_hook(spec.bias, spec.veto, spec.fsr, isr_fudge)  # kept alive here: Pythia holds a raw pointer
+        if spec.bias is not None or spec.veto is not None or spec.fsr is not None or spec.isr_veto_ht is not None:
+            self.hook = _user_hook(spec.bias, spec.veto, spec.fsr, spec.isr_veto_ht)  # kept alive here: Pythia holds a raw pointer
             self.pythia.setUserHooksPtr(self.hook)
         if not self.pythia.init():
             raise RuntimeError(f"Pythia failed to initialise for process {spec.process!r}")
