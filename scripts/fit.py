@@ -31,10 +31,14 @@ for cat, info in categories.items():
     if info["dropped"]:
         logging.warning("category %s left out of the fit: %s", cat, info["reason"])
     else:
-        logging.info("category %s: %s (%d parameters, F-test order %d), spurious signal %.3g +- %.3g (MC), "
-                     "sigma_S %.3g, ratio %.2f, %s", cat, info["function"], info["n_parameters"],
-                     info["f_test"]["order"], info["spurious_signal"], info["spurious_signal_mc_error"],
-                     info["sigma_signal"], info["ratio"], "passes" if info["passes"] else "FAILS the criterion")
+        logging.log(logging.WARNING if info["mc_limited"] or not info["passes"] else logging.INFO,
+                    "category %s: %s (%d parameters, F-test order %d, chi2 p %.2g), spurious signal %.3g +- %.3g "
+                    "(MC), sigma_S %.3g, ratio %.2f, zeta %.3g (the systematic), %s%s", cat, info["function"],
+                    info["n_parameters"], info["f_test"]["order"], info["gof_p"], info["spurious_signal"],
+                    info["spurious_signal_mc_error"] * info["scale"], info["sigma_signal"] * info["scale"],
+                    info["ratio"], info["spurious_systematic"], "passes" if info["passes"] else "FAILS the criterion",
+                    "; MC-limited: dS_MC > sigma_S, this MC cannot resolve a sigma_S-level bias"
+                    if info["mc_limited"] else "")
 spec = fit.build_workspace(tmpl, cfg["systematics"], poi_bounds=cfg["mu_bounds"])
 result = fit.summarize(spec, tmpl.background_mc, poi_bounds=cfg["mu_bounds"])
 result |= {"score_edges": score_edges.tolist(), "mass_edges": mass.tolist(), "categories": categories}

@@ -102,9 +102,53 @@ def test_spurious_signal_of_a_flat_toy_is_consistent_with_zero_and_of_a_sculpted
                                     shapes.fit_function(sculpted, sculpted, FINE, "exponential"))
     assert biased.signal > 4.0 * biased.signal_mc_error and biased.signal > 200.0
     assert not biased.passes and biased.ratio == pytest.approx(biased.signal / biased.sigma_signal)
+    assert biased.zeta == pytest.approx(biased.signal - 2.0 * biased.signal_mc_error) and biased.zeta > 0
     # the relaxed criterion forgives the MC error, no more
     relaxed = shapes.spurious_signal(flat, flat, FINE, shape, result.background_fit, mc_tolerance=2.0)
     assert relaxed.passes or abs(result.signal) - 2 * result.signal_mc_error >= 0.2 * result.sigma_signal
+    strict = shapes.spurious_signal(flat, flat, FINE, shape, result.background_fit, mc_tolerance=0.0)
+    assert strict.zeta == pytest.approx(abs(strict.signal))  # strict: the systematic is |S_spur|
+
+
+def test_relaxed_criterion_with_limited_weighted_mc() -> None:
+    # background MC of weight 50 per event (as the default's ~57): dS_MC ~ sqrt(50) sigma_S. The flat toys'
+    # S_spur scatter by dS_MC (so the sandwich error is right), the strict criterion fails them at random, the
+    # relaxed one passes them with zeta = 0, and every one is flagged MC-limited
+    shape, smooth, w = signal_hist(FINE, 1.0), exp_hist(FINE, 200000.0, 0.03), 50.0
+    rng = np.random.default_rng(5)
+    fitted, errors = [], []
+    for _ in range(40):
+        mc = rng.poisson(smooth / w) * w
+        bkg = shapes.fit_function(mc, mc * w, FINE, "exponential")
+        r = shapes.spurious_signal(mc, mc * w, FINE, shape, bkg, mc_tolerance=2.0)
+        assert r.mc_limited and r.signal_mc_error == pytest.approx(np.sqrt(w) * r.sigma_signal, rel=0.15)
+        assert (r.zeta == 0.0) == (abs(r.signal) <= 2.0 * r.signal_mc_error) and r.passes == (r.zeta < 0.2 * r.sigma_signal)
+        fitted.append(r.signal)
+        errors.append(r.signal_mc_error)
+    pulls = np.asarray(fitted) / np.asarray(errors)
+    assert 0.7 < np.std(pulls) < 1.35 and abs(np.mean(pulls)) < 0.5
+    assert np.mean(np.abs(pulls) < 2.0) > 0.85  # the relaxed criterion: zeta = 0 for ~95 %
+    # a sculpted bump far above the MC noise is still caught: zeta > 0, the systematic is non-zero
+    bump = 20000.0 * np.diff(norm(127.0, 6.0).cdf(FINE))
+    mc = rng.poisson((smooth + bump) / w) * w
+    r = shapes.spurious_signal(mc, mc * w, FINE, shape, shapes.fit_function(mc, mc * w, FINE, "exponential"))
+    assert r.zeta > 0 and not r.passes and r.zeta == pytest.approx(r.signal - 2 * r.signal_mc_error)
+
+
+def test_mc_error_follows_the_per_bin_weights() -> None:
+    # weights 1 below 125 GeV, 100 above: one scale k = sum w^2 / sum w for all bins is wrong for the peak;
+    # the sandwich error with each bin's sum of w^2 matches the toys' scatter
+    shape, smooth = signal_hist(FINE, 1.0), exp_hist(FINE, 100000.0, 0.03)
+    weight = np.where(FINE[:-1] < 125.0, 1.0, 100.0)
+    rng = np.random.default_rng(3)
+    fitted, errors = [], []
+    for _ in range(60):
+        mc = rng.poisson(smooth / weight) * weight
+        bkg = shapes.fit_function(mc, mc * weight, FINE, "exponential")
+        r = shapes.spurious_signal(mc, mc * weight, FINE, shape, bkg)
+        fitted.append(r.signal)
+        errors.append(r.signal_mc_error)
+    assert np.std(fitted) == pytest.approx(np.mean(errors), rel=0.25)
 
 
 def test_choice_takes_the_fewest_parameters_that_pass() -> None:
@@ -374,7 +418,9 @@ def test_build_templates_per_category_with_signal_variations() -> None:
         assert spread[0] > spread[1] > spread[2]
         assert tmpl.background[c].sum() == pytest.approx(tmpl.background_mc[c].sum(), rel=1e-6)
         assert info[c]["function"] in shapes.FUNCTIONS and not info[c]["dropped"]
-        assert info[c]["spurious_signal"] == tmpl.spurious_signal[c]
+        assert info[c]["spurious_systematic"] == tmpl.spurious_signal[c]
+        assert info[c]["spurious_systematic"] == pytest.approx(max(0.0, abs(info[c]["spurious_signal"]) - 2.0 * info[
+            c]["spurious_signal_mc_error"] * info[c]["scale"]))
     again = templates.build_templates(ScoreColumn(), nominal, varied, 0, 3, FINE, {"max_bernstein_order": 3}, 0.2)
     assert again[0].to_dict() == tmpl.to_dict()  # same inputs, same numbers
 
@@ -418,7 +464,8 @@ def fake_run(z: float, spur: float, problems: list[str] | None = None) -> dict:
     cat = {"dropped": False, "function": "bernstein", "pooled_with": [], "n_parameters": 3,
            "f_test": {"order": 2}, "spurious_signal": spur, "spurious_signal_mc_error": 1.0, "sigma_signal": 10.0,
            "ratio": spur / 10.0, "passes": abs(spur) < 2.0, "scale": 1.0, "background_mc_events": 100,
-           "effective_mc_events": 80.0}
+           "effective_mc_events": 80.0, "spurious_systematic": max(0.0, abs(spur) - 2.0), "mc_limited": spur > 1.0,
+           "gof_p": 0.5}
     return {"stat_only": block, "with_systematics": block | {"err_up": 0.6, "err_down": 0.5,
                                                              "problems": problems or []},
             "categories": {"bin0": cat, "bin1": {"dropped": True, "reason": "no background MC event"}}}
@@ -431,12 +478,14 @@ def test_fit_table_shows_spurious_signal_problems_and_counting() -> None:
     row = table.set_index("Run").loc["etn_bce"]
     assert row["Z binned counting"] == 1.3 and row["Z fit, stat. only"] == 1.5 and row["Z expected, stat. only"] == 1.4
     assert row["Sum |S_spur| (events)"] == 3.0 and row["Categories failing spurious criterion"] == "bin0"
+    assert row["Sum zeta (events, the syst.)"] == 1.0 and row["MC-limited categories (dS_MC > sigma_S)"] == "bin0"
     assert "at bound: bkg_norm_bin0" in row["Fit problems"] and "left out" in row["Fit problems"]
     assert row["mu (stat. + syst.)"] == "1.00 +0.50/-0.40 (stat.) +0.33/-0.30 (syst.)"
     assert table.set_index("Run").loc["etn_bce_disco", "Categories failing spurious criterion"] == "none"
     spur = reporting.spurious_table(fits)
     assert list(spur["Category"]) == ["bin0", "bin1", "bin0", "bin1"]
     assert spur.iloc[1]["Function"].startswith("left out")
+    assert spur.iloc[0]["MC-limited"].startswith("yes") and spur.iloc[0]["zeta (events, the syst.)"] == 1.0
 
 
 def test_plots_are_written(tmp_path) -> None:

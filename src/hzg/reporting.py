@@ -32,8 +32,10 @@ def spurious_summary(categories: Mapping[str, Mapping[str, Any]]) -> dict[str, A
     kept = {c: i for c, i in categories.items() if not i.get("dropped")}
     ratios = [abs(i["ratio"]) for i in kept.values() if i.get("ratio") is not None]
     return {"sum_abs": sum(abs(i["spurious_signal"]) for i in kept.values()),
+            "sum_zeta": sum(i.get("spurious_systematic", abs(i["spurious_signal"])) for i in kept.values()),
             "max_ratio": max(ratios) if ratios else None,
             "failing": [c for c, i in kept.items() if not i["passes"]],
+            "mc_limited": [c for c, i in kept.items() if i.get("mc_limited")],
             "dropped": [c for c, i in categories.items() if i.get("dropped")]}
 
 
@@ -42,7 +44,8 @@ def fit_table(fits: Mapping[str, Mapping[str, Any]], metrics: Mapping[str, Mappi
     discovery significance on the MC as data ("Z fit": its background's deviation from the smooth function,
     the spurious signal, counts as signal there) and on the model's own Asimov data at mu = 1 ("Z expected"),
     the expected 95 % CL limit, the spurious signal (sum of
-    |S_spur| over categories, largest |S_spur| / sigma_S, categories failing the 0.2 criterion), the fit's
+    |S_spur| and of its systematic zeta over categories, largest |S_spur| / sigma_S, categories failing the
+    criterion and those where the MC cannot resolve sigma_S, "MC-limited"), the fit's
     problems (flags), and the binned-counting significance of the same trial's test split."""
     rows = []
     for run, result in fits.items():
@@ -66,8 +69,10 @@ def fit_table(fits: Mapping[str, Mapping[str, Any]], metrics: Mapping[str, Mappi
             "95% CL limit on mu, stat. only": _rounded(stat["upper_limit"]),
             "95% CL limit on mu, with syst.": _rounded(syst["upper_limit"]),
             "Sum |S_spur| (events)": _rounded(spur["sum_abs"], 1),
+            "Sum zeta (events, the syst.)": _rounded(spur["sum_zeta"], 1),
             "Max |S_spur|/sigma_S": _rounded(spur["max_ratio"], 2),
             "Categories failing spurious criterion": ", ".join(spur["failing"]) or "none",
+            "MC-limited categories (dS_MC > sigma_S)": ", ".join(spur["mc_limited"]) or "none",
             "Fit problems": "; ".join(problems) or "none",
         })
     return pd.DataFrame(rows)
@@ -91,7 +96,10 @@ def spurious_table(fits: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
                 "MC error": _rounded(info["spurious_signal_mc_error"] * info["scale"], 2),
                 "sigma_S": _rounded(info["sigma_signal"] * info["scale"], 2),
                 "S_spur/sigma_S": _rounded(info["ratio"], 2),
+                "zeta (events, the syst.)": _rounded(info.get("spurious_systematic"), 2),
                 "Passes": "yes" if info["passes"] else "no",
+                "MC-limited": "yes (dS_MC > sigma_S)" if info.get("mc_limited") else "no",
+                "chi2 p": _rounded(info.get("gof_p"), 3),
                 "Background MC events": info["background_mc_events"],
                 "Effective MC events": _rounded(info["effective_mc_events"], 0),
             })

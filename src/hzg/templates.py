@@ -20,7 +20,7 @@ HIGGS_MASS = 125.0  # GeV, the centre about which the photon-resolution variatio
 #: vanish at the window's edge, and a zero expectation makes the Poisson likelihood degenerate.
 BACKGROUND_FLOOR = 1.0e-6
 DEFAULT_BACKGROUND: dict[str, Any] = {"functions": list(FUNCTIONS), "max_bernstein_order": 5, "f_test_p": 0.05,
-                                      "spurious_criterion": 0.2, "spurious_mc_tolerance": 0.0,
+                                      "spurious_criterion": 0.2, "spurious_mc_tolerance": 2.0,
                                       "min_effective_events": 50.0, "min_mc_events": 20,
                                       "empty_category": "drop"}
 
@@ -109,8 +109,9 @@ def build_templates(classifier: Classifier, nominal: pd.DataFrame, varied: Mappi
                     background: Mapping[str, Any] | None = None, photon_resolution: float | None = None,
                     ) -> tuple[Templates, np.ndarray, dict[str, dict[str, Any]]]:
     """Templates for the fit, the score-bin edges (equal signal in the nominal test split) and, per category,
-    the background function chosen (`BackgroundChoice.to_dict`, with `spurious_signal` in the category's own
-    events, `pooled_with` and `effective_mc_events`).
+    the background function chosen (`BackgroundChoice.to_dict`, with `spurious_signal` (S_spur) and
+    `spurious_systematic` (zeta, what the fit's spurious-signal term uses) in the category's own events,
+    `pooled_with` and `effective_mc_events`).
 
     A category with fewer than `min_effective_events` effective background MC events takes its shape from the
     pool of it and its score neighbours (`pooled`), normalised to its own MC yield (one mean-weight event where
@@ -179,7 +180,7 @@ def build_templates(classifier: Classifier, nominal: pd.DataFrame, varied: Mappi
         shape = sig[i] / sig[i].sum()
         smooth[c], choices[c], factor = smooth_background(bkg[pool].sum(axis=0), bkg2[pool].sum(axis=0), mass_edges,
                                                           shape, cfg, total)
-        spurious[c] = choices[c].chosen.signal * factor
+        spurious[c] = choices[c].chosen.zeta * factor  # the systematic: relaxed criterion's zeta (hzg.fit.shapes)
         pools[c] = {"pooled_with": [categories[j] for j in pool if j != i], "scale": factor,
                     "effective_mc_events": effective_events(bkg[i], bkg2[i]), "data_from_template": len(pool) > 1}
     for i, c in enumerate(categories):
@@ -196,6 +197,7 @@ def build_templates(classifier: Classifier, nominal: pd.DataFrame, varied: Mappi
     )
     info = {c: dropped[c] if c in dropped else
             choices[c].to_dict() | pools[c] | {"dropped": False, "background_mc_events": int(n_mc[i].sum()),
-                                               "spurious_signal": spurious[c]}
+                                               "spurious_signal": choices[c].chosen.signal * pools[c]["scale"],
+                                               "spurious_systematic": spurious[c]}
             for i, c in enumerate(categories)}
     return templates, edges, info
