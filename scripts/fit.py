@@ -40,12 +40,13 @@ for cat, info in categories.items():
                     "; MC-limited: dS_MC > sigma_S, this MC cannot resolve a sigma_S-level bias"
                     if info["mc_limited"] else "")
 spec = fit.build_workspace(tmpl, cfg["systematics"], poi_bounds=cfg["mu_bounds"])
-result = fit.summarize(spec, tmpl.background_mc, poi_bounds=cfg["mu_bounds"])
+result = fit.summarize(spec, tmpl.background_mc, poi_bounds=cfg["mu_bounds"], mc_sumw2=tmpl.background_mc_sumw2)
 result |= {"score_edges": score_edges.tolist(), "mass_edges": mass.tolist(), "categories": categories}
 for block in ("stat_only", "with_systematics"):
     r = result[block]
-    logging.info("%s: mu = %.3f +%.3f -%.3f, Z = %s (model Asimov %s), 95%% CL limit %s%s", block, r["mu_hat"],
-                 r["err_up"], r["err_down"], r["significance"], r["expected_significance"],
+    logging.info("%s: mu = %.3f +%.3f -%.3f (stat.) +- %s (MC stat.), (mu - 1) / total error %s, Z = %s (model "
+                 "Asimov %s), 95%% CL limit %s%s", block, r["mu_hat"], r["err_up"], r["err_down"], r["err_mc_stat"],
+                 r["pull_from_1"], r["significance"], r["expected_significance"],
                  r["upper_limit"] or r["limit_note"], "; PROBLEMS: " + "; ".join(r["problems"]) if r["problems"] else "")
 io.write_json(snakemake.output.workspace, spec)
 io.write_json(snakemake.output.templates, tmpl.to_dict())

@@ -260,6 +260,29 @@ def test_known_signal_is_recovered_exactly_on_asimov_and_within_errors_on_a_pois
     assert hits >= 2
 
 
+def test_mu_from_mc_with_large_weights_is_consistent_with_one_within_its_total_error() -> None:
+    # background MC of weight 30 per event as data: its fluctuations are ~5x the data's, so mu-hat scatters far
+    # beyond its statistical error; with the MC-statistical error (per-bin sum of w^2) the pulls are normal
+    pulls, raw = [], []
+    for seed in range(40):
+        toy = toy_templates(signal=(300.0, 100.0), seed=seed, mc_weight=30.0)
+        spec = fit.build_workspace(toy, NO_SYST)
+        result = inference.fit(spec)
+        mc = fit.mc_stat_error(spec, result, toy.background_mc_sumw2)
+        assert mc == pytest.approx(np.sqrt(30.0) * result.err_hesse, rel=0.25)
+        pulls.append((result.mu_hat - 1.0) / np.hypot(result.err_hesse, mc))
+        raw.append((result.mu_hat - 1.0) / result.err_hesse)
+    assert 0.7 < np.std(pulls) < 1.3 and abs(np.mean(pulls)) < 0.5 and np.max(np.abs(pulls)) < 4.0
+    assert np.std(raw) > 3.0  # the stat.-only error alone would not cover it
+    # unit-weight MC: the MC error equals the statistical one (the same counts)
+    toy = toy_templates(signal=(300.0, 100.0), seed=1, mc_weight=1.0)
+    spec = fit.build_workspace(toy, NO_SYST)
+    result = inference.fit(spec)
+    assert fit.mc_stat_error(spec, result, toy.background_mc_sumw2) == pytest.approx(result.err_hesse, rel=0.1)
+    blk = fit.block(spec, toy.background_mc, mc_sumw2=toy.background_mc_sumw2).to_dict()
+    assert blk["err_mc_stat"] > 0 and abs(blk["pull_from_1"]) < 4.0
+
+
 def test_minos_interval_and_cabinetry_scan_equal_an_independent_likelihood_scan() -> None:
     toy = toy_templates(signal=(40.0, 40.0), background=(4000.0, 400.0))
     spec = fit.build_workspace(toy, NO_SYST)
@@ -459,7 +482,8 @@ def test_category_without_background_mc_is_dropped_or_pooled() -> None:
 
 
 def fake_run(z: float, spur: float, problems: list[str] | None = None) -> dict:
-    block = {"mu_hat": 1.0, "err_up": 0.5, "err_down": 0.4, "significance": z, "expected_significance": z - 0.1,
+    block = {"mu_hat": 1.0, "err_up": 0.5, "err_down": 0.4, "err_mc_stat": 2.0, "pull_from_1": 0.0,
+             "significance": z, "expected_significance": z - 0.1,
              "upper_limit": 1.2, "limit_band": [0.6, 0.8, 1.1, 1.6, 2.2], "limit_note": None, "problems": []}
     cat = {"dropped": False, "function": "bernstein", "pooled_with": [], "n_parameters": 3,
            "f_test": {"order": 2}, "spurious_signal": spur, "spurious_signal_mc_error": 1.0, "sigma_signal": 10.0,
@@ -477,10 +501,12 @@ def test_fit_table_shows_spurious_signal_problems_and_counting() -> None:
     table = reporting.fit_table(fits, metrics, trial=0)
     row = table.set_index("Run").loc["etn_bce"]
     assert row["Z binned counting"] == 1.3 and row["Z fit, stat. only"] == 1.5 and row["Z expected, stat. only"] == 1.4
+    assert row["Z expected stat. only / Z counting"] == pytest.approx(1.4 / 1.3, abs=1e-3)
+    assert row["mu (stat. only)"] == "1.00 +0.50 -0.40 +-2.00 (MC stat.)" and row["(mu - 1) / total error, stat. only"] == 0.0
     assert row["Sum |S_spur| (events)"] == 3.0 and row["Categories failing spurious criterion"] == "bin0"
     assert row["Sum zeta (events, the syst.)"] == 1.0 and row["MC-limited categories (dS_MC > sigma_S)"] == "bin0"
     assert "at bound: bkg_norm_bin0" in row["Fit problems"] and "left out" in row["Fit problems"]
-    assert row["mu (stat. + syst.)"] == "1.00 +0.50/-0.40 (stat.) +0.33/-0.30 (syst.)"
+    assert row["mu (stat. + syst.)"] == "1.00 +0.50/-0.40 (stat.) +0.33/-0.30 (syst.) +-2.00 (MC stat.)"
     assert table.set_index("Run").loc["etn_bce_disco", "Categories failing spurious criterion"] == "none"
     spur = reporting.spurious_table(fits)
     assert list(spur["Category"]) == ["bin0", "bin1", "bin0", "bin1"]

@@ -10,7 +10,12 @@ import pandas as pd
 def _interval(block: Mapping[str, Any]) -> str:
     if block.get("err_up") is None or block.get("err_down") is None:
         return f"{block['mu_hat']:.2f} (no interval)"
-    return f"{block['mu_hat']:.2f} +{block['err_up']:.2f} -{block['err_down']:.2f}"
+    mc = f" +-{block['err_mc_stat']:.2f} (MC stat.)" if block.get("err_mc_stat") is not None else ""
+    return f"{block['mu_hat']:.2f} +{block['err_up']:.2f} -{block['err_down']:.2f}{mc}"
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else round(a / b, 3)
 
 
 def _rounded(value: float | None, digits: int = 3) -> float | None:
@@ -23,7 +28,8 @@ def _stat_syst(stat: Mapping[str, Any], syst: Mapping[str, Any]) -> str:
         return _interval(syst)
     parts = [(stat[k], (max(syst[k] ** 2 - stat[k] ** 2, 0.0)) ** 0.5) for k in ("err_up", "err_down")]
     return (f"{syst['mu_hat']:.2f} +{parts[0][0]:.2f}/-{parts[1][0]:.2f} (stat.) "
-            f"+{parts[0][1]:.2f}/-{parts[1][1]:.2f} (syst.)")
+            f"+{parts[0][1]:.2f}/-{parts[1][1]:.2f} (syst.)"
+            + (f" +-{syst['err_mc_stat']:.2f} (MC stat.)" if syst.get("err_mc_stat") is not None else ""))
 
 
 def spurious_summary(categories: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -40,13 +46,15 @@ def spurious_summary(categories: Mapping[str, Mapping[str, Any]]) -> dict[str, A
 
 
 def fit_table(fits: Mapping[str, Mapping[str, Any]], metrics: Mapping[str, Mapping[str, Any]], trial: int) -> pd.DataFrame:
-    """One row per run: mu-hat with its MINOS interval (stat. only, and split into stat. and syst.), the
+    """One row per run: mu-hat with its MINOS interval (stat. only, and split into stat. and syst.) and its
+    MC-statistical error (the MC is the data), its distance from 1 in units of the total error, the
     discovery significance on the MC as data ("Z fit": its background's deviation from the smooth function,
     the spurious signal, counts as signal there) and on the model's own Asimov data at mu = 1 ("Z expected"),
     the expected 95 % CL limit, the spurious signal (sum of
     |S_spur| and of its systematic zeta over categories, largest |S_spur| / sigma_S, categories failing the
     criterion and those where the MC cannot resolve sigma_S, "MC-limited"), the fit's
-    problems (flags), and the binned-counting significance of the same trial's test split."""
+    problems (flags), and the binned-counting significance of the same trial's test split with the ratio of
+    the expected (stat.-only) Z to it."""
     rows = []
     for run, result in fits.items():
         stat, syst = result["stat_only"], result["with_systematics"]
@@ -66,6 +74,8 @@ def fit_table(fits: Mapping[str, Mapping[str, Any]], metrics: Mapping[str, Mappi
             "Z expected, stat. only": _rounded(stat["expected_significance"]),
             "Z expected, with syst.": _rounded(syst["expected_significance"]),
             "Z binned counting": _rounded(counting),
+            "Z expected stat. only / Z counting": _ratio(stat["expected_significance"], counting),
+            "(mu - 1) / total error, stat. only": _rounded(stat.get("pull_from_1"), 2),
             "95% CL limit on mu, stat. only": _rounded(stat["upper_limit"]),
             "95% CL limit on mu, with syst.": _rounded(syst["upper_limit"]),
             "Sum |S_spur| (events)": _rounded(spur["sum_abs"], 1),

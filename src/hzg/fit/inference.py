@@ -319,19 +319,58 @@ def limit(spec: Mapping[str, Any] | pyhf.Workspace, background_only: Mapping[str
     return LimitResult(cl, limits[0], tuple(limits[1:]), limits[0] is not None and limits[3] is not None, note)
 
 
+def mc_stat_error(spec: Mapping[str, Any] | pyhf.Workspace, result: FitResult,
+                  sumw2: Mapping[str, Any]) -> float | None:
+    """The MC-statistical error of mu-hat where the observations are (built from) weighted MC with per-bin
+    variance `sumw2` (category -> sum of w^2 of the background MC): mu-hat's linear response to the counts,
+    d theta / d n_i = C a_i (C the fit's HESSE covariance, a_i = d ln lambda_i / d theta at the best fit),
+    propagated with each bin's sum of w^2: sqrt(sum_i (C a_i)_mu^2 sumw2_i). It is what the spread of mu-hat
+    over MC replicas would be (the sandwich estimator of `hzg.fit.shapes.sandwich_covariance`, the
+    Barlow-Beeston-lite per-bin MC error on the background, profiled away in closed form); it treats the smooth
+    background template as fixed, so where the template was fitted to the same MC it errs on the large side.
+    None where the fit has no usable covariance."""
+    model, _ = model_and_data(spec)
+    values, errors = result.bestfit, result.uncertainty
+    cov = result.correlation * np.outer(errors, errors)
+    if not np.all(np.isfinite(cov)):
+        return None
+    _set_backend()
+    var = np.concatenate([np.asarray(sumw2[c], float) for c in model.config.channels])
+
+    def lam(x: np.ndarray) -> np.ndarray:
+        return np.asarray(model.expected_actualdata(pyhf.tensorlib.astensor(x)), dtype=float)
+
+    centre = np.clip(lam(values), 1e-12, None)
+    response = np.zeros_like(centre)
+    for j in np.flatnonzero(errors > 0):
+        if cov[result.poi_index, j] == 0:
+            continue
+        h = 1e-3 * errors[j]
+        up, down = values.copy(), values.copy()
+        up[j] += h
+        down[j] -= h
+        response += cov[result.poi_index, j] * (lam(up) - lam(down)) / (2.0 * h) / centre
+    return float(np.sqrt(np.sum(response ** 2 * np.clip(var, 0.0, None))))
+
+
 def block(spec: Mapping[str, Any], background_only: Mapping[str, Any], cl: float = 0.95,
-          poi_bounds: Sequence[float] | None = None) -> Block:
-    """Fit, significance, limit and scan of one workspace."""
+          poi_bounds: Sequence[float] | None = None, mc_sumw2: Mapping[str, Any] | None = None) -> Block:
+    """Fit, significance, limit and scan of one workspace; with `mc_sumw2` (the background MC's sum of w^2 per
+    category) also mu-hat's MC-statistical error (`mc_stat_error`)."""
     result = fit(spec, poi_bounds)
+    mc = None if mc_sumw2 is None else mc_stat_error(spec, result, mc_sumw2)
     return Block(result, significance(spec, poi_bounds), limit(spec, background_only, cl, poi_bounds),
-                 scan(spec, result, poi_bounds))
+                 scan(spec, result, poi_bounds), mc)
 
 
 def summarize(spec: Mapping[str, Any], background_only: Mapping[str, Any], cl: float = 0.95,
-              poi_bounds: Sequence[float] | None = None, with_ranking: bool = True) -> dict[str, Any]:
-    """Everything for fit.json: stat-only and with systematics side by side, and the ranking of the latter."""
-    full = block(spec, background_only, cl, poi_bounds)
-    out = {"cl": cl, "poi": POI, "stat_only": block(stat_only(spec), background_only, cl, poi_bounds).to_dict(),
+              poi_bounds: Sequence[float] | None = None, with_ranking: bool = True,
+              mc_sumw2: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Everything for fit.json: stat-only and with systematics side by side, and the ranking of the latter;
+    `mc_sumw2`: see `block`."""
+    full = block(spec, background_only, cl, poi_bounds, mc_sumw2)
+    out = {"cl": cl, "poi": POI,
+           "stat_only": block(stat_only(spec), background_only, cl, poi_bounds, mc_sumw2).to_dict(),
            "with_systematics": full.to_dict()}
     if with_ranking:
         out["ranking"] = ranking(spec, full.fit, poi_bounds)

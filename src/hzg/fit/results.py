@@ -141,11 +141,22 @@ class Block:
     significance: SignificanceResult
     limit: LimitResult
     scan: ScanResult
+    mc_stat: float | None = None  # mu-hat's MC-statistical error (the observations are MC; None: not computed)
+
+    def pull(self) -> float | None:
+        """(mu-hat - 1) / (its error towards 1, in quadrature with the MC-statistical error): the MC as data
+        hold mu = 1, so this should be a standard normal number."""
+        err = self.fit.err_down if self.fit.mu_hat > 1.0 else self.fit.err_up
+        if err is None or not np.isfinite(err):
+            return None
+        total = float(np.hypot(err, self.mc_stat or 0.0))
+        return finite_or_none((self.fit.mu_hat - 1.0) / total) if total > 0 else None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form; the headline numbers also at the top level."""
         return {"mu_hat": self.fit.mu_hat, "err_up": finite_or_none(self.fit.err_up),
-                "err_down": finite_or_none(self.fit.err_down), "significance": self.significance.observed,
+                "err_down": finite_or_none(self.fit.err_down), "err_mc_stat": finite_or_none(self.mc_stat),
+                "pull_from_1": self.pull(), "significance": self.significance.observed,
                 "expected_significance": self.significance.expected, "upper_limit": self.limit.expected,
                 "limit_band": None if self.limit.band is None else [finite_or_none(x) for x in self.limit.band],
                 "limit_note": self.limit.note, "problems": self.fit.flags.problems(),
