@@ -78,6 +78,7 @@ def fit_table(fits: Mapping[str, Mapping[str, Any]], metrics: Mapping[str, Mappi
             "(mu - 1) / total error, stat. only": _rounded(stat.get("pull_from_1"), 2),
             "95% CL limit on mu, stat. only": _rounded(stat["upper_limit"]),
             "95% CL limit on mu, with syst.": _rounded(syst["upper_limit"]),
+            "Median expected limit, with syst.": _rounded((syst.get("limit_band") or [None] * 5)[2]),
             "Sum |S_spur| (events)": _rounded(spur["sum_abs"], 1),
             "Sum zeta (events, the syst.)": _rounded(spur["sum_zeta"], 1),
             "Max |S_spur|/sigma_S": _rounded(spur["max_ratio"], 2),
