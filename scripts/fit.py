@@ -26,7 +26,7 @@ varied = {name: {"up": frames(of(name, snakemake.input.up)), "down": frames(of(n
 mass = metrics.mass_edges(cfg["mass_bins"])
 tmpl, score_edges, categories = templates.build_templates(
     Classifier.load(snakemake.input.checkpoint), frames(snakemake.input.nominal), varied, cfg["trial"],
-    cfg["n_score_bins"], mass, cfg["background"], cfg["photon_resolution"])
+    cfg["n_score_bins"], mass, cfg["background"], cfg["photon_resolution"], cfg.get("signal_shape", "template"))
 for cat, info in categories.items():
     if info["dropped"]:
         logging.warning("category %s left out of the fit: %s", cat, info["reason"])
@@ -44,9 +44,10 @@ result = fit.summarize(spec, tmpl.background_mc, poi_bounds=cfg["mu_bounds"], mc
 result |= {"score_edges": score_edges.tolist(), "mass_edges": mass.tolist(), "categories": categories}
 for block in ("stat_only", "with_systematics"):
     r = result[block]
+    g = lambda x: "none" if x is None else f"{x:.3g}"  # noqa: E731
     logging.info("%s: mu = %.3f +%.3f -%.3f (stat.) +- %s (MC stat.), (mu - 1) / total error %s, Z = %s (model "
-                 "Asimov %s), 95%% CL limit %s%s", block, r["mu_hat"], r["err_up"], r["err_down"], r["err_mc_stat"],
-                 r["pull_from_1"], r["significance"], r["expected_significance"],
+                 "Asimov %s), 95%% CL limit %s%s", block, r["mu_hat"], r["err_up"], r["err_down"], g(r["err_mc_stat"]),
+                 g(r["pull_from_1"]), g(r["significance"]), g(r["expected_significance"]),
                  r["upper_limit"] or r["limit_note"], "; PROBLEMS: " + "; ".join(r["problems"]) if r["problems"] else "")
 io.write_json(snakemake.output.workspace, spec)
 io.write_json(snakemake.output.templates, tmpl.to_dict())

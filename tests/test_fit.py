@@ -163,6 +163,24 @@ def test_choice_takes_the_fewest_parameters_that_pass() -> None:
         shapes.choose_background(counts, counts, FINE, signal_hist(FINE, 1.0), functions=["landau"])
 
 
+def test_dscb_signal_fit_recovers_the_generating_shape() -> None:
+    truth = dict(mean=124.6, sigma=1.7, alpha_lo=1.2, n_lo=4.0, alpha_hi=1.8, n_hi=8.0)
+    expected = np.diff(shapes.dscb_cdf(FINE, 105.0, 170.0, 20000.0, *truth.values()))
+    density = lambda x: shapes.dscb_density(np.array([x]), *truth.values())[0]  # noqa: E731
+    assert expected[30] / 20000.0 == pytest.approx(quad(density, 135, 136)[0] / quad(density, 105, 170, points=[
+        124.6])[0], rel=1e-6)  # the binned integral is exact
+    w = 0.05  # weighted signal MC: 400000 events of weight 0.05
+    counts = np.random.default_rng(2).poisson(expected / w) * w
+    template, result = shapes.dscb_template(counts, counts * w, FINE)
+    values = dict(zip(shapes.DSCB_PARAMETERS, result.parameters))
+    errors = dict(zip(shapes.DSCB_PARAMETERS, result.errors))
+    assert result.valid and result.function == "dscb"
+    for name in ("mean", "sigma", "alpha_lo", "alpha_hi"):
+        assert abs(values[name] - truth[name]) < 4.0 * errors[name], name
+    assert template.sum() == pytest.approx(counts.sum()) and np.all(template >= 0)
+    assert np.max(np.abs(template - expected)) < 0.02 * expected.max()
+
+
 # ------------------------------------------------------------------------------------------- workspace
 
 
@@ -468,6 +486,17 @@ def test_build_templates_per_category_with_signal_variations() -> None:
             c]["spurious_signal_mc_error"] * info[c]["scale"]))
     again = templates.build_templates(ScoreColumn(), nominal, varied, 0, 3, FINE, {"max_bernstein_order": 3}, 0.2)
     assert again[0].to_dict() == tmpl.to_dict()  # same inputs, same numbers
+    # the option: a double-sided Crystal Ball per category (and per variation), the MC's yields
+    smooth, _, info = templates.build_templates(ScoreColumn(), nominal, varied, 0, 3, FINE, {"max_bernstein_order": 3},
+                                                0.2, signal_shape="dscb")
+    for c in smooth.categories:
+        assert smooth.signal[c].sum() == pytest.approx(tmpl.signal[c].sum()) and info[c]["signal_fit"]["valid"]
+        assert np.average(centres, weights=smooth.signal[c]) == pytest.approx(
+            np.average(centres, weights=tmpl.signal[c]), abs=0.3)
+        up, down = smooth.signal_variations[c]["photon_energy_scale"]
+        assert np.average(centres, weights=up) > np.average(centres, weights=down)
+    with pytest.raises(ValueError, match="signal_shape"):
+        templates.build_templates(ScoreColumn(), nominal, varied, 0, 3, FINE, signal_shape="gauss")
 
 
 def test_category_without_background_mc_is_dropped_or_pooled() -> None:
