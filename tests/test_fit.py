@@ -61,6 +61,9 @@ def test_turnon_functions_integrate_to_the_numerical_integral(core: str) -> None
     assert by_name[f"{core}_turnon"].background_fit.deviance < 1e-3
     assert by_name[core].background_fit.deviance > 100.0
     assert choice.chosen.passes and choice.chosen.n_parameters <= 4
+    # a criterion that forgives everything: the fit quality still keeps the plain function out
+    lax = shapes.choose_background(counts, counts, FINE, signal_hist(FINE, 1.0), mc_tolerance=1e9)
+    assert all(c.passes for c in lax.candidates) and lax.chosen.function != core and lax.chosen.gof_p >= 0.01
 
 
 @pytest.mark.parametrize(("coefficients", "order"), [((4000.0, 9000.0, 2000.0), 2),
@@ -552,7 +555,7 @@ def test_fit_table_shows_spurious_signal_problems_and_counting() -> None:
     table = reporting.fit_table(fits, metrics, trial=0)
     row = table.set_index("Run").loc["etn_bce"]
     assert row["Z binned counting"] == 1.3 and row["Z fit, stat. only"] == 1.5 and row["Z expected, stat. only"] == 1.4
-    assert row["Z expected stat. only / Z counting"] == pytest.approx(1.4 / 1.3, abs=1e-3)
+    assert row["Z expected stat. only / Z counting"] == f"{1.4 / 1.3:.2f}"
     assert row["mu (stat. only)"] == "1.00 +0.50 -0.40 +-2.00 (MC stat.)" and row["(mu - 1) / total error, stat. only"] == 0.0
     assert row["Sum |S_spur| (events)"] == 3.0 and row["Categories failing spurious criterion"] == "bin0"
     assert row["Sum zeta (events, the syst.)"] == 1.0 and row["MC-limited categories (dS_MC > sigma_S)"] == "bin0"

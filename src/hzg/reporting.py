@@ -14,8 +14,9 @@ def _interval(block: Mapping[str, Any]) -> str:
     return f"{block['mu_hat']:.2f} +{block['err_up']:.2f} -{block['err_down']:.2f}{mc}"
 
 
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return None if a is None or not b else round(a / b, 3)
+def _ratio(a: float | None, b: float | None) -> str | None:
+    """a / b with two decimals, as text (the tables' number format has one)."""
+    return None if a is None or not b else f"{a / b:.2f}"
 
 
 def _rounded(value: float | None, digits: int = 3) -> float | None:

@@ -383,7 +383,8 @@ def choose_background(counts: np.ndarray, sumw2: np.ndarray, edges: Sequence[flo
     """Fit every function, measure its spurious signal, keep (ATLAS) the one with the fewest parameters (then
     the smallest zeta / sigma_S) that passes zeta < criterion * sigma_S and describes the MC (chi2 p-value of
     its background-only fit >= min_gof_p: with a tolerant criterion a poor fit would pass too); failing that
-    the fewest-parameter one that passes; else the one with the smallest |S_spur| / sigma_S."""
+    the passing one with the best fit (largest p-value, then smallest deviance); else the one with the
+    smallest |S_spur| / sigma_S."""
     unknown = [f for f in functions if f not in FUNCTIONS]
     if not functions or unknown:
         raise ValueError(f"choose_background: functions must be a non-empty subset of {FUNCTIONS}, got {functions!r}")
@@ -392,9 +393,14 @@ def choose_background(counts: np.ndarray, sumw2: np.ndarray, edges: Sequence[flo
     for function in functions:
         shape_fit = bern if function == "bernstein" else fit_function(counts, sumw2, edges, function)
         candidates.append(spurious_signal(counts, sumw2, edges, signal_shape, shape_fit, criterion, mc_tolerance))
-    passing = [c for c in candidates if c.passes and c.gof_p >= min_gof_p] or [c for c in candidates if c.passes]
-    chosen = (min(passing, key=lambda c: (c.n_parameters, c.zeta / max(c.sigma_signal, 1e-300), abs(c.ratio)))
-              if passing else min(candidates, key=lambda c: abs(c.ratio)))
+    good = [c for c in candidates if c.passes and c.gof_p >= min_gof_p]
+    passing = [c for c in candidates if c.passes]
+    if good:
+        chosen = min(good, key=lambda c: (c.n_parameters, c.zeta / max(c.sigma_signal, 1e-300), abs(c.ratio)))
+    elif passing:  # none describes the MC well: the one that describes it best
+        chosen = max(passing, key=lambda c: (c.gof_p, -c.background_fit.deviance))
+    else:
+        chosen = min(candidates, key=lambda c: abs(c.ratio))
     return BackgroundChoice(chosen, test, tuple(candidates))
 
 
