@@ -421,6 +421,9 @@ def test_summary_is_strict_json_with_both_blocks() -> None:
         assert b["mu_hat"] == pytest.approx(1.0, abs=0.01) and b["problems"] == []
         assert b["significance"] > 0 and b["upper_limit"] > 0 and len(b["limit_band"]) == 5
         assert b["fit"]["scan"]["mu"] and b["fit"]["flags"]["optimizer"] == "minuit"
+        # the MC equals the model here: pre-fit Asimov, pyhf's post-fit Asimov and the MC as data agree
+        assert b["expected_significance_prefit"] == pytest.approx(b["expected_significance"], rel=0.02)
+        assert b["expected_significance_prefit"] == pytest.approx(b["significance"], rel=0.05)
     assert out["with_systematics"]["err_up"] > out["stat_only"]["err_up"]
     assert out["ranking"] and out["ranking"][0]["impact"] >= out["ranking"][-1]["impact"]
 

@@ -14,6 +14,12 @@ def _interval(block: Mapping[str, Any]) -> str:
     return f"{block['mu_hat']:.2f} +{block['err_up']:.2f} -{block['err_down']:.2f}{mc}"
 
 
+def _expected(block: Mapping[str, Any]) -> float | None:
+    """The pre-fit expected Z (model's Asimov at mu = 1, nominal nuisances), else pyhf's expected one."""
+    prefit = block.get("expected_significance_prefit")
+    return block["expected_significance"] if prefit is None else prefit
+
+
 def _ratio(a: float | None, b: float | None) -> str | None:
     """a / b with two decimals, as text (the tables' number format has one)."""
     return None if a is None or not b else f"{a / b:.2f}"
@@ -50,8 +56,9 @@ def fit_table(fits: Mapping[str, Mapping[str, Any]], metrics: Mapping[str, Mappi
     """One row per run: mu-hat with its MINOS interval (stat. only, and split into stat. and syst.) and its
     MC-statistical error (the MC is the data), its distance from 1 in units of the total error, the
     discovery significance on the MC as data ("Z fit": its background's deviation from the smooth function,
-    the spurious signal, counts as signal there) and on the model's own Asimov data at mu = 1 ("Z expected"),
-    the expected 95 % CL limit, the spurious signal (sum of
+    the spurious signal, counts as signal there) and on the model's own pre-fit Asimov data at mu = 1 ("Z
+    expected", nominal nuisances; pyhf's post-fit one where absent), the expected 95 % CL limit, the
+    spurious signal (sum of
     |S_spur| and of its systematic zeta over categories, largest |S_spur| / sigma_S, categories failing the
     criterion and those where the MC cannot resolve sigma_S, "MC-limited"), the fit's
     problems (flags), and the binned-counting significance of the same trial's test split with the ratio of
@@ -72,10 +79,10 @@ def fit_table(fits: Mapping[str, Mapping[str, Any]], metrics: Mapping[str, Mappi
             "mu (stat. + syst.)": _stat_syst(stat, syst),
             "Z fit, stat. only": _rounded(stat["significance"]),
             "Z fit, with syst.": _rounded(syst["significance"]),
-            "Z expected, stat. only": _rounded(stat["expected_significance"]),
-            "Z expected, with syst.": _rounded(syst["expected_significance"]),
+            "Z expected, stat. only": _rounded(_expected(stat)),
+            "Z expected, with syst.": _rounded(_expected(syst)),
             "Z binned counting": _rounded(counting),
-            "Z expected stat. only / Z counting": _ratio(stat["expected_significance"], counting),
+            "Z expected stat. only / Z counting": _ratio(_expected(stat), counting),
             "(mu - 1) / total error, stat. only": _rounded(stat.get("pull_from_1"), 2),
             "95% CL limit on mu, stat. only": _rounded(stat["upper_limit"]),
             "95% CL limit on mu, with syst.": _rounded(syst["upper_limit"]),

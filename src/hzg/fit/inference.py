@@ -277,16 +277,28 @@ def ranking(spec: Mapping[str, Any] | pyhf.Workspace, result: FitResult, poi_bou
 def significance(spec: Mapping[str, Any] | pyhf.Workspace,
                  poi_bounds: Sequence[float] | None = None) -> SignificanceResult:
     """Discovery significance (cabinetry.fit.significance, q0, asymptotics) on the observations (the MC
-    Asimov data) and the expected one on the model's own Asimov data at mu = 1."""
+    Asimov data), the expected one of pyhf (Asimov data at mu = 1 with the nuisance parameters fitted to the
+    observations) and the pre-fit expected one (q0 on the model's own Asimov data at mu = 1, nuisance
+    parameters at their nominal values: free of the MC's fluctuations, which pull the shape parameters)."""
     model, data = model_and_data(spec)
+    bounds = par_bounds(model, poi_bounds)
     _set_backend()
     try:
-        out = cabinetry.fit.significance(model, data.tolist(), par_bounds=par_bounds(model, poi_bounds),
-                                         tolerance=TOLERANCE, strategy=STRATEGY)
+        out = cabinetry.fit.significance(model, data.tolist(), par_bounds=bounds, tolerance=TOLERANCE,
+                                         strategy=STRATEGY)
     except pyhf.exceptions.FailedMinimization as err:
         log.warning("significance not computed: %s", str(err).strip()[:200])
         return SignificanceResult(None, None)
-    return SignificanceResult(float(out.observed_significance), float(out.expected_significance))
+    init = np.asarray(model.config.suggested_init(), dtype=float)
+    init[model.config.poi_index] = 1.0
+    asimov = np.asarray(model.expected_data(init), dtype=float)
+    try:
+        prefit = float(cabinetry.fit.significance(model, asimov.tolist(), par_bounds=bounds, tolerance=TOLERANCE,
+                                                  strategy=STRATEGY).observed_significance)
+    except pyhf.exceptions.FailedMinimization as err:
+        log.warning("pre-fit expected significance not computed: %s", str(err).strip()[:200])
+        prefit = None
+    return SignificanceResult(float(out.observed_significance), float(out.expected_significance), prefit)
 
 
 def _cls_grid(model: pyhf.Model, data: np.ndarray, grid: np.ndarray, cl: float,

@@ -123,14 +123,18 @@ class LimitResult:
 
 @dataclass(frozen=True)
 class SignificanceResult:
-    """Discovery significance: on the MC Asimov data (`observed`) and on the model's own Asimov (`expected`)."""
+    """Discovery significance: on the MC Asimov data (`observed`), pyhf's expected one (Asimov at mu = 1 with
+    the nuisance parameters fitted to the observations, `expected`) and the pre-fit one (the model's own
+    Asimov at mu = 1, nominal nuisance parameters, `expected_prefit`)."""
 
     observed: float | None
     expected: float | None
+    expected_prefit: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
-        return {"observed": finite_or_none(self.observed), "expected": finite_or_none(self.expected)}
+        return {"observed": finite_or_none(self.observed), "expected": finite_or_none(self.expected),
+                "expected_prefit": finite_or_none(self.expected_prefit)}
 
 
 @dataclass(frozen=True)
@@ -157,7 +161,9 @@ class Block:
         return {"mu_hat": self.fit.mu_hat, "err_up": finite_or_none(self.fit.err_up),
                 "err_down": finite_or_none(self.fit.err_down), "err_mc_stat": finite_or_none(self.mc_stat),
                 "pull_from_1": self.pull(), "significance": self.significance.observed,
-                "expected_significance": self.significance.expected, "upper_limit": self.limit.expected,
+                "expected_significance": self.significance.expected,
+                "expected_significance_prefit": finite_or_none(self.significance.expected_prefit),
+                "upper_limit": self.limit.expected,
                 "limit_band": None if self.limit.band is None else [finite_or_none(x) for x in self.limit.band],
                 "limit_note": self.limit.note, "problems": self.fit.flags.problems(),
                 "fit": self.fit.to_dict() | {"scan": self.scan.to_dict()},
