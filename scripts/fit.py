@@ -44,7 +44,7 @@ result = fit.summarize(spec, tmpl.background_mc, poi_bounds=cfg["mu_bounds"], mc
 result |= {"score_edges": score_edges.tolist(), "mass_edges": mass.tolist(), "categories": categories}
 for block in ("stat_only", "with_systematics"):
     r = result[block]
-    g = lambda x: "none" if x is None else f"{x:.3g}"  # noqa: E731
+    g = lambda x: "none" if x is None else f"{x:.3g}"
     logging.info("%s: mu = %.3f +%.3f -%.3f (stat.) +- %s (MC stat.), (mu - 1) / total error %s, Z = %s (model "
                  "Asimov %s), 95%% CL limit %s%s", block, r["mu_hat"], r["err_up"], r["err_down"], g(r["err_mc_stat"]),
                  g(r["pull_from_1"]), g(r["significance"]), g(r["expected_significance"]),

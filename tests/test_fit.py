@@ -167,9 +167,9 @@ def test_choice_takes_the_fewest_parameters_that_pass() -> None:
 
 
 def test_dscb_signal_fit_recovers_the_generating_shape() -> None:
-    truth = dict(mean=124.6, sigma=1.7, alpha_lo=1.2, n_lo=4.0, alpha_hi=1.8, n_hi=8.0)
+    truth = {"mean": 124.6, "sigma": 1.7, "alpha_lo": 1.2, "n_lo": 4.0, "alpha_hi": 1.8, "n_hi": 8.0}
     expected = np.diff(shapes.dscb_cdf(FINE, 105.0, 170.0, 20000.0, *truth.values()))
-    density = lambda x: shapes.dscb_density(np.array([x]), *truth.values())[0]  # noqa: E731
+    density = lambda x: shapes.dscb_density(np.array([x]), *truth.values())[0]
     assert expected[30] / 20000.0 == pytest.approx(quad(density, 135, 136)[0] / quad(density, 105, 170, points=[
         124.6])[0], rel=1e-6)  # the binned integral is exact
     w = 0.05  # weighted signal MC: 400000 events of weight 0.05
