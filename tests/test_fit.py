@@ -61,6 +61,9 @@ def test_turnon_functions_integrate_to_the_numerical_integral(core: str) -> None
     assert by_name[f"{core}_turnon"].background_fit.deviance < 1e-3
     assert by_name[core].background_fit.deviance > 100.0
     assert choice.chosen.passes and choice.chosen.n_parameters <= 4
+    # a criterion that forgives everything: the fit quality still keeps the plain function out
+    lax = shapes.choose_background(counts, counts, FINE, signal_hist(FINE, 1.0), mc_tolerance=1e9)
+    assert all(c.passes for c in lax.candidates) and lax.chosen.function != core and lax.chosen.gof_p >= 0.01
 
 
 @pytest.mark.parametrize(("coefficients", "order"), [((4000.0, 9000.0, 2000.0), 2),
@@ -102,9 +105,53 @@ def test_spurious_signal_of_a_flat_toy_is_consistent_with_zero_and_of_a_sculpted
                                     shapes.fit_function(sculpted, sculpted, FINE, "exponential"))
     assert biased.signal > 4.0 * biased.signal_mc_error and biased.signal > 200.0
     assert not biased.passes and biased.ratio == pytest.approx(biased.signal / biased.sigma_signal)
+    assert biased.zeta == pytest.approx(biased.signal - 2.0 * biased.signal_mc_error) and biased.zeta > 0
     # the relaxed criterion forgives the MC error, no more
     relaxed = shapes.spurious_signal(flat, flat, FINE, shape, result.background_fit, mc_tolerance=2.0)
     assert relaxed.passes or abs(result.signal) - 2 * result.signal_mc_error >= 0.2 * result.sigma_signal
+    strict = shapes.spurious_signal(flat, flat, FINE, shape, result.background_fit, mc_tolerance=0.0)
+    assert strict.zeta == pytest.approx(abs(strict.signal))  # strict: the systematic is |S_spur|
+
+
+def test_relaxed_criterion_with_limited_weighted_mc() -> None:
+    # background MC of weight 50 per event (as the default's ~57): dS_MC ~ sqrt(50) sigma_S. The flat toys'
+    # S_spur scatter by dS_MC (so the sandwich error is right), the strict criterion fails them at random, the
+    # relaxed one passes them with zeta = 0, and every one is flagged MC-limited
+    shape, smooth, w = signal_hist(FINE, 1.0), exp_hist(FINE, 200000.0, 0.03), 50.0
+    rng = np.random.default_rng(5)
+    fitted, errors = [], []
+    for _ in range(40):
+        mc = rng.poisson(smooth / w) * w
+        bkg = shapes.fit_function(mc, mc * w, FINE, "exponential")
+        r = shapes.spurious_signal(mc, mc * w, FINE, shape, bkg, mc_tolerance=2.0)
+        assert r.mc_limited and r.signal_mc_error == pytest.approx(np.sqrt(w) * r.sigma_signal, rel=0.15)
+        assert (r.zeta == 0.0) == (abs(r.signal) <= 2.0 * r.signal_mc_error) and r.passes == (r.zeta < 0.2 * r.sigma_signal)
+        fitted.append(r.signal)
+        errors.append(r.signal_mc_error)
+    pulls = np.asarray(fitted) / np.asarray(errors)
+    assert 0.7 < np.std(pulls) < 1.35 and abs(np.mean(pulls)) < 0.5
+    assert np.mean(np.abs(pulls) < 2.0) > 0.85  # the relaxed criterion: zeta = 0 for ~95 %
+    # a sculpted bump far above the MC noise is still caught: zeta > 0, the systematic is non-zero
+    bump = 20000.0 * np.diff(norm(127.0, 6.0).cdf(FINE))
+    mc = rng.poisson((smooth + bump) / w) * w
+    r = shapes.spurious_signal(mc, mc * w, FINE, shape, shapes.fit_function(mc, mc * w, FINE, "exponential"))
+    assert r.zeta > 0 and not r.passes and r.zeta == pytest.approx(r.signal - 2 * r.signal_mc_error)
+
+
+def test_mc_error_follows_the_per_bin_weights() -> None:
+    # weights 1 below 125 GeV, 100 above: one scale k = sum w^2 / sum w for all bins is wrong for the peak;
+    # the sandwich error with each bin's sum of w^2 matches the toys' scatter
+    shape, smooth = signal_hist(FINE, 1.0), exp_hist(FINE, 100000.0, 0.03)
+    weight = np.where(FINE[:-1] < 125.0, 1.0, 100.0)
+    rng = np.random.default_rng(3)
+    fitted, errors = [], []
+    for _ in range(60):
+        mc = rng.poisson(smooth / weight) * weight
+        bkg = shapes.fit_function(mc, mc * weight, FINE, "exponential")
+        r = shapes.spurious_signal(mc, mc * weight, FINE, shape, bkg)
+        fitted.append(r.signal)
+        errors.append(r.signal_mc_error)
+    assert np.std(fitted) == pytest.approx(np.mean(errors), rel=0.25)
 
 
 def test_choice_takes_the_fewest_parameters_that_pass() -> None:
@@ -117,6 +164,24 @@ def test_choice_takes_the_fewest_parameters_that_pass() -> None:
     assert payload["function"] == "exponential" and len(payload["candidates"]) == len(shapes.FUNCTIONS)
     with pytest.raises(ValueError, match="functions must be"):
         shapes.choose_background(counts, counts, FINE, signal_hist(FINE, 1.0), functions=["landau"])
+
+
+def test_dscb_signal_fit_recovers_the_generating_shape() -> None:
+    truth = {"mean": 124.6, "sigma": 1.7, "alpha_lo": 1.2, "n_lo": 4.0, "alpha_hi": 1.8, "n_hi": 8.0}
+    expected = np.diff(shapes.dscb_cdf(FINE, 105.0, 170.0, 20000.0, *truth.values()))
+    density = lambda x: shapes.dscb_density(np.array([x]), *truth.values())[0]
+    assert expected[30] / 20000.0 == pytest.approx(quad(density, 135, 136)[0] / quad(density, 105, 170, points=[
+        124.6])[0], rel=1e-6)  # the binned integral is exact
+    w = 0.05  # weighted signal MC: 400000 events of weight 0.05
+    counts = np.random.default_rng(2).poisson(expected / w) * w
+    template, result = shapes.dscb_template(counts, counts * w, FINE)
+    values = dict(zip(shapes.DSCB_PARAMETERS, result.parameters))
+    errors = dict(zip(shapes.DSCB_PARAMETERS, result.errors))
+    assert result.valid and result.function == "dscb"
+    for name in ("mean", "sigma", "alpha_lo", "alpha_hi"):
+        assert abs(values[name] - truth[name]) < 4.0 * errors[name], name
+    assert template.sum() == pytest.approx(counts.sum()) and np.all(template >= 0)
+    assert np.max(np.abs(template - expected)) < 0.02 * expected.max()
 
 
 # ------------------------------------------------------------------------------------------- workspace
@@ -216,6 +281,29 @@ def test_known_signal_is_recovered_exactly_on_asimov_and_within_errors_on_a_pois
     assert hits >= 2
 
 
+def test_mu_from_mc_with_large_weights_is_consistent_with_one_within_its_total_error() -> None:
+    # background MC of weight 30 per event as data: its fluctuations are ~5x the data's, so mu-hat scatters far
+    # beyond its statistical error; with the MC-statistical error (per-bin sum of w^2) the pulls are normal
+    pulls, raw = [], []
+    for seed in range(40):
+        toy = toy_templates(signal=(300.0, 100.0), seed=seed, mc_weight=30.0)
+        spec = fit.build_workspace(toy, NO_SYST)
+        result = inference.fit(spec)
+        mc = fit.mc_stat_error(spec, result, toy.background_mc_sumw2)
+        assert mc == pytest.approx(np.sqrt(30.0) * result.err_hesse, rel=0.25)
+        pulls.append((result.mu_hat - 1.0) / np.hypot(result.err_hesse, mc))
+        raw.append((result.mu_hat - 1.0) / result.err_hesse)
+    assert 0.7 < np.std(pulls) < 1.3 and abs(np.mean(pulls)) < 0.5 and np.max(np.abs(pulls)) < 4.0
+    assert np.std(raw) > 3.0  # the stat.-only error alone would not cover it
+    # unit-weight MC: the MC error equals the statistical one (the same counts)
+    toy = toy_templates(signal=(300.0, 100.0), seed=1, mc_weight=1.0)
+    spec = fit.build_workspace(toy, NO_SYST)
+    result = inference.fit(spec)
+    assert fit.mc_stat_error(spec, result, toy.background_mc_sumw2) == pytest.approx(result.err_hesse, rel=0.1)
+    blk = fit.block(spec, toy.background_mc, mc_sumw2=toy.background_mc_sumw2).to_dict()
+    assert blk["err_mc_stat"] > 0 and abs(blk["pull_from_1"]) < 4.0
+
+
 def test_minos_interval_and_cabinetry_scan_equal_an_independent_likelihood_scan() -> None:
     toy = toy_templates(signal=(40.0, 40.0), background=(4000.0, 400.0))
     spec = fit.build_workspace(toy, NO_SYST)
@@ -262,6 +350,28 @@ def test_expected_limit_matches_the_asymptotic_formula() -> None:
     assert list(result.band) == sorted(result.band)
     with pytest.raises(ValueError, match="cl must lie"):
         fit.limit(spec, toy.background_mc, cl=1.5)
+
+
+def test_cached_optimizer_gives_pyhf_s_own_limit_with_fewer_fits(monkeypatch: pytest.MonkeyPatch) -> None:
+    toy = toy_templates(spurious=2.0)
+    spec = fit.build_workspace(toy)
+    calls = {"n": 0}
+    real = pyhf.optimize.minuit_optimizer._minimize
+
+    def counted(self, *args, **kwargs):
+        calls["n"] += 1
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(pyhf.optimize.minuit_optimizer, "_minimize", counted)
+    cached = inference.limit(spec, toy.background_mc)
+    n_cached = calls["n"]
+    plain = pyhf.optimize.minuit_optimizer
+    monkeypatch.setattr(inference, "CachedMinuit", lambda **kw: plain(**kw))
+    calls["n"] = 0
+    reference = inference.limit(spec, toy.background_mc)
+    assert cached.expected == pytest.approx(reference.expected, rel=1e-6)
+    assert cached.band == pytest.approx(reference.band, rel=1e-6)
+    assert n_cached < 0.6 * calls["n"]  # pyhf's hypotest repeats 3 of its 5 fits at every mu
 
 
 def test_systematics_widen_the_interval_and_the_ranking_lists_them() -> None:
@@ -311,6 +421,9 @@ def test_summary_is_strict_json_with_both_blocks() -> None:
         assert b["mu_hat"] == pytest.approx(1.0, abs=0.01) and b["problems"] == []
         assert b["significance"] > 0 and b["upper_limit"] > 0 and len(b["limit_band"]) == 5
         assert b["fit"]["scan"]["mu"] and b["fit"]["flags"]["optimizer"] == "minuit"
+        # the MC equals the model here: pre-fit Asimov, pyhf's post-fit Asimov and the MC as data agree
+        assert b["expected_significance_prefit"] == pytest.approx(b["expected_significance"], rel=0.02)
+        assert b["expected_significance_prefit"] == pytest.approx(b["significance"], rel=0.05)
     assert out["with_systematics"]["err_up"] > out["stat_only"]["err_up"]
     assert out["ranking"] and out["ranking"][0]["impact"] >= out["ranking"][-1]["impact"]
 
@@ -374,9 +487,22 @@ def test_build_templates_per_category_with_signal_variations() -> None:
         assert spread[0] > spread[1] > spread[2]
         assert tmpl.background[c].sum() == pytest.approx(tmpl.background_mc[c].sum(), rel=1e-6)
         assert info[c]["function"] in shapes.FUNCTIONS and not info[c]["dropped"]
-        assert info[c]["spurious_signal"] == tmpl.spurious_signal[c]
+        assert info[c]["spurious_systematic"] == tmpl.spurious_signal[c]
+        assert info[c]["spurious_systematic"] == pytest.approx(max(0.0, abs(info[c]["spurious_signal"]) - 2.0 * info[
+            c]["spurious_signal_mc_error"] * info[c]["scale"]))
     again = templates.build_templates(ScoreColumn(), nominal, varied, 0, 3, FINE, {"max_bernstein_order": 3}, 0.2)
     assert again[0].to_dict() == tmpl.to_dict()  # same inputs, same numbers
+    # the option: a double-sided Crystal Ball per category (and per variation), the MC's yields
+    smooth, _, info = templates.build_templates(ScoreColumn(), nominal, varied, 0, 3, FINE, {"max_bernstein_order": 3},
+                                                0.2, signal_shape="dscb")
+    for c in smooth.categories:
+        assert smooth.signal[c].sum() == pytest.approx(tmpl.signal[c].sum()) and info[c]["signal_fit"]["valid"]
+        assert np.average(centres, weights=smooth.signal[c]) == pytest.approx(
+            np.average(centres, weights=tmpl.signal[c]), abs=0.3)
+        up, down = smooth.signal_variations[c]["photon_energy_scale"]
+        assert np.average(centres, weights=up) > np.average(centres, weights=down)
+    with pytest.raises(ValueError, match="signal_shape"):
+        templates.build_templates(ScoreColumn(), nominal, varied, 0, 3, FINE, signal_shape="gauss")
 
 
 def test_category_without_background_mc_is_dropped_or_pooled() -> None:
@@ -413,12 +539,14 @@ def test_category_without_background_mc_is_dropped_or_pooled() -> None:
 
 
 def fake_run(z: float, spur: float, problems: list[str] | None = None) -> dict:
-    block = {"mu_hat": 1.0, "err_up": 0.5, "err_down": 0.4, "significance": z, "expected_significance": z - 0.1,
+    block = {"mu_hat": 1.0, "err_up": 0.5, "err_down": 0.4, "err_mc_stat": 2.0, "pull_from_1": 0.0,
+             "significance": z, "expected_significance": z - 0.1,
              "upper_limit": 1.2, "limit_band": [0.6, 0.8, 1.1, 1.6, 2.2], "limit_note": None, "problems": []}
     cat = {"dropped": False, "function": "bernstein", "pooled_with": [], "n_parameters": 3,
            "f_test": {"order": 2}, "spurious_signal": spur, "spurious_signal_mc_error": 1.0, "sigma_signal": 10.0,
            "ratio": spur / 10.0, "passes": abs(spur) < 2.0, "scale": 1.0, "background_mc_events": 100,
-           "effective_mc_events": 80.0}
+           "effective_mc_events": 80.0, "spurious_systematic": max(0.0, abs(spur) - 2.0), "mc_limited": spur > 1.0,
+           "gof_p": 0.5}
     return {"stat_only": block, "with_systematics": block | {"err_up": 0.6, "err_down": 0.5,
                                                              "problems": problems or []},
             "categories": {"bin0": cat, "bin1": {"dropped": True, "reason": "no background MC event"}}}
@@ -430,13 +558,17 @@ def test_fit_table_shows_spurious_signal_problems_and_counting() -> None:
     table = reporting.fit_table(fits, metrics, trial=0)
     row = table.set_index("Run").loc["etn_bce"]
     assert row["Z binned counting"] == 1.3 and row["Z fit, stat. only"] == 1.5 and row["Z expected, stat. only"] == 1.4
+    assert row["Z expected stat. only / Z counting"] == f"{1.4 / 1.3:.2f}"
+    assert row["mu (stat. only)"] == "1.00 +0.50 -0.40 +-2.00 (MC stat.)" and row["(mu - 1) / total error, stat. only"] == 0.0
     assert row["Sum |S_spur| (events)"] == 3.0 and row["Categories failing spurious criterion"] == "bin0"
+    assert row["Sum zeta (events, the syst.)"] == 1.0 and row["MC-limited categories (dS_MC > sigma_S)"] == "bin0"
     assert "at bound: bkg_norm_bin0" in row["Fit problems"] and "left out" in row["Fit problems"]
-    assert row["mu (stat. + syst.)"] == "1.00 +0.50/-0.40 (stat.) +0.33/-0.30 (syst.)"
+    assert row["mu (stat. + syst.)"] == "1.00 +0.50/-0.40 (stat.) +0.33/-0.30 (syst.) +-2.00 (MC stat.)"
     assert table.set_index("Run").loc["etn_bce_disco", "Categories failing spurious criterion"] == "none"
     spur = reporting.spurious_table(fits)
     assert list(spur["Category"]) == ["bin0", "bin1", "bin0", "bin1"]
     assert spur.iloc[1]["Function"].startswith("left out")
+    assert spur.iloc[0]["MC-limited"].startswith("yes") and spur.iloc[0]["zeta (events, the syst.)"] == 1.0
 
 
 def test_plots_are_written(tmp_path) -> None:

@@ -10,7 +10,19 @@ import pandas as pd
 def _interval(block: Mapping[str, Any]) -> str:
     if block.get("err_up") is None or block.get("err_down") is None:
         return f"{block['mu_hat']:.2f} (no interval)"
-    return f"{block['mu_hat']:.2f} +{block['err_up']:.2f} -{block['err_down']:.2f}"
+    mc = f" +-{block['err_mc_stat']:.2f} (MC stat.)" if block.get("err_mc_stat") is not None else ""
+    return f"{block['mu_hat']:.2f} +{block['err_up']:.2f} -{block['err_down']:.2f}{mc}"
+
+
+def _expected(block: Mapping[str, Any]) -> float | None:
+    """The pre-fit expected Z (model's Asimov at mu = 1, nominal nuisances), else pyhf's expected one."""
+    prefit = block.get("expected_significance_prefit")
+    return block["expected_significance"] if prefit is None else prefit
+
+
+def _ratio(a: float | None, b: float | None) -> str | None:
+    """a / b with two decimals, as text (the tables' number format has one)."""
+    return None if a is None or not b else f"{a / b:.2f}"
 
 
 def _rounded(value: float | None, digits: int = 3) -> float | None:
@@ -23,7 +35,8 @@ def _stat_syst(stat: Mapping[str, Any], syst: Mapping[str, Any]) -> str:
         return _interval(syst)
     parts = [(stat[k], (max(syst[k] ** 2 - stat[k] ** 2, 0.0)) ** 0.5) for k in ("err_up", "err_down")]
     return (f"{syst['mu_hat']:.2f} +{parts[0][0]:.2f}/-{parts[1][0]:.2f} (stat.) "
-            f"+{parts[0][1]:.2f}/-{parts[1][1]:.2f} (syst.)")
+            f"+{parts[0][1]:.2f}/-{parts[1][1]:.2f} (syst.)"
+            + (f" +-{syst['err_mc_stat']:.2f} (MC stat.)" if syst.get("err_mc_stat") is not None else ""))
 
 
 def spurious_summary(categories: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -32,18 +45,24 @@ def spurious_summary(categories: Mapping[str, Mapping[str, Any]]) -> dict[str, A
     kept = {c: i for c, i in categories.items() if not i.get("dropped")}
     ratios = [abs(i["ratio"]) for i in kept.values() if i.get("ratio") is not None]
     return {"sum_abs": sum(abs(i["spurious_signal"]) for i in kept.values()),
+            "sum_zeta": sum(i.get("spurious_systematic", abs(i["spurious_signal"])) for i in kept.values()),
             "max_ratio": max(ratios) if ratios else None,
             "failing": [c for c, i in kept.items() if not i["passes"]],
+            "mc_limited": [c for c, i in kept.items() if i.get("mc_limited")],
             "dropped": [c for c, i in categories.items() if i.get("dropped")]}
 
 
 def fit_table(fits: Mapping[str, Mapping[str, Any]], metrics: Mapping[str, Mapping[str, Any]], trial: int) -> pd.DataFrame:
-    """One row per run: mu-hat with its MINOS interval (stat. only, and split into stat. and syst.), the
+    """One row per run: mu-hat with its MINOS interval (stat. only, and split into stat. and syst.) and its
+    MC-statistical error (the MC is the data), its distance from 1 in units of the total error, the
     discovery significance on the MC as data ("Z fit": its background's deviation from the smooth function,
-    the spurious signal, counts as signal there) and on the model's own Asimov data at mu = 1 ("Z expected"),
-    the expected 95 % CL limit, the spurious signal (sum of
-    |S_spur| over categories, largest |S_spur| / sigma_S, categories failing the 0.2 criterion), the fit's
-    problems (flags), and the binned-counting significance of the same trial's test split."""
+    the spurious signal, counts as signal there) and on the model's own pre-fit Asimov data at mu = 1 ("Z
+    expected", nominal nuisances; pyhf's post-fit one where absent), the expected 95 % CL limit, the
+    spurious signal (sum of
+    |S_spur| and of its systematic zeta over categories, largest |S_spur| / sigma_S, categories failing the
+    criterion and those where the MC cannot resolve sigma_S, "MC-limited"), the fit's
+    problems (flags), and the binned-counting significance of the same trial's test split with the ratio of
+    the expected (stat.-only) Z to it."""
     rows = []
     for run, result in fits.items():
         stat, syst = result["stat_only"], result["with_systematics"]
@@ -60,14 +79,19 @@ def fit_table(fits: Mapping[str, Mapping[str, Any]], metrics: Mapping[str, Mappi
             "mu (stat. + syst.)": _stat_syst(stat, syst),
             "Z fit, stat. only": _rounded(stat["significance"]),
             "Z fit, with syst.": _rounded(syst["significance"]),
-            "Z expected, stat. only": _rounded(stat["expected_significance"]),
-            "Z expected, with syst.": _rounded(syst["expected_significance"]),
+            "Z expected, stat. only": _rounded(_expected(stat)),
+            "Z expected, with syst.": _rounded(_expected(syst)),
             "Z binned counting": _rounded(counting),
+            "Z expected stat. only / Z counting": _ratio(_expected(stat), counting),
+            "(mu - 1) / total error, stat. only": _rounded(stat.get("pull_from_1"), 2),
             "95% CL limit on mu, stat. only": _rounded(stat["upper_limit"]),
             "95% CL limit on mu, with syst.": _rounded(syst["upper_limit"]),
+            "Median expected limit, with syst.": _rounded((syst.get("limit_band") or [None] * 5)[2]),
             "Sum |S_spur| (events)": _rounded(spur["sum_abs"], 1),
+            "Sum zeta (events, the syst.)": _rounded(spur["sum_zeta"], 1),
             "Max |S_spur|/sigma_S": _rounded(spur["max_ratio"], 2),
             "Categories failing spurious criterion": ", ".join(spur["failing"]) or "none",
+            "MC-limited categories (dS_MC > sigma_S)": ", ".join(spur["mc_limited"]) or "none",
             "Fit problems": "; ".join(problems) or "none",
         })
     return pd.DataFrame(rows)
@@ -91,7 +115,10 @@ def spurious_table(fits: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
                 "MC error": _rounded(info["spurious_signal_mc_error"] * info["scale"], 2),
                 "sigma_S": _rounded(info["sigma_signal"] * info["scale"], 2),
                 "S_spur/sigma_S": _rounded(info["ratio"], 2),
+                "zeta (events, the syst.)": _rounded(info.get("spurious_systematic"), 2),
                 "Passes": "yes" if info["passes"] else "no",
+                "MC-limited": "yes (dS_MC > sigma_S)" if info.get("mc_limited") else "no",
+                "chi2 p": _rounded(info.get("gof_p"), 3),
                 "Background MC events": info["background_mc_events"],
                 "Effective MC events": _rounded(info["effective_mc_events"], 0),
             })

@@ -11,7 +11,7 @@ import pandas as pd
 
 from hzg import metrics
 from hzg.classifier import Classifier
-from hzg.fit.shapes import FUNCTIONS, BackgroundChoice, choose_background
+from hzg.fit.shapes import FUNCTIONS, BackgroundChoice, choose_background, dscb_template
 from hzg.fit.workspace import Templates, defaults_updated
 
 TEST = 2
@@ -20,7 +20,7 @@ HIGGS_MASS = 125.0  # GeV, the centre about which the photon-resolution variatio
 #: vanish at the window's edge, and a zero expectation makes the Poisson likelihood degenerate.
 BACKGROUND_FLOOR = 1.0e-6
 DEFAULT_BACKGROUND: dict[str, Any] = {"functions": list(FUNCTIONS), "max_bernstein_order": 5, "f_test_p": 0.05,
-                                      "spurious_criterion": 0.2, "spurious_mc_tolerance": 0.0,
+                                      "spurious_criterion": 0.2, "spurious_mc_tolerance": 2.0,
                                       "min_effective_events": 50.0, "min_mc_events": 20,
                                       "empty_category": "drop"}
 
@@ -107,10 +107,11 @@ def smooth_background(counts: np.ndarray, sumw2: np.ndarray, edges: np.ndarray, 
 def build_templates(classifier: Classifier, nominal: pd.DataFrame, varied: Mapping[str, Mapping[str, pd.DataFrame]],
                     trial: int, n_score_bins: int, mass_edges: Sequence[float],
                     background: Mapping[str, Any] | None = None, photon_resolution: float | None = None,
-                    ) -> tuple[Templates, np.ndarray, dict[str, dict[str, Any]]]:
+                    signal_shape: str = "template") -> tuple[Templates, np.ndarray, dict[str, dict[str, Any]]]:
     """Templates for the fit, the score-bin edges (equal signal in the nominal test split) and, per category,
-    the background function chosen (`BackgroundChoice.to_dict`, with `spurious_signal` in the category's own
-    events, `pooled_with` and `effective_mc_events`).
+    the background function chosen (`BackgroundChoice.to_dict`, with `spurious_signal` (S_spur) and
+    `spurious_systematic` (zeta, what the fit's spurious-signal term uses) in the category's own events,
+    `pooled_with` and `effective_mc_events`).
 
     A category with fewer than `min_effective_events` effective background MC events takes its shape from the
     pool of it and its score neighbours (`pooled`), normalised to its own MC yield (one mean-weight event where
@@ -126,8 +127,12 @@ def build_templates(classifier: Classifier, nominal: pd.DataFrame, varied: Mappi
     the selection (events migrate in and out exactly as they would); only their signal is used (the background
     comes from a fit to the data's sidebands, so a background variation is moot). `photon_resolution`: the
     relative widening (up) and narrowing (down) of the signal peak about 125 GeV, the histosys
-    "photon_resolution"; None or 0: none.
+    "photon_resolution"; None or 0: none. `signal_shape`: "template" (the signal MC histogram, default) or
+    "dscb" (per category a double-sided Crystal Ball fitted to it, and to each shape variation, its yield the
+    MC's; the fit in the info as `signal_fit`).
     """
+    if signal_shape not in ("template", "dscb"):
+        raise ValueError(f"fit.signal_shape must be 'template' or 'dscb', got {signal_shape!r}")
     cfg = background_config(background)
     scale = test_scale(nominal, trial)
     nom = test_split(nominal, trial, scale)
@@ -159,6 +164,14 @@ def build_templates(classifier: Classifier, nominal: pd.DataFrame, varied: Mappi
         for i, c in enumerate(categories):
             variations[c]["photon_resolution"] = (widths[0][i], widths[1][i])
 
+    signal_fits: dict[str, dict[str, Any]] = {}
+    if signal_shape == "dscb":  # smooth signal shapes: the nominal and every variation fitted alike
+        for i, c in enumerate(categories):
+            sig[i], nominal_fit = dscb_template(sig[i], sig2[i], mass_edges)
+            signal_fits[c] = {"signal_fit": nominal_fit.to_dict()}
+            variations[c] = {name: tuple(dscb_template(h, h * float(sig2[i].sum() / max(sig[i].sum(), 1e-300)),
+                                                       mass_edges)[0] for h in pair)
+                             for name, pair in variations[c].items()}
     smooth, spurious, choices, pools = {}, {}, {}, {}
     mean_weight = float(np.mean(w[~is_sig])) if np.any(~is_sig) else 1.0
     n_mc = category_histograms(score[~is_sig], m[~is_sig], np.ones(int(np.sum(~is_sig))), edges, mass_edges)[0]
@@ -179,7 +192,7 @@ def build_templates(classifier: Classifier, nominal: pd.DataFrame, varied: Mappi
         shape = sig[i] / sig[i].sum()
         smooth[c], choices[c], factor = smooth_background(bkg[pool].sum(axis=0), bkg2[pool].sum(axis=0), mass_edges,
                                                           shape, cfg, total)
-        spurious[c] = choices[c].chosen.signal * factor
+        spurious[c] = choices[c].chosen.zeta * factor  # the systematic: relaxed criterion's zeta (hzg.fit.shapes)
         pools[c] = {"pooled_with": [categories[j] for j in pool if j != i], "scale": factor,
                     "effective_mc_events": effective_events(bkg[i], bkg2[i]), "data_from_template": len(pool) > 1}
     for i, c in enumerate(categories):
@@ -195,7 +208,9 @@ def build_templates(classifier: Classifier, nominal: pd.DataFrame, varied: Mappi
         background=smooth, spurious_signal=spurious, signal_variations={c: variations[c] for c in kept},
     )
     info = {c: dropped[c] if c in dropped else
-            choices[c].to_dict() | pools[c] | {"dropped": False, "background_mc_events": int(n_mc[i].sum()),
-                                               "spurious_signal": spurious[c]}
+            choices[c].to_dict() | pools[c] | signal_fits.get(c, {}) | {"dropped": False,
+                                                                        "background_mc_events": int(n_mc[i].sum()),
+                                               "spurious_signal": choices[c].chosen.signal * pools[c]["scale"],
+                                               "spurious_systematic": spurious[c]}
             for i, c in enumerate(categories)}
     return templates, edges, info

@@ -123,14 +123,18 @@ class LimitResult:
 
 @dataclass(frozen=True)
 class SignificanceResult:
-    """Discovery significance: on the MC Asimov data (`observed`) and on the model's own Asimov (`expected`)."""
+    """Discovery significance: on the MC Asimov data (`observed`), pyhf's expected one (Asimov at mu = 1 with
+    the nuisance parameters fitted to the observations, `expected`) and the pre-fit one (the model's own
+    Asimov at mu = 1, nominal nuisance parameters, `expected_prefit`)."""
 
     observed: float | None
     expected: float | None
+    expected_prefit: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
-        return {"observed": finite_or_none(self.observed), "expected": finite_or_none(self.expected)}
+        return {"observed": finite_or_none(self.observed), "expected": finite_or_none(self.expected),
+                "expected_prefit": finite_or_none(self.expected_prefit)}
 
 
 @dataclass(frozen=True)
@@ -141,12 +145,25 @@ class Block:
     significance: SignificanceResult
     limit: LimitResult
     scan: ScanResult
+    mc_stat: float | None = None  # mu-hat's MC-statistical error (the observations are MC; None: not computed)
+
+    def pull(self) -> float | None:
+        """(mu-hat - 1) / (its error towards 1, in quadrature with the MC-statistical error): the MC as data
+        hold mu = 1, so this should be a standard normal number."""
+        err = self.fit.err_down if self.fit.mu_hat > 1.0 else self.fit.err_up
+        if err is None or not np.isfinite(err):
+            return None
+        total = float(np.hypot(err, self.mc_stat or 0.0))
+        return finite_or_none((self.fit.mu_hat - 1.0) / total) if total > 0 else None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form; the headline numbers also at the top level."""
         return {"mu_hat": self.fit.mu_hat, "err_up": finite_or_none(self.fit.err_up),
-                "err_down": finite_or_none(self.fit.err_down), "significance": self.significance.observed,
-                "expected_significance": self.significance.expected, "upper_limit": self.limit.expected,
+                "err_down": finite_or_none(self.fit.err_down), "err_mc_stat": finite_or_none(self.mc_stat),
+                "pull_from_1": self.pull(), "significance": self.significance.observed,
+                "expected_significance": self.significance.expected,
+                "expected_significance_prefit": finite_or_none(self.significance.expected_prefit),
+                "upper_limit": self.limit.expected,
                 "limit_band": None if self.limit.band is None else [finite_or_none(x) for x in self.limit.band],
                 "limit_note": self.limit.note, "problems": self.fit.flags.problems(),
                 "fit": self.fit.to_dict() | {"scan": self.scan.to_dict()},

@@ -11,13 +11,20 @@ Conventions, stated once:
   approximated by the scaled Poisson of Bohm and Zech (NIM A 748 (2014) 1) with one scale per category,
   k = sum w^2 / sum w: counts w / k, predictions f / k. One scale for all bins keeps empty bins informative
   (they say "no event of weight about k here"). Minimised with iminuit's ExtendedBinnedNLL (MIGRAD + HESSE).
+* Signal (optional, `dscb_template`): a double-sided Crystal Ball (Gaussian core, power-law tails) fitted to
+  a category's signal MC the same way, integrated over each bin; the MC template stays the default.
 * F-test (as the CMS H→Zγ analyses): Bernstein orders from `min_order` up; the next order is taken while
   2 Δ NLL between order n and n + 1 has a chi2(1) p-value below `p_threshold`.
 * Spurious signal (the ATLAS criterion): signal-plus-background fit of the category's signal shape (unit
   normalised, from its MC) and the background function to the background-only MC. S_spur is the fitted
-  signal yield, its MC-statistical error the HESSE error of that fit; sigma_S is the statistical error of the
+  signal yield; its MC-statistical error dS_MC is the sandwich (Eicker-Huber-White) error of that fit with
+  each bin's own sum of w^2 (`sandwich_covariance`: equal to the HESSE error of the scaled Poisson fit where
+  the weights do not vary across the window, right where they do); sigma_S is the statistical error of the
   signal yield of the same fit to the expected background at the analysis' luminosity (the function's
-  background-only prediction as Asimov data). A function passes where |S_spur| < criterion * sigma_S.
+  background-only prediction as Asimov data). ATLAS' relaxed criterion with tolerance t (2 by default):
+  zeta = max(0, |S_spur| - t dS_MC), the function passes where zeta < criterion * sigma_S, and zeta (not
+  |S_spur|) is the spurious-signal systematic. `mc_limited` where dS_MC > sigma_S: the background MC cannot
+  resolve a bias of the size of the signal's statistical error, whatever the function.
 """
 from __future__ import annotations
 
@@ -245,16 +252,48 @@ class SpuriousSignal:
     function: str
     n_parameters: int
     signal: float          # S_spur, fitted signal yield on the background-only MC
-    signal_mc_error: float  # its MC-statistical (HESSE) error
+    signal_mc_error: float  # its MC-statistical error dS_MC (sandwich, per-bin sum of w^2)
     sigma_signal: float    # statistical error of the signal yield on the expected background (sigma_S)
     ratio: float           # S_spur / sigma_S
-    passes: bool           # |S_spur| - mc_tolerance * MC error < criterion * sigma_S
+    passes: bool           # zeta < criterion * sigma_S
     background_fit: ShapeFit
+    zeta: float = 0.0      # max(0, |S_spur| - mc_tolerance * dS_MC): the spurious-signal systematic
+    mc_limited: bool = False  # dS_MC > sigma_S: this MC cannot resolve a bias of sigma_S
+    gof_p: float = 1.0     # chi2 p-value of the background-only fit (deviance, bins - parameters d.o.f.)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
         out = {k: v for k, v in asdict(self).items() if k != "background_fit"}
         return out | {"background_fit": self.background_fit.to_dict()}
+
+
+def sandwich_covariance(model: Callable[[np.ndarray], np.ndarray], values: np.ndarray, errors: np.ndarray,
+                        sumw2: np.ndarray, free: np.ndarray | None = None) -> np.ndarray:
+    """Covariance of the Poisson maximum-likelihood estimate of `values` (bin predictions `model(values)`) when
+    the fitted counts are weighted sums with variance `sumw2` per bin: A^-1 B A^-1 with a_i = d ln lambda_i /
+    d theta, A = sum_i lambda_i a_i a_i^T (Fisher information of unit-weight counts) and B = sum_i sumw2_i a_i
+    a_i^T. Equal to A^-1 where sumw2 = lambda (unit weights) and to k A^-1 where sumw2 = k lambda (uniform
+    weights k); right for weights that vary bin by bin. Parameters not `free` (e.g. on a bound) are held fixed
+    (zero rows); derivatives are central differences with steps of 1e-3 of `errors`."""
+    values = np.asarray(values, dtype=float)
+    free = np.ones(values.size, bool) if free is None else np.asarray(free, bool)
+    lam = np.clip(np.asarray(model(values), dtype=float), 1e-12, None)
+    grads = []
+    for j in np.flatnonzero(free):
+        h = 1e-3 * (errors[j] if np.isfinite(errors[j]) and errors[j] > 0 else max(abs(values[j]), 1.0))
+        up, down = values.copy(), values.copy()
+        up[j] += h
+        down[j] -= h
+        grads.append((np.asarray(model(up), float) - np.asarray(model(down), float)) / (2.0 * h))
+    out = np.zeros((values.size, values.size))
+    if not grads:
+        return out
+    a = np.asarray(grads) / lam[None, :]
+    fisher = (a * lam[None, :]) @ a.T
+    inv = np.linalg.pinv(fisher)
+    idx = np.flatnonzero(free)
+    out[np.ix_(idx, idx)] = inv @ ((a * np.asarray(sumw2, float)[None, :]) @ a.T) @ inv
+    return out
 
 
 def _signal_plus_background(counts: np.ndarray, scale: float, edges: np.ndarray, signal_shape: np.ndarray,
@@ -277,10 +316,10 @@ def _signal_plus_background(counts: np.ndarray, scale: float, edges: np.ndarray,
 
 
 def spurious_signal(counts: np.ndarray, sumw2: np.ndarray, edges: Sequence[float], signal_shape: np.ndarray,
-                    background: ShapeFit, criterion: float = 0.2, mc_tolerance: float = 0.0) -> SpuriousSignal:
+                    background: ShapeFit, criterion: float = 0.2, mc_tolerance: float = 2.0) -> SpuriousSignal:
     """Spurious signal of the background function `background` (already fitted to counts) and its test:
-    passes where |S_spur| - mc_tolerance * (its MC error) < criterion * sigma_S (mc_tolerance 0: ATLAS'
-    strict criterion; 2: the relaxed one, which forgives MC fluctuations)."""
+    passes where zeta = max(0, |S_spur| - mc_tolerance * dS_MC) < criterion * sigma_S (mc_tolerance 0: ATLAS'
+    strict criterion; 2: the relaxed one, which forgives MC fluctuations up to 2 dS_MC)."""
     e = np.asarray(edges, dtype=float)
     shape = np.asarray(signal_shape, dtype=float)
     if shape.shape != (e.size - 1,) or np.any(shape < 0) or shape.sum() <= 0:
@@ -289,13 +328,35 @@ def spurious_signal(counts: np.ndarray, sumw2: np.ndarray, edges: Sequence[float
     counts, sumw2 = np.asarray(counts, dtype=float), np.asarray(sumw2, dtype=float)
     k = effective_scale(counts, sumw2)
     on_mc = _signal_plus_background(counts, k, e, shape, background)
-    s, s_err = float(on_mc.values["S"]), float(on_mc.errors["S"])
+    s = float(on_mc.values["S"])
+    s_err = _mc_error(on_mc, e, shape, background, sumw2)
     expected = background.yields(e)  # Asimov background at the luminosity: unit-weight events
     on_asimov = _signal_plus_background(expected, 1.0, e, shape, background)
     sigma = float(on_asimov.errors["S"])
     ratio = s / sigma if sigma > 0 else float("inf") * np.sign(s)
+    zeta = max(0.0, abs(s) - mc_tolerance * s_err)
+    n_dof = max(e.size - 1 - background.n_parameters, 1)
     return SpuriousSignal(background.function, background.n_parameters, s, s_err, sigma, float(ratio),
-                          bool(abs(s) - mc_tolerance * s_err < criterion * sigma), background)
+                          bool(zeta < criterion * sigma), background, float(zeta), bool(s_err > sigma),
+                          float(chi2.sf(max(background.deviance, 0.0), n_dof)))
+
+
+def _mc_error(fitted: Minuit, edges: np.ndarray, shape: np.ndarray, background: ShapeFit, sumw2: np.ndarray) -> float:
+    """dS_MC: the sandwich error of S of a `_signal_plus_background` fit, each bin with its own sum of w^2;
+    parameters on a bound held fixed (the HESSE error where the sandwich cannot be formed)."""
+    lo, hi = float(edges[0]), float(edges[-1])
+    cdf = cdf_of(background.function, lo, hi)
+
+    def model(par: np.ndarray) -> np.ndarray:
+        return par[0] * shape + np.diff(cdf(edges, *par[1:]))
+
+    values, errors = np.asarray(fitted.values, float), np.asarray(fitted.errors, float)
+    free = np.array([not (p.has_lower_limit and p.value - p.lower_limit < 1e-6 * max(p.error, 1e-12))
+                     and not (p.has_upper_limit and p.upper_limit - p.value < 1e-6 * max(p.error, 1e-12))
+                     for p in fitted.params])
+    free[0] = True
+    var = float(sandwich_covariance(model, values, errors, np.clip(sumw2, 0.0, None), free)[0, 0])
+    return float(np.sqrt(var)) if np.isfinite(var) and var > 0 else float(fitted.errors["S"])
 
 
 @dataclass(frozen=True)
@@ -311,15 +372,19 @@ class BackgroundChoice:
         return {"function": self.chosen.function, "n_parameters": self.chosen.n_parameters,
                 "spurious_signal": self.chosen.signal, "spurious_signal_mc_error": self.chosen.signal_mc_error,
                 "sigma_signal": self.chosen.sigma_signal, "ratio": self.chosen.ratio, "passes": self.chosen.passes,
+                "zeta": self.chosen.zeta, "mc_limited": self.chosen.mc_limited, "gof_p": self.chosen.gof_p,
                 "f_test": asdict(self.f_test), "background_fit": self.chosen.background_fit.to_dict(),
                 "candidates": [c.to_dict() for c in self.candidates]}
 
 
 def choose_background(counts: np.ndarray, sumw2: np.ndarray, edges: Sequence[float], signal_shape: np.ndarray,
-                      functions: Sequence[str] = FUNCTIONS, criterion: float = 0.2, mc_tolerance: float = 0.0,
-                      max_order: int = 5, p_threshold: float = 0.05) -> BackgroundChoice:
-    """Fit every function, measure its spurious signal, keep (ATLAS) the one with the fewest parameters that
-    passes |S_spur| < criterion * sigma_S, else the one with the smallest |S_spur| / sigma_S."""
+                      functions: Sequence[str] = FUNCTIONS, criterion: float = 0.2, mc_tolerance: float = 2.0,
+                      max_order: int = 5, p_threshold: float = 0.05, min_gof_p: float = 0.01) -> BackgroundChoice:
+    """Fit every function, measure its spurious signal, keep (ATLAS) the one with the fewest parameters (then
+    the smallest zeta / sigma_S) that passes zeta < criterion * sigma_S and describes the MC (chi2 p-value of
+    its background-only fit >= min_gof_p: with a tolerant criterion a poor fit would pass too); failing that
+    the passing one with the best fit (largest p-value, then smallest deviance); else the one with the
+    smallest |S_spur| / sigma_S."""
     unknown = [f for f in functions if f not in FUNCTIONS]
     if not functions or unknown:
         raise ValueError(f"choose_background: functions must be a non-empty subset of {FUNCTIONS}, got {functions!r}")
@@ -328,7 +393,73 @@ def choose_background(counts: np.ndarray, sumw2: np.ndarray, edges: Sequence[flo
     for function in functions:
         shape_fit = bern if function == "bernstein" else fit_function(counts, sumw2, edges, function)
         candidates.append(spurious_signal(counts, sumw2, edges, signal_shape, shape_fit, criterion, mc_tolerance))
+    good = [c for c in candidates if c.passes and c.gof_p >= min_gof_p]
     passing = [c for c in candidates if c.passes]
-    chosen = (min(passing, key=lambda c: (c.n_parameters, abs(c.ratio))) if passing
-              else min(candidates, key=lambda c: abs(c.ratio)))
+    if good:
+        chosen = min(good, key=lambda c: (c.n_parameters, c.zeta / max(c.sigma_signal, 1e-300), abs(c.ratio)))
+    elif passing:  # none describes the MC well: the one that describes it best
+        chosen = max(passing, key=lambda c: (c.gof_p, -c.background_fit.deviance))
+    else:
+        chosen = min(candidates, key=lambda c: abs(c.ratio))
     return BackgroundChoice(chosen, test, tuple(candidates))
+
+
+# ------------------------------------------------------------------------------------ signal: double-sided CB
+
+DSCB_PARAMETERS = ("total", "mean", "sigma", "alpha_lo", "n_lo", "alpha_hi", "n_hi")
+
+
+def dscb_density(m: np.ndarray, mean: float, sigma: float, alpha_lo: float, n_lo: float, alpha_hi: float,
+                 n_hi: float) -> np.ndarray:
+    """Unnormalised double-sided Crystal Ball: a Gaussian core (mean, sigma) joined continuously (value and
+    slope) to power-law tails (index n) beyond alpha sigma on each side."""
+    t = (np.asarray(m, dtype=float) - mean) / sigma
+    out = np.exp(-0.5 * t * t)
+    for side, alpha, n in ((-1.0, alpha_lo, n_lo), (1.0, alpha_hi, n_hi)):
+        tail = side * t > alpha
+        if np.any(tail):
+            u = side * t[tail]
+            out[tail] = np.exp(-0.5 * alpha * alpha) * (1.0 + alpha * (u - alpha) / n) ** (-n)
+    return out
+
+
+def dscb_cdf(m: np.ndarray, lo: float, hi: float, total: float, mean: float, sigma: float, alpha_lo: float,
+             n_lo: float, alpha_hi: float, n_hi: float) -> np.ndarray:
+    """Yield in [lo, m] of `total` events with the DSCB density on [lo, hi]; numerical: 6-point Gauss-Legendre
+    on a grid of at most 0.25 GeV steps that holds every m."""
+    m = np.clip(np.asarray(m, dtype=float), lo, hi)
+    grid = np.union1d(m, np.linspace(lo, hi, max(int(np.ceil((hi - lo) / 0.25)), 1) + 1))
+    pieces = _interval_integrals(lambda x: dscb_density(x, mean, sigma, alpha_lo, n_lo, alpha_hi, n_hi),
+                                 grid[:-1], grid[1:])
+    cumulative = np.concatenate([[0.0], np.cumsum(pieces)])
+    return total * cumulative[np.searchsorted(grid, m)] / max(float(cumulative[-1]), 1e-300)
+
+
+def fit_dscb(counts: np.ndarray, sumw2: np.ndarray, edges: Sequence[float]) -> ShapeFit:
+    """Double-sided Crystal Ball fitted to a weighted signal histogram (scaled Poisson, module text); the
+    `ShapeFit` has function "dscb" and parameters `DSCB_PARAMETERS`."""
+    e = np.asarray(edges, dtype=float)
+    lo, hi = _check_window(e)
+    counts, sumw2 = np.asarray(counts, dtype=float), np.asarray(sumw2, dtype=float)
+    if counts.shape != (e.size - 1,) or sumw2.shape != counts.shape or counts.sum() <= 0:
+        raise ValueError(f"fit_dscb: counts and sumw2 must have {e.size - 1} bins and a positive sum")
+    k = effective_scale(counts, sumw2)
+    centres = 0.5 * (e[1:] + e[:-1])
+    w = np.clip(counts, 0.0, None)
+    mean = float(np.average(centres, weights=w))
+    core = np.abs(centres - mean) < 10.0
+    sigma = float(np.clip(np.sqrt(np.average((centres[core] - mean) ** 2, weights=w[core] + 1e-12)), 0.5, 10.0))
+    cost = ExtendedBinnedNLL(w / k, e, lambda m, *p: dscb_cdf(m, lo, hi, *p) / k, name=list(DSCB_PARAMETERS))
+    start = [float(w.sum()), mean, sigma, 1.5, 5.0, 1.5, 5.0]
+    limits = [(0.0, None), (lo, hi), (0.1, 20.0), (0.2, 10.0), (1.01, 100.0), (0.2, 10.0), (1.01, 100.0)]
+    m = _minimise(cost, start, limits)
+    return ShapeFit("dscb", tuple(map(float, m.values)), tuple(map(float, m.errors)), float(m.fval), bool(m.valid))
+
+
+def dscb_template(counts: np.ndarray, sumw2: np.ndarray, edges: Sequence[float]) -> tuple[np.ndarray, ShapeFit]:
+    """The signal histogram replaced by its DSCB fit integrated over each bin, normalised to the histogram's sum
+    (the shape from the fit, the yield from the MC), and the fit."""
+    e = np.asarray(edges, dtype=float)
+    result = fit_dscb(counts, sumw2, e)
+    template = np.diff(dscb_cdf(e, float(e[0]), float(e[-1]), *result.parameters))
+    return template * float(np.sum(counts)) / max(float(template.sum()), 1e-300), result
