@@ -58,3 +58,22 @@ def test_stacked_models_keep_members_apart():
         for k, m in enumerate(models):
             torch.testing.assert_close(out[k], m.eval()(x[k]), rtol=1e-5, atol=1e-6)
             m.load_state_dict(stacked.member_state(k))
+
+
+def test_run_trials_writes_what_training_run_writes(tmp_path):
+    """One ensemble job for the trials of a run: per trial the files of training.run, readable by Classifier, whose
+    scores are those written."""
+    import pandas as pd
+    from hzg.classifier import Classifier
+
+    paths = synthetic_features(tmp_path, n=600)
+    specs = [dataclasses.replace(spec(model="fnn", loss="bce_disco", epochs=2, batch_size=256), trial=t) for t in range(2)]
+    written = ensemble.run_trials(paths, specs, [tmp_path / f"trial{t}" for t in range(2)])
+    frame = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+    for s, files in zip(specs, written):
+        assert set(files) == {"checkpoint", "history", "scores"} and all(p.exists() for p in files.values())
+        scores = pd.read_parquet(files["scores"])
+        history = pd.read_csv(files["history"])
+        assert len(scores) == len(frame) and list(history["epoch"]) == [1, 2]
+        np.testing.assert_allclose(Classifier.load(files["checkpoint"]).predict(frame), scores["score"], rtol=1e-5,
+                                   atol=1e-7)

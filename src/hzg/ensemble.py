@@ -26,6 +26,7 @@ import copy
 import logging
 import math
 import time
+from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
 
@@ -262,3 +263,33 @@ def _restore_members(saved: list) -> None:
     with torch.no_grad():
         for t, ks, values in saved:
             t[ks] = values
+
+
+def run_trials(feature_paths: Sequence[str | Path], specs: Sequence[tr.RunSpec], outdirs: Sequence[str | Path],
+               precision: str = "fp32", compile: bool = False) -> list[dict[str, Path]]:
+    """Train the trials `specs` of one (model, loss) as one ensemble and write, per trial, what `hzg.training.run`
+    writes (checkpoint.pt, history.csv, scores.parquet in its outdir), so that every later stage reads them alike.
+
+    For a training job that holds a GPU: with `training.ensemble_trials: true` a rule would call this once per
+    (model, loss) with the outdirs of all trials, instead of `training.run` once per trial.
+    """
+    from hzg.models import NEURAL_MODELS
+
+    if len(specs) != len(outdirs):
+        raise ValueError("run_trials needs one outdir per spec")
+    bad = sorted({s.model for s in specs} - set(NEURAL_MODELS))
+    if bad:
+        raise ValueError(f"an ensemble trains neural models only, not {bad}")
+    features = tr.feature_names(specs[0].disco_lambda, specs[0].sigma_m)
+    datasets = [tr.load_dataset(feature_paths, features, s.trial) for s in specs]
+    results = train_neural_ensemble(datasets, specs, precision=precision, compile=compile)
+    written = []
+    for spec, data, result, outdir in zip(specs, datasets, results, outdirs):
+        outdir = Path(outdir)
+        outdir.mkdir(parents=True, exist_ok=True)
+        checkpoint = {"model": spec.model, "loss": spec.loss, "features": features, "trial": spec.trial,
+                      "hparams": spec.hparams, "config_hash": tr.config_hash(spec.describe()), "spec": spec.describe(),
+                      "kind": "neural", "state_dict": result["state"], "normaliser": result["normaliser"].to_dict(),
+                      "best_epoch": result["best_epoch"], "best_val_significance": result["best_significance"]}
+        written.append(tr.write_outputs(outdir, checkpoint, result, data))
+    return written
