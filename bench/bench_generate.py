@@ -6,8 +6,8 @@ For each level (parton, hadron) the same chunk (same seed, the default config's 
 made in every mode in this process, interleaved --step events at a time, so a noisy machine slows all
 modes alike. "before": the code as it was before issue 15 (next() per event, numpy on scalars in the
 bias hook, one Python call per particle and property over the whole record). "after": as the workflow
-makes it now (Pythia's nextBatch, the record converted to arrays in C++ and filtered in numpy; the bias
-hook in plain floats). "veto" (hadron level): the loose acceptance (`generate.ShowerAcceptance`) checked
+makes it now (at parton level Pythia's nextBatch, the record converted to arrays in C++ and filtered in
+numpy; at hadron level next() per event with the faster record reading; the bias hook in plain floats). "veto" (hadron level): the loose acceptance (`generate.ShowerAcceptance`) checked
 after the shower and `forceHadronLevel()` only for the events that pass (`generation.veto_before_hadronisation`).
 Printed per mode: the split of the chunk's time, events/s per core, selected events (full preselection) per
 core-second, the ratios to "before", whether "after" and "before" give identical n-tuples (they must), and
@@ -76,7 +76,7 @@ class Mode:
             self.gen = generate.ChunkGenerator(self.spec, progress=False)
         self.rng = np.random.default_rng(generate.detector_seed(spec.seed, cfg["detector"]["seed_offset"]))
         self.batches, self.weights = [], []
-        self.total = self.detector = 0.0
+        self.total = self.detector = self.cpu = 0.0
 
     @contextlib.contextmanager
     def _code(self):
@@ -96,11 +96,13 @@ class Mode:
     def step(self, n: int) -> None:
         """The next `n` events, as the workflow makes them (generation, then the detector response)."""
         with self._code():
+            c0 = time.process_time()
             t0 = time.perf_counter()
             particles, w = self.gen.batch(n)
             t1 = time.perf_counter()
             self.batches.append(detector.reconstruct(particles, self.cfg["detector"], self.rng))
             t2 = time.perf_counter()
+            self.cpu += time.process_time() - c0
         self.weights.append(w)
         self.total += t2 - t0
         self.detector += t2 - t1
@@ -115,7 +117,7 @@ class Mode:
         passed, _ = selection.preselect(io.read_events(path, io.resolve_branch_map("nanoaod")), selection.Cuts(), str(path))
         s = self.gen.seconds
         return {"total": self.total, "pythia": s["pythia"], "hooks": s["hadron_veto"], "extract": s["extract"],
-                "detector": self.detector, "n": len(w), "selected": len(passed["weight"]), "vetoed": self.gen.n_hadron_vetoed,
+                "detector": self.detector, "cpu": self.cpu, "n": len(w), "selected": len(passed["weight"]), "vetoed": self.gen.n_hadron_vetoed,
                 "path": path, "passed": passed}
 
 
@@ -135,7 +137,8 @@ def report(level: str, name: str, r: dict[str, float]) -> None:
           f"veto {100 * r['hooks'] / r['total']:4.1f} % | extraction {100 * r['extract'] / r['total']:4.1f} % | "
           f"detector {100 * r['detector'] / r['total']:4.1f} % | other {100 * (non_pythia - r['hooks'] - r['extract'] - r['detector']) / r['total']:4.1f} % "
           f"| non-Pythia {100 * non_pythia / r['total']:5.1f} %")
-    print(f"         {r['n'] / r['total']:8.1f} events/s/core, {r['selected'] / r['total']:7.2f} selected/core-s "
+    print(f"         {r['n'] / r['cpu']:8.1f} events/s/core, {r['selected'] / r['cpu']:7.2f} selected/core-s "
+          f"(per CPU-second of this process; wall {r['n'] / r['total']:.1f} events/s) "
           f"({r['selected']} selected of {r['n']}, {r['vetoed']} vetoed before hadronisation)")
 
 
@@ -146,16 +149,18 @@ def main() -> None:
     parser.add_argument("--process", default="qqbar_Zgamma")
     parser.add_argument("--seed", type=int, default=4242)
     parser.add_argument("--step", type=int, default=generate.BATCH_SIZE,
-                        help="events per interleaved step (and per detector call, as in the workflow)")
+                        help="parton level: events per interleaved step (and per detector call, as in the workflow)")
+    parser.add_argument("--hadron-step", type=int, default=100, help="hadron level: events per interleaved step")
     args = parser.parse_args()
     cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
     tmp = tempfile.TemporaryDirectory()
     workdir = Path(tmp.name)
     results = {}
-    for level, n, names in (("parton", args.parton, ["before", "after"]), ("hadron", args.hadron, ["before", "after", "veto"])):
+    for level, n, names, step in (("parton", args.parton, ["before", "after"], args.step),
+                                  ("hadron", args.hadron, ["before", "after", "veto"], args.hadron_step)):
         spec = generate.chunk_spec(args.process, n, args.seed, dict(cfg["generation"], level=level), cfg["sqrt_s_tev"])
-        res = results[level] = run_modes(spec, cfg, names, workdir, step=args.step)
-        print(f"{level} level, {args.process}, {n} events (modes interleaved {args.step} events at a time):")
+        res = results[level] = run_modes(spec, cfg, names, workdir, step=step)
+        print(f"{level} level, {args.process}, {n} events (modes interleaved {step} events at a time):")
         for name in names:
             report(level, name, res[name])
         before = res["before"]
