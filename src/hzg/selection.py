@@ -207,13 +207,22 @@ def candidate_columns(events: ak.Array) -> dict[str, np.ndarray]:
         cols[f"g_{field}"] = out
     # the kinematics exactly as candidate_kinematics computes them
     cols = {k: cols[k] for k in ["flavour"] + [f"{o}_{f}" for o in ("lm", "lp", "g") for f in ("pt", "eta", "phi", "gen_pt")]}
+    # computed where defined (a pair; a pair and a photon): NaN elsewhere, as vector gives for NaN inputs
     mass = np.where(flavour == 13, LEPTON_MASS[13], LEPTON_MASS[11])
-    lm, lp, g = ((cols[f"{o}_pt"], cols[f"{o}_phi"], cols[f"{o}_eta"], m) for o, m in
-                 (("lm", mass), ("lp", mass), ("g", np.zeros_like(mass))))
-    cols["mll"] = _sum(lm, lp)[3]
-    cols["mllg"] = _sum(lm, lp, g)[3]
-    cols["dr_lm_g"] = _delta_r(lm, g)
-    cols["dr_lp_g"] = _delta_r(lp, g)
+    pair = best_event  # events with a pair, ascending
+    full = pair[has[pair]]
+
+    def vec(obj: str, where: np.ndarray) -> tuple[np.ndarray, ...]:
+        m = mass[where] if obj != "g" else np.zeros(len(where))
+        return cols[f"{obj}_pt"][where], cols[f"{obj}_phi"][where], cols[f"{obj}_eta"][where], m
+
+    values = {"mll": (pair, _sum(vec("lm", pair), vec("lp", pair))[3]),
+              "mllg": (full, _sum(vec("lm", full), vec("lp", full), vec("g", full))[3]),
+              "dr_lm_g": (full, _delta_r(vec("lm", full), vec("g", full))),
+              "dr_lp_g": (full, _delta_r(vec("lp", full), vec("g", full)))}
+    for key, (where, value) in values.items():
+        cols[key] = np.full(n, np.nan)
+        cols[key][where] = value
     return cols
 
 
