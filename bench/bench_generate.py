@@ -6,8 +6,8 @@ For each level (parton, hadron) the same chunk (same seed, the default config's 
 made in every mode in this process, interleaved --step events at a time, so a noisy machine slows all
 modes alike. "before": the code as it was before issue 15 (next() per event, numpy on scalars in the
 bias hook, one Python call per particle and property over the whole record). "after": as the workflow
-makes it now (at parton level Pythia's nextBatch, the record converted to arrays in C++ and filtered in
-numpy; at hadron level next() per event with the faster record reading; the bias hook in plain floats). "veto" (hadron level): the loose acceptance (`generate.ShowerAcceptance`) checked
+makes it now (Pythia's nextBatch, the record converted to arrays in C++ and filtered in numpy; the bias
+hook in plain floats). "veto" (hadron level): the loose acceptance (`generate.ShowerAcceptance`) checked
 after the shower and `forceHadronLevel()` only for the events that pass (`generation.veto_before_hadronisation`).
 Printed per mode: the split of the chunk's time, events/s per core, selected events (full preselection) per
 core-second, the ratios to "before", whether "after" and "before" give identical n-tuples (they must), and

@@ -477,13 +477,11 @@ class ChunkGenerator:
     def batch(self, n_events: int) -> tuple[ak.Array, np.ndarray]:
         """The next `n_events` events: jagged particles (pid, px, py, pz, E) with pT > PARTICLE_PT_MIN, weights.
 
-        At parton level events come from Pythia's `nextBatch` (the records converted to arrays in C++,
-        then filtered in numpy); at hadron level, where nextBatch's conversion of every property of some
-        2000 particles per event costs more than reading the visible ones (bench/bench_generate.py), and
-        where events are hadronised by hand after the acceptance check (`ChunkSpec.hadron_veto`), event by
-        event. Both paths give the same events for the same seed.
+        Events come from Pythia's `nextBatch` (the records converted to arrays in C++, then filtered in
+        numpy), unless they are hadronised by hand after the acceptance check (`ChunkSpec.hadron_veto`),
+        which needs the event-by-event loop. Both paths give the same events for the same seed.
         """
-        if self.spec.level == "parton" and self.spec.hadron_veto is None:
+        if self.spec.hadron_veto is None:
             return self._batch_columnar(n_events)
         return self._batch_event_loop(n_events)
 
