@@ -9,8 +9,9 @@ from hzg import benchmarks, logs, tables  # noqa: E402
 logs.setup(snakemake.log[0])
 root = Path(snakemake.params.root)
 jobs = benchmarks.read_benchmarks(root.rglob("*.tsv"), root)
-note = ("Wall time summed over the jobs of a rule (not the run's elapsed time when jobs run in parallel); "
-        "CPU time and max RSS as measured by Snakemake's benchmark directive (psutil), per job, files under "
+note = ("Wall time summed over the jobs of a rule (not the run's elapsed time when jobs run in parallel). "
+        "CPU time and max RSS as Snakemake's benchmark directive samples them (psutil, every second for the first "
+        "30 s of a job, then every 30 s: a lower bound, short jobs undercounted). Per-job files under "
         f"{root}/.")
 per_rule = benchmarks.rule_frame(jobs)
 per_stage = benchmarks.stage_frame(jobs)
