@@ -24,9 +24,11 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/friends.smk"
 include: "workflow/rules/fit.smk"
+include: "workflow/rules/benchmarks.smk"
 
 
 rule all:
     default_target: True
     input:
         all_outputs(),
+        rules.benchmark_table.output,

@@ -271,10 +271,16 @@ class _Particle:
     def isFinal(self):  # noqa: N802
         return self._v[4]
 
+    def status(self):  # Pythia: > 0 for final particles
+        return 1 if self._v[4] else -1
+
 
 class _Event(list):
     def size(self):
         return len(self)
+
+    def particles(self):
+        return list(self)
 
 
 def test_isolated_photon_pt_takes_the_hardest_photon_away_from_every_lepton():
@@ -314,3 +320,88 @@ def test_enhanced_filtered_drellyan_gives_the_plain_isolated_photon_cross_sectio
     filtered, filtered_err = iso_photon_xsec(generate.FsrFilter(enhance=5.0, photon_pt=12.0), 2000, 42)
     assert abs(filtered - plain) < 3.0 * np.hypot(plain_err, filtered_err)
     assert filtered_err < plain_err  # and it is the cheaper estimate
+
+
+# ---------------------------------------------------------------- issue 15: faster record access, veto before hadronisation
+
+def _old_event_particles(event):
+    return [(p.id(), p.px(), p.py(), p.pz(), p.e()) for p in event if p.isFinal() and p.isVisible()]
+
+
+def _old_final_leptons_and_photons(record):
+    leptons, photons = [], []
+    for i in range(record.size()):
+        particle = record[i]
+        if not particle.isFinal():
+            continue
+        pid = abs(particle.id())
+        if pid in (11, 13):
+            leptons.append((particle.pT(), particle.eta(), particle.phi()))
+        elif pid == 22:
+            photons.append((particle.pT(), particle.eta(), particle.phi()))
+    return leptons, photons
+
+
+def test_faster_record_access_gives_the_same_ntuple_for_the_same_seed(monkeypatch):
+    """The speed-ups of issue 15 (nextBatch, the hook's bias in floats) are pure speed: same events, bit for bit,
+    as the code before (next() and one Python call per particle property)."""
+    spec = generate.chunk_spec("qqbar_Zgamma", 300, 11, CONFIG["generation"], 13.0)
+    new = generate.simulate_chunk(spec, CONFIG["detector"], chunk=0, progress=False)
+    monkeypatch.setattr(generate.ChunkGenerator, "batch", generate.ChunkGenerator._batch_event_loop)  # next() per event
+    monkeypatch.setattr(generate, "_event_particles", _old_event_particles)
+    monkeypatch.setattr(generate, "final_leptons_and_photons", _old_final_leptons_and_photons)
+    monkeypatch.setattr(generate, "_selection_bias_scalar", lambda pt, m, b: float(generate.selection_bias(pt, m, b)))
+    old = generate.simulate_chunk(spec, CONFIG["detector"], chunk=0, progress=False)
+    for name in ("Electron", "Muon", "Photon"):
+        assert ak.to_list(new["Events"][name]) == ak.to_list(old["Events"][name]), name
+    assert np.array_equal(new["Events"]["genWeight"], old["Events"]["genWeight"])
+    # the bias in the hook is now computed with math instead of numpy: equal to the last bit or two
+    assert new["Runs"]["sigmaGen_pb"][0] == pytest.approx(old["Runs"]["sigmaGen_pb"][0], rel=1e-12)
+
+
+def test_selection_bias_in_plain_floats_equals_numpy():
+    bias = generate.Bias(**CONFIG["generation"]["bias"])
+    pt, m = np.array([0.5, 12.0, 40.0, 150.0]), np.array([96.0, 124.0, 130.0, 199.0])
+    assert [generate._selection_bias_scalar(a, b, bias) for a, b in zip(pt, m)] == pytest.approx(
+        generate.selection_bias(pt, m, bias), rel=1e-14)
+
+
+class _Record(list):
+    def particles(self):
+        return list(self)
+
+
+def _p(pid, pt, eta, phi):
+    part = _Particle(pid, pt, eta, phi)
+    return part
+
+
+def test_shower_acceptance_needs_an_sfos_pair_and_a_separated_photon_in_the_mass_windows():
+    acc = generate.ShowerAcceptance()
+    # Z(91) -> mu mu back to back-ish and a 30 GeV photon: mllg ~ 125
+    good = [_p(13, 45.0, 0.1, 0.0), _p(-13, 40.0, -0.3, 2.9), _p(22, 30.0, 0.5, 1.4)]
+    assert acc.passes(_Record(good))
+    assert not acc.passes(_Record([good[0], _p(13, 40.0, -0.3, 2.9), good[2]]))  # same sign
+    assert not acc.passes(_Record([good[0], _p(-11, 40.0, -0.3, 2.9), good[2]]))  # different flavour
+    assert not acc.passes(_Record(good[:2]))  # no photon
+    assert not acc.passes(_Record([good[0], good[1], _p(22, 30.0, 0.15, 0.05)]))  # photon on a lepton
+    assert not acc.passes(_Record([good[0], good[1], _p(22, 30.0, 3.0, 1.4)]))  # photon outside |eta| < 2.6
+    assert not acc.passes(_Record([_p(13, 19.0, 0.1, 0.0), _p(-13, 18.0, -0.3, 2.9), good[2]]))  # both below 20 GeV
+    assert not acc.passes(_Record([_Particle(13, 45.0, 0.1, 0.0, final=False), good[1], good[2]]))  # not final
+
+
+def test_veto_before_hadronisation_switches_pythia_hadronisation_off_and_keeps_every_event():
+    generation = dict(CONFIG["generation"], level="hadron", veto_before_hadronisation=True)
+    spec = generate.chunk_spec("qqbar_Zgamma", 40, 5, generation, 13.0)
+    assert spec.hadron_veto == generate.ShowerAcceptance()
+    lines = generate.pythia_settings(spec)
+    assert "HadronLevel:all = off" in lines and "PartonLevel:MPI = on" in lines
+    assert generate.chunk_spec("qqbar_Zgamma", 40, 5, dict(generation, level="parton"), 13.0).hadron_veto is None
+    gen = generate.ChunkGenerator(spec, progress=False)
+    particles, weights = gen.batch(40)
+    n = ak.to_numpy(ak.num(particles))
+    assert len(n) == 40 and np.all(weights > 0)  # vetoed events keep their weight: sum_w and sigma stay those generated
+    assert 0 < gen.n_hadron_vetoed < 40 and np.sum(n == 0) == gen.n_hadron_vetoed
+    # the kept events are hadronised: a full final state with pions
+    assert np.median(n[n > 0]) > 50
+    assert ak.mean(ak.any(abs(particles.pid[n > 0]) == 211, axis=1)) > 0.9

@@ -436,3 +436,31 @@ def test_cuts_from_config_converts_and_overrides():
 def test_module_constants():
     assert selection.Z_MASS == 91.1876
     assert CUT_ORDER[0] == "all" and CUT_ORDER[-1] == "mllg_window" and len(CUT_ORDER) == 9
+
+
+def test_columnar_candidates_equal_the_awkward_ones_bit_for_bit():
+    """selection.candidate_columns (the skim's numpy path, issue 15) = candidate_kinematics(best_candidates(...))."""
+    from hzg.selection import candidate_columns
+
+    rng = np.random.default_rng(15)
+    evs = []
+    for i in range(400):
+        ev = {}
+        for coll in ("electron", "muon"):
+            ev[coll] = [lep(float(rng.uniform(5, 80)), float(rng.uniform(-2.5, 2.5)), float(rng.uniform(-np.pi, np.pi)),
+                            int(rng.choice([-1, 1])), gen_pt=float(rng.uniform(5, 80)))
+                        for _ in range(int(rng.integers(0, 5)))]
+        ev["photon"] = [pho(float(rng.uniform(10, 90)), float(rng.uniform(-2.5, 2.5)), float(rng.uniform(-np.pi, np.pi)))
+                        for _ in range(int(rng.integers(0, 4)))]
+        evs.append(ev)
+    # ties: two identical muon pairs and an electron pair of the same mass -> the electron pair wins, as ak.argmin
+    tie = [lep(45.0, 0.0, 0.0, -1), lep(45.0, 0.0, np.pi, +1)]
+    evs.append({"electron": tie, "muon": tie + tie, "photon": [pho(30.0, 1.0, 1.0), pho(30.0, -1.0, -1.0)]})
+    evs.append({})
+    events = make_events(*evs)
+    old = candidate_kinematics(best_candidates(events))
+    new = candidate_columns(events)
+    assert list(new) == list(old)
+    for key in old:
+        assert new[key].dtype == old[key].dtype and np.array_equal(new[key], old[key], equal_nan=True), key
+    assert (new["flavour"] > 0).sum() > 100 and new["flavour"][-2] == 11

@@ -55,6 +55,21 @@ def test_dag_produces_features_tables_plots_and_logs(ci_run):
         assert (ci_run / f"logs/{rule}.log").stat().st_size > 0
 
 
+def test_every_job_wrote_a_benchmark_and_the_run_has_a_time_and_memory_table(ci_run):
+    bench = ci_run / "results/benchmarks"
+    for job in ("generate/signal/0", "skim/background/1", "features/signal", "train/etn_bce/trial0", "evaluate/etn_bce",
+                "friends/signal/0", "fit/etn_bce", "table_one/table_one", "cutflow_table/cutflow_table"):
+        frame = pd.read_csv(bench / f"{job}.tsv", sep="\t")
+        assert frame["s"].iloc[-1] > 0 and frame["max_rss"].iloc[-1] > 0, job
+    rules = pd.read_csv(ci_run / "results/tables/benchmarks.csv")
+    assert {"generate", "skim", "features", "train", "evaluate", "friends", "fit", "table_one"} <= set(rules["rule"])
+    assert (rules["wall time [s]"] > 0).all() and (rules["max RSS [MB]"] > 0).all()
+    stages = pd.read_csv(ci_run / "results/tables/benchmark_stages.csv").set_index("stage")
+    assert list(stages.index) == ["generate", "skim", "features", "train", "evaluate", "friends", "fit", "report", "total"]
+    assert stages.loc["total", "wall time [s]"] == pytest.approx(rules["wall time [s]"].sum())
+    assert (ci_run / "results/tables/benchmark_stages.md").read_text().startswith("**Time and memory per stage**")
+
+
 def assert_plot(stem: Path) -> None:
     """stem.png is an image with something drawn on it, stem.pdf a PDF (the plotted data: tests/test_plotting.py)."""
     import matplotlib.image as mpimg
@@ -145,7 +160,8 @@ def test_report_builds_with_tables_and_plots(ci_run):
     snakemake(ci_run, "--report", str(report.relative_to(ci_run)), "--configfile", "config/ci.yaml")
     text = report.read_text()
     cfg = yaml.safe_load((ci_run / "config/ci.yaml").read_text())
-    for needle in ("Table I", "Sculpting", "Training", "Features", "table1.csv", "roc.png"):
+    for needle in ("Table I", "Sculpting", "Training", "Features", "table1.csv", "roc.png", "Benchmarks",
+                   "benchmark_stages.csv"):
         assert needle in text, needle
     # every plot and table the rules mark for the report is in it, embedded (its bytes, base64), not only named
     import base64

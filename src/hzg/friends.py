@@ -24,7 +24,7 @@ def score_branch(classifier: Classifier) -> str:
 def friend_columns(events: ak.Array, cuts: selection.Cuts, res_map: Mapping[str, Any],
                    classifiers: Sequence[Classifier], sample: str, chunk: int) -> dict[str, np.ndarray]:
     """Branches of the friend tree of `events` (all entries of one n-tuple, in order)."""
-    cols = selection.candidate_kinematics(selection.best_candidates(events))
+    cols = selection.candidate_columns(events)  # the skim's candidates, bit for bit
     passed = selection.passes_all(selection.cut_masks(cols, cuts))
     n = len(events)
     out: dict[str, np.ndarray] = {

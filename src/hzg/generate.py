@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -118,6 +119,68 @@ class FsrFilter:
         return isolated_photon_pt(event, self.min_dr) > self.photon_pt
 
 
+@dataclass(frozen=True)
+class ShowerAcceptance:
+    """Loose acceptance of the showered event, checked before hadronisation (`ChunkSpec.veto_before_hadronisation`).
+
+    The preselection's cuts loosened by 20 % or more (several times the detector's resolutions): a
+    same-flavour opposite-sign e or mu pair and a photon further than `min_dr` from both, with the
+    masses (massless objects) in the widened windows. Hadronisation and hadron decays do not move the
+    leptons and photons of the shower; an event that fails can only be selected through a lepton or
+    photon from a hadron decay that passes the isolation, which `bench/bench_generate.py` checks is rare.
+    """
+
+    lead_lepton_pt: float = 20.0
+    sublead_lepton_pt: float = 12.0
+    photon_pt: float = 10.0
+    eta_max: float = 2.6
+    min_dr: float = 0.3
+    mll_min: float = 40.0
+    mllg_min: float = 85.0
+    mllg_max: float = 200.0
+
+    def passes(self, record: Any) -> bool:
+        """True when the showered record holds a lepton pair and a photon inside the loose acceptance."""
+        leptons: list[tuple[int, float, float, float]] = []
+        photons: list[tuple[float, float, float]] = []
+        for particle in record.particles():
+            if particle.status() <= 0:
+                continue
+            pid = particle.id()
+            if abs(pid) in (11, 13) or pid == 22:
+                pt = particle.pT()
+                if pt > (self.sublead_lepton_pt if pid != 22 else self.photon_pt) and abs(particle.eta()) < self.eta_max:
+                    if pid == 22:
+                        photons.append((pt, particle.eta(), particle.phi()))
+                    else:
+                        leptons.append((pid, pt, particle.eta(), particle.phi()))
+        if len(leptons) < 2 or not photons:
+            return False
+        for i, l1 in enumerate(leptons):
+            for l2 in leptons[i + 1:]:
+                if l1[0] != -l2[0] or max(l1[1], l2[1]) <= self.lead_lepton_pt:
+                    continue
+                mll2 = _pair_mass2(l1[1:], l2[1:])
+                if mll2 <= self.mll_min**2:
+                    continue
+                for g in photons:
+                    if min(_delta_r(g, l1[1:]), _delta_r(g, l2[1:])) <= self.min_dr:
+                        continue
+                    mllg2 = mll2 + _pair_mass2(l1[1:], g) + _pair_mass2(l2[1:], g)
+                    if self.mllg_min**2 < mllg2 < self.mllg_max**2:
+                        return True
+        return False
+
+
+def _pair_mass2(a: tuple[float, float, float], b: tuple[float, float, float]) -> float:
+    """Squared invariant mass of two massless objects given as (pT, eta, phi)."""
+    return 2.0 * a[0] * b[0] * (math.cosh(a[1] - b[1]) - math.cos(a[2] - b[2]))
+
+
+def _delta_r(a: tuple[float, float, float], b: tuple[float, float, float]) -> float:
+    return math.hypot(a[1] - b[1], math.remainder(a[2] - b[2], 2.0 * math.pi))
+
+
 def isolated_photon_pt(event: Any, min_dr: float) -> float:
     """Highest pT of a final photon further than `min_dr` from every final charged lepton (0: none)."""
     leptons, photons = final_leptons_and_photons(event)
@@ -151,6 +214,14 @@ class ChunkSpec:
     bias: Bias | None = None
     veto: AcceptanceVeto | None = None
     fsr: FsrFilter | None = None
+    #: at hadron level: check `ShowerAcceptance` on the showered event, before hadronisation, and hadronise
+    #: (Pythia's forceHadronLevel) only the events that pass; the others are kept, with their weight, without particles.
+    veto_before_hadronisation: bool = False
+
+    @property
+    def hadron_veto(self) -> ShowerAcceptance | None:
+        """The acceptance checked after the shower and before hadronisation (None: every event is hadronised)."""
+        return ShowerAcceptance() if self.level == "hadron" and self.veto_before_hadronisation else None
 
 
 @dataclass(frozen=True)
@@ -182,6 +253,13 @@ def selection_bias(pthat: ArrayLike, mhat: ArrayLike, bias: Bias) -> np.ndarray:
     mhat = np.asarray(mhat, np.float64)
     x = np.maximum(np.asarray(pthat, np.float64) / mhat, BIAS_FLOOR)
     peak = 1.0 + bias.mass_boost * np.exp(-0.5 * ((mhat - bias.mass_peak) / bias.mass_width) ** 2)
+    return (x / bias.pt_over_m_ref) ** bias.pt_over_m_power * peak
+
+
+def _selection_bias_scalar(pthat: float, mhat: float, bias: Bias) -> float:
+    """`selection_bias` of one phase-space point in plain Python floats (Pythia calls it for every trial point)."""
+    x = max(pthat / mhat, BIAS_FLOOR)
+    peak = 1.0 + bias.mass_boost * math.exp(-0.5 * ((mhat - bias.mass_peak) / bias.mass_width) ** 2)
     return (x / bias.pt_over_m_ref) ** bias.pt_over_m_power * peak
 
 
@@ -235,6 +313,7 @@ def chunk_spec(process: str, n_events: int, seed: int, generation: Mapping[str, 
         isr_veto_ht=float(generation["isr_veto_ht"]) if isr and generation.get("isr_veto_ht") is not None else None,
         veto=AcceptanceVeto(**veto) if veto else None, bias=Bias(**bias) if bias else None,
         fsr=FsrFilter(**fsr) if fsr else None,
+        veto_before_hadronisation=bool(generation.get("veto_before_hadronisation", False)),
     )
 
 
@@ -298,12 +377,38 @@ def pythia_settings(spec: ChunkSpec) -> list[str]:
             cuts += [f"TimeShower:pTminChgL = {spec.fsr.lepton_qed_cutoff}"]
             if spec.fsr.enhance != 1.0:
                 cuts += ["Enhancements:doEnhance = on", f"EnhancedSplittings:List = {{fsr:Q2QA={spec.fsr.enhance}}}"]
-    return common + PROCESSES[spec.process] + cuts + LEVELS[spec.level]
+    level = LEVELS[spec.level]
+    if spec.hadron_veto is not None:  # hadronised by hand (forceHadronLevel) for the events that pass the veto
+        level = [line.replace("HadronLevel:all = on", "HadronLevel:all = off") for line in level]
+    return common + PROCESSES[spec.process] + cuts + level
+
+
+#: Squared pT (GeV^2) below which a particle is not even read from the record: a little under
+#: PARTICLE_PT_MIN^2, so that the exact cut (in numpy, `ChunkGenerator.batch`) sees every particle it keeps.
+_PT2_PREFILTER = 0.999 * 0.5**2
+
+
+#: Particle.isVisible() per PDG id (it depends on the particle species only), filled as ids are met.
+_VISIBLE: dict[int, bool] = {}
 
 
 def _event_particles(event) -> list[tuple[int, float, float, float, float]]:
-    """Visible final-state particles of one Pythia event (the one Python pass over the record)."""
-    return [(p.id(), p.px(), p.py(), p.pz(), p.e()) for p in event if p.isFinal() and p.isVisible()]
+    """Visible final-state particles of one Pythia event above the pT pre-filter (the one Python pass over the record).
+
+    `Event.particles()` hands the record over in one call; the cheap tests (status, pT) come first, and
+    visibility is looked up per species, so that a particle costs as few calls into Pythia as it can.
+    """
+    out = []
+    visible = _VISIBLE
+    for p in event.particles():
+        if p.status() > 0 and p.pT2() > _PT2_PREFILTER:
+            pid = p.id()
+            seen = visible.get(pid)
+            if seen is None:
+                seen = visible[pid] = bool(p.isVisible())
+            if seen:
+                out.append((pid, p.px(), p.py(), p.pz(), p.e()))
+    return out
 
 
 #: Particles softer than this are dropped right after generation: the detector response uses
@@ -311,15 +416,17 @@ def _event_particles(event) -> list[tuple[int, float, float, float, float]]:
 PARTICLE_PT_MIN = 0.5
 #: Events per batch handed to the detector response; fixed, so a seed fixes the random streams.
 BATCH_SIZE = 5000
+#: Events per call of Pythia's nextBatch (its arrays hold every particle of the record with all its
+#: properties, about 0.2 MB per hadron-level event); does not change the events.
+NEXT_BATCH_EVENTS = 500
 
 
 def final_leptons_and_photons(record: Any) -> tuple[list[tuple[float, float, float]], list[tuple[float, float, float]]]:
     """(pT, eta, phi) of the final charged leptons (e, mu) and of the final photons of a Pythia record."""
     leptons: list[tuple[float, float, float]] = []
     photons: list[tuple[float, float, float]] = []
-    for i in range(record.size()):
-        particle = record[i]
-        if not particle.isFinal():
+    for particle in record.particles():
+        if particle.status() <= 0:
             continue
         pid = abs(particle.id())
         if pid in (11, 13):
@@ -360,7 +467,11 @@ def isr_emission_pt(event: Any, size_old: int) -> float:
 def _user_hook(bias: Bias | None, veto: AcceptanceVeto | None, fsr: FsrFilter | None = None,
                isr_scale_fudge: float | None = None) -> Any:
     """A Pythia UserHooks object: selection bias (`selection_bias`), acceptance veto, FSR filter and, with
-    isr_scale_fudge f, the veto of initial-state emissions of the hard system above f HT/2 (`ISR_MAX` text)."""
+    isr_scale_fudge f, the veto of initial-state emissions of the hard system above f HT/2 (`ISR_MAX` text).
+
+    Pythia calls `biasSelectionBy` for every trial phase-space point (about 40 per accepted background
+    event), so it stays in plain Python floats.
+    """
     import pythia8mc
 
     class Hook(pythia8mc.UserHooks):
@@ -376,7 +487,7 @@ def _user_hook(bias: Bias | None, veto: AcceptanceVeto | None, fsr: FsrFilter | 
             return bias is not None
 
         def biasSelectionBy(self, sigma_process, phase_space, in_event) -> float:  # noqa: N802
-            return float(selection_bias(phase_space.pTHat(), phase_space.mHat, bias))
+            return _selection_bias_scalar(phase_space.pTHat(), phase_space.mHat, bias)
 
         def canVetoProcessLevel(self) -> bool:  # noqa: N802
             return veto is not None or isr_scale_fudge is not None
@@ -406,6 +517,12 @@ class ChunkGenerator:
         for line in pythia_settings(spec):
             if not self.pythia.readString(line):
                 raise RuntimeError(f"Pythia refused the setting {line!r}")
+        #: seconds spent in Pythia's next() and forceHadronLevel() ("pythia", the user hooks it calls
+        #: included), in the acceptance check before hadronisation ("hadron_veto") and in reading the
+        #: record ("extract")
+        self.seconds = {"pythia": 0.0, "hadron_veto": 0.0, "extract": 0.0}
+        self.n_hadron_vetoed = 0
+        self._visible_ids: dict[int, bool] = {}
         self.hook = None
         if spec.bias is not None or spec.veto is not None or spec.fsr is not None or spec.isr_veto_ht is not None:
             self.hook = _user_hook(spec.bias, spec.veto, spec.fsr, spec.isr_veto_ht)  # kept alive here: Pythia holds a raw pointer
@@ -416,18 +533,100 @@ class ChunkGenerator:
         self.bar = tqdm(total=spec.n_events, desc=f"pythia {spec.process}", disable=not progress, mininterval=5)
 
     def batch(self, n_events: int) -> tuple[ak.Array, np.ndarray]:
-        """The next `n_events` events: jagged particles (pid, px, py, pz, E) with pT > PARTICLE_PT_MIN, weights."""
+        """The next `n_events` events: jagged particles (pid, px, py, pz, E) with pT > PARTICLE_PT_MIN, weights.
+
+        Events come from Pythia's `nextBatch` (the records converted to arrays in C++, then filtered in
+        numpy), unless they are hadronised by hand after the acceptance check (`ChunkSpec.hadron_veto`),
+        which needs the event-by-event loop. Both paths give the same events for the same seed.
+        """
+        if self.spec.hadron_veto is None:
+            return self._batch_columnar(n_events)
+        return self._batch_event_loop(n_events)
+
+    def _batch_columnar(self, n_events: int) -> tuple[ak.Array, np.ndarray]:
+        """`batch` through Pythia's nextBatch, at most NEXT_BATCH_EVENTS records at a time (memory)."""
+        seconds = self.seconds
+        pieces: list[ak.Array] = []
+        weights: list[np.ndarray] = []
+        done = 0
+        while done < n_events:
+            want = min(NEXT_BATCH_EVENTS, n_events - done)
+            t0 = time.perf_counter()
+            events = self.pythia.nextBatch(want)  # errorMode "skip": an event Pythia fails on is left out
+            t1 = time.perf_counter()
+            seconds["pythia"] += t1 - t0
+            self.n_failed += want - len(events)
+            if self.n_failed > max(100, self.spec.n_events // 10):
+                raise RuntimeError(f"Pythia failed {self.n_failed} times for {self.spec.process!r}; giving up")
+            particles, w = self._columns(events)
+            pieces.append(particles)
+            weights.append(w)
+            done += len(events)
+            self.bar.update(len(events))
+            seconds["extract"] += time.perf_counter() - t1
+        return ak.concatenate(pieces) if len(pieces) > 1 else pieces[0], np.concatenate(weights)
+
+    def _columns(self, events: ak.Array) -> tuple[ak.Array, np.ndarray]:
+        """Visible final particles with pT > PARTICLE_PT_MIN and the weights of a nextBatch array."""
+        prt = events.prt
+        counts = ak.to_numpy(ak.num(prt))
+        flat = ak.flatten(prt)
+        pid = ak.to_numpy(flat.id)
+        mom = flat.p
+        px, py = ak.to_numpy(mom.px), ak.to_numpy(mom.py)
+        keep = (ak.to_numpy(flat.status) > 0) & (np.hypot(px, py) > PARTICLE_PT_MIN) & self._visible(pid)
+        event_of_row = np.repeat(np.arange(len(counts)), counts)
+        counts = np.bincount(event_of_row[keep], minlength=len(counts))
+        fields = {"pid": pid[keep].astype(np.int32), "px": px[keep], "py": py[keep], "pz": ak.to_numpy(mom.pz)[keep],
+                  "E": ak.to_numpy(mom.e)[keep]}
+        info = events.info
+        weights = ak.to_numpy(ak.firsts(info.weights)).astype(np.float64)
+        if self.spec.bias is not None:  # event by event, as numpy scalars: the same bits as before (see tests)
+            pthat = np.sqrt(ak.to_numpy(info.pT2Hat)).tolist()
+            mhat = ak.to_numpy(info.mHat).tolist()
+            weights = weights / np.array([selection_bias(a, m, self.spec.bias) for a, m in zip(pthat, mhat)], np.float64)
+        return ak.unflatten(ak.zip(fields), counts), weights
+
+    def _visible(self, pid: np.ndarray) -> np.ndarray:
+        """Pythia's isVisible() of each PDG id (per species, cached)."""
+        unique = np.unique(pid)
+        for code in unique.tolist():
+            if code not in self._visible_ids:
+                self._visible_ids[code] = bool(self.pythia.particleData.isVisible(code))
+        visible = np.array([c for c in unique.tolist() if self._visible_ids[c]], dtype=pid.dtype)
+        return np.isin(pid, visible)
+
+    def _batch_event_loop(self, n_events: int) -> tuple[ak.Array, np.ndarray]:
+        """`batch` event by event (the hadronisation of the events that pass `ChunkSpec.hadron_veto`)."""
         counts = np.zeros(n_events, dtype=np.int64)
         weights = np.zeros(n_events, dtype=np.float64)
         rows: list[tuple[int, float, float, float, float]] = []
+        hadron_veto = self.spec.hadron_veto
+        seconds = self.seconds
         i = 0
         while i < n_events:
-            if not self.pythia.next():
+            t0 = time.perf_counter()
+            ok = self.pythia.next()
+            t1 = time.perf_counter()
+            seconds["pythia"] += t1 - t0
+            if ok and hadron_veto is not None:
+                passed = hadron_veto.passes(self.pythia.event)
+                t2 = time.perf_counter()
+                seconds["hadron_veto"] += t2 - t1
+                if passed:
+                    ok = self.pythia.forceHadronLevel(False)  # the junctions are those of this event
+                    t1 = time.perf_counter()
+                    seconds["pythia"] += t1 - t2
+                else:
+                    self.n_hadron_vetoed += 1
+                    t1 = t2
+            if not ok:
                 self.n_failed += 1
                 if self.n_failed > max(100, self.spec.n_events // 10):
                     raise RuntimeError(f"Pythia failed {self.n_failed} times for {self.spec.process!r}; giving up")
                 continue
-            particles = _event_particles(self.pythia.event)
+            # an event vetoed before hadronisation keeps its weight (it counts as generated) but no particles
+            particles = _event_particles(self.pythia.event) if hadron_veto is None or passed else []
             rows.extend(particles)
             counts[i] = len(particles)
             info = self.pythia.infoPython()
@@ -436,6 +635,7 @@ class ChunkGenerator:
                 weights[i] /= selection_bias(info.pTHat(), info.mHat(), self.spec.bias)
             i += 1
             self.bar.update(1)
+            seconds["extract"] += time.perf_counter() - t1
         flat = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
         keep = np.hypot(flat[:, 1], flat[:, 2]) > PARTICLE_PT_MIN
         event_of_row = np.repeat(np.arange(n_events), counts)
@@ -500,10 +700,17 @@ def simulate_chunk(spec: ChunkSpec, detector_cfg: dict, chunk: int, progress: bo
     rng = np.random.default_rng(detector_seed(spec.seed, detector_cfg["seed_offset"]))
     batches: list[dict[str, ak.Array]] = []
     weights: list[np.ndarray] = []
+    detector_s = 0.0
     for start in range(0, spec.n_events, BATCH_SIZE):
         particles, w = gen.batch(min(BATCH_SIZE, spec.n_events - start))
+        t0 = time.perf_counter()
         batches.append(detector.reconstruct(particles, detector_cfg, rng))
+        detector_s += time.perf_counter() - t0
         weights.append(w)
+    log.info("seconds: Pythia %.1f (user hooks included), acceptance before hadronisation %.1f, record extraction %.1f, "
+             "detector %.1f; %d events vetoed before hadronisation", gen.seconds["pythia"], gen.seconds["hadron_veto"],
+             gen.seconds["extract"], detector_s,
+             gen.n_hadron_vetoed)
     all_weights = np.concatenate(weights)
     meta = gen.info(all_weights.sum())
     objects = {name: ak.concatenate([b[name] for b in batches]) for name in detector.COLLECTIONS}

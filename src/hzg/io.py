@@ -102,6 +102,16 @@ def _read(tree: uproot.TTree, name: str, path: Path) -> ak.Array:
         raise InputError(f"{path}: cannot read branch {branch!r} of tree {tree.name!r}: {err}") from err
 
 
+def _read_many(tree: uproot.TTree, names: list[str], path: Path) -> dict[str, ak.Array]:
+    """Several branches in one uproot call (a shared counter branch is read once), keyed by the names given."""
+    found = {name: _find_branch(tree, name, path) for name in names}
+    try:
+        arrays = tree.arrays(list(dict.fromkeys(found.values())), library="ak", how=dict)
+    except Exception:  # name the branch that cannot be read
+        return {name: _read(tree, name, path) for name in names}
+    return {name: arrays[branch] for name, branch in found.items()}
+
+
 def read_events(path: str | os.PathLike, branch_map: str | Mapping[str, Any]) -> ak.Array:
     """Events of one n-tuple as records: electron, muon, photon (jagged), weight, entry.
 
@@ -110,9 +120,10 @@ def read_events(path: str | os.PathLike, branch_map: str | Mapping[str, Any]) ->
     path = Path(path)
     bmap = resolve_branch_map(branch_map)
     tree = open_tree(path, bmap["tree"])
+    arrays = _read_many(tree, [b for branches in bmap["collections"].values() for b in branches.values()], path)
     fields: dict[str, ak.Array] = {}
     for coll, branches in bmap["collections"].items():
-        columns = {field: _read(tree, branch, path) for field, branch in branches.items()}
+        columns = {field: arrays[branch] for field, branch in branches.items()}
         for field in ("pt", "eta", "phi", "charge"):  # gen_pt may be NaN: an object without truth
             if field in columns:
                 check_finite_branch(columns[field], path, tree.name, branches[field])
@@ -152,6 +163,9 @@ def read_metadata(path: str | os.PathLike, branch_map: str | Mapping[str, Any]) 
 def check_finite_branch(values: ak.Array | np.ndarray, path: str | os.PathLike, tree: str, branch: str) -> None:
     """Raise InputError naming the file, tree, branch and first entries where a branch holds NaN or infinity."""
     values = ak.Array(values) if not isinstance(values, ak.Array) else values
+    flat = ak.to_numpy(ak.flatten(values, axis=None)) if values.ndim > 1 else ak.to_numpy(values)
+    if np.isfinite(flat).all():  # the common case, in numpy; the entries are found only when something is wrong
+        return
     bad = ~np.isfinite(values)
     while bad.ndim > 1:  # jagged: an entry is bad if any of its objects is
         bad = ak.any(bad, axis=-1)

@@ -262,7 +262,7 @@ def train_neural(data: Dataset, spec: RunSpec, outdir: Path, progress: bool = Tr
     val_all = torch.from_numpy(np.flatnonzero(val_np)).to(device)
 
     model = build_model(spec.model, x.shape[1], **spec.hparams).to(device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=float(tcfg["learning_rate"]))
+    optimiser = torch.optim.Adam(model.parameters(), lr=float(tcfg["learning_rate"]), fused=device.type == "cuda")
     schedule = set(eval_epochs(int(tcfg["epochs"]), int(tcfg["eval_every_early"]), int(tcfg["eval_early_until"]),
                                int(tcfg["eval_every_late"])))
     loss_args = {"kind": spec.loss_kind, "disco_lambda": spec.disco_lambda, "data_scope": bool(tcfg["data_scope"]),
@@ -457,9 +457,18 @@ def run(feature_paths: Sequence[str | Path], spec: RunSpec, outdir: str | Path, 
         result = train_neural(data, spec, outdir, progress, on_epoch_end)
         checkpoint.update(kind="neural", state_dict=result["state"], normaliser=result["normaliser"].to_dict())
     checkpoint.update(best_epoch=result["best_epoch"], best_val_significance=result["best_significance"])
+    paths = write_outputs(outdir, checkpoint, result, data)
+    log.info("%s_%s trial %d: best epoch %d, validation significance %.4f", spec.model, spec.loss, spec.trial,
+             result["best_epoch"], result["best_significance"])
+    return paths
+
+
+def write_outputs(outdir: Path, checkpoint: Mapping[str, Any], result: Mapping[str, Any], data: Dataset
+                  ) -> dict[str, Path]:
+    """Write a trained run's checkpoint.pt, history.csv and scores.parquet (atomically) and drop its resume.pt."""
     paths = {"checkpoint": outdir / "checkpoint.pt", "history": outdir / "history.csv", "scores": outdir / "scores.parquet"}
     with io.atomic_path(paths["checkpoint"]) as tmp:
-        torch.save(checkpoint, tmp)
+        torch.save(dict(checkpoint), tmp)
     with io.atomic_path(paths["history"]) as tmp:
         pd.DataFrame(result["history"]).to_csv(tmp, index=False)
     scores = data.keys.copy()
@@ -470,6 +479,4 @@ def run(feature_paths: Sequence[str | Path], spec: RunSpec, outdir: str | Path, 
     scores["is_signal"] = data.y.astype(np.int8)
     io.write_parquet(paths["scores"], scores)
     (outdir / "resume.pt").unlink(missing_ok=True)
-    log.info("%s_%s trial %d: best epoch %d, validation significance %.4f", spec.model, spec.loss, spec.trial,
-             result["best_epoch"], result["best_significance"])
     return paths

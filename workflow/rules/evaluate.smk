@@ -49,6 +49,8 @@ rule evaluate:
         sqrt_s_tev=config["sqrt_s_tev"],
     log:
         "logs/eval/{model}_{loss}.log",
+    benchmark:
+        "results/benchmarks/evaluate/{model}_{loss}.tsv",
     resources:
         mem_mb=8000,
     conda:
@@ -67,6 +69,8 @@ rule evaluate_random:
         n_trials=config["split"]["n_trials"],
     log:
         "logs/eval/random.log",
+    benchmark:
+        "results/benchmarks/evaluate_random/random.tsv",
     resources:
         mem_mb=8000,
     conda:
@@ -90,6 +94,8 @@ rule table_one:
         caption=f"Table I: mean ± std over {config['split']['n_trials']} trials, test split",
     log:
         "logs/tables/table1.log",
+    benchmark:
+        "results/benchmarks/table_one/table_one.tsv",
     conda:
         "../../envs/report.yaml"
     script:
@@ -112,6 +118,8 @@ rule roc_plot:
         sqrt_s_tev=config["sqrt_s_tev"],
     log:
         "logs/plots/roc.log",
+    benchmark:
+        "results/benchmarks/roc_plot/roc_plot.tsv",
     resources:
         mem_mb=8000,
     conda:

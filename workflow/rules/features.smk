@@ -11,6 +11,8 @@ rule resolution_map:
         pt_edges=config["resolution_map"]["pt_edges"],
     log:
         "logs/features/resolution_map.log",
+    benchmark:
+        "results/benchmarks/resolution_map/resolution_map.tsv",
     conda:
         "../../envs/features.yaml"
     script:
@@ -32,6 +34,8 @@ rule features:
         split=config["split"],
     log:
         "logs/features/{sample}.log",
+    benchmark:
+        "results/benchmarks/features/{sample}.tsv",
     resources:
         mem_mb=8000,
     conda:
@@ -55,6 +59,8 @@ rule features_variation:
         split=config["split"],
     log:
         "logs/syst/{variation}/features/{sample}.log",
+    benchmark:
+        "results/benchmarks/features_variation/{variation}/{sample}.tsv",
     resources:
         mem_mb=8000,
     conda:

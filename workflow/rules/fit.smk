@@ -28,6 +28,8 @@ rule fit:
         reprocessed=REPROCESSED,
     log:
         "logs/fit/{model}_{loss}.log",
+    benchmark:
+        "results/benchmarks/fit/{model}_{loss}.tsv",
     resources:
         mem_mb=8000,
     conda:
@@ -58,6 +60,8 @@ rule fit_plots:
         outdir=lambda wc: f"results/plots/fit/{wc.model}_{wc.loss}",
     log:
         "logs/fit/{model}_{loss}.plots.log",
+    benchmark:
+        "results/benchmarks/fit_plots/{model}_{loss}.tsv",
     conda:
         "../../envs/fit.yaml"
     script:
@@ -76,6 +80,8 @@ rule fit_table:
         trial=config["fit"]["trial"],
     log:
         "logs/tables/fit.log",
+    benchmark:
+        "results/benchmarks/fit_table/fit_table.tsv",
     conda:
         "../../envs/fit.yaml"
     script:

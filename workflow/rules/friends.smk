@@ -19,6 +19,8 @@ rule friends:
         tree=config["friends"]["tree"],
     log:
         "logs/friends/{sample}/{chunk}.log",
+    benchmark:
+        "results/benchmarks/friends/{sample}/{chunk}.tsv",
     threads: 1
     resources:
         mem_mb=8000,

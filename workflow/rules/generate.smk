@@ -13,6 +13,8 @@ rule generate:
         sqrt_s_tev=config["sqrt_s_tev"],
     log:
         "logs/generate/{sample}/{chunk}.log",
+    benchmark:
+        "results/benchmarks/generate/{sample}/{chunk}.tsv",
     threads: 1
     resources:
         runtime=lambda wc: 30 + chunk_events(wc.sample, wc.chunk) // 20000,

@@ -21,6 +21,8 @@ rule feature_plots:
         outdir="results/plots/features",
     log:
         "logs/plots/features.log",
+    benchmark:
+        "results/benchmarks/feature_plots/feature_plots.tsv",
     conda:
         "../../envs/report.yaml"
     script:
@@ -39,6 +41,8 @@ rule physics_checks:
         samples={s: v["kind"] for s, v in config["samples"].items()},
     log:
         "logs/checks/physics.log",
+    benchmark:
+        "results/benchmarks/physics_checks/physics_checks.tsv",
     conda:
         "../../envs/report.yaml"
     script:

@@ -12,6 +12,8 @@ rule skim:
         cuts=config["selection"],
     log:
         "logs/skim/{sample}/{chunk}.log",
+    benchmark:
+        "results/benchmarks/skim/{sample}/{chunk}.tsv",
     threads: 1
     resources:
         mem_mb=4000,
@@ -33,6 +35,8 @@ rule cutflow_table:
         luminosity_fb=config["luminosity_fb"],
     log:
         "logs/tables/cutflow.log",
+    benchmark:
+        "results/benchmarks/cutflow_table/cutflow_table.tsv",
     conda:
         "../../envs/report.yaml"
     script:
@@ -52,6 +56,8 @@ rule skim_variation:
         sizes=config["fit"]["variations"],
     log:
         "logs/syst/{variation}/skim/{sample}/{chunk}.log",
+    benchmark:
+        "results/benchmarks/skim_variation/{variation}/{sample}/{chunk}.tsv",
     threads: 1
     resources:
         mem_mb=4000,

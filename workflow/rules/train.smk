@@ -29,6 +29,8 @@ rule train:
         spec=run_spec,
     log:
         "logs/train/{model}_{loss}/trial{trial}.log",
+    benchmark:
+        "results/benchmarks/train/{model}_{loss}/trial{trial}.tsv",
     threads: config["training"]["threads"]
     resources:
         gpu=lambda wc: 0 if wc.model in TREE_MODELS else 1,

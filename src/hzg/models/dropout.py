@@ -6,7 +6,7 @@ products. Here one 64-bit draw of torch's generator gives two 31-bit uniform int
 its integer is >= round(p 2^31): the drop probability is p to within 2^-32, and kept elements are scaled by
 1 / (1 - that probability), so the expectation is exact. It is about 2x faster forward + backward (bench/). The
 mask comes from torch's default generator, so `torch.manual_seed` fixes it and a checkpoint's RNG state resumes it.
-Off the CPU, and in eval mode, it is `torch.nn.functional.dropout` / the identity.
+Off the CPU, inside `torch.func.vmap`, and in eval mode, it is `torch.nn.functional.dropout` / the identity.
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ class Dropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
-        if x.device.type != "cpu":
+        if x.device.type != "cpu" or torch._C._functorch.is_batchedtensor(x):  # vmap: its own random numbers
             return F.dropout(x, self.p, training=True)
         keep, p_drop = keep_mask(x.shape, self.p, x.device)
         return x * keep.to(x.dtype).mul_(1.0 / (1.0 - p_drop))
