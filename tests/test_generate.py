@@ -124,17 +124,17 @@ class _RecordParticle:
         return self._pt
 
 
-class _Record(list):
+class _HandRecord(list):
     def size(self) -> int:
         return len(self)
 
 
 def test_half_ht_and_the_emitted_isr_parton_from_hand_made_records():
     # beams and incoming partons are not final; Z (mT 100) and photon (mT = pT 30): HT/2 = 65 GeV
-    process = _Record([_RecordParticle(False, 13000.0), _RecordParticle(False, 50.0), _RecordParticle(True, 100.0), _RecordParticle(True, 30.0)])
+    process = _HandRecord([_RecordParticle(False, 13000.0), _RecordParticle(False, 50.0), _RecordParticle(True, 100.0), _RecordParticle(True, 30.0)])
     assert generate.half_ht(process) == pytest.approx(65.0)
     # an ISR branching appends the new mother (-41), the emitted parton (43) and recoiler copies (44)
-    event = _Record([_RecordParticle(True, status=23, pt=30.0), _RecordParticle(False, status=-41, pt=5.0),
+    event = _HandRecord([_RecordParticle(True, status=23, pt=30.0), _RecordParticle(False, status=-41, pt=5.0),
                      _RecordParticle(True, status=43, pt=42.0), _RecordParticle(True, status=44, pt=31.0)])
     assert generate.isr_emission_pt(event, 1) == 42.0
     assert generate.isr_emission_pt(event, 3) == 0.0
