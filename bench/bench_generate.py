@@ -20,6 +20,7 @@ acceptance checked before hadronisation; "extraction" reading the particle recor
 (or filtering nextBatch's arrays), weights included;
 "detector" the detector response. Init is not counted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,8 +63,11 @@ def _bias_before(pthat, mhat, bias):
     return float(generate.selection_bias(pthat, mhat, bias))
 
 
-BEFORE = {"_event_particles": _particles_before, "final_leptons_and_photons": _final_leptons_and_photons_before,
-          "_selection_bias_scalar": _bias_before}
+BEFORE = {
+    "_event_particles": _particles_before,
+    "final_leptons_and_photons": _final_leptons_and_photons_before,
+    "_selection_bias_scalar": _bias_before,
+}
 
 
 class Mode:
@@ -114,17 +118,33 @@ class Mode:
         objects = {name: ak.concatenate([b[name] for b in self.batches]) for name in detector.COLLECTIONS}
         path = workdir / f"{self.spec.level}_{self.name}.root"
         io.write_root(path, generate.nanoaod_trees(objects, w, self.gen.info(w.sum()), self.spec, 0))
-        passed, _ = selection.preselect(io.read_events(path, io.resolve_branch_map("nanoaod")), selection.Cuts(), str(path))
+        passed, _ = selection.preselect(
+            io.read_events(path, io.resolve_branch_map("nanoaod")), selection.Cuts(), str(path)
+        )
         s = self.gen.seconds
-        return {"total": self.total, "pythia": s["pythia"], "hooks": s["hadron_veto"], "extract": s["extract"],
-                "detector": self.detector, "cpu": self.cpu, "n": len(w), "selected": len(passed["weight"]), "vetoed": self.gen.n_hadron_vetoed,
-                "path": path, "passed": passed}
+        return {
+            "total": self.total,
+            "pythia": s["pythia"],
+            "hooks": s["hadron_veto"],
+            "extract": s["extract"],
+            "detector": self.detector,
+            "cpu": self.cpu,
+            "n": len(w),
+            "selected": len(passed["weight"]),
+            "vetoed": self.gen.n_hadron_vetoed,
+            "path": path,
+            "passed": passed,
+        }
 
 
-def run_modes(spec: generate.ChunkSpec, cfg: dict, names: list[str], workdir: Path, step: int) -> dict[str, dict]:
+def run_modes(
+    spec: generate.ChunkSpec, cfg: dict, names: list[str], workdir: Path, step: int
+) -> dict[str, dict]:
     """Make the chunk in every mode, interleaved `step` events at a time (a noisy machine slows all alike)."""
-    modes = [Mode(name, dataclasses.replace(spec, veto_before_hadronisation=name == "veto"), cfg, name == "before")
-             for name in names]
+    modes = [
+        Mode(name, dataclasses.replace(spec, veto_before_hadronisation=name == "veto"), cfg, name == "before")
+        for name in names
+    ]
     for start in range(0, spec.n_events, step):
         for mode in modes:
             mode.step(min(step, spec.n_events - start))
@@ -133,32 +153,48 @@ def run_modes(spec: generate.ChunkSpec, cfg: dict, names: list[str], workdir: Pa
 
 def report(level: str, name: str, r: dict[str, float]) -> None:
     non_pythia = r["total"] - r["pythia"]
-    print(f"  {name:6s} total {r['total']:7.2f} s | Pythia {100 * r['pythia'] / r['total']:5.1f} % | "
-          f"veto {100 * r['hooks'] / r['total']:4.1f} % | extraction {100 * r['extract'] / r['total']:4.1f} % | "
-          f"detector {100 * r['detector'] / r['total']:4.1f} % | other {100 * (non_pythia - r['hooks'] - r['extract'] - r['detector']) / r['total']:4.1f} % "
-          f"| non-Pythia {100 * non_pythia / r['total']:5.1f} %")
-    print(f"         {r['n'] / r['cpu']:8.1f} events/s/core, {r['selected'] / r['cpu']:7.2f} selected/core-s "
-          f"(per CPU-second of this process; wall {r['n'] / r['total']:.1f} events/s) "
-          f"({r['selected']} selected of {r['n']}, {r['vetoed']} vetoed before hadronisation)")
+    print(
+        f"  {name:6s} total {r['total']:7.2f} s | Pythia {100 * r['pythia'] / r['total']:5.1f} % | "
+        f"veto {100 * r['hooks'] / r['total']:4.1f} % | extraction {100 * r['extract'] / r['total']:4.1f} % | "
+        f"detector {100 * r['detector'] / r['total']:4.1f} % | other {100 * (non_pythia - r['hooks'] - r['extract'] - r['detector']) / r['total']:4.1f} % "
+        f"| non-Pythia {100 * non_pythia / r['total']:5.1f} %"
+    )
+    print(
+        f"         {r['n'] / r['cpu']:8.1f} events/s/core, {r['selected'] / r['cpu']:7.2f} selected/core-s "
+        f"(per CPU-second of this process; wall {r['n'] / r['total']:.1f} events/s) "
+        f"({r['selected']} selected of {r['n']}, {r['vetoed']} vetoed before hadronisation)"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--parton", type=int, default=10000, help="events of the parton-level chunk")
     parser.add_argument("--hadron", type=int, default=600, help="events of the hadron-level chunk")
     parser.add_argument("--process", default="qqbar_Zgamma")
     parser.add_argument("--seed", type=int, default=4242)
-    parser.add_argument("--step", type=int, default=generate.BATCH_SIZE,
-                        help="parton level: events per interleaved step (and per detector call, as in the workflow)")
-    parser.add_argument("--hadron-step", type=int, default=100, help="hadron level: events per interleaved step")
+    parser.add_argument(
+        "--step",
+        type=int,
+        default=generate.BATCH_SIZE,
+        help="parton level: events per interleaved step (and per detector call, as in the workflow)",
+    )
+    parser.add_argument(
+        "--hadron-step", type=int, default=100, help="hadron level: events per interleaved step"
+    )
     args = parser.parse_args()
     cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
     tmp = tempfile.TemporaryDirectory()
     workdir = Path(tmp.name)
     results = {}
-    for level, n, names, step in (("parton", args.parton, ["before", "after"], args.step),
-                                  ("hadron", args.hadron, ["before", "after", "veto"], args.hadron_step)):
-        spec = generate.chunk_spec(args.process, n, args.seed, dict(cfg["generation"], level=level), cfg["sqrt_s_tev"])
+    for level, n, names, step in (
+        ("parton", args.parton, ["before", "after"], args.step),
+        ("hadron", args.hadron, ["before", "after", "veto"], args.hadron_step),
+    ):
+        spec = generate.chunk_spec(
+            args.process, n, args.seed, dict(cfg["generation"], level=level), cfg["sqrt_s_tev"]
+        )
         res = results[level] = run_modes(spec, cfg, names, workdir, step=step)
         print(f"{level} level, {args.process}, {n} events (modes interleaved {step} events at a time):")
         for name in names:
@@ -166,15 +202,22 @@ def main() -> None:
         before = res["before"]
         for name in names[1:]:
             r = res[name]
-            print(f"  {name}/before: events/s {before['total'] / r['total']:.2f}x, selected/core-s "
-                  f"{(r['selected'] / r['total']) / max(before['selected'] / before['total'], 1e-12):.2f}x, "
-                  f"non-Pythia share {100 * (before['total'] - before['pythia']) / before['total']:.1f} % -> "
-                  f"{100 * (r['total'] - r['pythia']) / r['total']:.1f} %")
+            print(
+                f"  {name}/before: events/s {before['total'] / r['total']:.2f}x, selected/core-s "
+                f"{(r['selected'] / r['total']) / max(before['selected'] / before['total'], 1e-12):.2f}x, "
+                f"non-Pythia share {100 * (before['total'] - before['pythia']) / before['total']:.1f} % -> "
+                f"{100 * (r['total'] - r['pythia']) / r['total']:.1f} %"
+            )
         import uproot
 
         a, b = (uproot.open(res[k]["path"])["Events"].arrays(library="np") for k in ("after", "before"))
-        same = all(np.array_equal(np.concatenate(a[k]) if a[k].dtype == object else a[k],
-                                  np.concatenate(b[k]) if b[k].dtype == object else b[k]) for k in a)
+        same = all(
+            np.array_equal(
+                np.concatenate(a[k]) if a[k].dtype == object else a[k],
+                np.concatenate(b[k]) if b[k].dtype == object else b[k],
+            )
+            for k in a
+        )
         print(f"  identical n-tuples after/before (same seed): {same}")
         if "veto" in res:  # a different random stream: the selected distributions must agree statistically
             from scipy import stats
@@ -183,13 +226,19 @@ def main() -> None:
                 x, y = (res[k]["passed"].get(var) for k in ("before", "veto"))
                 if x is not None and y is not None and len(x) and len(y):
                     ks = stats.ks_2samp(x, y)
-                    print(f"  veto vs before, selected {var}: means {np.mean(x):.2f} / {np.mean(y):.2f}, KS p-value {ks.pvalue:.2f}")
+                    print(
+                        f"  veto vs before, selected {var}: means {np.mean(x):.2f} / {np.mean(y):.2f}, KS p-value {ks.pvalue:.2f}"
+                    )
     p, h = results["parton"], results["hadron"]
     for name in ("before", "after"):
-        print(f"hadron/parton cost per event, {name}: {(h[name]['total'] / h[name]['n']) / (p[name]['total'] / p[name]['n']):.1f}x")
+        print(
+            f"hadron/parton cost per event, {name}: {(h[name]['total'] / h[name]['n']) / (p[name]['total'] / p[name]['n']):.1f}x"
+        )
     for name in ("after", "veto"):
-        print(f"hadron-level selected events per core-second, {name}/before: "
-              f"{(h[name]['selected'] / h[name]['total']) / max(h['before']['selected'] / h['before']['total'], 1e-12):.2f}x")
+        print(
+            f"hadron-level selected events per core-second, {name}/before: "
+            f"{(h[name]['selected'] / h[name]['total']) / max(h['before']['selected'] / h['before']['total'], 1e-12):.2f}x"
+        )
 
 
 if __name__ == "__main__":

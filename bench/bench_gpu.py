@@ -15,6 +15,7 @@ an unsupported setup) is reported and skipped.
 Usage: python bench/bench_gpu.py [--device cuda|cpu] [--steps N] [--members K] [--batch B]
 (`--device cpu --steps 2 --batch 512` is a smoke test of the code paths on a machine without a GPU.)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,13 +34,18 @@ from hzg.models import build_model
 LOSS_ARGS = {"kind": "bce", "data_scope": True, "narrow": (120.0, 130.0), "wide": (100.0, 180.0)}
 
 
-def synthetic_events(n: int, n_features: int, device: torch.device, seed: int = 0) -> tuple[torch.Tensor, ...]:
+def synthetic_events(
+    n: int, n_features: int, device: torch.device, seed: int = 0
+) -> tuple[torch.Tensor, ...]:
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(n, n_features, generator=gen)
     y = (torch.rand(n, generator=gen) < 0.5).float()
     w = torch.ones(n)
-    mass = torch.where(torch.rand(n, generator=gen) < 0.5, 120 + 10 * torch.rand(n, generator=gen),
-                       100 + 80 * torch.rand(n, generator=gen))
+    mass = torch.where(
+        torch.rand(n, generator=gen) < 0.5,
+        120 + 10 * torch.rand(n, generator=gen),
+        100 + 80 * torch.rand(n, generator=gen),
+    )
     return tuple(t.to(device) for t in (x, y, w, mass))
 
 
@@ -48,8 +54,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def events_per_second(step: Callable[[], None], events: int, steps: int, device: torch.device,
-                      warmup: int = 3) -> float:
+def events_per_second(
+    step: Callable[[], None], events: int, steps: int, device: torch.device, warmup: int = 3
+) -> float:
     for _ in range(warmup):  # includes compilation
         step()
     sync(device)
@@ -62,8 +69,9 @@ def events_per_second(step: Callable[[], None], events: int, steps: int, device:
     return events / statistics.median(times)
 
 
-def single_step(data: tuple[torch.Tensor, ...], disco_lambda: float, batch: int, device: torch.device,
-                fast: bool) -> Callable[[], None]:
+def single_step(
+    data: tuple[torch.Tensor, ...], disco_lambda: float, batch: int, device: torch.device, fast: bool
+) -> Callable[[], None]:
     x, y, w, mass = data
     torch.manual_seed(0)
     model = build_model("etn", x.shape[1]).to(device).train()
@@ -77,20 +85,30 @@ def single_step(data: tuple[torch.Tensor, ...], disco_lambda: float, batch: int,
         with autocast():
             out = forward(x[idx]).float()
         if fast:
-            loss = losses.total_loss_by_weight(out, y[idx], w[idx], mass[idx], disco_lambda=disco_lambda,
-                                               **LOSS_ARGS)
+            loss = losses.total_loss_by_weight(
+                out, y[idx], w[idx], mass[idx], disco_lambda=disco_lambda, **LOSS_ARGS
+            )
         else:
-            loss, _ = losses.total_loss(out, y[idx], w[idx], mass[idx], disco_lambda=disco_lambda, **LOSS_ARGS)
+            loss, _ = losses.total_loss(
+                out, y[idx], w[idx], mass[idx], disco_lambda=disco_lambda, **LOSS_ARGS
+            )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if not fast:
             float(loss.detach())  # the plain loop's running sum of the loss (a host sync per step)
+
     return step
 
 
-def ensemble_step(data: tuple[torch.Tensor, ...], disco_lambda: float, batch: int, members: int,
-                  device: torch.device, fast: bool) -> Callable[[], None]:
+def ensemble_step(
+    data: tuple[torch.Tensor, ...],
+    disco_lambda: float,
+    batch: int,
+    members: int,
+    device: torch.device,
+    fast: bool,
+) -> Callable[[], None]:
     x, y, w, mass = data
     torch.manual_seed(0)
     ensemble = StackedModels([build_model("etn", x.shape[1]) for _ in range(members)], compile=fast)
@@ -100,19 +118,28 @@ def ensemble_step(data: tuple[torch.Tensor, ...], disco_lambda: float, batch: in
     gen = torch.Generator(device=device).manual_seed(1)
 
     def step() -> None:
-        idx = torch.randint(0, len(y), (members, batch), device=device, generator=gen)  # each member its own batch
+        idx = torch.randint(
+            0, len(y), (members, batch), device=device, generator=gen
+        )  # each member its own batch
         with autocast():
             out = ensemble(x[idx]).float()
-        loss = sum(losses.total_loss_by_weight(out[k], y[idx[k]], w[idx[k]], mass[idx[k]], disco_lambda=disco_lambda,
-                                               **LOSS_ARGS) for k in range(members))
+        loss = sum(
+            losses.total_loss_by_weight(
+                out[k], y[idx[k]], w[idx[k]], mass[idx[k]], disco_lambda=disco_lambda, **LOSS_ARGS
+            )
+            for k in range(members)
+        )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+
     return step
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch", type=int, default=8192)
@@ -121,20 +148,36 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated variant names to run (default: all)")
     args = parser.parse_args()
     device = torch.device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; torch {torch.__version__}; batch {args.batch}; {args.members} ensemble members",
-          flush=True)
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU, {torch.get_num_threads()} threads"
+    )
+    print(
+        f"device: {name}; torch {torch.__version__}; batch {args.batch}; {args.members} ensemble members",
+        flush=True,
+    )
     results: dict[str, float] = {}
     for lam in (0.0, 10.0):
         data = synthetic_events(args.events, 15 if lam else 12, device)
         loss = "BCE+DisCo" if lam else "BCE"
         variants = {
-            f"plain            {loss}": lambda: (single_step(data, lam, args.batch, device, False), args.batch),
-            f"compiled+bf16    {loss}": lambda: (single_step(data, lam, args.batch, device, True), args.batch),
-            f"ensemble         {loss}": lambda: (ensemble_step(data, lam, args.batch, args.members, device, False),
-                                                 args.batch * args.members),
-            f"ensemble+compiled+bf16 {loss}": lambda: (ensemble_step(data, lam, args.batch, args.members, device,
-                                                                     True), args.batch * args.members),
+            f"plain            {loss}": lambda: (
+                single_step(data, lam, args.batch, device, False),
+                args.batch,
+            ),
+            f"compiled+bf16    {loss}": lambda: (
+                single_step(data, lam, args.batch, device, True),
+                args.batch,
+            ),
+            f"ensemble         {loss}": lambda: (
+                ensemble_step(data, lam, args.batch, args.members, device, False),
+                args.batch * args.members,
+            ),
+            f"ensemble+compiled+bf16 {loss}": lambda: (
+                ensemble_step(data, lam, args.batch, args.members, device, True),
+                args.batch * args.members,
+            ),
         }
         for label, make in variants.items():
             if args.only and not any(o.strip() and o.strip() in label for o in args.only.split(",")):
@@ -144,7 +187,9 @@ def main() -> None:
                 results[label] = events_per_second(step, events, args.steps, device)
                 print(f"{label:34s} {results[label]:14,.0f} events/s", flush=True)
             except Exception as err:  # report and go on: one broken variant must not hide the others
-                print(f"{label:34s} FAILED: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+                print(
+                    f"{label:34s} FAILED: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                )
                 traceback.print_exc(limit=3)
             finally:
                 if device.type == "cuda":

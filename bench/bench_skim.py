@@ -10,6 +10,7 @@ in this process, interleaved, so the ratios are robust against a noisy machine:
   after the same read, and the check that both give the same columns;
 - feature building (features.sample_frame) on the selected candidates, in selected events/s.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,8 +55,12 @@ def main() -> None:
     n = uproot.open(path)["Events"].num_entries
     cols, _ = selection.preselect(io.read_events(path, bmap), cuts, source=str(path))
     cols["chunk"] = np.zeros(len(cols["entry"]), np.int32)
-    res_map = resolution.calibrate(cols, resolution.build_map(resolution.objects_from_skim(cols), [0.0, 1.4442, 2.5],
-                                                               [5.0, 25.0, 50.0, 13000.0]))
+    res_map = resolution.calibrate(
+        cols,
+        resolution.build_map(
+            resolution.objects_from_skim(cols), [0.0, 1.4442, 2.5], [5.0, 25.0, 50.0, 13000.0]
+        ),
+    )
     split = {"seeds": [1, 2, 3], "n_trials": 3, "fractions": [1 / 3, 1 / 3, 1 / 3]}
     times: dict[str, list[float]] = {"plain": [], "skim": [], "skim_before": [], "features": []}
     for _ in range(args.repeat):
@@ -67,9 +72,13 @@ def main() -> None:
         events = io.read_events(path, bmap)
         old = selection.candidate_kinematics(selection.best_candidates(events))
         t3 = time.perf_counter()
-        features.sample_frame(cols, res_map, "bench", "background", 1.0, 1.0, float(len(cols["entry"])), split)
+        features.sample_frame(
+            cols, res_map, "bench", "background", 1.0, 1.0, float(len(cols["entry"])), split
+        )
         t4 = time.perf_counter()
-        for key, dt in zip(times, (t1 - t0, t2 - t1, t3 - t2 + (t2 - t1) - _candidate_seconds(events), t4 - t3)):
+        for key, dt in zip(
+            times, (t1 - t0, t2 - t1, t3 - t2 + (t2 - t1) - _candidate_seconds(events), t4 - t3)
+        ):
             times[key].append(dt)
     new = selection.candidate_columns(events)
     same = all(np.array_equal(old[k], new[k], equal_nan=True) for k in old)
@@ -79,10 +88,14 @@ def main() -> None:
     print(f"uproot plain read:          {n / t_plain:12,.0f} events/s")
     print(f"skim (read + preselection): {n / t_skim:12,.0f} events/s")
     print(f"skim as before issue 15:    {n / t_before:12,.0f} events/s (same candidates: {same})")
-    print(f"feature building:           {n_sel / t_feat:12,.0f} selected events/s "
-          f"({n / (t_skim + t_feat * 1.0):,.0f} input events/s for skim + features of this file)")
-    print(f"skim / plain-read throughput ratio: {t_plain / t_skim:.3f} (before issue 15: {t_plain / t_before:.3f}; "
-          f"speed-up {t_before / t_skim:.2f}x)")
+    print(
+        f"feature building:           {n_sel / t_feat:12,.0f} selected events/s "
+        f"({n / (t_skim + t_feat * 1.0):,.0f} input events/s for skim + features of this file)"
+    )
+    print(
+        f"skim / plain-read throughput ratio: {t_plain / t_skim:.3f} (before issue 15: {t_plain / t_before:.3f}; "
+        f"speed-up {t_before / t_skim:.2f}x)"
+    )
 
 
 def _candidate_seconds(events) -> float:

@@ -12,6 +12,7 @@ against.
   (120 < m < 130), plus `disco_factor` times DisCo(mass, output) over all background events of the batch with unit
   weights (`normedweight = torch.tensor([1.] * len(mass))`, built on the host every step, as theirs is).
 """
+
 from __future__ import annotations
 
 import torch
@@ -21,10 +22,18 @@ from torch import nn
 class PaperETN(nn.Module):
     """`EventClassifierTransformerNetwork(nvars, dropout=0.1, nodes=16, nheads=4, linear_factor=4)`."""
 
-    def __init__(self, nvars: int, dropout: float = 0.1, nodes: int = 16, nheads: int = 4, linear_factor: int = 4):
+    def __init__(
+        self, nvars: int, dropout: float = 0.1, nodes: int = 16, nheads: int = 4, linear_factor: int = 4
+    ):
         super().__init__()
-        self.embed = nn.ModuleList([nn.Sequential(nn.Linear(1, linear_factor), nn.GELU(),
-                                                  nn.Linear(linear_factor, nodes), nn.GELU()) for _ in range(nvars)])
+        self.embed = nn.ModuleList(
+            [
+                nn.Sequential(
+                    nn.Linear(1, linear_factor), nn.GELU(), nn.Linear(linear_factor, nodes), nn.GELU()
+                )
+                for _ in range(nvars)
+            ]
+        )
         self.pre_attn_norm = nn.LayerNorm(nodes)
         self.attn = nn.MultiheadAttention(embed_dim=nodes, num_heads=nheads, dropout=dropout)
         self.pre_fc_norm = nn.LayerNorm(nodes)
@@ -70,7 +79,9 @@ class PaperETN(nn.Module):
         return self.sigmoid(x)  # (batch, 1)
 
 
-def distance_corr(var_1: torch.Tensor, var_2: torch.Tensor, normedweight: torch.Tensor, power: int = 1) -> torch.Tensor:
+def distance_corr(
+    var_1: torch.Tensor, var_2: torch.Tensor, normedweight: torch.Tensor, power: int = 1
+) -> torch.Tensor:
     """`Disco.distance_corr` of the authors' code (gkasieczka/DisCo), verbatim."""
     xx = var_1.view(-1, 1).repeat(1, len(var_1)).view(len(var_1), len(var_1))
     yy = var_1.repeat(len(var_1), 1).view(len(var_1), len(var_1))
@@ -81,31 +92,49 @@ def distance_corr(var_1: torch.Tensor, var_2: torch.Tensor, normedweight: torch.
     bmat = (xx - yy).abs()
 
     amatavg = torch.mean(amat * normedweight, dim=1)
-    Amat = amat - amatavg.repeat(len(var_1), 1).view(len(var_1), len(var_1)) \
-        - amatavg.view(-1, 1).repeat(1, len(var_1)).view(len(var_1), len(var_1)) \
+    Amat = (
+        amat
+        - amatavg.repeat(len(var_1), 1).view(len(var_1), len(var_1))
+        - amatavg.view(-1, 1).repeat(1, len(var_1)).view(len(var_1), len(var_1))
         + torch.mean(amatavg * normedweight)
+    )
 
     bmatavg = torch.mean(bmat * normedweight, dim=1)
-    Bmat = bmat - bmatavg.repeat(len(var_2), 1).view(len(var_2), len(var_2)) \
-        - bmatavg.view(-1, 1).repeat(1, len(var_2)).view(len(var_2), len(var_2)) \
+    Bmat = (
+        bmat
+        - bmatavg.repeat(len(var_2), 1).view(len(var_2), len(var_2))
+        - bmatavg.view(-1, 1).repeat(1, len(var_2)).view(len(var_2), len(var_2))
         + torch.mean(bmatavg * normedweight)
+    )
 
     ABavg = torch.mean(Amat * Bmat * normedweight, dim=1)
     AAavg = torch.mean(Amat * Amat * normedweight, dim=1)
     BBavg = torch.mean(Bmat * Bmat * normedweight, dim=1)
 
     if power == 1:
-        return torch.mean(ABavg * normedweight) / torch.sqrt(torch.mean(AAavg * normedweight) * torch.mean(BBavg * normedweight))
+        return torch.mean(ABavg * normedweight) / torch.sqrt(
+            torch.mean(AAavg * normedweight) * torch.mean(BBavg * normedweight)
+        )
     if power == 2:
-        return torch.mean(ABavg * normedweight) ** 2 / (torch.mean(AAavg * normedweight) * torch.mean(BBavg * normedweight))
-    return (torch.mean(ABavg * normedweight) / torch.sqrt(torch.mean(AAavg * normedweight) * torch.mean(BBavg * normedweight))) ** power
+        return torch.mean(ABavg * normedweight) ** 2 / (
+            torch.mean(AAavg * normedweight) * torch.mean(BBavg * normedweight)
+        )
+    return (
+        torch.mean(ABavg * normedweight)
+        / torch.sqrt(torch.mean(AAavg * normedweight) * torch.mean(BBavg * normedweight))
+    ) ** power
 
 
 _BCE = nn.BCELoss(reduction="none")
 
 
-def bce_loss(output: torch.Tensor, target: torch.Tensor, mass: torch.Tensor, data_scope_min: float = 120.0,
-             data_scope_max: float = 130.0) -> torch.Tensor:
+def bce_loss(
+    output: torch.Tensor,
+    target: torch.Tensor,
+    mass: torch.Tensor,
+    data_scope_min: float = 120.0,
+    data_scope_max: float = 130.0,
+) -> torch.Tensor:
     """The classifier term of their `bce_disco_loss.forward`: mean BCE over the events in the data scope."""
     mass_list = mass.squeeze()
     with torch.no_grad():
@@ -115,13 +144,18 @@ def bce_loss(output: torch.Tensor, target: torch.Tensor, mass: torch.Tensor, dat
     return torch.mean(_BCE(output_window, target_window))
 
 
-def bce_disco_loss(output: torch.Tensor, target: torch.Tensor, mass: torch.Tensor, disco_factor: float = 10.0,
-                   background_label: int = 0) -> torch.Tensor:
+def bce_disco_loss(
+    output: torch.Tensor,
+    target: torch.Tensor,
+    mass: torch.Tensor,
+    disco_factor: float = 10.0,
+    background_label: int = 0,
+) -> torch.Tensor:
     """Their `bce_disco_loss(disco_factor).forward(output, target, mass)`; all arguments (batch, 1)."""
     loss = bce_loss(output, target, mass)
     mass_list = mass.squeeze()
     output_list = output.squeeze()
-    normedweight = torch.tensor([1.] * len(mass))
+    normedweight = torch.tensor([1.0] * len(mass))
     with torch.no_grad():
         mask = target.squeeze() == background_label
     disco = distance_corr(mass_list[mask], output_list[mask], normedweight[mask])
@@ -137,14 +171,23 @@ def state_from_project(project: nn.Module) -> dict[str, torch.Tensor]:
         out[f"embed.{j}.0.bias"] = s["embed.bias1"][j].clone()
         out[f"embed.{j}.2.weight"] = s["embed.weight2"][j].T.clone()
         out[f"embed.{j}.2.bias"] = s["embed.bias2"][j].clone()
-    names = {"attn_norm": "pre_attn_norm", "ffn_norm": "pre_fc_norm", "ffn.0": "fc1", "ffn.2": "fc2",
-             "cls_kv_norm": "cls_pre_attn_norm", "cls_norm": "cls_pre_fc_norm", "head": "cls_fc",
-             "attn": "attn", "cls_attn": "cls_attn", "cls_token": "cls_token"}
+    names = {
+        "attn_norm": "pre_attn_norm",
+        "ffn_norm": "pre_fc_norm",
+        "ffn.0": "fc1",
+        "ffn.2": "fc2",
+        "cls_kv_norm": "cls_pre_attn_norm",
+        "cls_norm": "cls_pre_fc_norm",
+        "head": "cls_fc",
+        "attn": "attn",
+        "cls_attn": "cls_attn",
+        "cls_token": "cls_token",
+    }
     for key, value in s.items():
         if key.startswith("embed."):
             continue
         for ours, theirs in sorted(names.items(), key=lambda kv: -len(kv[0])):
             if key == ours or key.startswith(ours + "."):
-                out[theirs + key[len(ours):]] = value.clone()
+                out[theirs + key[len(ours) :]] = value.clone()
                 break
     return out

@@ -10,6 +10,7 @@ counts, events, epochs, runs and trials are read from the config. Two machines:
 Wall time of a stage = max(total core-seconds / cores, its longest single job); stages run one after the
 other (an upper bound: Snakemake overlaps them where the DAG allows).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,24 +31,36 @@ def main() -> None:
     ap.add_argument("--config", type=Path, default=REPO / "config/paper.yaml")
     # generation at hadron level, events per CPU-second (bench/bench_generate.py, "veto" mode, --process ...)
     ap.add_argument("--gen-rate", type=float, default=162.0, help="qqbar_Zgamma, hadron level, events/s/core")
-    ap.add_argument("--gen-rate-signal", type=float, default=165.0, help="ggH_Zgamma, hadron level, events/s/core")
-    ap.add_argument("--gen-rate-fsr", type=float, default=11.5, help="drellyan_fsr (kept events), hadron level")
+    ap.add_argument(
+        "--gen-rate-signal", type=float, default=165.0, help="ggH_Zgamma, hadron level, events/s/core"
+    )
+    ap.add_argument(
+        "--gen-rate-fsr", type=float, default=11.5, help="drellyan_fsr (kept events), hadron level"
+    )
     # selection fractions: the paper's 20 % (signal) and 11 % (background); FSR sample from the default run
     ap.add_argument("--sel-signal", type=float, default=0.20)
     ap.add_argument("--sel-background", type=float, default=0.11)
     ap.add_argument("--sel-fsr", type=float, default=0.08)
     ap.add_argument("--skim-rate", type=float, default=238e3, help="events/s/core (bench/bench_skim.py)")
-    ap.add_argument("--feature-rate", type=float, default=73e3, help="selected events/s (bench/bench_skim.py)")
+    ap.add_argument(
+        "--feature-rate", type=float, default=73e3, help="selected events/s (bench/bench_skim.py)"
+    )
     # training throughput, events/s per job (bench/bench_train.py on CPU; bench/bench_gpu.py on a GPU)
-    ap.add_argument("--cpu-etn", type=float, default=60e3, help="ETN-like models (etn, ft_transformer, resnet) on CPU")
+    ap.add_argument(
+        "--cpu-etn", type=float, default=60e3, help="ETN-like models (etn, ft_transformer, resnet) on CPU"
+    )
     ap.add_argument("--cpu-mlp", type=float, default=1.0e6, help="fnn, dfnn on CPU")
-    ap.add_argument("--gpu-etn", type=float, default=1.0e6, help="ETN-like models on one GPU (assumed: bench_gpu.py)")
+    ap.add_argument(
+        "--gpu-etn", type=float, default=1.0e6, help="ETN-like models on one GPU (assumed: bench_gpu.py)"
+    )
     ap.add_argument("--gpu-mlp", type=float, default=10e6, help="fnn, dfnn on one GPU (assumed)")
     ap.add_argument("--disco-factor", type=float, default=0.8, help="throughput with DisCo / without")
     ap.add_argument("--tree-core-hours", type=float, default=1.0, help="one xgboost / BDT job (assumed)")
     # stages after training, per job (the ci run's benchmark table on the 2-core machine; binned, nearly size-free)
     ap.add_argument("--fit-job-s", type=float, default=300.0)
-    ap.add_argument("--eval-job-s", type=float, default=60.0, help="fixed cost of one evaluate job (ci run: 30-35 s)")
+    ap.add_argument(
+        "--eval-job-s", type=float, default=60.0, help="fixed cost of one evaluate job (ci run: 30-35 s)"
+    )
     ap.add_argument("--infer-rate", type=float, default=300e3, help="scoring, events/s/core (assumed)")
     args = ap.parse_args()
 
@@ -67,29 +80,47 @@ def main() -> None:
 
     # core-seconds and longest job per stage
     stages: dict[str, tuple[float, float]] = {}
-    stages["generate"] = (sum(g["n_events"] / rate[s] for s, g in gen.items()),
-                          max(g["n_events"] / g["n_chunks"] / rate[s] for s, g in gen.items()))
-    stages["skim"] = (n_variations * n_events / args.skim_rate, max(g["n_events"] / g["n_chunks"] for g in gen.values()) / args.skim_rate)
-    stages["features"] = (n_variations * selected / args.feature_rate,
-                          max(g["n_events"] * frac[s] for s, g in gen.items()) / args.feature_rate)
+    stages["generate"] = (
+        sum(g["n_events"] / rate[s] for s, g in gen.items()),
+        max(g["n_events"] / g["n_chunks"] / rate[s] for s, g in gen.items()),
+    )
+    stages["skim"] = (
+        n_variations * n_events / args.skim_rate,
+        max(g["n_events"] / g["n_chunks"] for g in gen.values()) / args.skim_rate,
+    )
+    stages["features"] = (
+        n_variations * selected / args.feature_rate,
+        max(g["n_events"] * frac[s] for s, g in gen.items()) / args.feature_rate,
+    )
 
     def nn_job_seconds(run: dict, gpu: bool) -> float:
         etn_like = run["model"] in ("etn", "ft_transformer", "resnet")
-        r = (args.gpu_etn if etn_like else args.gpu_mlp) if gpu else (args.cpu_etn if etn_like else args.cpu_mlp)
+        r = (
+            (args.gpu_etn if etn_like else args.gpu_mlp)
+            if gpu
+            else (args.cpu_etn if etn_like else args.cpu_mlp)
+        )
         if "disco" in run["loss"]:
             r *= args.disco_factor
         return epochs * n_train / r
 
     nn_runs = [r for r in runs if r["model"] not in TREES]
     tree_jobs = trials * sum(r["model"] in TREES for r in runs)
-    eval_job = args.eval_job_s + trials * selected * 2 / 3 / args.infer_rate  # validation + test of every trial
+    eval_job = (
+        args.eval_job_s + trials * selected * 2 / 3 / args.infer_rate
+    )  # validation + test of every trial
     after = {
         "evaluate": (len(runs) * eval_job, eval_job),
-        "friends": (len(runs) * selected / args.infer_rate, selected / n_chunks * len(runs) / args.infer_rate),
+        "friends": (
+            len(runs) * selected / args.infer_rate,
+            selected / n_chunks * len(runs) / args.infer_rate,
+        ),
         "fit": (len(runs) * args.fit_job_s, args.fit_job_s),
     }
-    print(f"{args.config.name}: {n_events / 1e6:.0f} M generated events in {n_chunks} chunks, about {selected / 1e6:.1f} M "
-          f"selected, {n_train / 1e6:.1f} M training events per job; {len(runs)} runs x {trials} trials, up to {epochs} epochs")
+    print(
+        f"{args.config.name}: {n_events / 1e6:.0f} M generated events in {n_chunks} chunks, about {selected / 1e6:.1f} M "
+        f"selected, {n_train / 1e6:.1f} M training events per job; {len(runs)} runs x {trials} trials, up to {epochs} epochs"
+    )
     print(f"{'stage':10s} {'core-hours':>12s} {'(a) 1 node, 8 cores':>22s} {'(b) 100 cores + 4 GPUs':>24s}")
     totals = {"a": 0.0, "b": 0.0}
 
@@ -113,8 +144,10 @@ def main() -> None:
     for name, (core_s, longest) in after.items():
         row(name, core_s, max(core_s / 8, longest), max(core_s / 100, longest))
     print(f"{'total':10s} {'':12s} {hours(totals['a']):>22s} {hours(totals['b']):>24s}")
-    print(f"(training on CPU: {sum(cpu_jobs) / 3600:.0f} job-hours of 4 threads; on GPU: {sum(gpu_jobs) / 3600:.1f} GPU-hours, "
-          f"{max(gpus) / 3600:.1f} h on the busiest of 4 GPUs)")
+    print(
+        f"(training on CPU: {sum(cpu_jobs) / 3600:.0f} job-hours of 4 threads; on GPU: {sum(gpu_jobs) / 3600:.1f} GPU-hours, "
+        f"{max(gpus) / 3600:.1f} h on the busiest of 4 GPUs)"
+    )
 
 
 if __name__ == "__main__":

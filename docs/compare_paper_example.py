@@ -20,6 +20,7 @@ Usage (the paper's code is not copied into this project; clone it anywhere):
     git clone https://github.com/jaebak/EventClassifierTransformer /tmp/ECT
     python docs/compare_paper_example.py /tmp/ECT results [LABEL=results ...]
 """
+
 from __future__ import annotations
 
 import sys
@@ -35,13 +36,21 @@ from hzg import metrics
 
 # the paper's 15 inputs, their min-max normalisation (the authors' example code) and our column of each
 PAPER_INPUTS = {
-    "min_dR": ("min_dr_lg", (0.4, 3.7)), "max_dR": ("max_dr_lg", (0.4, 5.0)),
-    "pt_mass": ("llg_pt_over_mllg", (0.0, 11.0)), "cosTheta": ("cos_Theta", (-1.0, 1.0)),
-    "costheta": ("cos_theta", (-1.0, 1.0)), "llg_mass_err": ("sigma_m", (1.1, 3.4)), "phi": ("phi", (0.0, 6.3)),
-    "photon_rapidity": ("photon_eta", (-2.5, 2.5)), "l1_rapidity": ("lep1_eta", (-2.5, 2.5)),
-    "l2_rapidity": ("lep2_eta", (-2.5, 2.5)), "llg_flavor": ("lep_flavour", (0.0, 1.0)),
-    "llg_ptt": ("llg_ptt", (0.0, 400.0)), "photon_pt_mass": ("photon_pt_over_mllg", (0.13, 2.0)),
-    "lead_lep_pt": ("lep1_pt", (25.0, 1000.0)), "sublead_lep_pt": ("lep2_pt", (15.0, 500.0)),
+    "min_dR": ("min_dr_lg", (0.4, 3.7)),
+    "max_dR": ("max_dr_lg", (0.4, 5.0)),
+    "pt_mass": ("llg_pt_over_mllg", (0.0, 11.0)),
+    "cosTheta": ("cos_Theta", (-1.0, 1.0)),
+    "costheta": ("cos_theta", (-1.0, 1.0)),
+    "llg_mass_err": ("sigma_m", (1.1, 3.4)),
+    "phi": ("phi", (0.0, 6.3)),
+    "photon_rapidity": ("photon_eta", (-2.5, 2.5)),
+    "l1_rapidity": ("lep1_eta", (-2.5, 2.5)),
+    "l2_rapidity": ("lep2_eta", (-2.5, 2.5)),
+    "llg_flavor": ("lep_flavour", (0.0, 1.0)),
+    "llg_ptt": ("llg_ptt", (0.0, 400.0)),
+    "photon_pt_mass": ("photon_pt_over_mllg", (0.13, 2.0)),
+    "lead_lep_pt": ("lep1_pt", (25.0, 1000.0)),
+    "sublead_lep_pt": ("lep2_pt", (15.0, 500.0)),
 }
 PAPER_SIGNAL, PAPER_BACKGROUND = 208.0, 851e3
 QUANTILES = (0.1, 0.5, 0.9, 0.99)
@@ -56,7 +65,9 @@ def paper_etn(repo: Path) -> torch.nn.Module:
     from EventClassifierTransformer import EventClassifierTransformerNetwork  # the authors' class
 
     net = EventClassifierTransformerNetwork(nvars=len(PAPER_INPUTS))
-    net.load_state_dict(torch.load(repo / "model_weights/EventClassifierTransformer_weights.pt", map_location="cpu"))
+    net.load_state_dict(
+        torch.load(repo / "model_weights/EventClassifierTransformer_weights.pt", map_location="cpu")
+    )
     return net.eval()
 
 
@@ -64,7 +75,9 @@ def etn_scores(net: torch.nn.Module, x: np.ndarray) -> np.ndarray:
     lo = np.array([r[0] for _, r in PAPER_INPUTS.values()], np.float32)
     hi = np.array([r[1] for _, r in PAPER_INPUTS.values()], np.float32)
     with torch.no_grad():
-        return net(torch.from_numpy((2 * (x.astype(np.float32) - lo) / (hi - lo) - 1).astype(np.float32)))[:, 0].numpy()
+        return net(torch.from_numpy((2 * (x.astype(np.float32) - lo) / (hi - lo) - 1).astype(np.float32)))[
+            :, 0
+        ].numpy()
 
 
 def yields_weights(weight: np.ndarray, is_signal: np.ndarray) -> np.ndarray:
@@ -79,13 +92,21 @@ def significance_line(label: str, score, mass, weight, is_signal) -> str:
     det = metrics.binned_significance_detail(score, mass, weight, is_signal, 8)
     win = (mass > 120) & (mass < 130)
     auc = roc_auc_score(is_signal[win], score[win], sample_weight=weight[win])
-    return (f"{label}: Z = {det['significance']:.2f} ± {det['significance_mc_err']:.2f} (MC stat.), "
-            f"AUC {100 * auc:.1f} %, background MC per score bin {[b['n_b_mc'] for b in det['bins']]}")
+    return (
+        f"{label}: Z = {det['significance']:.2f} ± {det['significance_mc_err']:.2f} (MC stat.), "
+        f"AUC {100 * auc:.1f} %, background MC per score bin {[b['n_b_mc'] for b in det['bins']]}"
+    )
 
 
-RECOIL_PANELS = (("pt_mass", "llg_pt_over_mllg", np.array([0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 2.0]),
-                  r"$p_T^{\ell\ell\gamma}/m_{\ell\ell\gamma}$"),
-                 ("llg_ptt", "llg_ptt", np.array([0, 3, 8, 15, 30, 50, 70, 150.0]), r"$p_{Tt}$ [GeV]"))
+RECOIL_PANELS = (
+    (
+        "pt_mass",
+        "llg_pt_over_mllg",
+        np.array([0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 2.0]),
+        r"$p_T^{\ell\ell\gamma}/m_{\ell\ell\gamma}$",
+    ),
+    ("llg_ptt", "llg_ptt", np.array([0, 3, 8, 15, 30, 50, 70, 150.0]), r"$p_{Tt}$ [GeV]"),
+)
 
 
 def background_frame(results: Path) -> pd.DataFrame:
@@ -111,30 +132,46 @@ def recoil_plot(paper: pd.DataFrame, runs: list[tuple[str, Path]], path: Path) -
         widths = np.diff(edges)
         for label, results in runs:
             frame = background_frame(results)
-            f = np.histogram(np.clip(frame[ocol], edges[0], edges[-1] - 1e-9), edges, weights=frame["weight"])[0]
+            f = np.histogram(
+                np.clip(frame[ocol], edges[0], edges[-1] - 1e-9), edges, weights=frame["weight"]
+            )[0]
             expected = f / f.sum() * n.sum()
             chi2 = float(np.sum((n - expected) ** 2 / np.maximum(expected, 1e-9)))
             p_value = stats.chi2.sf(chi2, len(n) - 1)
-            hep.histplot(expected / n.sum() / widths, edges, ax=ax,
-                         label=f"{label}: $\chi^2$/ndf = {chi2:.1f}/{len(n) - 1} (p = {p_value:.2g})")
-            print(f"{label}: {pcol} chi2 {chi2:.1f}/{len(n) - 1}, p {p_value:.3g}; expected {np.round(expected, 1)} "
-                  f"observed {n}")
+            hep.histplot(
+                expected / n.sum() / widths,
+                edges,
+                ax=ax,
+                label=f"{label}: $\chi^2$/ndf = {chi2:.1f}/{len(n) - 1} (p = {p_value:.2g})",
+            )
+            print(
+                f"{label}: {pcol} chi2 {chi2:.1f}/{len(n) - 1}, p {p_value:.3g}; expected {np.round(expected, 1)} "
+                f"observed {n}"
+            )
         centres = 0.5 * (edges[1:] + edges[:-1])
-        ax.errorbar(centres, n / n.sum() / widths, yerr=np.sqrt(n) / n.sum() / widths, fmt="ko",
-                    label=f"paper's samples (authors' example, {len(back)} events)")
+        ax.errorbar(
+            centres,
+            n / n.sum() / widths,
+            yerr=np.sqrt(n) / n.sum() / widths,
+            fmt="ko",
+            label=f"paper's samples (authors' example, {len(back)} events)",
+        )
         ax.set_xlabel(xlabel)
         ax.set_ylabel("fraction of events / unit")
         ax.set_yscale("log")
         ax.legend(fontsize=13)
-        hep.label.exp_label(exp="", llabel="Simulation", rlabel=r"13 TeV, selected Z$\gamma$ background", ax=ax,
-                            fontsize=14)
+        hep.label.exp_label(
+            exp="", llabel="Simulation", rlabel=r"13 TeV, selected Z$\gamma$ background", ax=ax, fontsize=14
+        )
     fig.tight_layout()
     fig.savefig(path, dpi=60)
 
 
 def main(repo: Path, results: Path, runs: list[tuple[str, Path]] | None = None) -> None:
     paper = uproot.open(repo / "data/example_data.root")["eval_full_tree"].arrays(library="pd")
-    ours = pd.concat([pd.read_parquet(p) for p in sorted((results / "features").glob("*.parquet"))], ignore_index=True)
+    ours = pd.concat(
+        [pd.read_parquet(p) for p in sorted((results / "features").glob("*.parquet"))], ignore_index=True
+    )
     ours = ours[(ours["mllg"] > 100) & (ours["mllg"] < 180)]
     print(f"quantiles {QUANTILES}: paper's example | this workflow")
     for name, cls in (("background", 0), ("signal", 1)):
@@ -143,13 +180,19 @@ def main(repo: Path, results: Path, runs: list[tuple[str, Path]] | None = None) 
         for pcol, (ocol, _) in [*PAPER_INPUTS.items(), ("llg_mass", ("mllg", None))]:
             qp = weighted_quantiles(pp[pcol].to_numpy(float), np.ones(len(pp)))
             qo = weighted_quantiles(oo[ocol].to_numpy(float), oo["weight"].to_numpy(float))
-            print(f"{pcol:16s} " + " ".join(f"{v:8.3f}" for v in qp) + " | " + " ".join(f"{v:8.3f}" for v in qo))
+            print(
+                f"{pcol:16s} " + " ".join(f"{v:8.3f}" for v in qp) + " | " + " ".join(f"{v:8.3f}" for v in qo)
+            )
 
     net = paper_etn(repo)
     y_p = paper["classID"].to_numpy() == 1
     s_p = etn_scores(net, paper[list(PAPER_INPUTS)].to_numpy())
     m_p = paper["llg_mass"].to_numpy(float)
-    print(significance_line("paper's ETN on the paper's example", s_p, m_p, yields_weights(np.ones(len(paper)), y_p), y_p))
+    print(
+        significance_line(
+            "paper's ETN on the paper's example", s_p, m_p, yields_weights(np.ones(len(paper)), y_p), y_p
+        )
+    )
     test = ours[ours["split_0"] == 2]
     y_o = test["is_signal"].to_numpy().astype(bool)
     w_o = yields_weights(test["weight"].to_numpy(float), y_o)
@@ -160,12 +203,19 @@ def main(repo: Path, results: Path, runs: list[tuple[str, Path]] | None = None) 
     draws = []
     for _ in range(100):  # the example's event counts, background drawn by weight (the example's are equal)
         sig = rng.choice(np.flatnonzero(y_o), int(y_p.sum()), replace=False)
-        bkg = rng.choice(np.flatnonzero(~y_o), int((~y_p).sum()), replace=False, p=w_o[~y_o] / w_o[~y_o].sum())
+        bkg = rng.choice(
+            np.flatnonzero(~y_o), int((~y_p).sum()), replace=False, p=w_o[~y_o] / w_o[~y_o].sum()
+        )
         idx = np.r_[sig, bkg]
-        draws.append(metrics.binned_significance(s_o[idx], m_o[idx], yields_weights(np.ones(idx.size), y_o[idx]),
-                                                 y_o[idx], 8)[0])
-    print(f"this workflow's test split drawn to the example's size (100 draws): Z = {np.mean(draws):.2f}, "
-          f"spread {np.std(draws):.2f}")
+        draws.append(
+            metrics.binned_significance(
+                s_o[idx], m_o[idx], yields_weights(np.ones(idx.size), y_o[idx]), y_o[idx], 8
+            )[0]
+        )
+    print(
+        f"this workflow's test split drawn to the example's size (100 draws): Z = {np.mean(draws):.2f}, "
+        f"spread {np.std(draws):.2f}"
+    )
     if runs:
         recoil_plot(paper, runs, Path(__file__).with_name("paper_example_recoil.png"))
 
@@ -173,5 +223,8 @@ def main(repo: Path, results: Path, runs: list[tuple[str, Path]] | None = None) 
 if __name__ == "__main__":
     if len(sys.argv) < 3:
         sys.exit(__doc__)
-    main(Path(sys.argv[1]), Path(sys.argv[2]),
-         [(arg.rsplit("=", 1)[0], Path(arg.rsplit("=", 1)[1])) for arg in sys.argv[3:]])
+    main(
+        Path(sys.argv[1]),
+        Path(sys.argv[2]),
+        [(arg.rsplit("=", 1)[0], Path(arg.rsplit("=", 1)[1])) for arg in sys.argv[3:]],
+    )

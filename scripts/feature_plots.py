@@ -1,4 +1,5 @@
 """Rule feature_plots: normalised signal vs background distribution of every feature and of mllg."""
+
 import logging
 import sys
 from pathlib import Path
@@ -17,7 +18,16 @@ for var in p.variables:
     if var == "mllg":
         edges = plotting.np.linspace(100.0, 180.0, p.n_bins + 1)
     unit = features.UNITS.get(var, "")
-    paths = plotting.signal_vs_background(sig[var].to_numpy(), sig["weight"].to_numpy(), bkg[var].to_numpy(),
-                                  bkg["weight"].to_numpy(), plotting.axis_label(features.LABELS[var], unit),
-                                  Path(p.outdir) / var, p.luminosity_fb, p.sqrt_s_tev, edges, unit=unit)
+    paths = plotting.signal_vs_background(
+        sig[var].to_numpy(),
+        sig["weight"].to_numpy(),
+        bkg[var].to_numpy(),
+        bkg["weight"].to_numpy(),
+        plotting.axis_label(features.LABELS[var], unit),
+        Path(p.outdir) / var,
+        p.luminosity_fb,
+        p.sqrt_s_tev,
+        edges,
+        unit=unit,
+    )
     logging.info("wrote %s", ", ".join(map(str, paths)))

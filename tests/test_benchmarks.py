@@ -1,4 +1,5 @@
 """Per-job benchmark files summed per rule and per stage."""
+
 from pathlib import Path
 
 import pandas as pd
@@ -29,7 +30,9 @@ def test_jobs_sum_per_rule_and_stage(tmp_path):
     stages = benchmarks.stage_frame(jobs)
     assert stages["stage"].tolist() == ["generate", "skim", "report", "total"]  # DAG order, then the total
     total = stages.set_index("stage").loc["total"]
-    assert total["wall time [s]"] == 40.0 and total["CPU time [s]"] == pytest.approx(36.5) and total["jobs"] == 4
+    assert (
+        total["wall time [s]"] == 40.0 and total["CPU time [s]"] == pytest.approx(36.5) and total["jobs"] == 4
+    )
     assert total["max RSS [MB]"] == 400.0
 
 

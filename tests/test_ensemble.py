@@ -1,4 +1,5 @@
 """The batched ensemble (hzg.ensemble) against separate training runs with the same seeds, on the CPU."""
+
 import dataclasses
 
 import numpy as np
@@ -13,16 +14,24 @@ def _runs(tmp_path, model, loss, events_per_epoch, epochs=3, hparams=None):
     paths = synthetic_features(tmp_path, n=800)
     specs = []
     for trial in range(3):
-        s = spec(model=model, loss=loss, epochs=epochs, events_per_epoch=events_per_epoch, eval_every_early=1,
-                 batch_size=256)
+        s = spec(
+            model=model,
+            loss=loss,
+            epochs=epochs,
+            events_per_epoch=events_per_epoch,
+            eval_every_early=1,
+            batch_size=256,
+        )
         specs.append(dataclasses.replace(s, trial=trial, hparams={**s.hparams, **(hparams or {})}))
     features = training.feature_names(specs[0].disco_lambda)
     datasets = [training.load_dataset(paths, features, s.trial) for s in specs]
     return specs, datasets
 
 
-@pytest.mark.parametrize("model,loss,events_per_epoch", [("etn", "bce_disco", 600), ("etn", "bce", None),
-                                                         ("fnn", "extreme_disco", None)])
+@pytest.mark.parametrize(
+    "model,loss,events_per_epoch",
+    [("etn", "bce_disco", 600), ("etn", "bce", None), ("fnn", "extreme_disco", None)],
+)
 def test_ensemble_losses_equal_separate_runs(tmp_path, model, loss, events_per_epoch):
     """Without dropout (masks are drawn differently), K members = K separate runs: same losses, scores, best epoch.
     events_per_epoch None: the trials' epochs have different lengths (padding with weight-0 events)."""
@@ -50,6 +59,7 @@ def test_ensemble_trains_with_dropout_and_bf16_autocast(tmp_path):
 def test_stacked_models_keep_members_apart():
     torch.manual_seed(0)
     from hzg.models import build_model
+
     models = [build_model("etn", 12) for _ in range(3)]
     stacked = ensemble.StackedModels(models).eval()
     x = torch.randn(3, 50, 12)
@@ -67,7 +77,10 @@ def test_run_trials_writes_what_training_run_writes(tmp_path):
     from hzg.classifier import Classifier
 
     paths = synthetic_features(tmp_path, n=600)
-    specs = [dataclasses.replace(spec(model="fnn", loss="bce_disco", epochs=2, batch_size=256), trial=t) for t in range(2)]
+    specs = [
+        dataclasses.replace(spec(model="fnn", loss="bce_disco", epochs=2, batch_size=256), trial=t)
+        for t in range(2)
+    ]
     written = ensemble.run_trials(paths, specs, [tmp_path / f"trial{t}" for t in range(2)])
     frame = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
     for s, files in zip(specs, written):
@@ -75,5 +88,6 @@ def test_run_trials_writes_what_training_run_writes(tmp_path):
         scores = pd.read_parquet(files["scores"])
         history = pd.read_csv(files["history"])
         assert len(scores) == len(frame) and list(history["epoch"]) == [1, 2]
-        np.testing.assert_allclose(Classifier.load(files["checkpoint"]).predict(frame), scores["score"], rtol=1e-5,
-                                   atol=1e-7)
+        np.testing.assert_allclose(
+            Classifier.load(files["checkpoint"]).predict(frame), scores["score"], rtol=1e-5, atol=1e-7
+        )

@@ -4,6 +4,7 @@ every third-party package the rule's script imports, directly or through the hzg
 Imports are read from the source (AST), including the ones inside functions (the library imports torch,
 xgboost, sklearn and pythia8mc lazily), and followed through hzg transitively.
 """
+
 import ast
 import re
 import subprocess
@@ -42,7 +43,9 @@ def rules() -> dict[str, dict]:
     found = {}
     for path in RULE_FILES:
         text = path.read_text()
-        for m in re.finditer(r"^(?:rule|checkpoint)\s+(\w+)\s*:[^\n]*\n((?:[ \t]+[^\n]*\n|[ \t]*\n)*)", text, re.M):
+        for m in re.finditer(
+            r"^(?:rule|checkpoint)\s+(\w+)\s*:[^\n]*\n((?:[ \t]+[^\n]*\n|[ \t]*\n)*)", text, re.M
+        ):
             name, body = m.group(1), m.group(2)
             entry = {"file": path}
             for directive in ("conda", "script"):
@@ -56,8 +59,13 @@ def rules() -> dict[str, dict]:
 @cache
 def listed_rules() -> set[str]:
     """The rules Snakemake itself sees (for config/ci.yaml)."""
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--list-rules", "--configfile", "config/ci.yaml"],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--list-rules", "--configfile", "config/ci.yaml"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {line.strip() for line in proc.stdout.splitlines() if re.fullmatch(r"\s*\w+\s*", line)}
 
@@ -194,8 +202,9 @@ def test_env_versions_are_allowed_by_pyproject(path):
             if pypi is None or pypi not in reqs:
                 continue
             allowed = reqs[pypi].specifier
-            assert allowed.contains(Version(version), prereleases=True), \
+            assert allowed.contains(Version(version), prereleases=True), (
                 f"{path.name}: {name}={version} is outside pyproject.toml's {pypi}{allowed}"
+            )
             checked += 1
     assert checked > 1
 
@@ -221,8 +230,10 @@ def test_every_rule_env_provides_what_its_script_imports():
         for module, chain in sorted(third_party_imports(entry["script"]).items()):
             if not provides(spec, module):
                 package = module if module in PIP_ONLY else CONDA_NAME.get(module, module)
-                gaps.append(f"rule {name}: envs/{entry['conda'].name} lacks {package} "
-                            f"(import {module}: {' -> '.join(chain)})")
+                gaps.append(
+                    f"rule {name}: envs/{entry['conda'].name} lacks {package} "
+                    f"(import {module}: {' -> '.join(chain)})"
+                )
     assert not gaps, "\n".join(gaps)
 
 

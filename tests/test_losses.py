@@ -28,13 +28,13 @@ def ones(n: int, dtype=DT) -> torch.Tensor:
 # Eq. (4): y = 1: E = 1/p + ln(1-p) - ln p;  y = 0: E = 1/(1-p) - ln(1-p) + ln p.
 HAND_POINTS = [
     # (y_hat, y, E)
-    (0.5, 1.0, 2.0),                    # 2 + ln .5 - ln .5
+    (0.5, 1.0, 2.0),  # 2 + ln .5 - ln .5
     (0.5, 0.0, 2.0),
-    (0.25, 1.0, 5.09861228866811),      # 4 + ln 3
-    (0.25, 0.0, 0.2347210446652237),    # 4/3 - ln .75 + ln .25
-    (0.9, 1.0, -1.0861134662251084),    # 1/.9 + ln .1 - ln .9
-    (0.9, 0.0, 12.19722457733622),      # 10 - ln .1 + ln .9
-    (0.1, 0.0, -1.086113466225108),     # mirror image of (0.9, 1)
+    (0.25, 1.0, 5.09861228866811),  # 4 + ln 3
+    (0.25, 0.0, 0.2347210446652237),  # 4/3 - ln .75 + ln .25
+    (0.9, 1.0, -1.0861134662251084),  # 1/.9 + ln .1 - ln .9
+    (0.9, 0.0, 12.19722457733622),  # 10 - ln .1 + ln .9
+    (0.1, 0.0, -1.086113466225108),  # mirror image of (0.9, 1)
 ]
 
 
@@ -103,7 +103,9 @@ def test_bce_matches_torch_weighted():
     assert bce(p, y, w).item() == pytest.approx(expected.item(), rel=1e-12)
     # unweighted, float32, (N, 1) network output
     expected = F.binary_cross_entropy(p.float(), y.float())
-    assert bce(p.float()[:, None], y.float(), torch.ones(200)).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert bce(p.float()[:, None], y.float(), torch.ones(200)).item() == pytest.approx(
+        expected.item(), rel=1e-5
+    )
 
 
 def test_bce_is_finite_at_zero_and_one():
@@ -179,8 +181,10 @@ def test_disco_gradcheck(n):
     # 17: the merge levels of the pair sums end in partial blocks; 32: all blocks full
     x, y, w = sample(n, 5)
     for power in (1, 2):
-        assert torch.autograd.gradcheck(lambda a, b: distance_correlation(a, b, w, power),
-                                        (x.clone().requires_grad_(), y.clone().requires_grad_()))
+        assert torch.autograd.gradcheck(
+            lambda a, b: distance_correlation(a, b, w, power),
+            (x.clone().requires_grad_(), y.clone().requires_grad_()),
+        )
 
 
 def test_disco_at_ties_matches_autograd_of_the_naive_reference():
@@ -203,10 +207,12 @@ def test_disco_on_a_training_size_float32_batch_equals_dcor():
     g = np.random.default_rng(12)
     mass = g.uniform(100, 180, 4000)
     score = 1 / (1 + np.exp(-(mass - 140) / 30 + g.normal(0, 1, 4000)))
-    ours = distance_correlation(torch.tensor(mass, dtype=torch.float32), torch.tensor(score, dtype=torch.float32),
-                                torch.ones(4000))
-    expected = dcor.distance_correlation_sqr(mass.astype(np.float32).astype(float),
-                                             score.astype(np.float32).astype(float), method="mergesort")
+    ours = distance_correlation(
+        torch.tensor(mass, dtype=torch.float32), torch.tensor(score, dtype=torch.float32), torch.ones(4000)
+    )
+    expected = dcor.distance_correlation_sqr(
+        mass.astype(np.float32).astype(float), score.astype(np.float32).astype(float), method="mergesort"
+    )
     assert ours.dtype == torch.float32 and ours.item() == pytest.approx(expected, rel=1e-6)
 
 
@@ -287,7 +293,11 @@ def test_total_loss_without_disco_is_the_classifier_loss(kind, fn):
     y_hat, y, w, mass = loss_sample()
     loss, parts = total_loss(y_hat, y, w, mass, kind=kind, disco_lambda=0.0, data_scope=False)
     assert loss.item() == pytest.approx(fn(y_hat, y, w).item(), rel=1e-12)
-    assert parts == {"classifier": pytest.approx(loss.item()), "disco": 0.0, "total": pytest.approx(loss.item())}
+    assert parts == {
+        "classifier": pytest.approx(loss.item()),
+        "disco": 0.0,
+        "total": pytest.approx(loss.item()),
+    }
     loss, _ = total_loss(y_hat, y, w, mass, kind=kind, disco_lambda=0.0, data_scope=True)
     m = (mass > 120) & (mass < 130)
     assert loss.item() == pytest.approx(fn(y_hat[m], y[m], w[m]).item(), rel=1e-12)
@@ -329,8 +339,9 @@ def test_total_loss_unknown_kind_is_named():
 
 def test_total_loss_with_empty_scopes_is_zero_and_differentiable():
     y_hat = t([0.3, 0.8], grad=True)
-    loss, parts = total_loss(y_hat, t([1.0, 1.0]), ones(2), t([110.0, 150.0]), kind="extreme",
-                             disco_lambda=50.0, data_scope=True)
+    loss, parts = total_loss(
+        y_hat, t([1.0, 1.0]), ones(2), t([110.0, 150.0]), kind="extreme", disco_lambda=50.0, data_scope=True
+    )
     assert loss.item() == 0.0 and parts == {"classifier": 0.0, "disco": 0.0, "total": 0.0}
     loss.backward()
     assert torch.all(y_hat.grad == 0)

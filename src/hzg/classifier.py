@@ -1,4 +1,5 @@
 """A trained classifier loaded from its checkpoint: scores for a frame of features, on CPU."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,7 +45,11 @@ class Classifier:
         if len(x) == 0:
             return np.zeros(0, np.float64)
         if self.kind == "neural":
-            return predict_neural(self.model, torch.from_numpy(self.normaliser(x)), batch).numpy().astype(np.float64)
+            return (
+                predict_neural(self.model, torch.from_numpy(self.normaliser(x)), batch)
+                .numpy()
+                .astype(np.float64)
+            )
         if self.kind == "xgboost":
             return trees.xgboost_scores(self.model, x).astype(np.float64)
         return trees.bdt_scores(self.model, x).astype(np.float64)

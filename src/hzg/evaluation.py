@@ -38,6 +38,7 @@ Definitions, stated once:
 * Aggregation over trials: mean and sample standard deviation (ddof = 1); one trial gives std None. Values that
   do not exist (best epoch of trees and of the random classifier) are None and aggregate to None.
 """
+
 from __future__ import annotations
 
 import logging
@@ -56,8 +57,16 @@ from hzg.trees import TREE_MODELS
 log = logging.getLogger(__name__)
 
 TEST_SPLIT, TRAIN_SPLIT = 2, 0
-METRICS = ("significance", "significance_mc_err", "auc", "bkg_correlation", "bkg_correlation_floor", "bkg_dcor2",
-           "best_epoch", "overtraining_p")
+METRICS = (
+    "significance",
+    "significance_mc_err",
+    "auc",
+    "bkg_correlation",
+    "bkg_correlation_floor",
+    "bkg_dcor2",
+    "best_epoch",
+    "overtraining_p",
+)
 CORRELATION_FLOOR_PERMUTATIONS = 20  # default of the config key evaluation.correlation_floor_permutations
 MIN_BACKGROUND_MC = 20  # default of the config key evaluation.min_background_mc
 LOW_MC_MARK = "†"
@@ -68,8 +77,9 @@ SCORE_COLUMNS = ("score", "mllg", "weight", "is_signal", "split")
 mass_edges = metrics.mass_edges
 
 
-def window_auc(score: np.ndarray, mass: np.ndarray, weight: np.ndarray, is_signal: np.ndarray,
-               window: Sequence[float]) -> float:
+def window_auc(
+    score: np.ndarray, mass: np.ndarray, weight: np.ndarray, is_signal: np.ndarray, window: Sequence[float]
+) -> float:
     """Weighted ROC AUC in the mass window, negative weights set to 0."""
     from sklearn.metrics import roc_auc_score
 
@@ -77,22 +87,34 @@ def window_auc(score: np.ndarray, mass: np.ndarray, weight: np.ndarray, is_signa
     y = np.asarray(is_signal)[sel].astype(int)
     if np.unique(y).size < 2:
         raise ValueError(f"window_auc: the mass window {list(window)} holds only one class")
-    return float(roc_auc_score(y, np.asarray(score)[sel], sample_weight=np.clip(np.asarray(weight)[sel], 0, None)))
+    return float(
+        roc_auc_score(y, np.asarray(score)[sel], sample_weight=np.clip(np.asarray(weight)[sel], 0, None))
+    )
 
 
-def window_roc(score: np.ndarray, mass: np.ndarray, weight: np.ndarray, is_signal: np.ndarray,
-               window: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def window_roc(
+    score: np.ndarray, mass: np.ndarray, weight: np.ndarray, is_signal: np.ndarray, window: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
     """Background and signal efficiency (FPR, TPR) of the ROC curve in the mass window, weights >= 0."""
     from sklearn.metrics import roc_curve
 
     sel = metrics.in_window(mass, window)
-    fpr, tpr, _ = roc_curve(np.asarray(is_signal)[sel].astype(int), np.asarray(score)[sel],
-                            sample_weight=np.clip(np.asarray(weight)[sel], 0, None))
+    fpr, tpr, _ = roc_curve(
+        np.asarray(is_signal)[sel].astype(int),
+        np.asarray(score)[sel],
+        sample_weight=np.clip(np.asarray(weight)[sel], 0, None),
+    )
     return fpr, tpr
 
 
-def background_mass_shapes(score: np.ndarray, mass: np.ndarray, weight: np.ndarray, is_signal: np.ndarray,
-                           n_score_bins: int, edges: np.ndarray) -> np.ndarray:
+def background_mass_shapes(
+    score: np.ndarray,
+    mass: np.ndarray,
+    weight: np.ndarray,
+    is_signal: np.ndarray,
+    n_score_bins: int,
+    edges: np.ndarray,
+) -> np.ndarray:
     """Normalised background mllg histograms, one row per equal-signal score bin (lowest score first);
     a row is NaN where the score bin holds no background weight."""
     score_edges = metrics.equal_signal_bin_edges(score, weight, is_signal, n_score_bins)
@@ -116,14 +138,28 @@ def shape_correlation(shapes: np.ndarray) -> float:
     return float(np.mean(np.std(rows, axis=0)))
 
 
-def background_correlation(score: np.ndarray, mass: np.ndarray, weight: np.ndarray, is_signal: np.ndarray,
-                           n_score_bins: int, edges: np.ndarray) -> float:
+def background_correlation(
+    score: np.ndarray,
+    mass: np.ndarray,
+    weight: np.ndarray,
+    is_signal: np.ndarray,
+    n_score_bins: int,
+    edges: np.ndarray,
+) -> float:
     """The paper's background mllg correlation (Sec. IV D), not yet scaled by 1e3."""
     return shape_correlation(background_mass_shapes(score, mass, weight, is_signal, n_score_bins, edges))
 
 
-def background_correlation_floor(score: np.ndarray, mass: np.ndarray, weight: np.ndarray, is_signal: np.ndarray,
-                                 n_score_bins: int, edges: np.ndarray, n_permutations: int, seed: int) -> float:
+def background_correlation_floor(
+    score: np.ndarray,
+    mass: np.ndarray,
+    weight: np.ndarray,
+    is_signal: np.ndarray,
+    n_score_bins: int,
+    edges: np.ndarray,
+    n_permutations: int,
+    seed: int,
+) -> float:
     """MC-noise floor of `background_correlation` (module text): its mean over `n_permutations` shuffles of the
     background's (mass, weight) pairs among the background events; NaN for n_permutations = 0."""
     if n_permutations <= 0:
@@ -138,16 +174,25 @@ def background_correlation_floor(score: np.ndarray, mass: np.ndarray, weight: np
     for _ in range(n_permutations):  # a loop over shuffles, each columnar over the events
         perm = rng.permutation(bkg)
         shapes = np.full((n_score_bins, len(edges) - 1), np.nan)
-        h = np.stack([np.histogram(mass[perm][idx == k], bins=edges, weights=weight[perm][idx == k])[0]
-                      for k in range(n_score_bins)])
+        h = np.stack(
+            [
+                np.histogram(mass[perm][idx == k], bins=edges, weights=weight[perm][idx == k])[0]
+                for k in range(n_score_bins)
+            ]
+        )
         filled = h.sum(axis=1) > 0
         shapes[filled] = h[filled] / h[filled].sum(axis=1, keepdims=True)
         values.append(shape_correlation(shapes))
     return float(np.nanmean(values))
 
 
-def background_dcor2(score: np.ndarray, mass: np.ndarray, weight: np.ndarray, is_signal: np.ndarray,
-                     mass_range: Sequence[float]) -> float:
+def background_dcor2(
+    score: np.ndarray,
+    mass: np.ndarray,
+    weight: np.ndarray,
+    is_signal: np.ndarray,
+    mass_range: Sequence[float],
+) -> float:
     """Weighted dCor^2 of score and mllg for the background inside mass_range (module text), negative weights
     set to 0; NaN with fewer than 2 such events."""
     import torch
@@ -205,8 +250,14 @@ def overtraining_edges(score: np.ndarray, n_bins: int) -> np.ndarray:
     return np.linspace(lo, hi, n_bins + 1)
 
 
-def compare_train_test(train: np.ndarray, train_w: np.ndarray, test: np.ndarray, test_w: np.ndarray,
-                       edges: np.ndarray, method: str = "chi2_ww") -> dict[str, Any]:
+def compare_train_test(
+    train: np.ndarray,
+    train_w: np.ndarray,
+    test: np.ndarray,
+    test_w: np.ndarray,
+    edges: np.ndarray,
+    method: str = "chi2_ww",
+) -> dict[str, Any]:
     """Overtraining test of one class: train vs test scores, chi2 WW on `edges` or KS (module text)."""
     if method == "chi2_ww":
         out = chi2_ww(*histogram_w2(train, train_w, edges), *histogram_w2(test, test_w, edges))
@@ -215,8 +266,10 @@ def compare_train_test(train: np.ndarray, train_w: np.ndarray, test: np.ndarray,
     if method == "ks":
         res = stats.ks_2samp(np.asarray(train, float), np.asarray(test, float))
         return {"statistic": float(res.statistic), "p_value": float(res.pvalue)}
-    raise ValueError(f"unknown overtraining test {method!r} (config key 'evaluation.overtraining_test'); "
-                     "expected 'chi2_ww' or 'ks'")
+    raise ValueError(
+        f"unknown overtraining test {method!r} (config key 'evaluation.overtraining_test'); "
+        "expected 'chi2_ww' or 'ks'"
+    )
 
 
 def combine_p(per_class: Mapping[str, Mapping[str, Any]], method: str) -> float:
@@ -228,7 +281,9 @@ def combine_p(per_class: Mapping[str, Mapping[str, Any]], method: str) -> float:
     return float(stats.combine_pvalues([r["p_value"] for r in per_class.values()], method="fisher").pvalue)
 
 
-def overtraining(frame: pd.DataFrame, window: Sequence[float], n_bins: int, method: str = "chi2_ww") -> dict[str, Any]:
+def overtraining(
+    frame: pd.DataFrame, window: Sequence[float], n_bins: int, method: str = "chi2_ww"
+) -> dict[str, Any]:
     """Train vs test score distributions per class in the mass window (module text); per class and combined."""
     sel = metrics.in_window(frame["mllg"].to_numpy(), window)
     edges = overtraining_edges(frame.loc[sel, "score"].to_numpy(), n_bins)
@@ -236,8 +291,14 @@ def overtraining(frame: pd.DataFrame, window: Sequence[float], n_bins: int, meth
     for name, cls in (("signal", 1), ("background", 0)):
         part = frame[sel & (frame["is_signal"].to_numpy() == cls)]
         tr, te = part[part["split"] == TRAIN_SPLIT], part[part["split"] == TEST_SPLIT]
-        result = compare_train_test(tr["score"].to_numpy(), tr["weight"].to_numpy(), te["score"].to_numpy(),
-                                    te["weight"].to_numpy(), edges, method)
+        result = compare_train_test(
+            tr["score"].to_numpy(),
+            tr["weight"].to_numpy(),
+            te["score"].to_numpy(),
+            te["weight"].to_numpy(),
+            edges,
+            method,
+        )
         out[name] = {**result, "edges": edges.tolist()}
     out["p_value"] = combine_p({k: out[k] for k in ("signal", "background")}, method)
     return out
@@ -246,12 +307,14 @@ def overtraining(frame: pd.DataFrame, window: Sequence[float], n_bins: int, meth
 # ---------------------------------------------------------------- one trial
 def scaled_weights(frame: pd.DataFrame) -> np.ndarray:
     """Physical weights rescaled per split and class to the full-sample yield (the paper's sigma * L per split)."""
-    return metrics.split_scaled_weights(frame["weight"].to_numpy(np.float64), frame["is_signal"].to_numpy(),
-                                frame["split"].to_numpy())
+    return metrics.split_scaled_weights(
+        frame["weight"].to_numpy(np.float64), frame["is_signal"].to_numpy(), frame["split"].to_numpy()
+    )
 
 
-def trial_metrics(frame: pd.DataFrame, cfg: Mapping[str, Any], best_epoch: int | None = None,
-                  label: str = "") -> dict[str, Any]:
+def trial_metrics(
+    frame: pd.DataFrame, cfg: Mapping[str, Any], best_epoch: int | None = None, label: str = ""
+) -> dict[str, Any]:
     """All metrics of one trial from its scores (columns score, mllg, weight, is_signal, split).
 
     cfg: the `evaluation` config (n_score_bins, mass_bins, window, overtraining_test, overtraining_bins and
@@ -270,10 +333,16 @@ def trial_metrics(frame: pd.DataFrame, cfg: Mapping[str, Any], best_epoch: int |
     min_mc = int(cfg.get("min_background_mc", MIN_BACKGROUND_MC))
     low = metrics.low_background_mc_bins(signi["bins"], min_mc)
     if low:
-        log.warning("%sscore bin(s) %s hold %s background MC events in their mass window, fewer than %d "
-                    "(evaluation.min_background_mc): the significance %.3f ± %.3f (MC stat.) rests on few events",
-                    f"{label}: " if label else "", low, [signi["bins"][i]["n_b_mc"] for i in low], min_mc,
-                    signi["significance"], signi["significance_mc_err"])
+        log.warning(
+            "%sscore bin(s) %s hold %s background MC events in their mass window, fewer than %d "
+            "(evaluation.min_background_mc): the significance %.3f ± %.3f (MC stat.) rests on few events",
+            f"{label}: " if label else "",
+            low,
+            [signi["bins"][i]["n_b_mc"] for i in low],
+            min_mc,
+            signi["significance"],
+            signi["significance_mc_err"],
+        )
     ot = overtraining(frame, cfg["window"], int(cfg["overtraining_bins"]), cfg["overtraining_test"])
     return {
         "significance": signi["significance"],
@@ -281,8 +350,15 @@ def trial_metrics(frame: pd.DataFrame, cfg: Mapping[str, Any], best_epoch: int |
         "auc": window_auc(s, m, w, y, cfg["window"]),
         "bkg_correlation": background_correlation(s, m, w, y, n_bins, mass_edges(cfg["mass_bins"])),
         "bkg_correlation_floor": background_correlation_floor(
-            s, m, w, y, n_bins, mass_edges(cfg["mass_bins"]),
-            int(cfg.get("correlation_floor_permutations", CORRELATION_FLOOR_PERMUTATIONS)), int(cfg["random_seed"])),
+            s,
+            m,
+            w,
+            y,
+            n_bins,
+            mass_edges(cfg["mass_bins"]),
+            int(cfg.get("correlation_floor_permutations", CORRELATION_FLOOR_PERMUTATIONS)),
+            int(cfg["random_seed"]),
+        ),
         "bkg_dcor2": background_dcor2(s, m, w, y, cfg["mass_bins"]["range"]),
         "best_epoch": best_epoch,
         "overtraining_p": ot["p_value"],
@@ -302,9 +378,15 @@ def random_scores(n: int, seed: int) -> np.ndarray:
 
 def random_trial_frame(features: pd.DataFrame, trial: int, seed: int) -> pd.DataFrame:
     """Score frame of the random classifier for one trial, from the feature table (split_{trial} column)."""
-    return pd.DataFrame({"score": random_scores(len(features), seed + trial), "mllg": features["mllg"].to_numpy(),
-                         "weight": features["weight"].to_numpy(), "is_signal": features["is_signal"].to_numpy(),
-                         "split": features[f"split_{trial}"].to_numpy()})
+    return pd.DataFrame(
+        {
+            "score": random_scores(len(features), seed + trial),
+            "mllg": features["mllg"].to_numpy(),
+            "weight": features["weight"].to_numpy(),
+            "is_signal": features["is_signal"].to_numpy(),
+            "split": features[f"split_{trial}"].to_numpy(),
+        }
+    )
 
 
 def read_scores(path: str | Path) -> pd.DataFrame:
@@ -321,7 +403,9 @@ def best_epoch(checkpoint_path: str | Path) -> int | None:
 
 
 # ---------------------------------------------------------------- what the plots show (same code as the metrics)
-def roc_on_test(frame: pd.DataFrame, window: Sequence[float], n_points: int = 501) -> tuple[np.ndarray, np.ndarray, float]:
+def roc_on_test(
+    frame: pd.DataFrame, window: Sequence[float], n_points: int = 501
+) -> tuple[np.ndarray, np.ndarray, float]:
     """ROC of the test split in the mass window on a grid of signal efficiencies: (bkg eff., sig eff., AUC)."""
     test = frame[frame["split"] == TEST_SPLIT]
     s, m, w, y = (test[c].to_numpy() for c in ("score", "mllg", "weight", "is_signal"))
@@ -341,16 +425,31 @@ def overtraining_plot_data(frame: pd.DataFrame, cfg: Mapping[str, Any]) -> list[
     for name, cls in (("signal", 1), ("background", 0)):
         part = frame[sel & (frame["is_signal"].to_numpy() == cls)]
         edges = np.asarray(result[name]["edges"])
-        hists = {k: histogram_w2(part.loc[part["split"] == sp, "score"].to_numpy(),
-                                 part.loc[part["split"] == sp, "weight"].to_numpy(), edges)
-                 for k, sp in (("train", TRAIN_SPLIT), ("test", TEST_SPLIT))}
+        hists = {
+            k: histogram_w2(
+                part.loc[part["split"] == sp, "score"].to_numpy(),
+                part.loc[part["split"] == sp, "weight"].to_numpy(),
+                edges,
+            )
+            for k, sp in (("train", TRAIN_SPLIT), ("test", TEST_SPLIT))
+        }
         residuals = result[name].get("residuals", [math.nan] * n_bins)
-        out.append({"name": name.capitalize(), "edges": edges, **hists, "p_value": result[name]["p_value"],
-                    "residuals": residuals, "test_name": {"chi2_ww": r"$\chi^2$", "ks": "KS"}[method]})
+        out.append(
+            {
+                "name": name.capitalize(),
+                "edges": edges,
+                **hists,
+                "p_value": result[name]["p_value"],
+                "residuals": residuals,
+                "test_name": {"chi2_ww": r"$\chi^2$", "ks": "KS"}[method],
+            }
+        )
     return out
 
 
-def sculpting_data(frame: pd.DataFrame, cfg: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, float, list[int]]:
+def sculpting_data(
+    frame: pd.DataFrame, cfg: Mapping[str, Any]
+) -> tuple[np.ndarray, np.ndarray, float, list[int]]:
     """Mass edges, normalised background shapes per score bin, their correlation and the number of background
     MC events per score bin, on the test split."""
     frame = frame.assign(weight=scaled_weights(frame))
@@ -393,8 +492,14 @@ def summarise(trials: Sequence[Mapping[str, Any]], label: str = "run") -> dict[s
     for key in METRICS:
         missing = [t.get("trial", i) for i, t in enumerate(trials) if not _has_value(t.get(key))]
         if missing and len(missing) < len(trials):
-            log.warning("%s: %s is NaN or missing in trial(s) %s; its mean and std are over the other %d of %d trials",
-                        label, key, missing, len(trials) - len(missing), len(trials))
+            log.warning(
+                "%s: %s is NaN or missing in trial(s) %s; its mean and std are over the other %d of %d trials",
+                label,
+                key,
+                missing,
+                len(trials) - len(missing),
+                len(trials),
+            )
     counts = [n for t in trials for n in t.get("background_mc_per_bin", [])]
     out["background_mc"] = {
         "threshold": trials[0].get("min_background_mc", MIN_BACKGROUND_MC) if trials else MIN_BACKGROUND_MC,
@@ -432,8 +537,12 @@ def to_json_safe(payload: Any) -> Any:
     return payload
 
 
-def evaluate_run(score_paths: Sequence[str | Path], checkpoint_paths: Sequence[str | Path] | None,
-                 cfg: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def evaluate_run(
+    score_paths: Sequence[str | Path],
+    checkpoint_paths: Sequence[str | Path] | None,
+    cfg: Mapping[str, Any],
+    info: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """metrics.json of one (model, loss): every trial (in the order of the paths) and the summary."""
     trials = []
     for t, path in enumerate(score_paths):
@@ -441,22 +550,40 @@ def evaluate_run(score_paths: Sequence[str | Path], checkpoint_paths: Sequence[s
         label = f"{(info or {}).get('model', 'run')}_{(info or {}).get('loss', '')} trial {t}"
         trials.append({"trial": t, **trial_metrics(read_scores(path), cfg, epoch, label)})
     name = f"{(info or {}).get('model', 'run')}_{(info or {}).get('loss', '')}"
-    return to_json_safe({**(info or {}), "n_trials": len(trials), "summary": summarise(trials, name), "trials": trials})
+    return to_json_safe(
+        {**(info or {}), "n_trials": len(trials), "summary": summarise(trials, name), "trials": trials}
+    )
 
 
-def evaluate_random(feature_paths: Sequence[str | Path], n_trials: int, cfg: Mapping[str, Any]) -> dict[str, Any]:
+def evaluate_random(
+    feature_paths: Sequence[str | Path], n_trials: int, cfg: Mapping[str, Any]
+) -> dict[str, Any]:
     """metrics.json of the random classifier, computed by the same code as every run."""
     columns = ["mllg", "weight", "is_signal"] + [f"split_{t}" for t in range(n_trials)]
     features = pd.concat([pd.read_parquet(p, columns=columns) for p in feature_paths], ignore_index=True)
-    trials = [{"trial": t, **trial_metrics(random_trial_frame(features, t, int(cfg["random_seed"])), cfg,
-                                           label=f"random trial {t}")}
-              for t in range(n_trials)]
-    return to_json_safe({"model": "random", "loss": None, "n_trials": n_trials, "summary": summarise(trials, "random"),
-                         "trials": trials})
+    trials = [
+        {
+            "trial": t,
+            **trial_metrics(
+                random_trial_frame(features, t, int(cfg["random_seed"])), cfg, label=f"random trial {t}"
+            ),
+        }
+        for t in range(n_trials)
+    ]
+    return to_json_safe(
+        {
+            "model": "random",
+            "loss": None,
+            "n_trials": n_trials,
+            "summary": summarise(trials, "random"),
+            "trials": trials,
+        }
+    )
 
 
 def describe(result: Mapping[str, Any]) -> str:
     """One line per trial and the mean ± std, for the job's log."""
+
     def g(v: Any) -> str:
         return "N.A." if v is None else f"{v:.4g}"
 
@@ -464,25 +591,47 @@ def describe(result: Mapping[str, Any]) -> str:
         counts = t.get("background_mc_per_bin")
         return "" if counts is None else f" (background MC events in the score bins' mass windows: {counts})"
 
-    lines = [f"trial {t['trial']}: significance {g(t['significance'])} ± {g(t.get('significance_mc_err'))} (MC stat.)"
-             f"{bkg_mc(t)}, AUC {g(t['auc'])}, bkg. corr. "
-             f"{g(t['bkg_correlation'])} (floor {g(t.get('bkg_correlation_floor'))}), bkg. dCor² {g(t.get('bkg_dcor2'))}, best epoch {g(t['best_epoch'])}, overtraining p {g(t['overtraining_p'])}"
-             for t in result["trials"]]
+    lines = [
+        f"trial {t['trial']}: significance {g(t['significance'])} ± {g(t.get('significance_mc_err'))} (MC stat.)"
+        f"{bkg_mc(t)}, AUC {g(t['auc'])}, bkg. corr. "
+        f"{g(t['bkg_correlation'])} (floor {g(t.get('bkg_correlation_floor'))}), bkg. dCor² {g(t.get('bkg_dcor2'))}, best epoch {g(t['best_epoch'])}, overtraining p {g(t['overtraining_p'])}"
+        for t in result["trials"]
+    ]
     stats_ = result["summary"]
-    lines.append(f"mean ± std: significance {format_mean_std(stats_['significance'], 3)}, "
-                 f"its MC stat. {format_mean_std(stats_.get('significance_mc_err', {'mean': None}), 3)}, "
-                 f"AUC {format_mean_std(stats_['auc'], 4)}, bkg. corr. {format_mean_std(stats_['bkg_correlation'], 5)}, "
-                 f"best epoch {format_mean_std(stats_['best_epoch'], 1)}, "
-                 f"overtraining p {format_mean_std(stats_['overtraining_p'], 3)}")
+    lines.append(
+        f"mean ± std: significance {format_mean_std(stats_['significance'], 3)}, "
+        f"its MC stat. {format_mean_std(stats_.get('significance_mc_err', {'mean': None}), 3)}, "
+        f"AUC {format_mean_std(stats_['auc'], 4)}, bkg. corr. {format_mean_std(stats_['bkg_correlation'], 5)}, "
+        f"best epoch {format_mean_std(stats_['best_epoch'], 1)}, "
+        f"overtraining p {format_mean_std(stats_['overtraining_p'], 3)}"
+    )
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- Table I
-TECHNIQUES = {"random": "Random", "bdt": "BDT", "xgboost": "XGBoost", "fnn": "FNN", "dfnn": "DFNN", "etn": "ETN",
-              "ft_transformer": "FT-Transformer", "resnet": "ResNet"}
+TECHNIQUES = {
+    "random": "Random",
+    "bdt": "BDT",
+    "xgboost": "XGBoost",
+    "fnn": "FNN",
+    "dfnn": "DFNN",
+    "etn": "ETN",
+    "ft_transformer": "FT-Transformer",
+    "resnet": "ResNet",
+}
 LOSS_KINDS = {"bce": "BCE", "extreme": "Ext"}
-TABLE_COLUMNS = ("Technique", "Loss", "Signi.", "Signi. MC stat.", "AUC (%)", "Bkg. Corr. (1e-3)",
-                 "Bkg. Corr. floor (1e-3)", "Bkg. dCor² (1e-3)", "Best epoch", "Overtraining p-value")
+TABLE_COLUMNS = (
+    "Technique",
+    "Loss",
+    "Signi.",
+    "Signi. MC stat.",
+    "AUC (%)",
+    "Bkg. Corr. (1e-3)",
+    "Bkg. Corr. floor (1e-3)",
+    "Bkg. dCor² (1e-3)",
+    "Best epoch",
+    "Overtraining p-value",
+)
 
 
 def loss_label(model: str, loss: Mapping[str, Any] | None) -> str:
@@ -511,7 +660,9 @@ def low_background_mc(summary: Mapping[str, Any]) -> bool:
 _NONE: Mapping[str, Any] = {"mean": None, "std": None}
 
 
-def table_row(model: str, loss: Mapping[str, Any] | None, summary: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+def table_row(
+    model: str, loss: Mapping[str, Any] | None, summary: Mapping[str, Mapping[str, Any]]
+) -> dict[str, str]:
     """One row of Table I from a metrics.json summary: "Signi." is mean ± std over trials, marked with a dagger
     when a trial has a score bin with fewer than min_background_mc background MC events in its mass window;
     "Signi. MC stat." is the mean over trials of the significance's MC-statistical uncertainty."""
@@ -534,23 +685,36 @@ def table_row(model: str, loss: Mapping[str, Any] | None, summary: Mapping[str, 
 def table_one(results: Sequence[tuple[str, Mapping[str, Any] | None, Mapping[str, Any]]]) -> pd.DataFrame:
     """Table I: one row per (model, loss spec, metrics.json), in the paper's order."""
     ordered = sorted(results, key=lambda r: paper_order(r[0], r[1]))
-    return pd.DataFrame([table_row(m, loss, res["summary"]) for m, loss, res in ordered], columns=list(TABLE_COLUMNS))
+    return pd.DataFrame(
+        [table_row(m, loss, res["summary"]) for m, loss, res in ordered], columns=list(TABLE_COLUMNS)
+    )
 
 
 def table_note(results: Sequence[tuple[str, Mapping[str, Any] | None, Mapping[str, Any]]]) -> str:
     """The note under Table I: what "Signi. MC stat." is and, if a row is marked, what the dagger means."""
-    note = ("Signi.: mean ± std over trials; Signi. MC stat.: mean over trials of its MC-statistical uncertainty "
-            "(sum of w² of s and b per score bin, propagated as in the paper's code). Bkg. Corr. floor: the value of "
-            "Bkg. Corr. for a classifier that does not sculpt the background, with this run's background MC (its "
-            "mass and weight shuffled among the background events); only the part above it measures sculpting. "
-            "Bkg. dCor²: weighted squared distance correlation of score and mℓℓγ of the background, what DisCo lowers.")
-    if any(partial(stat) for _, _, res in results for stat in res["summary"].values() if isinstance(stat, Mapping)):
-        note += (" (n/N): the mean and std are over the n of N trials where the metric has a value (the others give "
-                 "NaN, e.g. a score bin without background; the evaluation log names them).")
+    note = (
+        "Signi.: mean ± std over trials; Signi. MC stat.: mean over trials of its MC-statistical uncertainty "
+        "(sum of w² of s and b per score bin, propagated as in the paper's code). Bkg. Corr. floor: the value of "
+        "Bkg. Corr. for a classifier that does not sculpt the background, with this run's background MC (its "
+        "mass and weight shuffled among the background events); only the part above it measures sculpting. "
+        "Bkg. dCor²: weighted squared distance correlation of score and mℓℓγ of the background, what DisCo lowers."
+    )
+    if any(
+        partial(stat)
+        for _, _, res in results
+        for stat in res["summary"].values()
+        if isinstance(stat, Mapping)
+    ):
+        note += (
+            " (n/N): the mean and std are over the n of N trials where the metric has a value (the others give "
+            "NaN, e.g. a score bin without background; the evaluation log names them)."
+        )
     marked = [res["summary"] for _, _, res in results if low_background_mc(res["summary"])]
     if marked:
         threshold = marked[0].get("background_mc", {}).get("threshold", MIN_BACKGROUND_MC)
         fewest = min(s["background_mc"]["min_count"] for s in marked)
-        note += (f" {LOW_MC_MARK}: in at least one trial a score bin's mass window holds fewer than {threshold} "
-                 f"background MC events (fewest: {fewest}); that significance rests on few simulated events.")
+        note += (
+            f" {LOW_MC_MARK}: in at least one trial a score bin's mass window holds fewer than {threshold} "
+            f"background MC events (fewest: {fewest}); that significance rests on few simulated events."
+        )
     return note

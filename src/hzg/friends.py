@@ -1,5 +1,6 @@
 """Friend trees: one entry per entry of an input n-tuple, in the same order, with the classifier
 scores, the preselection flag and the event key."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -21,8 +22,14 @@ def score_branch(classifier: Classifier) -> str:
     return f"score_{classifier.name}"
 
 
-def friend_columns(events: ak.Array, cuts: selection.Cuts, res_map: Mapping[str, Any],
-                   classifiers: Sequence[Classifier], sample: str, chunk: int) -> dict[str, np.ndarray]:
+def friend_columns(
+    events: ak.Array,
+    cuts: selection.Cuts,
+    res_map: Mapping[str, Any],
+    classifiers: Sequence[Classifier],
+    sample: str,
+    chunk: int,
+) -> dict[str, np.ndarray]:
     """Branches of the friend tree of `events` (all entries of one n-tuple, in order)."""
     cols = selection.candidate_columns(events)  # the skim's candidates, bit for bit
     passed = selection.passes_all(selection.cut_masks(cols, cuts))
@@ -34,8 +41,11 @@ def friend_columns(events: ak.Array, cuts: selection.Cuts, res_map: Mapping[str,
         "passed_preselection": passed,
         "mllg": np.where(passed, cols["mllg"], SENTINEL),
     }
-    frame = features.compute_features({k: v[passed] for k, v in cols.items()}, res_map) if passed.any() \
+    frame = (
+        features.compute_features({k: v[passed] for k, v in cols.items()}, res_map)
+        if passed.any()
         else pd.DataFrame(columns=list(features.FEATURES) + list(features.DISCO_FEATURES))
+    )
     for clf in classifiers:
         score = np.full(n, SENTINEL, dtype=np.float32)
         score[passed] = clf.predict(frame)

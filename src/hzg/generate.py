@@ -3,6 +3,7 @@
 The generator produces, per chunk, the visible final-state particles of every event as jagged
 awkward arrays; `hzg.detector` turns them into reconstructed objects.
 """
+
 from __future__ import annotations
 
 import logging
@@ -83,17 +84,30 @@ class AcceptanceVeto:
     eta_max: float = 3.0
     require_photon: bool = True  # False for Drell-Yan, whose photon comes from the shower
 
-    def passes(self, lepton_pt: Sequence[float], lepton_eta: Sequence[float], photon_pt: Sequence[float],
-               photon_eta: Sequence[float]) -> bool:
+    def passes(
+        self,
+        lepton_pt: Sequence[float],
+        lepton_eta: Sequence[float],
+        photon_pt: Sequence[float],
+        photon_eta: Sequence[float],
+    ) -> bool:
         """True when two leptons and (if required) a photon of the hard process are inside the loose acceptance.
 
         Radiation only lowers a lepton's pT, so a lepton cut on the hard process looser than the
         selection's never removes an event that the selection would keep.
         """
-        leptons = sorted((pt for pt, eta in zip(lepton_pt, lepton_eta) if abs(eta) < self.eta_max), reverse=True)
-        photon = any(pt > self.photon_pt and abs(eta) < self.eta_max for pt, eta in zip(photon_pt, photon_eta))
-        return ((photon or not self.require_photon) and len(leptons) >= 2 and leptons[0] > self.lead_lepton_pt
-                and leptons[1] > self.sublead_lepton_pt)
+        leptons = sorted(
+            (pt for pt, eta in zip(lepton_pt, lepton_eta) if abs(eta) < self.eta_max), reverse=True
+        )
+        photon = any(
+            pt > self.photon_pt and abs(eta) < self.eta_max for pt, eta in zip(photon_pt, photon_eta)
+        )
+        return (
+            (photon or not self.require_photon)
+            and len(leptons) >= 2
+            and leptons[0] > self.lead_lepton_pt
+            and leptons[1] > self.sublead_lepton_pt
+        )
 
 
 @dataclass(frozen=True)
@@ -149,7 +163,10 @@ class ShowerAcceptance:
             pid = particle.id()
             if abs(pid) in (11, 13) or pid == 22:
                 pt = particle.pT()
-                if pt > (self.sublead_lepton_pt if pid != 22 else self.photon_pt) and abs(particle.eta()) < self.eta_max:
+                if (
+                    pt > (self.sublead_lepton_pt if pid != 22 else self.photon_pt)
+                    and abs(particle.eta()) < self.eta_max
+                ):
                     if pid == 22:
                         photons.append((pt, particle.eta(), particle.phi()))
                     else:
@@ -157,7 +174,7 @@ class ShowerAcceptance:
         if len(leptons) < 2 or not photons:
             return False
         for i, l1 in enumerate(leptons):
-            for l2 in leptons[i + 1:]:
+            for l2 in leptons[i + 1 :]:
                 if l1[0] != -l2[0] or max(l1[1], l2[1]) <= self.lead_lepton_pt:
                     continue
                 mll2 = _pair_mass2(l1[1:], l2[1:])
@@ -188,7 +205,10 @@ def isolated_photon_pt(event: Any, min_dr: float) -> float:
     for pt, eta, phi in photons:
         if pt <= best:
             continue
-        if all(math.hypot(eta - l_eta, math.remainder(phi - l_phi, 2.0 * math.pi)) > min_dr for _, l_eta, l_phi in leptons):
+        if all(
+            math.hypot(eta - l_eta, math.remainder(phi - l_phi, 2.0 * math.pi)) > min_dr
+            for _, l_eta, l_phi in leptons
+        ):
             best = pt
     return best
 
@@ -293,25 +313,40 @@ BACKGROUND_ISR_PROCESSES = ("qqbar_Zgamma", "drellyan_fsr")
 VETOED_PROCESSES = ("qqbar_Zgamma", "drellyan_fsr")
 
 
-def chunk_spec(process: str, n_events: int, seed: int, generation: Mapping[str, Any], sqrt_s_tev: float) -> ChunkSpec:
+def chunk_spec(
+    process: str, n_events: int, seed: int, generation: Mapping[str, Any], sqrt_s_tev: float
+) -> ChunkSpec:
     """The ChunkSpec of one chunk from the config's `generation` section (optional keys: off)."""
     background = process in BACKGROUND_PROCESSES
     isr = process in BACKGROUND_ISR_PROCESSES
-    veto = dict(generation["acceptance_veto"]) if process in VETOED_PROCESSES and generation.get("acceptance_veto") else None
+    veto = (
+        dict(generation["acceptance_veto"])
+        if process in VETOED_PROCESSES and generation.get("acceptance_veto")
+        else None
+    )
     if veto is not None and process != "qqbar_Zgamma":
         veto["require_photon"] = False
     bias = generation.get("bias") if background else None
     fsr = generation.get("fsr") if process == "drellyan_fsr" else None
     return ChunkSpec(
-        process=process, n_events=int(n_events), seed=int(seed), level=generation["level"], sqrt_s_tev=float(sqrt_s_tev),
-        z_mass_min=float(generation["z_mass_min"]), pthat_min=float(generation["pthat_min"]),
-        mhat_min=float(generation["mhat_min"]), mhat_max=float(generation.get("mhat_max", -1.0)),
+        process=process,
+        n_events=int(n_events),
+        seed=int(seed),
+        level=generation["level"],
+        sqrt_s_tev=float(sqrt_s_tev),
+        z_mass_min=float(generation["z_mass_min"]),
+        pthat_min=float(generation["pthat_min"]),
+        mhat_min=float(generation["mhat_min"]),
+        mhat_max=float(generation.get("mhat_max", -1.0)),
         factor_scale2=int(generation.get("factor_scale2", 1)),
         isr_max=str(generation.get("isr_max", "factorization")) if isr else "factorization",
         isr_damp_fudge=float(generation.get("isr_damp_fudge", 1.0)),
         isr_max_fudge=float(generation.get("isr_max_fudge", 1.0)),
-        isr_veto_ht=float(generation["isr_veto_ht"]) if isr and generation.get("isr_veto_ht") is not None else None,
-        veto=AcceptanceVeto(**veto) if veto else None, bias=Bias(**bias) if bias else None,
+        isr_veto_ht=float(generation["isr_veto_ht"])
+        if isr and generation.get("isr_veto_ht") is not None
+        else None,
+        veto=AcceptanceVeto(**veto) if veto else None,
+        bias=Bias(**bias) if bias else None,
         fsr=FsrFilter(**fsr) if fsr else None,
         veto_before_hadronisation=bool(generation.get("veto_before_hadronisation", False)),
     )
@@ -333,8 +368,10 @@ def pythia_settings(spec: ChunkSpec) -> list[str]:
     if spec.isr_max not in ISR_MAX:
         raise ValueError(f"unknown generation.isr_max {spec.isr_max!r}; known: {sorted(ISR_MAX)}")
     if spec.isr_max == "scale" and not 0.25 <= spec.isr_max_fudge <= 2.0:
-        raise ValueError(f"generation.isr_max_fudge {spec.isr_max_fudge} with isr_max 'scale' must lie in [0.25, 2] "
-                         "(Pythia's SpaceShower:pTmaxFudge)")
+        raise ValueError(
+            f"generation.isr_max_fudge {spec.isr_max_fudge} with isr_max 'scale' must lie in [0.25, 2] "
+            "(Pythia's SpaceShower:pTmaxFudge)"
+        )
     if spec.isr_veto_ht is not None and spec.isr_veto_ht <= 0:
         raise ValueError(f"generation.isr_veto_ht must be positive or null, got {spec.isr_veto_ht}")
     if spec.level not in LEVELS:
@@ -365,20 +402,29 @@ def pythia_settings(spec: ChunkSpec) -> list[str]:
             # photon in the final state), so it sets the recoil pT(llg) of the background.
             f"SigmaProcess:factorScale2 = {spec.factor_scale2}",
         ]
-    isr = [*ISR_MAX[spec.isr_max],
-           *([f"SpaceShower:pTdampFudge = {spec.isr_damp_fudge}"] if spec.isr_max == "power_damped" else []),
-           *([f"SpaceShower:pTmaxFudge = {spec.isr_max_fudge}"] if spec.isr_max == "scale" else [])]
+    isr = [
+        *ISR_MAX[spec.isr_max],
+        *([f"SpaceShower:pTdampFudge = {spec.isr_damp_fudge}"] if spec.isr_max == "power_damped" else []),
+        *([f"SpaceShower:pTmaxFudge = {spec.isr_max_fudge}"] if spec.isr_max == "scale" else []),
+    ]
     if spec.process in BACKGROUND_ISR_PROCESSES:
         cuts += isr
     if spec.process == "drellyan_fsr":
         # m(gamma*/Z) = m(llg) when the photon comes from a lepton: the mass range of the selection
-        cuts += [f"23:mMin = {spec.mhat_min}"] + ([f"23:mMax = {spec.mhat_max}"] if spec.mhat_max > spec.mhat_min else [])
+        cuts += [f"23:mMin = {spec.mhat_min}"] + (
+            [f"23:mMax = {spec.mhat_max}"] if spec.mhat_max > spec.mhat_min else []
+        )
         if spec.fsr is not None:
             cuts += [f"TimeShower:pTminChgL = {spec.fsr.lepton_qed_cutoff}"]
             if spec.fsr.enhance != 1.0:
-                cuts += ["Enhancements:doEnhance = on", f"EnhancedSplittings:List = {{fsr:Q2QA={spec.fsr.enhance}}}"]
+                cuts += [
+                    "Enhancements:doEnhance = on",
+                    f"EnhancedSplittings:List = {{fsr:Q2QA={spec.fsr.enhance}}}",
+                ]
     level = LEVELS[spec.level]
-    if spec.hadron_veto is not None:  # hadronised by hand (forceHadronLevel) for the events that pass the veto
+    if (
+        spec.hadron_veto is not None
+    ):  # hadronised by hand (forceHadronLevel) for the events that pass the veto
         level = [line.replace("HadronLevel:all = on", "HadronLevel:all = off") for line in level]
     return common + PROCESSES[spec.process] + cuts + level
 
@@ -421,7 +467,9 @@ BATCH_SIZE = 5000
 NEXT_BATCH_EVENTS = 500
 
 
-def final_leptons_and_photons(record: Any) -> tuple[list[tuple[float, float, float]], list[tuple[float, float, float]]]:
+def final_leptons_and_photons(
+    record: Any,
+) -> tuple[list[tuple[float, float, float]], list[tuple[float, float, float]]]:
     """(pT, eta, phi) of the final charged leptons (e, mu) and of the final photons of a Pythia record."""
     leptons: list[tuple[float, float, float]] = []
     photons: list[tuple[float, float, float]] = []
@@ -464,8 +512,12 @@ def isr_emission_pt(event: Any, size_old: int) -> float:
     return 0.0
 
 
-def _user_hook(bias: Bias | None, veto: AcceptanceVeto | None, fsr: FsrFilter | None = None,
-               isr_scale_fudge: float | None = None) -> Any:
+def _user_hook(
+    bias: Bias | None,
+    veto: AcceptanceVeto | None,
+    fsr: FsrFilter | None = None,
+    isr_scale_fudge: float | None = None,
+) -> Any:
     """A Pythia UserHooks object: selection bias (`selection_bias`), acceptance veto, FSR filter and, with
     isr_scale_fudge f, the veto of initial-state emissions of the hard system above f HT/2 (`ISR_MAX` text).
 
@@ -524,13 +576,22 @@ class ChunkGenerator:
         self.n_hadron_vetoed = 0
         self._visible_ids: dict[int, bool] = {}
         self.hook = None
-        if spec.bias is not None or spec.veto is not None or spec.fsr is not None or spec.isr_veto_ht is not None:
-            self.hook = _user_hook(spec.bias, spec.veto, spec.fsr, spec.isr_veto_ht)  # kept alive here: Pythia holds a raw pointer
+        if (
+            spec.bias is not None
+            or spec.veto is not None
+            or spec.fsr is not None
+            or spec.isr_veto_ht is not None
+        ):
+            self.hook = _user_hook(
+                spec.bias, spec.veto, spec.fsr, spec.isr_veto_ht
+            )  # kept alive here: Pythia holds a raw pointer
             self.pythia.setUserHooksPtr(self.hook)
         if not self.pythia.init():
             raise RuntimeError(f"Pythia failed to initialise for process {spec.process!r}")
         self.n_failed = 0
-        self.bar = tqdm(total=spec.n_events, desc=f"pythia {spec.process}", disable=not progress, mininterval=5)
+        self.bar = tqdm(
+            total=spec.n_events, desc=f"pythia {spec.process}", disable=not progress, mininterval=5
+        )
 
     def batch(self, n_events: int) -> tuple[ak.Array, np.ndarray]:
         """The next `n_events` events: jagged particles (pid, px, py, pz, E) with pT > PARTICLE_PT_MIN, weights.
@@ -557,7 +618,9 @@ class ChunkGenerator:
             seconds["pythia"] += t1 - t0
             self.n_failed += want - len(events)
             if self.n_failed > max(100, self.spec.n_events // 10):
-                raise RuntimeError(f"Pythia failed {self.n_failed} times for {self.spec.process!r}; giving up")
+                raise RuntimeError(
+                    f"Pythia failed {self.n_failed} times for {self.spec.process!r}; giving up"
+                )
             particles, w = self._columns(events)
             pieces.append(particles)
             weights.append(w)
@@ -577,14 +640,23 @@ class ChunkGenerator:
         keep = (ak.to_numpy(flat.status) > 0) & (np.hypot(px, py) > PARTICLE_PT_MIN) & self._visible(pid)
         event_of_row = np.repeat(np.arange(len(counts)), counts)
         counts = np.bincount(event_of_row[keep], minlength=len(counts))
-        fields = {"pid": pid[keep].astype(np.int32), "px": px[keep], "py": py[keep], "pz": ak.to_numpy(mom.pz)[keep],
-                  "E": ak.to_numpy(mom.e)[keep]}
+        fields = {
+            "pid": pid[keep].astype(np.int32),
+            "px": px[keep],
+            "py": py[keep],
+            "pz": ak.to_numpy(mom.pz)[keep],
+            "E": ak.to_numpy(mom.e)[keep],
+        }
         info = events.info
         weights = ak.to_numpy(ak.firsts(info.weights)).astype(np.float64)
-        if self.spec.bias is not None:  # event by event, as numpy scalars: the same bits as before (see tests)
+        if (
+            self.spec.bias is not None
+        ):  # event by event, as numpy scalars: the same bits as before (see tests)
             pthat = np.sqrt(ak.to_numpy(info.pT2Hat)).tolist()
             mhat = ak.to_numpy(info.mHat).tolist()
-            weights = weights / np.array([selection_bias(a, m, self.spec.bias) for a, m in zip(pthat, mhat)], np.float64)
+            weights = weights / np.array(
+                [selection_bias(a, m, self.spec.bias) for a, m in zip(pthat, mhat)], np.float64
+            )
         return ak.unflatten(ak.zip(fields), counts), weights
 
     def _visible(self, pid: np.ndarray) -> np.ndarray:
@@ -623,7 +695,9 @@ class ChunkGenerator:
             if not ok:
                 self.n_failed += 1
                 if self.n_failed > max(100, self.spec.n_events // 10):
-                    raise RuntimeError(f"Pythia failed {self.n_failed} times for {self.spec.process!r}; giving up")
+                    raise RuntimeError(
+                        f"Pythia failed {self.n_failed} times for {self.spec.process!r}; giving up"
+                    )
                 continue
             # an event vetoed before hadronisation keeps its weight (it counts as generated) but no particles
             particles = _event_particles(self.pythia.event) if hadron_veto is None or passed else []
@@ -641,7 +715,13 @@ class ChunkGenerator:
         event_of_row = np.repeat(np.arange(n_events), counts)
         counts = np.bincount(event_of_row[keep], minlength=n_events)
         flat = flat[keep]
-        fields = {"pid": flat[:, 0].astype(np.int32), "px": flat[:, 1], "py": flat[:, 2], "pz": flat[:, 3], "E": flat[:, 4]}
+        fields = {
+            "pid": flat[:, 0].astype(np.int32),
+            "px": flat[:, 1],
+            "py": flat[:, 2],
+            "pz": flat[:, 3],
+            "E": flat[:, 4],
+        }
         return ak.unflatten(ak.zip(fields), counts), weights
 
     def info(self, sum_weights: float) -> ChunkInfo:
@@ -653,11 +733,20 @@ class ChunkGenerator:
         # unweighted, and the mean kept weight turns it into their weighted cross-section.
         weighted = self.spec.bias is not None or self.spec.fsr is not None
         unbias = float(sum_weights) / self.spec.n_events if weighted else 1.0
-        meta = ChunkInfo(n_generated=self.spec.n_events, sum_weights=float(sum_weights),
-                         sigma_gen_pb=float(info.sigmaGen()) * PB_PER_MB * unbias,
-                         sigma_err_pb=float(info.sigmaErr()) * PB_PER_MB * unbias)
-        log.info("generated %d %s events (%d failed), sigma_gen = %.4g +- %.2g pb", self.spec.n_events,
-                 self.spec.process, self.n_failed, meta.sigma_gen_pb, meta.sigma_err_pb)
+        meta = ChunkInfo(
+            n_generated=self.spec.n_events,
+            sum_weights=float(sum_weights),
+            sigma_gen_pb=float(info.sigmaGen()) * PB_PER_MB * unbias,
+            sigma_err_pb=float(info.sigmaErr()) * PB_PER_MB * unbias,
+        )
+        log.info(
+            "generated %d %s events (%d failed), sigma_gen = %.4g +- %.2g pb",
+            self.spec.n_events,
+            self.spec.process,
+            self.n_failed,
+            meta.sigma_gen_pb,
+            meta.sigma_err_pb,
+        )
         return meta
 
 
@@ -673,8 +762,9 @@ def detector_seed(seed: int, offset: int) -> np.random.SeedSequence:
     return np.random.SeedSequence([int(seed), int(offset)])
 
 
-def nanoaod_trees(objects: dict[str, ak.Array], weights: ak.Array, meta: ChunkInfo, spec: ChunkSpec,
-                  chunk: int) -> dict[str, dict[str, object]]:
+def nanoaod_trees(
+    objects: dict[str, ak.Array], weights: ak.Array, meta: ChunkInfo, spec: ChunkSpec, chunk: int
+) -> dict[str, dict[str, object]]:
     """The NanoAOD-like `Events` and `Runs` trees of one chunk."""
     n = len(weights)
     events: dict[str, object] = {name: coll for name, coll in objects.items()}
@@ -692,7 +782,9 @@ def nanoaod_trees(objects: dict[str, ak.Array], weights: ak.Array, meta: ChunkIn
     return {"Events": events, "Runs": runs}
 
 
-def simulate_chunk(spec: ChunkSpec, detector_cfg: dict, chunk: int, progress: bool = True) -> dict[str, dict[str, object]]:
+def simulate_chunk(
+    spec: ChunkSpec, detector_cfg: dict, chunk: int, progress: bool = True
+) -> dict[str, dict[str, object]]:
     """Generate one chunk batch by batch, apply the detector response and return its n-tuple trees."""
     from hzg import detector
 
@@ -707,10 +799,15 @@ def simulate_chunk(spec: ChunkSpec, detector_cfg: dict, chunk: int, progress: bo
         batches.append(detector.reconstruct(particles, detector_cfg, rng))
         detector_s += time.perf_counter() - t0
         weights.append(w)
-    log.info("seconds: Pythia %.1f (user hooks included), acceptance before hadronisation %.1f, record extraction %.1f, "
-             "detector %.1f; %d events vetoed before hadronisation", gen.seconds["pythia"], gen.seconds["hadron_veto"],
-             gen.seconds["extract"], detector_s,
-             gen.n_hadron_vetoed)
+    log.info(
+        "seconds: Pythia %.1f (user hooks included), acceptance before hadronisation %.1f, record extraction %.1f, "
+        "detector %.1f; %d events vetoed before hadronisation",
+        gen.seconds["pythia"],
+        gen.seconds["hadron_veto"],
+        gen.seconds["extract"],
+        detector_s,
+        gen.n_hadron_vetoed,
+    )
     all_weights = np.concatenate(weights)
     meta = gen.info(all_weights.sum())
     objects = {name: ak.concatenate([b[name] for b in batches]) for name in detector.COLLECTIONS}

@@ -1,4 +1,5 @@
 """Plots with matplotlib + mplhep (CMS style, "Simulation" label with sqrt(s) and luminosity)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -30,8 +31,16 @@ SIMULATION_LABEL = "Simulation (Pythia 8, parametric detector response)"
 
 def label_simulation(ax: plt.Axes, lumi_fb: float, sqrt_s_tev: float) -> None:
     """'Simulation' label naming the generator and the detector response, with luminosity and sqrt(s)."""
-    hep.label.exp_label(exp="", llabel=SIMULATION_LABEL, data=False, lumi=f"{lumi_fb:g}", com=f"{sqrt_s_tev:g}",
-                        ax=ax, loc=0, fontsize=16)
+    hep.label.exp_label(
+        exp="",
+        llabel=SIMULATION_LABEL,
+        data=False,
+        lumi=f"{lumi_fb:g}",
+        com=f"{sqrt_s_tev:g}",
+        ax=ax,
+        loc=0,
+        fontsize=16,
+    )
 
 
 def label_cms(ax: plt.Axes, lumi_fb: float, sqrt_s_tev: float) -> None:
@@ -63,14 +72,25 @@ def binning(values: Sequence[np.ndarray], n_bins: int, discrete: bool = False) -
     return np.linspace(lo, hi, n_bins + 1)
 
 
-def signal_vs_background(sig: np.ndarray, sig_w: np.ndarray, bkg: np.ndarray, bkg_w: np.ndarray,
-                         xlabel: str, stem: str | Path, lumi_fb: float, sqrt_s_tev: float,
-                         edges: np.ndarray, unit: str = "") -> list[Path]:
+def signal_vs_background(
+    sig: np.ndarray,
+    sig_w: np.ndarray,
+    bkg: np.ndarray,
+    bkg_w: np.ndarray,
+    xlabel: str,
+    stem: str | Path,
+    lumi_fb: float,
+    sqrt_s_tev: float,
+    edges: np.ndarray,
+    unit: str = "",
+) -> list[Path]:
     """Normalised signal and background distributions of one variable."""
     hep.style.use("CMS")
     fig, ax = plt.subplots(figsize=(10, 8))
-    for values, w, label, color in ((bkg, bkg_w, r"$Z\gamma$ background", BACKGROUND_COLOR),
-                                    (sig, sig_w, r"$H\to Z\gamma$ signal", SIGNAL_COLOR)):
+    for values, w, label, color in (
+        (bkg, bkg_w, r"$Z\gamma$ background", BACKGROUND_COLOR),
+        (sig, sig_w, r"$H\to Z\gamma$ signal", SIGNAL_COLOR),
+    ):
         h, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges, weights=w)
         hep.histplot(h / h.sum() if h.sum() > 0 else h, edges, ax=ax, label=label, color=color, lw=2)
     ax.set_xlabel(xlabel)
@@ -84,23 +104,43 @@ def signal_vs_background(sig: np.ndarray, sig_w: np.ndarray, bkg: np.ndarray, bk
 
 
 # ---------------------------------------------------------------- evaluation (paper 000, Sec. IV D-E, Figs. 4-7)
-def roc_curves(curves: Sequence[tuple[str, np.ndarray, np.ndarray, float]], stem: str | Path, lumi_fb: float,
-               sqrt_s_tev: float, window: Sequence[float], note: str = "") -> list[Path]:
+def roc_curves(
+    curves: Sequence[tuple[str, np.ndarray, np.ndarray, float]],
+    stem: str | Path,
+    lumi_fb: float,
+    sqrt_s_tev: float,
+    window: Sequence[float],
+    note: str = "",
+) -> list[Path]:
     """ROC curves (background efficiency vs signal efficiency) of several classifiers, AUC in the legend."""
     hep.style.use("CMS")
     fig, ax = plt.subplots(figsize=(10, 9))
     ax.plot([0, 1], [0, 1], ls=":", color="grey", lw=1.5, label="Random (AUC = 50 %)")
     colors = plt.cm.tab10(np.linspace(0, 1, 10))
     for i, (label, fpr, tpr, auc) in enumerate(curves):
-        ax.plot(tpr, fpr, lw=2, color=colors[i % 10], ls=("-", "--")[i // 10 % 2],
-                label=f"{label} (AUC = {100 * auc:.1f} %)")
+        ax.plot(
+            tpr,
+            fpr,
+            lw=2,
+            color=colors[i % 10],
+            ls=("-", "--")[i // 10 % 2],
+            label=f"{label} (AUC = {100 * auc:.1f} %)",
+        )
     ax.set_xlabel("Signal efficiency")
     ax.set_ylabel("Background efficiency")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
-    ax.legend(loc="upper left", fontsize=14, title=(f"Test set, {window[0]:g} < " r"$m_{\ell\ell\gamma}$"
-                                                    f" < {window[1]:g} GeV" + (f", {note}" if note else "")),
-              title_fontsize=14, ncol=1)
+    ax.legend(
+        loc="upper left",
+        fontsize=14,
+        title=(
+            f"Test set, {window[0]:g} < "
+            r"$m_{\ell\ell\gamma}$"
+            f" < {window[1]:g} GeV" + (f", {note}" if note else "")
+        ),
+        title_fontsize=14,
+        ncol=1,
+    )
     label_cms(ax, lumi_fb, sqrt_s_tev)
     return save(fig, stem)
 
@@ -118,15 +158,23 @@ def _normalised(h: np.ndarray, w2: np.ndarray, widths: np.ndarray) -> tuple[np.n
     return h / total / widths, np.sqrt(np.clip(w2, 0, None)) / total / widths
 
 
-def score_distributions(classes: Sequence[dict], stem: str | Path, lumi_fb: float, sqrt_s_tev: float,
-                        title: str, xlabel: str = "Classifier output") -> list[Path]:
+def score_distributions(
+    classes: Sequence[dict],
+    stem: str | Path,
+    lumi_fb: float,
+    sqrt_s_tev: float,
+    title: str,
+    xlabel: str = "Classifier output",
+) -> list[Path]:
     """Train vs test score distributions per class with the overtraining p-value, residuals below (Fig. 6).
 
     classes: dicts with keys name, edges, train (w, w2), test (w, w2), p_value, residuals, test_name and optional
     color (default: the signal colour for "Signal", the background colour otherwise).
     """
     hep.style.use("CMS")
-    fig, (ax, rax) = plt.subplots(2, 1, figsize=(10, 10), sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.06})
+    fig, (ax, rax) = plt.subplots(
+        2, 1, figsize=(10, 10), sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.06}
+    )
     ymax = 0.0
     for c in classes:
         c = {"color": SIGNAL_COLOR if c["name"] == "Signal" else BACKGROUND_COLOR, **c}
@@ -134,10 +182,19 @@ def score_distributions(classes: Sequence[dict], stem: str | Path, lumi_fb: floa
         widths, centres = np.diff(edges), 0.5 * (edges[1:] + edges[:-1])
         test, test_err = _normalised(*c["test"], widths)
         train, train_err = _normalised(*c["train"], widths)
-        hep.histplot(test, edges, ax=ax, histtype="fill", alpha=0.35, color=c["color"], label=f"{c['name']}, test")
+        hep.histplot(
+            test, edges, ax=ax, histtype="fill", alpha=0.35, color=c["color"], label=f"{c['name']}, test"
+        )
         hep.histplot(test, edges, ax=ax, color=c["color"], lw=1.5)
-        ax.errorbar(centres, train, yerr=train_err, fmt="o", ms=5, color=c["color"],
-                    label=f"{c['name']}, train ({c['test_name']} p = {p_value_text(c['p_value'])})")
+        ax.errorbar(
+            centres,
+            train,
+            yerr=train_err,
+            fmt="o",
+            ms=5,
+            color=c["color"],
+            label=f"{c['name']}, train ({c['test_name']} p = {p_value_text(c['p_value'])})",
+        )
         res = np.asarray(c["residuals"], dtype=float)
         rax.plot(centres, res, "o", ms=5, color=c["color"])
         ymax = max(ymax, float(np.nanmax(np.concatenate([test, train + train_err]))))
@@ -148,7 +205,9 @@ def score_distributions(classes: Sequence[dict], stem: str | Path, lumi_fb: floa
     for level in (-2, 2):
         rax.axhline(level, color="grey", lw=1, ls=":")
     rax.set_ylabel("Residual")
-    lim = np.nanmax(np.abs(np.concatenate([np.asarray(c["residuals"], float) for c in classes] + [np.array([3.0])])))
+    lim = np.nanmax(
+        np.abs(np.concatenate([np.asarray(c["residuals"], float) for c in classes] + [np.array([3.0])]))
+    )
     rax.set_ylim(-1.15 * lim, 1.15 * lim)
     rax.set_xlabel(xlabel)
     rax.set_xlim(min(c["edges"][0] for c in classes), max(c["edges"][-1] for c in classes))
@@ -156,9 +215,16 @@ def score_distributions(classes: Sequence[dict], stem: str | Path, lumi_fb: floa
     return save(fig, stem)
 
 
-def background_mass_shapes(edges: np.ndarray, shapes: np.ndarray, correlation_e3: float, stem: str | Path,
-                           lumi_fb: float, sqrt_s_tev: float, title: str,
-                           counts: Sequence[int] | None = None) -> list[Path]:
+def background_mass_shapes(
+    edges: np.ndarray,
+    shapes: np.ndarray,
+    correlation_e3: float,
+    stem: str | Path,
+    lumi_fb: float,
+    sqrt_s_tev: float,
+    title: str,
+    counts: Sequence[int] | None = None,
+) -> list[Path]:
     """Normalised background mllg per equal-signal score bin, labelled by signal percentile and, with `counts`,
     the number of background MC events in the bin (Figs. 4-5)."""
     hep.style.use("CMS")
@@ -177,14 +243,26 @@ def background_mass_shapes(edges: np.ndarray, shapes: np.ndarray, correlation_e3
     ax.set_ylabel(f"Fraction of background / {width:.3g} GeV")
     ax.set_xlim(edges[0], edges[-1])
     ax.set_ylim(0, np.nanmax(shapes) * 1.75 if np.isfinite(np.nanmax(shapes)) else 1)
-    ax.legend(loc="upper right", fontsize=12, ncol=2, title=f"{title}: correlation = {correlation_e3:.1f}"
-              r"$\times 10^{-3}$", title_fontsize=14)
+    ax.legend(
+        loc="upper right",
+        fontsize=12,
+        ncol=2,
+        title=f"{title}: correlation = {correlation_e3:.1f}"
+        r"$\times 10^{-3}$",
+        title_fontsize=14,
+    )
     label_cms(ax, lumi_fb, sqrt_s_tev)
     return save(fig, stem)
 
 
-def training_curves(histories: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int | None]],
-                    stem: str | Path, lumi_fb: float, sqrt_s_tev: float, title: str, xlabel: str = "Epoch") -> list[Path]:
+def training_curves(
+    histories: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int | None]],
+    stem: str | Path,
+    lumi_fb: float,
+    sqrt_s_tev: float,
+    title: str,
+    xlabel: str = "Epoch",
+) -> list[Path]:
     """Training loss (solid) and validation loss (dashed) above, validation significance below, vs epoch; a star
     and a line from the axis mark the selected epoch of each trial (Fig. 7).
     histories: (label, epoch, train_loss, val_loss, val_significance, best epoch or None), one per trial."""
@@ -212,7 +290,9 @@ def training_curves(histories: Sequence[tuple[str, np.ndarray, np.ndarray, np.nd
             selected.append(str(best))
     handles.append(Line2D([], [], color="black", lw=2, label="training loss"))
     if any(np.isfinite(h[3]).any() for h in histories):
-        handles.append(Line2D([], [], color="black", lw=1.5, ls="--", marker="o", ms=3, label="validation loss"))
+        handles.append(
+            Line2D([], [], color="black", lw=1.5, ls="--", marker="o", ms=3, label="validation loss")
+        )
     ax.set_ylabel("Loss")
     losses = np.concatenate([np.r_[h[2], h[3]] for h in histories])
     losses = losses[np.isfinite(losses)]
@@ -222,9 +302,19 @@ def training_curves(histories: Sequence[tuple[str, np.ndarray, np.ndarray, np.nd
     sax.set_ylabel(r"Validation significance [$\sigma$]")
     if zs.size:
         sax.set_ylim(z_lo, zs.max() + 0.6 * max(np.ptp(zs), 1e-3))
-    star = [Line2D([], [], marker="*", ms=15, color="grey", markeredgecolor="black", ls="none",
-                   label="selected epoch" + (f"s: {', '.join(selected)}" if len(selected) > 1 else
-                                             f": {selected[0]}" if selected else ""))]
+    star = [
+        Line2D(
+            [],
+            [],
+            marker="*",
+            ms=15,
+            color="grey",
+            markeredgecolor="black",
+            ls="none",
+            label="selected epoch"
+            + (f"s: {', '.join(selected)}" if len(selected) > 1 else f": {selected[0]}" if selected else ""),
+        )
+    ]
     if not selected:
         star = [Line2D([], [], color="none", label="final model kept (no epoch selection)")]
     sax.legend(handles=star, loc="upper right", fontsize=14)

@@ -1,4 +1,5 @@
 """Systematic variations applied to the events before the selection (propagated through everything)."""
+
 from __future__ import annotations
 
 import awkward as ak

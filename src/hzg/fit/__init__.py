@@ -6,12 +6,52 @@
   significance through cabinetry.
 * `hzg.fit.results`: typed result containers, JSON-ready (no NaN or Infinity).
 """
-from hzg.fit.inference import (block, category_yields, fit, limit, mc_stat_error, ranking, scan, significance,
-                               summarize)
-from hzg.fit.results import Block, FitFlags, FitResult, LimitResult, ScanResult, SignificanceResult
-from hzg.fit.workspace import (POI, Templates, build_workspace, model_and_data, observations, stat_only,
-                               systematics_config, with_observations)
 
-__all__ = ["POI", "Block", "FitFlags", "FitResult", "LimitResult", "ScanResult", "SignificanceResult", "Templates",
-           "block", "build_workspace", "category_yields", "fit", "limit", "mc_stat_error", "model_and_data", "observations", "ranking", "scan",
-           "significance", "stat_only", "summarize", "systematics_config", "with_observations"]
+from hzg.fit.inference import (
+    block,
+    category_yields,
+    fit,
+    limit,
+    mc_stat_error,
+    ranking,
+    scan,
+    significance,
+    summarize,
+)
+from hzg.fit.results import Block, FitFlags, FitResult, LimitResult, ScanResult, SignificanceResult
+from hzg.fit.workspace import (
+    POI,
+    Templates,
+    build_workspace,
+    model_and_data,
+    observations,
+    stat_only,
+    systematics_config,
+    with_observations,
+)
+
+__all__ = [
+    "POI",
+    "Block",
+    "FitFlags",
+    "FitResult",
+    "LimitResult",
+    "ScanResult",
+    "SignificanceResult",
+    "Templates",
+    "block",
+    "build_workspace",
+    "category_yields",
+    "fit",
+    "limit",
+    "mc_stat_error",
+    "model_and_data",
+    "observations",
+    "ranking",
+    "scan",
+    "significance",
+    "stat_only",
+    "summarize",
+    "systematics_config",
+    "with_observations",
+]

@@ -8,6 +8,7 @@
   "observed" limit is the expected one of the analysis. Ranking: cabinetry's definition, pyhf fits (see
   `ranking` for why not cabinetry's own).
 """
+
 from __future__ import annotations
 
 import logging
@@ -57,19 +58,36 @@ class CachedMinuit(pyhf.optimize.minuit_optimizer):
         self._cache: dict[Any, Any] = {}
         self._errors_wanted = True
 
-    def minimize(self, objective: Any, data: Any, pdf: Any, init_pars: Any, par_bounds: Any, fixed_vals: Any = None,
-                 **kwargs: Any) -> Any:
+    def minimize(
+        self,
+        objective: Any,
+        data: Any,
+        pdf: Any,
+        init_pars: Any,
+        par_bounds: Any,
+        fixed_vals: Any = None,
+        **kwargs: Any,
+    ) -> Any:
         self._errors_wanted = bool(kwargs.get("return_uncertainties") or kwargs.get("return_correlations"))
         if kwargs.get("return_result_obj"):
             return super().minimize(objective, data, pdf, init_pars, par_bounds, fixed_vals, **kwargs)
-        key = (objective, pdf, np.asarray(data, dtype=float).tobytes(), np.asarray(init_pars, dtype=float).tobytes(),
-               np.asarray(par_bounds, dtype=float).tobytes(),
-               None if fixed_vals is None else tuple((int(i), float(v)) for i, v in fixed_vals),
-               tuple(sorted((k, repr(v)) for k, v in kwargs.items())))
+        key = (
+            objective,
+            pdf,
+            np.asarray(data, dtype=float).tobytes(),
+            np.asarray(init_pars, dtype=float).tobytes(),
+            np.asarray(par_bounds, dtype=float).tobytes(),
+            None if fixed_vals is None else tuple((int(i), float(v)) for i, v in fixed_vals),
+            tuple(sorted((k, repr(v)) for k, v in kwargs.items())),
+        )
         if key not in self._cache:
-            self._cache[key] = super().minimize(objective, data, pdf, init_pars, par_bounds, fixed_vals, **kwargs)
+            self._cache[key] = super().minimize(
+                objective, data, pdf, init_pars, par_bounds, fixed_vals, **kwargs
+            )
         out = self._cache[key]
-        return tuple(np.array(x, copy=True) for x in out) if isinstance(out, tuple) else np.array(out, copy=True)
+        return (
+            tuple(np.array(x, copy=True) for x in out) if isinstance(out, tuple) else np.array(out, copy=True)
+        )
 
     def _get_minimizer(self, *args: Any, **kwargs: Any) -> iminuit.Minuit:
         minuit = super()._get_minimizer(*args, **kwargs)
@@ -80,8 +98,11 @@ class CachedMinuit(pyhf.optimize.minuit_optimizer):
 
 def _set_backend(optimizer: str = "minuit", strategy: int = STRATEGY) -> None:
     """numpy tensors and the named pyhf optimiser (pyhf's backend is global state: set before every use)."""
-    opt = (CachedMinuit(verbose=0, strategy=strategy, tolerance=TOLERANCE)
-           if optimizer == "minuit" else pyhf.optimize.scipy_optimizer(verbose=0))
+    opt = (
+        CachedMinuit(verbose=0, strategy=strategy, tolerance=TOLERANCE)
+        if optimizer == "minuit"
+        else pyhf.optimize.scipy_optimizer(verbose=0)
+    )
     pyhf.set_backend("numpy", opt)
 
 
@@ -102,8 +123,13 @@ def prefit_uncertainty(model: pyhf.Model) -> np.ndarray:
     return np.asarray(out, dtype=float)
 
 
-def _at_limit(values: np.ndarray, bounds: Sequence[tuple[float, float]], fixed: Sequence[bool],
-              labels: Sequence[str], poi: int) -> tuple[str, ...]:
+def _at_limit(
+    values: np.ndarray,
+    bounds: Sequence[tuple[float, float]],
+    fixed: Sequence[bool],
+    labels: Sequence[str],
+    poi: int,
+) -> tuple[str, ...]:
     """Free non-POI parameters whose value lies within 1e-6 (relative to the range) of a bound."""
     out = []
     for i, (lo, hi) in enumerate(bounds):
@@ -113,27 +139,47 @@ def _at_limit(values: np.ndarray, bounds: Sequence[tuple[float, float]], fixed: 
     return tuple(out)
 
 
-def _minuit_fit(model: pyhf.Model, data: np.ndarray, bounds: list[tuple[float, float]], init: Sequence[float],
-                strategy: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, Any]:
+def _minuit_fit(
+    model: pyhf.Model,
+    data: np.ndarray,
+    bounds: list[tuple[float, float]],
+    init: Sequence[float],
+    strategy: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, Any]:
     """One pyhf fit with the minuit optimiser: values, HESSE errors, correlations, -2 ln L, the Minuit object."""
     _set_backend("minuit", strategy)
     result, corr, twice_nll, obj = pyhf.infer.mle.fit(
-        data, model, init_pars=list(init), par_bounds=bounds, fixed_params=model.config.suggested_fixed(),
-        return_uncertainties=True, return_correlations=True, return_fitted_val=True, return_result_obj=True)
+        data,
+        model,
+        init_pars=list(init),
+        par_bounds=bounds,
+        fixed_params=model.config.suggested_fixed(),
+        return_uncertainties=True,
+        return_correlations=True,
+        return_fitted_val=True,
+        return_result_obj=True,
+    )
     result = np.asarray(result, dtype=float)
     return result[:, 0], result[:, 1], np.asarray(corr, dtype=float), float(twice_nll), obj.minuit
 
 
-def _profile_interval(model: pyhf.Model, data: np.ndarray, bounds: list[tuple[float, float]], pars: np.ndarray,
-                      twice_nll: float, step: float) -> tuple[float, float, bool, bool]:
+def _profile_interval(
+    model: pyhf.Model,
+    data: np.ndarray,
+    bounds: list[tuple[float, float]],
+    pars: np.ndarray,
+    twice_nll: float,
+    step: float,
+) -> tuple[float, float, bool, bool]:
     """mu's -2 Delta ln L = 1 crossings from conditional fits (the fallback's interval): up, down errors and
     whether a bound stopped each side."""
     poi = model.config.poi_index
     mu_hat = float(pars[poi])
 
     def g(mu: float) -> float:
-        _, nll = pyhf.infer.mle.fixed_poi_fit(mu, data, model, init_pars=pars.tolist(), par_bounds=bounds,
-                                              return_fitted_val=True)
+        _, nll = pyhf.infer.mle.fixed_poi_fit(
+            mu, data, model, init_pars=pars.tolist(), par_bounds=bounds, return_fitted_val=True
+        )
         return float(nll) - twice_nll - 1.0
 
     out = []
@@ -152,8 +198,11 @@ def _profile_interval(model: pyhf.Model, data: np.ndarray, bounds: list[tuple[fl
     return out[0][0], out[1][0], out[0][1], out[1][1]
 
 
-def fit(spec: Mapping[str, Any] | pyhf.Workspace, poi_bounds: Sequence[float] | None = None,
-        data: np.ndarray | None = None) -> FitResult:
+def fit(
+    spec: Mapping[str, Any] | pyhf.Workspace,
+    poi_bounds: Sequence[float] | None = None,
+    data: np.ndarray | None = None,
+) -> FitResult:
     """Maximum-likelihood fit of the workspace (its observations, or `data`) with MINOS on mu (module text)."""
     model, obs = model_and_data(spec)
     data = obs if data is None else np.asarray(data, dtype=float)
@@ -178,52 +227,102 @@ def fit(spec: Mapping[str, Any] | pyhf.Workspace, poi_bounds: Sequence[float] | 
         except RuntimeError as err:  # MINOS refuses (e.g. an invalid minimum): HESSE's error, flagged
             log.warning("MINOS failed: %s", err)
             err_up = err_down = float(errors[poi])
-            minos, at_up, at_down = False, values[poi] + err_up >= bounds[poi][1], values[poi] - err_down <= bounds[poi][0]
-        flags = FitFlags(optimizer, bool(minuit.valid),
-                         bool(minuit.fmin.has_accurate_covar and not minuit.fmin.has_made_posdef_covar),
-                         minos, bool(at_up), bool(at_down), _at_limit(values, bounds, fixed, labels, poi))
+            minos, at_up, at_down = (
+                False,
+                values[poi] + err_up >= bounds[poi][1],
+                values[poi] - err_down <= bounds[poi][0],
+            )
+        flags = FitFlags(
+            optimizer,
+            bool(minuit.valid),
+            bool(minuit.fmin.has_accurate_covar and not minuit.fmin.has_made_posdef_covar),
+            minos,
+            bool(at_up),
+            bool(at_down),
+            _at_limit(values, bounds, fixed, labels, poi),
+        )
     else:
         log.warning("falling back to pyhf's scipy optimiser")
         _set_backend("scipy")
-        values, twice_nll = pyhf.infer.mle.fit(data, model, init_pars=init, par_bounds=bounds,
-                                               return_fitted_val=True)
+        values, twice_nll = pyhf.infer.mle.fit(
+            data, model, init_pars=init, par_bounds=bounds, return_fitted_val=True
+        )
         values, twice_nll = np.asarray(values, dtype=float), float(twice_nll)
         err_up, err_down, lim_up, lim_down = _profile_interval(model, data, bounds, values, twice_nll, 0.1)
         errors = np.full(values.size, np.nan)
         errors[poi] = 0.5 * (err_up + err_down)
         corr = np.eye(values.size)
-        flags = FitFlags("scipy (fallback)", True, False, False, lim_up, lim_down,
-                         _at_limit(values, bounds, fixed, labels, poi))
+        flags = FitFlags(
+            "scipy (fallback)",
+            True,
+            False,
+            False,
+            lim_up,
+            lim_down,
+            _at_limit(values, bounds, fixed, labels, poi),
+        )
     for problem in flags.problems():
         log.warning("fit: %s", problem)
-    return FitResult(labels, values, np.where(fixed, 0.0, errors), corr, twice_nll, poi, err_up, err_down, flags,
-                     prefit_uncertainty(model))
+    return FitResult(
+        labels,
+        values,
+        np.where(fixed, 0.0, errors),
+        corr,
+        twice_nll,
+        poi,
+        err_up,
+        err_down,
+        flags,
+        prefit_uncertainty(model),
+    )
 
 
-def scan(spec: Mapping[str, Any] | pyhf.Workspace, result: FitResult, poi_bounds: Sequence[float] | None = None,
-         n_steps: int = 11, sigmas: float = 2.2) -> ScanResult:
+def scan(
+    spec: Mapping[str, Any] | pyhf.Workspace,
+    result: FitResult,
+    poi_bounds: Sequence[float] | None = None,
+    n_steps: int = 11,
+    sigmas: float = 2.2,
+) -> ScanResult:
     """cabinetry's profile likelihood scan of mu over mu_hat -+ sigmas x its MINOS errors (inside the bounds)."""
     model, data = model_and_data(spec)
     bounds = par_bounds(model, poi_bounds)
     lo, hi = bounds[model.config.poi_index]
     rng = (max(lo, result.mu_hat - sigmas * result.err_down), min(hi, result.mu_hat + sigmas * result.err_up))
     _set_backend()
-    out = cabinetry.fit.scan(model, data.tolist(), POI, par_range=rng, n_steps=n_steps, par_bounds=bounds,
-                             tolerance=TOLERANCE, strategy=STRATEGY)
+    out = cabinetry.fit.scan(
+        model,
+        data.tolist(),
+        POI,
+        par_range=rng,
+        n_steps=n_steps,
+        par_bounds=bounds,
+        tolerance=TOLERANCE,
+        strategy=STRATEGY,
+    )
     mu = np.append(np.asarray(out.parameter_values, dtype=float), result.mu_hat)
     delta = np.append(np.asarray(out.delta_nlls, dtype=float), 0.0)
     order = np.argsort(mu)
     return ScanResult(mu[order], delta[order])
 
 
-def refit(model: pyhf.Model, data: np.ndarray, init: np.ndarray, bounds: list[tuple[float, float]],
-          fixed: list[bool]) -> np.ndarray | None:
+def refit(
+    model: pyhf.Model,
+    data: np.ndarray,
+    init: np.ndarray,
+    bounds: list[tuple[float, float]],
+    fixed: list[bool],
+) -> np.ndarray | None:
     """Best-fit parameters with pyhf: minuit (strategy STRATEGY, then 2), then scipy; None if all three fail."""
     for optimizer, strategy in (("minuit", STRATEGY), ("minuit", 2), ("scipy", 0)):
         _set_backend(optimizer, strategy)
         try:
-            return np.asarray(pyhf.infer.mle.fit(data, model, init_pars=init.tolist(), par_bounds=bounds,
-                                                 fixed_params=fixed), dtype=float)
+            return np.asarray(
+                pyhf.infer.mle.fit(
+                    data, model, init_pars=init.tolist(), par_bounds=bounds, fixed_params=fixed
+                ),
+                dtype=float,
+            )
         except pyhf.exceptions.FailedMinimization:
             continue
         finally:
@@ -231,9 +330,13 @@ def refit(model: pyhf.Model, data: np.ndarray, init: np.ndarray, bounds: list[tu
     return None
 
 
-def ranking(spec: Mapping[str, Any] | pyhf.Workspace, result: FitResult, poi_bounds: Sequence[float] | None = None,
-            exclude_prefix: Sequence[str] = ("bkg_norm_", "signal_mc_stat_"), prefit: bool = False
-            ) -> list[dict[str, Any]]:
+def ranking(
+    spec: Mapping[str, Any] | pyhf.Workspace,
+    result: FitResult,
+    poi_bounds: Sequence[float] | None = None,
+    exclude_prefix: Sequence[str] = ("bkg_norm_", "signal_mc_stat_"),
+    prefit: bool = False,
+) -> list[dict[str, Any]]:
     """Impacts on mu, cabinetry's definition: mu refitted with one parameter fixed at its best fit +- its
     post-fit (and with `prefit` its pre-fit) uncertainty, minus mu_hat; largest post-fit impact first.
 
@@ -255,7 +358,10 @@ def ranking(spec: Mapping[str, Any] | pyhf.Workspace, result: FitResult, poi_bou
             continue
         shifts = {"postfit_up": result.uncertainty[i], "postfit_down": -result.uncertainty[i]}
         if prefit:
-            shifts |= {"prefit_up": result.prefit_uncertainty[i], "prefit_down": -result.prefit_uncertainty[i]}
+            shifts |= {
+                "prefit_up": result.prefit_uncertainty[i],
+                "prefit_down": -result.prefit_uncertainty[i],
+            }
         entry: dict[str, Any] = {"name": name}
         for key, shift in shifts.items():
             if not np.isfinite(shift) or shift == 0:
@@ -274,8 +380,9 @@ def ranking(spec: Mapping[str, Any] | pyhf.Workspace, result: FitResult, poi_bou
     return sorted(out, key=lambda e: -e["impact"])
 
 
-def significance(spec: Mapping[str, Any] | pyhf.Workspace,
-                 poi_bounds: Sequence[float] | None = None) -> SignificanceResult:
+def significance(
+    spec: Mapping[str, Any] | pyhf.Workspace, poi_bounds: Sequence[float] | None = None
+) -> SignificanceResult:
     """Discovery significance (cabinetry.fit.significance, q0, asymptotics) on the observations (the MC
     Asimov data), the expected one of pyhf (Asimov data at mu = 1 with the nuisance parameters fitted to the
     observations) and the pre-fit expected one (q0 on the model's own Asimov data at mu = 1, nuisance
@@ -284,8 +391,9 @@ def significance(spec: Mapping[str, Any] | pyhf.Workspace,
     bounds = par_bounds(model, poi_bounds)
     _set_backend()
     try:
-        out = cabinetry.fit.significance(model, data.tolist(), par_bounds=bounds, tolerance=TOLERANCE,
-                                         strategy=STRATEGY)
+        out = cabinetry.fit.significance(
+            model, data.tolist(), par_bounds=bounds, tolerance=TOLERANCE, strategy=STRATEGY
+        )
     except pyhf.exceptions.FailedMinimization as err:
         log.warning("significance not computed: %s", str(err).strip()[:200])
         return SignificanceResult(None, None)
@@ -293,32 +401,48 @@ def significance(spec: Mapping[str, Any] | pyhf.Workspace,
     init[model.config.poi_index] = 1.0
     asimov = np.asarray(model.expected_data(init), dtype=float)
     try:
-        prefit = float(cabinetry.fit.significance(model, asimov.tolist(), par_bounds=bounds, tolerance=TOLERANCE,
-                                                  strategy=STRATEGY).observed_significance)
+        prefit = float(
+            cabinetry.fit.significance(
+                model, asimov.tolist(), par_bounds=bounds, tolerance=TOLERANCE, strategy=STRATEGY
+            ).observed_significance
+        )
     except pyhf.exceptions.FailedMinimization as err:
         log.warning("pre-fit expected significance not computed: %s", str(err).strip()[:200])
         prefit = None
     return SignificanceResult(float(out.observed_significance), float(out.expected_significance), prefit)
 
 
-def _cls_grid(model: pyhf.Model, data: np.ndarray, grid: np.ndarray, cl: float,
-              bounds: list[tuple[float, float]]) -> tuple[np.ndarray, list[Any]]:
+def _cls_grid(
+    model: pyhf.Model, data: np.ndarray, grid: np.ndarray, cl: float, bounds: list[tuple[float, float]]
+) -> tuple[np.ndarray, list[Any]]:
     """pyhf's linear_grid_scan results on `grid`, extended upwards (x 4, 4 points, at most twice) while the
     observed or the median expected CLs has not reached 1 - cl yet: (the mu values, pyhf's hypotest results)."""
     results: list[Any] = []
     for _ in range(3):
         results += pyhf.infer.intervals.upper_limits.linear_grid_scan(
-            data, model, grid[len(results):], level=1.0 - cl, return_results=True, test_stat="qtilde",
-            calctype="asymptotics", par_bounds=bounds)[2][1]
+            data,
+            model,
+            grid[len(results) :],
+            level=1.0 - cl,
+            return_results=True,
+            test_stat="qtilde",
+            calctype="asymptotics",
+            par_bounds=bounds,
+        )[2][1]
         last = [float(results[-1][0]), float(results[-1][1][2])]  # observed and median expected
         if max(last) < 1.0 - cl:
             break
         grid = np.concatenate([grid, grid[-1] * np.geomspace(1.0, 4.0, 5)[1:]])
-    return grid[:len(results)], results
+    return grid[: len(results)], results
 
 
-def limit(spec: Mapping[str, Any] | pyhf.Workspace, background_only: Mapping[str, Any], cl: float = 0.95,
-          poi_bounds: Sequence[float] | None = None, n_points: int = 6) -> LimitResult:
+def limit(
+    spec: Mapping[str, Any] | pyhf.Workspace,
+    background_only: Mapping[str, Any],
+    cl: float = 0.95,
+    poi_bounds: Sequence[float] | None = None,
+    n_points: int = 6,
+) -> LimitResult:
     """Expected CLs limit on mu (pyhf's linear_grid_scan, qtilde, asymptotics) with the background-only MC as data.
 
     cabinetry.fit.limit and pyhf's toms748_scan find the limit and each band edge in six separate root
@@ -351,7 +475,9 @@ def limit(spec: Mapping[str, Any] | pyhf.Workspace, background_only: Mapping[str
     for strategy in (1, 2):  # a failed fit: the whole grid again with MIGRAD strategy 2
         _set_backend("minuit", strategy)
         try:
-            grid, results = _cls_grid(model, data, np.geomspace(0.4 * guess, 6.0 * guess, n_points), cl, bounds)
+            grid, results = _cls_grid(
+                model, data, np.geomspace(0.4 * guess, 6.0 * guess, n_points), cl, bounds
+            )
             break
         except (ValueError, pyhf.exceptions.FailedMinimization) as err:
             errors.append(f"strategy {strategy}: {str(err).strip()[:100] or type(err).__name__}")
@@ -371,15 +497,21 @@ def limit(spec: Mapping[str, Any] | pyhf.Workspace, background_only: Mapping[str
             continue
         logc = np.log(np.clip(curve, 1e-300, None))
         limits.append(float(np.interp(np.log(1.0 - cl), logc[::-1], grid[::-1])))
-    note = None if not outside else (f"CLs = {1 - cl:g} not crossed in mu [{grid[0]:.3g}, {grid[-1]:.3g}] for "
-                                     + ", ".join(outside))
+    note = (
+        None
+        if not outside
+        else (f"CLs = {1 - cl:g} not crossed in mu [{grid[0]:.3g}, {grid[-1]:.3g}] for " + ", ".join(outside))
+    )
     if note:
         log.warning("upper limit: %s", note)
-    return LimitResult(cl, limits[0], tuple(limits[1:]), limits[0] is not None and limits[3] is not None, note)
+    return LimitResult(
+        cl, limits[0], tuple(limits[1:]), limits[0] is not None and limits[3] is not None, note
+    )
 
 
-def mc_stat_error(spec: Mapping[str, Any] | pyhf.Workspace, result: FitResult,
-                  sumw2: Mapping[str, Any]) -> float | None:
+def mc_stat_error(
+    spec: Mapping[str, Any] | pyhf.Workspace, result: FitResult, sumw2: Mapping[str, Any]
+) -> float | None:
     """The MC-statistical error of mu-hat where the observations are (built from) weighted MC with per-bin
     variance `sumw2` (category -> sum of w^2 of the background MC): mu-hat's linear response to the counts,
     d theta / d n_i = C a_i (C the fit's HESSE covariance, a_i = d ln lambda_i / d theta at the best fit),
@@ -409,35 +541,54 @@ def mc_stat_error(spec: Mapping[str, Any] | pyhf.Workspace, result: FitResult,
         up[j] += h
         down[j] -= h
         response += cov[result.poi_index, j] * (lam(up) - lam(down)) / (2.0 * h) / centre
-    return float(np.sqrt(np.sum(response ** 2 * np.clip(var, 0.0, None))))
+    return float(np.sqrt(np.sum(response**2 * np.clip(var, 0.0, None))))
 
 
-def block(spec: Mapping[str, Any], background_only: Mapping[str, Any], cl: float = 0.95,
-          poi_bounds: Sequence[float] | None = None, mc_sumw2: Mapping[str, Any] | None = None) -> Block:
+def block(
+    spec: Mapping[str, Any],
+    background_only: Mapping[str, Any],
+    cl: float = 0.95,
+    poi_bounds: Sequence[float] | None = None,
+    mc_sumw2: Mapping[str, Any] | None = None,
+) -> Block:
     """Fit, significance, limit and scan of one workspace; with `mc_sumw2` (the background MC's sum of w^2 per
     category) also mu-hat's MC-statistical error (`mc_stat_error`)."""
     result = fit(spec, poi_bounds)
     mc = None if mc_sumw2 is None else mc_stat_error(spec, result, mc_sumw2)
-    return Block(result, significance(spec, poi_bounds), limit(spec, background_only, cl, poi_bounds),
-                 scan(spec, result, poi_bounds), mc)
+    return Block(
+        result,
+        significance(spec, poi_bounds),
+        limit(spec, background_only, cl, poi_bounds),
+        scan(spec, result, poi_bounds),
+        mc,
+    )
 
 
-def summarize(spec: Mapping[str, Any], background_only: Mapping[str, Any], cl: float = 0.95,
-              poi_bounds: Sequence[float] | None = None, with_ranking: bool = True,
-              mc_sumw2: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def summarize(
+    spec: Mapping[str, Any],
+    background_only: Mapping[str, Any],
+    cl: float = 0.95,
+    poi_bounds: Sequence[float] | None = None,
+    with_ranking: bool = True,
+    mc_sumw2: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Everything for fit.json: stat-only and with systematics side by side, and the ranking of the latter;
     `mc_sumw2`: see `block`."""
     full = block(spec, background_only, cl, poi_bounds, mc_sumw2)
-    out = {"cl": cl, "poi": POI,
-           "stat_only": block(stat_only(spec), background_only, cl, poi_bounds, mc_sumw2).to_dict(),
-           "with_systematics": full.to_dict()}
+    out = {
+        "cl": cl,
+        "poi": POI,
+        "stat_only": block(stat_only(spec), background_only, cl, poi_bounds, mc_sumw2).to_dict(),
+        "with_systematics": full.to_dict(),
+    }
     if with_ranking:
         out["ranking"] = ranking(spec, full.fit, poi_bounds)
     return out
 
 
-def category_yields(spec: Mapping[str, Any] | pyhf.Workspace,
-                    pars: Sequence[float] | None = None) -> dict[str, dict[str, np.ndarray]]:
+def category_yields(
+    spec: Mapping[str, Any] | pyhf.Workspace, pars: Sequence[float] | None = None
+) -> dict[str, dict[str, np.ndarray]]:
     """Per category the expected signal and background at `pars` (pre-fit: None) and the observations."""
     ws = workspace(spec)
     model = ws.model(modifier_settings=MODIFIER_SETTINGS)
@@ -445,6 +596,10 @@ def category_yields(spec: Mapping[str, Any] | pyhf.Workspace,
     x = np.asarray(model.config.suggested_init() if pars is None else pars, dtype=float)
     by_sample = np.asarray(model.main_model.expected_data(x, return_by_sample=True))
     rows = {name: by_sample[i] for i, name in enumerate(model.config.samples)}
-    return {c: {**{name: np.asarray(rows[name][sl], dtype=float) for name in model.config.samples},
-                "data": np.asarray(ws.observations[c], dtype=float)}
-            for c, sl in model.config.channel_slices.items()}
+    return {
+        c: {
+            **{name: np.asarray(rows[name][sl], dtype=float) for name in model.config.samples},
+            "data": np.asarray(ws.observations[c], dtype=float),
+        }
+        for c, sl in model.config.channel_slices.items()
+    }

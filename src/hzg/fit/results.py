@@ -1,4 +1,5 @@
 """Typed containers of the fit's results (in the style of cabinetry's results_containers), JSON-ready."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -16,12 +17,12 @@ def finite_or_none(x: float | None) -> float | None:
 class FitFlags:
     """How a fit went: the optimiser that produced it and every warning sign, so none passes silently."""
 
-    optimizer: str                      # "minuit" (iminuit via pyhf), "minuit strategy 2", or "scipy (fallback)"
-    converged: bool                     # MIGRAD valid (or scipy success for the fallback)
-    hessian_positive_definite: bool     # HESSE covariance accurate and not forced positive definite
-    minos_valid: bool                   # both MINOS crossings of mu found
-    limited_up: bool                    # the upper mu error stops at the POI bound
-    limited_down: bool                  # the lower mu error stops at the POI bound
+    optimizer: str  # "minuit" (iminuit via pyhf), "minuit strategy 2", or "scipy (fallback)"
+    converged: bool  # MIGRAD valid (or scipy success for the fallback)
+    hessian_positive_definite: bool  # HESSE covariance accurate and not forced positive definite
+    minos_valid: bool  # both MINOS crossings of mu found
+    limited_up: bool  # the upper mu error stops at the POI bound
+    limited_down: bool  # the lower mu error stops at the POI bound
     parameters_at_limit: tuple[str, ...] = ()  # free parameters whose best fit lies on a bound
 
     def problems(self) -> list[str]:
@@ -36,15 +37,22 @@ class FitFlags:
         if not self.minos_valid:
             out.append("MINOS invalid")
         if self.limited_up or self.limited_down:
-            out.append("mu interval limited by bound" + (" (up)" if self.limited_up else "")
-                       + (" (down)" if self.limited_down else ""))
+            out.append(
+                "mu interval limited by bound"
+                + (" (up)" if self.limited_up else "")
+                + (" (down)" if self.limited_down else "")
+            )
         if self.parameters_at_limit:
             out.append("at bound: " + ", ".join(self.parameters_at_limit))
         return out
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form, with the `problems` list."""
-        return {**asdict(self), "parameters_at_limit": list(self.parameters_at_limit), "problems": self.problems()}
+        return {
+            **asdict(self),
+            "parameters_at_limit": list(self.parameters_at_limit),
+            "problems": self.problems(),
+        }
 
 
 @dataclass(frozen=True)
@@ -79,17 +87,29 @@ class FitResult:
         for i, name in enumerate(self.labels):
             pre = float(self.prefit_uncertainty[i]) if self.prefit_uncertainty.size else 0.0
             constrained = pre > 0 and i != self.poi_index and not name.startswith("bkg_norm_")
-            rows.append({"name": name, "value": float(self.bestfit[i]), "error": finite_or_none(self.uncertainty[i]),
-                         "prefit_error": pre,
-                         "pull": finite_or_none(self.bestfit[i] / pre) if constrained else None,
-                         "pull_error": finite_or_none(self.uncertainty[i] / pre) if constrained else None})
+            rows.append(
+                {
+                    "name": name,
+                    "value": float(self.bestfit[i]),
+                    "error": finite_or_none(self.uncertainty[i]),
+                    "prefit_error": pre,
+                    "pull": finite_or_none(self.bestfit[i] / pre) if constrained else None,
+                    "pull_error": finite_or_none(self.uncertainty[i] / pre) if constrained else None,
+                }
+            )
         return rows
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (no NaN or Infinity)."""
-        return {"mu_hat": self.mu_hat, "err_up": finite_or_none(self.err_up), "err_down": finite_or_none(self.err_down),
-                "err_hesse": finite_or_none(self.err_hesse), "twice_nll_min": float(self.twice_nll),
-                "flags": self.flags.to_dict(), "parameters": self.parameters()}
+        return {
+            "mu_hat": self.mu_hat,
+            "err_up": finite_or_none(self.err_up),
+            "err_down": finite_or_none(self.err_down),
+            "err_hesse": finite_or_none(self.err_hesse),
+            "twice_nll_min": float(self.twice_nll),
+            "flags": self.flags.to_dict(),
+            "parameters": self.parameters(),
+        }
 
 
 @dataclass(frozen=True)
@@ -116,9 +136,13 @@ class LimitResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
-        return {"cl": self.cl, "expected": finite_or_none(self.expected),
-                "band": None if self.band is None else [finite_or_none(x) for x in self.band],
-                "converged": self.converged, "note": self.note}
+        return {
+            "cl": self.cl,
+            "expected": finite_or_none(self.expected),
+            "band": None if self.band is None else [finite_or_none(x) for x in self.band],
+            "converged": self.converged,
+            "note": self.note,
+        }
 
 
 @dataclass(frozen=True)
@@ -133,8 +157,11 @@ class SignificanceResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
-        return {"observed": finite_or_none(self.observed), "expected": finite_or_none(self.expected),
-                "expected_prefit": finite_or_none(self.expected_prefit)}
+        return {
+            "observed": finite_or_none(self.observed),
+            "expected": finite_or_none(self.expected),
+            "expected_prefit": finite_or_none(self.expected_prefit),
+        }
 
 
 @dataclass(frozen=True)
@@ -145,7 +172,9 @@ class Block:
     significance: SignificanceResult
     limit: LimitResult
     scan: ScanResult
-    mc_stat: float | None = None  # mu-hat's MC-statistical error (the observations are MC; None: not computed)
+    mc_stat: float | None = (
+        None  # mu-hat's MC-statistical error (the observations are MC; None: not computed)
+    )
 
     def pull(self) -> float | None:
         """(mu-hat - 1) / (its error towards 1, in quadrature with the MC-statistical error): the MC as data
@@ -158,13 +187,20 @@ class Block:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form; the headline numbers also at the top level."""
-        return {"mu_hat": self.fit.mu_hat, "err_up": finite_or_none(self.fit.err_up),
-                "err_down": finite_or_none(self.fit.err_down), "err_mc_stat": finite_or_none(self.mc_stat),
-                "pull_from_1": self.pull(), "significance": self.significance.observed,
-                "expected_significance": self.significance.expected,
-                "expected_significance_prefit": finite_or_none(self.significance.expected_prefit),
-                "upper_limit": self.limit.expected,
-                "limit_band": None if self.limit.band is None else [finite_or_none(x) for x in self.limit.band],
-                "limit_note": self.limit.note, "problems": self.fit.flags.problems(),
-                "fit": self.fit.to_dict() | {"scan": self.scan.to_dict()},
-                "significance_detail": self.significance.to_dict(), "limit": self.limit.to_dict()}
+        return {
+            "mu_hat": self.fit.mu_hat,
+            "err_up": finite_or_none(self.fit.err_up),
+            "err_down": finite_or_none(self.fit.err_down),
+            "err_mc_stat": finite_or_none(self.mc_stat),
+            "pull_from_1": self.pull(),
+            "significance": self.significance.observed,
+            "expected_significance": self.significance.expected,
+            "expected_significance_prefit": finite_or_none(self.significance.expected_prefit),
+            "upper_limit": self.limit.expected,
+            "limit_band": None if self.limit.band is None else [finite_or_none(x) for x in self.limit.band],
+            "limit_note": self.limit.note,
+            "problems": self.fit.flags.problems(),
+            "fit": self.fit.to_dict() | {"scan": self.scan.to_dict()},
+            "significance_detail": self.significance.to_dict(),
+            "limit": self.limit.to_dict(),
+        }

@@ -26,6 +26,7 @@ Conventions, stated once:
   |S_spur|) is the spurious-signal systematic. `mc_limited` where dS_MC > sigma_S: the background MC cannot
   resolve a bias of the size of the signal's statistical error, whatever the function.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -90,8 +91,9 @@ def _interval_integrals(f: Callable[[np.ndarray], np.ndarray], a: np.ndarray, b:
     return half * np.sum(_GL_W[None, :] * f(mid[:, None] + half[:, None] * _GL_X[None, :]), axis=1)
 
 
-def turnon_cdf(m: np.ndarray, lo: float, hi: float, core: str, total: float, shape: float, m0: float,
-               width: float) -> np.ndarray:
+def turnon_cdf(
+    m: np.ndarray, lo: float, hi: float, core: str, total: float, shape: float, m0: float, width: float
+) -> np.ndarray:
     """Yield in [lo, m] of `total` events with the turn-on density (`turnon_density`) on [lo, hi]; numerical:
     6-point Gauss-Legendre on the intervals of a grid of at most 0.5 GeV steps that holds every m."""
     m = np.clip(np.asarray(m, dtype=float), lo, hi)
@@ -167,7 +169,9 @@ def _start(function: str, order: int, counts: np.ndarray, edges: np.ndarray) -> 
     # turn-on: the falling part from the upper half, the turn-on just below the histogram's maximum
     upper = edges[half:]
     c = np.clip(counts[half:], 1e-9, None)
-    fall = float(np.clip(-np.polyfit(0.5 * (upper[1:] + upper[:-1]), np.log(c), 1, w=np.sqrt(c))[0], -0.5, 0.5))
+    fall = float(
+        np.clip(-np.polyfit(0.5 * (upper[1:] + upper[:-1]), np.log(c), 1, w=np.sqrt(c))[0], -0.5, 0.5)
+    )
     shape = fall if function == "exponential_turnon" else float(np.clip(fall * 0.5 * (lo + hi), -20.0, 30.0))
     peak = float(0.5 * (edges[np.argmax(counts)] + edges[np.argmax(counts) + 1]))
     return [total, shape, peak - 3.0, 3.0], ["total", "shape", "m0", "width"]
@@ -183,8 +187,12 @@ def _limits(function: str, names: Sequence[str]) -> list[tuple[float | None, flo
     return [(0.0, None), shape]
 
 
-def _minimise(cost: ExtendedBinnedNLL, start: Sequence[float], limits: Sequence[tuple[float | None, float | None]],
-              fixed: Sequence[bool] | None = None) -> Minuit:
+def _minimise(
+    cost: ExtendedBinnedNLL,
+    start: Sequence[float],
+    limits: Sequence[tuple[float | None, float | None]],
+    fixed: Sequence[bool] | None = None,
+) -> Minuit:
     """MIGRAD (retried with strategy 2 where the first is invalid) and HESSE on `cost`."""
     m = Minuit(cost, *start)
     m.limits = list(limits)
@@ -198,20 +206,25 @@ def _minimise(cost: ExtendedBinnedNLL, start: Sequence[float], limits: Sequence[
     return m
 
 
-def fit_function(counts: np.ndarray, sumw2: np.ndarray, edges: Sequence[float], function: str,
-                 order: int = 1) -> ShapeFit:
+def fit_function(
+    counts: np.ndarray, sumw2: np.ndarray, edges: Sequence[float], function: str, order: int = 1
+) -> ShapeFit:
     """Fit `function` (Bernstein of `order`) to a weighted histogram (scaled Poisson, module text)."""
     e = np.asarray(edges, dtype=float)
     lo, hi = _check_window(e)
     counts, sumw2 = np.asarray(counts, dtype=float), np.asarray(sumw2, dtype=float)
     if counts.shape != (e.size - 1,) or sumw2.shape != counts.shape:
-        raise ValueError(f"fit_function: counts {counts.shape} and sumw2 {sumw2.shape} must have {e.size - 1} bins")
+        raise ValueError(
+            f"fit_function: counts {counts.shape} and sumw2 {sumw2.shape} must have {e.size - 1} bins"
+        )
     k = effective_scale(counts, sumw2)
     start, names = _start(function, order, counts, e)
     cdf = cdf_of(function, lo, hi)
     cost = ExtendedBinnedNLL(np.clip(counts, 0.0, None) / k, e, lambda m, *p: cdf(m, *p) / k, name=names)
     m = _minimise(cost, start, _limits(function, names))
-    return ShapeFit(function, tuple(map(float, m.values)), tuple(map(float, m.errors)), float(m.fval), bool(m.valid))
+    return ShapeFit(
+        function, tuple(map(float, m.values)), tuple(map(float, m.errors)), float(m.fval), bool(m.valid)
+    )
 
 
 @dataclass(frozen=True)
@@ -224,8 +237,14 @@ class FTest:
     p_values: tuple[float, ...]
 
 
-def f_test(counts: np.ndarray, sumw2: np.ndarray, edges: Sequence[float], min_order: int = 1, max_order: int = 5,
-           p_threshold: float = 0.05) -> tuple[FTest, ShapeFit]:
+def f_test(
+    counts: np.ndarray,
+    sumw2: np.ndarray,
+    edges: Sequence[float],
+    min_order: int = 1,
+    max_order: int = 5,
+    p_threshold: float = 0.05,
+) -> tuple[FTest, ShapeFit]:
     """Lowest Bernstein order n from which no higher order up to max_order improves the fit significantly
     (2 Δ NLL to order m has a chi2(m - n) p-value >= p_threshold), and its fit. `p_values` lists the
     steps n -> n + 1. Deviances are in effective-event units (counts divided by the Bohm-Zech scale), where 2 Δ NLL ~ chi2(1).
@@ -251,15 +270,15 @@ class SpuriousSignal:
 
     function: str
     n_parameters: int
-    signal: float          # S_spur, fitted signal yield on the background-only MC
+    signal: float  # S_spur, fitted signal yield on the background-only MC
     signal_mc_error: float  # its MC-statistical error dS_MC (sandwich, per-bin sum of w^2)
-    sigma_signal: float    # statistical error of the signal yield on the expected background (sigma_S)
-    ratio: float           # S_spur / sigma_S
-    passes: bool           # zeta < criterion * sigma_S
+    sigma_signal: float  # statistical error of the signal yield on the expected background (sigma_S)
+    ratio: float  # S_spur / sigma_S
+    passes: bool  # zeta < criterion * sigma_S
     background_fit: ShapeFit
-    zeta: float = 0.0      # max(0, |S_spur| - mc_tolerance * dS_MC): the spurious-signal systematic
+    zeta: float = 0.0  # max(0, |S_spur| - mc_tolerance * dS_MC): the spurious-signal systematic
     mc_limited: bool = False  # dS_MC > sigma_S: this MC cannot resolve a bias of sigma_S
-    gof_p: float = 1.0     # chi2 p-value of the background-only fit (deviance, bins - parameters d.o.f.)
+    gof_p: float = 1.0  # chi2 p-value of the background-only fit (deviance, bins - parameters d.o.f.)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
@@ -267,8 +286,13 @@ class SpuriousSignal:
         return out | {"background_fit": self.background_fit.to_dict()}
 
 
-def sandwich_covariance(model: Callable[[np.ndarray], np.ndarray], values: np.ndarray, errors: np.ndarray,
-                        sumw2: np.ndarray, free: np.ndarray | None = None) -> np.ndarray:
+def sandwich_covariance(
+    model: Callable[[np.ndarray], np.ndarray],
+    values: np.ndarray,
+    errors: np.ndarray,
+    sumw2: np.ndarray,
+    free: np.ndarray | None = None,
+) -> np.ndarray:
     """Covariance of the Poisson maximum-likelihood estimate of `values` (bin predictions `model(values)`) when
     the fitted counts are weighted sums with variance `sumw2` per bin: A^-1 B A^-1 with a_i = d ln lambda_i /
     d theta, A = sum_i lambda_i a_i a_i^T (Fisher information of unit-weight counts) and B = sum_i sumw2_i a_i
@@ -296,8 +320,9 @@ def sandwich_covariance(model: Callable[[np.ndarray], np.ndarray], values: np.nd
     return out
 
 
-def _signal_plus_background(counts: np.ndarray, scale: float, edges: np.ndarray, signal_shape: np.ndarray,
-                            background: ShapeFit) -> Minuit:
+def _signal_plus_background(
+    counts: np.ndarray, scale: float, edges: np.ndarray, signal_shape: np.ndarray, background: ShapeFit
+) -> Minuit:
     """S * signal_shape + background function fitted to counts (scaled Poisson with scale k)."""
     lo, hi = float(edges[0]), float(edges[-1])
     cdf = cdf_of(background.function, lo, hi)
@@ -312,11 +337,20 @@ def _signal_plus_background(counts: np.ndarray, scale: float, edges: np.ndarray,
     b = np.diff(background.cdf(edges, lo, hi))
     peak = signal_shape > 0.01 * signal_shape.max()
     s_min = -0.95 * float(np.min(b[peak] / signal_shape[peak])) if np.any(peak) else None
-    return _minimise(cost, [0.0, *background.parameters], [(s_min, None), *_limits(background.function, names[1:])])
+    return _minimise(
+        cost, [0.0, *background.parameters], [(s_min, None), *_limits(background.function, names[1:])]
+    )
 
 
-def spurious_signal(counts: np.ndarray, sumw2: np.ndarray, edges: Sequence[float], signal_shape: np.ndarray,
-                    background: ShapeFit, criterion: float = 0.2, mc_tolerance: float = 2.0) -> SpuriousSignal:
+def spurious_signal(
+    counts: np.ndarray,
+    sumw2: np.ndarray,
+    edges: Sequence[float],
+    signal_shape: np.ndarray,
+    background: ShapeFit,
+    criterion: float = 0.2,
+    mc_tolerance: float = 2.0,
+) -> SpuriousSignal:
     """Spurious signal of the background function `background` (already fitted to counts) and its test:
     passes where zeta = max(0, |S_spur| - mc_tolerance * dS_MC) < criterion * sigma_S (mc_tolerance 0: ATLAS'
     strict criterion; 2: the relaxed one, which forgives MC fluctuations up to 2 dS_MC)."""
@@ -336,12 +370,24 @@ def spurious_signal(counts: np.ndarray, sumw2: np.ndarray, edges: Sequence[float
     ratio = s / sigma if sigma > 0 else float("inf") * np.sign(s)
     zeta = max(0.0, abs(s) - mc_tolerance * s_err)
     n_dof = max(e.size - 1 - background.n_parameters, 1)
-    return SpuriousSignal(background.function, background.n_parameters, s, s_err, sigma, float(ratio),
-                          bool(zeta < criterion * sigma), background, float(zeta), bool(s_err > sigma),
-                          float(chi2.sf(max(background.deviance, 0.0), n_dof)))
+    return SpuriousSignal(
+        background.function,
+        background.n_parameters,
+        s,
+        s_err,
+        sigma,
+        float(ratio),
+        bool(zeta < criterion * sigma),
+        background,
+        float(zeta),
+        bool(s_err > sigma),
+        float(chi2.sf(max(background.deviance, 0.0), n_dof)),
+    )
 
 
-def _mc_error(fitted: Minuit, edges: np.ndarray, shape: np.ndarray, background: ShapeFit, sumw2: np.ndarray) -> float:
+def _mc_error(
+    fitted: Minuit, edges: np.ndarray, shape: np.ndarray, background: ShapeFit, sumw2: np.ndarray
+) -> float:
     """dS_MC: the sandwich error of S of a `_signal_plus_background` fit, each bin with its own sum of w^2;
     parameters on a bound held fixed (the HESSE error where the sandwich cannot be formed)."""
     lo, hi = float(edges[0]), float(edges[-1])
@@ -351,9 +397,13 @@ def _mc_error(fitted: Minuit, edges: np.ndarray, shape: np.ndarray, background: 
         return par[0] * shape + np.diff(cdf(edges, *par[1:]))
 
     values, errors = np.asarray(fitted.values, float), np.asarray(fitted.errors, float)
-    free = np.array([not (p.has_lower_limit and p.value - p.lower_limit < 1e-6 * max(p.error, 1e-12))
-                     and not (p.has_upper_limit and p.upper_limit - p.value < 1e-6 * max(p.error, 1e-12))
-                     for p in fitted.params])
+    free = np.array(
+        [
+            not (p.has_lower_limit and p.value - p.lower_limit < 1e-6 * max(p.error, 1e-12))
+            and not (p.has_upper_limit and p.upper_limit - p.value < 1e-6 * max(p.error, 1e-12))
+            for p in fitted.params
+        ]
+    )
     free[0] = True
     var = float(sandwich_covariance(model, values, errors, np.clip(sumw2, 0.0, None), free)[0, 0])
     return float(np.sqrt(var)) if np.isfinite(var) and var > 0 else float(fitted.errors["S"])
@@ -369,17 +419,35 @@ class BackgroundChoice:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
-        return {"function": self.chosen.function, "n_parameters": self.chosen.n_parameters,
-                "spurious_signal": self.chosen.signal, "spurious_signal_mc_error": self.chosen.signal_mc_error,
-                "sigma_signal": self.chosen.sigma_signal, "ratio": self.chosen.ratio, "passes": self.chosen.passes,
-                "zeta": self.chosen.zeta, "mc_limited": self.chosen.mc_limited, "gof_p": self.chosen.gof_p,
-                "f_test": asdict(self.f_test), "background_fit": self.chosen.background_fit.to_dict(),
-                "candidates": [c.to_dict() for c in self.candidates]}
+        return {
+            "function": self.chosen.function,
+            "n_parameters": self.chosen.n_parameters,
+            "spurious_signal": self.chosen.signal,
+            "spurious_signal_mc_error": self.chosen.signal_mc_error,
+            "sigma_signal": self.chosen.sigma_signal,
+            "ratio": self.chosen.ratio,
+            "passes": self.chosen.passes,
+            "zeta": self.chosen.zeta,
+            "mc_limited": self.chosen.mc_limited,
+            "gof_p": self.chosen.gof_p,
+            "f_test": asdict(self.f_test),
+            "background_fit": self.chosen.background_fit.to_dict(),
+            "candidates": [c.to_dict() for c in self.candidates],
+        }
 
 
-def choose_background(counts: np.ndarray, sumw2: np.ndarray, edges: Sequence[float], signal_shape: np.ndarray,
-                      functions: Sequence[str] = FUNCTIONS, criterion: float = 0.2, mc_tolerance: float = 2.0,
-                      max_order: int = 5, p_threshold: float = 0.05, min_gof_p: float = 0.01) -> BackgroundChoice:
+def choose_background(
+    counts: np.ndarray,
+    sumw2: np.ndarray,
+    edges: Sequence[float],
+    signal_shape: np.ndarray,
+    functions: Sequence[str] = FUNCTIONS,
+    criterion: float = 0.2,
+    mc_tolerance: float = 2.0,
+    max_order: int = 5,
+    p_threshold: float = 0.05,
+    min_gof_p: float = 0.01,
+) -> BackgroundChoice:
     """Fit every function, measure its spurious signal, keep (ATLAS) the one with the fewest parameters (then
     the smallest zeta / sigma_S) that passes zeta < criterion * sigma_S and describes the MC (chi2 p-value of
     its background-only fit >= min_gof_p: with a tolerant criterion a poor fit would pass too); failing that
@@ -387,12 +455,16 @@ def choose_background(counts: np.ndarray, sumw2: np.ndarray, edges: Sequence[flo
     smallest |S_spur| / sigma_S."""
     unknown = [f for f in functions if f not in FUNCTIONS]
     if not functions or unknown:
-        raise ValueError(f"choose_background: functions must be a non-empty subset of {FUNCTIONS}, got {functions!r}")
+        raise ValueError(
+            f"choose_background: functions must be a non-empty subset of {FUNCTIONS}, got {functions!r}"
+        )
     test, bern = f_test(counts, sumw2, edges, max_order=max_order, p_threshold=p_threshold)
     candidates = []
     for function in functions:
         shape_fit = bern if function == "bernstein" else fit_function(counts, sumw2, edges, function)
-        candidates.append(spurious_signal(counts, sumw2, edges, signal_shape, shape_fit, criterion, mc_tolerance))
+        candidates.append(
+            spurious_signal(counts, sumw2, edges, signal_shape, shape_fit, criterion, mc_tolerance)
+        )
     good = [c for c in candidates if c.passes and c.gof_p >= min_gof_p]
     passing = [c for c in candidates if c.passes]
     if good:
@@ -409,8 +481,9 @@ def choose_background(counts: np.ndarray, sumw2: np.ndarray, edges: Sequence[flo
 DSCB_PARAMETERS = ("total", "mean", "sigma", "alpha_lo", "n_lo", "alpha_hi", "n_hi")
 
 
-def dscb_density(m: np.ndarray, mean: float, sigma: float, alpha_lo: float, n_lo: float, alpha_hi: float,
-                 n_hi: float) -> np.ndarray:
+def dscb_density(
+    m: np.ndarray, mean: float, sigma: float, alpha_lo: float, n_lo: float, alpha_hi: float, n_hi: float
+) -> np.ndarray:
     """Unnormalised double-sided Crystal Ball: a Gaussian core (mean, sigma) joined continuously (value and
     slope) to power-law tails (index n) beyond alpha sigma on each side."""
     t = (np.asarray(m, dtype=float) - mean) / sigma
@@ -423,14 +496,25 @@ def dscb_density(m: np.ndarray, mean: float, sigma: float, alpha_lo: float, n_lo
     return out
 
 
-def dscb_cdf(m: np.ndarray, lo: float, hi: float, total: float, mean: float, sigma: float, alpha_lo: float,
-             n_lo: float, alpha_hi: float, n_hi: float) -> np.ndarray:
+def dscb_cdf(
+    m: np.ndarray,
+    lo: float,
+    hi: float,
+    total: float,
+    mean: float,
+    sigma: float,
+    alpha_lo: float,
+    n_lo: float,
+    alpha_hi: float,
+    n_hi: float,
+) -> np.ndarray:
     """Yield in [lo, m] of `total` events with the DSCB density on [lo, hi]; numerical: 6-point Gauss-Legendre
     on a grid of at most 0.25 GeV steps that holds every m."""
     m = np.clip(np.asarray(m, dtype=float), lo, hi)
     grid = np.union1d(m, np.linspace(lo, hi, max(int(np.ceil((hi - lo) / 0.25)), 1) + 1))
-    pieces = _interval_integrals(lambda x: dscb_density(x, mean, sigma, alpha_lo, n_lo, alpha_hi, n_hi),
-                                 grid[:-1], grid[1:])
+    pieces = _interval_integrals(
+        lambda x: dscb_density(x, mean, sigma, alpha_lo, n_lo, alpha_hi, n_hi), grid[:-1], grid[1:]
+    )
     cumulative = np.concatenate([[0.0], np.cumsum(pieces)])
     return total * cumulative[np.searchsorted(grid, m)] / max(float(cumulative[-1]), 1e-300)
 
@@ -448,15 +532,21 @@ def fit_dscb(counts: np.ndarray, sumw2: np.ndarray, edges: Sequence[float]) -> S
     w = np.clip(counts, 0.0, None)
     mean = float(np.average(centres, weights=w))
     core = np.abs(centres - mean) < 10.0
-    sigma = float(np.clip(np.sqrt(np.average((centres[core] - mean) ** 2, weights=w[core] + 1e-12)), 0.5, 10.0))
+    sigma = float(
+        np.clip(np.sqrt(np.average((centres[core] - mean) ** 2, weights=w[core] + 1e-12)), 0.5, 10.0)
+    )
     cost = ExtendedBinnedNLL(w / k, e, lambda m, *p: dscb_cdf(m, lo, hi, *p) / k, name=list(DSCB_PARAMETERS))
     start = [float(w.sum()), mean, sigma, 1.5, 5.0, 1.5, 5.0]
     limits = [(0.0, None), (lo, hi), (0.1, 20.0), (0.2, 10.0), (1.01, 100.0), (0.2, 10.0), (1.01, 100.0)]
     m = _minimise(cost, start, limits)
-    return ShapeFit("dscb", tuple(map(float, m.values)), tuple(map(float, m.errors)), float(m.fval), bool(m.valid))
+    return ShapeFit(
+        "dscb", tuple(map(float, m.values)), tuple(map(float, m.errors)), float(m.fval), bool(m.valid)
+    )
 
 
-def dscb_template(counts: np.ndarray, sumw2: np.ndarray, edges: Sequence[float]) -> tuple[np.ndarray, ShapeFit]:
+def dscb_template(
+    counts: np.ndarray, sumw2: np.ndarray, edges: Sequence[float]
+) -> tuple[np.ndarray, ShapeFit]:
     """The signal histogram replaced by its DSCB fit integrated over each bin, normalised to the histogram's sum
     (the shape from the fit, the yield from the MC), and the fit."""
     e = np.asarray(edges, dtype=float)

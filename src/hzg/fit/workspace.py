@@ -25,6 +25,7 @@ Conventions, stated once:
   are bounded, from pyhf's [-5, 5] where needed, so that no bin's expectation (mu up to its upper bound
   times the signal, plus half the background) turns negative (`histosys_reach`).
 """
+
 from __future__ import annotations
 
 import copy
@@ -64,8 +65,10 @@ def _histogram(values: Any, n: int, what: str, allow_negative: bool = False) -> 
     bad = ~np.isfinite(arr) if allow_negative else ~np.isfinite(arr) | (arr < 0)
     if np.any(bad):
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"Templates: {what} bin {i} is {arr[i]!r}; yields must be finite"
-                         + ("" if allow_negative else " and >= 0"))
+        raise ValueError(
+            f"Templates: {what} bin {i} is {arr[i]!r}; yields must be finite"
+            + ("" if allow_negative else " and >= 0")
+        )
     return arr
 
 
@@ -91,7 +94,9 @@ class Templates:
     def __post_init__(self) -> None:
         edges = np.asarray(self.edges, dtype=float)
         if edges.ndim != 1 or edges.size < 2 or not np.all(np.diff(edges) > 0):
-            raise ValueError(f"Templates: edges must be increasing with at least 2 values, got {self.edges!r}")
+            raise ValueError(
+                f"Templates: edges must be increasing with at least 2 values, got {self.edges!r}"
+            )
         object.__setattr__(self, "edges", edges)
         object.__setattr__(self, "categories", tuple(self.categories))
         if not self.categories or len(set(self.categories)) != len(self.categories):
@@ -102,12 +107,20 @@ class Templates:
             missing = [c for c in self.categories if c not in table]
             if missing:
                 raise ValueError(f"Templates: {attr} lacks categories {missing}")
-            object.__setattr__(self, attr, {c: _histogram(table[c], n, f"{attr}[{c}]", attr == "background_mc")
-                                            for c in self.categories})
+            object.__setattr__(
+                self,
+                attr,
+                {
+                    c: _histogram(table[c], n, f"{attr}[{c}]", attr == "background_mc")
+                    for c in self.categories
+                },
+            )
         spurious = {}
         for c, value in self.spurious_signal.items():
             if c not in self.categories or not np.isfinite(value):
-                raise ValueError(f"Templates: spurious_signal[{c!r}] = {value!r}: unknown category or not finite")
+                raise ValueError(
+                    f"Templates: spurious_signal[{c!r}] = {value!r}: unknown category or not finite"
+                )
             spurious[c] = float(value)
         object.__setattr__(self, "spurious_signal", spurious)
         variations: dict[str, dict[str, Pair]] = {}
@@ -118,7 +131,9 @@ class Templates:
                 if len(pair) != 2:
                     raise ValueError(f"Templates: signal_variations[{c}][{name}] must be (up, down)")
                 variations.setdefault(c, {})[name] = tuple(
-                    _histogram(h, n, f"signal_variations[{c}][{name}][{k}]") for k, h in zip(("up", "down"), pair))
+                    _histogram(h, n, f"signal_variations[{c}][{name}][{k}]")
+                    for k, h in zip(("up", "down"), pair)
+                )
         object.__setattr__(self, "signal_variations", variations)
 
     @property
@@ -133,22 +148,42 @@ class Templates:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form; `Templates.from_dict` reads it back."""
-        hists = {attr: {c: getattr(self, attr)[c].tolist() for c in self.categories}
-                 for attr in ("signal", "signal_sumw2", "background_mc", "background_mc_sumw2", "background")}
-        variations = {c: {name: [h.tolist() for h in pair] for name, pair in by_name.items()}
-                      for c, by_name in self.signal_variations.items()}
-        return {"edges": self.edges.tolist(), "categories": list(self.categories), **hists,
-                "spurious_signal": dict(self.spurious_signal), "signal_variations": variations}
+        hists = {
+            attr: {c: getattr(self, attr)[c].tolist() for c in self.categories}
+            for attr in ("signal", "signal_sumw2", "background_mc", "background_mc_sumw2", "background")
+        }
+        variations = {
+            c: {name: [h.tolist() for h in pair] for name, pair in by_name.items()}
+            for c, by_name in self.signal_variations.items()
+        }
+        return {
+            "edges": self.edges.tolist(),
+            "categories": list(self.categories),
+            **hists,
+            "spurious_signal": dict(self.spurious_signal),
+            "signal_variations": variations,
+        }
 
     @classmethod
     def from_dict(cls, payload: Mapping[str, Any]) -> Templates:
         """Templates from the output of `to_dict` (or its JSON)."""
-        keys = ("edges", "categories", "signal", "signal_sumw2", "background_mc", "background_mc_sumw2", "background")
+        keys = (
+            "edges",
+            "categories",
+            "signal",
+            "signal_sumw2",
+            "background_mc",
+            "background_mc_sumw2",
+            "background",
+        )
         missing = [k for k in keys if k not in payload]
         if missing:
             raise ValueError(f"Templates.from_dict: missing keys {missing}")
-        return cls(**{k: payload[k] for k in keys}, spurious_signal=payload.get("spurious_signal", {}),
-                   signal_variations=payload.get("signal_variations", {}))
+        return cls(
+            **{k: payload[k] for k in keys},
+            spurious_signal=payload.get("spurious_signal", {}),
+            signal_variations=payload.get("signal_variations", {}),
+        )
 
 
 def defaults_updated(defaults: Mapping[str, Any], cfg: Mapping[str, Any] | None, name: str) -> dict[str, Any]:
@@ -164,8 +199,9 @@ def systematics_config(systematics: Mapping[str, Any] | None) -> dict[str, Any]:
     cfg = defaults_updated(DEFAULT_SYSTEMATICS, systematics, "fit.systematics")
     for key in ("luminosity", "signal_xsec"):
         if cfg[key] is not None and not (isinstance(cfg[key], (int, float)) and 0 <= cfg[key] < 1):
-            raise ValueError(f"fit.systematics: {key} must be null or a relative uncertainty in [0, 1), "
-                             f"got {cfg[key]!r}")
+            raise ValueError(
+                f"fit.systematics: {key} must be null or a relative uncertainty in [0, 1), got {cfg[key]!r}"
+            )
     for key in ("signal_mc_stat", "spurious_signal"):
         if not isinstance(cfg[key], bool):
             raise ValueError(f"fit.systematics: {key} must be true or false, got {cfg[key]!r}")
@@ -180,17 +216,26 @@ def _normsys(name: str, rel: float | None) -> list[dict[str, Any]]:
 
 def observations(templates: Templates, mu: float = 1.0) -> dict[str, np.ndarray]:
     """Asimov data from the MC per category: mu x signal MC + background MC, negative bins set to 0."""
-    return {c: np.clip(mu * templates.signal[c] + templates.background_mc[c], 0.0, None) for c in templates.categories}
+    return {
+        c: np.clip(mu * templates.signal[c] + templates.background_mc[c], 0.0, None)
+        for c in templates.categories
+    }
 
 
-def build_workspace(templates: Templates, systematics: Mapping[str, Any] | None = None, asimov_mu: float = 1.0,
-                    poi_bounds: Sequence[float] = DEFAULT_POI_BOUNDS) -> dict[str, Any]:
+def build_workspace(
+    templates: Templates,
+    systematics: Mapping[str, Any] | None = None,
+    asimov_mu: float = 1.0,
+    poi_bounds: Sequence[float] = DEFAULT_POI_BOUNDS,
+) -> dict[str, Any]:
     """pyhf workspace spec (dict) of the templates, with the MC as observations (module text)."""
     cfg = systematics_config(systematics)
     unknown = [name for name in cfg["shape"] if name not in templates.variation_names]
     if unknown:
-        raise ValueError(f"build_workspace: shape systematics {unknown} have no signal variation in the templates "
-                         f"(available: {templates.variation_names})")
+        raise ValueError(
+            f"build_workspace: shape systematics {unknown} have no signal variation in the templates "
+            f"(available: {templates.variation_names})"
+        )
     data = observations(templates, asimov_mu)
     channels, obs, parameters = [], [], []
     for cat in templates.categories:
@@ -205,36 +250,72 @@ def build_workspace(templates: Templates, systematics: Mapping[str, Any] | None 
             pair = templates.signal_variations.get(cat, {}).get(name)
             if pair is not None:  # pruned where the nominal has no signal (module text)
                 hi_data, lo_data = (np.where(sig > 0, h, 0.0) for h in pair)
-                sig_mods.append({"name": name, "type": "histosys",
-                                 "data": {"hi_data": hi_data.tolist(), "lo_data": lo_data.tolist()}})
+                sig_mods.append(
+                    {
+                        "name": name,
+                        "type": "histosys",
+                        "data": {"hi_data": hi_data.tolist(), "lo_data": lo_data.tolist()},
+                    }
+                )
         bkg_mods: list[dict[str, Any]] = [{"name": f"bkg_norm_{cat}", "type": "normfactor", "data": None}]
         parameters.append({"name": f"bkg_norm_{cat}", "bounds": [list(BKG_NORM_BOUNDS)], "inits": [1.0]})
         spur = abs(templates.spurious_signal.get(cat, 0.0))
         if cfg["spurious_signal"] and spur > 0:
             delta = spur * templates.signal_shape(cat)
-            bkg_mods.append({"name": f"spurious_signal_{cat}", "type": "histosys",
-                             "data": {"hi_data": (bkg + delta).tolist(), "lo_data": (bkg - delta).tolist()}})
+            bkg_mods.append(
+                {
+                    "name": f"spurious_signal_{cat}",
+                    "type": "histosys",
+                    "data": {"hi_data": (bkg + delta).tolist(), "lo_data": (bkg - delta).tolist()},
+                }
+            )
             # linear in the parameter: bounded so that every bin's expectation stays positive
             reach = float(min(SPURIOUS_BOUND, 0.9 * np.min(bkg[delta > 0] / delta[delta > 0])))
             parameters.append({"name": f"spurious_signal_{cat}", "bounds": [[-reach, reach]], "inits": [0.0]})
-        channels.append({"name": cat, "samples": [{"name": "signal", "data": sig.tolist(), "modifiers": sig_mods},
-                                                  {"name": "background", "data": bkg.tolist(), "modifiers": bkg_mods}]})
+        channels.append(
+            {
+                "name": cat,
+                "samples": [
+                    {"name": "signal", "data": sig.tolist(), "modifiers": sig_mods},
+                    {"name": "background", "data": bkg.tolist(), "modifiers": bkg_mods},
+                ],
+            }
+        )
         obs.append({"name": cat, "data": data[cat].tolist()})
     lo, hi = physical_poi_bounds(templates, poi_bounds)
-    for name in cfg["shape"]:  # linear extrapolation beyond +-1: bounded so that no bin's expectation turns negative
-        reach = min(histosys_reach(templates.signal[c], *templates.signal_variations[c][name],
-                                   floor=BKG_FLOOR_FRACTION * templates.background[c], scale=max(hi, 1.0))
-                    for c in templates.categories if name in templates.signal_variations.get(c, {}))
+    for name in cfg[
+        "shape"
+    ]:  # linear extrapolation beyond +-1: bounded so that no bin's expectation turns negative
+        reach = min(
+            histosys_reach(
+                templates.signal[c],
+                *templates.signal_variations[c][name],
+                floor=BKG_FLOOR_FRACTION * templates.background[c],
+                scale=max(hi, 1.0),
+            )
+            for c in templates.categories
+            if name in templates.signal_variations.get(c, {})
+        )
         parameters.append({"name": name, "bounds": [[-reach, reach]], "inits": [0.0]})
     parameters.insert(0, {"name": POI, "bounds": [[lo, hi]], "inits": [float(np.clip(asimov_mu, lo, hi))]})
-    spec = {"channels": channels, "observations": obs, "version": "1.0.0",
-            "measurements": [{"name": MEASUREMENT, "config": {"poi": POI, "parameters": parameters}}]}
+    spec = {
+        "channels": channels,
+        "observations": obs,
+        "version": "1.0.0",
+        "measurements": [{"name": MEASUREMENT, "config": {"poi": POI, "parameters": parameters}}],
+    }
     pyhf.Workspace(spec)  # schema validation: raises pyhf.exceptions.InvalidSpecification
     return spec
 
 
-def histosys_reach(nominal: np.ndarray, up: np.ndarray, down: np.ndarray, floor: np.ndarray | float = 0.0,
-                   scale: float = 1.0, limit: float = SPURIOUS_BOUND) -> float:
+def histosys_reach(
+    nominal: np.ndarray,
+    up: np.ndarray,
+    down: np.ndarray,
+    floor: np.ndarray | float = 0.0,
+    scale: float = 1.0,
+    limit: float = SPURIOUS_BOUND,
+) -> float:
     """Largest |alpha| (at most `limit`, at least 1) for which scale x (the linearly extrapolated histosys
     nominal + |alpha| (up - nominal), resp. nominal - |alpha| (nominal - down)) + floor stays >= 0 in every
     bin, with a 10 % margin. `floor`: what else is in the bin (the background), `scale`: the largest mu."""
@@ -269,8 +350,9 @@ def stat_only(spec: Mapping[str, Any]) -> dict[str, Any]:
             sample["modifiers"] = [m for m in sample["modifiers"] if m["type"] == "normfactor"]
             kept.update(m["name"] for m in sample["modifiers"])
     for measurement in out["measurements"]:
-        measurement["config"]["parameters"] = [p for p in measurement["config"].get("parameters", [])
-                                               if p["name"] in kept]
+        measurement["config"]["parameters"] = [
+            p for p in measurement["config"].get("parameters", []) if p["name"] in kept
+        ]
     pyhf.Workspace(out)
     return out
 
@@ -278,8 +360,9 @@ def stat_only(spec: Mapping[str, Any]) -> dict[str, Any]:
 def with_observations(spec: Mapping[str, Any], data: Mapping[str, np.ndarray]) -> dict[str, Any]:
     """The workspace with its observations replaced by `data` (category -> yields)."""
     out = copy.deepcopy(dict(spec))
-    out["observations"] = [{"name": o["name"], "data": np.asarray(data[o["name"]], float).tolist()}
-                           for o in out["observations"]]
+    out["observations"] = [
+        {"name": o["name"], "data": np.asarray(data[o["name"]], float).tolist()} for o in out["observations"]
+    ]
     return out
 
 
