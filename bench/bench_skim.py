@@ -15,7 +15,8 @@ from pathlib import Path
 import uproot
 import yaml
 
-from hzg import generate, io, selection
+from hzg import io
+from hzg.data import generate, selection
 
 REPO = Path(__file__).resolve().parents[1]
 

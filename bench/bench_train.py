@@ -21,10 +21,10 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from hzg import losses
-from hzg.models import build_model, small_attention
-from hzg.models.dropout import Dropout
-from hzg.models.etn import MultiHeadAttention
+from hzg.learn import losses
+from hzg.learn.models import build_model, small_attention
+from hzg.learn.models.dropout import Dropout
+from hzg.learn.models.etn import MultiHeadAttention
 
 
 def synthetic_batch(n: int, n_features: int, seed: int = 0) -> tuple[torch.Tensor, ...]:

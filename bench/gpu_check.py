@@ -15,8 +15,8 @@ import pandas as pd
 import torch
 import yaml
 
-from hzg import features as feat
-from hzg import training
+from hzg.data import features as feat
+from hzg.learn import training
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import logs, samples, tables  # noqa: E402
+from hzg import logs  # noqa: E402
+from hzg.data import samples  # noqa: E402
+from hzg.results import tables  # noqa: E402
 
 logs.setup(snakemake.log[0])
 lumi = snakemake.params.luminosity_fb

@@ -4,7 +4,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import evaluation, io, logs  # noqa: E402
+from hzg import io, logs  # noqa: E402
+from hzg.results import evaluation  # noqa: E402
 
 logs.setup(snakemake.log[0])
 result = evaluation.evaluate_random(snakemake.input.features, snakemake.params.n_trials, snakemake.params.evaluation)

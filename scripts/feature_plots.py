@@ -6,7 +6,9 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import features, logs, plotting  # noqa: E402
+from hzg import logs  # noqa: E402
+from hzg.data import features  # noqa: E402
+from hzg.results import plotting  # noqa: E402
 
 logs.setup(snakemake.log[0])
 p = snakemake.params

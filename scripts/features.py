@@ -5,7 +5,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import features, io, logs, samples  # noqa: E402
+from hzg import io, logs  # noqa: E402
+from hzg.data import features, samples  # noqa: E402
 
 logs.setup(snakemake.log[0])
 p = snakemake.params

@@ -6,8 +6,10 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import fit, io, logs, metrics, templates  # noqa: E402
-from hzg.classifier import Classifier  # noqa: E402
+from hzg import io, logs, metrics  # noqa: E402
+from hzg.results import fit  # noqa: E402
+from hzg.results.fit import templates  # noqa: E402
+from hzg.learn.classifier import Classifier  # noqa: E402
 
 logs.setup(snakemake.log[0])
 cfg = snakemake.params.fit

@@ -5,8 +5,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import friends, io, logs, selection  # noqa: E402
-from hzg.classifier import Classifier  # noqa: E402
+from hzg import io, logs  # noqa: E402
+from hzg.data import selection  # noqa: E402
+from hzg.results import friends  # noqa: E402
+from hzg.learn.classifier import Classifier  # noqa: E402
 
 logs.setup(snakemake.log[0])
 events = io.read_events(snakemake.input.ntuple, snakemake.params.branch_map)

@@ -3,7 +3,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import generate, io, logs  # noqa: E402
+from hzg import io, logs  # noqa: E402
+from hzg.data import generate  # noqa: E402
 
 logs.setup(snakemake.log[0])
 p = snakemake.params

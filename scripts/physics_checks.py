@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import checks, io, logs, samples  # noqa: E402
+from hzg import io, logs  # noqa: E402
+from hzg.data import checks, samples  # noqa: E402
 
 logs.setup(snakemake.log[0])
 sig = pd.concat([pd.read_parquet(f) for f in snakemake.input.signal])

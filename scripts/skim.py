@@ -4,7 +4,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import io, logs, selection, variations  # noqa: E402
+from hzg import io, logs  # noqa: E402
+from hzg.data import selection, variations  # noqa: E402
 
 logs.setup(snakemake.log[0])
 source = snakemake.input.ntuple

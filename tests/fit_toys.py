@@ -6,8 +6,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import norm
 
-from hzg.fit import Templates
-from hzg.fit.shapes import exponential_cdf
+from hzg.results.fit import Templates
+from hzg.results.fit.shapes import exponential_cdf
 
 EDGES = np.linspace(105.0, 170.0, 27)  # 2.5 GeV bins: fast fits, still a peak over several bins
 

@@ -227,10 +227,10 @@ def test_every_rule_env_provides_what_its_script_imports():
 
 
 def test_import_scanner_follows_the_library_and_its_lazy_imports():
-    """The scanner itself: train.py reaches torch, xgboost and sklearn through hzg.training and hzg.trees,
+    """The scanner itself: train.py reaches torch, xgboost and sklearn through hzg.learn.training and hzg.learn.boosted,
     generate.py reaches pythia8mc (imported inside a function)."""
     train = third_party_imports(REPO / "scripts/train.py")
     assert {"torch", "xgboost", "sklearn", "numpy", "pandas"} <= set(train)
-    assert train["xgboost"][-1] == "hzg.trees"
+    assert train["xgboost"][-1] == "hzg.learn.boosted"
     generate = third_party_imports(REPO / "scripts/generate.py")
     assert {"pythia8mc", "uproot", "awkward", "vector"} <= set(generate) and "torch" not in generate

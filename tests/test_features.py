@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hzg import features, kinematics, resolution
+from hzg.data import features, kinematics, resolution
 
 
 def test_event_weights_normalise_to_sigma_times_lumi():
@@ -164,7 +164,7 @@ def test_resolution_map_needs_truth():
 
 
 def test_sample_cross_section_from_config_or_k_factor_times_generator():
-    from hzg import samples
+    from hzg.data import samples
     recs = [{"n_generated": 100, "sigma_gen_pb": 2.0, "source": "a.root"},
             {"n_generated": 300, "sigma_gen_pb": 3.0, "source": "b.root"}]
     assert samples.sample_xsec_pb("signal", {"xsec_pb": 5.01e-3}, recs) == 5.01e-3
@@ -175,7 +175,7 @@ def test_sample_cross_section_from_config_or_k_factor_times_generator():
 
 def test_normalisation_expected_yield_is_sigma_lumi_selected_over_generated():
     """sigma x L x (selected / generated) per sample, with weights (a biased sample has unequal weights)."""
-    from hzg import tables
+    from hzg.results import tables
     recs = {"background": [{"n_generated": 1000, "sum_weights": 400.0, "sigma_gen_pb": 2.0,
                             "cutflow": [{"cut": "all", "n_raw": 1000, "sum_weights": 400.0},
                                         {"cut": "mllg_window", "n_raw": 300, "sum_weights": 40.0}]}]}

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import yaml
 
-from hzg import generate
+from hzg.data import generate
 
 CONFIG = yaml.safe_load((Path(__file__).resolve().parents[1] / "config/config.yaml").read_text())
 

@@ -10,9 +10,9 @@ import pytest
 import uproot
 
 from hzg import io
-from hzg.generate import ChunkInfo, ChunkSpec, nanoaod_trees
+from hzg.data.generate import ChunkInfo, ChunkSpec, nanoaod_trees
 from hzg.io import InputError, atomic_path, read_events, read_metadata, resolve_branch_map, write_json, write_root
-from hzg.selection import Cuts, preselect
+from hzg.data.selection import Cuts, preselect
 
 # ---------------------------------------------------------------- the events used throughout
 # Four events; per collection, lists of (pt, eta, phi, charge, gen_pt).  Events 0 and 2 pass the
@@ -54,7 +54,7 @@ def _objects(rows, with_charge):
 
 
 def objects_dict():
-    """What hzg.detector.reconstruct returns (only the fields the analysis reads)."""
+    """What hzg.data.detector.reconstruct returns (only the fields the analysis reads)."""
     return {"Electron": _objects(ELECTRONS, True), "Muon": _objects(MUONS, True), "Photon": _objects(PHOTONS, False)}
 
 

@@ -1,4 +1,4 @@
-"""Tests for hzg.losses: BCE, extreme loss (eq. 4), weighted DisCo and the data-scope loss (eqs. 5-6)."""
+"""Tests for hzg.learn.losses: BCE, extreme loss (eq. 4), weighted DisCo and the data-scope loss (eqs. 5-6)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hzg import losses
-from hzg.losses import bce, classifier_mask, disco_mask, distance_correlation, extreme, total_loss
+from hzg.learn import losses
+from hzg.learn.losses import bce, classifier_mask, disco_mask, distance_correlation, extreme, total_loss
 
 DT = torch.float64
 

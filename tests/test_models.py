@@ -3,9 +3,9 @@ import pytest
 import torch
 from torch import nn
 
-from hzg.models import NEURAL_MODELS, build_model, default_hparams
-from hzg.models.etn import EventClassifierTransformer, FeatureEmbedding, MultiHeadAttention
-from hzg.models.ft_transformer import FTBlock
+from hzg.learn.models import NEURAL_MODELS, build_model, default_hparams
+from hzg.learn.models.etn import EventClassifierTransformer, FeatureEmbedding, MultiHeadAttention
+from hzg.learn.models.ft_transformer import FTBlock
 
 NO_DROPOUT = {
     "etn": {"dropout": 0.0},

@@ -6,7 +6,7 @@ import matplotlib.image as mpimg  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from hzg import plotting  # noqa: E402
+from hzg.results import plotting  # noqa: E402
 
 
 @pytest.fixture

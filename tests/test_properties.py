@@ -11,8 +11,8 @@ import pandas as pd
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from hzg import features, kinematics, resolution, selection
-from hzg.selection import Cuts
+from hzg.data import features, kinematics, resolution, selection
+from hzg.data.selection import Cuts
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -104,7 +104,7 @@ def test_delta_phi_is_wrapped_and_antisymmetric(a, b):
 
 # ---------------------------------------------------------------- features
 def _res_map():
-    """A resolution map (as hzg.resolution.build_map writes it): relative widths per (|eta|, pT) bin."""
+    """A resolution map (as hzg.data.resolution.build_map writes it): relative widths per (|eta|, pT) bin."""
     return {"eta_edges": [0.0, 1.5, 2.5], "pt_edges": [5.0, 50.0, 13000.0],
             **{k: {"width": [[0.02, 0.015], [0.03, 0.02]]} for k in ("electron", "muon", "photon")}}
 

@@ -1,4 +1,4 @@
-"""Tests for hzg.selection on hand-built events and hand-set candidate columns."""
+"""Tests for hzg.data.selection on hand-built events and hand-set candidate columns."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import yaml
 
-from hzg import selection
-from hzg.selection import (
+from hzg.data import selection
+from hzg.data.selection import (
     CUT_ORDER,
     LEPTON_MASS,
     Z_MASS,

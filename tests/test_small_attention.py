@@ -12,8 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hzg.models import small_attention
-from hzg.models.etn import MultiHeadAttention
+from hzg.learn.models import small_attention
+from hzg.learn.models.etn import MultiHeadAttention
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -317,7 +317,7 @@ HOLDER = """
 import sys, time
 sys.path.insert(0, {src!r})
 from pathlib import Path
-from hzg.models import small_attention
+from hzg.learn.models import small_attention
 with small_attention.build_lock(Path({build!r}), wait_s=5):
     print("held", flush=True)
     time.sleep(600)

@@ -10,7 +10,8 @@ import pytest
 import uproot
 import yaml
 
-from hzg import checkpoints, features, io
+from hzg import checkpoints, io
+from hzg.data import features
 
 pytestmark = pytest.mark.slow
 from conftest import copy_workflow, snakemake  # noqa: E402  (the ci DAG runs once per session)
@@ -106,7 +107,7 @@ def test_etn_learns_on_generated_events(ci_run):
 
 
 def test_dag_produces_table_one_metrics_and_evaluation_plots(ci_run):
-    from hzg import evaluation
+    from hzg.results import evaluation, tables
 
     cfg = yaml.safe_load((ci_run / "config/ci.yaml").read_text())
     runs = [f"{r['model']}_{r['loss']}" for r in cfg["runs"]]
@@ -124,7 +125,7 @@ def test_dag_produces_table_one_metrics_and_evaluation_plots(ci_run):
     table = pd.read_csv(ci_run / "results/tables/table1.csv")
     assert list(table.columns) == ["Technique", "Loss", "Signi.", "Signi. MC stat.", "AUC (%)", "Bkg. Corr. (1e-3)",
                                    "Best epoch", "Overtraining p-value"]
-    expected = {(evaluation.TECHNIQUES[r["model"]], evaluation.loss_label(r["model"], cfg["losses"][r["loss"]]))
+    expected = {(tables.TECHNIQUES[r["model"]], tables.loss_label(r["model"], cfg["losses"][r["loss"]]))
                 for r in cfg["runs"]} | {("Random", "N.A.")}
     assert len(table) == len(cfg["runs"]) + 1 and set(zip(table["Technique"], table["Loss"])) == expected
     assert table.iloc[0]["Technique"] == "Random"

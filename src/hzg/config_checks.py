@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hzg.trees import TREE_MODELS
+from hzg.learn.boosted import TREE_MODELS
 
 
 class ConfigError(ValueError):

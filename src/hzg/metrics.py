@@ -37,6 +37,7 @@ from typing import Any, Literal
 import numpy as np
 
 QuantileMethod = Literal["hazen", "inverted_cdf"]
+MIN_BACKGROUND_MC = 20  # default of the config key evaluation.min_background_mc
 
 
 def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: Any,

@@ -4,7 +4,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from hzg.config_checks import canonicalise_config, check_config  # noqa: E402
-from hzg.features import DISCO_FEATURES, feature_set  # noqa: E402
+from hzg.data.features import DISCO_FEATURES, feature_set  # noqa: E402
 
 check_config(config)  # constraints between keys (the schema checks each key): before any job runs
 canonicalise_config(config)  # keys sorted: params compare as text, so the file's key order must not rerun jobs

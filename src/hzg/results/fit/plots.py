@@ -1,6 +1,6 @@
 """Plots of the mℓℓγ fit: pre-/post-fit mass spectra per category, likelihood scan, pulls, impact ranking.
 
-Inputs are the plain dicts of hzg.fit (`inference.category_yields`, a `Block.to_dict()["fit"]`, `ranking`, or the
+Inputs are the plain dicts of hzg.results.fit (`inference.category_yields`, a `Block.to_dict()["fit"]`, `ranking`, or the
 same read back from fit.json), so the plots can be redrawn without refitting. A "Simulation" label naming the
 generator and the detector response (no experiment's name: this is not a collaboration's result), luminosity
 and sqrt(s).
@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import mplhep as hep  # noqa: E402
 import numpy as np  # noqa: E402
 
-from hzg.plotting import BACKGROUND_COLOR, MLLG_LABEL, SIGNAL_COLOR, label_simulation, save  # noqa: E402
+from hzg.results.plotting import BACKGROUND_COLOR, MLLG_LABEL, SIGNAL_COLOR, label_simulation, save  # noqa: E402
 
 STAT_COLOR = "#7a21dd"
 
@@ -35,7 +35,7 @@ def mass_fit(yields: Mapping[str, Any], edges: Sequence[float], stem: str | Path
              sqrt_s_tev: float, category: str, stage: str = "Pre-fit") -> list[Path]:
     """Stacked background + signal mℓℓγ of one category with the (Asimov) data; lower panel data - background.
 
-    `yields`: {"signal", "background", "data"} arrays per mass bin (hzg.fit.inference.category_yields of one
+    `yields`: {"signal", "background", "data"} arrays per mass bin (hzg.results.fit.inference.category_yields of one
     category): the data are the MC (signal + background MC), the background the smooth function's template.
     Data errors are sqrt(N). A signal too small to see in the stack is also drawn scaled by a power of ten.
     """
@@ -118,7 +118,7 @@ def pulls(fit: Mapping[str, Any], stem: str | Path, lumi_fb: float, sqrt_s_tev: 
 
 def ranking(entries: Sequence[Mapping[str, Any]], stem: str | Path, lumi_fb: float, sqrt_s_tev: float,
             top: int = 20) -> list[Path]:
-    """Horizontal bars of the impact on mu of the `top` highest-ranked parameters (hzg.fit.ranking order; a failed
+    """Horizontal bars of the impact on mu of the `top` highest-ranked parameters (hzg.results.fit.ranking order; a failed
     refit, None, is drawn as 0).
 
     Post-fit +1 sigma / -1 sigma impacts filled, pre-fit ones (where computed) as outlines.

@@ -10,7 +10,7 @@ Conventions, stated once:
   a_i = mean_j w'_j a_ij, a = mean_i w'_i a_i: dCov^2(x, y) = S1 - 2 S2 + S3 with S1 = mean_ij w'_i w'_j a_ij b_ij,
   S2 = mean_i w'_i a_i b_i, S3 = a b, and DisCo = dCov^2(x, y) / sqrt(dCov^2(x, x) dCov^2(y, y)), i.e. the squared
   distance correlation dCor^2 (V-statistic) that their `distance_corr` returns for power=1; power=2 squares it.
-  No N x N matrix is built: the pair sums come from sorted orders and prefix sums (`hzg.pairsums`), so time is
+  No N x N matrix is built: the pair sums come from sorted orders and prefix sums (`hzg.learn.pairsums`), so time is
   O(N log N) and memory O(N); the backward pass is analytic and uses sgn(0) = 0 at ties, as autograd of |.| does.
   It is computed in float64. It is differentiable in x and y, not in w (w' is detached). It is 0 for fewer than
   2 events, sum(w) == 0 or a constant input; near independence rounding can make it slightly negative, which is
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from hzg import pairsums
+from hzg.learn import pairsums
 
 NARROW_WINDOW = (120.0, 130.0)
 WIDE_WINDOW = (100.0, 180.0)

@@ -1,6 +1,6 @@
 """Sums over all pairs of events of 1-D distance terms in O(n log n), without N x N matrices.
 
-The weighted distance correlation (`hzg.losses.distance_correlation`) and its gradient need, for every event i,
+The weighted distance correlation (`hzg.learn.losses.distance_correlation`) and its gradient need, for every event i,
 sums over all events j such as sum_j g_j |v_i - v_j| and sum_j g_j sgn(o_i - o_j) |v_i - v_j|. Built as N x N
 matrices they cost O(n^2) time and memory; here they come from sorted orders and prefix sums:
 

@@ -1,6 +1,6 @@
 """Classifier inputs of paper 000 (Sec. IV B), event weights, stable event keys and trial splits.
 
-The features follow the code of the paper's authors (see `hzg.kinematics`): cos Theta, cos theta
+The features follow the code of the paper's authors (see `hzg.data.kinematics`): cos Theta, cos theta
 (of the positive lepton) and phi in [0, 2 pi) of jaebak/llg_angles, and sigma_m in GeV
 (``llg_mass_err`` of jaebak/EventClassifierTransformer) propagated as in jaebak/process_mc.
 """
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hzg import kinematics, resolution
+from hzg.data import kinematics, resolution
 
 #: Column of the sigma_m input for each value of the config key ``features.sigma_m``:
 #: the paper's mass resolution in GeV, or the alternative sigma_m / m_llg.
@@ -91,7 +91,7 @@ def event_weights(gen_weight: np.ndarray, xsec_pb: float, lumi_fb: float, sum_we
 
 
 def compute_features(skim: Mapping[str, np.ndarray], res_map: Mapping[str, Any]) -> pd.DataFrame:
-    """All 12 + 3 features, sigma_m/m and mllg from the skimmed candidate columns (`hzg.selection`).
+    """All 12 + 3 features, sigma_m/m and mllg from the skimmed candidate columns (`hzg.data.selection`).
 
     Both forms of sigma_m are written (``sigma_m`` [GeV] and ``sigma_m_over_m``) so that a classifier
     trained on either finds its inputs; `feature_set` picks the one used as input.

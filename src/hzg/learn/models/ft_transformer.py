@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hzg.models.etn import MultiHeadAttention
+from hzg.learn.models.etn import MultiHeadAttention
 
 
 class FeatureTokenizer(nn.Module):

@@ -6,10 +6,10 @@ from typing import Any
 
 from torch import nn
 
-from hzg.models.etn import EventClassifierTransformer
-from hzg.models.ft_transformer import FTTransformer
-from hzg.models.mlp import DFNN, FNN
-from hzg.models.resnet import ResNet
+from hzg.learn.models.etn import EventClassifierTransformer
+from hzg.learn.models.ft_transformer import FTTransformer
+from hzg.learn.models.mlp import DFNN, FNN
+from hzg.learn.models.resnet import ResNet
 
 NEURAL_MODELS = ("etn", "fnn", "dfnn", "ft_transformer", "resnet")
 MODEL_CLASSES: dict[str, type[nn.Module]] = {

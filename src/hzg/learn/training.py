@@ -19,8 +19,10 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from hzg import features as feat
-from hzg import checkpoints, io, losses, metrics, trees
+from hzg.data import features as feat
+from hzg import checkpoints, io, metrics
+from hzg.learn import boosted, losses
+from hzg.learn.classifier import Normaliser, predict_neural
 
 log = logging.getLogger(__name__)
 
@@ -133,24 +135,6 @@ class RunSpec:
                 "hparams": self.hparams, "training": self.training, "trial": self.trial, "sigma_m": self.sigma_m}
 
 
-class Normaliser:
-    """Standardisation with statistics of the training split only."""
-
-    def __init__(self, mean: np.ndarray, std: np.ndarray) -> None:
-        self.mean = np.asarray(mean, np.float32)
-        self.std = np.where(np.asarray(std) > 0, std, 1.0).astype(np.float32)
-
-    @classmethod
-    def fit(cls, x: np.ndarray) -> "Normaliser":
-        return cls(x.mean(axis=0), x.std(axis=0))
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return ((x - self.mean) / self.std).astype(np.float32)
-
-    def to_dict(self) -> dict:
-        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
-
-
 def validation_significance(score: np.ndarray, data: Dataset, eval_w: np.ndarray, n_bins: int, split: int = 1) -> float:
     """The paper's binned significance on one split (validation by default); `score` covers all events."""
     sel = data.split == split
@@ -161,13 +145,6 @@ def split_significance(score: np.ndarray, mass: np.ndarray, weight: np.ndarray, 
     """The paper's binned significance of already-selected events."""
     z, _ = metrics.binned_significance(score, mass, weight, y.astype(bool), n_bins=n_bins)
     return float(z)
-
-
-@torch.no_grad()
-def predict_neural(model: torch.nn.Module, x: torch.Tensor, batch: int = 65536) -> torch.Tensor:
-    """Scores of a neural model in evaluation mode, in batches, on the device of `x`."""
-    model.eval()
-    return torch.cat([model(x[i:i + batch]).float() for i in range(0, len(x), batch)]) if len(x) else x.new_zeros(0)
 
 
 def _batch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -239,7 +216,7 @@ def train_neural(data: Dataset, spec: RunSpec, outdir: Path, progress: bool = Tr
 
     Returns the result: best state, normaliser, history, best epoch and the scores of all events.
     """
-    from hzg.models import build_model
+    from hzg.learn.models import build_model
 
     tcfg = spec.training
     torch.set_num_threads(int(tcfg["threads"]))
@@ -332,15 +309,16 @@ def _save_resume(path: Path, model, optimiser, history, best, epoch: int, key: s
 
 
 #: Library files whose code a training result depends on: a resume.pt written by other code is not resumed.
-_CODE_FILES = ("training.py", "losses.py", "metrics.py", "pairsums.py", "features.py", "trees.py")
+_CODE_FILES = ("learn/training.py", "learn/classifier.py", "learn/losses.py", "metrics.py", "learn/pairsums.py",
+               "data/features.py", "learn/boosted.py")
 
 
 def code_version() -> str:
     """Hash of the training code (this module, losses, metrics, models and the attention kernel's source) and
     torch's version."""
-    root = Path(__file__).parent
-    files = [root / name for name in _CODE_FILES] + sorted((root / "models").rglob("*.py")) \
-        + sorted((root / "models").rglob("*.cpp"))
+    root = Path(__file__).parents[1]  # src/hzg
+    files = [root / name for name in _CODE_FILES] + sorted((root / "learn/models").rglob("*.py")) \
+        + sorted((root / "learn/models").rglob("*.cpp"))
     digest = hashlib.sha256(torch.__version__.encode())
     for path in files:
         if path.is_file():
@@ -418,15 +396,15 @@ def train_tree(data: Dataset, spec: RunSpec) -> dict[str, Any]:
     eval_w = metrics.split_scaled_weights(data.weight, data.y, data.split)
     n_bins = int(tcfg["significance_bins"])
     if spec.model == "xgboost":
-        model = trees.fit_xgboost(data.x[train_sel], data.y[train_sel], w, spec.hparams, spec.seed, int(tcfg["threads"]), tcfg["device"])
+        model = boosted.fit_xgboost(data.x[train_sel], data.y[train_sel], w, spec.hparams, spec.seed, int(tcfg["threads"]), tcfg["device"])
         n_stages = model.n_estimators
-        staged = {k: trees.xgboost_scores(model, data.x, k) for k in eval_epochs(n_stages, 5, 50, 10)}
-        scores = trees.xgboost_scores(model, data.x)
+        staged = {k: boosted.xgboost_scores(model, data.x, k) for k in eval_epochs(n_stages, 5, 50, 10)}
+        scores = boosted.xgboost_scores(model, data.x)
     else:
-        model = trees.fit_bdt(data.x[train_sel], data.y[train_sel], w, spec.hparams, spec.seed)
+        model = boosted.fit_bdt(data.x[train_sel], data.y[train_sel], w, spec.hparams, spec.seed)
         n_stages = len(model[-1].estimators_)
-        staged = trees.bdt_staged_scores(model, data.x, eval_epochs(n_stages, 5, 50, 10))
-        scores = trees.bdt_scores(model, data.x)
+        staged = boosted.bdt_staged_scores(model, data.x, eval_epochs(n_stages, 5, 50, 10))
+        scores = boosted.bdt_scores(model, data.x)
     history = [{"epoch": k, "train_loss": _weighted_bce(s[train_sel], data.y[train_sel], w), "val_loss": math.nan,
                 "val_significance": validation_significance(s, data, eval_w, n_bins), "seconds": math.nan}
                for k, s in sorted(staged.items())]
@@ -450,9 +428,9 @@ def run(feature_paths: Sequence[str | Path], spec: RunSpec, outdir: str | Path, 
     checkpoint: dict[str, Any] = {"model": spec.model, "loss": spec.loss, "features": features, "trial": spec.trial,
                                   "hparams": spec.hparams, "config_hash": config_hash(spec.describe()),
                                   "spec": spec.describe()}
-    if spec.model in trees.TREE_MODELS:
+    if spec.model in boosted.TREE_MODELS:
         result = train_tree(data, spec)
-        checkpoint.update(kind=spec.model, blob=trees.to_bytes(result["model"]), normaliser=None)
+        checkpoint.update(kind=spec.model, blob=boosted.to_bytes(result["model"]), normaliser=None)
     else:
         result = train_neural(data, spec, outdir, progress, on_epoch_end)
         checkpoint.update(kind="neural", state_dict=result["state"], normaliser=result["normaliser"].to_dict())

@@ -1,7 +1,7 @@
 """Monte Carlo generation with Pythia 8: hard process, shower and the final-state particle record.
 
 The generator produces, per chunk, the visible final-state particles of every event as jagged
-awkward arrays; `hzg.detector` turns them into reconstructed objects.
+awkward arrays; `hzg.data.detector` turns them into reconstructed objects.
 """
 from __future__ import annotations
 
@@ -436,7 +436,7 @@ def nanoaod_trees(objects: dict[str, ak.Array], weights: ak.Array, meta: ChunkIn
 
 def simulate_chunk(spec: ChunkSpec, detector_cfg: dict, chunk: int, progress: bool = True) -> dict[str, dict[str, object]]:
     """Generate one chunk batch by batch, apply the detector response and return its n-tuple trees."""
-    from hzg import detector
+    from hzg.data import detector
 
     gen = ChunkGenerator(spec, progress)
     rng = np.random.default_rng(detector_seed(spec.seed, detector_cfg["seed_offset"]))

@@ -9,14 +9,14 @@ GELU (pre-norm). A trainable class token then queries the normalised [class, tok
 attention; after dropout and the residual addition, a LayerNorm, a linear layer and a sigmoid give the signal
 probability. Dropout (p = 0.1) sits before every residual addition (the Dropout boxes of Fig. 2), and both
 attentions drop their attention weights with the same p in training, as the authors' `nn.MultiheadAttention(
-dropout=0.1)` does. The residual dropout is `hzg.models.dropout.Dropout`, the same as `nn.Dropout` with a cheaper
+dropout=0.1)` does. The residual dropout is `hzg.learn.models.dropout.Dropout`, the same as `nn.Dropout` with a cheaper
 random mask on the CPU; the attention-weight dropout is done inside the CPU attention kernel (its mask, too, is
 seeded by torch's generator), elsewhere by `scaled_dot_product_attention`.
 
 The per-feature embedding networks are batched into one tensor operation (weights of shape
 (n_features, 1, h) and (n_features, h, d)), and attention uses packed q/k/v projections; no Python loop over
 events, features or heads. On the CPU attention runs in a compiled kernel made for few tokens and many events
-(`hzg.models.small_attention`, about 4x faster than PyTorch's here), elsewhere in
+(`hzg.learn.models.small_attention`, about 4x faster than PyTorch's here), elsewhere in
 `torch.nn.functional.scaled_dot_product_attention`.
 """
 from __future__ import annotations
@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hzg.models import small_attention
-from hzg.models.dropout import Dropout
+from hzg.learn.models import small_attention
+from hzg.learn.models.dropout import Dropout
 
 
 class FeatureEmbedding(nn.Module):
@@ -63,7 +63,7 @@ class FeatureEmbedding(nn.Module):
 class MultiHeadAttention(nn.Module):
     """Multi-head attention with packed q/k/v projections and a fused attention kernel.
 
-    On the CPU (float32/64) the kernel is `hzg.models.small_attention`; otherwise
+    On the CPU (float32/64) the kernel is `hzg.learn.models.small_attention`; otherwise
     `torch.nn.functional.scaled_dot_product_attention`. In training mode the attention weights are dropped with
     probability `dropout` (the rest scaled by 1 / (1 - dropout)), as in `nn.MultiheadAttention(dropout=...)`.
 

@@ -43,14 +43,13 @@ import pandas as pd
 from scipy import stats
 
 from hzg import metrics
-from hzg.trees import TREE_MODELS
+from hzg.learn.boosted import TREE_MODELS
+from hzg.results.tables import format_mean_std
 
 log = logging.getLogger(__name__)
 
 TEST_SPLIT, TRAIN_SPLIT = 2, 0
 METRICS = ("significance", "significance_mc_err", "auc", "bkg_correlation", "best_epoch", "overtraining_p")
-MIN_BACKGROUND_MC = 20  # default of the config key evaluation.min_background_mc
-LOW_MC_MARK = "†"
 SCORE_COLUMNS = ("score", "mllg", "weight", "is_signal", "split")
 
 
@@ -216,7 +215,7 @@ def trial_metrics(frame: pd.DataFrame, cfg: Mapping[str, Any], best_epoch: int |
     y = y.astype(bool)
     n_bins = int(cfg["n_score_bins"])
     signi = metrics.binned_significance_detail(s, m, w, y, n_bins=n_bins)
-    min_mc = int(cfg.get("min_background_mc", MIN_BACKGROUND_MC))
+    min_mc = int(cfg.get("min_background_mc", metrics.MIN_BACKGROUND_MC))
     low = metrics.low_background_mc_bins(signi["bins"], min_mc)
     if low:
         log.warning("%sscore bin(s) %s hold %s background MC events in their mass window, fewer than %d "
@@ -265,55 +264,6 @@ def best_epoch(checkpoint_path: str | Path) -> int | None:
     return None if ckpt.get("kind") in TREE_MODELS else int(ckpt["best_epoch"])
 
 
-# ---------------------------------------------------------------- what the plots show (same code as the metrics)
-def roc_on_test(frame: pd.DataFrame, window: Sequence[float], n_points: int = 501) -> tuple[np.ndarray, np.ndarray, float]:
-    """ROC of the test split in the mass window on a grid of signal efficiencies: (bkg eff., sig eff., AUC)."""
-    test = frame[frame["split"] == TEST_SPLIT]
-    s, m, w, y = (test[c].to_numpy() for c in ("score", "mllg", "weight", "is_signal"))
-    fpr, tpr = window_roc(s, m, w, y, window)
-    grid = np.linspace(0.0, 1.0, n_points)
-    return np.interp(grid, tpr, fpr), grid, window_auc(s, m, w, y, window)
-
-
-def overtraining_plot_data(frame: pd.DataFrame, cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Per class: the train and test histograms (sum w, sum w^2) of the overtraining test, its edges,
-    p-value and residuals, with the weights `trial_metrics` uses."""
-    frame = frame.assign(weight=scaled_weights(frame))
-    window, n_bins, method = cfg["window"], int(cfg["overtraining_bins"]), cfg["overtraining_test"]
-    result = overtraining(frame, window, n_bins, method)
-    sel = metrics.in_window(frame["mllg"].to_numpy(), window)
-    out = []
-    for name, cls in (("signal", 1), ("background", 0)):
-        part = frame[sel & (frame["is_signal"].to_numpy() == cls)]
-        edges = np.asarray(result[name]["edges"])
-        hists = {k: histogram_w2(part.loc[part["split"] == sp, "score"].to_numpy(),
-                                 part.loc[part["split"] == sp, "weight"].to_numpy(), edges)
-                 for k, sp in (("train", TRAIN_SPLIT), ("test", TEST_SPLIT))}
-        residuals = result[name].get("residuals", [math.nan] * n_bins)
-        out.append({"name": name.capitalize(), "edges": edges, **hists, "p_value": result[name]["p_value"],
-                    "residuals": residuals, "test_name": {"chi2_ww": r"$\chi^2$", "ks": "KS"}[method]})
-    return out
-
-
-def sculpting_data(frame: pd.DataFrame, cfg: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, float, list[int]]:
-    """Mass edges, normalised background shapes per score bin, their correlation and the number of background
-    MC events per score bin, on the test split."""
-    frame = frame.assign(weight=scaled_weights(frame))
-    test = frame[frame["split"] == TEST_SPLIT]
-    s, m, w, y = (test[c].to_numpy() for c in ("score", "mllg", "weight", "is_signal"))
-    edges, n_bins = mass_edges(cfg["mass_bins"]), int(cfg["n_score_bins"])
-    shapes = background_mass_shapes(s, m, w, y, n_bins, edges)
-    score_edges = metrics.equal_signal_bin_edges(s, w, y, n_bins)
-    counts = np.bincount(metrics.bin_index(s[~y.astype(bool)], score_edges), minlength=n_bins)
-    return edges, shapes, shape_correlation(shapes), [int(c) for c in counts]
-
-
-def run_title(model: str, loss: Mapping[str, Any] | None) -> str:
-    """'ETN, BCE+DisCo' as in Table I (the technique alone where the loss is N.A.)."""
-    label = loss_label(model, loss)
-    return TECHNIQUES.get(model, model) + ("" if label == "N.A." else f", {label}")
-
-
 # ---------------------------------------------------------------- trials together
 def _has_value(v: Any) -> bool:
     return v is not None and not (isinstance(v, (float, np.floating)) and not math.isfinite(v))
@@ -342,26 +292,11 @@ def summarise(trials: Sequence[Mapping[str, Any]], label: str = "run") -> dict[s
                         label, key, missing, len(trials) - len(missing), len(trials))
     counts = [n for t in trials for n in t.get("background_mc_per_bin", [])]
     out["background_mc"] = {
-        "threshold": trials[0].get("min_background_mc", MIN_BACKGROUND_MC) if trials else MIN_BACKGROUND_MC,
+        "threshold": trials[0].get("min_background_mc", metrics.MIN_BACKGROUND_MC) if trials else metrics.MIN_BACKGROUND_MC,
         "min_count": min(counts) if counts else None,
         "low_trials": [t["trial"] for t in trials if t.get("low_background_mc_bins")],
     }
     return out
-
-
-def format_mean_std(stat: Mapping[str, float | None], digits: int, scale: float = 1.0) -> str:
-    """'mean ± std' with `digits` decimals ('N.A.' when there is no value, the mean alone for one trial), followed
-    by '(n/N)' when only n of the N trials have a value: '1.52 ± 0.10 (2/3)'."""
-    if stat["mean"] is None:
-        return "N.A."
-    text = f"{stat['mean'] * scale:.{digits}f}"
-    text = text if stat["std"] is None else f"{text} ± {stat['std'] * scale:.{digits}f}"
-    return text + (f" ({stat['n']}/{stat['n_trials']})" if partial(stat) else "")
-
-
-def partial(stat: Mapping[str, Any]) -> bool:
-    """Whether a summary statistic averages fewer trials than there are."""
-    return stat.get("n") is not None and stat.get("n_trials") is not None and 0 < stat["n"] < stat["n_trials"]
 
 
 def to_json_safe(payload: Any) -> Any:
@@ -420,74 +355,3 @@ def describe(result: Mapping[str, Any]) -> str:
                  f"best epoch {format_mean_std(stats_['best_epoch'], 1)}, "
                  f"overtraining p {format_mean_std(stats_['overtraining_p'], 3)}")
     return "\n".join(lines)
-
-
-# ---------------------------------------------------------------- Table I
-TECHNIQUES = {"random": "Random", "bdt": "BDT", "xgboost": "XGBoost", "fnn": "FNN", "dfnn": "DFNN", "etn": "ETN",
-              "ft_transformer": "FT-Transformer", "resnet": "ResNet"}
-LOSS_KINDS = {"bce": "BCE", "extreme": "Ext"}
-TABLE_COLUMNS = ("Technique", "Loss", "Signi.", "Signi. MC stat.", "AUC (%)", "Bkg. Corr. (1e-3)", "Best epoch",
-                 "Overtraining p-value")
-
-
-def loss_label(model: str, loss: Mapping[str, Any] | None) -> str:
-    """The paper's loss column: N.A. for trees and the random classifier, BCE / Ext, '+DisCo' with lambda > 0."""
-    if loss is None or model in ("random", *TREE_MODELS):
-        return "N.A."
-    label = LOSS_KINDS.get(loss["kind"], str(loss["kind"]))
-    return label + ("+DisCo" if float(loss["disco_lambda"]) > 0 else "")
-
-
-def paper_order(model: str, loss: Mapping[str, Any] | None) -> tuple[int, int, int]:
-    """Sort key of Table I: Random, trees, networks without DisCo, networks with DisCo; FNN, DFNN, ETN; BCE, Ext."""
-    ranks = list(TECHNIQUES)
-    model_rank = ranks.index(model) if model in ranks else len(ranks)
-    if loss is None or model in ("random", *TREE_MODELS):
-        return (0, model_rank, 0)
-    disco = int(float(loss["disco_lambda"]) > 0)
-    return (1 + disco, model_rank, list(LOSS_KINDS).index(loss["kind"]) if loss["kind"] in LOSS_KINDS else 9)
-
-
-def low_background_mc(summary: Mapping[str, Any]) -> bool:
-    """Whether some trial of a metrics.json summary has a score bin with too few background MC events."""
-    return bool(summary.get("background_mc", {}).get("low_trials"))
-
-
-def table_row(model: str, loss: Mapping[str, Any] | None, summary: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
-    """One row of Table I from a metrics.json summary: "Signi." is mean ± std over trials, marked with a dagger
-    when a trial has a score bin with fewer than min_background_mc background MC events in its mass window;
-    "Signi. MC stat." is the mean over trials of the significance's MC-statistical uncertainty."""
-    mc_err = summary.get("significance_mc_err", {}).get("mean")
-    mark = f" {LOW_MC_MARK}" if low_background_mc(summary) else ""
-    return {
-        "Technique": TECHNIQUES.get(model, model),
-        "Loss": loss_label(model, loss),
-        "Signi.": format_mean_std(summary["significance"], 2) + mark,
-        "Signi. MC stat.": "N.A." if mc_err is None else f"{mc_err:.2f}",
-        "AUC (%)": format_mean_std(summary["auc"], 1, scale=100.0),
-        "Bkg. Corr. (1e-3)": format_mean_std(summary["bkg_correlation"], 1, scale=1e3),
-        "Best epoch": format_mean_std(summary["best_epoch"], 0),
-        "Overtraining p-value": format_mean_std(summary["overtraining_p"], 2),
-    }
-
-
-def table_one(results: Sequence[tuple[str, Mapping[str, Any] | None, Mapping[str, Any]]]) -> pd.DataFrame:
-    """Table I: one row per (model, loss spec, metrics.json), in the paper's order."""
-    ordered = sorted(results, key=lambda r: paper_order(r[0], r[1]))
-    return pd.DataFrame([table_row(m, loss, res["summary"]) for m, loss, res in ordered], columns=list(TABLE_COLUMNS))
-
-
-def table_note(results: Sequence[tuple[str, Mapping[str, Any] | None, Mapping[str, Any]]]) -> str:
-    """The note under Table I: what "Signi. MC stat." is and, if a row is marked, what the dagger means."""
-    note = ("Signi.: mean ± std over trials; Signi. MC stat.: mean over trials of its MC-statistical uncertainty "
-            "(sum of w² of s and b per score bin, propagated as in the paper's code).")
-    if any(partial(stat) for _, _, res in results for stat in res["summary"].values() if isinstance(stat, Mapping)):
-        note += (" (n/N): the mean and std are over the n of N trials where the metric has a value (the others give "
-                 "NaN, e.g. a score bin without background; the evaluation log names them).")
-    marked = [res["summary"] for _, _, res in results if low_background_mc(res["summary"])]
-    if marked:
-        threshold = marked[0].get("background_mc", {}).get("threshold", MIN_BACKGROUND_MC)
-        fewest = min(s["background_mc"]["min_count"] for s in marked)
-        note += (f" {LOW_MC_MARK}: in at least one trial a score bin's mass window holds fewer than {threshold} "
-                 f"background MC events (fewest: {fewest}); that significance rests on few simulated events.")
-    return note

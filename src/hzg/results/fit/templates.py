@@ -1,5 +1,5 @@
 """Fit inputs from the test split: per score category the signal and background MC mℓℓγ histograms, the
-smooth background template and spurious signal of the chosen function (hzg.fit.shapes), and the signal's
+smooth background template and spurious signal of the chosen function (hzg.results.fit.shapes), and the signal's
 shape variations (photon energy scale from the reprocessed samples, photon resolution as a peak widening)."""
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from hzg import metrics
-from hzg.classifier import Classifier
-from hzg.fit.shapes import FUNCTIONS, BackgroundChoice, choose_background
-from hzg.fit.workspace import Templates, defaults_updated
+from hzg.learn.classifier import Classifier
+from hzg.results.fit.shapes import FUNCTIONS, BackgroundChoice, choose_background
+from hzg.results.fit.workspace import Templates, defaults_updated
 
 TEST = 2
 HIGGS_MASS = 125.0  # GeV, the centre about which the photon-resolution variation widens the signal peak

@@ -9,8 +9,8 @@ import awkward as ak
 import numpy as np
 import pandas as pd
 
-from hzg import features, selection
-from hzg.classifier import Classifier
+from hzg.data import features, selection
+from hzg.learn.classifier import Classifier
 
 #: Score written for events that fail the preselection (scores are probabilities in [0, 1]).
 SENTINEL = -1.0

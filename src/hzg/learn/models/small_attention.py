@@ -11,9 +11,9 @@ weights used are m_ij p_ij / (1 - p) with a keep mask m. The mask is a counter-b
 hash, see `dropout_keep_mask`) of one 64-bit seed per call, drawn from torch's default generator (so `torch.manual_seed` fixes it and a checkpoint's RNG
 state resumes it), and of each weight's index in the (batch, heads, Tq, Tk) layout: it does not depend on the number
 of threads or the CPU, and `dropout_keep_mask` computes the same mask in numpy (tested). Drawing the mask with torch's
-generator instead (as `hzg.models.dropout` does) would take about 35 ms per attention layer and batch of 8192 events,
+generator instead (as `hzg.learn.models.dropout` does) would take about 35 ms per attention layer and batch of 8192 events,
 more than the attention itself. The drop probability is round(p 2^31) / 2^31 (p to within 2^-32, as in
-`hzg.models.dropout`), and kept weights are scaled by the inverse of one minus it.
+`hzg.learn.models.dropout`), and kept weights are scaled by the inverse of one minus it.
 
 It is compiled on first use with `torch.utils.cpp_extension` (a C++ compiler and ninja are needed; about 30 s,
 then cached in TORCH_EXTENSIONS_DIR, ~/.cache/torch_extensions by default). The build directory is named by a hash of

@@ -19,8 +19,8 @@ import numpy as np
 import pyhf
 from scipy.optimize import brentq
 
-from hzg.fit.results import Block, FitFlags, FitResult, LimitResult, ScanResult, SignificanceResult
-from hzg.fit.workspace import MODIFIER_SETTINGS, POI, model_and_data, stat_only, workspace
+from hzg.results.fit.results import Block, FitFlags, FitResult, LimitResult, ScanResult, SignificanceResult
+from hzg.results.fit.workspace import MODIFIER_SETTINGS, POI, model_and_data, stat_only, workspace
 
 log = logging.getLogger(__name__)
 logging.getLogger("cabinetry").setLevel(logging.WARNING)

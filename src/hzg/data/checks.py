@@ -43,7 +43,7 @@ def selection_fraction(records: Sequence[Mapping[str, Any]]) -> float:
 
 
 def resolution_summary(res_map: Mapping[str, Any]) -> dict[str, Any]:
-    """sigma_m calibration of a resolution map (`hzg.resolution.calibrate`): the signal pull
+    """sigma_m calibration of a resolution map (`hzg.data.resolution.calibrate`): the signal pull
     (m_llg - 125 GeV) / sigma_m half-width (16-84 %) overall and per object type and (|eta|, pT) bin,
     before and after, with the entries per bin, and the median sigma_m in GeV."""
     calib = res_map.get("calibration")

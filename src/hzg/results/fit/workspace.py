@@ -9,7 +9,7 @@ Conventions, stated once:
     resolution: peak width), correlated across categories. A variation is pruned to 0 in bins where the
     nominal holds no signal: an MC event migrating into an empty bin is noise, and code4p's interpolation
     between 0 and it turns negative for one sign of the parameter, however small.
-  - "background": the smooth function fitted to the category's background MC (hzg.fit.shapes), with its own
+  - "background": the smooth function fitted to the category's background MC (hzg.results.fit.shapes), with its own
     free normalisation `bkg_norm_<category>` (normfactor, bounds [0, 10]) and, where `spurious_signal` is on,
     the histosys "spurious_signal_<category>": background +- |S_spur| x the unit signal shape (an additive,
     Gaussian-constrained signal-like term, uncorrelated across categories, present at mu = 0 as it should be:

@@ -1,8 +1,10 @@
 """Plots with matplotlib + mplhep (CMS style, "Simulation" label with sqrt(s) and luminosity)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -10,8 +12,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import mplhep as hep  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
-from hzg import io  # noqa: E402
+from hzg import io, metrics  # noqa: E402
+from hzg.results import evaluation  # noqa: E402
 
 SIGNAL_COLOR, BACKGROUND_COLOR = "#e42536", "#5790fc"
 
@@ -231,3 +235,46 @@ def training_curves(histories: Sequence[tuple[str, np.ndarray, np.ndarray, np.nd
     sax.set_xlabel(xlabel)
     label_cms(ax, lumi_fb, sqrt_s_tev)
     return save(fig, stem)
+
+
+# ---------------------------------------------------------------- what the plots show (same code as the metrics)
+def roc_on_test(frame: pd.DataFrame, window: Sequence[float], n_points: int = 501) -> tuple[np.ndarray, np.ndarray, float]:
+    """ROC of the test split in the mass window on a grid of signal efficiencies: (bkg eff., sig eff., AUC)."""
+    test = frame[frame["split"] == evaluation.TEST_SPLIT]
+    s, m, w, y = (test[c].to_numpy() for c in ("score", "mllg", "weight", "is_signal"))
+    fpr, tpr = evaluation.window_roc(s, m, w, y, window)
+    grid = np.linspace(0.0, 1.0, n_points)
+    return np.interp(grid, tpr, fpr), grid, evaluation.window_auc(s, m, w, y, window)
+
+
+def overtraining_plot_data(frame: pd.DataFrame, cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per class: the train and test histograms (sum w, sum w^2) of the overtraining test, its edges,
+    p-value and residuals, with the weights `trial_metrics` uses."""
+    frame = frame.assign(weight=evaluation.scaled_weights(frame))
+    window, n_bins, method = cfg["window"], int(cfg["overtraining_bins"]), cfg["overtraining_test"]
+    result = evaluation.overtraining(frame, window, n_bins, method)
+    sel = metrics.in_window(frame["mllg"].to_numpy(), window)
+    out = []
+    for name, cls in (("signal", 1), ("background", 0)):
+        part = frame[sel & (frame["is_signal"].to_numpy() == cls)]
+        edges = np.asarray(result[name]["edges"])
+        hists = {k: evaluation.histogram_w2(part.loc[part["split"] == sp, "score"].to_numpy(),
+                                 part.loc[part["split"] == sp, "weight"].to_numpy(), edges)
+                 for k, sp in (("train", evaluation.TRAIN_SPLIT), ("test", evaluation.TEST_SPLIT))}
+        residuals = result[name].get("residuals", [math.nan] * n_bins)
+        out.append({"name": name.capitalize(), "edges": edges, **hists, "p_value": result[name]["p_value"],
+                    "residuals": residuals, "test_name": {"chi2_ww": r"$\chi^2$", "ks": "KS"}[method]})
+    return out
+
+
+def sculpting_data(frame: pd.DataFrame, cfg: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, float, list[int]]:
+    """Mass edges, normalised background shapes per score bin, their correlation and the number of background
+    MC events per score bin, on the test split."""
+    frame = frame.assign(weight=evaluation.scaled_weights(frame))
+    test = frame[frame["split"] == evaluation.TEST_SPLIT]
+    s, m, w, y = (test[c].to_numpy() for c in ("score", "mllg", "weight", "is_signal"))
+    edges, n_bins = evaluation.mass_edges(cfg["mass_bins"]), int(cfg["n_score_bins"])
+    shapes = evaluation.background_mass_shapes(s, m, w, y, n_bins, edges)
+    score_edges = metrics.equal_signal_bin_edges(s, w, y, n_bins)
+    counts = np.bincount(metrics.bin_index(s[~y.astype(bool)], score_edges), minlength=n_bins)
+    return edges, shapes, evaluation.shape_correlation(shapes), [int(c) for c in counts]

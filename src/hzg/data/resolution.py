@@ -4,7 +4,7 @@ The paper estimates sigma_m by binning signal events in eta and pT of the photon
 measuring the width in each bin. We measure, for each object type (electron, muon, photon) and each
 (|eta|, pT) bin, the width of pT_reco / pT_true - 1 on the signal sample (half the 16-84 % interval,
 robust against tails), and propagate the three objects' widths into the ll-gamma mass with the exact
-three-body derivatives (`hzg.kinematics.mass_log_derivatives`).
+three-body derivatives (`hzg.data.kinematics.mass_log_derivatives`).
 
 Those widths describe the detector smearing alone: on signal, (m_llg(reco) - m_llg(truth pT)) / sigma_m
 has a 16-84 % half-width of 1.02. The signal peak is wider than that: QED final-state radiation that
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from hzg import kinematics
+from hzg.data import kinematics
 
 OBJECTS = ("electron", "muon", "photon")
 MIN_PER_BIN = 20
@@ -191,7 +191,7 @@ def calibrate(cols: Mapping[str, np.ndarray], res_map: Mapping[str, Any], m_ref:
               tolerance: float = CALIBRATION_TOLERANCE) -> dict[str, Any]:
     """Map whose widths give a signal pull (m_llg - m_ref) / sigma_m of 16-84 % half-width 1 in every bin.
 
-    `cols` are skimmed signal candidates (`hzg.selection`: lm_/lp_/g_ pt, eta, phi, flavour, mllg).
+    `cols` are skimmed signal candidates (`hzg.data.selection`: lm_/lp_/g_ pt, eta, phi, flavour, mllg).
     Only the object types in `calibrated` are rescaled (default: the leptons, whose final-state
     radiation widens the peak; the photon keeps its truth-measured width). Each iteration measures,
     per (type, |eta|, pT) bin, the pull half-width s among the events with such an object and the
