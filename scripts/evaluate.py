@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import io, logs  # noqa: E402
-from hzg.results import evaluation, plotting, tables  # noqa: E402
+from hzg import io, logs, registry  # noqa: E402
+from hzg.results import evaluation, plotting  # noqa: E402
 
 logs.setup(snakemake.log[0])
 p, inp, out = snakemake.params, snakemake.input, snakemake.output
@@ -16,7 +16,7 @@ result = evaluation.evaluate_run(inp.scores, inp.checkpoints, p.evaluation, p.in
 logging.info("%s_%s, test split:\n%s", p.info["model"], p.info["loss"], evaluation.describe(result))
 io.write_json(out.metrics, result)
 
-name = tables.run_title(p.info["model"], p.info)
+name = registry.run_title(p.info["model"], p.info)
 frame, lumi = evaluation.read_scores(inp.scores[p.trial]), (p.luminosity_fb, p.sqrt_s_tev)
 plotting.score_distributions(plotting.overtraining_plot_data(frame, p.evaluation), Path(out.scores).with_suffix(""),
                              *lumi, f"{name}, trial {p.trial}")

@@ -4,12 +4,12 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import logs  # noqa: E402
-from hzg.results import evaluation, plotting, tables  # noqa: E402
+from hzg import logs, registry  # noqa: E402
+from hzg.results import evaluation, plotting  # noqa: E402
 
 logs.setup(snakemake.log[0])
 p = snakemake.params
-curves = [(tables.run_title(run["model"], p.losses[run["loss"]]),
+curves = [(registry.run_title(run["model"], p.losses[run["loss"]]),
            *plotting.roc_on_test(evaluation.read_scores(path), p.window))
           for run, path in zip(p.runs, snakemake.input.scores)]
 paths = plotting.roc_curves(curves, Path(snakemake.output.png).with_suffix(""), p.luminosity_fb, p.sqrt_s_tev,

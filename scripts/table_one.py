@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import logs  # noqa: E402
+from hzg import logs, registry  # noqa: E402
 from hzg.results import tables  # noqa: E402
 
 logs.setup(snakemake.log[0])
@@ -20,6 +20,6 @@ for model, loss, res in results:
     if tables.low_background_mc(res["summary"]):
         bkg = res["summary"]["background_mc"]
         logging.warning("%s, %s: trials %s have a score bin with fewer than %s background MC events in its mass "
-                        "window (fewest %s); marked %s in Table I", tables.TECHNIQUES.get(model, model),
-                        tables.loss_label(model, loss), bkg["low_trials"], bkg["threshold"], bkg["min_count"],
+                        "window (fewest %s); marked %s in Table I", registry.MODEL_LABELS.get(model, model),
+                        registry.loss_label(model, loss), bkg["low_trials"], bkg["threshold"], bkg["min_count"],
                         tables.LOW_MC_MARK)

@@ -12,7 +12,7 @@ from scipy import stats
 
 from hzg.results import evaluation as ev
 from hzg.results import tables
-from hzg import metrics
+from hzg import metrics, registry
 
 CFG = {"n_score_bins": 8, "mass_bins": {"n": 80, "range": [100.0, 180.0]}, "window": [120.0, 130.0],
        "overtraining_test": "chi2_ww", "overtraining_bins": 20, "random_seed": 7}
@@ -123,9 +123,9 @@ def test_random_classifier_significance_equals_inclusive_asimov():
 def test_trial_records_the_mc_stat_uncertainty_and_the_background_mc_per_bin():
     frame = toy_events(3_000, 30_000, seed=5, separation=1.5)
     res = ev.trial_metrics(frame, {**CFG, "min_background_mc": 0})
-    test = frame[frame["split"] == ev.TEST_SPLIT]
+    test = frame[frame["split"] == registry.TEST]
     s, m, w, y = (test[c].to_numpy() for c in ("score", "mllg", "weight", "is_signal"))
-    w = ev.scaled_weights(frame)[frame["split"].to_numpy() == ev.TEST_SPLIT]
+    w = ev.scaled_weights(frame)[frame["split"].to_numpy() == registry.TEST]
     detail = metrics.binned_significance_detail(s, m, w, y.astype(bool), n_bins=8)
     assert res["significance"] == detail["significance"]
     assert 0 < res["significance_mc_err"] == detail["significance_mc_err"] < res["significance"]

@@ -3,7 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from hzg.learn.models import NEURAL_MODELS, build_model, default_hparams
+from hzg.learn.models import build_model, default_hparams
+from hzg.registry import NEURAL_MODELS
 from hzg.learn.models.etn import EventClassifierTransformer, FeatureEmbedding, MultiHeadAttention
 from hzg.learn.models.ft_transformer import FTBlock
 

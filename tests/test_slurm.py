@@ -22,6 +22,8 @@ import pytest
 import yaml
 from conftest import run_killable  # noqa: E402  (tests/conftest.py)
 
+from hzg import registry
+
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "slurm" / "config.v8+.yaml"
 WORKFLOW_FILES = ["Snakefile", "workflow", "config", "scripts", "src", "envs", "slurm"]
@@ -58,13 +60,11 @@ def train_resources(extra: tuple[str, ...] = ()) -> dict[str, dict]:
 
 
 def workflow_models() -> list[str]:
-    common = (REPO / "workflow/rules/common.smk").read_text()
-    return re.search(r'model="([^"]+)"', common).group(1).split("|")
+    return list(registry.MODELS)  # the rules' wildcard constraint (tests/test_registry.py)
 
 
 def tree_models() -> set[str]:
-    train = (REPO / "workflow/rules/train.smk").read_text()
-    return set(re.findall(r'"(\w+)"', re.search(r"TREE_MODELS\s*=\s*\(([^)]*)\)", train).group(1)))
+    return set(registry.TREE_MODELS)
 
 
 class _Resources(dict):
@@ -131,7 +131,7 @@ def test_gpu_model_example_of_the_profile_names_the_model_for_neural_jobs_only()
 def test_rule_train_gpu_resource_agrees_with_the_profile():
     """workflow/rules/train.smk: gpu=0 for trees (the plugin then adds no GPU option), 1 otherwise."""
     train = (REPO / "workflow/rules/train.smk").read_text()
-    assert re.search(r"gpu=lambda wc: 0 if wc.model in TREE_MODELS else 1", train)
+    assert re.search(r"gpu=get_train_gpus", train) and "return 0 if wildcards.model in TREE_MODELS else 1" in train
     assert sbatch_gpu_options({"gpu": 0}).count("--gpus") == 0
 
 

@@ -107,7 +107,8 @@ def test_etn_learns_on_generated_events(ci_run):
 
 
 def test_dag_produces_table_one_metrics_and_evaluation_plots(ci_run):
-    from hzg.results import evaluation, tables
+    from hzg import registry
+    from hzg.results import evaluation
 
     cfg = yaml.safe_load((ci_run / "config/ci.yaml").read_text())
     runs = [f"{r['model']}_{r['loss']}" for r in cfg["runs"]]
@@ -125,7 +126,7 @@ def test_dag_produces_table_one_metrics_and_evaluation_plots(ci_run):
     table = pd.read_csv(ci_run / "results/tables/table1.csv")
     assert list(table.columns) == ["Technique", "Loss", "Signi.", "Signi. MC stat.", "AUC (%)", "Bkg. Corr. (1e-3)",
                                    "Best epoch", "Overtraining p-value"]
-    expected = {(tables.TECHNIQUES[r["model"]], tables.loss_label(r["model"], cfg["losses"][r["loss"]]))
+    expected = {(registry.MODEL_LABELS[r["model"]], registry.loss_label(r["model"], cfg["losses"][r["loss"]]))
                 for r in cfg["runs"]} | {("Random", "N.A.")}
     assert len(table) == len(cfg["runs"]) + 1 and set(zip(table["Technique"], table["Loss"])) == expected
     assert table.iloc[0]["Technique"] == "Random"

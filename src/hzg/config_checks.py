@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hzg.learn.boosted import TREE_MODELS
+from hzg.registry import TREE_MODELS, run_name
 
 
 class ConfigError(ValueError):
@@ -40,7 +40,7 @@ def problems(config: Mapping[str, Any]) -> list[str]:
     losses = config["losses"]
     seen = set()
     for i, run in enumerate(config["runs"]):
-        name = f"{run['model']}_{run['loss']}"
+        name = run_name(run["model"], run["loss"])
         if name in seen:
             out.append(f"runs[{i}] repeats {name}")
         seen.add(name)

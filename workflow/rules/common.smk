@@ -5,6 +5,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from hzg.config_checks import canonicalise_config, check_config  # noqa: E402
 from hzg.data.features import DISCO_FEATURES, feature_set  # noqa: E402
+from hzg.registry import MODELS, RANDOM, TREE_MODELS, VARIATIONS, epoch_label, run_names  # noqa: E402
 
 check_config(config)  # constraints between keys (the schema checks each key): before any job runs
 canonicalise_config(config)  # keys sorted: params compare as text, so the file's key order must not rerun jobs
@@ -13,7 +14,12 @@ canonicalise_config(config)  # keys sorted: params compare as text, so the file'
 INPUT_FEATURES = list(feature_set(config["features"]["sigma_m"]))
 PLOT_VARIABLES = INPUT_FEATURES + list(DISCO_FEATURES) + ["mllg"]
 #: "<model>_<loss>" of every run of the grid, in config order
-RUNS = [f"{r['model']}_{r['loss']}" for r in config["runs"]]
+RUNS = run_names(config["runs"])
+
+
+def get_epoch_label(wildcards):
+    """x-axis label of a run's training curves (epochs, boosting rounds or trees)."""
+    return epoch_label(wildcards.model)
 
 
 def is_generated(sample):
@@ -86,7 +92,7 @@ def trained(name):
 def evaluation_outputs():
     """Metrics of every run and of the random classifier, Table I and the evaluation plots (evaluate.smk)."""
     return (
-        expand("results/eval/{run}/metrics.json", run=RUNS + ["random"])
+        expand("results/eval/{run}/metrics.json", run=RUNS + [RANDOM])
         + expand("results/tables/table1.{ext}", ext=["md", "csv", "tex"])
         + expand("results/plots/eval/roc.{ext}", ext=["pdf", "png"])
         + expand("results/plots/eval/{run}/{plot}.{ext}", run=RUNS, plot=["scores", "sculpting", "training"],
@@ -112,7 +118,7 @@ def all_outputs():
 wildcard_constraints:
     sample="[A-Za-z0-9_]+",
     chunk="[0-9]+",
-    model="etn|fnn|dfnn|ft_transformer|resnet|xgboost|bdt",
+    model="|".join(MODELS),
     loss="|".join(config["losses"]),
     trial="[0-9]+",
-    variation="photon_energy_scale_up|photon_energy_scale_down",
+    variation="|".join(VARIATIONS),

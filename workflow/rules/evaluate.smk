@@ -44,7 +44,7 @@ rule evaluate:
         evaluation=eval_params(*METRIC_KEYS),
         info=lambda wc: {"model": wc.model, "loss": wc.loss, **config["losses"][wc.loss]},
         trial=PLOT_TRIAL,
-        epoch_label=lambda wc: {"xgboost": "Boosting round", "bdt": "Number of trees"}.get(wc.model, "Epoch"),
+        epoch_label=get_epoch_label,
         luminosity_fb=config["luminosity_fb"],
         sqrt_s_tev=config["sqrt_s_tev"],
     log:

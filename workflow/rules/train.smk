@@ -1,9 +1,17 @@
 # Training: one job per (model, loss, trial); neural models ask Slurm for a GPU.
 
-TREE_MODELS = ("xgboost", "bdt")
+
+def get_train_gpus(wildcards):
+    """GPUs of a training job: none for the tree models, one for a neural network."""
+    return 0 if wildcards.model in TREE_MODELS else 1
 
 
-def run_spec(wildcards):
+def get_train_runtime(wildcards):
+    """Minutes a training job may run (Slurm)."""
+    return 60 + config["training"]["epochs"] // 4
+
+
+def get_run_spec(wildcards):
     """Everything a training job depends on, from config (so an edit reruns exactly these jobs)."""
     loss = config["losses"][wildcards.loss]
     return {
@@ -26,13 +34,13 @@ rule train:
         history="results/models/{model}_{loss}/trial{trial}/history.csv",
         scores="results/models/{model}_{loss}/trial{trial}/scores.parquet",
     params:
-        spec=run_spec,
+        spec=get_run_spec,
     log:
         "logs/train/{model}_{loss}/trial{trial}.log",
     threads: config["training"]["threads"]
     resources:
-        gpu=lambda wc: 0 if wc.model in TREE_MODELS else 1,
-        runtime=lambda wc: 60 + config["training"]["epochs"] // 4,
+        gpu=get_train_gpus,
+        runtime=get_train_runtime,
         mem_mb=16000,
     conda:
         "../../envs/train.yaml"

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from hzg.data import kinematics, resolution
+from hzg.registry import split_column
 
 #: Column of the sigma_m input for each value of the config key ``features.sigma_m``:
 #: the paper's mass resolution in GeV, or the alternative sigma_m / m_llg.
@@ -49,7 +50,6 @@ LABELS: dict[str, str] = {
     "lep2_pt": r"$p_T^{\ell_2}$", "mllg": r"$m_{\ell\ell\gamma}$",
 }
 
-SPLIT_NAMES = ("train", "validation", "test")
 
 
 def sample_id(name: str) -> int:
@@ -154,6 +154,6 @@ def sample_frame(skim: Mapping[str, np.ndarray], res_map: Mapping[str, Any], sam
     frame["chunk"] = np.asarray(skim["chunk"], np.int32)
     frame["entry"] = np.asarray(skim["entry"], np.int64)
     for trial, seed in enumerate(split_cfg["seeds"][: split_cfg["n_trials"]]):
-        frame[f"split_{trial}"] = split_index(np.full(len(frame), sid), frame["chunk"].to_numpy(),
+        frame[split_column(trial)] = split_index(np.full(len(frame), sid), frame["chunk"].to_numpy(),
                                               frame["entry"].to_numpy(), seed, split_cfg["fractions"])
     return frame

@@ -3,16 +3,11 @@ from __future__ import annotations
 
 import awkward as ak
 
-#: variation name -> (object collection, relative pT shift sign)
-VARIATIONS: dict[str, tuple[str, int]] = {
-    "photon_energy_scale_up": ("photon", +1),
-    "photon_energy_scale_down": ("photon", -1),
-}
-
+from hzg.registry import NOMINAL, VARIATIONS
 
 def apply(events: ak.Array, variation: str, sizes: dict[str, float]) -> ak.Array:
     """Events with the named variation applied: e.g. every photon pT scaled by (1 +- size)."""
-    if variation == "nominal":
+    if variation == NOMINAL:
         return events
     if variation not in VARIATIONS:
         raise ValueError(f"unknown variation {variation!r}; known: nominal, {sorted(VARIATIONS)}")

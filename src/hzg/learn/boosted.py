@@ -12,8 +12,6 @@ from typing import Any
 
 import numpy as np
 
-#: The tree models (every other model is a neural network).
-TREE_MODELS = ("xgboost", "bdt")
 XGBOOST_DEFAULTS = {"n_rounds": 100, "max_depth": 3, "learning_rate": 0.3}
 BDT_DEFAULTS = {"n_trees": 850, "max_depth": 3, "min_node_fraction": 0.025, "n_cuts": 20, "learning_rate": 0.5}
 

@@ -10,6 +10,7 @@ import torch
 
 from hzg import checkpoints
 from hzg.learn import boosted
+from hzg.registry import run_name
 
 
 class Normaliser:
@@ -43,7 +44,7 @@ class Classifier:
     def __init__(self, checkpoint: dict[str, Any], source: str = "<checkpoint>") -> None:
         self.checkpoint = checkpoint
         self.source = source
-        self.name = f"{checkpoint['model']}_{checkpoint['loss']}"
+        self.name = run_name(checkpoint["model"], checkpoint["loss"])
         self.features: list[str] = list(checkpoint["features"])
         self.kind: str = checkpoint["kind"]
         if self.kind == "neural":

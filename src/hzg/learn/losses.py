@@ -21,10 +21,10 @@ from __future__ import annotations
 import torch
 
 from hzg.learn import pairsums
+from hzg.registry import LOSS_KINDS
 
 NARROW_WINDOW = (120.0, 130.0)
 WIDE_WINDOW = (100.0, 180.0)
-LOSS_KINDS = ("bce", "extreme")
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,7 @@ from hzg.data import features as feat
 from hzg import checkpoints, io, metrics
 from hzg.learn import boosted, losses
 from hzg.learn.classifier import Normaliser, predict_neural
+from hzg.registry import TRAIN, TREE_MODELS, VALIDATION, run_name, split_column
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def load_dataset(paths: Sequence[str | Path], features: Sequence[str], trial: in
     """Concatenate the feature Parquet files of all samples, with the split of `trial`."""
     frames = [pd.read_parquet(p) for p in paths]
     frame = pd.concat(frames, ignore_index=True)
-    split_col = f"split_{trial}"
+    split_col = split_column(trial)
     missing = [c for c in list(features) + [split_col, "weight", "mllg", "is_signal"] if c not in frame.columns]
     if missing:
         raise KeyError(f"feature files {list(map(str, paths))} lack columns {missing}")
@@ -224,7 +225,7 @@ def train_neural(data: Dataset, spec: RunSpec, outdir: Path, progress: bool = Tr
     torch.manual_seed(spec.seed)
     np_x = data.x
     scope = training_scope(data.mass, data.y, spec.disco_lambda, tcfg)
-    train_sel, val_sel = (data.split == 0) & scope, (data.split == 1) & scope
+    train_sel, val_sel = (data.split == TRAIN) & scope, (data.split == VALIDATION) & scope
     norm = Normaliser.fit(np_x[train_sel])
     x = torch.from_numpy(norm(np_x)).to(device)
     y = torch.from_numpy(data.y).to(device)
@@ -235,7 +236,7 @@ def train_neural(data: Dataset, spec: RunSpec, outdir: Path, progress: bool = Tr
     w = torch.from_numpy(w_val.astype(np.float32)).to(device)
     eval_w = metrics.split_scaled_weights(data.weight, data.y, data.split)
     val_idx = torch.from_numpy(np.flatnonzero(val_sel)).to(device)
-    val_np = data.split == 1
+    val_np = data.split == VALIDATION
     val_all = torch.from_numpy(np.flatnonzero(val_np)).to(device)
 
     model = build_model(spec.model, x.shape[1], **spec.hparams).to(device)
@@ -258,7 +259,7 @@ def train_neural(data: Dataset, spec: RunSpec, outdir: Path, progress: bool = Tr
     n_train = len(sampler)
     log.info("%d training events in scope, %d per epoch", len(sampler.idx), n_train)
     n_epochs = int(tcfg["epochs"])
-    bar = tqdm(range(start_epoch, n_epochs + 1), desc=f"{spec.model}_{spec.loss} trial {spec.trial}",
+    bar = tqdm(range(start_epoch, n_epochs + 1), desc=f"{run_name(spec.model, spec.loss)} trial {spec.trial}",
                disable=not progress, initial=start_epoch - 1, total=n_epochs, mininterval=5)
     for epoch in bar:
         t0 = time.perf_counter()
@@ -391,7 +392,7 @@ def train_tree(data: Dataset, spec: RunSpec) -> dict[str, Any]:
         raise ValueError(f"model {spec.model!r} supports only the BCE loss, not {spec.loss!r} "
                          "(config key 'runs')")
     tcfg = spec.training
-    train_sel = (data.split == 0) & training_scope(data.mass, data.y, 0.0, tcfg)
+    train_sel = (data.split == TRAIN) & training_scope(data.mass, data.y, 0.0, tcfg)
     w = balanced_weights(data.weight[train_sel], data.y[train_sel])
     eval_w = metrics.split_scaled_weights(data.weight, data.y, data.split)
     n_bins = int(tcfg["significance_bins"])
@@ -428,7 +429,7 @@ def run(feature_paths: Sequence[str | Path], spec: RunSpec, outdir: str | Path, 
     checkpoint: dict[str, Any] = {"model": spec.model, "loss": spec.loss, "features": features, "trial": spec.trial,
                                   "hparams": spec.hparams, "config_hash": config_hash(spec.describe()),
                                   "spec": spec.describe()}
-    if spec.model in boosted.TREE_MODELS:
+    if spec.model in TREE_MODELS:
         result = train_tree(data, spec)
         checkpoint.update(kind=spec.model, blob=boosted.to_bytes(result["model"]), normaliser=None)
     else:

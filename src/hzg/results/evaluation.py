@@ -43,12 +43,11 @@ import pandas as pd
 from scipy import stats
 
 from hzg import metrics
-from hzg.learn.boosted import TREE_MODELS
+from hzg.registry import RANDOM, TEST, TRAIN, TREE_MODELS, run_name, split_column
 from hzg.results.tables import format_mean_std
 
 log = logging.getLogger(__name__)
 
-TEST_SPLIT, TRAIN_SPLIT = 2, 0
 METRICS = ("significance", "significance_mc_err", "auc", "bkg_correlation", "best_epoch", "overtraining_p")
 SCORE_COLUMNS = ("score", "mllg", "weight", "is_signal", "split")
 
@@ -183,7 +182,7 @@ def overtraining(frame: pd.DataFrame, window: Sequence[float], n_bins: int, meth
     out: dict[str, Any] = {"test": method}
     for name, cls in (("signal", 1), ("background", 0)):
         part = frame[sel & (frame["is_signal"].to_numpy() == cls)]
-        tr, te = part[part["split"] == TRAIN_SPLIT], part[part["split"] == TEST_SPLIT]
+        tr, te = part[part["split"] == TRAIN], part[part["split"] == TEST]
         result = compare_train_test(tr["score"].to_numpy(), tr["weight"].to_numpy(), te["score"].to_numpy(),
                                     te["weight"].to_numpy(), edges, method)
         out[name] = {**result, "edges": edges.tolist()}
@@ -210,7 +209,7 @@ def trial_metrics(frame: pd.DataFrame, cfg: Mapping[str, Any], best_epoch: int |
     if missing:
         raise KeyError(f"scores lack columns {sorted(missing)}")
     frame = frame.assign(weight=scaled_weights(frame))
-    test = frame[frame["split"] == TEST_SPLIT]
+    test = frame[frame["split"] == TEST]
     s, m, w, y = (test[c].to_numpy() for c in ("score", "mllg", "weight", "is_signal"))
     y = y.astype(bool)
     n_bins = int(cfg["n_score_bins"])
@@ -248,7 +247,7 @@ def random_trial_frame(features: pd.DataFrame, trial: int, seed: int) -> pd.Data
     """Score frame of the random classifier for one trial, from the feature table (split_{trial} column)."""
     return pd.DataFrame({"score": random_scores(len(features), seed + trial), "mllg": features["mllg"].to_numpy(),
                          "weight": features["weight"].to_numpy(), "is_signal": features["is_signal"].to_numpy(),
-                         "split": features[f"split_{trial}"].to_numpy()})
+                         "split": features[split_column(trial)].to_numpy()})
 
 
 def read_scores(path: str | Path) -> pd.DataFrame:
@@ -318,20 +317,20 @@ def evaluate_run(score_paths: Sequence[str | Path], checkpoint_paths: Sequence[s
     trials = []
     for t, path in enumerate(score_paths):
         epoch = best_epoch(checkpoint_paths[t]) if checkpoint_paths else None
-        label = f"{(info or {}).get('model', 'run')}_{(info or {}).get('loss', '')} trial {t}"
+        label = f"{run_name((info or {}).get('model', 'run'), (info or {}).get('loss', ''))} trial {t}"
         trials.append({"trial": t, **trial_metrics(read_scores(path), cfg, epoch, label)})
-    name = f"{(info or {}).get('model', 'run')}_{(info or {}).get('loss', '')}"
+    name = run_name((info or {}).get('model', 'run'), (info or {}).get('loss', ''))
     return to_json_safe({**(info or {}), "n_trials": len(trials), "summary": summarise(trials, name), "trials": trials})
 
 
 def evaluate_random(feature_paths: Sequence[str | Path], n_trials: int, cfg: Mapping[str, Any]) -> dict[str, Any]:
     """metrics.json of the random classifier, computed by the same code as every run."""
-    columns = ["mllg", "weight", "is_signal"] + [f"split_{t}" for t in range(n_trials)]
+    columns = ["mllg", "weight", "is_signal"] + [split_column(t) for t in range(n_trials)]
     features = pd.concat([pd.read_parquet(p, columns=columns) for p in feature_paths], ignore_index=True)
     trials = [{"trial": t, **trial_metrics(random_trial_frame(features, t, int(cfg["random_seed"])), cfg,
                                            label=f"random trial {t}")}
               for t in range(n_trials)]
-    return to_json_safe({"model": "random", "loss": None, "n_trials": n_trials, "summary": summarise(trials, "random"),
+    return to_json_safe({"model": RANDOM, "loss": None, "n_trials": n_trials, "summary": summarise(trials, RANDOM),
                          "trials": trials})
 
 

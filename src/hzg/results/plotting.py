@@ -14,7 +14,7 @@ import mplhep as hep  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from hzg import io, metrics  # noqa: E402
+from hzg import io, metrics, registry  # noqa: E402
 from hzg.results import evaluation  # noqa: E402
 
 SIGNAL_COLOR, BACKGROUND_COLOR = "#e42536", "#5790fc"
@@ -240,7 +240,7 @@ def training_curves(histories: Sequence[tuple[str, np.ndarray, np.ndarray, np.nd
 # ---------------------------------------------------------------- what the plots show (same code as the metrics)
 def roc_on_test(frame: pd.DataFrame, window: Sequence[float], n_points: int = 501) -> tuple[np.ndarray, np.ndarray, float]:
     """ROC of the test split in the mass window on a grid of signal efficiencies: (bkg eff., sig eff., AUC)."""
-    test = frame[frame["split"] == evaluation.TEST_SPLIT]
+    test = frame[frame["split"] == registry.TEST]
     s, m, w, y = (test[c].to_numpy() for c in ("score", "mllg", "weight", "is_signal"))
     fpr, tpr = evaluation.window_roc(s, m, w, y, window)
     grid = np.linspace(0.0, 1.0, n_points)
@@ -260,7 +260,7 @@ def overtraining_plot_data(frame: pd.DataFrame, cfg: Mapping[str, Any]) -> list[
         edges = np.asarray(result[name]["edges"])
         hists = {k: evaluation.histogram_w2(part.loc[part["split"] == sp, "score"].to_numpy(),
                                  part.loc[part["split"] == sp, "weight"].to_numpy(), edges)
-                 for k, sp in (("train", evaluation.TRAIN_SPLIT), ("test", evaluation.TEST_SPLIT))}
+                 for k, sp in (("train", registry.TRAIN), ("test", registry.TEST))}
         residuals = result[name].get("residuals", [math.nan] * n_bins)
         out.append({"name": name.capitalize(), "edges": edges, **hists, "p_value": result[name]["p_value"],
                     "residuals": residuals, "test_name": {"chi2_ww": r"$\chi^2$", "ks": "KS"}[method]})
@@ -271,7 +271,7 @@ def sculpting_data(frame: pd.DataFrame, cfg: Mapping[str, Any]) -> tuple[np.ndar
     """Mass edges, normalised background shapes per score bin, their correlation and the number of background
     MC events per score bin, on the test split."""
     frame = frame.assign(weight=evaluation.scaled_weights(frame))
-    test = frame[frame["split"] == evaluation.TEST_SPLIT]
+    test = frame[frame["split"] == registry.TEST]
     s, m, w, y = (test[c].to_numpy() for c in ("score", "mllg", "weight", "is_signal"))
     edges, n_bins = evaluation.mass_edges(cfg["mass_bins"]), int(cfg["n_score_bins"])
     shapes = evaluation.background_mass_shapes(s, m, w, y, n_bins, edges)

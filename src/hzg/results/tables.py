@@ -14,7 +14,7 @@ import pandas as pd
 
 from hzg import io, metrics
 from hzg.data import samples
-from hzg.learn.boosted import TREE_MODELS
+from hzg.registry import LOSS_KINDS, MODEL_LABELS, RANDOM, TREE_MODELS, loss_label
 
 
 def write_table(frame: pd.DataFrame, stem: str | Path, caption: str = "", note: str = "") -> list[Path]:
@@ -192,29 +192,18 @@ def partial(stat: Mapping[str, Any]) -> bool:
 
 
 # ---------------------------------------------------------------- Table I
-TECHNIQUES = {"random": "Random", "bdt": "BDT", "xgboost": "XGBoost", "fnn": "FNN", "dfnn": "DFNN", "etn": "ETN",
-              "ft_transformer": "FT-Transformer", "resnet": "ResNet"}
-LOSS_KINDS = {"bce": "BCE", "extreme": "Ext"}
 TABLE_COLUMNS = ("Technique", "Loss", "Signi.", "Signi. MC stat.", "AUC (%)", "Bkg. Corr. (1e-3)", "Best epoch",
                  "Overtraining p-value")
 
 
-def loss_label(model: str, loss: Mapping[str, Any] | None) -> str:
-    """The paper's loss column: N.A. for trees and the random classifier, BCE / Ext, '+DisCo' with lambda > 0."""
-    if loss is None or model in ("random", *TREE_MODELS):
-        return "N.A."
-    label = LOSS_KINDS.get(loss["kind"], str(loss["kind"]))
-    return label + ("+DisCo" if float(loss["disco_lambda"]) > 0 else "")
-
-
 def paper_order(model: str, loss: Mapping[str, Any] | None) -> tuple[int, int, int]:
     """Sort key of Table I: Random, trees, networks without DisCo, networks with DisCo; FNN, DFNN, ETN; BCE, Ext."""
-    ranks = list(TECHNIQUES)
+    ranks = list(MODEL_LABELS)
     model_rank = ranks.index(model) if model in ranks else len(ranks)
-    if loss is None or model in ("random", *TREE_MODELS):
+    if loss is None or model in (RANDOM, *TREE_MODELS):
         return (0, model_rank, 0)
     disco = int(float(loss["disco_lambda"]) > 0)
-    return (1 + disco, model_rank, list(LOSS_KINDS).index(loss["kind"]) if loss["kind"] in LOSS_KINDS else 9)
+    return (1 + disco, model_rank, LOSS_KINDS.index(loss["kind"]) if loss["kind"] in LOSS_KINDS else 9)
 
 
 def low_background_mc(summary: Mapping[str, Any]) -> bool:
@@ -229,7 +218,7 @@ def table_row(model: str, loss: Mapping[str, Any] | None, summary: Mapping[str, 
     mc_err = summary.get("significance_mc_err", {}).get("mean")
     mark = f" {LOW_MC_MARK}" if low_background_mc(summary) else ""
     return {
-        "Technique": TECHNIQUES.get(model, model),
+        "Technique": MODEL_LABELS.get(model, model),
         "Loss": loss_label(model, loss),
         "Signi.": format_mean_std(summary["significance"], 2) + mark,
         "Signi. MC stat.": "N.A." if mc_err is None else f"{mc_err:.2f}",
@@ -260,9 +249,3 @@ def table_note(results: Sequence[tuple[str, Mapping[str, Any] | None, Mapping[st
         note += (f" {LOW_MC_MARK}: in at least one trial a score bin's mass window holds fewer than {threshold} "
                  f"background MC events (fewest: {fewest}); that significance rests on few simulated events.")
     return note
-
-
-def run_title(model: str, loss: Mapping[str, Any] | None) -> str:
-    """'ETN, BCE+DisCo' as in Table I (the technique alone where the loss is N.A.)."""
-    label = loss_label(model, loss)
-    return TECHNIQUES.get(model, model) + ("" if label == "N.A." else f", {label}")

@@ -10,8 +10,8 @@ from hzg.learn.models.etn import EventClassifierTransformer
 from hzg.learn.models.ft_transformer import FTTransformer
 from hzg.learn.models.mlp import DFNN, FNN
 from hzg.learn.models.resnet import ResNet
+from hzg.registry import NEURAL_MODELS
 
-NEURAL_MODELS = ("etn", "fnn", "dfnn", "ft_transformer", "resnet")
 MODEL_CLASSES: dict[str, type[nn.Module]] = {
     "etn": EventClassifierTransformer,
     "fnn": FNN,
@@ -41,5 +41,5 @@ def build_model(name: str, n_features: int, **hparams: Any) -> nn.Module:
     return MODEL_CLASSES[name](int(n_features), **hparams)
 
 
-__all__ = ["NEURAL_MODELS", "MODEL_CLASSES", "build_model", "default_hparams", "EventClassifierTransformer",
+__all__ = ["MODEL_CLASSES", "build_model", "default_hparams", "EventClassifierTransformer",
            "FNN", "DFNN", "FTTransformer", "ResNet"]
