@@ -17,6 +17,7 @@ import yaml
 
 from hzg.data import features as feat
 from hzg.learn import training
+from hzg.config_checks import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,7 +46,7 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("no CUDA device: nothing checked")
         return 1
-    cfg = yaml.safe_load((REPO / "config/ci.yaml").read_text())
+    cfg = load_config(REPO / "config/ci.yaml")
     tcfg = {**cfg["training"], "epochs": 6, "eval_every_early": 2, "device": "cuda", "batch_size": 512}
     spec = training.RunSpec(model="etn", loss="bce_disco", loss_kind="bce", disco_lambda=10.0,
                             hparams=cfg["models"]["etn"], training=tcfg, trial=0)

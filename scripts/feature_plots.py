@@ -3,6 +3,7 @@ import logging
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
@@ -17,7 +18,7 @@ bkg = pd.concat([pd.read_parquet(f) for f in snakemake.input.background])
 for var in p.variables:
     edges = plotting.binning([sig[var], bkg[var]], p.n_bins, discrete=(var == "lep_flavour"))
     if var == "mllg":
-        edges = plotting.np.linspace(100.0, 180.0, p.n_bins + 1)
+        edges = np.linspace(*p.mllg_range, p.n_bins + 1)  # the selection's mllg window
     unit = features.UNITS.get(var, "")
     paths = plotting.signal_vs_background(sig[var].to_numpy(), sig["weight"].to_numpy(), bkg[var].to_numpy(),
                                   bkg["weight"].to_numpy(), plotting.axis_label(features.LABELS[var], unit),

@@ -8,12 +8,13 @@ import pandas as pd
 import pytest
 import uproot
 import yaml
+from hzg.config_checks import load_config
 
 pytestmark = pytest.mark.slow
 
 
 def test_cutflow_conserves_events_and_weights_from_ntuple_to_skim(ci_run):
-    cfg = yaml.safe_load((ci_run / "config/ci.yaml").read_text())
+    cfg = load_config(ci_run / "config/ci.yaml")
     for sample, spec in cfg["samples"].items():
         for chunk in range(spec["generate"]["n_chunks"]):
             events = uproot.open(ci_run / f"results/mc/{sample}/{chunk}.root")["Events"]
@@ -30,7 +31,7 @@ def test_cutflow_conserves_events_and_weights_from_ntuple_to_skim(ci_run):
 
 
 def test_features_hold_exactly_the_skimmed_events_and_the_splits_partition_them(ci_run):
-    cfg = yaml.safe_load((ci_run / "config/ci.yaml").read_text())
+    cfg = load_config(ci_run / "config/ci.yaml")
     for sample, spec in cfg["samples"].items():
         frame = pd.read_parquet(ci_run / f"results/features/{sample}.parquet")
         keys = set()
@@ -49,7 +50,7 @@ def test_features_hold_exactly_the_skimmed_events_and_the_splits_partition_them(
 
 
 def test_every_trial_scores_every_event_once(ci_run):
-    cfg = yaml.safe_load((ci_run / "config/ci.yaml").read_text())
+    cfg = load_config(ci_run / "config/ci.yaml")
     frames = pd.concat([pd.read_parquet(ci_run / f"results/features/{s}.parquet") for s in cfg["samples"]])
     keys = frames.set_index(["sample_id", "chunk", "entry"]).index
     for run in cfg["runs"]:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from hzg.config_checks import load_config
 
 from conftest import copy_workflow, run_killable, snakemake  # noqa: E402
 
@@ -97,7 +98,7 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(faulted, ci_run
         assert files and files == sorted(p.relative_to(faulted) for p in faulted.glob(pattern)), pattern
         for rel in files:
             assert (faulted / rel).read_bytes() == (ci_run / rel).read_bytes(), rel
-    cfg = yaml.safe_load((ci_run / "config/ci.yaml").read_text())
+    cfg = load_config(ci_run / "config/ci.yaml")
     for run in cfg["runs"]:
         name = f"{run['model']}_{run['loss']}"
         a, b = _metrics(ci_run / f"results/eval/{name}/metrics.json"), _metrics(faulted / f"results/eval/{name}/metrics.json")
@@ -121,7 +122,7 @@ def test_nothing_is_left_half_written_or_to_do(faulted):
 
 
 def test_a_different_seed_changes_the_numbers(faulted, ci_run, tmp_path):
-    cfg = yaml.safe_load((faulted / "config/ci.yaml").read_text())
+    cfg = load_config(faulted / "config/ci.yaml")
     cfg["training"]["seed"] += 1
     path = tmp_path / "seed.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))

@@ -11,9 +11,10 @@ from hzg.data import features as feat
 from hzg import checkpoints, metrics
 from hzg.learn import boosted, training
 from hzg.learn.classifier import Classifier
+from hzg.config_checks import load_config
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG = yaml.safe_load((REPO / "config/ci.yaml").read_text())
+CONFIG = load_config(REPO / "config/ci.yaml")
 
 
 def synthetic_features(tmp_path: Path, n: int = 3000, seed: int = 0) -> list[Path]:

@@ -12,13 +12,14 @@ import yaml
 
 from hzg import checkpoints, io
 from hzg.data import features
+from hzg.config_checks import load_config
 
 pytestmark = pytest.mark.slow
 from conftest import copy_workflow, snakemake  # noqa: E402  (the ci DAG runs once per session)
 
 
 def test_dag_produces_features_tables_plots_and_logs(ci_run):
-    cfg = yaml.safe_load((ci_run / "config/ci.yaml").read_text())
+    cfg = load_config(ci_run / "config/ci.yaml")
     assert list(cfg["samples"]) == ["signal", "background", "background_fsr"]  # ISR and FSR backgrounds
     for sample in cfg["samples"]:
         frame = pd.read_parquet(ci_run / f"results/features/{sample}.parquet")
@@ -77,7 +78,7 @@ def test_physics_sanity_loosely(ci_run):
 
 
 def test_every_training_job_wrote_checkpoint_history_and_keyed_scores(ci_run):
-    cfg = yaml.safe_load((ci_run / "config/ci.yaml").read_text())
+    cfg = load_config(ci_run / "config/ci.yaml")
     n_events = sum(len(pd.read_parquet(ci_run / f"results/features/{s}.parquet")) for s in cfg["samples"])
     for run in cfg["runs"]:
         for trial in range(cfg["split"]["n_trials"]):
@@ -110,7 +111,7 @@ def test_dag_produces_table_one_metrics_and_evaluation_plots(ci_run):
     from hzg import registry
     from hzg.results import evaluation
 
-    cfg = yaml.safe_load((ci_run / "config/ci.yaml").read_text())
+    cfg = load_config(ci_run / "config/ci.yaml")
     runs = [f"{r['model']}_{r['loss']}" for r in cfg["runs"]]
     for run in runs + ["random"]:
         result = json.loads((ci_run / f"results/eval/{run}/metrics.json").read_text())
@@ -145,7 +146,7 @@ def test_report_builds_with_tables_and_plots(ci_run):
     report = ci_run / "results/report.html"
     snakemake(ci_run, "--report", str(report.relative_to(ci_run)), "--configfile", "config/ci.yaml")
     text = report.read_text()
-    cfg = yaml.safe_load((ci_run / "config/ci.yaml").read_text())
+    cfg = load_config(ci_run / "config/ci.yaml")
     for needle in ("Table I", "Sculpting", "Training", "Features", "table1.csv", "roc.png"):
         assert needle in text, needle
     # every plot and table the rules mark for the report is in it, embedded (its bytes, base64), not only named
@@ -183,7 +184,7 @@ def test_user_ntuples_in_delphes_layout_give_the_same_candidates(ci_run, tmp_pat
     work = copy_workflow(tmp_path / "wf")
     for chunk in (0, 1):
         _to_delphes(ci_run / f"results/mc/background/{chunk}.root", tmp_path / f"bkg{chunk}.root")
-    cfg = yaml.safe_load((work / "config/ci.yaml").read_text())
+    cfg = load_config(work / "config/ci.yaml")
     # Delphes files carry no generator cross-section: the user gives the sigma that the generated sample used
     runs = [uproot.open(p)["Runs"].arrays(library="np") for p in sorted((ci_run / "results/mc/background").glob("*.root"))]
     sigma_gen = sum(float((r["sigmaGen_pb"] * r["genEventCount"]).sum()) for r in runs) / sum(
@@ -203,7 +204,7 @@ def test_corrupt_input_stops_the_skim_with_the_file_name_and_no_output(tmp_path)
     work = copy_workflow(tmp_path / "wf")
     bad = tmp_path / "corrupt.root"
     bad.write_bytes(b"root\x00" + bytes(range(256)) * 4)
-    cfg = yaml.safe_load((work / "config/ci.yaml").read_text())
+    cfg = load_config(work / "config/ci.yaml")
     cfg["samples"]["background"] = {"kind": "background", "xsec_pb": 55.5, "files": [str(bad)]}
     (work / "config/bad.yaml").write_text(yaml.safe_dump(cfg))
     proc = snakemake(work, "results/skim/background/0.root", "--configfile", "config/bad.yaml", check=False)
@@ -216,7 +217,7 @@ def test_corrupt_input_stops_the_skim_with_the_file_name_and_no_output(tmp_path)
 
 def test_invalid_config_is_refused_naming_the_key(tmp_path):
     work = copy_workflow(tmp_path / "wf")
-    cfg = yaml.safe_load((work / "config/ci.yaml").read_text())
+    cfg = load_config(work / "config/ci.yaml")
     cfg["selection"]["mll_min"] = "fifty"
     (work / "config/bad.yaml").write_text(yaml.safe_dump(cfg))
     proc = snakemake(work, "--configfile", "config/bad.yaml", "-n", check=False)
@@ -226,7 +227,7 @@ def test_invalid_config_is_refused_naming_the_key(tmp_path):
 
 def test_roc_trial_beyond_the_trials_is_refused_naming_the_key(tmp_path):
     work = copy_workflow(tmp_path / "wf")
-    cfg = yaml.safe_load((work / "config/ci.yaml").read_text())
+    cfg = load_config(work / "config/ci.yaml")
     cfg["evaluation"]["roc_trial"] = cfg["split"]["n_trials"]
     (work / "config/bad.yaml").write_text(yaml.safe_dump(cfg))
     proc = snakemake(work, "--configfile", "config/bad.yaml", "-n", check=False)

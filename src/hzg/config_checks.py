@@ -1,11 +1,53 @@
-"""The config before any job runs: constraints between keys that the JSON schema cannot express (every message
-names the keys involved; all problems are reported at once), and its canonical key order."""
+"""The config before any job runs: how overlays merge over the full default, constraints between keys that the
+JSON schema cannot express (every message names the keys involved; all problems are reported at once), and its
+canonical key order."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
+import yaml
+
 from hzg.registry import TREE_MODELS, run_name
+
+
+#: the one full configuration; config/ci.yaml, config/paper.yaml and a user's --configfile are overlays on it
+DEFAULT_CONFIG = "config/config.yaml"
+#: top-level keys an overlay replaces as a whole (a sample must not inherit keys of another file's sample)
+REPLACED_WHOLE = ("samples",)
+
+
+def merge_overlay(config: dict[str, Any], overlay: Mapping[str, Any], top: bool = True) -> dict[str, Any]:
+    """`config` updated in place by `overlay` as Snakemake merges --configfile over `configfile:` (mappings key by
+    key, everything else replaced), except that the keys of REPLACED_WHOLE are replaced as a whole."""
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(config.get(key), dict) and not (top and key in REPLACED_WHOLE):
+            merge_overlay(config[key], value, top=False)
+        else:
+            config[key] = copy.deepcopy(value)
+    return config
+
+
+def replace_whole(config: dict[str, Any], overlay_paths: Iterable[str | Path]) -> None:
+    """After Snakemake's own merge of the --configfile overlays: their REPLACED_WHOLE keys replace, in order."""
+    for path in overlay_paths:
+        overlay = yaml.safe_load(Path(path).read_text()) or {}
+        for key in REPLACED_WHOLE:
+            if key in overlay:
+                config[key] = copy.deepcopy(overlay[key])
+
+
+def load_config(path: str | Path, default: str | Path | None = None) -> dict[str, Any]:
+    """The configuration a run with `--configfile path` sees (before the schema's defaults): the full default
+    (`config/config.yaml` beside `path`) with the overlay merged over it; `path` may be the default itself."""
+    path = Path(path)
+    default = Path(default) if default is not None else path.parent / Path(DEFAULT_CONFIG).name
+    config = yaml.safe_load(default.read_text())
+    if path.resolve() != default.resolve():
+        merge_overlay(config, yaml.safe_load(path.read_text()) or {})
+    return config
 
 
 class ConfigError(ValueError):

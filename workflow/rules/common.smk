@@ -1,8 +1,4 @@
 # Helpers shared by the rules: samples, chunks and paths. Pure functions of the config.
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from hzg.config_checks import canonicalise_config, check_config  # noqa: E402
 from hzg.data.features import DISCO_FEATURES, feature_set  # noqa: E402
 from hzg.registry import MODELS, RANDOM, TREE_MODELS, VARIATIONS, epoch_label, run_names  # noqa: E402

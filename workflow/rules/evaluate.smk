@@ -5,11 +5,6 @@
 
 report: "../report/workflow.rst"
 
-if config["evaluation"]["roc_trial"] >= config["split"]["n_trials"]:
-    raise ValueError(f"config key 'evaluation.roc_trial' = {config['evaluation']['roc_trial']} must be below "
-                     f"'split.n_trials' = {config['split']['n_trials']}")
-
-
 def eval_params(*keys):
     """The `evaluation` config keys a rule uses (only these: editing another key does not rerun it)."""
     return {k: config["evaluation"][k] for k in keys}

@@ -16,6 +16,7 @@ rule feature_plots:
     params:
         variables=PLOT_VARIABLES,
         n_bins=config["plots"]["n_bins"],
+        mllg_range=[config["selection"]["mllg_min"], config["selection"]["mllg_max"]],
         luminosity_fb=config["luminosity_fb"],
         sqrt_s_tev=config["sqrt_s_tev"],
         outdir="results/plots/features",

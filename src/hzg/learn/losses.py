@@ -23,8 +23,6 @@ import torch
 from hzg.learn import pairsums
 from hzg.registry import LOSS_KINDS
 
-NARROW_WINDOW = (120.0, 130.0)
-WIDE_WINDOW = (100.0, 180.0)
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
@@ -156,19 +154,19 @@ def in_window(mass: torch.Tensor, window: tuple[float, float]) -> torch.Tensor:
     return (m > window[0]) & (m < window[1])
 
 
-def classifier_mask(mass: torch.Tensor, window: tuple[float, float] = NARROW_WINDOW) -> torch.Tensor:
+def classifier_mask(mass: torch.Tensor, window: tuple[float, float]) -> torch.Tensor:
     """Data scope of the classifier term: signal and background with lo < m < hi (narrow window)."""
     return in_window(mass, window)
 
 
-def disco_mask(mass: torch.Tensor, y: torch.Tensor, window: tuple[float, float] = WIDE_WINDOW) -> torch.Tensor:
+def disco_mask(mass: torch.Tensor, y: torch.Tensor, window: tuple[float, float]) -> torch.Tensor:
     """Data scope of the DisCo term: background (y == 0) with lo < m < hi (wide window)."""
     return (_flat(y) == 0) & in_window(mass, window)
 
 
 def total_loss(y_hat: torch.Tensor, y: torch.Tensor, w: torch.Tensor, mass: torch.Tensor, kind: str,
-               disco_lambda: float, data_scope: bool, narrow: tuple[float, float] = NARROW_WINDOW,
-               wide: tuple[float, float] = WIDE_WINDOW) -> tuple[torch.Tensor, dict[str, float]]:
+               disco_lambda: float, data_scope: bool, narrow: tuple[float, float],
+               wide: tuple[float, float]) -> tuple[torch.Tensor, dict[str, float]]:
     """Eqs. (5)-(6): classifier loss + lambda * DisCo(mass, y_hat); returns the loss and its parts as floats."""
     # data_scope: classifier on classifier_mask(mass, narrow), DisCo on disco_mask(mass, y, wide);
     # otherwise classifier on all events and DisCo on all background events.
