@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import io, logs, metrics  # noqa: E402
+from hzg import io, logs, metrics, registry  # noqa: E402
 from hzg.results import fit  # noqa: E402
 from hzg.results.fit import templates  # noqa: E402
 from hzg.learn.classifier import Classifier  # noqa: E402
@@ -19,11 +19,7 @@ def frames(paths):
     return pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
 
 
-def of(name, paths):
-    return [p for p in paths if f"/{name}_" in p]
-
-
-varied = {name: {"up": frames(of(name, snakemake.input.up)), "down": frames(of(name, snakemake.input.down))}
+varied = {name: {d: frames(snakemake.input[f"{name}_{d}"]) for d in registry.DIRECTIONS}
           for name in snakemake.params.reprocessed}
 mass = metrics.mass_edges(cfg["mass_bins"])
 tmpl, score_edges, categories = templates.build_templates(
@@ -38,7 +34,7 @@ for cat, info in categories.items():
                      info["f_test"]["order"], info["spurious_signal"], info["spurious_signal_mc_error"],
                      info["sigma_signal"], info["ratio"], "passes" if info["passes"] else "FAILS the criterion")
 spec = fit.build_workspace(tmpl, cfg["systematics"], poi_bounds=cfg["mu_bounds"])
-result = fit.summarize(spec, tmpl.background_mc, poi_bounds=cfg["mu_bounds"])
+result = fit.summarise(spec, tmpl.background_mc, poi_bounds=cfg["mu_bounds"])
 result |= {"score_edges": score_edges.tolist(), "mass_edges": mass.tolist(), "categories": categories}
 for block in ("stat_only", "with_systematics"):
     r = result[block]

@@ -38,18 +38,25 @@ PIN = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+)==?(?P<version>[0-9][A-Za-z0-9_.+!
 
 
 def rules() -> dict[str, dict]:
-    """rule name -> {file, conda (absolute path or None), script (absolute path or None)} from the source."""
+    """rule name -> {file, conda (absolute path or None), script (absolute path or None)} from the source.
+
+    A rule written once in a loop over variations (`rule:` with `name: "a" if ... else "b"`) stands for every
+    name its `name:` directive spells."""
     found = {}
     for path in RULE_FILES:
         text = path.read_text()
-        for m in re.finditer(r"^(?:rule|checkpoint)\s+(\w+)\s*:[^\n]*\n((?:[ \t]+[^\n]*\n|[ \t]*\n)*)", text, re.M):
-            name, body = m.group(1), m.group(2)
+        pattern = r"^([ \t]*)(?:rule|checkpoint)\s*(\w*)\s*:[^\n]*\n((?:\1[ \t]+[^\n]*\n|[ \t]*\n)*)"
+        for m in re.finditer(pattern, text, re.M):
+            name, body = m.group(2), m.group(3)
+            names = [name] if name else re.findall(r'"(\w+)"', re.search(r"^[ \t]+name:\s*\n?([^\n]*)", body, re.M)
+                                                     .group(1))
             entry = {"file": path}
             for directive in ("conda", "script"):
                 d = re.search(rf"^[ \t]+{directive}:\s*(?:\n[ \t]+)?[\"']([^\"']+)[\"']", body, re.M)
                 entry[directive] = (path.parent / d.group(1)).resolve() if d else None
-            assert name not in found, f"rule {name} defined twice ({found[name]['file']}, {path})"
-            found[name] = entry
+            for name in names:
+                assert name not in found, f"rule {name} defined twice ({found[name]['file']}, {path})"
+                found[name] = entry
     return found
 
 

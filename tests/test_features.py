@@ -8,7 +8,7 @@ from hzg.data import features, kinematics, resolution
 
 def test_event_weights_normalise_to_sigma_times_lumi():
     gen_w = np.array([1.0, 1.0, 2.0])
-    w = features.event_weights(gen_w, xsec_pb=7.52e-3, lumi_fb=138.0, sum_weights=4.0)
+    w = features.event_weights(gen_w, xsec_pb=7.52e-3, luminosity_fb=138.0, sum_weights=4.0)
     assert w.sum() == pytest.approx(7.52e-3 * 138.0 * 1000.0)  # all generated events: sigma * L
     assert w[2] == pytest.approx(2 * w[0])
     with pytest.raises(ValueError, match="positive"):

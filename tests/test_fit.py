@@ -305,7 +305,7 @@ def test_flags_report_a_bounded_interval_and_the_scipy_fallback(monkeypatch: pyt
 def test_summary_is_strict_json_with_both_blocks() -> None:
     toy = toy_templates(spurious=1.0)
     spec = fit.build_workspace(toy, {"shape": ["photon_energy_scale"]})
-    out = fit.summarize(spec, toy.background_mc)
+    out = fit.summarise(spec, toy.background_mc)
     text = io.dumps_json(out)
     assert "NaN" not in text and "Infinity" not in text
     for block in ("stat_only", "with_systematics"):

@@ -131,7 +131,8 @@ def test_gpu_model_example_of_the_profile_names_the_model_for_neural_jobs_only()
 def test_rule_train_gpu_resource_agrees_with_the_profile():
     """workflow/rules/train.smk: gpu=0 for trees (the plugin then adds no GPU option), 1 otherwise."""
     train = (REPO / "workflow/rules/train.smk").read_text()
-    assert re.search(r"gpu=get_train_gpus", train) and "return 0 if wildcards.model in TREE_MODELS else 1" in train
+    common = (REPO / "workflow/rules/common.smk").read_text()
+    assert re.search(r"gpu=get_train_gpus", train) and "return 0 if wildcards.model in TREE_MODELS else 1" in common
     assert sbatch_gpu_options({"gpu": 0}).count("--gpus") == 0
 
 

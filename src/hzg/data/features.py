@@ -76,18 +76,18 @@ def split_index(sample: np.ndarray, chunk: np.ndarray, entry: np.ndarray, seed: 
     return np.searchsorted(edges, u, side="right").astype(np.int8)
 
 
-def event_weights(gen_weight: np.ndarray, xsec_pb: float, lumi_fb: float, sum_weights: float) -> np.ndarray:
+def event_weights(gen_weight: np.ndarray, xsec_pb: float, luminosity_fb: float, sum_weights: float) -> np.ndarray:
     """Expected events per MC event: w_gen * sigma * L / sum(w_gen) over all generated events."""
     if not (math.isfinite(sum_weights) and sum_weights > 0):
         raise ValueError(f"sum of generator weights must be positive and finite, got {sum_weights}")
-    for name, value in (("cross-section [pb]", xsec_pb), ("luminosity [1/fb]", lumi_fb)):
+    for name, value in (("cross-section [pb]", xsec_pb), ("luminosity [1/fb]", luminosity_fb)):
         if not math.isfinite(value):
             raise ValueError(f"{name} must be finite, got {value}")
     gen_weight = np.asarray(gen_weight, np.float64)
     bad = np.flatnonzero(~np.isfinite(gen_weight))
     if bad.size:
         raise ValueError(f"generator weight is NaN or infinite at {bad.size} events, first positions {bad[:5].tolist()}")
-    return gen_weight * xsec_pb * lumi_fb * 1000.0 / sum_weights
+    return gen_weight * xsec_pb * luminosity_fb * 1000.0 / sum_weights
 
 
 def compute_features(skim: Mapping[str, np.ndarray], res_map: Mapping[str, Any]) -> pd.DataFrame:
@@ -142,12 +142,12 @@ def check_finite(frame: pd.DataFrame, columns: Sequence[str], source: str) -> No
 
 
 def sample_frame(skim: Mapping[str, np.ndarray], res_map: Mapping[str, Any], sample: str, kind: str,
-                 xsec_pb: float, lumi_fb: float, sum_weights: float, split_cfg: Mapping[str, Any]) -> pd.DataFrame:
+                 xsec_pb: float, luminosity_fb: float, sum_weights: float, split_cfg: Mapping[str, Any]) -> pd.DataFrame:
     """Features, mllg, weight, event key (sample, chunk, entry) and one split column per trial."""
     frame = compute_features(skim, res_map)
     check_finite(frame, list(FEATURES) + list(DISCO_FEATURES) + list(ALT_FEATURES) + ["mllg"], source=f"sample {sample!r}")
     sid = sample_id(sample)
-    frame["weight"] = event_weights(skim["weight"], xsec_pb, lumi_fb, sum_weights)
+    frame["weight"] = event_weights(skim["weight"], xsec_pb, luminosity_fb, sum_weights)
     frame["is_signal"] = np.int8(kind == "signal")
     frame["sample"] = sample
     frame["sample_id"] = np.int64(sid)

@@ -67,12 +67,12 @@ def sample_xsec_pb(sample: str, normalisation: Mapping[str, float], records: Seq
 
 
 def merge_cutflows(paths: Sequence[str | Path], normalisation: Mapping[str, Mapping[str, float]],
-                   lumi_fb: float) -> tuple[dict[str, list[dict[str, float]]], dict[str, float], dict[str, float]]:
+                   luminosity_fb: float) -> tuple[dict[str, list[dict[str, float]]], dict[str, float], dict[str, float]]:
     """Summed cutflow per sample, the expected events per unit generator weight and the cross-section used."""
     grouped = read_cutflows(paths)
     flows = {s: sum_cutflows(recs) for s, recs in grouped.items()}
     xsec = {s: sample_xsec_pb(s, normalisation[s], recs) for s, recs in grouped.items()}
-    per_weight = {s: xsec[s] * lumi_fb * 1000.0 / sum(r["sum_weights"] for r in recs) for s, recs in grouped.items()}
+    per_weight = {s: xsec[s] * luminosity_fb * 1000.0 / sum(r["sum_weights"] for r in recs) for s, recs in grouped.items()}
     return flows, per_weight, xsec
 
 

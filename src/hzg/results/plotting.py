@@ -32,15 +32,15 @@ MLLG_LABEL = axis_label(r"$m_{\ell\ell\gamma}$", "GeV")
 SIMULATION_LABEL = "Simulation (Pythia 8, parametric detector response)"
 
 
-def label_simulation(ax: plt.Axes, lumi_fb: float, sqrt_s_tev: float) -> None:
+def label_simulation(ax: plt.Axes, luminosity_fb: float, sqrt_s_tev: float) -> None:
     """'Simulation' label naming the generator and the detector response, with luminosity and sqrt(s)."""
-    hep.label.exp_label(exp="", llabel=SIMULATION_LABEL, data=False, lumi=f"{lumi_fb:g}", com=f"{sqrt_s_tev:g}",
+    hep.label.exp_label(exp="", llabel=SIMULATION_LABEL, data=False, lumi=f"{luminosity_fb:g}", com=f"{sqrt_s_tev:g}",
                         ax=ax, loc=0, fontsize=16)
 
 
-def label_cms(ax: plt.Axes, lumi_fb: float, sqrt_s_tev: float) -> None:
+def label_cms(ax: plt.Axes, luminosity_fb: float, sqrt_s_tev: float) -> None:
     """CMS-style 'Simulation' label with luminosity and centre-of-mass energy."""
-    hep.cms.label(data=False, lumi=f"{lumi_fb:g}", com=f"{sqrt_s_tev:g}", ax=ax, loc=0, fontsize=20)
+    hep.cms.label(data=False, lumi=f"{luminosity_fb:g}", com=f"{sqrt_s_tev:g}", ax=ax, loc=0, fontsize=20)
 
 
 def save(fig: plt.Figure, stem: str | Path) -> list[Path]:
@@ -68,7 +68,7 @@ def binning(values: Sequence[np.ndarray], n_bins: int, discrete: bool = False) -
 
 
 def signal_vs_background(sig: np.ndarray, sig_w: np.ndarray, bkg: np.ndarray, bkg_w: np.ndarray,
-                         xlabel: str, stem: str | Path, lumi_fb: float, sqrt_s_tev: float,
+                         xlabel: str, stem: str | Path, luminosity_fb: float, sqrt_s_tev: float,
                          edges: np.ndarray, unit: str = "") -> list[Path]:
     """Normalised signal and background distributions of one variable."""
     hep.style.use("CMS")
@@ -83,12 +83,12 @@ def signal_vs_background(sig: np.ndarray, sig_w: np.ndarray, bkg: np.ndarray, bk
     ax.set_xlim(edges[0], edges[-1])
     ax.set_ylim(0, ax.get_ylim()[1] * 1.35)
     ax.legend(loc="upper right", fontsize=18)
-    label_cms(ax, lumi_fb, sqrt_s_tev)
+    label_cms(ax, luminosity_fb, sqrt_s_tev)
     return save(fig, stem)
 
 
 # ---------------------------------------------------------------- evaluation (paper 000, Sec. IV D-E, Figs. 4-7)
-def roc_curves(curves: Sequence[tuple[str, np.ndarray, np.ndarray, float]], stem: str | Path, lumi_fb: float,
+def roc_curves(curves: Sequence[tuple[str, np.ndarray, np.ndarray, float]], stem: str | Path, luminosity_fb: float,
                sqrt_s_tev: float, window: Sequence[float], note: str = "") -> list[Path]:
     """ROC curves (background efficiency vs signal efficiency) of several classifiers, AUC in the legend."""
     hep.style.use("CMS")
@@ -105,7 +105,7 @@ def roc_curves(curves: Sequence[tuple[str, np.ndarray, np.ndarray, float]], stem
     ax.legend(loc="upper left", fontsize=14, title=(f"Test set, {window[0]:g} < " r"$m_{\ell\ell\gamma}$"
                                                     f" < {window[1]:g} GeV" + (f", {note}" if note else "")),
               title_fontsize=14, ncol=1)
-    label_cms(ax, lumi_fb, sqrt_s_tev)
+    label_cms(ax, luminosity_fb, sqrt_s_tev)
     return save(fig, stem)
 
 
@@ -122,7 +122,7 @@ def _normalised(h: np.ndarray, w2: np.ndarray, widths: np.ndarray) -> tuple[np.n
     return h / total / widths, np.sqrt(np.clip(w2, 0, None)) / total / widths
 
 
-def score_distributions(classes: Sequence[dict], stem: str | Path, lumi_fb: float, sqrt_s_tev: float,
+def score_distributions(classes: Sequence[dict], stem: str | Path, luminosity_fb: float, sqrt_s_tev: float,
                         title: str, xlabel: str = "Classifier output") -> list[Path]:
     """Train vs test score distributions per class with the overtraining p-value, residuals below (Fig. 6).
 
@@ -156,12 +156,12 @@ def score_distributions(classes: Sequence[dict], stem: str | Path, lumi_fb: floa
     rax.set_ylim(-1.15 * lim, 1.15 * lim)
     rax.set_xlabel(xlabel)
     rax.set_xlim(min(c["edges"][0] for c in classes), max(c["edges"][-1] for c in classes))
-    label_cms(ax, lumi_fb, sqrt_s_tev)
+    label_cms(ax, luminosity_fb, sqrt_s_tev)
     return save(fig, stem)
 
 
 def background_mass_shapes(edges: np.ndarray, shapes: np.ndarray, correlation_e3: float, stem: str | Path,
-                           lumi_fb: float, sqrt_s_tev: float, title: str,
+                           luminosity_fb: float, sqrt_s_tev: float, title: str,
                            counts: Sequence[int] | None = None) -> list[Path]:
     """Normalised background mllg per equal-signal score bin, labelled by signal percentile and, with `counts`,
     the number of background MC events in the bin (Figs. 4-5)."""
@@ -183,12 +183,12 @@ def background_mass_shapes(edges: np.ndarray, shapes: np.ndarray, correlation_e3
     ax.set_ylim(0, np.nanmax(shapes) * 1.75 if np.isfinite(np.nanmax(shapes)) else 1)
     ax.legend(loc="upper right", fontsize=12, ncol=2, title=f"{title}: correlation = {correlation_e3:.1f}"
               r"$\times 10^{-3}$", title_fontsize=14)
-    label_cms(ax, lumi_fb, sqrt_s_tev)
+    label_cms(ax, luminosity_fb, sqrt_s_tev)
     return save(fig, stem)
 
 
 def training_curves(histories: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int | None]],
-                    stem: str | Path, lumi_fb: float, sqrt_s_tev: float, title: str, xlabel: str = "Epoch") -> list[Path]:
+                    stem: str | Path, luminosity_fb: float, sqrt_s_tev: float, title: str, xlabel: str = "Epoch") -> list[Path]:
     """Training loss (solid) and validation loss (dashed) above, validation significance below, vs epoch; a star
     and a line from the axis mark the selected epoch of each trial (Fig. 7).
     histories: (label, epoch, train_loss, val_loss, val_significance, best epoch or None), one per trial."""
@@ -233,7 +233,7 @@ def training_curves(histories: Sequence[tuple[str, np.ndarray, np.ndarray, np.nd
         star = [Line2D([], [], color="none", label="final model kept (no epoch selection)")]
     sax.legend(handles=star, loc="upper right", fontsize=14)
     sax.set_xlabel(xlabel)
-    label_cms(ax, lumi_fb, sqrt_s_tev)
+    label_cms(ax, luminosity_fb, sqrt_s_tev)
     return save(fig, stem)
 
 

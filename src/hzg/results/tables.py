@@ -63,7 +63,7 @@ def cutflow_frame(flows: Mapping[str, Sequence[Mapping[str, float]]], yields_per
 
 
 def normalisation_frame(records: Mapping[str, Sequence[Mapping[str, float]]], xsec_used: Mapping[str, float],
-                        normalisation: Mapping[str, Mapping[str, float]], lumi_fb: float) -> pd.DataFrame:
+                        normalisation: Mapping[str, Mapping[str, float]], luminosity_fb: float) -> pd.DataFrame:
     """Per sample: generated events, the generator's cross-section of what was generated, the one used and why."""
     rows = []
     for sample, recs in records.items():
@@ -76,7 +76,7 @@ def normalisation_frame(records: Mapping[str, Sequence[Mapping[str, float]]], xs
                      "generator sigma [pb]": f"{gen:.4g}" if gen is not None else "N.A.",
                      "sigma used [pb]": f"{xsec_used[sample]:.4g}", "how": how,
                      "selected fraction [%]": round(100.0 * selected, 2),
-                     f"selected expected ({lumi_fb:g}/fb)": round(xsec_used[sample] * 1000.0 * lumi_fb * selected, 1)})
+                     f"selected expected ({luminosity_fb:g}/fb)": round(xsec_used[sample] * 1000.0 * luminosity_fb * selected, 1)})
     return pd.DataFrame(rows)
 
 

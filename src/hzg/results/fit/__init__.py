@@ -6,11 +6,11 @@
   significance through cabinetry.
 * `hzg.results.fit.results`: typed result containers, JSON-ready (no NaN or Infinity).
 """
-from hzg.results.fit.inference import block, category_yields, fit, limit, ranking, scan, significance, summarize
+from hzg.results.fit.inference import block, category_yields, fit, limit, ranking, scan, significance, summarise
 from hzg.results.fit.results import Block, FitFlags, FitResult, LimitResult, ScanResult, SignificanceResult
 from hzg.results.fit.workspace import (POI, Templates, build_workspace, model_and_data, observations, stat_only,
                                systematics_config, with_observations)
 
 __all__ = ["POI", "Block", "FitFlags", "FitResult", "LimitResult", "ScanResult", "SignificanceResult", "Templates",
            "block", "build_workspace", "category_yields", "fit", "limit", "model_and_data", "observations", "ranking", "scan",
-           "significance", "stat_only", "summarize", "systematics_config", "with_observations"]
+           "significance", "stat_only", "summarise", "systematics_config", "with_observations"]

@@ -327,7 +327,7 @@ def block(spec: Mapping[str, Any], background_only: Mapping[str, Any], cl: float
                  scan(spec, result, poi_bounds))
 
 
-def summarize(spec: Mapping[str, Any], background_only: Mapping[str, Any], cl: float = 0.95,
+def summarise(spec: Mapping[str, Any], background_only: Mapping[str, Any], cl: float = 0.95,
               poi_bounds: Sequence[float] | None = None, with_ranking: bool = True) -> dict[str, Any]:
     """Everything for fit.json: stat-only and with systematics side by side, and the ranking of the latter."""
     full = block(spec, background_only, cl, poi_bounds)

@@ -31,7 +31,7 @@ def _signal_scale(signal: np.ndarray, background: np.ndarray) -> int:
     return int(10 ** np.floor(np.log10(0.5 * b / s)))
 
 
-def mass_fit(yields: Mapping[str, Any], edges: Sequence[float], stem: str | Path, lumi_fb: float,
+def mass_fit(yields: Mapping[str, Any], edges: Sequence[float], stem: str | Path, luminosity_fb: float,
              sqrt_s_tev: float, category: str, stage: str = "Pre-fit") -> list[Path]:
     """Stacked background + signal mℓℓγ of one category with the (Asimov) data; lower panel data - background.
 
@@ -54,7 +54,7 @@ def mass_fit(yields: Mapping[str, Any], edges: Sequence[float], stem: str | Path
     top = max(float(np.max(np.concatenate([data, sig + bkg, sig * scale]), initial=0.0)), 1e-9)
     ax.set_ylim(0, 1.45 * top)
     ax.legend(loc="upper right", fontsize=17, title=f"{stage}, category {category}", title_fontsize=17)
-    label_simulation(ax, lumi_fb, sqrt_s_tev)
+    label_simulation(ax, luminosity_fb, sqrt_s_tev)
     hep.histplot(sig, edges, ax=low, color=SIGNAL_COLOR, histtype="fill", alpha=0.8)
     low.errorbar(centres, data - bkg, yerr=np.sqrt(np.clip(data, 0, None)), fmt="o", color="black", ms=5)
     low.axhline(0.0, color="grey", lw=1)
@@ -64,7 +64,7 @@ def mass_fit(yields: Mapping[str, Any], edges: Sequence[float], stem: str | Path
     return save(fig, stem)
 
 
-def likelihood_scan(fit: Mapping[str, Any], stem: str | Path, lumi_fb: float, sqrt_s_tev: float,
+def likelihood_scan(fit: Mapping[str, Any], stem: str | Path, luminosity_fb: float, sqrt_s_tev: float,
                     stat_only: Mapping[str, Any] | None = None) -> list[Path]:
     """-2 Delta ln L versus mu (a fit dict with "scan", mu_hat, err_up, err_down), 68 % / 95 % lines, mu_hat +- errors."""
     hep.style.use("CMS")
@@ -86,11 +86,11 @@ def likelihood_scan(fit: Mapping[str, Any], stem: str | Path, lumi_fb: float, sq
     ax.set_ylabel(r"$-2\,\Delta\ln L$")
     ax.set_ylim(0, max(1.5 * y_max, 5.0))
     ax.legend(loc="upper center", fontsize=17)
-    label_simulation(ax, lumi_fb, sqrt_s_tev)
+    label_simulation(ax, luminosity_fb, sqrt_s_tev)
     return save(fig, stem)
 
 
-def pulls(fit: Mapping[str, Any], stem: str | Path, lumi_fb: float, sqrt_s_tev: float,
+def pulls(fit: Mapping[str, Any], stem: str | Path, luminosity_fb: float, sqrt_s_tev: float,
           include_mc_stat: bool = False) -> list[Path]:
     """Pull (value - pre-fit) / pre-fit error of each constrained parameter with its post-fit error bar.
 
@@ -112,11 +112,11 @@ def pulls(fit: Mapping[str, Any], stem: str | Path, lumi_fb: float, sqrt_s_tev: 
     ax.set_xlabel(r"$(\hat\theta - \theta_0)\,/\,\Delta\theta$")
     if not rows:
         ax.text(0.5, 0.5, "no constrained nuisance parameter", transform=ax.transAxes, ha="center", fontsize=16)
-    label_simulation(ax, lumi_fb, sqrt_s_tev)
+    label_simulation(ax, luminosity_fb, sqrt_s_tev)
     return save(fig, stem)
 
 
-def ranking(entries: Sequence[Mapping[str, Any]], stem: str | Path, lumi_fb: float, sqrt_s_tev: float,
+def ranking(entries: Sequence[Mapping[str, Any]], stem: str | Path, luminosity_fb: float, sqrt_s_tev: float,
             top: int = 20) -> list[Path]:
     """Horizontal bars of the impact on mu of the `top` highest-ranked parameters (hzg.results.fit.ranking order; a failed
     refit, None, is drawn as 0).
@@ -143,11 +143,11 @@ def ranking(entries: Sequence[Mapping[str, Any]], stem: str | Path, lumi_fb: flo
     ax.set_xlim(-1.25 * span, 1.25 * span)
     ax.set_xlabel(r"Impact on $\mu$, $\Delta\hat\mu$")
     ax.legend(loc="upper center", ncol=2, fontsize=14)
-    label_simulation(ax, lumi_fb, sqrt_s_tev)
+    label_simulation(ax, luminosity_fb, sqrt_s_tev)
     return save(fig, stem)
 
 
-def left_out(stem: str | Path, lumi_fb: float, sqrt_s_tev: float, category: str, reason: str) -> list[Path]:
+def left_out(stem: str | Path, luminosity_fb: float, sqrt_s_tev: float, category: str, reason: str) -> list[Path]:
     """Placeholder for a category left out of the fit, saying why (so no plot is silently missing)."""
     hep.style.use("CMS")
     fig, ax = plt.subplots(figsize=(10, 8))
@@ -155,5 +155,5 @@ def left_out(stem: str | Path, lumi_fb: float, sqrt_s_tev: float, category: str,
             va="center", fontsize=18)
     ax.set_xlabel(MLLG_LABEL)
     ax.set_ylabel("Events / GeV")
-    label_simulation(ax, lumi_fb, sqrt_s_tev)
+    label_simulation(ax, luminosity_fb, sqrt_s_tev)
     return save(fig, stem)
