@@ -1,14 +1,12 @@
 """Rule evaluate: Table I metrics of one (model, loss) on the test split of every trial -> metrics.json, and its
 plots: train vs test scores, background mllg per score bin (trial `trial`) and the training curves of all trials."""
 import logging
-import sys
 from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import io, logs, registry  # noqa: E402
-from hzg.results import evaluation, plotting  # noqa: E402
+from hzg import io, logs, registry
+from hzg.results import evaluation, plotting
 
 logs.setup(snakemake.log[0])
 p, inp, out = snakemake.params, snakemake.input, snakemake.output

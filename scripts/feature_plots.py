@@ -1,15 +1,13 @@
 """Rule feature_plots: normalised signal vs background distribution of every feature and of mllg."""
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import logs  # noqa: E402
-from hzg.data import features  # noqa: E402
-from hzg.results import plotting  # noqa: E402
+from hzg import logs
+from hzg.data import features
+from hzg.results import plotting
 
 logs.setup(snakemake.log[0])
 p = snakemake.params

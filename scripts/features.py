@@ -1,12 +1,10 @@
 """Rule features: features, weights, keys and trial splits of one sample -> Parquet."""
 import json
 import logging
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import io, logs  # noqa: E402
-from hzg.data import features, samples  # noqa: E402
+from hzg import io, logs
+from hzg.data import features, samples
 
 logs.setup(snakemake.log[0])
 p = snakemake.params

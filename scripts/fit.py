@@ -1,15 +1,12 @@
 """Rule fit: per-category templates and background functions -> pyhf workspace -> mu, Z, limit, spurious signal."""
 import logging
-import sys
-from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import io, logs, metrics, registry  # noqa: E402
-from hzg.results import fit  # noqa: E402
-from hzg.results.fit import templates  # noqa: E402
-from hzg.learn.classifier import Classifier  # noqa: E402
+from hzg import io, logs, metrics, registry
+from hzg.results import fit
+from hzg.results.fit import templates
+from hzg.learn.classifier import Classifier
 
 logs.setup(snakemake.log[0])
 cfg = snakemake.params.fit

@@ -1,12 +1,10 @@
 """Rule fit_plots: pre-/post-fit mllg per category, likelihood scan, pulls, impact ranking."""
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import logs  # noqa: E402
-from hzg.results import fit  # noqa: E402
-from hzg.results.fit import plots  # noqa: E402
+from hzg import logs
+from hzg.results import fit
+from hzg.results.fit import plots
 
 logs.setup(snakemake.log[0])
 p = snakemake.params

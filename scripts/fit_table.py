@@ -1,12 +1,10 @@
 """Rule fit_table: per run mu, Z, limit, spurious signal and fit problems beside the binned counting; per
 category the background function and its spurious signal."""
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import logs  # noqa: E402
-from hzg.results import tables  # noqa: E402
+from hzg import logs
+from hzg.results import tables
 
 logs.setup(snakemake.log[0])
 fits = {run: json.loads(Path(p).read_text()) for run, p in zip(snakemake.params.runs, snakemake.input.fits)}

@@ -1,14 +1,12 @@
 """Rule friends: scores of every trained (model, loss) for every entry of one input n-tuple."""
 import json
 import logging
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import io, logs  # noqa: E402
-from hzg.data import selection  # noqa: E402
-from hzg.results import friends  # noqa: E402
-from hzg.learn.classifier import Classifier  # noqa: E402
+from hzg import io, logs
+from hzg.data import selection
+from hzg.results import friends
+from hzg.learn.classifier import Classifier
 
 logs.setup(snakemake.log[0])
 events = io.read_events(snakemake.input.ntuple, snakemake.params.branch_map)

@@ -1,11 +1,9 @@
 """Rule roc_plot: ROC curves of every run on the test split of one trial, in the mass window of the AUC."""
 import logging
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import logs, registry  # noqa: E402
-from hzg.results import evaluation, plotting  # noqa: E402
+from hzg import logs, registry
+from hzg.results import evaluation, plotting
 
 logs.setup(snakemake.log[0])
 p = snakemake.params

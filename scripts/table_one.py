@@ -1,12 +1,10 @@
 """Rule table_one: Table I of the paper (mean ± std over trials of every run and the random classifier)."""
 import json
 import logging
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import logs, registry  # noqa: E402
-from hzg.results import tables  # noqa: E402
+from hzg import logs, registry
+from hzg.results import tables
 
 logs.setup(snakemake.log[0])
 p = snakemake.params

@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import uproot
-import yaml
 from hzg.config_checks import load_config
 
 pytestmark = pytest.mark.slow

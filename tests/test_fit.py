@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pyhf
 import pytest
-from fit_toys import EDGES, exp_hist, poisson_nll, signal_hist, toy_templates
+from fit_toys import exp_hist, poisson_nll, signal_hist, toy_templates
 from scipy.integrate import quad
 from scipy.optimize import brentq, minimize, minimize_scalar
 from scipy.stats import norm

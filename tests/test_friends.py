@@ -2,13 +2,11 @@
 stage's, readable as a friend by ROOT itself; bad input stops with a clear error and no output."""
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import uproot
-import yaml
 
 from hzg import io
 from hzg.config_checks import load_config

@@ -11,7 +11,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hzg.learn import losses
 from hzg.config_checks import load_config
 from hzg.learn.losses import bce, classifier_mask, disco_mask, distance_correlation, extreme, total_loss
 

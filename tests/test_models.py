@@ -5,7 +5,7 @@ from torch import nn
 
 from hzg.learn.models import build_model, default_hparams
 from hzg.registry import NEURAL_MODELS
-from hzg.learn.models.etn import EventClassifierTransformer, FeatureEmbedding, MultiHeadAttention
+from hzg.learn.models.etn import EventClassifierTransformer, MultiHeadAttention
 from hzg.learn.models.ft_transformer import FTBlock
 
 NO_DROPOUT = {

@@ -7,11 +7,10 @@ import math
 
 import awkward as ak
 import numpy as np
-import pandas as pd
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from hzg.data import features, kinematics, resolution, selection
+from hzg.data import features, kinematics, selection
 from hzg.data.selection import Cuts
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -5,7 +5,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 
 from hzg.data import features as feat
 from hzg import checkpoints, metrics

@@ -1,6 +1,5 @@
 """End to end: the DAG on config/ci.yaml in a scratch copy of the workflow, and on user n-tuples."""
 import json
-import sys
 from pathlib import Path
 
 import awkward as ak
@@ -10,7 +9,7 @@ import pytest
 import uproot
 import yaml
 
-from hzg import checkpoints, io
+from hzg import checkpoints
 from hzg.data import features
 from hzg.config_checks import load_config
 
