@@ -20,5 +20,5 @@ for var in p.variables:
     unit = features.UNITS.get(var, "")
     paths = plotting.signal_vs_background(sig[var].to_numpy(), sig["weight"].to_numpy(), bkg[var].to_numpy(),
                                   bkg["weight"].to_numpy(), plotting.axis_label(features.LABELS[var], unit),
-                                  Path(p.outdir) / var, p.luminosity_fb, p.sqrt_s_tev, edges, unit=unit)
+                                  Path(p.outdir) / features.file_stem(var), p.luminosity_fb, p.sqrt_s_tev, edges, unit=unit)
     logging.info("wrote %s", ", ".join(map(str, paths)))

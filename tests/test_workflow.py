@@ -1,5 +1,6 @@
 """End to end: the DAG on config/ci.yaml in a scratch copy of the workflow, and on user n-tuples."""
 import json
+import subprocess
 from pathlib import Path
 
 import awkward as ak
@@ -50,7 +51,7 @@ def test_dag_produces_features_tables_plots_and_logs(ci_run):
     assert table["cut"].tolist()[0] == "all" and table["signal raw"].is_monotonic_decreasing
     assert (ci_run / "results/tables/cutflow.tex").read_text().lstrip().startswith("\\begin{table}")
     for var in list(features.FEATURES) + list(features.DISCO_FEATURES) + ["mllg"]:
-        assert_plot(ci_run / f"results/plots/features/{var}")  # what is plotted: tests/test_plotting.py
+        assert_plot(ci_run / f"results/plots/features/{features.file_stem(var)}")  # what is plotted: tests/test_plotting.py
     for rule in ("generate/signal/0", "skim/background/1", "features/signal", "features/resolution_map",
                  "tables/cutflow", "plots/features", "checks/physics"):
         assert (ci_run / f"logs/{rule}.log").stat().st_size > 0
@@ -155,9 +156,41 @@ def test_report_builds_with_tables_and_plots(ci_run):
         for kind in ("scores", "sculpting", "training"):
             assert f"results/plots/eval/{run}/{kind}.png" in text, (run, kind)
     for var in list(features.FEATURES) + ["mllg"]:
-        assert f"results/plots/features/{var}.png" in text, var
+        assert f"results/plots/features/{features.file_stem(var)}.png" in text, var
     png = (ci_run / "results/plots/eval/roc.png").read_bytes()
     assert base64.b64encode(png)[100:400].decode() in text  # the ROC image itself
+
+
+def test_report_opens_clean_in_a_headless_browser(ci_run):
+    """results/report.html in a real browser (Debian's chromium, headless): the front page renders with Table I and
+    images, and no page (all pages' captions are embedded in the file) shows a docutils "System Message"."""
+    import re
+    import shutil
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no headless browser: apt-get install chromium")
+    report = ci_run / "results/report.html"
+    if not report.exists():
+        snakemake(ci_run, "--report", str(report.relative_to(ci_run)), "--configfile", "config/ci.yaml")
+    assert "System Message" not in report.read_text()
+    proc = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
+                           "--virtual-time-budget=15000", report.as_uri()],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rendered = re.sub(r"<script\b.*?</script>", "", proc.stdout, flags=re.S)  # what the page shows
+    assert "System Message" not in rendered
+    assert "Table I" in rendered and re.search(r"<(img|svg)\b", rendered), rendered[-3000:]
+
+
+def test_output_names_are_unique_regardless_of_case(ci_run):
+    """No two outputs differ only in case (on a case-insensitive filesystem one would overwrite the other)."""
+    for top in ("results", "logs"):
+        paths = [str(p.relative_to(ci_run)) for p in (ci_run / top).rglob("*")]
+        seen = {}
+        for path in paths:
+            assert path.lower() not in seen, f"{path} and {seen[path.lower()]} differ only in case"
+            seen[path.lower()] = path
 
 
 def test_second_run_has_nothing_to_do(ci_run):

@@ -1,6 +1,6 @@
 # Helpers shared by the rules: samples, chunks and paths. Pure functions of the config.
 from hzg.config_checks import canonicalise_config, check_config  # noqa: E402
-from hzg.data.features import DISCO_FEATURES, feature_set  # noqa: E402
+from hzg.data.features import DISCO_FEATURES, feature_set, file_stem  # noqa: E402
 from hzg.registry import DIRECTIONS, MODELS, NOMINAL, RANDOM, TREE_MODELS, VARIATIONS, epoch_label, run_names  # noqa: E402
 
 check_config(config)  # constraints between keys (the schema checks each key): before any job runs
@@ -9,6 +9,8 @@ canonicalise_config(config)  # keys sorted: params compare as text, so the file'
 #: the 12 classifier inputs, sigma_m in GeV or as sigma_m/m (config features.sigma_m)
 INPUT_FEATURES = list(feature_set(config["features"]["sigma_m"]))
 PLOT_VARIABLES = INPUT_FEATURES + list(DISCO_FEATURES) + ["mllg"]
+#: file stems of their plots, unique regardless of case
+PLOT_STEMS = [file_stem(var) for var in PLOT_VARIABLES]
 #: "<model>_<loss>" of every run of the grid, in config order
 RUNS = run_names(config["runs"])
 
@@ -233,7 +235,7 @@ def all_outputs():
         + expand("results/tables/fit.{ext}", ext=["md", "csv", "tex"])
         + expand("results/features/{sample}.parquet", sample=config["samples"])
         + expand("results/tables/cutflow.{ext}", ext=["md", "csv", "tex"])
-        + expand("results/plots/features/{var}.{ext}", var=PLOT_VARIABLES, ext=["pdf", "png"])
+        + expand("results/plots/features/{stem}.{ext}", stem=PLOT_STEMS, ext=["pdf", "png"])
         + ["results/checks/physics.json"]
     )
 

@@ -6,8 +6,8 @@ rule feature_plots:
         signal=get_signal_features,
         background=get_background_features,
     output:
-        expand("results/plots/features/{var}.pdf", var=PLOT_VARIABLES),
-        [report(f"results/plots/features/{var}.png", caption="../report/features.rst", category="Features",
+        expand("results/plots/features/{stem}.pdf", stem=PLOT_STEMS),
+        [report(f"results/plots/features/{file_stem(var)}.png", caption="../report/features.rst", category="Features",
                 labels={"feature": var}) for var in PLOT_VARIABLES],
     params:
         variables=PLOT_VARIABLES,
