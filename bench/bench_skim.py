@@ -4,6 +4,7 @@ Usage: python bench/bench_skim.py [ntuple.root] [--repeat N]
 Without a file, generates a 20 000-event background chunk first (about 10 s). Both measurements run
 in this process, interleaved, so the ratio is robust against a noisy machine.
 """
+
 from __future__ import annotations
 
 import argparse

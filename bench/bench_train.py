@@ -9,6 +9,7 @@ at the batch's background size.
 Usage: python bench/bench_train.py [--steps N] [--threads T] [--baseline]
 Target on 2 cores: ETN >= 60 k events/s with BCE, >= 40 k events/s with BCE + DisCo.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,11 @@ def synthetic_batch(n: int, n_features: int, seed: int = 0) -> tuple[torch.Tenso
     y = (torch.rand(n, generator=gen) < 0.5).float()
     w = torch.ones(n)
     # half the background in the narrow window, the rest spread over the wide one
-    mass = torch.where(torch.rand(n, generator=gen) < 0.5, 120 + 10 * torch.rand(n, generator=gen),
-                       100 + 80 * torch.rand(n, generator=gen))
+    mass = torch.where(
+        torch.rand(n, generator=gen) < 0.5,
+        120 + 10 * torch.rand(n, generator=gen),
+        100 + 80 * torch.rand(n, generator=gen),
+    )
     return x, y, w, mass
 
 
@@ -53,8 +57,14 @@ def pytorch_attention_and_dropout(model: nn.Module) -> Iterator[None]:
         small_attention.extension.cache_clear()
 
 
-def throughput(model_name: str, disco_lambda: float, steps: int, batch: int, baseline: bool = False,
-               attention_dropout: bool = True) -> float:
+def throughput(
+    model_name: str,
+    disco_lambda: float,
+    steps: int,
+    batch: int,
+    baseline: bool = False,
+    attention_dropout: bool = True,
+) -> float:
     n_features = 15 if disco_lambda > 0 else 12
     x, y, w, mass = synthetic_batch(batch, n_features)
     torch.manual_seed(0)
@@ -67,14 +77,31 @@ def throughput(model_name: str, disco_lambda: float, steps: int, batch: int, bas
         return _throughput(model, x, y, w, mass, disco_lambda, steps, batch)
 
 
-def _throughput(model: nn.Module, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, mass: torch.Tensor,
-                disco_lambda: float, steps: int, batch: int) -> float:
+def _throughput(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    w: torch.Tensor,
+    mass: torch.Tensor,
+    disco_lambda: float,
+    steps: int,
+    batch: int,
+) -> float:
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
 
     def step() -> None:
-        loss, _ = losses.total_loss(model(x), y, w, mass, kind="bce", disco_lambda=disco_lambda, data_scope=True,
-                                    narrow=(120.0, 130.0), wide=(100.0, 180.0))
+        loss, _ = losses.total_loss(
+            model(x),
+            y,
+            w,
+            mass,
+            kind="bce",
+            disco_lambda=disco_lambda,
+            data_scope=True,
+            narrow=(120.0, 130.0),
+            wide=(100.0, 180.0),
+        )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -107,17 +134,27 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=8192)
-    parser.add_argument("--baseline", action="store_true", help="also the ETN with PyTorch's attention and dropout")
+    parser.add_argument(
+        "--baseline", action="store_true", help="also the ETN with PyTorch's attention and dropout"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"small-attention kernel: {'built' if small_attention.extension() else 'NOT available'}; "
-          f"CPU capability {torch.backends.cpu.get_cpu_capability()}; {args.threads} threads")
-    runs = [("FNN  BCE", "fnn", 0.0, False), ("ETN  BCE", "etn", 0.0, False), ("ETN  BCE+DisCo", "etn", 10.0, False),
-            ("FNN  BCE+DisCo", "fnn", 10.0, False)]
+    print(
+        f"small-attention kernel: {'built' if small_attention.extension() else 'NOT available'}; "
+        f"CPU capability {torch.backends.cpu.get_cpu_capability()}; {args.threads} threads"
+    )
+    runs = [
+        ("FNN  BCE", "fnn", 0.0, False),
+        ("ETN  BCE", "etn", 0.0, False),
+        ("ETN  BCE+DisCo", "etn", 10.0, False),
+        ("FNN  BCE+DisCo", "fnn", 10.0, False),
+    ]
     if args.baseline:
-        runs += [("ETN  BCE        [PyTorch attention, nn.Dropout]", "etn", 0.0, True),
-                 ("ETN  BCE+DisCo  [PyTorch attention, nn.Dropout]", "etn", 10.0, True),
-                 ("ETN  BCE        {no attention-weight dropout}", "etn", 0.0, None)]
+        runs += [
+            ("ETN  BCE        [PyTorch attention, nn.Dropout]", "etn", 0.0, True),
+            ("ETN  BCE+DisCo  [PyTorch attention, nn.Dropout]", "etn", 10.0, True),
+            ("ETN  BCE        {no attention-weight dropout}", "etn", 0.0, None),
+        ]
     results = {}
     for name, model, lam, baseline in runs:
         results[name] = throughput(model, lam, args.steps, args.batch, bool(baseline), baseline is not None)
@@ -127,14 +164,20 @@ def main() -> None:
     print(f"ETN BCE+DisCo / ETN BCE: {results['ETN  BCE+DisCo'] / results['ETN  BCE']:.4f}")
     if args.baseline:
         for loss in ("BCE", "BCE+DisCo"):
-            base = next(value for name, value in results.items() if name.startswith(f"ETN  {loss} ") and "[" in name)
-            print(f"ETN {loss}: kernel + integer-mask dropout / PyTorch attention + nn.Dropout: "
-                  f"{results[f'ETN  {loss}'] / base:.2f}")
+            base = next(
+                value for name, value in results.items() if name.startswith(f"ETN  {loss} ") and "[" in name
+            )
+            print(
+                f"ETN {loss}: kernel + integer-mask dropout / PyTorch attention + nn.Dropout: "
+                f"{results[f'ETN  {loss}'] / base:.2f}"
+            )
         without = next(value for name, value in results.items() if "{" in name)
         print(f"ETN BCE: with / without attention-weight dropout: {results['ETN  BCE'] / without:.3f}")
     n = args.batch // 2
-    print(f"DisCo fwd+bwd, {n} events: {disco_time(n, args.steps) * 1e3:.1f} ms; "
-          f"{2 * n} events: {disco_time(2 * n, args.steps) * 1e3:.1f} ms")
+    print(
+        f"DisCo fwd+bwd, {n} events: {disco_time(n, args.steps) * 1e3:.1f} ms; "
+        f"{2 * n} events: {disco_time(2 * n, args.steps) * 1e3:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

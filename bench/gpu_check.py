@@ -4,6 +4,7 @@ state must not be moved onto CUDA, and the CUDA generator state must be saved an
 
 Usage: python bench/gpu_check.py   (exit status 0: passed; prints what it compared)
 """
+
 from __future__ import annotations
 
 import sys
@@ -47,8 +48,15 @@ def main() -> int:
         return 1
     cfg = load_config(REPO / "config/ci.yaml")
     tcfg = {**cfg["training"], "epochs": 6, "eval_every_early": 2, "device": "cuda", "batch_size": 512}
-    spec = training.RunSpec(model="etn", loss="bce_disco", loss_kind="bce", disco_lambda=10.0,
-                            hparams=cfg["models"]["etn"], training=tcfg, trial=0)
+    spec = training.RunSpec(
+        model="etn",
+        loss="bce_disco",
+        loss_kind="bce",
+        disco_lambda=10.0,
+        hparams=cfg["models"]["etn"],
+        training=tcfg,
+        trial=0,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         paths = synthetic_features(tmp)
@@ -63,14 +71,20 @@ def main() -> int:
         except Killed:
             pass
         state = torch.load(tmp / "resumed/resume.pt", map_location="cpu", weights_only=True)
-        assert state["rng"]["cpu"].device.type == "cpu" and len(state["rng"]["cuda"]) >= 1, "CUDA RNG state not saved"
+        assert state["rng"]["cpu"].device.type == "cpu" and len(state["rng"]["cuda"]) >= 1, (
+            "CUDA RNG state not saved"
+        )
         resumed = training.run(paths, spec, tmp / "resumed", progress=False)
         a = pd.read_csv(full["history"]).drop(columns="seconds")
         b = pd.read_csv(resumed["history"]).drop(columns="seconds")
         pd.testing.assert_frame_equal(a, b, rtol=1e-5)
-        pd.testing.assert_frame_equal(pd.read_parquet(full["scores"]), pd.read_parquet(resumed["scores"]), rtol=1e-5)
-        print(f"resume on {torch.cuda.get_device_name()}: history of {len(a)} epochs and "
-              f"{len(pd.read_parquet(full['scores']))} scores equal to the uninterrupted run (rtol 1e-5)")
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(full["scores"]), pd.read_parquet(resumed["scores"]), rtol=1e-5
+        )
+        print(
+            f"resume on {torch.cuda.get_device_name()}: history of {len(a)} epochs and "
+            f"{len(pd.read_parquet(full['scores']))} scores equal to the uninterrupted run (rtol 1e-5)"
+        )
     return 0
 
 

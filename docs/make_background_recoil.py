@@ -3,6 +3,7 @@
 Usage: python docs/make_background_recoil.py LABEL=features.parquet [LABEL=features.parquet ...]
 (feature files of the background made with generation.isr_max = factorization, power_damped, power).
 """
+
 import sys
 
 import matplotlib
@@ -14,9 +15,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 hep.style.use("CMS")
-panels = [("llg_pt_over_mllg", np.linspace(0, 1.5, 31), r"$p_T^{\ell\ell\gamma}/m_{\ell\ell\gamma}$"),
-          ("llg_ptt", np.linspace(0, 80, 33), r"$p_{Tt}$ [GeV]"),
-          ("llg_pt", np.linspace(0, 200, 41), r"$p_T^{\ell\ell\gamma}$ [GeV]")]
+panels = [
+    ("llg_pt_over_mllg", np.linspace(0, 1.5, 31), r"$p_T^{\ell\ell\gamma}/m_{\ell\ell\gamma}$"),
+    ("llg_ptt", np.linspace(0, 80, 33), r"$p_{Tt}$ [GeV]"),
+    ("llg_pt", np.linspace(0, 200, 41), r"$p_T^{\ell\ell\gamma}$ [GeV]"),
+]
 fig, axes = plt.subplots(1, 3, figsize=(24, 8))
 for arg in sys.argv[1:]:
     label, path = arg.split("=", 1)
@@ -30,6 +33,8 @@ for arg in sys.argv[1:]:
         ax.set_yscale("log")
 for ax in axes:
     ax.legend(fontsize=14)
-    hep.label.exp_label(exp="", llabel="Simulation", rlabel=r"13 TeV, selected Z$\gamma$ background", ax=ax, fontsize=14)
+    hep.label.exp_label(
+        exp="", llabel="Simulation", rlabel=r"13 TeV, selected Z$\gamma$ background", ax=ax, fontsize=14
+    )
 fig.tight_layout()
 fig.savefig("docs/background_recoil.png", dpi=60)

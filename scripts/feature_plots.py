@@ -1,4 +1,5 @@
 """Rule feature_plots: normalised signal vs background distribution of every feature and of mllg."""
+
 import logging
 from pathlib import Path
 
@@ -18,7 +19,16 @@ for var in p.variables:
     if var == "mllg":
         edges = np.linspace(*p.mllg_range, p.n_bins + 1)  # the selection's mllg window
     unit = features.UNITS.get(var, "")
-    paths = plotting.signal_vs_background(sig[var].to_numpy(), sig["weight"].to_numpy(), bkg[var].to_numpy(),
-                                  bkg["weight"].to_numpy(), plotting.axis_label(features.LABELS[var], unit),
-                                  Path(p.outdir) / features.file_stem(var), p.luminosity_fb, p.sqrt_s_tev, edges, unit=unit)
+    paths = plotting.signal_vs_background(
+        sig[var].to_numpy(),
+        sig["weight"].to_numpy(),
+        bkg[var].to_numpy(),
+        bkg["weight"].to_numpy(),
+        plotting.axis_label(features.LABELS[var], unit),
+        Path(p.outdir) / features.file_stem(var),
+        p.luminosity_fb,
+        p.sqrt_s_tev,
+        edges,
+        unit=unit,
+    )
     logging.info("wrote %s", ", ".join(map(str, paths)))

@@ -1,4 +1,5 @@
 """Rule fit: per-category templates and background functions -> pyhf workspace -> mu, Z, limit, spurious signal."""
+
 import logging
 
 import pandas as pd
@@ -16,28 +17,54 @@ def frames(paths):
     return pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
 
 
-varied = {name: {d: frames(snakemake.input[f"{name}_{d}"]) for d in registry.DIRECTIONS}
-          for name in snakemake.params.reprocessed}
+varied = {
+    name: {d: frames(snakemake.input[f"{name}_{d}"]) for d in registry.DIRECTIONS}
+    for name in snakemake.params.reprocessed
+}
 mass = metrics.mass_edges(cfg["mass_bins"])
 tmpl, score_edges, categories = templates.build_templates(
-    Classifier.load(snakemake.input.checkpoint), frames(snakemake.input.nominal), varied, cfg["trial"],
-    cfg["n_score_bins"], mass, cfg["background"], cfg["photon_resolution"])
+    Classifier.load(snakemake.input.checkpoint),
+    frames(snakemake.input.nominal),
+    varied,
+    cfg["trial"],
+    cfg["n_score_bins"],
+    mass,
+    cfg["background"],
+    cfg["photon_resolution"],
+)
 for cat, info in categories.items():
     if info["dropped"]:
         logging.warning("category %s left out of the fit: %s", cat, info["reason"])
     else:
-        logging.info("category %s: %s (%d parameters, F-test order %d), spurious signal %.3g +- %.3g (MC), "
-                     "sigma_S %.3g, ratio %.2f, %s", cat, info["function"], info["n_parameters"],
-                     info["f_test"]["order"], info["spurious_signal"], info["spurious_signal_mc_error"],
-                     info["sigma_signal"], info["ratio"], "passes" if info["passes"] else "FAILS the criterion")
+        logging.info(
+            "category %s: %s (%d parameters, F-test order %d), spurious signal %.3g +- %.3g (MC), "
+            "sigma_S %.3g, ratio %.2f, %s",
+            cat,
+            info["function"],
+            info["n_parameters"],
+            info["f_test"]["order"],
+            info["spurious_signal"],
+            info["spurious_signal_mc_error"],
+            info["sigma_signal"],
+            info["ratio"],
+            "passes" if info["passes"] else "FAILS the criterion",
+        )
 spec = fit.build_workspace(tmpl, cfg["systematics"], poi_bounds=cfg["mu_bounds"])
 result = fit.summarise(spec, tmpl.background_mc, poi_bounds=cfg["mu_bounds"])
 result |= {"score_edges": score_edges.tolist(), "mass_edges": mass.tolist(), "categories": categories}
 for block in ("stat_only", "with_systematics"):
     r = result[block]
-    logging.info("%s: mu = %.3f +%.3f -%.3f, Z = %s (model Asimov %s), 95%% CL limit %s%s", block, r["mu_hat"],
-                 r["err_up"], r["err_down"], r["significance"], r["expected_significance"],
-                 r["upper_limit"] or r["limit_note"], "; PROBLEMS: " + "; ".join(r["problems"]) if r["problems"] else "")
+    logging.info(
+        "%s: mu = %.3f +%.3f -%.3f, Z = %s (model Asimov %s), 95%% CL limit %s%s",
+        block,
+        r["mu_hat"],
+        r["err_up"],
+        r["err_down"],
+        r["significance"],
+        r["expected_significance"],
+        r["upper_limit"] or r["limit_note"],
+        "; PROBLEMS: " + "; ".join(r["problems"]) if r["problems"] else "",
+    )
 io.write_json(snakemake.output.workspace, spec)
 io.write_json(snakemake.output.templates, tmpl.to_dict())
 io.write_json(snakemake.output.fit, result)

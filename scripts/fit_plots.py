@@ -1,4 +1,5 @@
 """Rule fit_plots: pre-/post-fit mllg per category, likelihood scan, pulls, impact ranking."""
+
 import json
 from pathlib import Path
 

@@ -1,4 +1,5 @@
 """Rule table_one: Table I of the paper (mean ± std over trials of every run and the random classifier)."""
+
 import json
 import logging
 from pathlib import Path
@@ -17,7 +18,13 @@ logging.info("Table I:\n%s\n%s", frame.to_markdown(index=False), note)
 for model, loss, res in results:
     if tables.low_background_mc(res["summary"]):
         bkg = res["summary"]["background_mc"]
-        logging.warning("%s, %s: trials %s have a score bin with fewer than %s background MC events in its mass "
-                        "window (fewest %s); marked %s in Table I", registry.MODEL_LABELS.get(model, model),
-                        registry.loss_label(model, loss), bkg["low_trials"], bkg["threshold"], bkg["min_count"],
-                        tables.LOW_MC_MARK)
+        logging.warning(
+            "%s, %s: trials %s have a score bin with fewer than %s background MC events in its mass "
+            "window (fewest %s); marked %s in Table I",
+            registry.MODEL_LABELS.get(model, model),
+            registry.loss_label(model, loss),
+            bkg["low_trials"],
+            bkg["threshold"],
+            bkg["min_count"],
+            tables.LOW_MC_MARK,
+        )

@@ -1,4 +1,5 @@
 """Rule train: one (model, loss, trial) -> checkpoint.pt, history.csv, scores.parquet."""
+
 from pathlib import Path
 
 from hzg import logs

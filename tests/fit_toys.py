@@ -1,4 +1,5 @@
 """Test-only toys of the mℓℓγ fit: analytic per-category spectra (no random numbers unless a seed is given)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -23,10 +24,18 @@ def exp_hist(edges: np.ndarray, total: float, slope: float) -> np.ndarray:
     return np.diff(exponential_cdf(edges, edges[0], edges[-1], total, slope))
 
 
-def toy_templates(signal: Sequence[float] = (20.0, 20.0), background: Sequence[float] = (20000.0, 2000.0),
-                  slopes: Sequence[float] = (0.03, 0.05), edges: np.ndarray = EDGES, spurious: float = 0.0,
-                  energy_scale: float = 0.005, resolution: float = 0.1, mc_weight: float = 0.5,
-                  seed: int | None = None, mu_data: float = 1.0) -> Templates:
+def toy_templates(
+    signal: Sequence[float] = (20.0, 20.0),
+    background: Sequence[float] = (20000.0, 2000.0),
+    slopes: Sequence[float] = (0.03, 0.05),
+    edges: np.ndarray = EDGES,
+    spurious: float = 0.0,
+    energy_scale: float = 0.005,
+    resolution: float = 0.1,
+    mc_weight: float = 0.5,
+    seed: int | None = None,
+    mu_data: float = 1.0,
+) -> Templates:
     """Per-category toy: Gaussian signal at 125 GeV, exponential background; the background MC equals the
     smooth template (or a Poisson draw of it with `seed`, then scaled by `mc_weight`), so the MC Asimov data
     are mu_data x signal + background MC. Photon energy scale moves the peak, resolution widens it."""
@@ -41,17 +50,40 @@ def toy_templates(signal: Sequence[float] = (20.0, 20.0), background: Sequence[f
         else:
             bmc[c] = rng.poisson(b / mc_weight) * mc_weight
         bmc2[c] = np.maximum(bmc[c], 0.0) * mc_weight
-        var[c] = {"photon_energy_scale": (signal_hist(edges, signal[k], centre=125.0 * (1 + energy_scale)),
-                                          signal_hist(edges, signal[k], centre=125.0 * (1 - energy_scale))),
-                  "photon_resolution": (signal_hist(edges, signal[k], width=2.0 * (1 + resolution)),
-                                        signal_hist(edges, signal[k], width=2.0 * (1 - resolution)))}
+        var[c] = {
+            "photon_energy_scale": (
+                signal_hist(edges, signal[k], centre=125.0 * (1 + energy_scale)),
+                signal_hist(edges, signal[k], centre=125.0 * (1 - energy_scale)),
+            ),
+            "photon_resolution": (
+                signal_hist(edges, signal[k], width=2.0 * (1 + resolution)),
+                signal_hist(edges, signal[k], width=2.0 * (1 - resolution)),
+            ),
+        }
         spur[c] = spurious
-    t = Templates(edges=edges, categories=cats, signal=sig, signal_sumw2=sig2, background_mc=bmc,
-                  background_mc_sumw2=bmc2, background=bkg, spurious_signal=spur, signal_variations=var)
+    t = Templates(
+        edges=edges,
+        categories=cats,
+        signal=sig,
+        signal_sumw2=sig2,
+        background_mc=bmc,
+        background_mc_sumw2=bmc2,
+        background=bkg,
+        spurious_signal=spur,
+        signal_variations=var,
+    )
     if mu_data != 1.0:  # data with another signal strength: fold (mu_data - 1) x signal into the "MC"
-        t = Templates(edges=edges, categories=cats, signal=sig, signal_sumw2=sig2,
-                      background_mc={c: bmc[c] + (mu_data - 1.0) * sig[c] for c in cats}, background_mc_sumw2=bmc2,
-                      background=bkg, spurious_signal=spur, signal_variations=var)
+        t = Templates(
+            edges=edges,
+            categories=cats,
+            signal=sig,
+            signal_sumw2=sig2,
+            background_mc={c: bmc[c] + (mu_data - 1.0) * sig[c] for c in cats},
+            background_mc_sumw2=bmc2,
+            background=bkg,
+            spurious_signal=spur,
+            signal_variations=var,
+        )
     return t
 
 

@@ -1,4 +1,5 @@
 """Cross-key config constraints are refused before any job runs, with the keys named."""
+
 import copy
 import subprocess
 import sys
@@ -29,25 +30,40 @@ def test_shipped_configs_pass(name):
     assert problems(load_config(REPO / f"config/{name}.yaml")) == []
 
 
-@pytest.mark.parametrize("edits, message", [
-    ([("split.n_trials", 4)], "split.n_trials is 4 but split.seeds has only 3 seeds"),
-    ([("split.seeds", [11, 11, 33])], "split.seeds [11, 11, 33] repeat a seed"),
-    ([("fit.trial", 3)], "fit.trial is 3 but split.n_trials is 3 (trials 0 to 2)"),
-    ([("friends.trial", 7)], "friends.trial is 7 but split.n_trials is 3"),
-    ([("evaluation.roc_trial", 3)], "evaluation.roc_trial is 3 but split.n_trials is 3"),
-    ([("split.n_trials", 1), ("fit.trial", 1)], "fit.trial is 1 but split.n_trials is 1 (trials 0 to 0)"),
-    ([("resolution_map.sample", "signl")], "resolution_map.sample 'signl' is not one of samples"),
-    ([("runs.0.loss", "bce_dsco")], "runs[0].loss 'bce_dsco' is not one of losses"),
-    ([("runs.2.loss", "bce_disco")], "runs[2]: model 'xgboost' supports only a BCE loss without DisCo"),
-    ([("runs.1.model", "etn"), ("runs.1.loss", "bce")], "runs[1] repeats etn_bce"),
-    ([("training.narrow_window", [130.0, 120.0])], "training.narrow_window [130.0, 120.0] is not an interval"),
-    ([("training.narrow_window", [90.0, 130.0])], "training.narrow_window [90.0, 130.0] is not inside"),
-    ([("training.events_per_epoch", 1)], "training.events_per_epoch is 1"),
-    ([("selection.mllg_min", 180.0)], "selection.mllg_min 180.0 is not below selection.mllg_max 180.0"),
-    ([(f"samples.{name}.kind", "signal") for name, spec in CI["samples"].items() if spec["kind"] == "background"],
-     "at least one signal and one background sample"),
-    ([("fit.variations", {})], "fit.systematics.shape lists 'photon_energy_scale' but fit.variations has no size"),
-])
+@pytest.mark.parametrize(
+    "edits, message",
+    [
+        ([("split.n_trials", 4)], "split.n_trials is 4 but split.seeds has only 3 seeds"),
+        ([("split.seeds", [11, 11, 33])], "split.seeds [11, 11, 33] repeat a seed"),
+        ([("fit.trial", 3)], "fit.trial is 3 but split.n_trials is 3 (trials 0 to 2)"),
+        ([("friends.trial", 7)], "friends.trial is 7 but split.n_trials is 3"),
+        ([("evaluation.roc_trial", 3)], "evaluation.roc_trial is 3 but split.n_trials is 3"),
+        ([("split.n_trials", 1), ("fit.trial", 1)], "fit.trial is 1 but split.n_trials is 1 (trials 0 to 0)"),
+        ([("resolution_map.sample", "signl")], "resolution_map.sample 'signl' is not one of samples"),
+        ([("runs.0.loss", "bce_dsco")], "runs[0].loss 'bce_dsco' is not one of losses"),
+        ([("runs.2.loss", "bce_disco")], "runs[2]: model 'xgboost' supports only a BCE loss without DisCo"),
+        ([("runs.1.model", "etn"), ("runs.1.loss", "bce")], "runs[1] repeats etn_bce"),
+        (
+            [("training.narrow_window", [130.0, 120.0])],
+            "training.narrow_window [130.0, 120.0] is not an interval",
+        ),
+        ([("training.narrow_window", [90.0, 130.0])], "training.narrow_window [90.0, 130.0] is not inside"),
+        ([("training.events_per_epoch", 1)], "training.events_per_epoch is 1"),
+        ([("selection.mllg_min", 180.0)], "selection.mllg_min 180.0 is not below selection.mllg_max 180.0"),
+        (
+            [
+                (f"samples.{name}.kind", "signal")
+                for name, spec in CI["samples"].items()
+                if spec["kind"] == "background"
+            ],
+            "at least one signal and one background sample",
+        ),
+        (
+            [("fit.variations", {})],
+            "fit.systematics.shape lists 'photon_energy_scale' but fit.variations has no size",
+        ),
+    ],
+)
 def test_each_cross_key_constraint_is_refused_with_its_keys(edits, message):
     with pytest.raises(ConfigError) as err:
         check_config(edited(*edits))
@@ -64,8 +80,13 @@ def test_snakemake_refuses_the_config_before_any_job(tmp_path):
     """The KeyError of the review (n_trials > seeds, met in training) is now a config error of the dry run."""
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(edited(("split.n_trials", 4), ("fit.trial", 3))))
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", str(bad)],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", str(bad)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "split.n_trials is 4 but split.seeds has only 3 seeds" in out
@@ -77,7 +98,10 @@ def test_canonical_sorts_every_mapping_and_keeps_lists_and_the_samples_order():
     b = {"a": 0, "b": {"x": [{"p": 2, "q": 1}], "y": 1}}
     assert repr(canonical(a)) == repr(canonical(b)) == "{'a': 0, 'b': {'x': [{'p': 2, 'q': 1}], 'y': 1}}"
     assert canonical({"l": [3, 1, 2]}) == {"l": [3, 1, 2]}
-    cfg = {"split": {"seeds": [1], "n_trials": 1}, "samples": {"zz": {"kind": "signal", "generate": {}}, "aa": {}}}
+    cfg = {
+        "split": {"seeds": [1], "n_trials": 1},
+        "samples": {"zz": {"kind": "signal", "generate": {}}, "aa": {}},
+    }
     canonicalise_config(cfg)
     assert list(cfg) == ["samples", "split"] and list(cfg["split"]) == ["n_trials", "seeds"]
     assert list(cfg["samples"]) == ["zz", "aa"] and list(cfg["samples"]["zz"]) == ["generate", "kind"]
@@ -105,5 +129,10 @@ def test_an_overlay_merges_key_by_key_and_replaces_samples_whole(tmp_path):
     from hzg.config_checks import merge_overlay
 
     default = {"training": {"epochs": 5, "seed": 1}, "samples": {"s": {"kind": "signal", "xsec_pb": 1.0}}}
-    merged = merge_overlay(default, {"training": {"epochs": 7}, "samples": {"s": {"kind": "signal", "k_factor": 2}}})
-    assert merged == {"training": {"epochs": 7, "seed": 1}, "samples": {"s": {"kind": "signal", "k_factor": 2}}}
+    merged = merge_overlay(
+        default, {"training": {"epochs": 7}, "samples": {"s": {"kind": "signal", "k_factor": 2}}}
+    )
+    assert merged == {
+        "training": {"epochs": 7, "seed": 1},
+        "samples": {"s": {"kind": "signal", "k_factor": 2}},
+    }

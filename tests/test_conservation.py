@@ -1,5 +1,6 @@
 """Conservation on the ci run: every event and weight is accounted for from the n-tuple through the cutflow, the skim,
 the features and the trial splits to the scores (friend trees: tests/test_friends.py)."""
+
 import json
 import math
 
@@ -19,14 +20,17 @@ def test_cutflow_conserves_events_and_weights_from_ntuple_to_skim(ci_run):
             events = uproot.open(ci_run / f"results/mc/{sample}/{chunk}.root")["Events"]
             weights = events["genWeight"].array(library="np")
             flow = json.loads((ci_run / f"results/skim/{sample}/{chunk}.cutflow.json").read_text())["cutflow"]
-            skim = uproot.open(ci_run / f"results/skim/{sample}/{chunk}.root")["Skim"].arrays(["entry", "weight"],
-                                                                                            library="np")
+            skim = uproot.open(ci_run / f"results/skim/{sample}/{chunk}.root")["Skim"].arrays(
+                ["entry", "weight"], library="np"
+            )
             assert flow[0]["n_raw"] == events.num_entries
             assert math.isclose(flow[0]["sum_weights"], weights.sum(), rel_tol=1e-12)
             assert all(a["n_raw"] >= b["n_raw"] for a, b in zip(flow, flow[1:]))
             assert flow[-1]["n_raw"] == len(skim["entry"])
             assert math.isclose(flow[-1]["sum_weights"], skim["weight"].sum(), rel_tol=1e-12, abs_tol=1e-12)
-            np.testing.assert_array_equal(skim["weight"], weights[skim["entry"]])  # each event keeps its weight
+            np.testing.assert_array_equal(
+                skim["weight"], weights[skim["entry"]]
+            )  # each event keeps its weight
 
 
 def test_features_hold_exactly_the_skimmed_events_and_the_splits_partition_them(ci_run):
@@ -35,7 +39,9 @@ def test_features_hold_exactly_the_skimmed_events_and_the_splits_partition_them(
         frame = pd.read_parquet(ci_run / f"results/features/{sample}.parquet")
         keys = set()
         for chunk in range(spec["generate"]["n_chunks"]):
-            entries = uproot.open(ci_run / f"results/skim/{sample}/{chunk}.root")["Skim"]["entry"].array(library="np")
+            entries = uproot.open(ci_run / f"results/skim/{sample}/{chunk}.root")["Skim"]["entry"].array(
+                library="np"
+            )
             keys |= {(chunk, int(e)) for e in entries}
         assert len(frame) == len(keys) and set(zip(frame["chunk"], frame["entry"])) == keys
         for trial in range(cfg["split"]["n_trials"]):
@@ -54,10 +60,14 @@ def test_every_trial_scores_every_event_once(ci_run):
     keys = frames.set_index(["sample_id", "chunk", "entry"]).index
     for run in cfg["runs"]:
         for trial in range(cfg["split"]["n_trials"]):
-            scores = pd.read_parquet(ci_run / f"results/models/{run['model']}_{run['loss']}/trial{trial}/scores.parquet")
+            scores = pd.read_parquet(
+                ci_run / f"results/models/{run['model']}_{run['loss']}/trial{trial}/scores.parquet"
+            )
             idx = scores.set_index(["sample_id", "chunk", "entry"]).index
             assert idx.is_unique and idx.sort_values().equals(keys.sort_values())
-            merged = scores.merge(frames[["sample_id", "chunk", "entry", f"split_{trial}", "weight"]],
-                                  on=["sample_id", "chunk", "entry"])
+            merged = scores.merge(
+                frames[["sample_id", "chunk", "entry", f"split_{trial}", "weight"]],
+                on=["sample_id", "chunk", "entry"],
+            )
             np.testing.assert_array_equal(merged["split"], merged[f"split_{trial}"])
             np.testing.assert_array_equal(merged["weight_x"], merged["weight_y"])

@@ -1,4 +1,5 @@
 """Detector response: resolutions, acceptance, efficiencies, isolation, determinism."""
+
 from pathlib import Path
 import awkward as ak
 import numpy as np
@@ -13,12 +14,16 @@ CONFIG = yaml.safe_load((Path(__file__).resolve().parents[1] / "config/config.ya
 def test_ecal_resolution_formula_barrel_and_endcap():
     # barrel photon, E = 100 GeV: sqrt((0.08/10)^2 + (0.2/100)^2 + 0.01^2)
     expected = np.sqrt(0.008**2 + 0.002**2 + 0.01**2)
-    assert detector.ecal_resolution(np.array([100.0]), np.array([0.5]), detector.PHOTON_RESOLUTION)[0] == pytest.approx(expected)
+    assert detector.ecal_resolution(np.array([100.0]), np.array([0.5]), detector.PHOTON_RESOLUTION)[
+        0
+    ] == pytest.approx(expected)
     endcap = detector.ecal_resolution(np.array([100.0]), np.array([2.0]), detector.PHOTON_RESOLUTION)[0]
     assert endcap == pytest.approx(np.sqrt(0.015**2 + 0.003**2 + 0.025**2))
     # resolution improves with energy
-    assert detector.relative_resolution("Electron", np.array([20.0]), np.array([0.0]))[0] > \
-        detector.relative_resolution("Electron", np.array([80.0]), np.array([0.0]))[0]
+    assert (
+        detector.relative_resolution("Electron", np.array([20.0]), np.array([0.0]))[0]
+        > detector.relative_resolution("Electron", np.array([80.0]), np.array([0.0]))[0]
+    )
 
 
 def test_muon_resolution_regions():
@@ -28,7 +33,9 @@ def test_muon_resolution_regions():
 
 def test_acceptance_gap_only_for_ecal_objects():
     eta = np.array([0.0, 1.5, -1.5, 2.45, 2.55])
-    np.testing.assert_array_equal(detector.in_acceptance("Photon", eta, 2.5, (1.4442, 1.566)), [1, 0, 0, 1, 0])
+    np.testing.assert_array_equal(
+        detector.in_acceptance("Photon", eta, 2.5, (1.4442, 1.566)), [1, 0, 0, 1, 0]
+    )
     np.testing.assert_array_equal(detector.in_acceptance("Muon", eta, 2.4, (1.4442, 1.566)), [1, 1, 1, 0, 0])
 
 
@@ -59,7 +66,12 @@ def test_isolation_sums_other_particles_inside_the_cone():
 
 
 def test_reconstruct_is_seeded_and_applies_isolation():
-    isolated = _event(np.array([13, -13, 22]), np.array([45.0, 40.0, 30.0]), np.array([0.1, -0.5, 1.0]), np.array([0.0, 3.0, 1.5]))
+    isolated = _event(
+        np.array([13, -13, 22]),
+        np.array([45.0, 40.0, 30.0]),
+        np.array([0.1, -0.5, 1.0]),
+        np.array([0.0, 3.0, 1.5]),
+    )
     busy = _event(np.array([22, 21]), np.array([30.0, 20.0]), np.array([0.0, 0.1]), np.array([0.0, 0.0]))
     parts = _particles([isolated, busy])
     a = detector.reconstruct(parts, CONFIG, np.random.default_rng(5))

@@ -1,4 +1,5 @@
 """The CPU dropout with a 31-bit integer mask (hzg.learn.models.dropout)."""
+
 from __future__ import annotations
 
 import pytest

@@ -5,6 +5,7 @@ script imports, directly or through the hzg modules it uses.
 Imports are read from the source (AST), including the ones inside functions (the library imports torch,
 xgboost, sklearn and pythia8mc lazily), and followed through hzg transitively.
 """
+
 import ast
 import re
 import subprocess
@@ -43,8 +44,11 @@ def rules() -> dict[str, dict]:
         pattern = r"^([ \t]*)(?:rule|checkpoint)\s*(\w*)\s*:[^\n]*\n((?:\1[ \t]+[^\n]*\n|[ \t]*\n)*)"
         for m in re.finditer(pattern, text, re.M):
             name, body = m.group(2), m.group(3)
-            names = [name] if name else re.findall(r'"(\w+)"', re.search(r"^[ \t]+name:\s*\n?([^\n]*)", body, re.M)
-                                                     .group(1))
+            names = (
+                [name]
+                if name
+                else re.findall(r'"(\w+)"', re.search(r"^[ \t]+name:\s*\n?([^\n]*)", body, re.M).group(1))
+            )
             entry = {"file": path}
             for directive in ("conda", "script"):
                 d = re.search(rf"^[ \t]+{directive}:\s*(?:\n[ \t]+)?[\"']([^\"']+)[\"']", body, re.M)
@@ -58,8 +62,13 @@ def rules() -> dict[str, dict]:
 @cache
 def listed_rules() -> set[str]:
     """The rules Snakemake itself sees (for config/ci.yaml)."""
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--list-rules", "--configfile", "config/ci.yaml"],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--list-rules", "--configfile", "config/ci.yaml"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {line.strip() for line in proc.stdout.splitlines() if re.fullmatch(r"\s*\w+\s*", line)}
 
@@ -194,10 +203,13 @@ def test_env_installs_the_package_with_its_stage_extra(path):
     raw = spec["raw"]
     assert raw["name"] == f"hzg-{path.stem}"
     assert raw["channels"][0] == "conda-forge" and "defaults" not in raw["channels"]
-    assert spec["conda"]["python"] == "3.11" and Requirement(f"python{project()['requires-python']}").specifier.contains("3.11")
+    assert spec["conda"]["python"] == "3.11" and Requirement(
+        f"python{project()['requires-python']}"
+    ).specifier.contains("3.11")
     assert "pip" in spec["conda"], f"{path.name}: pip itself comes from conda-forge"
-    assert set(spec["conda"]) <= {"python", "pip", "cxx-compiler"}, \
+    assert set(spec["conda"]) <= {"python", "pip", "cxx-compiler"}, (
         f"{path.name}: Python packages come from pyproject.toml through pip, not from conda: {sorted(spec['conda'])}"
+    )
     assert env_extra(path) == path.stem and path.stem in project()["optional-dependencies"]
 
 
@@ -210,7 +222,9 @@ def test_every_library_import_is_a_declared_dependency():
         for name in imports_of(path, module)[1]:
             if PYPI_NAME.get(name, name).lower() not in declared:
                 missing.setdefault(name, []).append(str(path.relative_to(REPO)))
-    assert not missing, f"imported by the library but not in pyproject.toml's dependencies or extras: {missing}"
+    assert not missing, (
+        f"imported by the library but not in pyproject.toml's dependencies or extras: {missing}"
+    )
 
 
 def test_every_rule_env_provides_what_its_script_imports():
@@ -223,8 +237,10 @@ def test_every_rule_env_provides_what_its_script_imports():
         provided = extra_requirements(extra)
         for module, chain in sorted(third_party_imports(entry["script"]).items()):
             if PYPI_NAME.get(module, module).lower() not in provided:
-                gaps.append(f"rule {name}: extra [{extra}] (envs/{entry['conda'].name}) lacks {PYPI_NAME.get(module, module)} "
-                            f"(import {module}: {' -> '.join(chain)})")
+                gaps.append(
+                    f"rule {name}: extra [{extra}] (envs/{entry['conda'].name}) lacks {PYPI_NAME.get(module, module)} "
+                    f"(import {module}: {' -> '.join(chain)})"
+                )
     assert not gaps, "\n".join(gaps)
 
 

@@ -1,4 +1,5 @@
 """Tests for hzg.results.evaluation: every Table I metric on constructed inputs with known answers."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,14 @@ from hzg.results import evaluation as ev
 from hzg.results import tables
 from hzg import metrics, registry
 
-CFG = {"n_score_bins": 8, "mass_bins": {"n": 80, "range": [100.0, 180.0]}, "window": [120.0, 130.0],
-       "overtraining_test": "chi2_ww", "overtraining_bins": 20, "random_seed": 7}
+CFG = {
+    "n_score_bins": 8,
+    "mass_bins": {"n": 80, "range": [100.0, 180.0]},
+    "window": [120.0, 130.0],
+    "overtraining_test": "chi2_ww",
+    "overtraining_bins": 20,
+    "random_seed": 7,
+}
 EDGES = ev.mass_edges(CFG["mass_bins"])
 
 
@@ -29,8 +36,15 @@ def toy_events(n_sig: int, n_bkg: int, seed: int = 0, separation: float = 1.0) -
     y = np.r_[np.ones(n_sig), np.zeros(len(m_bkg))].astype(np.int8)
     score = 1 / (1 + np.exp(-(rng.normal(0, 1, len(y)) + separation * (2 * y - 1))))
     weight = np.where(y == 1, 10.0 / n_sig, 1e4 / len(m_bkg))
-    return pd.DataFrame({"score": score, "mllg": np.r_[m_sig, m_bkg], "weight": weight, "is_signal": y,
-                         "split": rng.integers(0, 3, len(y)).astype(np.int8)})
+    return pd.DataFrame(
+        {
+            "score": score,
+            "mllg": np.r_[m_sig, m_bkg],
+            "weight": weight,
+            "is_signal": y,
+            "split": rng.integers(0, 3, len(y)).astype(np.int8),
+        }
+    )
 
 
 # ---------------------------------------------------------------- AUC
@@ -38,18 +52,22 @@ def test_auc_perfect_separation_inverted_and_window():
     mass = np.full(6, 125.0)
     y = np.array([0, 0, 0, 1, 1, 1])
     w = np.ones(6)
-    assert ev.window_auc(np.array([.1, .2, .3, .7, .8, .9]), mass, w, y, (120, 130)) == pytest.approx(1.0)
-    assert ev.window_auc(np.array([.9, .8, .7, .3, .2, .1]), mass, w, y, (120, 130)) == pytest.approx(0.0)
+    assert ev.window_auc(np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9]), mass, w, y, (120, 130)) == pytest.approx(
+        1.0
+    )
+    assert ev.window_auc(np.array([0.9, 0.8, 0.7, 0.3, 0.2, 0.1]), mass, w, y, (120, 130)) == pytest.approx(
+        0.0
+    )
     # events outside 120-130 GeV do not count, even when they would spoil the separation
     mass2 = np.r_[mass, 110.0, 150.0]
-    score2 = np.r_[.1, .2, .3, .7, .8, .9, .99, .01]
+    score2 = np.r_[0.1, 0.2, 0.3, 0.7, 0.8, 0.9, 0.99, 0.01]
     assert ev.window_auc(score2, mass2, np.ones(8), np.r_[y, 0, 1], (120, 130)) == pytest.approx(1.0)
 
 
 def test_auc_sets_negative_weights_to_zero_and_matches_hand_value():
     mass = np.full(5, 125.0)
     y = np.array([0, 0, 1, 1, 0])
-    score = np.array([.1, .6, .5, .9, .95])
+    score = np.array([0.1, 0.6, 0.5, 0.9, 0.95])
     # the negative-weight background at 0.95 counts as weight 0; left: bkg .1 and .6, sig .5 and .9
     # pairs (sig > bkg): (.5,.1), (.9,.1), (.9,.6) of 4 -> 0.75
     w = np.array([1.0, 1.0, 1.0, 1.0, -3.0])
@@ -58,7 +76,9 @@ def test_auc_sets_negative_weights_to_zero_and_matches_hand_value():
 
 def test_auc_of_one_class_is_refused():
     with pytest.raises(ValueError, match="only one class"):
-        ev.window_auc(np.array([.1, .2]), np.array([125.0, 125.0]), np.ones(2), np.array([1, 1]), (120, 130))
+        ev.window_auc(
+            np.array([0.1, 0.2]), np.array([125.0, 125.0]), np.ones(2), np.array([1, 1]), (120, 130)
+        )
 
 
 # ---------------------------------------------------------------- background mass correlation
@@ -83,7 +103,9 @@ def test_identical_background_shapes_in_every_score_bin_give_zero():
 
 
 def test_score_independent_of_mass_gives_only_statistical_noise_and_score_equal_mass_a_large_one():
-    frame = toy_events(50_000, 800_000, seed=1, separation=0.0)  # about 100 000 background events per score bin
+    frame = toy_events(
+        50_000, 800_000, seed=1, separation=0.0
+    )  # about 100 000 background events per score bin
     s, m, w, y = (frame[c].to_numpy() for c in ("score", "mllg", "weight", "is_signal"))
     independent = ev.background_correlation(s, m, w, y, 8, EDGES)
     # multinomial noise of a normalised histogram of N_k events: var = p (1 - p) / N_k per mass bin;
@@ -100,7 +122,9 @@ def test_score_independent_of_mass_gives_only_statistical_noise_and_score_equal_
 
 def test_background_mass_shapes_are_normalised_per_score_bin():
     frame = toy_events(2_000, 20_000, seed=2)
-    shapes = ev.background_mass_shapes(*(frame[c].to_numpy() for c in ("score", "mllg", "weight", "is_signal")), 8, EDGES)
+    shapes = ev.background_mass_shapes(
+        *(frame[c].to_numpy() for c in ("score", "mllg", "weight", "is_signal")), 8, EDGES
+    )
     assert shapes.shape == (8, 80)
     np.testing.assert_allclose(shapes.sum(axis=1), 1.0)
 
@@ -134,8 +158,10 @@ def test_trial_records_the_mc_stat_uncertainty_and_the_background_mc_per_bin():
     assert len(bins) == 8 and all(keys <= set(b) for b in bins)
     # the raw background MC events of each bin's mass window, counted here by hand
     bkg = ~y.astype(bool)
-    counted = [int(np.sum(bkg & (s > lo) & (s <= hi) & (m >= m_lo) & (m <= m_hi)))
-               for (lo, hi), (m_lo, m_hi) in ((b["edges"], b["window"]) for b in bins)]
+    counted = [
+        int(np.sum(bkg & (s > lo) & (s <= hi) & (m >= m_lo) & (m <= m_hi)))
+        for (lo, hi), (m_lo, m_hi) in ((b["edges"], b["window"]) for b in bins)
+    ]
     assert res["background_mc_per_bin"] == [b["n_b_mc"] for b in bins] == counted
     assert sum(counted) > 0
     # equal unit weights per class within the split: sum w^2 = w * b
@@ -175,7 +201,9 @@ def test_scaled_weights_restore_the_full_yield_of_the_test_split():
 # ---------------------------------------------------------------- overtraining tests
 def test_chi2_ww_hand_value_and_unit_weight_limit():
     # W1 = 30, W2 = 40; bin 1: (40*10 - 30*20)^2 / (30^2*20 + 40^2*10) = 40000/34000; bin 2: 40000/50000
-    r = ev.chi2_ww(np.array([10.0, 20.0]), np.array([10.0, 20.0]), np.array([20.0, 20.0]), np.array([20.0, 20.0]))
+    r = ev.chi2_ww(
+        np.array([10.0, 20.0]), np.array([10.0, 20.0]), np.array([20.0, 20.0]), np.array([20.0, 20.0])
+    )
     assert r["chi2"] == pytest.approx(40000 / 34000 + 40000 / 50000)
     assert r["ndf"] == 1
     assert r["p_value"] == pytest.approx(stats.chi2.sf(r["chi2"], 1))
@@ -200,12 +228,22 @@ def test_chi2_ww_is_invariant_under_the_scale_of_each_histogram():
 def test_overtraining_p_value_is_uniform_for_identical_distributions_and_tiny_for_shifted_ones(method):
     rng = np.random.default_rng(6)
     edges = np.linspace(-4, 4, 21)
-    p = [ev.compare_train_test(rng.normal(size=1000), np.full(1000, 0.3), rng.normal(size=1000), np.full(1000, 0.7),
-                               edges, method)["p_value"] for _ in range(300)]
+    p = [
+        ev.compare_train_test(
+            rng.normal(size=1000),
+            np.full(1000, 0.3),
+            rng.normal(size=1000),
+            np.full(1000, 0.7),
+            edges,
+            method,
+        )["p_value"]
+        for _ in range(300)
+    ]
     assert stats.kstest(p, "uniform").pvalue > 0.01
     assert 0.4 < np.mean(p) < 0.6
-    shifted = ev.compare_train_test(rng.normal(size=5000), np.ones(5000), rng.normal(0.3, 1, 5000), np.ones(5000),
-                                    edges, method)
+    shifted = ev.compare_train_test(
+        rng.normal(size=5000), np.ones(5000), rng.normal(0.3, 1, 5000), np.ones(5000), edges, method
+    )
     assert shifted["p_value"] < 1e-6
 
 
@@ -219,8 +257,11 @@ def test_overtraining_of_a_trial_combines_the_classes():
     # an overtrained classifier: training events pushed to the extremes
     train = frame["split"] == 0
     y = frame["is_signal"] == 1
-    over = frame.assign(score=np.where(train, np.where(y, 1 - 0.5 * (1 - frame["score"]), 0.5 * frame["score"]),
-                                       frame["score"]))
+    over = frame.assign(
+        score=np.where(
+            train, np.where(y, 1 - 0.5 * (1 - frame["score"]), 0.5 * frame["score"]), frame["score"]
+        )
+    )
     assert ev.overtraining(over, (120, 130), 20, "chi2_ww")["p_value"] < 1e-6
     with pytest.raises(ValueError, match="overtraining_test"):
         ev.overtraining(frame, (120, 130), 20, "anderson")
@@ -229,8 +270,12 @@ def test_overtraining_of_a_trial_combines_the_classes():
 # ---------------------------------------------------------------- aggregation and Table I
 def test_mean_and_sample_std_over_trials():
     assert ev.aggregate([1.0, 2.0, 3.0]) == {"mean": 2.0, "std": 1.0, "n": 3, "n_trials": 3}
-    assert ev.aggregate([1.0, None, 3.0, float("nan")]) == {"mean": 2.0, "std": pytest.approx(math.sqrt(2)), "n": 2,
-                                                            "n_trials": 4}
+    assert ev.aggregate([1.0, None, 3.0, float("nan")]) == {
+        "mean": 2.0,
+        "std": pytest.approx(math.sqrt(2)),
+        "n": 2,
+        "n_trials": 4,
+    }
     assert ev.aggregate([None, None]) == {"mean": None, "std": None, "n": 0, "n_trials": 2}
     assert ev.aggregate([4.0]) == {"mean": 4.0, "std": None, "n": 1, "n_trials": 1}
     assert tables.format_mean_std({"mean": 1.5234, "std": 0.0312}, 2) == "1.52 ± 0.03"
@@ -240,12 +285,24 @@ def test_mean_and_sample_std_over_trials():
 
 
 def test_table_one_shows_how_many_trials_a_mean_is_over_and_the_log_says_why(caplog):
-    trials = [{"trial": t, "significance": z, "significance_mc_err": 0.1, "auc": 0.75, "bkg_correlation": 1e-3,
-               "best_epoch": None, "overtraining_p": 0.5} for t, z in enumerate([1.42, float("nan"), 1.62])]
+    trials = [
+        {
+            "trial": t,
+            "significance": z,
+            "significance_mc_err": 0.1,
+            "auc": 0.75,
+            "bkg_correlation": 1e-3,
+            "best_epoch": None,
+            "overtraining_p": 0.5,
+        }
+        for t, z in enumerate([1.42, float("nan"), 1.62])
+    ]
     summary = ev.summarise(trials, "etn_bce")
     assert summary["significance"]["n"] == 2 and summary["significance"]["n_trials"] == 3
-    assert "etn_bce: significance is NaN or missing in trial(s) [1]; its mean and std are over the other 2 of 3" \
+    assert (
+        "etn_bce: significance is NaN or missing in trial(s) [1]; its mean and std are over the other 2 of 3"
         in caplog.text
+    )
     assert "best_epoch" not in caplog.text  # N.A. in every trial (a tree): nothing dropped, nothing to say
     bce = {"kind": "bce", "disco_lambda": 0.0}
     table = tables.table_one([("etn", bce, {"summary": summary})])
@@ -259,21 +316,40 @@ def test_table_one_shows_how_many_trials_a_mean_is_over_and_the_log_says_why(cap
 
 def _summary(z: float, epoch: float | None) -> dict:
     stat = {"mean": z, "std": 0.01}
-    return {"summary": {"significance": stat, "auc": {"mean": .75, "std": .002}, "bkg_correlation": {"mean": 1e-3, "std": 1e-4},
-                        "best_epoch": {"mean": epoch, "std": 5.0 if epoch else None}, "overtraining_p": {"mean": .4, "std": .2}}}
+    return {
+        "summary": {
+            "significance": stat,
+            "auc": {"mean": 0.75, "std": 0.002},
+            "bkg_correlation": {"mean": 1e-3, "std": 1e-4},
+            "best_epoch": {"mean": epoch, "std": 5.0 if epoch else None},
+            "overtraining_p": {"mean": 0.4, "std": 0.2},
+        }
+    }
 
 
 def test_table_one_has_the_paper_columns_labels_and_order():
     bce, ext = {"kind": "bce", "disco_lambda": 0.0}, {"kind": "extreme", "disco_lambda": 0.0}
     bce_d, ext_d = {"kind": "bce", "disco_lambda": 10.0}, {"kind": "extreme", "disco_lambda": 50.0}
-    rows = [("etn", bce_d, _summary(1.52, 670)), ("dfnn", ext, _summary(1.46, 487)), ("xgboost", bce, _summary(1.49, None)),
-            ("etn", bce, _summary(1.51, 570)), ("random", None, _summary(0.5, None)), ("fnn", ext_d, _summary(1.46, 327)),
-            ("bdt", bce, _summary(1.17, None))]
+    rows = [
+        ("etn", bce_d, _summary(1.52, 670)),
+        ("dfnn", ext, _summary(1.46, 487)),
+        ("xgboost", bce, _summary(1.49, None)),
+        ("etn", bce, _summary(1.51, 570)),
+        ("random", None, _summary(0.5, None)),
+        ("fnn", ext_d, _summary(1.46, 327)),
+        ("bdt", bce, _summary(1.17, None)),
+    ]
     table = tables.table_one(rows)
     assert list(table.columns) == list(tables.TABLE_COLUMNS)
     assert list(zip(table["Technique"], table["Loss"])) == [
-        ("Random", "N.A."), ("BDT", "N.A."), ("XGBoost", "N.A."), ("DFNN", "Ext"), ("ETN", "BCE"),
-        ("FNN", "Ext+DisCo"), ("ETN", "BCE+DisCo")]
+        ("Random", "N.A."),
+        ("BDT", "N.A."),
+        ("XGBoost", "N.A."),
+        ("DFNN", "Ext"),
+        ("ETN", "BCE"),
+        ("FNN", "Ext+DisCo"),
+        ("ETN", "BCE+DisCo"),
+    ]
     first = table.iloc[-1]
     assert first["Signi."] == "1.52 ± 0.01" and first["AUC (%)"] == "75.0 ± 0.2"
     assert first["Bkg. Corr. (1e-3)"] == "1.0 ± 0.1" and first["Best epoch"] == "670 ± 5"
@@ -297,7 +373,10 @@ def test_table_one_shows_the_mc_stat_uncertainty_and_marks_too_few_background_mc
     assert rows["XGBoost"]["Signi."] == "1.49 ± 0.01 †" and rows["XGBoost"]["Signi. MC stat."] == "0.25"
     assert rows["Random"]["Signi."] == "0.50 ± 0.01" and rows["Random"]["Signi. MC stat."] == "N.A."
     note = tables.table_note(results)
-    assert "† " not in tables.table_note([results[0]]) and "fewer than 20 background MC events (fewest: 7)" in note
+    assert (
+        "† " not in tables.table_note([results[0]])
+        and "fewer than 20 background MC events (fewest: 7)" in note
+    )
     paths = tables.write_table(table, tmp_path / "table1", caption="Table I", note=note)
     md, csv, tex = (path.read_text() for path in paths)
     assert "1.49 ± 0.01 †" in md and md.rstrip().endswith(note) and "1.49 ± 0.01 †" in csv and note not in csv
@@ -337,14 +416,18 @@ def test_evaluate_run_writes_strict_json_with_every_trial_and_the_summary(tmp_pa
     assert res["summary"]["significance_mc_err"]["mean"] == pytest.approx(np.mean(errs)) and min(errs) > 0
     counts = [t["background_mc_per_bin"] for t in res["trials"]]
     assert all(len(c) == 8 for c in counts)
-    assert res["summary"]["background_mc"] == {"threshold": 20, "min_count": min(map(min, counts)),
-                                               "low_trials": [t for t, c in enumerate(counts) if min(c) < 20]}
+    assert res["summary"]["background_mc"] == {
+        "threshold": 20,
+        "min_count": min(map(min, counts)),
+        "low_trials": [t for t, c in enumerate(counts) if min(c) < 20],
+    }
 
 
 def test_random_classifier_through_the_feature_files(tmp_path):
     frame = toy_events(3_000, 30_000, seed=20)
     features = frame.drop(columns=["score", "split"]).assign(
-        split_0=frame["split"], split_1=(frame["split"] + 1) % 3, split_2=(frame["split"] + 2) % 3)
+        split_0=frame["split"], split_1=(frame["split"] + 1) % 3, split_2=(frame["split"] + 2) % 3
+    )
     features.iloc[:1000].to_parquet(tmp_path / "a.parquet")
     features.iloc[1000:].to_parquet(tmp_path / "b.parquet")
     res = ev.evaluate_random([tmp_path / "a.parquet", tmp_path / "b.parquet"], 3, CFG)
@@ -355,8 +438,18 @@ def test_random_classifier_through_the_feature_files(tmp_path):
 
 
 def test_describe_prints_every_trial_and_the_mean():
-    res = {"trials": [{"trial": 0, "significance": 1.23456, "auc": 0.8, "bkg_correlation": None, "best_epoch": None,
-                       "overtraining_p": 0.5}],
-           "summary": {k: {"mean": 1.0, "std": None} for k in ev.METRICS}}
+    res = {
+        "trials": [
+            {
+                "trial": 0,
+                "significance": 1.23456,
+                "auc": 0.8,
+                "bkg_correlation": None,
+                "best_epoch": None,
+                "overtraining_p": 0.5,
+            }
+        ],
+        "summary": {k: {"mean": 1.0, "std": None} for k in ev.METRICS},
+    }
     text = ev.describe(res)
     assert "trial 0: significance 1.235" in text and "best epoch N.A." in text and text.count("\n") == 1

@@ -7,6 +7,7 @@ the README says (`--unlock`, then `--rerun-incomplete`). Its outputs are compare
 (measured: identical); n-tuples, skims, cutflows, features and friend trees byte for byte; tree-model metrics exactly.
 A different seed changes the numbers.
 """
+
 import json
 import math
 import os
@@ -24,8 +25,13 @@ from conftest import copy_workflow, run_killable, snakemake  # noqa: E402
 
 pytestmark = pytest.mark.slow
 REL_TOL = 1e-6
-DATA_GLOBS = ["results/mc/*/*.root", "results/skim/*/*.root", "results/skim/*/*.cutflow.json",
-              "results/features/*.parquet", "results/friends/*/*.root"]
+DATA_GLOBS = [
+    "results/mc/*/*.root",
+    "results/skim/*/*.root",
+    "results/skim/*/*.cutflow.json",
+    "results/features/*.parquet",
+    "results/friends/*/*.root",
+]
 
 
 def _run(work: Path, fault: dict[str, str] | None, *args: str) -> subprocess.CompletedProcess:
@@ -70,7 +76,9 @@ def faulted(tmp_path_factory):
     assert p.returncode != 0 and "Error in rule generate" in p.stdout, p.stdout[-3000:]
     assert not (work / "results/mc/background/1.root").exists()
     # 2. a skim job kills its process group: Snakemake dies with it, as on a node failure
-    p = _run(work, {"HZG_FAULT_AT": "results/skim/signal/0.root", "HZG_FAULT_GROUP": "1"}, "--rerun-incomplete")
+    p = _run(
+        work, {"HZG_FAULT_AT": "results/skim/signal/0.root", "HZG_FAULT_GROUP": "1"}, "--rerun-incomplete"
+    )
     record.append(("skim: Snakemake SIGKILLed", p))
     assert p.returncode == -signal.SIGKILL
     p = _run(work, None, "--rerun-incomplete")
@@ -83,7 +91,9 @@ def faulted(tmp_path_factory):
     assert p.returncode != 0 and "Error in rule train" in p.stdout, p.stdout[-3000:]
     assert (work / "results/models/etn_bce/trial0/resume.pt").exists()
     # 4. the fit killed with Snakemake
-    p = _run(work, {"HZG_FAULT_AT": "results/fit/etn_bce/fit.json", "HZG_FAULT_GROUP": "1"}, "--rerun-incomplete")
+    p = _run(
+        work, {"HZG_FAULT_AT": "results/fit/etn_bce/fit.json", "HZG_FAULT_GROUP": "1"}, "--rerun-incomplete"
+    )
     record.append(("fit: Snakemake SIGKILLed", p))
     assert p.returncode == -signal.SIGKILL
     assert _run(work, None, "--unlock").returncode == 0
@@ -101,17 +111,29 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(faulted, ci_run
     cfg = load_config(ci_run / "config/ci.yaml")
     for run in cfg["runs"]:
         name = f"{run['model']}_{run['loss']}"
-        a, b = _metrics(ci_run / f"results/eval/{name}/metrics.json"), _metrics(faulted / f"results/eval/{name}/metrics.json")
+        a, b = (
+            _metrics(ci_run / f"results/eval/{name}/metrics.json"),
+            _metrics(faulted / f"results/eval/{name}/metrics.json"),
+        )
         if run["model"] in ("xgboost", "bdt"):
             assert a == b, name
         else:
             _close(a, b, name)
         for t in range(cfg["split"]["n_trials"]):
             rel = f"results/models/{name}/trial{t}/scores.parquet"
-            pd.testing.assert_frame_equal(pd.read_parquet(ci_run / rel), pd.read_parquet(faulted / rel),
-                                          rtol=REL_TOL, check_exact=run["model"] in ("xgboost", "bdt"))
-        _close(_metrics(ci_run / f"results/fit/{name}/fit.json"), _metrics(faulted / f"results/fit/{name}/fit.json"))
-    assert (ci_run / "results/tables/table1.csv").read_text() == (faulted / "results/tables/table1.csv").read_text()
+            pd.testing.assert_frame_equal(
+                pd.read_parquet(ci_run / rel),
+                pd.read_parquet(faulted / rel),
+                rtol=REL_TOL,
+                check_exact=run["model"] in ("xgboost", "bdt"),
+            )
+        _close(
+            _metrics(ci_run / f"results/fit/{name}/fit.json"),
+            _metrics(faulted / f"results/fit/{name}/fit.json"),
+        )
+    assert (ci_run / "results/tables/table1.csv").read_text() == (
+        faulted / "results/tables/table1.csv"
+    ).read_text()
 
 
 def test_nothing_is_left_half_written_or_to_do(faulted):
@@ -134,5 +156,10 @@ def test_a_different_seed_changes_the_numbers(faulted, ci_run, tmp_path):
     snakemake(faulted, "results/skim/signal/0.root", "--configfile", str(path))
     import uproot
 
-    with uproot.open(faulted / "results/skim/signal/0.root") as f, uproot.open(ci_run / "results/skim/signal/0.root") as g:
-        assert f["Skim"]["mllg"].array(library="np").tolist() != g["Skim"]["mllg"].array(library="np").tolist()
+    with (
+        uproot.open(faulted / "results/skim/signal/0.root") as f,
+        uproot.open(ci_run / "results/skim/signal/0.root") as g,
+    ):
+        assert (
+            f["Skim"]["mllg"].array(library="np").tolist() != g["Skim"]["mllg"].array(library="np").tolist()
+        )

@@ -1,4 +1,5 @@
 """Features, weights, keys, splits and the mass-resolution map."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,7 +23,9 @@ def test_event_weights_refuse_a_non_finite_or_negative_sum_of_weights(sum_weight
 
 
 def test_event_weights_refuse_non_finite_generator_weights():
-    with pytest.raises(ValueError, match=r"generator weight is NaN or infinite at 2 events, first positions \[1, 3\]"):
+    with pytest.raises(
+        ValueError, match=r"generator weight is NaN or infinite at 2 events, first positions \[1, 3\]"
+    ):
         features.event_weights(np.array([1.0, np.nan, 1.0, np.inf]), 1.0, 1.0, 4.0)
 
 
@@ -33,7 +36,9 @@ def test_split_is_a_function_of_key_and_seed_only():
     entry = np.tile(np.arange(n // 3), 3)
     split = features.split_index(sid, chunk, entry, seed=11, fractions=[1, 1, 1])
     perm = np.random.default_rng(0).permutation(n)
-    np.testing.assert_array_equal(features.split_index(sid[perm], chunk[perm], entry[perm], 11, [1, 1, 1]), split[perm])
+    np.testing.assert_array_equal(
+        features.split_index(sid[perm], chunk[perm], entry[perm], 11, [1, 1, 1]), split[perm]
+    )
     np.testing.assert_allclose(np.bincount(split) / n, [1 / 3] * 3, atol=0.015)
     other = features.split_index(sid, chunk, entry, seed=22, fractions=[1, 1, 1])
     assert 0.3 < np.mean(other == split) < 0.37  # independent trials agree only by chance
@@ -42,21 +47,37 @@ def test_split_is_a_function_of_key_and_seed_only():
 
 
 def test_sample_id_is_stable():
-    assert features.sample_id("signal") == features.sample_id("signal") == 1946981877  # pinned: keys must not change between versions
+    assert (
+        features.sample_id("signal") == features.sample_id("signal") == 1946981877
+    )  # pinned: keys must not change between versions
     assert features.sample_id("signal") != features.sample_id("background")
 
 
 def _res_map(width=0.02):
-    return {"eta_edges": [0.0, 2.5], "pt_edges": [0.0, 1000.0],
-            **{o: {"width": [[width]], "entries": [[100]]} for o in resolution.OBJECTS}}
+    return {
+        "eta_edges": [0.0, 2.5],
+        "pt_edges": [0.0, 1000.0],
+        **{o: {"width": [[width]], "entries": [[100]]} for o in resolution.OBJECTS},
+    }
 
 
 def _skim(**over):
     # a Z at rest-ish decaying back to back plus a photon: hand-checkable angles and dR
-    cols = {"lm_pt": np.array([45.0]), "lm_eta": np.array([0.0]), "lm_phi": np.array([0.0]),
-            "lp_pt": np.array([40.0]), "lp_eta": np.array([0.5]), "lp_phi": np.array([np.pi]),
-            "g_pt": np.array([30.0]), "g_eta": np.array([-0.3]), "g_phi": np.array([np.pi / 2]),
-            "flavour": np.array([13]), "weight": np.array([1.0]), "chunk": np.array([0]), "entry": np.array([0])}
+    cols = {
+        "lm_pt": np.array([45.0]),
+        "lm_eta": np.array([0.0]),
+        "lm_phi": np.array([0.0]),
+        "lp_pt": np.array([40.0]),
+        "lp_eta": np.array([0.5]),
+        "lp_phi": np.array([np.pi]),
+        "g_pt": np.array([30.0]),
+        "g_eta": np.array([-0.3]),
+        "g_phi": np.array([np.pi / 2]),
+        "flavour": np.array([13]),
+        "weight": np.array([1.0]),
+        "chunk": np.array([0]),
+        "entry": np.array([0]),
+    }
     cols.update({k: np.asarray(v) for k, v in over.items()})
     lm = kinematics.four_momenta(cols["lm_pt"], cols["lm_eta"], cols["lm_phi"])
     lp = kinematics.four_momenta(cols["lp_pt"], cols["lp_eta"], cols["lp_phi"])
@@ -80,9 +101,17 @@ def test_compute_features_on_a_hand_event():
     assert row.llg_pt_over_mllg == pytest.approx(np.sqrt(925.0) / skim["mllg"][0])
     # all objects share a 2 % resolution.  sigma_m [GeV] as the authors' process_delphes.cxx: raise each
     # object's pT by 2 % (its four-momentum scales by 1.02), dm_i = m' - m, summed in quadrature.
-    p4 = {o: np.array([skim[f"{o}_pt"][0] * np.cosh(skim[f"{o}_eta"][0]), skim[f"{o}_pt"][0] * np.cos(skim[f"{o}_phi"][0]),
-                       skim[f"{o}_pt"][0] * np.sin(skim[f"{o}_phi"][0]), skim[f"{o}_pt"][0] * np.sinh(skim[f"{o}_eta"][0])])
-          for o in ("lm", "lp", "g")}
+    p4 = {
+        o: np.array(
+            [
+                skim[f"{o}_pt"][0] * np.cosh(skim[f"{o}_eta"][0]),
+                skim[f"{o}_pt"][0] * np.cos(skim[f"{o}_phi"][0]),
+                skim[f"{o}_pt"][0] * np.sin(skim[f"{o}_phi"][0]),
+                skim[f"{o}_pt"][0] * np.sinh(skim[f"{o}_eta"][0]),
+            ]
+        )
+        for o in ("lm", "lp", "g")
+    }
 
     def mass(v):
         return np.sqrt(v[0] ** 2 - v[1:] @ v[1:])
@@ -102,7 +131,9 @@ def test_compute_features_on_a_hand_event():
     lam = np.sqrt((dot(llg, ll) / m) ** 2 - dot(ll, ll))
     assert row.cos_theta == pytest.approx(dot(llg, p4["lp"] - p4["lm"]) / (m * lam), rel=1e-10)
     assert 0.0 <= row.phi < 2 * np.pi
-    assert list(f.columns) == list(features.FEATURES) + list(features.DISCO_FEATURES) + list(features.ALT_FEATURES) + ["mllg"]
+    assert list(f.columns) == list(features.FEATURES) + list(features.DISCO_FEATURES) + list(
+        features.ALT_FEATURES
+    ) + ["mllg"]
 
 
 def test_feature_set_picks_the_form_of_sigma_m():
@@ -133,8 +164,16 @@ def test_check_finite_names_the_feature():
 
 
 def test_sample_frame_has_keys_weights_and_one_split_per_trial():
-    frame = features.sample_frame(_skim(), _res_map(), "signal", "signal", 2.0, 3.0, 10.0,
-                                  {"n_trials": 2, "seeds": [1, 2, 3], "fractions": [1, 1, 1]})
+    frame = features.sample_frame(
+        _skim(),
+        _res_map(),
+        "signal",
+        "signal",
+        2.0,
+        3.0,
+        10.0,
+        {"n_trials": 2, "seeds": [1, 2, 3], "fractions": [1, 1, 1]},
+    )
     assert frame["weight"][0] == pytest.approx(2.0 * 3.0 * 1000.0 / 10.0)
     assert {"sample", "sample_id", "chunk", "entry", "is_signal", "split_0", "split_1"} <= set(frame.columns)
     assert "split_2" not in frame.columns
@@ -165,8 +204,11 @@ def test_resolution_map_needs_truth():
 
 def test_sample_cross_section_from_config_or_k_factor_times_generator():
     from hzg.data import samples
-    recs = [{"n_generated": 100, "sigma_gen_pb": 2.0, "source": "a.root"},
-            {"n_generated": 300, "sigma_gen_pb": 3.0, "source": "b.root"}]
+
+    recs = [
+        {"n_generated": 100, "sigma_gen_pb": 2.0, "source": "a.root"},
+        {"n_generated": 300, "sigma_gen_pb": 3.0, "source": "b.root"},
+    ]
     assert samples.sample_xsec_pb("signal", {"xsec_pb": 5.01e-3}, recs) == 5.01e-3
     assert samples.sample_xsec_pb("background", {"k_factor": 10.0}, recs) == pytest.approx(10.0 * 2.75)
     with pytest.raises(ValueError, match=r"samples.background.k_factor.*a.root"):
@@ -176,9 +218,20 @@ def test_sample_cross_section_from_config_or_k_factor_times_generator():
 def test_normalisation_expected_yield_is_sigma_lumi_selected_over_generated():
     """sigma x L x (selected / generated) per sample, with weights (a biased sample has unequal weights)."""
     from hzg.results import tables
-    recs = {"background": [{"n_generated": 1000, "sum_weights": 400.0, "sigma_gen_pb": 2.0,
-                            "cutflow": [{"cut": "all", "n_raw": 1000, "sum_weights": 400.0},
-                                        {"cut": "mllg_window", "n_raw": 300, "sum_weights": 40.0}]}]}
+
+    recs = {
+        "background": [
+            {
+                "n_generated": 1000,
+                "sum_weights": 400.0,
+                "sigma_gen_pb": 2.0,
+                "cutflow": [
+                    {"cut": "all", "n_raw": 1000, "sum_weights": 400.0},
+                    {"cut": "mllg_window", "n_raw": 300, "sum_weights": 40.0},
+                ],
+            }
+        ]
+    }
     frame = tables.normalisation_frame(recs, {"background": 20.0}, {"background": {"k_factor": 10.0}}, 138.0)
     row = frame.iloc[0]
     assert row["selected fraction [%]"] == pytest.approx(10.0)

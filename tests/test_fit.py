@@ -1,5 +1,6 @@
 """Tests of hzg.results.fit (background shapes, F-test, spurious signal, workspace, inference with pyhf/cabinetry),
 hzg.results.fit.templates, the fit tables and plots. Toys live in tests/fit_toys.py."""
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,13 @@ from hzg.results.fit import inference, shapes
 from hzg.results.fit.results import Block, FitFlags
 
 FINE = np.arange(105.0, 171.0, 1.0)
-NO_SYST = {"luminosity": None, "signal_xsec": None, "signal_mc_stat": False, "spurious_signal": False, "shape": []}
+NO_SYST = {
+    "luminosity": None,
+    "signal_xsec": None,
+    "signal_mc_stat": False,
+    "spurious_signal": False,
+    "shape": [],
+}
 
 
 # ------------------------------------------------------------------------------------------- shapes
@@ -37,13 +44,16 @@ def test_function_integrals_are_exact_and_normalised() -> None:
     assert shapes.bernstein_cdf(np.array([118.0]), 105, 170, [3.0])[0] == pytest.approx(3.0 * 13 / 65)
     a, m = 0.04, 130.0
     assert shapes.exponential_cdf(np.array([m]), 105, 170, 10.0, a)[0] == pytest.approx(
-        10.0 * (1 - np.exp(-a * 25)) / (1 - np.exp(-a * 65)))
+        10.0 * (1 - np.exp(-a * 25)) / (1 - np.exp(-a * 65))
+    )
     assert shapes.exponential_cdf(np.array([m]), 105, 170, 10.0, 0.0)[0] == pytest.approx(10.0 * 25 / 65)
     p = 4.0
     assert shapes.power_law_cdf(np.array([m]), 105, 170, 10.0, p)[0] == pytest.approx(
-        10.0 * (m ** (1 - p) - 105 ** (1 - p)) / (170 ** (1 - p) - 105 ** (1 - p)))
+        10.0 * (m ** (1 - p) - 105 ** (1 - p)) / (170 ** (1 - p) - 105 ** (1 - p))
+    )
     assert shapes.power_law_cdf(np.array([m]), 105, 170, 10.0, 1.0)[0] == pytest.approx(
-        10.0 * np.log(m / 105) / np.log(170 / 105))
+        10.0 * np.log(m / 105) / np.log(170 / 105)
+    )
     with pytest.raises(ValueError, match="unknown background function"):
         shapes.cdf_of("landau", 105, 170)
 
@@ -65,8 +75,9 @@ def test_turnon_functions_integrate_to_the_numerical_integral(core: str) -> None
     assert choice.chosen.passes and choice.chosen.n_parameters <= 4
 
 
-@pytest.mark.parametrize(("coefficients", "order"), [((4000.0, 9000.0, 2000.0), 2),
-                                                      ((6000.0, 1000.0, 6000.0, 500.0), 3)])
+@pytest.mark.parametrize(
+    ("coefficients", "order"), [((4000.0, 9000.0, 2000.0), 2), ((6000.0, 1000.0, 6000.0, 500.0), 3)]
+)
 def test_f_test_picks_the_generating_order(coefficients: tuple[float, ...], order: int) -> None:
     mu = np.diff(shapes.bernstein_cdf(FINE, 105, 170, coefficients))
     counts = np.random.default_rng(7).poisson(mu).astype(float)
@@ -94,14 +105,17 @@ def test_spurious_signal_of_a_flat_toy_is_consistent_with_zero_and_of_a_sculpted
     shape = signal_hist(FINE, 1.0)
     smooth = exp_hist(FINE, 50000.0, 0.03)
     flat = rng.poisson(smooth).astype(float)
-    result = shapes.spurious_signal(flat, flat, FINE, shape, shapes.fit_function(flat, flat, FINE, "exponential"))
+    result = shapes.spurious_signal(
+        flat, flat, FINE, shape, shapes.fit_function(flat, flat, FINE, "exponential")
+    )
     assert abs(result.signal) < 2.5 * result.signal_mc_error
     assert result.sigma_signal == pytest.approx(result.signal_mc_error, rel=0.1)  # MC = data statistics here
     # a classifier that sculpts a broad bump under the peak: the exponential cannot follow it
     bump = 1500.0 * np.diff(norm(127.0, 6.0).cdf(FINE))
     sculpted = rng.poisson(smooth + bump).astype(float)
-    biased = shapes.spurious_signal(sculpted, sculpted, FINE, shape,
-                                    shapes.fit_function(sculpted, sculpted, FINE, "exponential"))
+    biased = shapes.spurious_signal(
+        sculpted, sculpted, FINE, shape, shapes.fit_function(sculpted, sculpted, FINE, "exponential")
+    )
     assert biased.signal > 4.0 * biased.signal_mc_error and biased.signal > 200.0
     assert not biased.passes and biased.ratio == pytest.approx(biased.signal / biased.sigma_signal)
     # the relaxed criterion forgives the MC error, no more
@@ -112,7 +126,9 @@ def test_spurious_signal_of_a_flat_toy_is_consistent_with_zero_and_of_a_sculpted
 def test_choice_takes_the_fewest_parameters_that_pass() -> None:
     counts = exp_hist(FINE, 50000.0, 0.03)  # exactly exponential: exponential passes with 2 parameters
     choice = shapes.choose_background(counts, counts, FINE, signal_hist(FINE, 1.0))
-    assert choice.chosen.function == "exponential" and choice.chosen.passes  # 2 parameters beat the turn-ons' 4
+    assert (
+        choice.chosen.function == "exponential" and choice.chosen.passes
+    )  # 2 parameters beat the turn-ons' 4
     assert abs(choice.chosen.signal) < 1e-2 * choice.chosen.sigma_signal
     assert {c.function for c in choice.candidates} == set(shapes.FUNCTIONS)
     payload = json.loads(io.dumps_json(choice.to_dict()))
@@ -127,12 +143,23 @@ def test_choice_takes_the_fewest_parameters_that_pass() -> None:
 def test_workspace_per_category_background_and_signal_systematics() -> None:
     toy = toy_templates(spurious=3.0)
     spec = fit.build_workspace(toy, {"shape": ["photon_energy_scale", "photon_resolution"]})
-    mods = {(ch["name"], s["name"]): {(m["name"], m["type"]) for m in s["modifiers"]}
-            for ch in spec["channels"] for s in ch["samples"]}
-    assert mods[("bin0", "signal")] == {("mu", "normfactor"), ("luminosity", "normsys"), ("signal_xsec", "normsys"),
-                                        ("signal_mc_stat_bin0", "normsys"), ("photon_energy_scale", "histosys"),
-                                        ("photon_resolution", "histosys")}
-    assert mods[("bin1", "background")] == {("bkg_norm_bin1", "normfactor"), ("spurious_signal_bin1", "histosys")}
+    mods = {
+        (ch["name"], s["name"]): {(m["name"], m["type"]) for m in s["modifiers"]}
+        for ch in spec["channels"]
+        for s in ch["samples"]
+    }
+    assert mods[("bin0", "signal")] == {
+        ("mu", "normfactor"),
+        ("luminosity", "normsys"),
+        ("signal_xsec", "normsys"),
+        ("signal_mc_stat_bin0", "normsys"),
+        ("photon_energy_scale", "histosys"),
+        ("photon_resolution", "histosys"),
+    }
+    assert mods[("bin1", "background")] == {
+        ("bkg_norm_bin1", "normfactor"),
+        ("spurious_signal_bin1", "histosys"),
+    }
     sig_mods = {m["name"]: m["data"] for m in spec["channels"][0]["samples"][0]["modifiers"]}
     assert sig_mods["signal_xsec"] == {"hi": 1.09, "lo": 0.91} and sig_mods["luminosity"]["hi"] == 1.016
     # the spurious term is |S_spur| x the unit signal shape on the background
@@ -140,15 +167,21 @@ def test_workspace_per_category_background_and_signal_systematics() -> None:
     spur = next(m for m in bkg["modifiers"] if m["type"] == "histosys")["data"]
     assert np.sum(np.subtract(spur["hi_data"], bkg["data"])) == pytest.approx(3.0)
     # observations: the MC, not the model
-    assert spec["observations"][0]["data"] == pytest.approx((toy.signal["bin0"] + toy.background_mc["bin0"]).tolist())
+    assert spec["observations"][0]["data"] == pytest.approx(
+        (toy.signal["bin0"] + toy.background_mc["bin0"]).tolist()
+    )
     stat = fit.stat_only(spec)
-    assert {m["type"] for ch in stat["channels"] for s in ch["samples"] for m in s["modifiers"]} == {"normfactor"}
+    assert {m["type"] for ch in stat["channels"] for s in ch["samples"] for m in s["modifiers"]} == {
+        "normfactor"
+    }
     # a variation is pruned where the nominal holds no signal (an MC event migrating into an empty bin)
     empty = toy.to_dict()
     empty["signal"]["bin0"][0] = 0.0
     empty["signal_variations"]["bin0"]["photon_energy_scale"][0][0] = 0.3
     pruned = fit.build_workspace(fit.Templates.from_dict(empty), {"shape": ["photon_energy_scale"]})
-    pes = next(m for m in pruned["channels"][0]["samples"][0]["modifiers"] if m["name"] == "photon_energy_scale")
+    pes = next(
+        m for m in pruned["channels"][0]["samples"][0]["modifiers"] if m["name"] == "photon_energy_scale"
+    )
     assert pes["data"]["hi_data"][0] == 0.0 and pes["data"]["hi_data"][13] > 0
     with pytest.raises(ValueError, match="unknown key"):
         fit.build_workspace(toy, {"lumi": 0.02})
@@ -225,8 +258,13 @@ def test_minos_interval_and_cabinetry_scan_equal_an_independent_likelihood_scan(
     n_cat = len(toy.categories)
 
     def profiled(mu: float) -> float:
-        res = minimize(lambda v: poisson_nll(mu, v, toy, data), np.ones(n_cat), method="L-BFGS-B",
-                       bounds=[(1e-3, 10)] * n_cat, options={"ftol": 1e-14, "gtol": 1e-10})
+        res = minimize(
+            lambda v: poisson_nll(mu, v, toy, data),
+            np.ones(n_cat),
+            method="L-BFGS-B",
+            bounds=[(1e-3, 10)] * n_cat,
+            options={"ftol": 1e-14, "gtol": 1e-10},
+        )
         return float(res.fun)
 
     best = minimize_scalar(profiled, bounds=(0.0, 3.0), method="bounded", options={"xatol": 1e-6})
@@ -252,8 +290,13 @@ def test_expected_limit_matches_the_asymptotic_formula() -> None:
     data = fit.observations(toy, mu=0.0)
 
     def profiled(mu: float) -> float:
-        res = minimize(lambda v: poisson_nll(mu, v, toy, data), np.ones(2), method="L-BFGS-B",
-                       bounds=[(1e-3, 10)] * 2, options={"ftol": 1e-14, "gtol": 1e-10})
+        res = minimize(
+            lambda v: poisson_nll(mu, v, toy, data),
+            np.ones(2),
+            method="L-BFGS-B",
+            bounds=[(1e-3, 10)] * 2,
+            options={"ftol": 1e-14, "gtol": 1e-10},
+        )
         return float(res.fun)
 
     base = profiled(0.0)
@@ -268,12 +311,16 @@ def test_expected_limit_matches_the_asymptotic_formula() -> None:
 
 def test_systematics_widen_the_interval_and_the_ranking_lists_them() -> None:
     toy = toy_templates(spurious=2.0)
-    spec = fit.build_workspace(toy, {"shape": ["photon_energy_scale", "photon_resolution"], "signal_xsec": 0.3})
+    spec = fit.build_workspace(
+        toy, {"shape": ["photon_energy_scale", "photon_resolution"], "signal_xsec": 0.3}
+    )
     full, stat = fit.fit(spec), fit.fit(fit.stat_only(spec))
     assert full.err_up + full.err_down > 1.02 * (stat.err_up + stat.err_down)
     ranked = fit.ranking(spec, full, prefit=True)
     names = [r["name"] for r in ranked]
-    assert set(names) == {n for n in full.labels if n != "mu" and not n.startswith(("bkg_norm_", "signal_mc_stat_"))}
+    assert set(names) == {
+        n for n in full.labels if n != "mu" and not n.startswith(("bkg_norm_", "signal_mc_stat_"))
+    }
     assert ranked[0]["name"] == "signal_xsec" and ranked[0]["postfit_up"] < 0 < ranked[0]["postfit_down"]
     assert ranked[0]["postfit_up"] == pytest.approx(1.0 / 1.3 - 1.0, rel=0.05)
     assert [r["impact"] for r in ranked] == sorted((r["impact"] for r in ranked), reverse=True)
@@ -322,8 +369,14 @@ def test_flags_problems_texts() -> None:
     assert clean.problems() == []
     bad = FitFlags("minuit strategy 2", False, False, False, True, True, ("bkg_norm_bin7",))
     text = "; ".join(bad.problems())
-    for part in ("not converged", "strategy 2", "Hessian not positive definite", "MINOS invalid",
-                 "limited by bound (up) (down)", "bkg_norm_bin7"):
+    for part in (
+        "not converged",
+        "strategy 2",
+        "Hessian not positive definite",
+        "MINOS invalid",
+        "limited by bound (up) (down)",
+        "bkg_norm_bin7",
+    ):
         assert part in text
 
 
@@ -343,41 +396,52 @@ def frames(seed: int = 1, n_sig: int = 4000, n_bkg: int = 40000, scale: float = 
     rng = np.random.default_rng(seed)
     sig_m = rng.normal(125.0, 2.0, n_sig) * scale
     bkg_m = 105.0 + rng.exponential(30.0, n_bkg)
-    frame = pd.DataFrame({
-        "mllg": np.concatenate([sig_m, bkg_m]),
-        "is_signal": np.r_[np.ones(n_sig, int), np.zeros(n_bkg, int)],
-        "weight": np.concatenate([np.full(n_sig, 0.01), rng.uniform(0.5, 3.0, n_bkg)]),
-        "true_score": np.concatenate([rng.beta(4, 2, n_sig), rng.beta(2, 4, n_bkg) ** 1.5]),
-        "split_0": rng.integers(0, 3, n_sig + n_bkg),
-    })
+    frame = pd.DataFrame(
+        {
+            "mllg": np.concatenate([sig_m, bkg_m]),
+            "is_signal": np.r_[np.ones(n_sig, int), np.zeros(n_bkg, int)],
+            "weight": np.concatenate([np.full(n_sig, 0.01), rng.uniform(0.5, 3.0, n_bkg)]),
+            "true_score": np.concatenate([rng.beta(4, 2, n_sig), rng.beta(2, 4, n_bkg) ** 1.5]),
+            "split_0": rng.integers(0, 3, n_sig + n_bkg),
+        }
+    )
     return frame
 
 
 def test_build_templates_per_category_with_signal_variations() -> None:
     nominal = frames()
     varied = {"photon_energy_scale": {"up": frames(scale=1.005), "down": frames(scale=0.995)}}
-    tmpl, score_edges, info = templates.build_templates(ScoreColumn(), nominal, varied, 0, 3, FINE,
-                                                        {"max_bernstein_order": 3}, photon_resolution=0.2)
+    tmpl, score_edges, info = templates.build_templates(
+        ScoreColumn(), nominal, varied, 0, 3, FINE, {"max_bernstein_order": 3}, photon_resolution=0.2
+    )
     assert tmpl.categories == ("bin0", "bin1", "bin2") and len(score_edges) == 4
     sig = np.array([tmpl.signal[c].sum() for c in tmpl.categories])
     assert sig == pytest.approx(sig.mean(), rel=0.05)  # equal-signal categories
     test = nominal[nominal.split_0 == 2]
     total = nominal.loc[nominal.is_signal == 1, "weight"].sum()  # test split scaled to the full yield
     in_window = (test.mllg > 105) & (test.mllg < 170) & (test.is_signal == 1)
-    assert sig.sum() == pytest.approx(test.loc[in_window, "weight"].sum() * total
-                                      / test.loc[test.is_signal == 1, "weight"].sum(), rel=1e-9)
+    assert sig.sum() == pytest.approx(
+        test.loc[in_window, "weight"].sum() * total / test.loc[test.is_signal == 1, "weight"].sum(), rel=1e-9
+    )
     centres = 0.5 * (FINE[1:] + FINE[:-1])
     for c in tmpl.categories:
         up, down = tmpl.signal_variations[c]["photon_energy_scale"]
-        assert np.average(centres, weights=up) > np.average(centres, weights=tmpl.signal[c]) > \
-            np.average(centres, weights=down)
+        assert (
+            np.average(centres, weights=up)
+            > np.average(centres, weights=tmpl.signal[c])
+            > np.average(centres, weights=down)
+        )
         wide, narrow = tmpl.signal_variations[c]["photon_resolution"]
-        spread = [np.sqrt(np.average((centres - 125.0) ** 2, weights=h)) for h in (wide, tmpl.signal[c], narrow)]
+        spread = [
+            np.sqrt(np.average((centres - 125.0) ** 2, weights=h)) for h in (wide, tmpl.signal[c], narrow)
+        ]
         assert spread[0] > spread[1] > spread[2]
         assert tmpl.background[c].sum() == pytest.approx(tmpl.background_mc[c].sum(), rel=1e-6)
         assert info[c]["function"] in shapes.FUNCTIONS and not info[c]["dropped"]
         assert info[c]["spurious_signal"] == tmpl.spurious_signal[c]
-    again = templates.build_templates(ScoreColumn(), nominal, varied, 0, 3, FINE, {"max_bernstein_order": 3}, 0.2)
+    again = templates.build_templates(
+        ScoreColumn(), nominal, varied, 0, 3, FINE, {"max_bernstein_order": 3}, 0.2
+    )
     assert again[0].to_dict() == tmpl.to_dict()  # same inputs, same numbers
 
 
@@ -385,23 +449,32 @@ def test_category_without_background_mc_is_dropped_or_pooled() -> None:
     nominal = frames(n_bkg=3000)
     nominal.loc[(nominal.is_signal == 0) & (nominal.true_score > 0.3), "true_score"] = 0.01  # top bin: no bkg
     kwargs = dict(trial=0, n_score_bins=3, mass_edges=FINE, photon_resolution=None)
-    tmpl, _, info = templates.build_templates(ScoreColumn(), nominal, {}, background={"max_bernstein_order": 2},
-                                              **kwargs)
+    tmpl, _, info = templates.build_templates(
+        ScoreColumn(), nominal, {}, background={"max_bernstein_order": 2}, **kwargs
+    )
     assert "bin2" not in tmpl.categories and info["bin2"]["dropped"]
     assert info["bin2"]["background_mc_events"] == 0 and "min_mc_events = 20" in info["bin2"]["reason"]
     # one lonely event is no better than none: still dropped, unless the threshold says otherwise
     lonely = nominal.copy()
     first = lonely.index[(lonely.is_signal == 0) & (lonely.split_0 == 2) & (lonely.mllg < 170)][0]
     lonely.loc[first, "true_score"] = 0.99
-    _, _, info = templates.build_templates(ScoreColumn(), lonely, {}, background={"max_bernstein_order": 2}, **kwargs)
+    _, _, info = templates.build_templates(
+        ScoreColumn(), lonely, {}, background={"max_bernstein_order": 2}, **kwargs
+    )
     assert info["bin2"]["dropped"] and info["bin2"]["background_mc_events"] == 1
-    _, _, info = templates.build_templates(ScoreColumn(), lonely, {}, **kwargs,
-                                           background={"max_bernstein_order": 2, "min_mc_events": 1})
+    _, _, info = templates.build_templates(
+        ScoreColumn(), lonely, {}, **kwargs, background={"max_bernstein_order": 2, "min_mc_events": 1}
+    )
     assert not info["bin2"]["dropped"] and info["bin2"]["pooled_with"]
     with pytest.raises(ValueError, match="every category has fewer than"):
         templates.build_templates(ScoreColumn(), nominal, {}, **kwargs, background={"min_mc_events": 10**9})
-    tmpl, _, info = templates.build_templates(ScoreColumn(), nominal, {}, **kwargs,
-                                              background={"max_bernstein_order": 2, "empty_category": "template"})
+    tmpl, _, info = templates.build_templates(
+        ScoreColumn(),
+        nominal,
+        {},
+        **kwargs,
+        background={"max_bernstein_order": 2, "empty_category": "template"},
+    )
     assert info["bin2"]["pooled_with"][-1] == "bin1" and info["bin2"]["data_from_template"]
     mean_weight = nominal.loc[nominal.is_signal == 0, "weight"].mean() * 3  # ~ the test-split scale
     assert tmpl.background["bin2"].sum() == pytest.approx(mean_weight, rel=0.2)
@@ -415,15 +488,37 @@ def test_category_without_background_mc_is_dropped_or_pooled() -> None:
 
 
 def fake_run(z: float, spur: float, problems: list[str] | None = None) -> dict:
-    block = {"mu_hat": 1.0, "err_up": 0.5, "err_down": 0.4, "significance": z, "expected_significance": z - 0.1,
-             "upper_limit": 1.2, "limit_band": [0.6, 0.8, 1.1, 1.6, 2.2], "limit_note": None, "problems": []}
-    cat = {"dropped": False, "function": "bernstein", "pooled_with": [], "n_parameters": 3,
-           "f_test": {"order": 2}, "spurious_signal": spur, "spurious_signal_mc_error": 1.0, "sigma_signal": 10.0,
-           "ratio": spur / 10.0, "passes": abs(spur) < 2.0, "scale": 1.0, "background_mc_events": 100,
-           "effective_mc_events": 80.0}
-    return {"stat_only": block, "with_systematics": block | {"err_up": 0.6, "err_down": 0.5,
-                                                             "problems": problems or []},
-            "categories": {"bin0": cat, "bin1": {"dropped": True, "reason": "no background MC event"}}}
+    block = {
+        "mu_hat": 1.0,
+        "err_up": 0.5,
+        "err_down": 0.4,
+        "significance": z,
+        "expected_significance": z - 0.1,
+        "upper_limit": 1.2,
+        "limit_band": [0.6, 0.8, 1.1, 1.6, 2.2],
+        "limit_note": None,
+        "problems": [],
+    }
+    cat = {
+        "dropped": False,
+        "function": "bernstein",
+        "pooled_with": [],
+        "n_parameters": 3,
+        "f_test": {"order": 2},
+        "spurious_signal": spur,
+        "spurious_signal_mc_error": 1.0,
+        "sigma_signal": 10.0,
+        "ratio": spur / 10.0,
+        "passes": abs(spur) < 2.0,
+        "scale": 1.0,
+        "background_mc_events": 100,
+        "effective_mc_events": 80.0,
+    }
+    return {
+        "stat_only": block,
+        "with_systematics": block | {"err_up": 0.6, "err_down": 0.5, "problems": problems or []},
+        "categories": {"bin0": cat, "bin1": {"dropped": True, "reason": "no background MC event"}},
+    }
 
 
 def test_fit_table_shows_spurious_signal_problems_and_counting() -> None:
@@ -431,7 +526,11 @@ def test_fit_table_shows_spurious_signal_problems_and_counting() -> None:
     metrics = {run: {"trials": [{"trial": 0, "significance": 1.3}]} for run in fits}
     table = tables.fit_table(fits, metrics, trial=0)
     row = table.set_index("Run").loc["etn_bce"]
-    assert row["Z binned counting"] == 1.3 and row["Z fit, stat. only"] == 1.5 and row["Z expected, stat. only"] == 1.4
+    assert (
+        row["Z binned counting"] == 1.3
+        and row["Z fit, stat. only"] == 1.5
+        and row["Z expected, stat. only"] == 1.4
+    )
     assert row["Sum |S_spur| (events)"] == 3.0 and row["Categories failing spurious criterion"] == "bin0"
     assert "at bound: bkg_norm_bin0" in row["Fit problems"] and "left out" in row["Fit problems"]
     assert row["mu (stat. + syst.)"] == "1.00 +0.50/-0.40 (stat.) +0.33/-0.30 (syst.)"

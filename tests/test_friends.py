@@ -1,5 +1,6 @@
 """Friend trees: entry-for-entry alignment with the input n-tuple, scores equal to the training
 stage's, readable as a friend by ROOT itself; bad input stops with a clear error and no output."""
+
 import subprocess
 import sys
 
@@ -23,11 +24,15 @@ def test_friend_has_every_entry_in_order_with_scores_of_every_run(ci_run):
     for sample in cfg["samples"]:
         for chunk in range(cfg["samples"][sample]["generate"]["n_chunks"]):
             n_input = uproot.open(ci_run / f"results/mc/{sample}/{chunk}.root")["Events"].num_entries
-            friend = uproot.open(ci_run / f"results/friends/{sample}/{chunk}.root")["Friends"].arrays(library="pd")
+            friend = uproot.open(ci_run / f"results/friends/{sample}/{chunk}.root")["Friends"].arrays(
+                library="pd"
+            )
             assert len(friend) == n_input
             np.testing.assert_array_equal(friend["entry"], np.arange(n_input))
             assert (friend["chunk"] == chunk).all()
-            skim = uproot.open(ci_run / f"results/skim/{sample}/{chunk}.root")["Skim"].arrays(["entry"], library="np")
+            skim = uproot.open(ci_run / f"results/skim/{sample}/{chunk}.root")["Skim"].arrays(
+                ["entry"], library="np"
+            )
             np.testing.assert_array_equal(np.flatnonzero(friend["passed_preselection"]), skim["entry"])
             for run in _runs(cfg):
                 col = friend[f"score_{run}"]
@@ -37,11 +42,17 @@ def test_friend_has_every_entry_in_order_with_scores_of_every_run(ci_run):
 
 def test_friend_scores_equal_the_training_stage_scores(ci_run):
     cfg = load_config(ci_run / "config/ci.yaml")
-    friends = pd.concat([uproot.open(p)["Friends"].arrays(library="pd")
-                         for p in sorted((ci_run / "results/friends").glob("*/*.root"))])
+    friends = pd.concat(
+        [
+            uproot.open(p)["Friends"].arrays(library="pd")
+            for p in sorted((ci_run / "results/friends").glob("*/*.root"))
+        ]
+    )
     friends = friends[friends["passed_preselection"]]
     for run in _runs(cfg):
-        scores = pd.read_parquet(ci_run / f"results/models/{run}/trial{cfg['friends']['trial']}/scores.parquet")
+        scores = pd.read_parquet(
+            ci_run / f"results/models/{run}/trial{cfg['friends']['trial']}/scores.parquet"
+        )
         merged = friends.merge(scores, on=["sample_id", "chunk", "entry"], validate="one_to_one")
         assert len(merged) == len(scores) == len(friends)
         np.testing.assert_allclose(merged[f"score_{run}"], merged["score"], rtol=1e-5, atol=1e-6)
@@ -68,8 +79,12 @@ def test_root_reads_the_score_through_addfriend_and_rdataframe(ci_run, tmp_path)
     script.write_text(ROOT_SCRIPT)
     ntuple = ci_run / "results/mc/signal/0.root"
     friend = ci_run / "results/friends/signal/0.root"
-    out = subprocess.run([sys.executable, str(script), str(ntuple), str(friend), f"score_{run}"],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, str(script), str(ntuple), str(friend), f"score_{run}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     n_entries, n_pass, mean = out.stdout.split()[-3:]
     expected = uproot.open(friend)["Friends"].arrays(library="pd")

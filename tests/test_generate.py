@@ -1,4 +1,5 @@
 """Generation: seeds, settings, bit-for-bit reproducibility of a chunk."""
+
 from pathlib import Path
 import awkward as ak
 import numpy as np
@@ -50,7 +51,9 @@ def test_same_seed_same_chunk_bit_for_bit_and_other_seed_differs():
 
 
 def test_signal_chunk_has_h_to_zgamma_final_state():
-    particles, weights, meta = generate.generate_chunk(generate.ChunkSpec("ggH_Zgamma", 100, seed=3), progress=False)
+    particles, weights, meta = generate.generate_chunk(
+        generate.ChunkSpec("ggH_Zgamma", 100, seed=3), progress=False
+    )
     pid = particles.pid
     # a prompt photon in (nearly) every event; Pythia's QED shower lets a photon split into a
     # fermion pair (gamma -> q qbar, l+ l-), so a rare event has none
@@ -65,23 +68,34 @@ def test_signal_chunk_has_h_to_zgamma_final_state():
 
 # ---------------------------------------------------------------- background generation: scale, cuts, veto, bias
 
+
 def test_chunk_spec_from_config_applies_background_settings_to_the_background_only():
     gen = CONFIG["generation"]
     bkg = generate.chunk_spec("qqbar_Zgamma", 10, 5, gen, 13.0)
     sig = generate.chunk_spec("ggH_Zgamma", 10, 5, gen, 13.0)
     assert bkg.factor_scale2 == 2 and bkg.mhat_max == gen["mhat_max"]
-    assert bkg.veto == generate.AcceptanceVeto(**gen["acceptance_veto"]) and bkg.bias == generate.Bias(**gen["bias"])
+    assert bkg.veto == generate.AcceptanceVeto(**gen["acceptance_veto"]) and bkg.bias == generate.Bias(
+        **gen["bias"]
+    )
     assert sig.veto is None and sig.bias is None
     lines = generate.pythia_settings(bkg)
     assert "SigmaProcess:factorScale2 = 2" in lines and f"PhaseSpace:mHatMax = {gen['mhat_max']}" in lines
     assert bkg.isr_max == gen["isr_max"] and set(generate.ISR_MAX[gen["isr_max"]]) <= set(lines)
     assert sig.isr_max == "factorization"  # the signal keeps Pythia's own choice (power shower for gg -> H)
     assert not any(line.startswith("SpaceShower:pT") for line in generate.pythia_settings(sig))
-    old = generate.chunk_spec("qqbar_Zgamma", 10, 5, {k: gen[k] for k in ("level", "z_mass_min", "pthat_min", "mhat_min")}, 13.0)
+    old = generate.chunk_spec(
+        "qqbar_Zgamma", 10, 5, {k: gen[k] for k in ("level", "z_mass_min", "pthat_min", "mhat_min")}, 13.0
+    )
     assert old.veto is None and old.bias is None and old.factor_scale2 == 1  # optional keys: off
     assert old.isr_max == "factorization"
-    damped = generate.pythia_settings(generate.ChunkSpec("qqbar_Zgamma", 10, seed=1, isr_max="power_damped", isr_damp_fudge=2.0))
-    assert {"SpaceShower:pTmaxMatch = 2", "SpaceShower:pTdampMatch = 1", "SpaceShower:pTdampFudge = 2.0"} <= set(damped)
+    damped = generate.pythia_settings(
+        generate.ChunkSpec("qqbar_Zgamma", 10, seed=1, isr_max="power_damped", isr_damp_fudge=2.0)
+    )
+    assert {
+        "SpaceShower:pTmaxMatch = 2",
+        "SpaceShower:pTdampMatch = 1",
+        "SpaceShower:pTdampFudge = 2.0",
+    } <= set(damped)
 
 
 def test_unknown_isr_max_is_refused_with_the_key_named():
@@ -97,9 +111,11 @@ def test_power_shower_gives_the_background_a_drell_yan_like_recoil():
     Drell-Yan at m = 115-135 GeV (Pythia's matrix-element-corrected shower) has 9 % above 0.5; the
     factorisation-scale shower has well under 1 %.
     """
+
     def recoil_fraction(isr_max: str) -> float:
-        spec = generate.ChunkSpec("qqbar_Zgamma", 2000, seed=21, factor_scale2=2, mhat_min=115.0, mhat_max=135.0,
-                                  isr_max=isr_max)
+        spec = generate.ChunkSpec(
+            "qqbar_Zgamma", 2000, seed=21, factor_scale2=2, mhat_min=115.0, mhat_max=135.0, isr_max=isr_max
+        )
         parts, weights, _ = generate.generate_chunk(spec, progress=False)
         leptons_photons = parts[(abs(parts.pid) == 11) | (abs(parts.pid) == 13) | (parts.pid == 22)]
         px, py = ak.sum(leptons_photons.px, axis=1), ak.sum(leptons_photons.py, axis=1)
@@ -114,24 +130,31 @@ def test_power_shower_gives_the_background_a_drell_yan_like_recoil():
 
 
 def test_selection_bias_values():
-    bias = generate.Bias(pt_over_m_power=2.0, pt_over_m_ref=0.1, mass_peak=125.0, mass_width=8.0, mass_boost=4.0)
+    bias = generate.Bias(
+        pt_over_m_power=2.0, pt_over_m_ref=0.1, mass_peak=125.0, mass_width=8.0, mass_boost=4.0
+    )
     # pT/m = 0.2 at the peak: (0.2/0.1)^2 x (1 + 4) = 20; far from the peak the mass factor is 1
     assert generate.selection_bias(25.0, 125.0, bias) == pytest.approx(20.0)
-    assert generate.selection_bias(40.0, 200.0, bias) == pytest.approx(4.0 * (1 + 4 * np.exp(-0.5 * (75 / 8) ** 2)))
+    assert generate.selection_bias(40.0, 200.0, bias) == pytest.approx(
+        4.0 * (1 + 4 * np.exp(-0.5 * (75 / 8) ** 2))
+    )
     # below the floor the bias stays constant instead of vanishing
     assert generate.selection_bias(0.0, 100.0, bias) == generate.selection_bias(0.5, 100.0, bias) > 0
     flat = generate.Bias()
-    assert generate.selection_bias(np.array([5.0, 50.0]), np.array([100.0, 150.0]), flat).tolist() == [1.0, 1.0]
+    assert generate.selection_bias(np.array([5.0, 50.0]), np.array([100.0, 150.0]), flat).tolist() == [
+        1.0,
+        1.0,
+    ]
 
 
 def test_acceptance_veto_logic():
     veto = generate.AcceptanceVeto(lead_lepton_pt=15.0, sublead_lepton_pt=8.0, photon_pt=8.0, eta_max=3.0)
     assert veto.passes([30.0, 10.0], [0.1, -2.0], [12.0], [1.0])
-    assert not veto.passes([30.0, 7.0], [0.1, -2.0], [12.0], [1.0])      # soft second lepton
-    assert not veto.passes([30.0, 10.0], [0.1, -3.5], [12.0], [1.0])     # lepton outside |eta| < 3
-    assert not veto.passes([30.0, 10.0], [0.1, 0.2], [7.0], [1.0])       # soft photon
-    assert not veto.passes([30.0, 10.0], [0.1, 0.2], [], [])              # no photon
-    assert veto.passes([10.0, 20.0], [0.0, 0.0], [9.0], [0.0])           # order of the leptons does not matter
+    assert not veto.passes([30.0, 7.0], [0.1, -2.0], [12.0], [1.0])  # soft second lepton
+    assert not veto.passes([30.0, 10.0], [0.1, -3.5], [12.0], [1.0])  # lepton outside |eta| < 3
+    assert not veto.passes([30.0, 10.0], [0.1, 0.2], [7.0], [1.0])  # soft photon
+    assert not veto.passes([30.0, 10.0], [0.1, 0.2], [], [])  # no photon
+    assert veto.passes([10.0, 20.0], [0.0, 0.0], [9.0], [0.0])  # order of the leptons does not matter
 
 
 def _bkg(n, seed, **kw):
@@ -149,8 +172,9 @@ def test_biased_generation_is_unbiased_after_weights():
     assert m1.sum_weights == pytest.approx(w1.sum())
     photon_pt = ak.max(ak.where(parts.pid == 22, np.hypot(parts.px, parts.py), 0.0), axis=1).to_numpy()
     # the fraction of events with a hard photon (pT > 30 GeV) agrees with an unbiased sample within statistics
-    parts0, _, _ = generate.generate_chunk(generate.ChunkSpec("qqbar_Zgamma", 3000, seed=14, factor_scale2=2, mhat_max=200.0),
-                                           progress=False)
+    parts0, _, _ = generate.generate_chunk(
+        generate.ChunkSpec("qqbar_Zgamma", 3000, seed=14, factor_scale2=2, mhat_max=200.0), progress=False
+    )
     pt0 = ak.max(ak.where(parts0.pid == 22, np.hypot(parts0.px, parts0.py), 0.0), axis=1).to_numpy()
     f0 = np.mean(pt0 > 30.0)
     f1 = np.sum(w1 * (photon_pt > 30.0)) / np.sum(w1)
@@ -171,7 +195,10 @@ def test_drellyan_fsr_settings_mass_range_and_no_quark_qed_shower():
     spec = generate.chunk_spec("drellyan_fsr", 10, 3, CONFIG["generation"], 13.0)
     lines = generate.pythia_settings(spec)
     assert "WeakSingleBoson:ffbar2gmZ = on" in lines and "SpaceShower:QEDshowerByQ = off" in lines
-    assert f"23:mMin = {CONFIG['generation']['mhat_min']}" in lines and f"23:mMax = {CONFIG['generation']['mhat_max']}" in lines
+    assert (
+        f"23:mMin = {CONFIG['generation']['mhat_min']}" in lines
+        and f"23:mMax = {CONFIG['generation']['mhat_max']}" in lines
+    )
     assert spec.bias is None
     # no hard photon: the veto looks at the leptons only
     assert spec.veto is not None and spec.veto.require_photon is False
@@ -180,7 +207,10 @@ def test_drellyan_fsr_settings_mass_range_and_no_quark_qed_shower():
     fsr = CONFIG["generation"]["fsr"]
     assert spec.fsr == generate.FsrFilter(**fsr)
     assert f"TimeShower:pTminChgL = {fsr['lepton_qed_cutoff']}" in lines
-    assert "Enhancements:doEnhance = on" in lines and f"EnhancedSplittings:List = {{fsr:Q2QA={fsr['enhance']}}}" in lines
+    assert (
+        "Enhancements:doEnhance = on" in lines
+        and f"EnhancedSplittings:List = {{fsr:Q2QA={fsr['enhance']}}}" in lines
+    )
     assert generate.chunk_spec("qqbar_Zgamma", 10, 3, CONFIG["generation"], 13.0).fsr is None
 
 
@@ -211,7 +241,7 @@ class _Event(list):
 
 def test_isolated_photon_pt_takes_the_hardest_photon_away_from_every_lepton():
     lep = [_Particle(11, 40.0, 0.0, 3.1), _Particle(-11, 30.0, 1.0, 0.0)]
-    near = _Particle(22, 50.0, 0.1, -3.1)          # Delta R = 0.1 from the first lepton across phi = pi
+    near = _Particle(22, 50.0, 0.1, -3.1)  # Delta R = 0.1 from the first lepton across phi = pi
     far = _Particle(22, 20.0, -1.5, 1.5)
     not_final = _Particle(22, 90.0, -2.0, 1.0, final=False)
     assert generate.isolated_photon_pt(_Event(lep + [near, far, not_final]), 0.4) == 20.0
@@ -224,13 +254,17 @@ def test_isolated_photon_pt_takes_the_hardest_photon_away_from_every_lepton():
 @pytest.mark.slow
 def test_enhanced_filtered_drellyan_gives_the_plain_isolated_photon_cross_section():
     """Closure: FSR enhancement x filter x weights = plain Drell-Yan, for isolated photons above 15 GeV."""
+
     def iso_photon_xsec(fsr, n, seed):
         spec = generate.ChunkSpec("drellyan_fsr", n, seed=seed, mhat_min=95.0, mhat_max=200.0, fsr=fsr)
         parts, weights, meta = generate.generate_chunk(spec, progress=False)
         lep = parts[(abs(parts.pid) == 11) | (abs(parts.pid) == 13)]
         pho = parts[parts.pid == 22]
         pairs = ak.cartesian({"g": pho, "l": lep}, nested=True)
-        dphi = np.mod(np.arctan2(pairs.g.py, pairs.g.px) - np.arctan2(pairs.l.py, pairs.l.px) + np.pi, 2 * np.pi) - np.pi
+        dphi = (
+            np.mod(np.arctan2(pairs.g.py, pairs.g.px) - np.arctan2(pairs.l.py, pairs.l.px) + np.pi, 2 * np.pi)
+            - np.pi
+        )
 
         def eta(p):
             return np.arcsinh(p.pz / np.hypot(p.px, p.py))

@@ -11,7 +11,15 @@ import uproot
 
 from hzg import io
 from hzg.data.generate import ChunkInfo, ChunkSpec, nanoaod_trees
-from hzg.io import InputError, atomic_path, read_events, read_metadata, resolve_branch_map, write_json, write_root
+from hzg.io import (
+    InputError,
+    atomic_path,
+    read_events,
+    read_metadata,
+    resolve_branch_map,
+    write_json,
+    write_root,
+)
 from hzg.data.selection import Cuts, preselect
 
 # ---------------------------------------------------------------- the events used throughout
@@ -45,8 +53,11 @@ def _jagged(rows, index, dtype):
 
 
 def _objects(rows, with_charge):
-    fields = {"pt": _jagged(rows, 0, np.float64), "eta": _jagged(rows, 1, np.float64),
-              "phi": _jagged(rows, 2, np.float64)}
+    fields = {
+        "pt": _jagged(rows, 0, np.float64),
+        "eta": _jagged(rows, 1, np.float64),
+        "phi": _jagged(rows, 2, np.float64),
+    }
     if with_charge:
         fields["charge"] = _jagged(rows, 3, np.int32)
     fields["genPt"] = _jagged(rows, 4, np.float64)
@@ -55,7 +66,11 @@ def _objects(rows, with_charge):
 
 def objects_dict():
     """What hzg.data.detector.reconstruct returns (only the fields the analysis reads)."""
-    return {"Electron": _objects(ELECTRONS, True), "Muon": _objects(MUONS, True), "Photon": _objects(PHOTONS, False)}
+    return {
+        "Electron": _objects(ELECTRONS, True),
+        "Muon": _objects(MUONS, True),
+        "Photon": _objects(PHOTONS, False),
+    }
 
 
 def write_nanoaod(path, drop=()):
@@ -75,7 +90,11 @@ def write_nanoaod(path, drop=()):
 
 def delphes_branches():
     branches = {}
-    for coll, rows, with_charge in (("Electron", ELECTRONS, True), ("Muon", MUONS, True), ("Photon", PHOTONS, False)):
+    for coll, rows, with_charge in (
+        ("Electron", ELECTRONS, True),
+        ("Muon", MUONS, True),
+        ("Photon", PHOTONS, False),
+    ):
         branches[f"{coll}.PT"] = _jagged(rows, 0, np.float64)
         branches[f"{coll}.Eta"] = _jagged(rows, 1, np.float64)
         branches[f"{coll}.Phi"] = _jagged(rows, 2, np.float64)
@@ -131,8 +150,17 @@ def test_write_root_nanoaod_layout_branches(nano_file):
     with uproot.open(nano_file) as f:
         assert set(f.keys(cycle=False)) == {"Events", "Runs"}
         keys = set(f["Events"].keys())
-        assert {"Electron_pt", "Electron_charge", "Electron_genPt", "Muon_eta", "Photon_phi", "Photon_genPt",
-                "genWeight", "event", "chunk"} <= keys
+        assert {
+            "Electron_pt",
+            "Electron_charge",
+            "Electron_genPt",
+            "Muon_eta",
+            "Photon_phi",
+            "Photon_genPt",
+            "genWeight",
+            "event",
+            "chunk",
+        } <= keys
         assert "Photon_charge" not in keys
         assert f["Events"].num_entries == 4
         assert f["Events"]["chunk"].array(library="np").tolist() == [3, 3, 3, 3]
@@ -154,8 +182,11 @@ def test_read_events_nanoaod(nano_file):
 
 
 def test_read_events_accepts_str_path_and_inline_map(nano_file):
-    inline = {"tree": "Events", "weight": None,
-              "collections": {"muon": {"pt": "Muon_pt", "charge": "Muon_charge"}}}
+    inline = {
+        "tree": "Events",
+        "weight": None,
+        "collections": {"muon": {"pt": "Muon_pt", "charge": "Muon_charge"}},
+    }
     events = read_events(str(nano_file), inline)
     assert ak.fields(events) == ["muon", "weight", "entry"]
     assert events.muon.pt.to_list() == [[45.0, 45.0], [22.0], [], [50.0, 40.0]]
@@ -164,13 +195,24 @@ def test_read_events_accepts_str_path_and_inline_map(nano_file):
 
 
 def test_read_metadata_nanoaod_from_runs_tree(nano_file):
-    assert read_metadata(nano_file, "nanoaod") == {"n_generated": 10.0, "sum_weights": 7.5, "sigma_gen_pb": 1.5}
+    assert read_metadata(nano_file, "nanoaod") == {
+        "n_generated": 10.0,
+        "sum_weights": 7.5,
+        "sigma_gen_pb": 1.5,
+    }
 
 
 def test_read_metadata_sums_over_several_runs_rows(tmp_path):
     path = tmp_path / "merged.root"
-    write_root(path, {"Runs": {"genEventCount": np.array([10, 32], dtype=np.int64),
-                               "genEventSumw": np.array([7.5, -2.25])}})
+    write_root(
+        path,
+        {
+            "Runs": {
+                "genEventCount": np.array([10, 32], dtype=np.int64),
+                "genEventSumw": np.array([7.5, -2.25]),
+            }
+        },
+    )
     assert read_metadata(path, "nanoaod") == {"n_generated": 42.0, "sum_weights": 5.25}
 
 
@@ -204,8 +246,10 @@ def test_read_events_delphes_empty_weight_is_an_error_naming_file_branch_entry(t
     for read in (read_events, read_metadata):
         with pytest.raises(InputError) as err:
             read(path, "delphes")
-        assert str(err.value) == (f"{path}: branch 'Event.Weight' of tree 'Delphes' is empty in 1 entries, "
-                                  "first entries [1] (an event without its weight)")
+        assert str(err.value) == (
+            f"{path}: branch 'Event.Weight' of tree 'Delphes' is empty in 1 entries, "
+            "first entries [1] (an event without its weight)"
+        )
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -216,8 +260,11 @@ def test_non_finite_event_weight_is_an_error_naming_file_branch_entry(tmp_path, 
     with uproot.recreate(path) as f:
         f.mktree("Delphes", branches)
     for read in (read_events, read_metadata):
-        with pytest.raises(InputError, match=r"branch 'Event.Weight' of tree 'Delphes' is NaN or infinite in 1 "
-                                             r"entries, first entries \[3\]") as err:
+        with pytest.raises(
+            InputError,
+            match=r"branch 'Event.Weight' of tree 'Delphes' is NaN or infinite in 1 "
+            r"entries, first entries \[3\]",
+        ) as err:
             read(path, "delphes")
         assert str(path) in str(err.value)
 
@@ -229,8 +276,11 @@ def test_non_finite_sum_weights_is_an_error_naming_file_branch(tmp_path, branch)
         trees = {name: f[name].arrays(library="np") for name in ("Events", "Runs")}
     trees["Runs"][branch] = np.array([np.nan])
     write_root(path, trees)
-    with pytest.raises(InputError, match=rf"{path}: branch '{branch}' of tree 'Runs' is NaN or infinite in 1 "
-                                         r"entries, first entries \[0\]"):
+    with pytest.raises(
+        InputError,
+        match=rf"{path}: branch '{branch}' of tree 'Runs' is NaN or infinite in 1 "
+        r"entries, first entries \[0\]",
+    ):
         read_metadata(path, "nanoaod")
 
 
@@ -249,19 +299,27 @@ def test_nan_kinematics_is_an_error_naming_file_branch_entry(tmp_path, branch):
     for name in list(columns):  # write jagged collections back as NanoAOD does: counter + branches
         coll = name.split("_")[0]
         if name != "genWeight" and "_" in name and columns[name].ndim > 1:
-            counts.setdefault(coll, {})[name[len(coll) + 1:]] = columns.pop(name)
+            counts.setdefault(coll, {})[name[len(coll) + 1 :]] = columns.pop(name)
     trees = {"Events": {**columns, **{c: ak.zip(f) for c, f in counts.items()}}, "Runs": runs}
     write_root(path, trees)
     with pytest.raises(InputError) as err:
         read_events(path, "nanoaod")
-    assert str(err.value) == (f"{path}: branch {branch!r} of tree 'Events' is NaN or infinite in 1 entries, "
-                              f"first entries [{entry}]")
+    assert str(err.value) == (
+        f"{path}: branch {branch!r} of tree 'Events' is NaN or infinite in 1 entries, first entries [{entry}]"
+    )
 
 
 def test_nan_gen_pt_is_allowed(nano_file):
     """An object without truth has gen_pt NaN: not an input error."""
-    events = read_events(nano_file, {**io.BRANCH_MAPS["nanoaod"], "collections": {
-        "muon": {"pt": "Muon_pt", "eta": "Muon_eta", "phi": "Muon_phi", "charge": "Muon_charge"}}})
+    events = read_events(
+        nano_file,
+        {
+            **io.BRANCH_MAPS["nanoaod"],
+            "collections": {
+                "muon": {"pt": "Muon_pt", "eta": "Muon_eta", "phi": "Muon_phi", "charge": "Muon_charge"}
+            },
+        },
+    )
     assert ak.all(np.isnan(ak.flatten(events.muon.gen_pt)))
 
 
@@ -276,10 +334,14 @@ def test_preselect_identical_from_both_layouts(nano_file, delphes_file):
     assert cols_n["flavour"].tolist() == [13, 11]
     assert cols_n["lm_gen_pt"].tolist() == [44.5, 44.0]
     assert cols_n["g_pt"].tolist() == [41.8, 80.0]
-    np.testing.assert_allclose(cols_n["mll"], [2 * np.hypot(45.0, 0.10566), _mass(ELECTRONS[2][:2], 0.000511)],
-                               rtol=1e-10)
-    np.testing.assert_allclose(cols_n["mllg"], [_mass(MUONS[0] + PHOTONS[0][1:], 0.10566),
-                                                _mass(ELECTRONS[2][:2] + PHOTONS[2], 0.000511)], rtol=1e-10)
+    np.testing.assert_allclose(
+        cols_n["mll"], [2 * np.hypot(45.0, 0.10566), _mass(ELECTRONS[2][:2], 0.000511)], rtol=1e-10
+    )
+    np.testing.assert_allclose(
+        cols_n["mllg"],
+        [_mass(MUONS[0] + PHOTONS[0][1:], 0.10566), _mass(ELECTRONS[2][:2] + PHOTONS[2], 0.000511)],
+        rtol=1e-10,
+    )
     assert 163.0 < cols_n["mllg"][1] < 165.0
     assert flow_n == flow_d
     # event 1 (e mu) and event 3 (mu+ mu+) have no same-flavour opposite-sign pair
@@ -448,9 +510,14 @@ def test_atomic_path_flushes_the_data_to_disk_before_the_rename(tmp_path, monkey
     """Power loss: the file's data are fsync'ed before os.replace, and the directory after it."""
     calls = []
     real_fsync, real_replace = os.fsync, os.replace
-    monkeypatch.setattr(io.os, "fsync", lambda fd: (calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))),
-                                                     real_fsync(fd)))
-    monkeypatch.setattr(io.os, "replace", lambda a, b: (calls.append(("replace", str(b))), real_replace(a, b)))
+    monkeypatch.setattr(
+        io.os,
+        "fsync",
+        lambda fd: (calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))), real_fsync(fd)),
+    )
+    monkeypatch.setattr(
+        io.os, "replace", lambda a, b: (calls.append(("replace", str(b))), real_replace(a, b))
+    )
     target = tmp_path / "out.txt"
     with atomic_path(target) as tmp:
         tmp.write_text("x")
@@ -465,8 +532,16 @@ def test_write_json_is_strict_json(tmp_path):
     import json
 
     path = tmp_path / "fit.json"
-    write_json(path, {"mu": float("nan"), "limit": np.float64(np.inf), "z": [1.0, -np.inf, np.float32(2.5)],
-                      "n": np.int64(3), "arr": np.array([np.nan, 1.0])})
+    write_json(
+        path,
+        {
+            "mu": float("nan"),
+            "limit": np.float64(np.inf),
+            "z": [1.0, -np.inf, np.float32(2.5)],
+            "n": np.int64(3),
+            "arr": np.array([np.nan, 1.0]),
+        },
+    )
     text = path.read_text()
     assert "NaN" not in text and "Infinity" not in text
     payload = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
@@ -477,8 +552,10 @@ def test_write_root_gives_the_same_bytes_for_the_same_trees(tmp_path):
     """Reproducible outputs: no wall-clock time, random UUID or temporary name in the file."""
     import time
 
-    trees = {"Events": {"x": np.arange(10.0), "j": ak.Array([[1.0], [], [2.0, 3.0]] * 3 + [[]])},
-             "Runs": {"n": np.array([5])}}
+    trees = {
+        "Events": {"x": np.arange(10.0), "j": ak.Array([[1.0], [], [2.0, 3.0]] * 3 + [[]])},
+        "Runs": {"n": np.array([5])},
+    }
     write_root(tmp_path / "a" / "out.root", trees)
     time.sleep(1.1)  # ROOT's time stamps have one-second resolution
     write_root(tmp_path / "b" / "out.root", trees)
@@ -486,7 +563,9 @@ def test_write_root_gives_the_same_bytes_for_the_same_trees(tmp_path):
     assert first == (tmp_path / "b" / "out.root").read_bytes()
     assert b".tmp" not in first
     with uproot.open(tmp_path / "a" / "out.root") as f:
-        assert f["Events"]["j"].array().tolist()[:3] == [[1.0], [], [2.0, 3.0]] and f["Runs"]["n"].array().tolist() == [5]
+        assert f["Events"]["j"].array().tolist()[:3] == [[1.0], [], [2.0, 3.0]] and f["Runs"][
+            "n"
+        ].array().tolist() == [5]
     write_root(tmp_path / "c" / "other.root", trees)
     assert (tmp_path / "c" / "other.root").read_bytes() != first  # another file: another UUID
 

@@ -68,12 +68,12 @@ def _mass(p: np.ndarray) -> float:
 def ref_q1_q2(lm: np.ndarray, lp: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """llg::get_q1 and llg::get_q2."""
     llg = lm + lp + g
-    htran = llg[1:] / llg[0]                         # TVector3 htran = llg_p4.BoostVector();
-    htran[2] = 0.0                                   # htran.SetZ(0);
-    h = _lorentz_matrix(-htran) @ llg                # llg_p4.Boost(-1*htran);
-    k1 = np.array([(h[0] + h[3]) / 2, 0, 0, (h[3] + h[0]) / 2])   # k1.SetPxPyPzE(0,0,pz/2,E/2), pz = Pz+E
-    k2 = np.array([(h[0] - h[3]) / 2, 0, 0, (h[3] - h[0]) / 2])   # k2: pz = Pz-E, E = E-Pz
-    return _lorentz_matrix(htran) @ k1, _lorentz_matrix(htran) @ k2   # k.Boost(htran);
+    htran = llg[1:] / llg[0]  # TVector3 htran = llg_p4.BoostVector();
+    htran[2] = 0.0  # htran.SetZ(0);
+    h = _lorentz_matrix(-htran) @ llg  # llg_p4.Boost(-1*htran);
+    k1 = np.array([(h[0] + h[3]) / 2, 0, 0, (h[3] + h[0]) / 2])  # k1.SetPxPyPzE(0,0,pz/2,E/2), pz = Pz+E
+    k2 = np.array([(h[0] - h[3]) / 2, 0, 0, (h[3] - h[0]) / 2])  # k2: pz = Pz-E, E = E-Pz
+    return _lorentz_matrix(htran) @ k1, _lorentz_matrix(htran) @ k2  # k.Boost(htran);
 
 
 def ref_lambda_z(lm: np.ndarray, lp: np.ndarray, g: np.ndarray) -> float:
@@ -97,7 +97,7 @@ def ref_cos_small_theta(lm: np.ndarray, lp: np.ndarray, g: np.ndarray) -> float:
 def ref_phi(lm: np.ndarray, lp: np.ndarray, g: np.ndarray) -> float:
     """llg::get_phi."""
     llg = lm + lp + g
-    to_h = _lorentz_matrix(-llg[1:] / llg[0])        # Boost(-1*llgBoost)
+    to_h = _lorentz_matrix(-llg[1:] / llg[0])  # Boost(-1*llgBoost)
     q1 = ref_q1_q2(lm, lp, g)[0]
     l1, l2, q, z = ((to_h @ v)[1:] for v in (lm, lp, q1, lm + lp))
     sin_big = np.sqrt(1 - ref_cos_big_theta(lm, lp, g) ** 2)
@@ -112,9 +112,11 @@ def ref_phi(lm: np.ndarray, lp: np.ndarray, g: np.ndarray) -> float:
 def ref_sigma_m(lm: np.ndarray, lp: np.ndarray, g: np.ndarray, r: tuple[float, float, float]) -> float:
     """llg_m_resolution of process_delphes.cxx: pT of each object raised by its resolution in turn."""
     nominal = _mass(lm + lp + g)
-    dm = [_mass(lm * (1 + r[0]) + lp + g) - nominal,   # pT -> pT + sigma_pT at fixed eta, phi (massless)
-          _mass(lm + lp * (1 + r[1]) + g) - nominal,
-          _mass(lm + lp + g * (1 + r[2])) - nominal]
+    dm = [
+        _mass(lm * (1 + r[0]) + lp + g) - nominal,  # pT -> pT + sigma_pT at fixed eta, phi (massless)
+        _mass(lm + lp * (1 + r[1]) + g) - nominal,
+        _mass(lm + lp + g * (1 + r[2])) - nominal,
+    ]
     return float(np.sqrt(sum(d * d for d in dm)))
 
 
@@ -140,7 +142,9 @@ def h_frame_event(big_theta: float, theta: float, phi: float, beta_z: float = 0.
 
 
 def _random_event(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return tuple(_p4(rng.uniform(10, 80), rng.uniform(-2.4, 2.4), rng.uniform(-np.pi, np.pi)) for _ in range(3))
+    return tuple(
+        _p4(rng.uniform(10, 80), rng.uniform(-2.4, 2.4), rng.uniform(-np.pi, np.pi)) for _ in range(3)
+    )
 
 
 # ---------------------------------------------------------------- delta phi / R
@@ -183,12 +187,23 @@ def test_pt_t_hand_computed():
     # pT(Z) = (30, 30), pT(g) = (-40, 0): llg = (-10, 30), t = (70, 30)/sqrt(5800)
     # pTt = |-10*30 - 30*70| / sqrt(5800) = 2400 / sqrt(5800) = 31.5135
     one = np.ones(1)
-    val = pt_t(30 * one, 0.1 * one, 0 * one, 30 * one, -0.4 * one, np.pi / 2 * one, 40 * one, 1.2 * one, np.pi * one)
+    val = pt_t(
+        30 * one, 0.1 * one, 0 * one, 30 * one, -0.4 * one, np.pi / 2 * one, 40 * one, 1.2 * one, np.pi * one
+    )
     np.testing.assert_allclose(val, [2400 / np.sqrt(5800)])
     np.testing.assert_allclose(val, [31.5135], rtol=1e-5)
     # invariant under a global azimuthal rotation
-    rot = pt_t(30 * one, 0.1 * one, 1.0 * one, 30 * one, -0.4 * one, (np.pi / 2 + 1.0) * one,
-               40 * one, 1.2 * one, (np.pi + 1.0) * one)
+    rot = pt_t(
+        30 * one,
+        0.1 * one,
+        1.0 * one,
+        30 * one,
+        -0.4 * one,
+        (np.pi / 2 + 1.0) * one,
+        40 * one,
+        1.2 * one,
+        (np.pi + 1.0) * one,
+    )
     np.testing.assert_allclose(rot, val)
 
 
@@ -210,16 +225,29 @@ def test_hand_event_h_at_rest_z_along_x():
     lp = np.array([gamma * M_Z / 2, a, b, 0.0])
     g = np.array([p, -p, 0.0, 0.0])
     # pt, eta, phi of objects with pz = 0 (eta = 0); the photon at phi = pi
-    ev = (np.array([np.hypot(a, b)]), np.zeros(1), np.array([np.arctan2(-b, a)]),
-          np.array([np.hypot(a, b)]), np.zeros(1), np.array([np.arctan2(b, a)]),
-          np.array([p]), np.zeros(1), np.array([np.pi]))
-    np.testing.assert_allclose(ev[0] * 2 * np.cos(ev[2]) + ev[6] * np.cos(ev[8]), 0.0, atol=1e-12)  # pT(llg) = 0
+    ev = (
+        np.array([np.hypot(a, b)]),
+        np.zeros(1),
+        np.array([np.arctan2(-b, a)]),
+        np.array([np.hypot(a, b)]),
+        np.zeros(1),
+        np.array([np.arctan2(b, a)]),
+        np.array([p]),
+        np.zeros(1),
+        np.array([np.pi]),
+    )
+    np.testing.assert_allclose(
+        ev[0] * 2 * np.cos(ev[2]) + ev[6] * np.cos(ev[8]), 0.0, atol=1e-12
+    )  # pT(llg) = 0
     cT, ct, ph = production_decay_angles(*ev)
     np.testing.assert_allclose(cT, [0.0], atol=1e-12)
     np.testing.assert_allclose(ct, [0.0], atol=1e-12)
     np.testing.assert_allclose(ph, [1.5 * np.pi], atol=1e-12)
-    np.testing.assert_allclose([ref_cos_big_theta(lm, lp, g), ref_cos_small_theta(lm, lp, g), ref_phi(lm, lp, g)],
-                               [0.0, 0.0, 1.5 * np.pi], atol=1e-12)
+    np.testing.assert_allclose(
+        [ref_cos_big_theta(lm, lp, g), ref_cos_small_theta(lm, lp, g), ref_phi(lm, lp, g)],
+        [0.0, 0.0, 1.5 * np.pi],
+        atol=1e-12,
+    )
 
 
 def test_hand_event_positive_lepton_defines_cos_theta():
@@ -260,8 +288,11 @@ def test_angles_of_constructed_events(beta_z):
         np.testing.assert_allclose(cT, [np.cos(big_theta)], atol=1e-9)
         np.testing.assert_allclose(ct, [np.cos(theta)], atol=1e-9)
         np.testing.assert_allclose(ph, [phi], atol=1e-8)
-        np.testing.assert_allclose([ref_cos_big_theta(lm, lp, g), ref_cos_small_theta(lm, lp, g), ref_phi(lm, lp, g)],
-                                   [np.cos(big_theta), np.cos(theta), phi], atol=1e-8)
+        np.testing.assert_allclose(
+            [ref_cos_big_theta(lm, lp, g), ref_cos_small_theta(lm, lp, g), ref_phi(lm, lp, g)],
+            [np.cos(big_theta), np.cos(theta), phi],
+            atol=1e-8,
+        )
 
 
 def test_quark_axis_with_transverse_recoil():
@@ -325,7 +356,17 @@ def test_mass_resolution_symmetric_event_by_hand():
     r = (0.1, 0.1, 0.2): dm = sqrt(960) - 30, sqrt(960) - 30, sqrt(1020) - 30.
     """
     one = np.ones(1)
-    ev = (10 * one, 0 * one, 0 * one, 10 * one, 0 * one, 2 * np.pi / 3 * one, 10 * one, 0 * one, -2 * np.pi / 3 * one)
+    ev = (
+        10 * one,
+        0 * one,
+        0 * one,
+        10 * one,
+        0 * one,
+        2 * np.pi / 3 * one,
+        10 * one,
+        0 * one,
+        -2 * np.pi / 3 * one,
+    )
     sigma = mass_resolution(*ev, 0.1 * one, 0.1 * one, 0.2 * one)
     expected = np.sqrt(2 * (np.sqrt(960.0) - 30.0) ** 2 + (np.sqrt(1020.0) - 30.0) ** 2)
     np.testing.assert_allclose(sigma, [expected], rtol=1e-12)
@@ -349,6 +390,15 @@ def test_mass_resolution_matches_the_authors_code_and_linearisation():
 def test_mass_log_derivatives_symmetric_event():
     # three equal-pT objects at eta = 0, 120 degrees apart: all pair masses equal -> 1/3 each
     one = np.ones(1)
-    d = mass_log_derivatives(10 * one, 0 * one, 0 * one, 10 * one, 0 * one, 2 * np.pi / 3 * one,
-                             10 * one, 0 * one, -2 * np.pi / 3 * one)
+    d = mass_log_derivatives(
+        10 * one,
+        0 * one,
+        0 * one,
+        10 * one,
+        0 * one,
+        2 * np.pi / 3 * one,
+        10 * one,
+        0 * one,
+        -2 * np.pi / 3 * one,
+    )
     np.testing.assert_allclose(np.concatenate(d), [1 / 3] * 3)

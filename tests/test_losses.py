@@ -17,8 +17,10 @@ from hzg.learn.losses import bce, classifier_mask, disco_mask, distance_correlat
 DT = torch.float64
 
 #: the data-scope windows of the default configuration
-NARROW, WIDE = (tuple(load_config(Path(__file__).resolve().parents[1] / "config/config.yaml")["training"][k])
-                for k in ("narrow_window", "wide_window"))
+NARROW, WIDE = (
+    tuple(load_config(Path(__file__).resolve().parents[1] / "config/config.yaml")["training"][k])
+    for k in ("narrow_window", "wide_window")
+)
 
 
 def t(values, dtype=DT, grad: bool = False) -> torch.Tensor:
@@ -33,13 +35,13 @@ def ones(n: int, dtype=DT) -> torch.Tensor:
 # Eq. (4): y = 1: E = 1/p + ln(1-p) - ln p;  y = 0: E = 1/(1-p) - ln(1-p) + ln p.
 HAND_POINTS = [
     # (y_hat, y, E)
-    (0.5, 1.0, 2.0),                    # 2 + ln .5 - ln .5
+    (0.5, 1.0, 2.0),  # 2 + ln .5 - ln .5
     (0.5, 0.0, 2.0),
-    (0.25, 1.0, 5.09861228866811),      # 4 + ln 3
-    (0.25, 0.0, 0.2347210446652237),    # 4/3 - ln .75 + ln .25
-    (0.9, 1.0, -1.0861134662251084),    # 1/.9 + ln .1 - ln .9
-    (0.9, 0.0, 12.19722457733622),      # 10 - ln .1 + ln .9
-    (0.1, 0.0, -1.086113466225108),     # mirror image of (0.9, 1)
+    (0.25, 1.0, 5.09861228866811),  # 4 + ln 3
+    (0.25, 0.0, 0.2347210446652237),  # 4/3 - ln .75 + ln .25
+    (0.9, 1.0, -1.0861134662251084),  # 1/.9 + ln .1 - ln .9
+    (0.9, 0.0, 12.19722457733622),  # 10 - ln .1 + ln .9
+    (0.1, 0.0, -1.086113466225108),  # mirror image of (0.9, 1)
 ]
 
 
@@ -108,7 +110,9 @@ def test_bce_matches_torch_weighted():
     assert bce(p, y, w).item() == pytest.approx(expected.item(), rel=1e-12)
     # unweighted, float32, (N, 1) network output
     expected = F.binary_cross_entropy(p.float(), y.float())
-    assert bce(p.float()[:, None], y.float(), torch.ones(200)).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert bce(p.float()[:, None], y.float(), torch.ones(200)).item() == pytest.approx(
+        expected.item(), rel=1e-5
+    )
 
 
 def test_bce_is_finite_at_zero_and_one():
@@ -184,8 +188,10 @@ def test_disco_gradcheck(n):
     # 17: the merge levels of the pair sums end in partial blocks; 32: all blocks full
     x, y, w = sample(n, 5)
     for power in (1, 2):
-        assert torch.autograd.gradcheck(lambda a, b: distance_correlation(a, b, w, power),
-                                        (x.clone().requires_grad_(), y.clone().requires_grad_()))
+        assert torch.autograd.gradcheck(
+            lambda a, b: distance_correlation(a, b, w, power),
+            (x.clone().requires_grad_(), y.clone().requires_grad_()),
+        )
 
 
 def test_disco_at_ties_matches_autograd_of_the_naive_reference():
@@ -208,10 +214,12 @@ def test_disco_on_a_training_size_float32_batch_equals_dcor():
     g = np.random.default_rng(12)
     mass = g.uniform(100, 180, 4000)
     score = 1 / (1 + np.exp(-(mass - 140) / 30 + g.normal(0, 1, 4000)))
-    ours = distance_correlation(torch.tensor(mass, dtype=torch.float32), torch.tensor(score, dtype=torch.float32),
-                                torch.ones(4000))
-    expected = dcor.distance_correlation_sqr(mass.astype(np.float32).astype(float),
-                                             score.astype(np.float32).astype(float), method="mergesort")
+    ours = distance_correlation(
+        torch.tensor(mass, dtype=torch.float32), torch.tensor(score, dtype=torch.float32), torch.ones(4000)
+    )
+    expected = dcor.distance_correlation_sqr(
+        mass.astype(np.float32).astype(float), score.astype(np.float32).astype(float), method="mergesort"
+    )
     assert ours.dtype == torch.float32 and ours.item() == pytest.approx(expected, rel=1e-6)
 
 
@@ -290,10 +298,18 @@ def loss_sample(n: int = 400, seed: int = 11):
 @pytest.mark.parametrize("kind, fn", [("bce", bce), ("extreme", extreme)])
 def test_total_loss_without_disco_is_the_classifier_loss(kind, fn):
     y_hat, y, w, mass = loss_sample()
-    loss, parts = total_loss(y_hat, y, w, mass, kind=kind, disco_lambda=0.0, data_scope=False, narrow=NARROW, wide=WIDE)
+    loss, parts = total_loss(
+        y_hat, y, w, mass, kind=kind, disco_lambda=0.0, data_scope=False, narrow=NARROW, wide=WIDE
+    )
     assert loss.item() == pytest.approx(fn(y_hat, y, w).item(), rel=1e-12)
-    assert parts == {"classifier": pytest.approx(loss.item()), "disco": 0.0, "total": pytest.approx(loss.item())}
-    loss, _ = total_loss(y_hat, y, w, mass, kind=kind, disco_lambda=0.0, data_scope=True, narrow=NARROW, wide=WIDE)
+    assert parts == {
+        "classifier": pytest.approx(loss.item()),
+        "disco": 0.0,
+        "total": pytest.approx(loss.item()),
+    }
+    loss, _ = total_loss(
+        y_hat, y, w, mass, kind=kind, disco_lambda=0.0, data_scope=True, narrow=NARROW, wide=WIDE
+    )
     m = (mass > 120) & (mass < 130)
     assert loss.item() == pytest.approx(fn(y_hat[m], y[m], w[m]).item(), rel=1e-12)
 
@@ -302,12 +318,18 @@ def test_data_scope_classifier_term_ignores_events_outside_narrow_window():
     y_hat, y, w, mass = loss_sample()
     outside = ~((mass > 120) & (mass < 130))
     changed = torch.where(outside, 1.0 - y_hat, y_hat).requires_grad_()
-    base, _ = total_loss(y_hat, y, w, mass, kind="extreme", disco_lambda=0.0, data_scope=True, narrow=NARROW, wide=WIDE)
-    loss, _ = total_loss(changed, y, w, mass, kind="extreme", disco_lambda=0.0, data_scope=True, narrow=NARROW, wide=WIDE)
+    base, _ = total_loss(
+        y_hat, y, w, mass, kind="extreme", disco_lambda=0.0, data_scope=True, narrow=NARROW, wide=WIDE
+    )
+    loss, _ = total_loss(
+        changed, y, w, mass, kind="extreme", disco_lambda=0.0, data_scope=True, narrow=NARROW, wide=WIDE
+    )
     assert loss.item() == pytest.approx(base.item(), rel=1e-12)
     loss.backward()
     assert torch.all(changed.grad[outside] == 0) and torch.all(changed.grad[~outside] != 0)
-    unscoped, _ = total_loss(changed, y, w, mass, kind="extreme", disco_lambda=0.0, data_scope=False, narrow=NARROW, wide=WIDE)
+    unscoped, _ = total_loss(
+        changed, y, w, mass, kind="extreme", disco_lambda=0.0, data_scope=False, narrow=NARROW, wide=WIDE
+    )
     assert abs(unscoped.item() - base.item()) > 1e-3
 
 
@@ -315,7 +337,9 @@ def test_data_scope_classifier_term_ignores_events_outside_narrow_window():
 def test_total_loss_adds_lambda_disco_on_the_right_events(data_scope):
     y_hat, y, w, mass = loss_sample()
     lam = 10.0
-    loss, parts = total_loss(y_hat, y, w, mass, kind="bce", disco_lambda=lam, data_scope=data_scope, narrow=NARROW, wide=WIDE)
+    loss, parts = total_loss(
+        y_hat, y, w, mass, kind="bce", disco_lambda=lam, data_scope=data_scope, narrow=NARROW, wide=WIDE
+    )
     d = ((y == 0) & (mass > 100) & (mass < 180)) if data_scope else (y == 0)
     c = ((mass > 120) & (mass < 130)) if data_scope else torch.ones_like(d)
     expected_disco = distance_correlation(mass[d], y_hat[d], w[d]).item()
@@ -329,13 +353,24 @@ def test_total_loss_adds_lambda_disco_on_the_right_events(data_scope):
 def test_total_loss_unknown_kind_is_named():
     y_hat, y, w, mass = loss_sample(20)
     with pytest.raises(ValueError, match="'focal'"):
-        total_loss(y_hat, y, w, mass, kind="focal", disco_lambda=0.0, data_scope=True, narrow=NARROW, wide=WIDE)
+        total_loss(
+            y_hat, y, w, mass, kind="focal", disco_lambda=0.0, data_scope=True, narrow=NARROW, wide=WIDE
+        )
 
 
 def test_total_loss_with_empty_scopes_is_zero_and_differentiable():
     y_hat = t([0.3, 0.8], grad=True)
-    loss, parts = total_loss(y_hat, t([1.0, 1.0]), ones(2), t([110.0, 150.0]), kind="extreme",
-                             disco_lambda=50.0, data_scope=True, narrow=NARROW, wide=WIDE)
+    loss, parts = total_loss(
+        y_hat,
+        t([1.0, 1.0]),
+        ones(2),
+        t([110.0, 150.0]),
+        kind="extreme",
+        disco_lambda=50.0,
+        data_scope=True,
+        narrow=NARROW,
+        wide=WIDE,
+    )
     assert loss.item() == 0.0 and parts == {"classifier": 0.0, "disco": 0.0, "total": 0.0}
     loss.backward()
     assert torch.all(y_hat.grad == 0)

@@ -61,8 +61,9 @@ def test_weighted_quantile_matches_numpy():
     rng = np.random.default_rng(0)
     v, w, q = rng.normal(size=101), rng.random(101), np.linspace(0, 1, 17)
     np.testing.assert_allclose(weighted_quantile(v, np.ones(101), q), np.quantile(v, q, method="hazen"))
-    np.testing.assert_allclose(weighted_quantile(v, w, q, method="inverted_cdf"),
-                               np.quantile(v, q, weights=w, method="inverted_cdf"))
+    np.testing.assert_allclose(
+        weighted_quantile(v, w, q, method="inverted_cdf"), np.quantile(v, q, weights=w, method="inverted_cdf")
+    )
 
 
 def test_weighted_quantile_rejects_bad_input():
@@ -107,13 +108,13 @@ def test_binned_significance_hand_sample():
     # (score, mass, weight); 4 signal events of weight 0.5 -> signal-score median edge at 0.4 (cum. 1.0 of 2.0)
     signal = [(0.2, 124.0, 0.5), (0.4, 126.0, 0.5), (0.6, 123.0, 0.5), (0.8, 125.0, 0.5)]
     background = [
-        (0.1, 125.0, 2.0),    # bin 0, in window [124, 126]
-        (0.3, 126.0, 1.0),    # bin 0, on the (closed) window edge
-        (0.35, 127.0, 5.0),   # bin 0, outside the window
-        (0.4, 124.0, 1.0),    # score on the edge -> bin 0 (right-closed), in window
-        (0.45, 124.0, 3.0),   # bin 1, in window [123, 125]
-        (0.9, 122.9, 4.0),    # bin 1, outside
-        (0.7, 125.0, 2.0),    # bin 1, in window
+        (0.1, 125.0, 2.0),  # bin 0, in window [124, 126]
+        (0.3, 126.0, 1.0),  # bin 0, on the (closed) window edge
+        (0.35, 127.0, 5.0),  # bin 0, outside the window
+        (0.4, 124.0, 1.0),  # score on the edge -> bin 0 (right-closed), in window
+        (0.45, 124.0, 3.0),  # bin 1, in window [123, 125]
+        (0.9, 122.9, 4.0),  # bin 1, outside
+        (0.7, 125.0, 2.0),  # bin 1, in window
     ]
     rows = np.array(signal + background)
     sig = np.arange(len(rows)) < len(signal)
@@ -123,7 +124,7 @@ def test_binned_significance_hand_sample():
     assert [b["window"] for b in bins] == [(124.0, 126.0), (123.0, 125.0)]
     assert [(b["s"], b["b"]) for b in bins] == [(1.0, 4.0), (1.0, 5.0)]
     z0 = math.sqrt(2 * (5 * math.log(1.25) - 1))  # 0.48107745
-    z1 = math.sqrt(2 * (6 * math.log(1.2) - 1))   # 0.43342667
+    z1 = math.sqrt(2 * (6 * math.log(1.2) - 1))  # 0.43342667
     assert [b["z"] for b in bins] == pytest.approx([z0, z1], rel=1e-12)
     assert total == pytest.approx(math.hypot(z0, z1), rel=1e-12)  # 0.64752930
 
@@ -139,8 +140,15 @@ def _authors_bin_error(s: float, b: float, s_err: float, b_err: float) -> float:
 def test_mc_stat_uncertainty_of_the_hand_sample_follows_the_authors_formula():
     # the sample of test_binned_significance_hand_sample
     signal = [(0.2, 124.0, 0.5), (0.4, 126.0, 0.5), (0.6, 123.0, 0.5), (0.8, 125.0, 0.5)]
-    background = [(0.1, 125.0, 2.0), (0.3, 126.0, 1.0), (0.35, 127.0, 5.0), (0.4, 124.0, 1.0), (0.45, 124.0, 3.0),
-                  (0.9, 122.9, 4.0), (0.7, 125.0, 2.0)]
+    background = [
+        (0.1, 125.0, 2.0),
+        (0.3, 126.0, 1.0),
+        (0.35, 127.0, 5.0),
+        (0.4, 124.0, 1.0),
+        (0.45, 124.0, 3.0),
+        (0.9, 122.9, 4.0),
+        (0.7, 125.0, 2.0),
+    ]
     rows = np.array(signal + background)
     sig = np.arange(len(rows)) < len(signal)
     out = binned_significance_detail(rows[:, 0], rows[:, 1], rows[:, 2], sig, n_bins=2)
@@ -149,10 +157,12 @@ def test_mc_stat_uncertainty_of_the_hand_sample_follows_the_authors_formula():
     # bin 1 window [123, 125]: signal 0.5 + 0.5, background 3 + 2 (the 4.0 at 122.9 GeV is outside)
     assert [(b["s_sumw2"], b["b_sumw2"]) for b in bins] == [(0.5, 6.0), (0.5, 13.0)]
     assert [(b["n_s_mc"], b["n_b_mc"]) for b in bins] == [(2, 3), (2, 2)]
-    e0 = _authors_bin_error(1.0, 4.0, math.sqrt(0.5), math.sqrt(6.0))   # 0.40043020
+    e0 = _authors_bin_error(1.0, 4.0, math.sqrt(0.5), math.sqrt(6.0))  # 0.40043020
     e1 = _authors_bin_error(1.0, 5.0, math.sqrt(0.5), math.sqrt(13.0))  # 0.36625591
     assert [b["z_mc_err"] for b in bins] == pytest.approx([e0, e1], rel=1e-12)
-    assert [b["z_mc_err"] for b in bins] == pytest.approx([0.40043019578531686, 0.36625590503329253], rel=1e-12)
+    assert [b["z_mc_err"] for b in bins] == pytest.approx(
+        [0.40043019578531686, 0.36625590503329253], rel=1e-12
+    )
     # the total adds the bins' errors in quadrature, as the authors' code
     assert out["significance_mc_err"] == pytest.approx(math.hypot(e0, e1), rel=1e-12)  # 0.54266724
     assert out["significance"] == pytest.approx(math.hypot(0.48107745025317655, 0.4334266738859785), rel=1e-9)
@@ -171,12 +181,19 @@ def test_significance_mc_error_limits():
     assert significance_mc_error(0.0, 4.0, 0.25, 3.0) == pytest.approx(0.25)
     # s << b: Asimov Z -> s / sqrt(b), the error -> sqrt(sigma_s^2 / b + s^2 sigma_b^2 / (4 b^3))
     s, b, s2, b2 = 1e-3, 1e4, 1e-4, 50.0
-    assert significance_mc_error(s, b, s2, b2) == pytest.approx(math.sqrt(s2 / b + s * s * b2 / (4 * b**3)), rel=1e-6)
+    assert significance_mc_error(s, b, s2, b2) == pytest.approx(
+        math.sqrt(s2 / b + s * s * b2 / (4 * b**3)), rel=1e-6
+    )
     # elementwise, equal to the authors' expression wherever it is defined
     s_arr, b_arr = np.array([1.0, 3.0, 10.0]), np.array([4.0, 2.0, 1000.0])
     err = significance_mc_error(s_arr, b_arr, 0.1 * s_arr, 0.2 * b_arr)
-    assert err == pytest.approx([_authors_bin_error(si, bi, math.sqrt(0.1 * si), math.sqrt(0.2 * bi))
-                                 for si, bi in zip(s_arr, b_arr)], rel=1e-12)
+    assert err == pytest.approx(
+        [
+            _authors_bin_error(si, bi, math.sqrt(0.1 * si), math.sqrt(0.2 * bi))
+            for si, bi in zip(s_arr, b_arr)
+        ],
+        rel=1e-12,
+    )
 
 
 def test_mc_stat_uncertainty_scales_as_one_over_sqrt_of_the_mc_events():
@@ -190,7 +207,9 @@ def test_mc_stat_uncertainty_scales_as_one_over_sqrt_of_the_mc_events():
     four_times = [4 * b["n_b_mc"] for b in small["bins"]]
     assert [b["n_b_mc"] for b in big["bins"]] == pytest.approx(four_times, rel=0.05, abs=8)
     for b in small["bins"] + big["bins"]:  # every bin's error from its own s, b and sums of w^2
-        assert b["z_mc_err"] == pytest.approx(significance_mc_error(b["s"], b["b"], b["s_sumw2"], b["b_sumw2"]))
+        assert b["z_mc_err"] == pytest.approx(
+            significance_mc_error(b["s"], b["b"], b["s_sumw2"], b["b_sumw2"])
+        )
         assert b["s_sumw2"] <= b["s"] * 1.5 / 100 and b["b_sumw2"] <= b["b"] * 1.5  # w <= 0.015 (signal), 1.5
 
 
@@ -240,7 +259,9 @@ def test_significance_is_invariant_under_monotonic_score_transform():
     for transformed in (np.log(score / (1 - score)), score**3, np.exp(5 * score)):
         total_t, bins_t = binned_significance(transformed, mass, weight, sig)
         assert total_t == pytest.approx(total, rel=1e-12)
-        assert [(b["s"], b["b"], b["window"]) for b in bins_t] == [(b["s"], b["b"], b["window"]) for b in bins]
+        assert [(b["s"], b["b"], b["window"]) for b in bins_t] == [
+            (b["s"], b["b"], b["window"]) for b in bins
+        ]
 
 
 def test_binned_significance_rejects_nan_scores():

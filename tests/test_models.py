@@ -1,4 +1,5 @@
 """Neural-network models: registry, output contract, ETN structure, attention parity, overfitting."""
+
 import pytest
 import torch
 from torch import nn
@@ -63,7 +64,13 @@ def test_unknown_model_and_hparam_raise():
 
 
 def test_defaults_are_the_papers_and_override_by_keyword():
-    assert default_hparams("etn") == {"d_model": 16, "embed_hidden": 4, "n_heads": 4, "ffn_hidden": 64, "dropout": 0.1}
+    assert default_hparams("etn") == {
+        "d_model": 16,
+        "embed_hidden": 4,
+        "n_heads": 4,
+        "ffn_hidden": 64,
+        "dropout": 0.1,
+    }
     assert default_hparams("fnn") == {"hidden_factor": 4}
     assert default_hparams("dfnn") == {"hidden_factors": (3, 9, 3), "dropout": 0.1}
     widths = [m.out_features for m in build_model("fnn", 12).modules() if isinstance(m, nn.Linear)]
@@ -71,8 +78,11 @@ def test_defaults_are_the_papers_and_override_by_keyword():
     dfnn = build_model("dfnn", 12)
     assert [m.out_features for m in dfnn.modules() if isinstance(m, nn.Linear)] == [36, 108, 36, 1]
     assert [m.p for m in dfnn.modules() if isinstance(m, nn.Dropout)] == [0.1]
-    assert [m.out_features for m in build_model("dfnn", 12, hidden_factors=[2, 1]).modules()
-            if isinstance(m, nn.Linear)] == [24, 12, 1]  # lists from a config file
+    assert [
+        m.out_features
+        for m in build_model("dfnn", 12, hidden_factors=[2, 1]).modules()
+        if isinstance(m, nn.Linear)
+    ] == [24, 12, 1]  # lists from a config file
     etn = build_model("etn", 12, d_model=32, n_heads=8, dropout=0.2)
     assert etn.embed.weight2.shape == (12, 4, 32) and etn.attn.n_heads == 8 and etn.drop.p == 0.2
     ft = build_model("ft_transformer", 15, n_blocks=3)
@@ -103,7 +113,7 @@ def test_etn_embedding_is_per_feature(n_features):
         ref[0].bias.copy_(emb.bias1[j])
         ref[2].weight.copy_(emb.weight2[j].T)
         ref[2].bias.copy_(emb.bias2[j])
-        torch.testing.assert_close(ref(x[:, j:j + 1]), tokens[:, j])
+        torch.testing.assert_close(ref(x[:, j : j + 1]), tokens[:, j])
 
 
 def test_etn_has_no_positional_encoding():
@@ -133,14 +143,22 @@ class AuthorsLayout(nn.Module):
     """The ETN written with stock PyTorch modules in the layer order of the authors' public code
     (github.com/jaebak/EventClassifierTransformer, EventClassifierTransformerNetwork), batch first."""
 
-    def __init__(self, n_features: int, dropout: float = 0.1, nodes: int = 16, heads: int = 4, factor: int = 4):
+    def __init__(
+        self, n_features: int, dropout: float = 0.1, nodes: int = 16, heads: int = 4, factor: int = 4
+    ):
         super().__init__()
-        self.embed = nn.ModuleList(nn.Sequential(nn.Linear(1, factor), nn.GELU(), nn.Linear(factor, nodes), nn.GELU())
-                                   for _ in range(n_features))
+        self.embed = nn.ModuleList(
+            nn.Sequential(nn.Linear(1, factor), nn.GELU(), nn.Linear(factor, nodes), nn.GELU())
+            for _ in range(n_features)
+        )
         self.pre_attn_norm = nn.LayerNorm(nodes)
         self.attn = nn.MultiheadAttention(nodes, heads, dropout=dropout, batch_first=True)
         self.pre_fc_norm = nn.LayerNorm(nodes)
-        self.fc1, self.act, self.fc2 = nn.Linear(nodes, factor * nodes), nn.GELU(), nn.Linear(factor * nodes, nodes)
+        self.fc1, self.act, self.fc2 = (
+            nn.Linear(nodes, factor * nodes),
+            nn.GELU(),
+            nn.Linear(factor * nodes, nodes),
+        )
         self.cls_token = nn.Parameter(torch.zeros(1, 1, nodes))
         self.cls_pre_attn_norm = nn.LayerNorm(nodes)
         self.cls_attn = nn.MultiheadAttention(nodes, heads, dropout=dropout, batch_first=True)
@@ -155,16 +173,24 @@ class AuthorsLayout(nn.Module):
                 seq[0].bias.copy_(etn.embed.bias1[j])
                 seq[2].weight.copy_(etn.embed.weight2[j].T)
                 seq[2].bias.copy_(etn.embed.bias2[j])
-        pairs = {"pre_attn_norm": "attn_norm", "attn": "attn", "pre_fc_norm": "ffn_norm", "fc1": "ffn.0",
-                 "fc2": "ffn.2", "cls_pre_attn_norm": "cls_kv_norm", "cls_attn": "cls_attn",
-                 "cls_pre_fc_norm": "cls_norm", "cls_fc": "head"}
+        pairs = {
+            "pre_attn_norm": "attn_norm",
+            "attn": "attn",
+            "pre_fc_norm": "ffn_norm",
+            "fc1": "ffn.0",
+            "fc2": "ffn.2",
+            "cls_pre_attn_norm": "cls_kv_norm",
+            "cls_attn": "cls_attn",
+            "cls_pre_fc_norm": "cls_norm",
+            "cls_fc": "head",
+        }
         for mine, theirs in pairs.items():
             getattr(self, mine).load_state_dict(etn.get_submodule(theirs).state_dict())
         self.cls_token.data.copy_(etn.cls_token)
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.stack([emb(x[:, j:j + 1]) for j, emb in enumerate(self.embed)], dim=1)
+        x = torch.stack([emb(x[:, j : j + 1]) for j, emb in enumerate(self.embed)], dim=1)
         u = self.pre_attn_norm(x)
         x = x + self.dropout(self.attn(u, u, u)[0])
         x = x + self.dropout(self.fc2(self.act(self.fc1(self.pre_fc_norm(x)))))

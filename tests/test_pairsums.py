@@ -1,4 +1,5 @@
 """Tests for hzg.learn.pairsums: the O(n log n) pair sums against their direct O(n^2) definitions."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,7 +20,15 @@ def values(n: int, seed: int, ties: bool) -> tuple[torch.Tensor, torch.Tensor, t
     return v, o, weights
 
 
-CASES = [(1, 0, False), (2, 1, False), (5, 2, True), (16, 3, False), (33, 4, True), (100, 5, False), (257, 6, True)]
+CASES = [
+    (1, 0, False),
+    (2, 1, False),
+    (5, 2, True),
+    (16, 3, False),
+    (33, 4, True),
+    (100, 5, False),
+    (257, 6, True),
+]
 
 
 @pytest.mark.parametrize("n, seed, ties", CASES)
@@ -67,13 +76,16 @@ def test_dominance_sums_count_earlier_smaller_events(n):
     torch.testing.assert_close(pairsums.dominance_sums(torch.argsort(rank), g), mask @ g)
 
 
-@pytest.mark.parametrize("values, expected", [
-    ([3.0, 1.0, 2.0], None),
-    # ascending, ties by index: [0, 2 | 3 | 1, 4, 5]; each run of ties reversed
-    ([1.0, 3.0, 1.0, 2.0, 3.0, 3.0], [2, 0, 3, 5, 4, 1]),
-    ([5.0, 5.0, 5.0, 5.0], [3, 2, 1, 0]),
-    ([0.0, 1.0, 1.0, 2.0], [0, 2, 1, 3]),
-])
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        ([3.0, 1.0, 2.0], None),
+        # ascending, ties by index: [0, 2 | 3 | 1, 4, 5]; each run of ties reversed
+        ([1.0, 3.0, 1.0, 2.0, 3.0, 3.0], [2, 0, 3, 5, 4, 1]),
+        ([5.0, 5.0, 5.0, 5.0], [3, 2, 1, 0]),
+        ([0.0, 1.0, 1.0, 2.0], [0, 2, 1, 3]),
+    ],
+)
 def test_ties_reversed_reverses_every_run_of_equal_values(values, expected):
     reversed_order = pairsums.ties_reversed(pairsums.Sorted.of(torch.tensor(values, dtype=DT)))
     assert (reversed_order is None) if expected is None else reversed_order.tolist() == expected

@@ -1,4 +1,5 @@
 """The plots show the data they are given: the plotted values are read back from the figure before it is saved."""
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -29,7 +30,9 @@ def test_signal_vs_background_plots_the_normalised_weighted_histograms(tmp_path,
     sig, bkg = rng.normal(125, 2, 500), rng.uniform(100, 180, 2000)
     sig_w, bkg_w = rng.uniform(0.5, 1.5, 500), rng.uniform(-0.2, 2.0, 2000)
     edges = np.linspace(100, 180, 21)
-    paths = plotting.signal_vs_background(sig, sig_w, bkg, bkg_w, "m", tmp_path / "m", 138, 13, edges, unit="GeV")
+    paths = plotting.signal_vs_background(
+        sig, sig_w, bkg, bkg_w, "m", tmp_path / "m", 138, 13, edges, unit="GeV"
+    )
     ax = figures[0].axes[0]
     plotted = {p.get_label(): p.get_data() for p in _stairs(ax)}
     for label, values, w in ((r"$H\to Z\gamma$ signal", sig, sig_w), (r"$Z\gamma$ background", bkg, bkg_w)):
@@ -45,8 +48,9 @@ def test_signal_vs_background_plots_the_normalised_weighted_histograms(tmp_path,
 
 def test_values_outside_the_edges_go_to_the_first_and_last_bins(tmp_path, figures):
     edges = np.array([0.0, 1.0, 2.0])
-    plotting.signal_vs_background(np.array([-5.0, 0.5, 9.0]), np.ones(3), np.array([1.5]), np.ones(1), "x",
-                                  tmp_path / "x", 1, 13, edges)
+    plotting.signal_vs_background(
+        np.array([-5.0, 0.5, 9.0]), np.ones(3), np.array([1.5]), np.ones(1), "x", tmp_path / "x", 1, 13, edges
+    )
     data = {p.get_label(): p.get_data() for p in _stairs(figures[0].axes[0])}
     np.testing.assert_allclose(data[r"$H\to Z\gamma$ signal"].values, [2 / 3, 1 / 3])
     np.testing.assert_allclose(data[r"$Z\gamma$ background"].values, [0.0, 1.0])
@@ -54,7 +58,7 @@ def test_values_outside_the_edges_go_to_the_first_and_last_bins(tmp_path, figure
 
 def test_roc_curves_plot_background_against_signal_efficiency_with_the_auc(tmp_path, figures):
     tpr = np.linspace(0, 1, 11)
-    fpr = tpr ** 2
+    fpr = tpr**2
     plotting.roc_curves([("ETN", fpr, tpr, 0.756)], tmp_path / "roc", 138, 13, (120, 130))
     ax = figures[0].axes[0]
     line = next(ln for ln in ax.lines if ln.get_label().startswith("ETN"))

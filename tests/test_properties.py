@@ -1,5 +1,6 @@
 """Property-based tests (hypothesis) of the kinematics, features and selection: symmetries where physics says so,
 finite outputs for finite inputs, any number of leptons and photons, and conservation in the cutflow."""
+
 from __future__ import annotations
 
 import itertools
@@ -23,7 +24,9 @@ obj = st.tuples(pts, etas, phis)
 
 def _separated(*objects, min_dr=0.1):
     """Objects apart in (eta, phi): collinear massless objects make the angles ill-defined (NaN by construction)."""
-    return all(kinematics.delta_r(a[1], a[2], b[1], b[2]) > min_dr for a, b in itertools.combinations(objects, 2))
+    return all(
+        kinematics.delta_r(a[1], a[2], b[1], b[2]) > min_dr for a, b in itertools.combinations(objects, 2)
+    )
 
 
 def _angles(lm, lp, g):
@@ -68,7 +71,9 @@ def test_cos_theta_is_lorentz_invariant_and_every_angle_scale_invariant(lm, lp, 
 
 @SETTINGS
 @given(obj, obj, etas, st.floats(-2.0, 2.0))
-def test_production_angles_are_boost_invariant_when_the_system_has_no_transverse_momentum(lm, lp, g_eta, rapidity):
+def test_production_angles_are_boost_invariant_when_the_system_has_no_transverse_momentum(
+    lm, lp, g_eta, rapidity
+):
     """With pT(llg) = 0 the authors' q1 lies along the beam in every longitudinally boosted frame, so cos Theta
     and phi do not depend on the boost (with recoil they do, by the authors' definition: not asserted)."""
     g = _pt_balanced_photon(lm, lp, g_eta)
@@ -104,8 +109,11 @@ def test_delta_phi_is_wrapped_and_antisymmetric(a, b):
 # ---------------------------------------------------------------- features
 def _res_map():
     """A resolution map (as hzg.data.resolution.build_map writes it): relative widths per (|eta|, pT) bin."""
-    return {"eta_edges": [0.0, 1.5, 2.5], "pt_edges": [5.0, 50.0, 13000.0],
-            **{k: {"width": [[0.02, 0.015], [0.03, 0.02]]} for k in ("electron", "muon", "photon")}}
+    return {
+        "eta_edges": [0.0, 1.5, 2.5],
+        "pt_edges": [5.0, 50.0, 13000.0],
+        **{k: {"width": [[0.02, 0.015], [0.03, 0.02]]} for k in ("electron", "muon", "photon")},
+    }
 
 
 @SETTINGS
@@ -131,25 +139,40 @@ def test_features_are_finite_for_every_selected_like_event(events):
 # ---------------------------------------------------------------- selection
 lepton = st.tuples(pts, etas, phis, st.sampled_from([-1, 1]))
 photon = st.tuples(pts, etas, phis)
-event = st.fixed_dictionaries({
-    "electron": st.lists(lepton, max_size=4), "muon": st.lists(lepton, max_size=4),
-    "photon": st.lists(photon, max_size=4), "weight": st.floats(-2.0, 5.0)})
+event = st.fixed_dictionaries(
+    {
+        "electron": st.lists(lepton, max_size=4),
+        "muon": st.lists(lepton, max_size=4),
+        "photon": st.lists(photon, max_size=4),
+        "weight": st.floats(-2.0, 5.0),
+    }
+)
 
 
 def _events(evts):
     def coll(key, charged):
         per = [e[key] for e in evts]
         flat = [o for objs in per for o in objs]
-        fields = {"pt": np.array([o[0] for o in flat], float), "eta": np.array([o[1] for o in flat], float),
-                  "phi": np.array([o[2] for o in flat], float)}
+        fields = {
+            "pt": np.array([o[0] for o in flat], float),
+            "eta": np.array([o[1] for o in flat], float),
+            "phi": np.array([o[2] for o in flat], float),
+        }
         if charged:
             fields["charge"] = np.array([o[3] for o in flat], np.int32)
         fields["gen_pt"] = fields["pt"].copy()
         return ak.unflatten(ak.zip(fields), np.array([len(o) for o in per], np.int64))
 
-    return ak.zip({"electron": coll("electron", True), "muon": coll("muon", True), "photon": coll("photon", False),
-                   "weight": ak.Array(np.array([e["weight"] for e in evts], float)),
-                   "entry": ak.Array(np.arange(len(evts), dtype=np.int64))}, depth_limit=1)
+    return ak.zip(
+        {
+            "electron": coll("electron", True),
+            "muon": coll("muon", True),
+            "photon": coll("photon", False),
+            "weight": ak.Array(np.array([e["weight"] for e in evts], float)),
+            "entry": ak.Array(np.arange(len(evts), dtype=np.int64)),
+        },
+        depth_limit=1,
+    )
 
 
 def _mass(*objs, masses):
@@ -176,12 +199,17 @@ def test_selection_handles_any_number_of_objects_and_conserves_events_and_weight
         # conservation: the events (and weights) of a cut are those before it minus those it removes
         assert row["n_raw"] == passed.sum() == before.sum() - (before & ~masks[cut]).sum()
         assert math.isclose(row["sum_weights"], cols["weight"][passed].sum(), abs_tol=1e-9)
-    assert flow[0]["n_raw"] == len(evts) and math.isclose(flow[0]["sum_weights"], sum(e["weight"] for e in evts),
-                                                          abs_tol=1e-9)
+    assert flow[0]["n_raw"] == len(evts) and math.isclose(
+        flow[0]["sum_weights"], sum(e["weight"] for e in evts), abs_tol=1e-9
+    )
     assert all(a["n_raw"] >= b["n_raw"] for a, b in zip(flow, flow[1:]))
     for i, e in enumerate(evts):
-        pairs = [(a, b, fl, m) for fl, key, m in ((11, "electron", 0.000511), (13, "muon", 0.10566))
-                 for a, b in itertools.combinations(e[key], 2) if a[3] * b[3] < 0]
+        pairs = [
+            (a, b, fl, m)
+            for fl, key, m in ((11, "electron", 0.000511), (13, "muon", 0.10566))
+            for a, b in itertools.combinations(e[key], 2)
+            if a[3] * b[3] < 0
+        ]
         assert masks["sfos_lepton_pair"][i] == bool(pairs)  # 0, 1 or same-sign leptons: no candidate
         assert masks["photon"][i] == bool(e["photon"])
         if pairs:  # the pair nearest the Z mass (massless leptons: the mass ranking the code uses)
@@ -204,5 +232,7 @@ def test_trial_splits_partition_the_events(entries, seed):
     assert set(np.unique(split)) <= {0, 1, 2}
     assert sum((split == k).sum() for k in range(3)) == len(entries)
     order = np.random.default_rng(seed % 1000).permutation(len(entries))
-    again = features.split_index(np.full(len(entries), 7), np.zeros(len(entries)), entries[order], seed, [1, 1, 1])
+    again = features.split_index(
+        np.full(len(entries), 7), np.zeros(len(entries)), entries[order], seed, [1, 1, 1]
+    )
     np.testing.assert_array_equal(again, split[order])

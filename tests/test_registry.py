@@ -1,5 +1,6 @@
 """Every list the workflow names lives in hzg.registry: the schema's enums and the rules' wildcard
 constraints agree with it."""
+
 import re
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def test_schema_shape_systematics_and_variations_are_the_registry():
 def test_wildcard_constraints_come_from_the_registry():
     """The rules spell no model or variation list: the constraints are joined from the registry."""
     common = (REPO / "workflow/rules/common.smk").read_text()
-    block = common[common.index("wildcard_constraints:"):]
+    block = common[common.index("wildcard_constraints:") :]
     assert re.search(r'model="\|"\.join\(MODELS\)', block)
     assert re.search(r'variation="\|"\.join\(VARIATIONS\)', block)
     rules = "".join(p.read_text() for p in (REPO / "workflow/rules").glob("*.smk"))

@@ -5,6 +5,7 @@ code). Assertions are on rule names and wildcards, so they hold as rules are add
 The edited config is written outside the run's directory and only dry runs are made, so the shared
 `ci_run` (tests/conftest.py) is left as it was.
 """
+
 import re
 from collections import Counter
 from pathlib import Path
@@ -18,8 +19,17 @@ from conftest import snakemake  # noqa: E402  (the ci DAG runs once per session)
 pytestmark = pytest.mark.slow
 JOB = re.compile(r"^(?:local)?rule (\w+):\n((?:[ \t]+\S[^\n]*\n?)*)", re.M)
 # rules of the data side: none of them reads a trained model
-DATA_SIDE = {"generate", "skim", "cutflow_table", "resolution_map", "features", "feature_plots", "physics_checks",
-             "skim_variation", "features_variation"}
+DATA_SIDE = {
+    "generate",
+    "skim",
+    "cutflow_table",
+    "resolution_map",
+    "features",
+    "feature_plots",
+    "physics_checks",
+    "skim_variation",
+    "features_variation",
+}
 
 
 def dry_run_jobs(work: Path, configfile: Path) -> list[tuple[str, dict[str, str]]]:
@@ -66,16 +76,32 @@ def finished(ci_run, tmp_path_factory):
 def test_disco_lambda_reruns_only_the_training_of_its_runs_and_what_reads_it(finished, tmp_path):
     work, cfg = finished
     loss = "bce_disco"
-    jobs = dry_run_jobs(work, edited(cfg, tmp_path, "lambda", "losses", loss, "disco_lambda",
-                                     2 * cfg["losses"][loss]["disco_lambda"] + 1))
+    jobs = dry_run_jobs(
+        work,
+        edited(
+            cfg,
+            tmp_path,
+            "lambda",
+            "losses",
+            loss,
+            "disco_lambda",
+            2 * cfg["losses"][loss]["disco_lambda"] + 1,
+        ),
+    )
     rules = {r for r, _ in jobs}
     assert not rules & DATA_SIDE, sorted(rules & DATA_SIDE)
     trained = {(wc["model"], wc["loss"], int(wc["trial"])) for r, wc in jobs if r == "train"}
-    expected = {(run["model"], loss, t) for run in cfg["runs"] if run["loss"] == loss
-                for t in range(cfg["split"]["n_trials"])}
+    expected = {
+        (run["model"], loss, t)
+        for run in cfg["runs"]
+        if run["loss"] == loss
+        for t in range(cfg["split"]["n_trials"])
+    }
     assert expected and trained == expected
     # no job of another loss (train, and any per-run rule downstream: evaluation, plots, ...)
-    assert all(wc["loss"] == loss for _, wc in jobs if "loss" in wc), [j for j in jobs if j[1].get("loss") != loss]
+    assert all(wc["loss"] == loss for _, wc in jobs if "loss" in wc), [
+        j for j in jobs if j[1].get("loss") != loss
+    ]
     assert not any(r == "train" and wc["model"] == "etn" and wc["loss"] == "bce" for r, wc in jobs)
     # downstream: every reader of those models reruns, for that loss only
     runs = {(run["model"], run["loss"]) for run in cfg["runs"] if run["loss"] == loss}
@@ -91,8 +117,9 @@ def test_disco_lambda_reruns_only_the_training_of_its_runs_and_what_reads_it(fin
 
 def test_mll_min_reruns_from_the_skim_on_but_not_the_generation(finished, tmp_path):
     work, cfg = finished
-    jobs = dry_run_jobs(work, edited(cfg, tmp_path, "mll", "selection", "mll_min",
-                                     cfg["selection"]["mll_min"] + 5.0))
+    jobs = dry_run_jobs(
+        work, edited(cfg, tmp_path, "mll", "selection", "mll_min", cfg["selection"]["mll_min"] + 5.0)
+    )
     rules = Counter(r for r, _ in jobs)
     assert "generate" not in rules
     n_chunks = {s: v["generate"]["n_chunks"] for s, v in cfg["samples"].items()}
@@ -102,7 +129,9 @@ def test_mll_min_reruns_from_the_skim_on_but_not_the_generation(finished, tmp_pa
     for rule in ("cutflow_table", "resolution_map", "feature_plots", "physics_checks"):
         assert rules[rule] == 1, (rule, rules)
     trained = {(wc["model"], wc["loss"], int(wc["trial"])) for r, wc in jobs if r == "train"}
-    assert trained == {(run["model"], run["loss"], t) for run in cfg["runs"] for t in range(cfg["split"]["n_trials"])}
+    assert trained == {
+        (run["model"], run["loss"], t) for run in cfg["runs"] for t in range(cfg["split"]["n_trials"])
+    }
 
 
 def _reversed_keys(value, keep=False):

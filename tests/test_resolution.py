@@ -1,4 +1,5 @@
 """The sigma_m resolution map: truth widths per bin and the calibration of the signal pull."""
+
 import numpy as np
 import pytest
 import vector
@@ -32,7 +33,14 @@ def _toy_signal(n: int, seed: int, fsr: bool) -> dict[str, np.ndarray]:
     half = m_z / 2
     lm = vector.array({"px": half * x, "py": half * y, "pz": half * z, "E": np.full(n, half)}).boost_p4(zb)
     lp = vector.array({"px": -half * x, "py": -half * y, "pz": -half * z, "E": np.full(n, half)}).boost_p4(zb)
-    boost = vector.array({"px": rng.normal(0, 20, n), "py": rng.normal(0, 20, n), "pz": rng.normal(0, 150, n), "mass": np.full(n, m_h)})
+    boost = vector.array(
+        {
+            "px": rng.normal(0, 20, n),
+            "py": rng.normal(0, 20, n),
+            "pz": rng.normal(0, 150, n),
+            "mass": np.full(n, m_h),
+        }
+    )
     lm, lp, g = lm.boost_p4(boost), lp.boost_p4(boost), g.boost_p4(boost)
     flavour = np.where(rng.uniform(size=n) < 0.5, 11, 13)
     cols: dict[str, np.ndarray] = {"flavour": flavour}
@@ -40,17 +48,24 @@ def _toy_signal(n: int, seed: int, fsr: bool) -> dict[str, np.ndarray]:
         pt, eta = np.asarray(p.pt), np.asarray(p.eta)
         kind = "photon" if name == "g" else np.where(flavour == 13, "muon", "electron")
         barrel = np.abs(eta) < 1.0
-        width = np.select([kind == o for o in ("electron", "muon", "photon")],
-                          [np.where(barrel, *TRUE_WIDTH[o]) for o in ("electron", "muon", "photon")])
+        width = np.select(
+            [kind == o for o in ("electron", "muon", "photon")],
+            [np.where(barrel, *TRUE_WIDTH[o]) for o in ("electron", "muon", "photon")],
+        )
         if fsr and name != "g":
             mean_loss = np.where(flavour == 11, 0.03, 0.015)
             pt = pt * (1 - np.where(rng.uniform(size=n) < 0.4, rng.exponential(mean_loss), 0.0))
         cols[f"{name}_gen_pt"] = pt
         cols[f"{name}_pt"] = pt * (1 + width * rng.standard_normal(n))
         cols[f"{name}_eta"], cols[f"{name}_phi"] = eta, np.asarray(p.phi)
-    p4 = [kinematics.four_momenta(cols[f"{o}_pt"], cols[f"{o}_eta"], cols[f"{o}_phi"]) for o in ("lm", "lp", "g")]
+    p4 = [
+        kinematics.four_momenta(cols[f"{o}_pt"], cols[f"{o}_eta"], cols[f"{o}_phi"])
+        for o in ("lm", "lp", "g")
+    ]
     cols["mllg"] = np.asarray((p4[0] + p4[1] + p4[2]).mass)
-    keep = np.logical_and.reduce([np.abs(cols[f"{o}_eta"]) < 2.5 for o in ("lm", "lp", "g")] + [cols["g_pt"] > 15.0])
+    keep = np.logical_and.reduce(
+        [np.abs(cols[f"{o}_eta"]) < 2.5 for o in ("lm", "lp", "g")] + [cols["g_pt"] > 15.0]
+    )
     return {k: v[keep] for k, v in cols.items()}
 
 
@@ -77,10 +92,18 @@ def test_truth_widths_recover_the_smearing_and_sigma_m_is_the_propagated_one(fsr
         assert filled.sum() >= 3
         np.testing.assert_allclose(width[filled], expected[filled], rtol=0.08)
     c = fsr_sample
-    d = kinematics.mass_log_derivatives(*(c[f"{o}_{f}"] for o in ("lm", "lp", "g") for f in ("pt", "eta", "phi")))
+    d = kinematics.mass_log_derivatives(
+        *(c[f"{o}_{f}"] for o in ("lm", "lp", "g") for f in ("pt", "eta", "phi"))
+    )
     lep = np.where(c["flavour"] == 13, "muon", "electron")
-    r = [np.where(lep == "muon", resolution.lookup(res, "muon", c[f"{o}_pt"], c[f"{o}_eta"]),
-                  resolution.lookup(res, "electron", c[f"{o}_pt"], c[f"{o}_eta"])) for o in ("lm", "lp")]
+    r = [
+        np.where(
+            lep == "muon",
+            resolution.lookup(res, "muon", c[f"{o}_pt"], c[f"{o}_eta"]),
+            resolution.lookup(res, "electron", c[f"{o}_pt"], c[f"{o}_eta"]),
+        )
+        for o in ("lm", "lp")
+    ]
     r.append(resolution.lookup(res, "photon", c["g_pt"], c["g_eta"]))
     expected = c["mllg"] * np.sqrt(sum((di * ri) ** 2 for di, ri in zip(d, r)))
     np.testing.assert_allclose(resolution.mass_resolution(c, res), expected, rtol=1e-12)
@@ -106,10 +129,14 @@ def test_calibration_gives_unit_pull_width_in_every_bin(calibrated, fsr_sample):
     # the photon keeps its truth width; raw widths and factors are stored; width = raw * factor
     np.testing.assert_array_equal(calibrated["photon"]["calibration"], np.ones((2, 3)))
     for name in resolution.OBJECTS:
-        np.testing.assert_allclose(np.asarray(calibrated[name]["width"]),
-                                   np.asarray(calibrated[name]["raw_width"]) * np.asarray(calibrated[name]["calibration"]))
+        np.testing.assert_allclose(
+            np.asarray(calibrated[name]["width"]),
+            np.asarray(calibrated[name]["raw_width"]) * np.asarray(calibrated[name]["calibration"]),
+        )
     # electrons radiate more than muons: larger factors
-    assert np.median(calibrated["electron"]["calibration"]) > np.median(calibrated["muon"]["calibration"]) > 1.0
+    assert (
+        np.median(calibrated["electron"]["calibration"]) > np.median(calibrated["muon"]["calibration"]) > 1.0
+    )
     c = calibrated["calibration"]
     assert c["sigma_m_median_gev_after"] > c["sigma_m_median_gev_before"]
 
@@ -140,6 +167,8 @@ def test_calibration_refuses_unknown_objects(fsr_sample):
 def test_physics_checks_report_the_pull_per_bin(calibrated):
     summary = checks.resolution_summary(calibrated)
     assert summary["calibrated"]
-    assert summary["pull_width_all"]["before"] > 1.1 and summary["pull_width_all"]["after"] == pytest.approx(1.0, abs=0.02)
+    assert summary["pull_width_all"]["before"] > 1.1 and summary["pull_width_all"]["after"] == pytest.approx(
+        1.0, abs=0.02
+    )
     assert np.shape(summary["pull_width_per_bin"]["photon"]["after"]) == (2, 3)
     assert checks.resolution_summary({"eta_edges": [0, 1], "pt_edges": [0, 1]}) == {"calibrated": False}

@@ -28,18 +28,34 @@ ROOT = Path(__file__).resolve().parents[1]
 M_MU, M_E = LEPTON_MASS[13], LEPTON_MASS[11]
 
 # Fields (and dtypes) of the collections as hzg.io.read_events returns them (NanoAOD, with truth pT).
-LEPTON_FIELDS = {"pt": np.float64, "eta": np.float64, "phi": np.float64, "charge": np.int32, "gen_pt": np.float64}
+LEPTON_FIELDS = {
+    "pt": np.float64,
+    "eta": np.float64,
+    "phi": np.float64,
+    "charge": np.int32,
+    "gen_pt": np.float64,
+}
 PHOTON_FIELDS = {"pt": np.float64, "eta": np.float64, "phi": np.float64, "gen_pt": np.float64}
 
 
 # ---------------------------------------------------------------- helpers
 def lep(pt, eta, phi, charge, gen_pt=None):
-    return {"pt": float(pt), "eta": float(eta), "phi": float(phi), "charge": int(charge),
-            "gen_pt": float(pt if gen_pt is None else gen_pt)}
+    return {
+        "pt": float(pt),
+        "eta": float(eta),
+        "phi": float(phi),
+        "charge": int(charge),
+        "gen_pt": float(pt if gen_pt is None else gen_pt),
+    }
 
 
 def pho(pt, eta, phi, gen_pt=None):
-    return {"pt": float(pt), "eta": float(eta), "phi": float(phi), "gen_pt": float(pt if gen_pt is None else gen_pt)}
+    return {
+        "pt": float(pt),
+        "eta": float(eta),
+        "phi": float(phi),
+        "gen_pt": float(pt if gen_pt is None else gen_pt),
+    }
 
 
 def _collection(per_event, dtypes):
@@ -55,19 +71,27 @@ def make_events(*evts):
     Each argument is a dict with optional keys electron, muon, photon (lists of object dicts),
     weight (default 1) and entry (default: position).
     """
-    return ak.zip({
-        "electron": _collection([ev.get("electron", []) for ev in evts], LEPTON_FIELDS),
-        "muon": _collection([ev.get("muon", []) for ev in evts], LEPTON_FIELDS),
-        "photon": _collection([ev.get("photon", []) for ev in evts], PHOTON_FIELDS),
-        "weight": np.array([ev.get("weight", 1.0) for ev in evts], dtype=np.float64),
-        "entry": np.array([ev.get("entry", i) for i, ev in enumerate(evts)], dtype=np.int64),
-    }, depth_limit=1)
+    return ak.zip(
+        {
+            "electron": _collection([ev.get("electron", []) for ev in evts], LEPTON_FIELDS),
+            "muon": _collection([ev.get("muon", []) for ev in evts], LEPTON_FIELDS),
+            "photon": _collection([ev.get("photon", []) for ev in evts], PHOTON_FIELDS),
+            "weight": np.array([ev.get("weight", 1.0) for ev in evts], dtype=np.float64),
+            "entry": np.array([ev.get("entry", i) for i, ev in enumerate(evts)], dtype=np.int64),
+        },
+        depth_limit=1,
+    )
 
 
 def test_make_events_matches_hand_written_records():
     """The helper builds the same array as ak.Array of plain records."""
-    ev = {"electron": [lep(30.0, 0.1, 0.2, -1)], "muon": [lep(20.0, 1.0, 2.0, +1, gen_pt=21.0)],
-          "photon": [pho(15.0, -0.3, 3.0)], "weight": 0.5, "entry": 7}
+    ev = {
+        "electron": [lep(30.0, 0.1, 0.2, -1)],
+        "muon": [lep(20.0, 1.0, 2.0, +1, gen_pt=21.0)],
+        "photon": [pho(15.0, -0.3, 3.0)],
+        "weight": 0.5,
+        "entry": 7,
+    }
     ref = ak.Array([ev])
     built = make_events(ev)
     assert built.to_list() == ref.to_list()
@@ -101,9 +125,13 @@ def good_columns(n=1, **overrides):
     """Candidate columns (as from candidate_kinematics) of events passing every cut."""
     cols = {
         "flavour": np.full(n, 13, dtype=np.int32),
-        "lm_pt": np.full(n, 40.0), "lp_pt": np.full(n, 30.0), "g_pt": np.full(n, 30.0),
-        "mll": np.full(n, 90.0), "mllg": np.full(n, 125.0),
-        "dr_lm_g": np.full(n, 1.5), "dr_lp_g": np.full(n, 2.0),
+        "lm_pt": np.full(n, 40.0),
+        "lp_pt": np.full(n, 30.0),
+        "g_pt": np.full(n, 30.0),
+        "mll": np.full(n, 90.0),
+        "mllg": np.full(n, 125.0),
+        "dr_lm_g": np.full(n, 1.5),
+        "dr_lp_g": np.full(n, 2.0),
     }
     for k, v in overrides.items():
         cols[k] = np.asarray(v, dtype=cols[k].dtype)
@@ -114,10 +142,10 @@ def good_columns(n=1, **overrides):
 EPS = 1e-6
 # (cut, column overrides for [just above, just below] the threshold); the other columns pass.
 THRESHOLDS = [
-    ("lepton_pt", {"lm_pt": [25.0 + EPS, 25.0 - EPS], "lp_pt": [20.0, 20.0]}),      # leading, lm leads
-    ("lepton_pt", {"lm_pt": [20.0, 20.0], "lp_pt": [25.0 + EPS, 25.0 - EPS]}),      # leading, lp leads
-    ("lepton_pt", {"lm_pt": [15.0 + EPS, 15.0 - EPS], "lp_pt": [40.0, 40.0]}),      # subleading = lm
-    ("lepton_pt", {"lm_pt": [40.0, 40.0], "lp_pt": [15.0 + EPS, 15.0 - EPS]}),      # subleading = lp
+    ("lepton_pt", {"lm_pt": [25.0 + EPS, 25.0 - EPS], "lp_pt": [20.0, 20.0]}),  # leading, lm leads
+    ("lepton_pt", {"lm_pt": [20.0, 20.0], "lp_pt": [25.0 + EPS, 25.0 - EPS]}),  # leading, lp leads
+    ("lepton_pt", {"lm_pt": [15.0 + EPS, 15.0 - EPS], "lp_pt": [40.0, 40.0]}),  # subleading = lm
+    ("lepton_pt", {"lm_pt": [40.0, 40.0], "lp_pt": [15.0 + EPS, 15.0 - EPS]}),  # subleading = lp
     ("photon_pt_over_mllg", {"g_pt": [15.0 + EPS, 15.0 - EPS], "mllg": [110.0, 110.0], "mll": [91.0, 91.0]}),
     ("photon_pt_over_mllg", {"g_pt": [125.0 * 15 / 110 + EPS, 125.0 * 15 / 110 - EPS]}),
     ("min_dr_lepton_photon", {"dr_lm_g": [0.4 + EPS, 0.4 - EPS], "dr_lp_g": [3.0, 3.0]}),
@@ -125,13 +153,14 @@ THRESHOLDS = [
     ("mll", {"mll": [50.0 + EPS, 50.0 - EPS], "mllg": [140.0, 140.0]}),
     ("mllg_plus_mll", {"mll": [60.0, 60.0], "mllg": [125.0 + EPS, 125.0 - EPS]}),
     ("mllg_plus_mll", {"mll": [85.0 + EPS, 85.0 - EPS], "mllg": [100.0 + EPS / 2, 100.0 + EPS / 2]}),
-    ("mllg_window", {"mllg": [100.0 + EPS, 100.0 - EPS]}),   # lower edge
-    ("mllg_window", {"mllg": [180.0 - EPS, 180.0 + EPS]}),   # upper edge
+    ("mllg_window", {"mllg": [100.0 + EPS, 100.0 - EPS]}),  # lower edge
+    ("mllg_window", {"mllg": [180.0 - EPS, 180.0 + EPS]}),  # upper edge
 ]
 
 
-@pytest.mark.parametrize("cut, overrides", THRESHOLDS,
-                         ids=[f"{c}-{'-'.join(o)}-{i}" for i, (c, o) in enumerate(THRESHOLDS)])
+@pytest.mark.parametrize(
+    "cut, overrides", THRESHOLDS, ids=[f"{c}-{'-'.join(o)}-{i}" for i, (c, o) in enumerate(THRESHOLDS)]
+)
 def test_each_cut_passes_just_above_and_fails_just_below(cut, overrides):
     masks = cut_masks(good_columns(2, **overrides), Cuts())
     assert masks[cut].tolist() == [True, False]
@@ -166,9 +195,17 @@ def test_cut_masks_keys_follow_cut_order_and_use_given_thresholds():
 
 def test_cut_masks_missing_candidates_fail_their_cuts():
     nan = np.nan
-    cols = good_columns(3, flavour=[0, 13, 0], lm_pt=[nan, 40.0, nan], lp_pt=[nan, 30.0, nan],
-                        g_pt=[30.0, nan, nan], mll=[nan, 90.0, nan], mllg=[nan, nan, nan],
-                        dr_lm_g=[nan, nan, nan], dr_lp_g=[nan, nan, nan])
+    cols = good_columns(
+        3,
+        flavour=[0, 13, 0],
+        lm_pt=[nan, 40.0, nan],
+        lp_pt=[nan, 30.0, nan],
+        g_pt=[30.0, nan, nan],
+        mll=[nan, 90.0, nan],
+        mllg=[nan, nan, nan],
+        dr_lm_g=[nan, nan, nan],
+        dr_lp_g=[nan, nan, nan],
+    )
     masks = cut_masks(cols, Cuts())
     assert masks["all"].tolist() == [True, True, True]
     assert masks["sfos_lepton_pair"].tolist() == [False, True, False]
@@ -219,16 +256,16 @@ def _event_with(mll_pt=45.0, g_pt=None, g_phi=np.pi / 2, mllg=125.0, lm_pt=None)
 
 def test_preselect_events_at_kinematic_thresholds():
     evs = [
-        _event_with(mllg=125.0),                        # 0 passes
-        _event_with(mllg=179.99),                       # 1 passes (just inside the window)
-        _event_with(mllg=180.01),                       # 2 fails mllg_window
+        _event_with(mllg=125.0),  # 0 passes
+        _event_with(mllg=179.99),  # 1 passes (just inside the window)
+        _event_with(mllg=180.01),  # 2 fails mllg_window
         # mll ~ 86 so that mllg + mll > 185 and pT(photon)/mllg > 15/110 near the lower edge
-        _event_with(mll_pt=43.0, mllg=100.01),          # 3 passes
-        _event_with(mll_pt=43.0, mllg=99.99),           # 4 fails mllg_window only
+        _event_with(mll_pt=43.0, mllg=100.01),  # 3 passes
+        _event_with(mll_pt=43.0, mllg=99.99),  # 4 fails mllg_window only
         # photon 0.41 / 0.39 in phi from the lm muon (at phi 0, eta 0), with pT 40
-        _event_with(g_pt=40.0, g_phi=0.41),             # 5 passes
-        _event_with(g_pt=40.0, g_phi=0.39),             # 6 fails min_dr_lepton_photon
-        _event_with(mll_pt=24.99, g_pt=60.0),           # 7 fails mll (2*24.99 < 50) and lepton_pt
+        _event_with(g_pt=40.0, g_phi=0.41),  # 5 passes
+        _event_with(g_pt=40.0, g_phi=0.39),  # 6 fails min_dr_lepton_photon
+        _event_with(mll_pt=24.99, g_pt=60.0),  # 7 fails mll (2*24.99 < 50) and lepton_pt
     ]
     events = make_events(*evs)
     cols, flow = preselect(events, Cuts())
@@ -248,15 +285,23 @@ def test_preselect_events_at_kinematic_thresholds():
     assert masks["mllg_plus_mll"].tolist() == [True] * 7 + [False]
     assert masks["lepton_pt"].tolist() == [True] * 7 + [False]
     assert [(r["cut"], r["n_raw"]) for r in flow] == [
-        ("all", 8), ("sfos_lepton_pair", 8), ("photon", 8), ("lepton_pt", 7),
-        ("photon_pt_over_mllg", 7), ("min_dr_lepton_photon", 6), ("mll", 6), ("mllg_plus_mll", 6),
-        ("mllg_window", 4)]
+        ("all", 8),
+        ("sfos_lepton_pair", 8),
+        ("photon", 8),
+        ("lepton_pt", 7),
+        ("photon_pt_over_mllg", 7),
+        ("min_dr_lepton_photon", 6),
+        ("mll", 6),
+        ("mllg_plus_mll", 6),
+        ("mllg_window", 4),
+    ]
 
 
 def test_preselect_lepton_pt_thresholds_on_built_events():
     # Z not at rest: lm (pt a, phi 0), lp (pt b, phi pi) at eta 0; photon balances nothing in particular.
     def ev(a, b):
         return {"muon": [lep(a, 0.0, 0.0, -1), lep(b, 0.0, np.pi, +1)], "photon": [pho(40.0, 1.0, np.pi / 2)]}
+
     events = make_events(ev(25.01, 20.0), ev(60.0, 24.99), ev(80.0, 15.01), ev(14.99, 80.0), ev(24.99, 24.0))
     masks = cut_masks(candidate_kinematics(best_candidates(events)), Cuts())
     # lead 25.01 / sublead 15.01 pass; lead 24.99 / sublead 14.99 fail
@@ -267,8 +312,10 @@ def test_preselect_lepton_pt_thresholds_on_built_events():
 def test_best_z_among_three_muons_is_closest_to_mz():
     # mu- (45, phi 0) with mu+a (45, phi pi): m ~ 90; with mu+b (40, phi pi): m ~ 84.85
     mum, mupa, mupb = lep(45.0, 0.0, 0.0, -1), lep(45.0, 0.0, np.pi, +1), lep(40.0, 0.0, np.pi, +1)
-    events = make_events({"muon": [mupb, mum, mupa], "photon": [pho(30.0, 1.0, 1.0)]},
-                         {"muon": [mupa, mupb, mum], "photon": [pho(30.0, 1.0, 1.0)]})
+    events = make_events(
+        {"muon": [mupb, mum, mupa], "photon": [pho(30.0, 1.0, 1.0)]},
+        {"muon": [mupa, mupb, mum], "photon": [pho(30.0, 1.0, 1.0)]},
+    )
     cand = best_candidates(events)
     assert cand.z.lm.pt.tolist() == [45.0, 45.0]
     assert cand.z.lp.pt.tolist() == [45.0, 45.0]
@@ -283,9 +330,11 @@ def test_same_sign_pair_is_never_chosen():
     # mu+a (30, phi pi) + mu+b (x, phi 0): m = 2 sqrt(30 x) = m_Z exactly (same sign)
     x = Z_MASS**2 / 120.0
     mum, mupa, mupb = lep(30.0, 0.0, 0.0, -1), lep(30.0, 0.0, np.pi, +1), lep(x, 0.0, 0.0, +1)
-    events = make_events({"muon": [mupa, mupb, mum], "photon": [pho(30.0, 2.0, 1.5)]},
-                         {"muon": [lep(45.0, 0, 0, +1), lep(45.0, 0, np.pi, +1)], "photon": [pho(30.0, 2.0, 1.5)]},
-                         {"electron": [lep(45.0, 0, 0, -1), lep(45.0, 0, np.pi, -1)], "muon": [lep(45.0, 0, 1, +1)]})
+    events = make_events(
+        {"muon": [mupa, mupb, mum], "photon": [pho(30.0, 2.0, 1.5)]},
+        {"muon": [lep(45.0, 0, 0, +1), lep(45.0, 0, np.pi, +1)], "photon": [pho(30.0, 2.0, 1.5)]},
+        {"electron": [lep(45.0, 0, 0, -1), lep(45.0, 0, np.pi, -1)], "muon": [lep(45.0, 0, 1, +1)]},
+    )
     cand = best_candidates(events)
     # the only OS pair with m near m_Z... is (mu-, mu+a) at m = 60 (mu- with mu+b is collinear, m ~ 0)
     assert cand.z.lm.pt.tolist()[0] == 30.0 and cand.z.lp.pt.tolist()[0] == 30.0
@@ -301,6 +350,7 @@ def test_same_sign_pair_is_never_chosen():
 def test_electron_pair_vs_muon_pair_picks_the_one_nearer_mz():
     def pair(pt, flav_key):
         return {flav_key: [lep(pt, 0.0, 0.3, +1), lep(pt, 0.0, 0.3 - np.pi, -1)]}
+
     # back to back at eta 0: m = 2 pt (massless choice); ee 88 (3.19 off) vs mumu 95 (3.81 off)
     ev1 = pair(44.0, "electron") | pair(47.5, "muon")
     # ee 85 (6.19 off) vs mumu 93 (1.81 off)
@@ -311,15 +361,20 @@ def test_electron_pair_vs_muon_pair_picks_the_one_nearer_mz():
     assert cand.z.flavour.tolist() == [11, 13, 13]
     assert cand.z.lm.pt.tolist() == [44.0, 46.5, 46.5]
     cols = candidate_kinematics(cand)
-    np.testing.assert_allclose(cols["mll"], [2 * np.hypot(44.0, M_E), 2 * np.hypot(46.5, M_MU),
-                                             2 * np.hypot(46.5, M_MU)], rtol=1e-12)
+    np.testing.assert_allclose(
+        cols["mll"], [2 * np.hypot(44.0, M_E), 2 * np.hypot(46.5, M_MU), 2 * np.hypot(46.5, M_MU)], rtol=1e-12
+    )
 
 
 def test_leading_photon_is_highest_pt_regardless_of_order():
     base = z_at_rest(45.0, 13)
     photons = [pho(20.0, 0.1, 0.2), pho(50.0, -0.5, 2.0, gen_pt=49.0), pho(30.0, 1.2, -1.0)]
-    events = make_events(base | {"photon": photons}, base | {"photon": photons[::-1]},
-                         base | {"photon": [photons[1], photons[0], photons[2]]}, base)
+    events = make_events(
+        base | {"photon": photons},
+        base | {"photon": photons[::-1]},
+        base | {"photon": [photons[1], photons[0], photons[2]]},
+        base,
+    )
     cand = best_candidates(events)
     assert cand.photon.pt.tolist() == [50.0, 50.0, 50.0, None]
     cols = candidate_kinematics(cand)
@@ -330,8 +385,11 @@ def test_leading_photon_is_highest_pt_regardless_of_order():
 
 def test_lm_is_the_negative_lepton_in_either_order():
     a, b = (38.0, 0.5, 1.0), (27.0, -0.2, -2.0)
-    events = make_events({"electron": [lep(*a, -1), lep(*b, +1)]}, {"electron": [lep(*a, +1), lep(*b, -1)]},
-                         {"muon": [lep(*b, +1), lep(*a, -1)]})
+    events = make_events(
+        {"electron": [lep(*a, -1), lep(*b, +1)]},
+        {"electron": [lep(*a, +1), lep(*b, -1)]},
+        {"muon": [lep(*b, +1), lep(*a, -1)]},
+    )
     cols = candidate_kinematics(best_candidates(events))
     assert cols["lm_pt"].tolist() == [38.0, 27.0, 38.0]
     assert cols["lm_eta"].tolist() == [0.5, -0.2, 0.5]
@@ -341,8 +399,12 @@ def test_lm_is_the_negative_lepton_in_either_order():
 
 
 def test_gen_pt_columns_are_nan_without_truth():
-    ev = {"muon": [lep(45.0, 0, 0, -1), lep(45.0, 0, np.pi, +1)], "photon": [pho(40.0, 0, 1.0)],
-          "weight": 1.0, "entry": 0}
+    ev = {
+        "muon": [lep(45.0, 0, 0, -1), lep(45.0, 0, np.pi, +1)],
+        "photon": [pho(40.0, 0, 1.0)],
+        "weight": 1.0,
+        "entry": 0,
+    }
     events = ak.without_field(ak.without_field(make_events(ev), ["muon", "gen_pt"]), ["photon", "gen_pt"])
     events = ak.without_field(events, ["electron", "gen_pt"])
     cols = candidate_kinematics(best_candidates(events))
@@ -358,13 +420,14 @@ def test_cutflow_is_cumulative_and_weighted():
     masks["sfos_lepton_pair"] = np.array([t, t, t, t, f])
     masks["photon"] = np.array([t, f, t, t, t])
     masks["lepton_pt"] = np.array([t, t, t, f, t])
-    masks["mll"] = np.array([t, t, f, t, t])     # event 1 fails earlier already
+    masks["mll"] = np.array([t, t, f, t, t])  # event 1 fails earlier already
     masks["mllg_window"] = np.array([f, t, t, t, t])
     flow = cutflow(masks, w)
     assert [r["cut"] for r in flow] == list(CUT_ORDER)
     assert [r["n_raw"] for r in flow] == [5, 4, 3, 2, 2, 2, 1, 1, 0]
-    np.testing.assert_allclose([r["sum_weights"] for r in flow],
-                               [6.25, 6.0, 4.0, 1.0, 1.0, 1.0, 1.5, 1.5, 0.0])
+    np.testing.assert_allclose(
+        [r["sum_weights"] for r in flow], [6.25, 6.0, 4.0, 1.0, 1.0, 1.0, 1.5, 1.5, 0.0]
+    )
     # not cumulative would give n_raw 4 after mll; weights must not be counts
     assert flow[6]["sum_weights"] == 1.5 and flow[2]["sum_weights"] == 4.0
     # the masks were not modified
@@ -373,9 +436,12 @@ def test_cutflow_is_cumulative_and_weighted():
 
 def test_preselect_cutflow_weights_from_events():
     good = _event_with(mllg=125.0)
-    events = make_events(good | {"weight": 2.5, "entry": 40}, good | {"weight": -1.0, "entry": 41},
-                         {"muon": good["muon"], "weight": 4.0, "entry": 42},
-                         _event_with(mllg=190.0) | {"weight": 0.5, "entry": 43})
+    events = make_events(
+        good | {"weight": 2.5, "entry": 40},
+        good | {"weight": -1.0, "entry": 41},
+        {"muon": good["muon"], "weight": 4.0, "entry": 42},
+        _event_with(mllg=190.0) | {"weight": 0.5, "entry": 43},
+    )
     cols, flow = preselect(events, Cuts())
     rows = {r["cut"]: (r["n_raw"], r["sum_weights"]) for r in flow}
     assert rows["all"] == (4, 6.0)
@@ -384,7 +450,8 @@ def test_preselect_cutflow_weights_from_events():
     assert rows["mllg_window"] == (2, 1.5)
     assert cols["weight"].tolist() == [2.5, -1.0] and cols["entry"].tolist() == [40, 41]
     assert set(cols) == {"flavour", "entry", "weight", "mll", "mllg", "dr_lm_g", "dr_lp_g"} | {
-        f"{o}_{f}" for o in ("lm", "lp", "g") for f in ("pt", "eta", "phi", "gen_pt")}
+        f"{o}_{f}" for o in ("lm", "lp", "g") for f in ("pt", "eta", "phi", "gen_pt")
+    }
 
 
 # ---------------------------------------------------------------- empty selections
@@ -394,17 +461,25 @@ def test_preselect_raises_naming_source_and_first_emptying_cut():
     with pytest.raises(EmptySelectionError) as err:
         preselect(make_events(soft, soft), Cuts(), source="data/soft_sample.root")
     msg = str(err.value)
-    assert msg == ("data/soft_sample.root: no event passes the cut 'lepton_pt' (cutflow: all=2, "
-                   "sfos_lepton_pair=2, photon=2, lepton_pt=0, photon_pt_over_mllg=0, "
-                   "min_dr_lepton_photon=0, mll=0, mllg_plus_mll=0, mllg_window=0)")
+    assert msg == (
+        "data/soft_sample.root: no event passes the cut 'lepton_pt' (cutflow: all=2, "
+        "sfos_lepton_pair=2, photon=2, lepton_pt=0, photon_pt_over_mllg=0, "
+        "min_dr_lepton_photon=0, mll=0, mllg_plus_mll=0, mllg_window=0)"
+    )
 
 
-@pytest.mark.parametrize("events, cut", [
-    ([{"muon": [lep(45.0, 0, 0, -1), lep(45.0, 0, np.pi, -1)], "photon": [pho(40.0, 0, 1.5)]}], "sfos_lepton_pair"),
-    ([{"muon": [lep(45.0, 0, 0, -1), lep(45.0, 0, np.pi, +1)]}], "photon"),
-    ([_event_with(mllg=181.0), _event_with(mllg=99.0)], "mllg_window"),
-    ([_event_with(g_pt=40.0, g_phi=0.2)], "min_dr_lepton_photon"),
-])
+@pytest.mark.parametrize(
+    "events, cut",
+    [
+        (
+            [{"muon": [lep(45.0, 0, 0, -1), lep(45.0, 0, np.pi, -1)], "photon": [pho(40.0, 0, 1.5)]}],
+            "sfos_lepton_pair",
+        ),
+        ([{"muon": [lep(45.0, 0, 0, -1), lep(45.0, 0, np.pi, +1)]}], "photon"),
+        ([_event_with(mllg=181.0), _event_with(mllg=99.0)], "mllg_window"),
+        ([_event_with(g_pt=40.0, g_phi=0.2)], "min_dr_lepton_photon"),
+    ],
+)
 def test_preselect_empty_names_the_cut(events, cut):
     with pytest.raises(EmptySelectionError, match=rf"^sample\.root: no event passes the cut '{cut}' "):
         preselect(make_events(*events), Cuts(), source="sample.root")

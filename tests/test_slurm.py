@@ -7,6 +7,7 @@ executor plugin's own functions. The slow test starts a one-node Slurm cluster o
 Slurm must find its configuration at the default path), and runs part of the DAG on config/ci.yaml
 with `--profile slurm`, conda switched off.
 """
+
 import os
 import re
 import shutil
@@ -52,8 +53,14 @@ def train_resources(extra: tuple[str, ...] = ()) -> dict[str, dict]:
     values = {}
     for model in workflow_models():
         values[model] = {
-            name: res.evaluate(wildcards=SimpleNamespace(model=model, loss="bce", trial="0"), input=[],
-                               attempt=1, threads=1, rulename="train", async_run=None).value
+            name: res.evaluate(
+                wildcards=SimpleNamespace(model=model, loss="bce", trial="0"),
+                input=[],
+                attempt=1,
+                threads=1,
+                rulename="train",
+                async_run=None,
+            ).value
             for name, res in resources.items()
         }
     return values
@@ -77,8 +84,14 @@ def sbatch_gpu_options(resources: dict) -> str:
     from snakemake_executor_plugin_slurm.utils import set_gres_string
 
     job = SimpleNamespace(resources=_Resources(resources), threads=1)
-    params = {"run_uuid": "u", "slurm_logfile": "l", "comment_str": "c", "account": "", "partition": "",
-              "workdir": None}
+    params = {
+        "run_uuid": "u",
+        "slurm_logfile": "l",
+        "comment_str": "c",
+        "account": "",
+        "partition": "",
+        "workdir": None,
+    }
     return get_submit_command(job, params) + set_gres_string(job)
 
 
@@ -132,7 +145,10 @@ def test_rule_train_gpu_resource_agrees_with_the_profile():
     """workflow/rules/train.smk: gpu=0 for trees (the plugin then adds no GPU option), 1 otherwise."""
     train = (REPO / "workflow/rules/train.smk").read_text()
     common = (REPO / "workflow/rules/common.smk").read_text()
-    assert re.search(r"gpu=get_train_gpus", train) and "return 0 if wildcards.model in TREE_MODELS else 1" in common
+    assert (
+        re.search(r"gpu=get_train_gpus", train)
+        and "return 0 if wildcards.model in TREE_MODELS else 1" in common
+    )
     assert sbatch_gpu_options({"gpu": 0}).count("--gpus") == 0
 
 
@@ -147,12 +163,16 @@ def _ensure_slurm_installed() -> None:
     if all(shutil.which(t) for t in ("slurmctld", "slurmd", "sbatch", "srun", "squeue")):
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.skip("Slurm is not installed and cannot be (needs root and apt-get: apt-get install slurm-wlm)")
+        pytest.skip(
+            "Slurm is not installed and cannot be (needs root and apt-get: apt-get install slurm-wlm)"
+        )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "slurm-wlm"]):
         proc = _run(cmd, timeout=900, env=env)
         if proc.returncode != 0:
-            pytest.skip(f"cannot install slurm-wlm ({' '.join(cmd)}: rc {proc.returncode}): {proc.stderr[-500:]}")
+            pytest.skip(
+                f"cannot install slurm-wlm ({' '.join(cmd)}: rc {proc.returncode}): {proc.stderr[-500:]}"
+            )
 
 
 def _free_port() -> int:
@@ -243,7 +263,10 @@ def slurm_cluster(tmp_path_factory, request):
                 conf.unlink()
 
     request.addfinalizer(finish)
-    for name, cmd in (("slurmctld", ["slurmctld", "-D", "-i"]), ("slurmd", ["slurmd", "-D", "-N", "localhost"])):
+    for name, cmd in (
+        ("slurmctld", ["slurmctld", "-D", "-i"]),
+        ("slurmd", ["slurmd", "-D", "-N", "localhost"]),
+    ):
         out = (base / f"{name}.out").open("w")
         daemons.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
     deadline = time.monotonic() + 60
@@ -279,18 +302,34 @@ def _workflow_copy(work: Path) -> tuple[Path, dict[str, str]]:
 def test_part_of_the_dag_runs_through_slurm_with_the_shipped_profile(slurm_cluster, tmp_path):
     work, env = _workflow_copy(tmp_path / "wf")
     cmd = [
-        sys.executable, "-m", "snakemake", "results/features/signal.parquet",
-        "--cores", "2", "--profile", "slurm", "--configfile", "config/ci.yaml",
+        sys.executable,
+        "-m",
+        "snakemake",
+        "results/features/signal.parquet",
+        "--cores",
+        "2",
+        "--profile",
+        "slurm",
+        "--configfile",
+        "config/ci.yaml",
         # conda off: the value replaces the profile's `conda`; no rule has an `envmodules:` directive, so
         # every job runs in this Python environment
-        "--software-deployment-method", "env-modules",
+        "--software-deployment-method",
+        "env-modules",
         # no accounting database here: job states from squeue (slurmctld keeps finished jobs for
         # MinJobAge=600 s), the first status check after 1 s, and no account to guess
-        "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
-        "--slurm-no-account", "--slurm-keep-successful-logs",
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "1",
+        "--slurm-no-account",
+        "--slurm-keep-successful-logs",
         # the test node may have less memory than the rules ask for on a real cluster (this replaces the
         # profile's set-resources, which only concerns rule train, not part of this run)
-        "--set-resources", "generate:mem_mb=1000", "skim:mem_mb=1000", "features:mem_mb=2000",
+        "--set-resources",
+        "generate:mem_mb=1000",
+        "skim:mem_mb=1000",
+        "features:mem_mb=2000",
     ]
     returncode, output = run_killable(cmd, work, env, timeout=300)
     assert returncode == 0, output[-6000:]
@@ -299,9 +338,14 @@ def test_part_of_the_dag_runs_through_slurm_with_the_shipped_profile(slurm_clust
 
     submitted = dict(re.findall(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)", output))
     jobs = _squeue_all()
-    expected = {"rule_generate_wildcards_signal_0", "rule_generate_wildcards_signal_1",
-                "rule_skim_wildcards_signal_0", "rule_skim_wildcards_signal_1", "rule_resolution_map",
-                "rule_features_wildcards_signal"}
+    expected = {
+        "rule_generate_wildcards_signal_0",
+        "rule_generate_wildcards_signal_1",
+        "rule_skim_wildcards_signal_0",
+        "rule_skim_wildcards_signal_1",
+        "rule_resolution_map",
+        "rule_features_wildcards_signal",
+    }
     assert {jobs[i]["comment"] for i in submitted} == expected, (submitted, jobs)
     for slurm_id, log in submitted.items():
         assert jobs[slurm_id]["state"] == "COMPLETED", jobs[slurm_id]
@@ -327,14 +371,34 @@ def test_a_training_job_gets_the_profiles_gpu_on_slurm_and_the_report_builds(slu
     profile_train = [e for e in profile_args()["set-resources"] if e.startswith("train:")]
     assert any(e.startswith("train:gpu=") for e in profile_train), profile_train
     cmd = [
-        sys.executable, "-m", "snakemake", target, "results/plots/features/mllg.png",
-        "--cores", "2", "--profile", "slurm", "--configfile", "config/ci.yaml",
-        "--software-deployment-method", "env-modules",
-        "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
-        "--slurm-no-account", "--slurm-keep-successful-logs",
+        sys.executable,
+        "-m",
+        "snakemake",
+        target,
+        "results/plots/features/mllg.png",
+        "--cores",
+        "2",
+        "--profile",
+        "slurm",
+        "--configfile",
+        "config/ci.yaml",
+        "--software-deployment-method",
+        "env-modules",
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "1",
+        "--slurm-no-account",
+        "--slurm-keep-successful-logs",
         # memory for this small node; the profile's train entries (its gpu expression) are kept as they are
-        "--set-resources", *profile_train, "train:mem_mb=2000", "generate:mem_mb=1000", "skim:mem_mb=1000",
-        "features:mem_mb=2000", "skim_variation:mem_mb=1000", "features_variation:mem_mb=2000",
+        "--set-resources",
+        *profile_train,
+        "train:mem_mb=2000",
+        "generate:mem_mb=1000",
+        "skim:mem_mb=1000",
+        "features:mem_mb=2000",
+        "skim_variation:mem_mb=1000",
+        "features_variation:mem_mb=2000",
     ]
     returncode, output = run_killable(cmd, work, env, timeout=1500)
     assert returncode == 0, output[-6000:]
@@ -346,12 +410,29 @@ def test_a_training_job_gets_the_profiles_gpu_on_slurm_and_the_report_builds(slu
     details = _run(["scontrol", "show", "job", train[0]]).stdout
     assert re.search(r"TresPerJob=(gres:)?gpu:1", details), details  # the profile's gpu=1, as Slurm got it
     for other in (i for i in submitted if i not in train):  # the data side asks for no GPU
-        assert not re.search(r"TresPerJob=\S*gpu", _run(["scontrol", "show", "job", other]).stdout), jobs[other]
+        assert not re.search(r"TresPerJob=\S*gpu", _run(["scontrol", "show", "job", other]).stdout), jobs[
+            other
+        ]
     assert (work / target).exists() and "best epoch" in (work / "logs/train/etn_bce/trial0.log").read_text()
     report = work / "results/report.html"
-    rep = subprocess.run([sys.executable, "-m", "snakemake", target, "results/plots/features/mllg.png", "--report",
-                          "results/report.html", "--configfile", "config/ci.yaml"],
-                         cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    rep = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            target,
+            "results/plots/features/mllg.png",
+            "--report",
+            "results/report.html",
+            "--configfile",
+            "config/ci.yaml",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert rep.returncode == 0, rep.stdout[-3000:] + rep.stderr[-3000:]
     text = report.read_text()
     assert "results/plots/features/mllg.png" in text and "train" in text

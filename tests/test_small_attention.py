@@ -1,4 +1,5 @@
 """The compiled small-attention CPU kernel against PyTorch's attention, and its fallback."""
+
 from __future__ import annotations
 
 import shutil
@@ -32,7 +33,9 @@ def kernel():
     if small_attention.extension() is None:
         if shutil.which("c++") is None and shutil.which("g++") is None:
             pytest.skip("no C++ compiler here: the ETN uses PyTorch's attention (the fallback is tested)")
-        pytest.fail("the small-attention kernel did not build although a C++ compiler is here (see the warning)")
+        pytest.fail(
+            "the small-attention kernel did not build although a C++ compiler is here (see the warning)"
+        )
     return small_attention
 
 
@@ -42,8 +45,14 @@ def packed(batch: int, n_tokens: int, e: int, seed: int, dtype=torch.float32) ->
 
 # batches that fill whole tiles of lanes, leave a partial last tile, or are smaller than one tile;
 # 1 query (the ETN's class token) and several; head sizes 4 (the ETN's) and 8
-CASES = [(64, 12, 12, 16, 4), (37, 13, 13, 16, 4), (3, 1, 13, 16, 4), (19, 1, 16, 16, 4), (21, 7, 9, 32, 4),
-         (10, 12, 12, 16, 2)]
+CASES = [
+    (64, 12, 12, 16, 4),
+    (37, 13, 13, 16, 4),
+    (3, 1, 13, 16, 4),
+    (19, 1, 16, 16, 4),
+    (21, 7, 9, 32, 4),
+    (10, 12, 12, 16, 2),
+]
 
 
 @pytest.mark.parametrize("batch, tq, tk, e, heads", CASES)
@@ -53,7 +62,11 @@ def test_forward_and_gradients_equal_pytorch_attention(kernel, batch, tq, tk, e,
     results = []
     for attend in (kernel.attention, reference):
         x = qkv.clone().requires_grad_()
-        q, k, v = x[:, :tq, :e], x[:, :tk, e:2 * e], x[:, :tk, 2 * e:]  # strided slices, as the ETN passes them
+        q, k, v = (
+            x[:, :tq, :e],
+            x[:, :tk, e : 2 * e],
+            x[:, :tk, 2 * e :],
+        )  # strided slices, as the ETN passes them
         out = attend(q, k, v, heads)
         (out * weights).sum().backward()
         results.append((out.detach(), x.grad))
@@ -64,7 +77,9 @@ def test_forward_and_gradients_equal_pytorch_attention(kernel, batch, tq, tk, e,
 
 def test_gradcheck_in_float64(kernel):
     qkv = packed(11, 5, 8, seed=3, dtype=torch.float64).requires_grad_()
-    assert torch.autograd.gradcheck(lambda x: kernel.attention(x[..., :8], x[..., 8:16], x[..., 16:], 2), (qkv,))
+    assert torch.autograd.gradcheck(
+        lambda x: kernel.attention(x[..., :8], x[..., 8:16], x[..., 16:], 2), (qkv,)
+    )
 
 
 def test_large_scores_do_not_overflow(kernel):
@@ -136,7 +151,8 @@ SEED = 0x5DEECE66D_2545F491  # 64 bits: both halves of the key matter
 def reference_with_mask(q, k, v, heads, keep, p_drop):
     """PyTorch's reference attention (the math kernel behind scaled_dot_product_attention) with a given mask."""
     out, _ = torch.ops.aten._scaled_dot_product_attention_math(
-        *(t.reshape(*t.shape[:2], heads, -1).transpose(1, 2) for t in (q, k, v)), None, p_drop, False, keep)
+        *(t.reshape(*t.shape[:2], heads, -1).transpose(1, 2) for t in (q, k, v)), None, p_drop, False, keep
+    )
     return out.transpose(1, 2).reshape(q.shape)
 
 
@@ -150,17 +166,21 @@ def explicit_reference_with_mask(q, k, v, heads, keep, p_drop):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("batch, tq, tk, e, heads", CASES)
-def test_dropout_forward_and_gradients_equal_pytorch_with_the_same_mask(kernel, batch, tq, tk, e, heads, dtype):
+def test_dropout_forward_and_gradients_equal_pytorch_with_the_same_mask(
+    kernel, batch, tq, tk, e, heads, dtype
+):
     qkv = packed(batch, max(tq, tk), e, seed=batch, dtype=dtype)
     weights = torch.randn(batch, tq, e, generator=torch.Generator().manual_seed(1), dtype=dtype)
     keep, p_drop = small_attention.dropout_keep_mask(SEED, batch, heads, tq, tk, P)
     assert 0 < (~keep).sum() < keep.numel()  # some weights dropped, not all
     results = []
-    for attend in (lambda q, k, v: kernel.attention(q, k, v, heads, dropout=P, seed=SEED),
-                   lambda q, k, v: reference_with_mask(q, k, v, heads, keep, p_drop),
-                   lambda q, k, v: explicit_reference_with_mask(q, k, v, heads, keep, p_drop)):
+    for attend in (
+        lambda q, k, v: kernel.attention(q, k, v, heads, dropout=P, seed=SEED),
+        lambda q, k, v: reference_with_mask(q, k, v, heads, keep, p_drop),
+        lambda q, k, v: explicit_reference_with_mask(q, k, v, heads, keep, p_drop),
+    ):
         x = qkv.clone().requires_grad_()
-        q, k, v = x[:, :tq, :e], x[:, :tk, e:2 * e], x[:, :tk, 2 * e:]
+        q, k, v = x[:, :tq, :e], x[:, :tk, e : 2 * e], x[:, :tk, 2 * e :]
         out = attend(q, k, v)
         (out * weights).sum().backward()
         results.append((out.detach(), x.grad))
@@ -169,8 +189,10 @@ def test_dropout_forward_and_gradients_equal_pytorch_with_the_same_mask(kernel, 
         torch.testing.assert_close(results[0][0], ref_out, **tol)
         torch.testing.assert_close(results[0][1], ref_grad, **tol)
     # and not the attention without dropout
-    x = qkv[:, :max(tq, tk)]
-    assert not torch.allclose(results[0][0], reference(x[:, :tq, :e], x[:, :tk, e:2 * e], x[:, :tk, 2 * e:], heads))
+    x = qkv[:, : max(tq, tk)]
+    assert not torch.allclose(
+        results[0][0], reference(x[:, :tq, :e], x[:, :tk, e : 2 * e], x[:, :tk, 2 * e :], heads)
+    )
 
 
 def test_dropout_gradcheck_in_float64(kernel):
@@ -179,11 +201,13 @@ def test_dropout_gradcheck_in_float64(kernel):
         keep, _ = small_attention.dropout_keep_mask(SEED, 11, 2, 5, 5, p)
         assert 0 < (~keep).sum() < keep.numel()
         assert torch.autograd.gradcheck(
-            lambda x: kernel.attention(x[..., :8], x[..., 8:16], x[..., 16:], 2, dropout=p, seed=SEED), (qkv,))
+            lambda x: kernel.attention(x[..., :8], x[..., 8:16], x[..., 16:], 2, dropout=p, seed=SEED), (qkv,)
+        )
     q = qkv[:, :1, :8].detach().clone().requires_grad_()  # one query (the class token)
     kv = qkv[:, :, 8:].detach().clone().requires_grad_()
     assert torch.autograd.gradcheck(
-        lambda q, kv: kernel.attention(q, kv[..., :8], kv[..., 8:], 2, dropout=0.3, seed=SEED + 1), (q, kv))
+        lambda q, kv: kernel.attention(q, kv[..., :8], kv[..., 8:], 2, dropout=0.3, seed=SEED + 1), (q, kv)
+    )
 
 
 def test_dropout_mask_is_seeded_by_torchs_generator(kernel):
@@ -306,7 +330,9 @@ def test_build_directory_is_named_by_source_flags_and_torch_not_by_checkout(tmp_
     other_checkout.write_bytes(small_attention.SOURCE.read_bytes())
     monkeypatch.setattr(small_attention, "SOURCE", other_checkout)
     assert small_attention.build_name("AVX2") == (name, flags)
-    assert small_attention._source_copy(tmp_path, name) == tmp_path / f"{name}.cpp"  # the same path from any checkout
+    assert (
+        small_attention._source_copy(tmp_path, name) == tmp_path / f"{name}.cpp"
+    )  # the same path from any checkout
     assert small_attention.build_name("AVX2", b"// another version")[0] != name
     assert small_attention.build_name("DEFAULT")[0] != name
     monkeypatch.setattr(small_attention.torch, "__version__", "0.0.0")
@@ -325,8 +351,11 @@ with small_attention.build_lock(Path({build!r}), wait_s=5):
 
 
 def _hold_lock_in_a_subprocess(build):
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER.format(src=str(REPO / "src"), build=str(build))],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER.format(src=str(REPO / "src"), build=str(build))],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout.readline().strip() == "held"
     return proc
 
@@ -351,13 +380,17 @@ def test_a_build_lock_held_by_a_live_job_is_waited_on_for_a_bounded_time_then_fr
 def test_torch_lock_left_by_a_killed_build_is_removed_by_the_lock_holder(tmp_path, caplog):
     build = tmp_path / "hzg_small_attention_x"
     build.mkdir()
-    (build / "lock").touch()  # torch's FileBaton of a job killed while building: torch would wait on it forever
+    (
+        build / "lock"
+    ).touch()  # torch's FileBaton of a job killed while building: torch would wait on it forever
     with small_attention.build_lock(build, wait_s=1):
         assert not (build / "lock").exists()
     assert "left by a build that was killed" in caplog.text
 
 
-def test_kernel_falls_back_to_pytorch_when_another_build_holds_the_lock_too_long(tmp_path, monkeypatch, caplog):
+def test_kernel_falls_back_to_pytorch_when_another_build_holds_the_lock_too_long(
+    tmp_path, monkeypatch, caplog
+):
     from torch.utils.cpp_extension import _get_build_directory
 
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))

@@ -1,4 +1,5 @@
 """Training: scopes, weights, schedule, trees, resume after a kill."""
+
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,9 @@ def synthetic_features(tmp_path: Path, n: int = 3000, seed: int = 0) -> list[Pat
         frame["chunk"] = 0
         frame["entry"] = np.arange(n)
         for t in range(3):
-            frame[f"split_{t}"] = feat.split_index(frame["sample_id"], frame["chunk"], frame["entry"], t, [1, 1, 1])
+            frame[f"split_{t}"] = feat.split_index(
+                frame["sample_id"], frame["chunk"], frame["entry"], t, [1, 1, 1]
+            )
         paths.append(tmp_path / f"{name}.parquet")
         frame.to_parquet(paths[-1])
     return paths
@@ -42,8 +45,15 @@ def synthetic_features(tmp_path: Path, n: int = 3000, seed: int = 0) -> list[Pat
 def spec(model="etn", loss="bce_disco", epochs=4, **over) -> training.RunSpec:
     tcfg = {**CONFIG["training"], "epochs": epochs, "batch_size": 512, **over}
     lcfg = CONFIG["losses"][loss]
-    return training.RunSpec(model=model, loss=loss, loss_kind=lcfg["kind"], disco_lambda=lcfg["disco_lambda"],
-                            hparams=CONFIG["models"][model], training=tcfg, trial=0)
+    return training.RunSpec(
+        model=model,
+        loss=loss,
+        loss_kind=lcfg["kind"],
+        disco_lambda=lcfg["disco_lambda"],
+        hparams=CONFIG["models"][model],
+        training=tcfg,
+        trial=0,
+    )
 
 
 def test_eval_schedule_is_the_papers():
@@ -108,7 +118,7 @@ def test_epoch_draw_is_half_signal_half_background(n):
     assert weights[y[events] == 1].sum() == pytest.approx(weights[y[events] == 0].sum(), abs=1)
     # both classes in every batch, about half each
     for i in range(0, n_draw - 512, 512):
-        assert 0.35 < y[events[i:i + 512]].mean() < 0.65
+        assert 0.35 < y[events[i : i + 512]].mean() < 0.65
     with pytest.raises(ValueError, match="at least 2"):
         training.EpochSampler(np.arange(len(y)), y, w, 1, seed=1)
 
@@ -152,7 +162,9 @@ def test_events_per_epoch_null_is_the_full_shuffled_pass_with_balanced_weights()
     assert len(sampler) == len(idx)
     for epoch in (1, 2):
         events, weights = sampler(epoch)
-        old_order = torch.randperm(len(idx), generator=torch.Generator().manual_seed(11 * 1_000_003 + epoch)).numpy()
+        old_order = torch.randperm(
+            len(idx), generator=torch.Generator().manual_seed(11 * 1_000_003 + epoch)
+        ).numpy()
         np.testing.assert_array_equal(events, idx[old_order])
         np.testing.assert_array_equal(weights, training.balanced_weights(w, y)[old_order])
 
@@ -229,7 +241,9 @@ def test_resume_after_kill_gives_the_same_history(tmp_path, events_per_epoch):
 @pytest.mark.slow
 def test_neural_training_selects_the_best_validation_epoch(tmp_path):
     paths = synthetic_features(tmp_path, n=1500)
-    out = training.run(paths, spec("dfnn", "bce", epochs=8, eval_every_early=2), tmp_path / "d", progress=False)
+    out = training.run(
+        paths, spec("dfnn", "bce", epochs=8, eval_every_early=2), tmp_path / "d", progress=False
+    )
     hist = pd.read_csv(out["history"])
     ckpt = checkpoints.load(out["checkpoint"])
     evaluated = hist.dropna(subset=["val_significance"])
@@ -250,7 +264,9 @@ def test_training_draws_events_per_epoch_from_the_training_scope(tmp_path, monke
             return events, weights
 
     monkeypatch.setattr(training, "EpochSampler", Recording)
-    training.run(paths, spec("dfnn", "bce_disco", epochs=2, events_per_epoch=300), tmp_path / "d", progress=False)
+    training.run(
+        paths, spec("dfnn", "bce_disco", epochs=2, events_per_epoch=300), tmp_path / "d", progress=False
+    )
     data = training.load_dataset(paths, training.feature_names(10.0), 0)
     scope = (data.split == 0) & training.training_scope(data.mass, data.y, 10.0, CONFIG["training"])
     assert [e for e, *_ in seen] == [1, 2]
@@ -291,7 +307,9 @@ def test_resume_state_loads_on_the_cpu_and_restores_onto_another_device(tmp_path
     assert start == 3 and len(history) == 2 and best["epoch"] in (0, 2)
     assert torch.equal(torch.get_rng_state(), state["rng"]["cpu"])
     assert all(p.device.type == "meta" for p in model.parameters())
-    assert all(v.device.type == "meta" for st in optimiser.state.values() for k, v in st.items() if k != "step")
+    assert all(
+        v.device.type == "meta" for st in optimiser.state.values() for k, v in st.items() if k != "step"
+    )
 
 
 def test_cuda_generator_states_are_saved_and_restored(monkeypatch):
@@ -302,7 +320,9 @@ def test_cuda_generator_states_are_saved_and_restored(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [t.clone() for t in saved])
-    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device: restored.__setitem__(device, state))
+    monkeypatch.setattr(
+        torch.cuda, "set_rng_state", lambda state, device: restored.__setitem__(device, state)
+    )
     states = training.rng_states()
     assert [t.tolist() for t in states["cuda"]] == [[1, 2, 3], [4, 5]]
     training.set_rng_states(states)
@@ -339,8 +359,10 @@ def test_stale_resume_is_ignored_and_training_starts_fresh(tmp_path, caplog):
     fresh = training.run(fresh_paths, s, tmp_path / "fresh", progress=False)
     out = training.run(fresh_paths, s, resume.parent, progress=False)
     assert "training from scratch: it was written for other inputs" in caplog.text
-    pd.testing.assert_frame_equal(pd.read_csv(out["history"]).drop(columns="seconds"),
-                                  pd.read_csv(fresh["history"]).drop(columns="seconds"))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(out["history"]).drop(columns="seconds"),
+        pd.read_csv(fresh["history"]).drop(columns="seconds"),
+    )
 
 
 @pytest.mark.parametrize("content", [b"", b"not a torch file", None])
@@ -376,7 +398,9 @@ def test_checkpoint_carrying_a_pickled_object_is_refused_and_not_run(tmp_path):
     evil = tmp_path / "evil.pt"
     torch.save({**ckpt, "extra": _Payload(str(marker))}, evil)
     for load in (checkpoints.load, Classifier.load):
-        with pytest.raises(checkpoints.CheckpointError, match=rf"refusing to load {evil}: it holds objects other"):
+        with pytest.raises(
+            checkpoints.CheckpointError, match=rf"refusing to load {evil}: it holds objects other"
+        ):
             load(evil)
     from hzg.results import evaluation
 
@@ -398,7 +422,9 @@ def test_bdt_is_stored_as_arrays_with_the_same_scores(tmp_path):
     loaded = boosted.from_bytes("bdt", blob)
     assert isinstance(loaded, boosted.ArrayBDT)
     xt = rng.normal(size=(3000, 5)).astype(np.float32) * 2
-    np.testing.assert_allclose(boosted.bdt_scores(loaded, xt), boosted.bdt_scores(model, xt), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(
+        boosted.bdt_scores(loaded, xt), boosted.bdt_scores(model, xt), rtol=1e-12, atol=1e-15
+    )
     staged = boosted.bdt_staged_scores(model, xt, [5, 40])
     mine = list(loaded.staged_decision(xt))
     for stage in (5, 40):

@@ -1,4 +1,5 @@
 """End to end: the DAG on config/ci.yaml in a scratch copy of the workflow, and on user n-tuples."""
+
 import json
 import subprocess
 from pathlib import Path
@@ -30,30 +31,47 @@ def test_dag_produces_features_tables_plots_and_logs(ci_run):
         assert frame["mllg"].between(100, 180).all()
         # weights: sigma * L * (selected / generated generator weight); sigma = xsec_pb, or k_factor x the
         # generator's sigma read from the n-tuples' Runs trees (the background is generated with a bias)
-        runs = [uproot.open(p)["Runs"].arrays(library="np") for p in sorted((ci_run / f"results/mc/{sample}").glob("*.root"))]
+        runs = [
+            uproot.open(p)["Runs"].arrays(library="np")
+            for p in sorted((ci_run / f"results/mc/{sample}").glob("*.root"))
+        ]
         n_gen = sum(float(r["genEventCount"].sum()) for r in runs)
         sum_w = sum(float(r["genEventSumw"].sum()) for r in runs)
         sigma_gen = sum(float((r["sigmaGen_pb"] * r["genEventCount"]).sum()) for r in runs) / n_gen
         spec = cfg["samples"][sample]
         xsec = spec["xsec_pb"] if "xsec_pb" in spec else spec["k_factor"] * sigma_gen
-        flows = [json.loads(p.read_text()) for p in (ci_run / f"results/skim/{sample}").glob("*.cutflow.json")]
+        flows = [
+            json.loads(p.read_text()) for p in (ci_run / f"results/skim/{sample}").glob("*.cutflow.json")
+        ]
         selected_w = sum(f["cutflow"][-1]["sum_weights"] for f in flows)
         expected = xsec * cfg["luminosity_fb"] * 1000 * selected_w / sum_w
         assert frame["weight"].sum() == pytest.approx(expected, rel=1e-9)
         if sample != "signal":
-            assert frame["weight"].std() > 0.1 * frame["weight"].mean()  # the biased / enhanced generation's weights flow through
+            assert (
+                frame["weight"].std() > 0.1 * frame["weight"].mean()
+            )  # the biased / enhanced generation's weights flow through
     norm = pd.read_csv(ci_run / "results/tables/normalisation.csv").set_index("sample")
     assert float(norm.loc["signal", "sigma used [pb]"]) == pytest.approx(5.01e-3)
     assert norm.loc["background", "how"] == f"{cfg['samples']['background']['k_factor']:g} x generator"
     table = pd.read_csv(ci_run / "results/tables/cutflow.csv")
-    assert list(table.columns) == ["cut"] + [f"{sample} {what}" for sample in cfg["samples"]
-                                             for what in ("raw", "expected", "eff. [%]")]
+    assert list(table.columns) == ["cut"] + [
+        f"{sample} {what}" for sample in cfg["samples"] for what in ("raw", "expected", "eff. [%]")
+    ]
     assert table["cut"].tolist()[0] == "all" and table["signal raw"].is_monotonic_decreasing
     assert (ci_run / "results/tables/cutflow.tex").read_text().lstrip().startswith("\\begin{table}")
     for var in list(features.FEATURES) + list(features.DISCO_FEATURES) + ["mllg"]:
-        assert_plot(ci_run / f"results/plots/features/{features.file_stem(var)}")  # what is plotted: tests/test_plotting.py
-    for rule in ("generate/signal/0", "skim/background/1", "features/signal", "features/resolution_map",
-                 "tables/cutflow", "plots/features", "checks/physics"):
+        assert_plot(
+            ci_run / f"results/plots/features/{features.file_stem(var)}"
+        )  # what is plotted: tests/test_plotting.py
+    for rule in (
+        "generate/signal/0",
+        "skim/background/1",
+        "features/signal",
+        "features/resolution_map",
+        "tables/cutflow",
+        "plots/features",
+        "checks/physics",
+    ):
         assert (ci_run / f"logs/{rule}.log").stat().st_size > 0
 
 
@@ -125,13 +143,25 @@ def test_dag_produces_table_one_metrics_and_evaluation_plots(ci_run):
             assert trial["min_background_mc"] == cfg["evaluation"]["min_background_mc"]
             assert (trial["best_epoch"] is None) == (run.split("_")[0] in ("xgboost", "bdt", "random"))
     table = pd.read_csv(ci_run / "results/tables/table1.csv")
-    assert list(table.columns) == ["Technique", "Loss", "Signi.", "Signi. MC stat.", "AUC (%)", "Bkg. Corr. (1e-3)",
-                                   "Best epoch", "Overtraining p-value"]
-    expected = {(registry.MODEL_LABELS[r["model"]], registry.loss_label(r["model"], cfg["losses"][r["loss"]]))
-                for r in cfg["runs"]} | {("Random", "N.A.")}
+    assert list(table.columns) == [
+        "Technique",
+        "Loss",
+        "Signi.",
+        "Signi. MC stat.",
+        "AUC (%)",
+        "Bkg. Corr. (1e-3)",
+        "Best epoch",
+        "Overtraining p-value",
+    ]
+    expected = {
+        (registry.MODEL_LABELS[r["model"]], registry.loss_label(r["model"], cfg["losses"][r["loss"]]))
+        for r in cfg["runs"]
+    } | {("Random", "N.A.")}
     assert len(table) == len(cfg["runs"]) + 1 and set(zip(table["Technique"], table["Loss"])) == expected
     assert table.iloc[0]["Technique"] == "Random"
-    assert table["Signi."].str.fullmatch(r"\d+\.\d\d ± \d+\.\d\d( †)?").all()  # † : < min_background_mc bkg. MC
+    assert (
+        table["Signi."].str.fullmatch(r"\d+\.\d\d ± \d+\.\d\d( †)?").all()
+    )  # † : < min_background_mc bkg. MC
     assert (table["Signi. MC stat."].astype(float) > 0).all()
     assert "Random" in (ci_run / "results/tables/table1.md").read_text()
     assert (ci_run / "results/tables/table1.tex").read_text().lstrip().startswith("\\begin{table}")
@@ -174,9 +204,20 @@ def test_report_opens_clean_in_a_headless_browser(ci_run):
     if not report.exists():
         snakemake(ci_run, "--report", str(report.relative_to(ci_run)), "--configfile", "config/ci.yaml")
     assert "System Message" not in report.read_text()
-    proc = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
-                           "--virtual-time-budget=15000", report.as_uri()],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--dump-dom",
+            "--virtual-time-budget=15000",
+            report.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rendered = re.sub(r"<script\b.*?</script>", "", proc.stdout, flags=re.S)  # what the page shows
     assert "System Message" not in rendered
@@ -218,12 +259,19 @@ def test_user_ntuples_in_delphes_layout_give_the_same_candidates(ci_run, tmp_pat
         _to_delphes(ci_run / f"results/mc/background/{chunk}.root", tmp_path / f"bkg{chunk}.root")
     cfg = load_config(work / "config/ci.yaml")
     # Delphes files carry no generator cross-section: the user gives the sigma that the generated sample used
-    runs = [uproot.open(p)["Runs"].arrays(library="np") for p in sorted((ci_run / "results/mc/background").glob("*.root"))]
+    runs = [
+        uproot.open(p)["Runs"].arrays(library="np")
+        for p in sorted((ci_run / "results/mc/background").glob("*.root"))
+    ]
     sigma_gen = sum(float((r["sigmaGen_pb"] * r["genEventCount"]).sum()) for r in runs) / sum(
-        float(r["genEventCount"].sum()) for r in runs)
-    cfg["samples"]["background"] = {"kind": "background", "xsec_pb": cfg["samples"]["background"]["k_factor"] * sigma_gen,
-                                    "branch_map": "delphes",
-                                    "files": [str(tmp_path / "bkg0.root"), str(tmp_path / "bkg1.root")]}
+        float(r["genEventCount"].sum()) for r in runs
+    )
+    cfg["samples"]["background"] = {
+        "kind": "background",
+        "xsec_pb": cfg["samples"]["background"]["k_factor"] * sigma_gen,
+        "branch_map": "delphes",
+        "files": [str(tmp_path / "bkg0.root"), str(tmp_path / "bkg1.root")],
+    }
     (work / "config/user.yaml").write_text(yaml.safe_dump(cfg))
     snakemake(work, "results/features/background.parquet", "--configfile", "config/user.yaml")
     mine = pd.read_parquet(work / "results/features/background.parquet")
@@ -244,7 +292,11 @@ def test_corrupt_input_stops_the_skim_with_the_file_name_and_no_output(tmp_path)
     log = (work / "logs/skim/background/0.log").read_text()
     assert f"cannot read {bad} as a ROOT file" in log
     assert not (work / "results/skim/background/0.root").exists()
-    assert not list((work / "results/skim/background").glob(".*tmp")) if (work / "results/skim/background").exists() else True
+    assert (
+        not list((work / "results/skim/background").glob(".*tmp"))
+        if (work / "results/skim/background").exists()
+        else True
+    )
 
 
 def test_invalid_config_is_refused_naming_the_key(tmp_path):

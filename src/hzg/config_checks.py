@@ -1,6 +1,7 @@
 """The config before any job runs: how overlays merge over the full default, constraints between keys that the
 JSON schema cannot express (every message names the keys involved; all problems are reported at once), and its
 canonical key order."""
+
 from __future__ import annotations
 
 import copy
@@ -23,7 +24,11 @@ def merge_overlay(config: dict[str, Any], overlay: Mapping[str, Any], top: bool 
     """`config` updated in place by `overlay` as Snakemake merges --configfile over `configfile:` (mappings key by
     key, everything else replaced), except that the keys of REPLACED_WHOLE are replaced as a whole."""
     for key, value in overlay.items():
-        if isinstance(value, Mapping) and isinstance(config.get(key), dict) and not (top and key in REPLACED_WHOLE):
+        if (
+            isinstance(value, Mapping)
+            and isinstance(config.get(key), dict)
+            and not (top and key in REPLACED_WHOLE)
+        ):
             merge_overlay(config[key], value, top=False)
         else:
             config[key] = copy.deepcopy(value)
@@ -64,12 +69,16 @@ def problems(config: Mapping[str, Any]) -> list[str]:
     split = config["split"]
     n_trials, seeds = int(split["n_trials"]), list(split["seeds"])
     if n_trials > len(seeds):
-        out.append(f"split.n_trials is {n_trials} but split.seeds has only {len(seeds)} seeds (one per trial)")
+        out.append(
+            f"split.n_trials is {n_trials} but split.seeds has only {len(seeds)} seeds (one per trial)"
+        )
     if len(set(seeds[:n_trials])) < min(n_trials, len(seeds)):
         out.append(f"split.seeds {seeds[:n_trials]} repeat a seed: two trials would have the same split")
-    for key, value in (("fit.trial", config.get("fit", {}).get("trial")),
-                       ("friends.trial", config.get("friends", {}).get("trial")),
-                       ("evaluation.roc_trial", config.get("evaluation", {}).get("roc_trial"))):
+    for key, value in (
+        ("fit.trial", config.get("fit", {}).get("trial")),
+        ("friends.trial", config.get("friends", {}).get("trial")),
+        ("evaluation.roc_trial", config.get("evaluation", {}).get("roc_trial")),
+    ):
         if value is not None and not 0 <= int(value) < n_trials:
             out.append(f"{key} is {value} but split.n_trials is {n_trials} (trials 0 to {n_trials - 1})")
     samples = config["samples"]
@@ -88,9 +97,12 @@ def problems(config: Mapping[str, Any]) -> list[str]:
         seen.add(name)
         if run["loss"] not in losses:
             out.append(f"runs[{i}].loss {run['loss']!r} is not one of losses ({', '.join(losses)})")
-        elif run["model"] in TREE_MODELS and (losses[run["loss"]]["kind"] != "bce"
-                                              or float(losses[run["loss"]]["disco_lambda"]) > 0):
-            out.append(f"runs[{i}]: model {run['model']!r} supports only a BCE loss without DisCo, not {run['loss']!r}")
+        elif run["model"] in TREE_MODELS and (
+            losses[run["loss"]]["kind"] != "bce" or float(losses[run["loss"]]["disco_lambda"]) > 0
+        ):
+            out.append(
+                f"runs[{i}]: model {run['model']!r} supports only a BCE loss without DisCo, not {run['loss']!r}"
+            )
     training = config["training"]
     for key in ("narrow_window", "wide_window"):
         if not _window_ok(training[key]):
@@ -98,8 +110,10 @@ def problems(config: Mapping[str, Any]) -> list[str]:
     if _window_ok(training["narrow_window"]) and _window_ok(training["wide_window"]):
         (nl, nh), (wl, wh) = training["narrow_window"], training["wide_window"]
         if not (wl <= nl and nh <= wh):
-            out.append(f"training.narrow_window {training['narrow_window']} is not inside training.wide_window "
-                       f"{training['wide_window']}")
+            out.append(
+                f"training.narrow_window {training['narrow_window']} is not inside training.wide_window "
+                f"{training['wide_window']}"
+            )
     epp = training.get("events_per_epoch")
     if epp is not None and int(epp) < 2:
         out.append(f"training.events_per_epoch is {epp}: at least 2 (one event of each class) or null")
@@ -112,7 +126,9 @@ def problems(config: Mapping[str, Any]) -> list[str]:
     for name in shapes:
         if name == "photon_resolution":  # a template morph of the signal, sized by fit.photon_resolution
             if not fit.get("photon_resolution"):
-                out.append("fit.systematics.shape lists 'photon_resolution' but fit.photon_resolution is null or 0")
+                out.append(
+                    "fit.systematics.shape lists 'photon_resolution' but fit.photon_resolution is null or 0"
+                )
         elif name not in variations:
             out.append(f"fit.systematics.shape lists {name!r} but fit.variations has no size for it")
     return out

@@ -6,6 +6,7 @@ HZG_FAULT_SKIP   matching writes to let through first (default 0), counted per p
 HZG_FAULT_GROUP  "1": kill the process group (the job and Snakemake), else the job alone
 HZG_FAULT_ONCE   a directory: die only once per HZG_FAULT_AT across processes (a marker file is left there)
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """Reading and writing n-tuples with uproot: branch maps, clear errors, atomic writes."""
+
 from __future__ import annotations
 
 import contextlib
@@ -31,21 +32,40 @@ BRANCH_MAPS: dict[str, dict[str, Any]] = {
         "tree": "Events",
         "weight": "genWeight",
         "collections": {
-            "electron": {"pt": "Electron_pt", "eta": "Electron_eta", "phi": "Electron_phi",
-                         "charge": "Electron_charge", "gen_pt": "Electron_genPt"},
-            "muon": {"pt": "Muon_pt", "eta": "Muon_eta", "phi": "Muon_phi",
-                     "charge": "Muon_charge", "gen_pt": "Muon_genPt"},
+            "electron": {
+                "pt": "Electron_pt",
+                "eta": "Electron_eta",
+                "phi": "Electron_phi",
+                "charge": "Electron_charge",
+                "gen_pt": "Electron_genPt",
+            },
+            "muon": {
+                "pt": "Muon_pt",
+                "eta": "Muon_eta",
+                "phi": "Muon_phi",
+                "charge": "Muon_charge",
+                "gen_pt": "Muon_genPt",
+            },
             "photon": {"pt": "Photon_pt", "eta": "Photon_eta", "phi": "Photon_phi", "gen_pt": "Photon_genPt"},
         },
-        "metadata": {"tree": "Runs", "n_generated": "genEventCount", "sum_weights": "genEventSumw",
-                     "sigma_gen_pb": "sigmaGen_pb"},
+        "metadata": {
+            "tree": "Runs",
+            "n_generated": "genEventCount",
+            "sum_weights": "genEventSumw",
+            "sigma_gen_pb": "sigmaGen_pb",
+        },
     },
     # Delphes 3 output trees (split TClonesArray branches)
     "delphes": {
         "tree": "Delphes",
         "weight": "Event.Weight",
         "collections": {
-            "electron": {"pt": "Electron.PT", "eta": "Electron.Eta", "phi": "Electron.Phi", "charge": "Electron.Charge"},
+            "electron": {
+                "pt": "Electron.PT",
+                "eta": "Electron.Eta",
+                "phi": "Electron.Phi",
+                "charge": "Electron.Charge",
+            },
             "muon": {"pt": "Muon.PT", "eta": "Muon.Eta", "phi": "Muon.Phi", "charge": "Muon.Charge"},
             "photon": {"pt": "Photon.PT", "eta": "Photon.Eta", "phi": "Photon.Phi"},
         },
@@ -62,7 +82,9 @@ def resolve_branch_map(branch_map: str | Mapping[str, Any]) -> dict[str, Any]:
     """A branch map given by name (`nanoaod`, `delphes`) or inline as a mapping."""
     if isinstance(branch_map, str):
         if branch_map not in BRANCH_MAPS:
-            raise KeyError(f"config key 'branch_map': unknown map {branch_map!r}; known: {sorted(BRANCH_MAPS)}")
+            raise KeyError(
+                f"config key 'branch_map': unknown map {branch_map!r}; known: {sorted(BRANCH_MAPS)}"
+            )
         return BRANCH_MAPS[branch_map]
     return dict(branch_map)
 
@@ -143,13 +165,20 @@ def read_metadata(path: str | os.PathLike, branch_map: str | Mapping[str, Any]) 
         if meta.get("sigma_gen_pb") and meta["sigma_gen_pb"] in tree.keys():
             # optional: the generator's cross-section of what this file holds (mean over its runs, by events)
             n = np.asarray(_read(tree, meta["n_generated"], path), np.float64)
-            out["sigma_gen_pb"] = float(np.sum(np.asarray(_read(tree, meta["sigma_gen_pb"], path)) * n) / np.sum(n))
+            out["sigma_gen_pb"] = float(
+                np.sum(np.asarray(_read(tree, meta["sigma_gen_pb"], path)) * n) / np.sum(n)
+            )
         return out
     tree = open_tree(path, bmap["tree"])
-    return {"n_generated": float(tree.num_entries), "sum_weights": float(np.sum(_event_weights(tree, bmap, path)))}
+    return {
+        "n_generated": float(tree.num_entries),
+        "sum_weights": float(np.sum(_event_weights(tree, bmap, path))),
+    }
 
 
-def check_finite_branch(values: ak.Array | np.ndarray, path: str | os.PathLike, tree: str, branch: str) -> None:
+def check_finite_branch(
+    values: ak.Array | np.ndarray, path: str | os.PathLike, tree: str, branch: str
+) -> None:
     """Raise InputError naming the file, tree, branch and first entries where a branch holds NaN or infinity."""
     values = ak.Array(values) if not isinstance(values, ak.Array) else values
     bad = ~np.isfinite(values)
@@ -157,8 +186,10 @@ def check_finite_branch(values: ak.Array | np.ndarray, path: str | os.PathLike, 
         bad = ak.any(bad, axis=-1)
     entries = np.flatnonzero(ak.to_numpy(bad))
     if entries.size:
-        raise InputError(f"{path}: branch {branch!r} of tree {tree!r} is NaN or infinite in {entries.size} "
-                         f"entries, first entries {entries[:5].tolist()}")
+        raise InputError(
+            f"{path}: branch {branch!r} of tree {tree!r} is NaN or infinite in {entries.size} "
+            f"entries, first entries {entries[:5].tolist()}"
+        )
 
 
 def _event_weights(tree: uproot.TTree, bmap: Mapping[str, Any], path: Path) -> ak.Array:
@@ -170,8 +201,10 @@ def _event_weights(tree: uproot.TTree, bmap: Mapping[str, Any], path: Path) -> a
     if weight.ndim > 1:
         empty = np.flatnonzero(ak.to_numpy(ak.num(weight, axis=1)) == 0)
         if empty.size:
-            raise InputError(f"{path}: branch {bmap['weight']!r} of tree {tree.name!r} is empty in {empty.size} "
-                             f"entries, first entries {empty[:5].tolist()} (an event without its weight)")
+            raise InputError(
+                f"{path}: branch {bmap['weight']!r} of tree {tree.name!r} is empty in {empty.size} "
+                f"entries, first entries {empty[:5].tolist()} (an event without its weight)"
+            )
         weight = ak.fill_none(ak.firsts(weight, axis=1), np.nan)  # none left: every entry has its element
     check_finite_branch(weight, path, tree.name, bmap["weight"])
     return ak.values_astype(weight, np.float64)

@@ -29,6 +29,7 @@ Conventions, stated once:
   of signal and background MC events in its window (their `hist.GetEntries()`), n_s_mc and n_b_mc.
 * Scores and weights must be finite (a NaN score, from a diverged model, raises ValueError).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -40,8 +41,9 @@ QuantileMethod = Literal["hazen", "inverted_cdf"]
 MIN_BACKGROUND_MC = 20  # default of the config key evaluation.min_background_mc
 
 
-def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: Any,
-                      method: QuantileMethod = "hazen") -> np.ndarray | float:
+def weighted_quantile(
+    values: np.ndarray, weights: np.ndarray, q: Any, method: QuantileMethod = "hazen"
+) -> np.ndarray | float:
     """Weighted quantiles of `values` at probabilities q in [0, 1]; conventions in the module text."""
     v = np.asarray(values, dtype=float).ravel()
     w = np.asarray(weights, dtype=float).ravel()
@@ -79,7 +81,9 @@ def asimov_significance(s: Any, b: Any) -> np.ndarray | float:
     return float(z) if z.ndim == 0 else z
 
 
-def equal_signal_bin_edges(score: np.ndarray, weight: np.ndarray, is_signal: np.ndarray, n_bins: int = 8) -> np.ndarray:
+def equal_signal_bin_edges(
+    score: np.ndarray, weight: np.ndarray, is_signal: np.ndarray, n_bins: int = 8
+) -> np.ndarray:
     """Score edges, -inf to +inf, of n_bins right-closed bins with equal weighted signal (module text)."""
     if n_bins < 1:
         raise ValueError(f"equal_signal_bin_edges: n_bins must be >= 1, got {n_bins}")
@@ -99,7 +103,9 @@ def bin_index(score: np.ndarray, edges: np.ndarray) -> np.ndarray:
 def significance_mc_error(s: Any, b: Any, s_sumw2: Any, b_sumw2: Any) -> np.ndarray | float:
     """MC-statistical uncertainty of the Asimov Z of a bin from s, b and their sums of squared weights
     (the paper's EvaluateModel.calculate_significance, module text), elementwise; 0 where b <= 0."""
-    s_arr, b_arr, s2, b2 = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (s, b, s_sumw2, b_sumw2)))
+    s_arr, b_arr, s2, b2 = np.broadcast_arrays(
+        *(np.asarray(a, dtype=float) for a in (s, b, s_sumw2, b_sumw2))
+    )
     z = np.asarray(asimov_significance(s_arr, b_arr), dtype=float)
     valid = b_arr > 0
     bb = np.where(valid, b_arr, 1.0)
@@ -109,9 +115,14 @@ def significance_mc_error(s: Any, b: Any, s_sumw2: Any, b_sumw2: Any) -> np.ndar
     return float(err) if err.ndim == 0 else err
 
 
-def binned_significance_detail(score: np.ndarray, mass: np.ndarray, weight: np.ndarray, is_signal: np.ndarray,
-                               n_bins: int = 8, mass_quantiles: tuple[float, float] = (0.05, 0.95)
-                               ) -> dict[str, Any]:
+def binned_significance_detail(
+    score: np.ndarray,
+    mass: np.ndarray,
+    weight: np.ndarray,
+    is_signal: np.ndarray,
+    n_bins: int = 8,
+    mass_quantiles: tuple[float, float] = (0.05, 0.95),
+) -> dict[str, Any]:
     """Eqs. (7)-(8) with the MC-statistical uncertainty of the paper's public code (module text).
 
     Returns {"significance": sqrt(sum Z_bin^2), "significance_mc_err": sqrt(sum dZ_bin^2), "bins": [...]}, one dict
@@ -120,7 +131,9 @@ def binned_significance_detail(score: np.ndarray, mass: np.ndarray, weight: np.n
     """
     q_lo, q_hi = mass_quantiles
     if not 0.0 <= q_lo < q_hi <= 1.0:
-        raise ValueError(f"binned_significance: need 0 <= lo < hi <= 1 for mass_quantiles, got {mass_quantiles!r}")
+        raise ValueError(
+            f"binned_significance: need 0 <= lo < hi <= 1 for mass_quantiles, got {mass_quantiles!r}"
+        )
     score, weight, sig = _checked(score, weight, is_signal)
     mass = np.asarray(mass, dtype=float).ravel()
     if mass.shape != score.shape or not np.all(np.isfinite(mass)):
@@ -140,18 +153,35 @@ def binned_significance_detail(score: np.ndarray, mass: np.ndarray, weight: np.n
         w_s, w_b = weight[in_window & sig], weight[in_window & ~sig]
         s, b = float(w_s.sum()), float(w_b.sum())
         s2, b2 = float(np.sum(w_s * w_s)), float(np.sum(w_b * w_b))
-        details.append({"edges": (float(edges[i]), float(edges[i + 1])), "window": (float(m_lo), float(m_hi)),
-                        "s": s, "b": b, "s_sumw2": s2, "b_sumw2": b2, "n_s_mc": int(w_s.size),
-                        "n_b_mc": int(w_b.size), "z": float(asimov_significance(s, b)),
-                        "z_mc_err": float(significance_mc_error(s, b, s2, b2))})
-    return {"significance": float(np.sqrt(sum(d["z"] ** 2 for d in details))),
-            "significance_mc_err": float(np.sqrt(sum(d["z_mc_err"] ** 2 for d in details))),
-            "bins": details}
+        details.append(
+            {
+                "edges": (float(edges[i]), float(edges[i + 1])),
+                "window": (float(m_lo), float(m_hi)),
+                "s": s,
+                "b": b,
+                "s_sumw2": s2,
+                "b_sumw2": b2,
+                "n_s_mc": int(w_s.size),
+                "n_b_mc": int(w_b.size),
+                "z": float(asimov_significance(s, b)),
+                "z_mc_err": float(significance_mc_error(s, b, s2, b2)),
+            }
+        )
+    return {
+        "significance": float(np.sqrt(sum(d["z"] ** 2 for d in details))),
+        "significance_mc_err": float(np.sqrt(sum(d["z_mc_err"] ** 2 for d in details))),
+        "bins": details,
+    }
 
 
-def binned_significance(score: np.ndarray, mass: np.ndarray, weight: np.ndarray, is_signal: np.ndarray,
-                        n_bins: int = 8, mass_quantiles: tuple[float, float] = (0.05, 0.95)
-                        ) -> tuple[float, list[dict[str, Any]]]:
+def binned_significance(
+    score: np.ndarray,
+    mass: np.ndarray,
+    weight: np.ndarray,
+    is_signal: np.ndarray,
+    n_bins: int = 8,
+    mass_quantiles: tuple[float, float] = (0.05, 0.95),
+) -> tuple[float, list[dict[str, Any]]]:
     """Eqs. (7)-(8): sqrt(sum Z_bin^2) and the per-bin dicts of `binned_significance_detail`."""
     out = binned_significance_detail(score, mass, weight, is_signal, n_bins, mass_quantiles)
     return out["significance"], out["bins"]
@@ -162,13 +192,17 @@ def low_background_mc_bins(bins: Sequence[Mapping[str, Any]], min_events: int) -
     return [i for i, d in enumerate(bins) if d["n_b_mc"] < min_events]
 
 
-def _checked(score: np.ndarray, weight: np.ndarray, is_signal: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _checked(
+    score: np.ndarray, weight: np.ndarray, is_signal: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """score, weight as float and is_signal as bool 1-D arrays of one length; scores and weights finite."""
     score = np.asarray(score, dtype=float).ravel()
     weight = np.asarray(weight, dtype=float).ravel()
     sig = np.asarray(is_signal).ravel().astype(bool)
     if not score.shape == weight.shape == sig.shape:
-        raise ValueError(f"score, weight and is_signal differ in length ({score.size}, {weight.size}, {sig.size})")
+        raise ValueError(
+            f"score, weight and is_signal differ in length ({score.size}, {weight.size}, {sig.size})"
+        )
     if not (np.all(np.isfinite(score)) and np.all(np.isfinite(weight))):
         raise ValueError("score and weight must be finite (a NaN score means a diverged model)")
     return score, weight, sig

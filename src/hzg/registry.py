@@ -5,6 +5,7 @@ The rules (`workflow/rules/common.smk`: wildcard constraints), the config schema
 agree) and the library read these; nothing else spells them out. Pure Python, no third-party imports, so every
 stage's environment can import it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping

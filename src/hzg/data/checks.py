@@ -1,4 +1,5 @@
 """Physics sanity checks of the data side: signal peak and width, selection fractions, background shape."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -9,8 +10,9 @@ import numpy as np
 TRUNCATED_2SIGMA_STD = 0.8796  # std of a unit Gaussian truncated to +-2 sigma
 
 
-def gaussian_core(mass: np.ndarray, weights: np.ndarray, window: tuple[float, float] = (115.0, 135.0),
-                  iterations: int = 5) -> tuple[float, float]:
+def gaussian_core(
+    mass: np.ndarray, weights: np.ndarray, window: tuple[float, float] = (115.0, 135.0), iterations: int = 5
+) -> tuple[float, float]:
     """Mean and width of the Gaussian core of a peak: iterated weighted moments within +-2 sigma."""
     sel = (mass > window[0]) & (mass < window[1])
     m, w = mass[sel], np.clip(weights[sel], 0, None)
@@ -25,9 +27,14 @@ def gaussian_core(mass: np.ndarray, weights: np.ndarray, window: tuple[float, fl
     return mean, sigma
 
 
-def falling_ratio(mass: np.ndarray, weights: np.ndarray, low: tuple[float, float] = (100.0, 120.0),
-                  high: tuple[float, float] = (160.0, 180.0)) -> float:
+def falling_ratio(
+    mass: np.ndarray,
+    weights: np.ndarray,
+    low: tuple[float, float] = (100.0, 120.0),
+    high: tuple[float, float] = (160.0, 180.0),
+) -> float:
     """Weighted events in the `low` mass range over those in the `high` one (> 1: falling)."""
+
     def in_range(r: tuple[float, float]) -> float:
         return float(weights[(mass > r[0]) & (mass < r[1])].sum())
 
@@ -54,17 +61,34 @@ def resolution_summary(res_map: Mapping[str, Any]) -> dict[str, Any]:
         "eta_edges": res_map["eta_edges"],
         "pt_edges": res_map["pt_edges"],
         "n_signal_events": calib["n_events"],
-        "pull_width_all": {"before": calib["pull_width_before"]["all"], "after": calib["pull_width_after"]["all"]},
-        "pull_width_per_bin": {name: {"before": calib["pull_width_before"][name]["width"],
-                                      "after": calib["pull_width_after"][name]["width"],
-                                      "entries": calib["pull_width_after"][name]["entries"]}
-                               for name in ("electron", "muon", "photon") if name in calib["pull_width_after"]},
-        "sigma_m_median_gev": {"before": calib["sigma_m_median_gev_before"], "after": calib["sigma_m_median_gev_after"]},
+        "pull_width_all": {
+            "before": calib["pull_width_before"]["all"],
+            "after": calib["pull_width_after"]["all"],
+        },
+        "pull_width_per_bin": {
+            name: {
+                "before": calib["pull_width_before"][name]["width"],
+                "after": calib["pull_width_after"][name]["width"],
+                "entries": calib["pull_width_after"][name]["entries"],
+            }
+            for name in ("electron", "muon", "photon")
+            if name in calib["pull_width_after"]
+        },
+        "sigma_m_median_gev": {
+            "before": calib["sigma_m_median_gev_before"],
+            "after": calib["sigma_m_median_gev_after"],
+        },
     }
 
 
-def physics_summary(sig_mass: np.ndarray, sig_w: np.ndarray, bkg_mass: np.ndarray, bkg_w: np.ndarray,
-                    fractions: Mapping[str, float], res_map: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def physics_summary(
+    sig_mass: np.ndarray,
+    sig_w: np.ndarray,
+    bkg_mass: np.ndarray,
+    bkg_w: np.ndarray,
+    fractions: Mapping[str, float],
+    res_map: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The numbers the data side is checked against (paper 000: 20 % signal, 11 % background pass).
 
     With `res_map`, also the sigma_m calibration (`resolution_summary`): the signal pull width per bin.

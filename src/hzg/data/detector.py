@@ -19,6 +19,7 @@ Numbers used (all resolutions are relative, sigma/E or sigma/pT):
   cone Delta R < 0.3 around the object, divided by the object's pT (PF-like relative isolation).
   Cuts come from config.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -42,10 +43,16 @@ MUON_RESOLUTION_CONST = np.array([0.013, 0.020, 0.030])
 MUON_RESOLUTION_SLOPE = 1.0e-4
 
 #: (pdg id, mass [GeV]) of the reconstructed collections.
-COLLECTIONS: dict[str, tuple[int, float]] = {"Electron": (11, 0.000511), "Muon": (13, 0.10566), "Photon": (22, 0.0)}
+COLLECTIONS: dict[str, tuple[int, float]] = {
+    "Electron": (11, 0.000511),
+    "Muon": (13, 0.10566),
+    "Photon": (22, 0.0),
+}
 
 
-def ecal_resolution(energy: np.ndarray, abseta: np.ndarray, params: Mapping[str, tuple[float, float, float]]) -> np.ndarray:
+def ecal_resolution(
+    energy: np.ndarray, abseta: np.ndarray, params: Mapping[str, tuple[float, float, float]]
+) -> np.ndarray:
     """Relative ECAL energy resolution sigma_E/E = S/sqrt(E) (+) N/E (+) C, barrel or endcap."""
     energy = np.maximum(np.asarray(energy, dtype=np.float64), 1e-6)
     barrel = np.asarray(abseta) < BARREL_ETA
@@ -95,8 +102,18 @@ def in_acceptance(name: str, eta: np.ndarray, eta_max: float, gap: tuple[float, 
 
 def with_kinematics(particles: ak.Array) -> ak.Array:
     """Add pt, eta, phi and the index in the event to jagged particles with pid, px, py, pz, E."""
-    p4 = ak.zip({"px": particles.px, "py": particles.py, "pz": particles.pz, "E": particles.E}, with_name="Momentum4D")
-    return ak.zip({"pid": particles.pid, "pt": p4.pt, "eta": p4.eta, "phi": p4.phi, "index": ak.local_index(particles.pid)})
+    p4 = ak.zip(
+        {"px": particles.px, "py": particles.py, "pz": particles.pz, "E": particles.E}, with_name="Momentum4D"
+    )
+    return ak.zip(
+        {
+            "pid": particles.pid,
+            "pt": p4.pt,
+            "eta": p4.eta,
+            "phi": p4.phi,
+            "index": ak.local_index(particles.pid),
+        }
+    )
 
 
 def relative_isolation(candidates: ak.Array, pool: ak.Array, cone: float) -> ak.Array:
@@ -118,7 +135,11 @@ def reconstruct(particles: ak.Array, cfg: Mapping[str, Any], rng: np.random.Gene
     out: dict[str, ak.Array] = {}
     for name, (pid, mass) in COLLECTIONS.items():
         cuts = cfg[name.lower()]
-        cands = parts[(abs(parts.pid) == pid) & (parts.pt > 0.5 * cuts["pt_min"]) & (abs(parts.eta) < cuts["eta_max"] + 0.5)]
+        cands = parts[
+            (abs(parts.pid) == pid)
+            & (parts.pt > 0.5 * cuts["pt_min"])
+            & (abs(parts.eta) < cuts["eta_max"] + 0.5)
+        ]
         iso = ak.flatten(relative_isolation(cands, pool, cfg["isolation_cone"]))
         counts = ak.num(cands)
         flat = ak.flatten(cands)

@@ -3,6 +3,7 @@
 The generator produces, per chunk, the visible final-state particles of every event as jagged
 awkward arrays; `hzg.data.detector` turns them into reconstructed objects.
 """
+
 from __future__ import annotations
 
 import logging
@@ -82,17 +83,30 @@ class AcceptanceVeto:
     eta_max: float = 3.0
     require_photon: bool = True  # False for Drell-Yan, whose photon comes from the shower
 
-    def passes(self, lepton_pt: Sequence[float], lepton_eta: Sequence[float], photon_pt: Sequence[float],
-               photon_eta: Sequence[float]) -> bool:
+    def passes(
+        self,
+        lepton_pt: Sequence[float],
+        lepton_eta: Sequence[float],
+        photon_pt: Sequence[float],
+        photon_eta: Sequence[float],
+    ) -> bool:
         """True when two leptons and (if required) a photon of the hard process are inside the loose acceptance.
 
         Radiation only lowers a lepton's pT, so a lepton cut on the hard process looser than the
         selection's never removes an event that the selection would keep.
         """
-        leptons = sorted((pt for pt, eta in zip(lepton_pt, lepton_eta) if abs(eta) < self.eta_max), reverse=True)
-        photon = any(pt > self.photon_pt and abs(eta) < self.eta_max for pt, eta in zip(photon_pt, photon_eta))
-        return ((photon or not self.require_photon) and len(leptons) >= 2 and leptons[0] > self.lead_lepton_pt
-                and leptons[1] > self.sublead_lepton_pt)
+        leptons = sorted(
+            (pt for pt, eta in zip(lepton_pt, lepton_eta) if abs(eta) < self.eta_max), reverse=True
+        )
+        photon = any(
+            pt > self.photon_pt and abs(eta) < self.eta_max for pt, eta in zip(photon_pt, photon_eta)
+        )
+        return (
+            (photon or not self.require_photon)
+            and len(leptons) >= 2
+            and leptons[0] > self.lead_lepton_pt
+            and leptons[1] > self.sublead_lepton_pt
+        )
 
 
 @dataclass(frozen=True)
@@ -125,7 +139,10 @@ def isolated_photon_pt(event: Any, min_dr: float) -> float:
     for pt, eta, phi in photons:
         if pt <= best:
             continue
-        if all(math.hypot(eta - l_eta, math.remainder(phi - l_phi, 2.0 * math.pi)) > min_dr for _, l_eta, l_phi in leptons):
+        if all(
+            math.hypot(eta - l_eta, math.remainder(phi - l_phi, 2.0 * math.pi)) > min_dr
+            for _, l_eta, l_phi in leptons
+        ):
             best = pt
     return best
 
@@ -202,22 +219,35 @@ BACKGROUND_PROCESSES = ("qqbar_Zgamma",)
 VETOED_PROCESSES = ("qqbar_Zgamma", "drellyan_fsr")
 
 
-def chunk_spec(process: str, n_events: int, seed: int, generation: Mapping[str, Any], sqrt_s_tev: float) -> ChunkSpec:
+def chunk_spec(
+    process: str, n_events: int, seed: int, generation: Mapping[str, Any], sqrt_s_tev: float
+) -> ChunkSpec:
     """The ChunkSpec of one chunk from the config's `generation` section (optional keys: off)."""
     background = process in BACKGROUND_PROCESSES
-    veto = dict(generation["acceptance_veto"]) if process in VETOED_PROCESSES and generation.get("acceptance_veto") else None
+    veto = (
+        dict(generation["acceptance_veto"])
+        if process in VETOED_PROCESSES and generation.get("acceptance_veto")
+        else None
+    )
     if veto is not None and process != "qqbar_Zgamma":
         veto["require_photon"] = False
     bias = generation.get("bias") if background else None
     fsr = generation.get("fsr") if process == "drellyan_fsr" else None
     return ChunkSpec(
-        process=process, n_events=int(n_events), seed=int(seed), level=generation["level"], sqrt_s_tev=float(sqrt_s_tev),
-        z_mass_min=float(generation["z_mass_min"]), pthat_min=float(generation["pthat_min"]),
-        mhat_min=float(generation["mhat_min"]), mhat_max=float(generation.get("mhat_max", -1.0)),
+        process=process,
+        n_events=int(n_events),
+        seed=int(seed),
+        level=generation["level"],
+        sqrt_s_tev=float(sqrt_s_tev),
+        z_mass_min=float(generation["z_mass_min"]),
+        pthat_min=float(generation["pthat_min"]),
+        mhat_min=float(generation["mhat_min"]),
+        mhat_max=float(generation.get("mhat_max", -1.0)),
         factor_scale2=int(generation.get("factor_scale2", 1)),
         isr_max=str(generation.get("isr_max", "factorization")) if background else "factorization",
         isr_damp_fudge=float(generation.get("isr_damp_fudge", 1.0)),
-        veto=AcceptanceVeto(**veto) if veto else None, bias=Bias(**bias) if bias else None,
+        veto=AcceptanceVeto(**veto) if veto else None,
+        bias=Bias(**bias) if bias else None,
         fsr=FsrFilter(**fsr) if fsr else None,
     )
 
@@ -269,11 +299,16 @@ def pythia_settings(spec: ChunkSpec) -> list[str]:
         ]
     if spec.process == "drellyan_fsr":
         # m(gamma*/Z) = m(llg) when the photon comes from a lepton: the mass range of the selection
-        cuts = [f"23:mMin = {spec.mhat_min}"] + ([f"23:mMax = {spec.mhat_max}"] if spec.mhat_max > spec.mhat_min else [])
+        cuts = [f"23:mMin = {spec.mhat_min}"] + (
+            [f"23:mMax = {spec.mhat_max}"] if spec.mhat_max > spec.mhat_min else []
+        )
         if spec.fsr is not None:
             cuts += [f"TimeShower:pTminChgL = {spec.fsr.lepton_qed_cutoff}"]
             if spec.fsr.enhance != 1.0:
-                cuts += ["Enhancements:doEnhance = on", f"EnhancedSplittings:List = {{fsr:Q2QA={spec.fsr.enhance}}}"]
+                cuts += [
+                    "Enhancements:doEnhance = on",
+                    f"EnhancedSplittings:List = {{fsr:Q2QA={spec.fsr.enhance}}}",
+                ]
     return common + PROCESSES[spec.process] + cuts + LEVELS[spec.level]
 
 
@@ -289,7 +324,9 @@ PARTICLE_PT_MIN = 0.5
 BATCH_SIZE = 5000
 
 
-def final_leptons_and_photons(record: Any) -> tuple[list[tuple[float, float, float]], list[tuple[float, float, float]]]:
+def final_leptons_and_photons(
+    record: Any,
+) -> tuple[list[tuple[float, float, float]], list[tuple[float, float, float]]]:
     """(pT, eta, phi) of the final charged leptons (e, mu) and of the final photons of a Pythia record."""
     leptons: list[tuple[float, float, float]] = []
     photons: list[tuple[float, float, float]] = []
@@ -350,12 +387,16 @@ class ChunkGenerator:
                 raise RuntimeError(f"Pythia refused the setting {line!r}")
         self.hook = None
         if spec.bias is not None or spec.veto is not None or spec.fsr is not None:
-            self.hook = _user_hook(spec.bias, spec.veto, spec.fsr)  # kept alive here: Pythia holds a raw pointer
+            self.hook = _user_hook(
+                spec.bias, spec.veto, spec.fsr
+            )  # kept alive here: Pythia holds a raw pointer
             self.pythia.setUserHooksPtr(self.hook)
         if not self.pythia.init():
             raise RuntimeError(f"Pythia failed to initialise for process {spec.process!r}")
         self.n_failed = 0
-        self.bar = tqdm(total=spec.n_events, desc=f"pythia {spec.process}", disable=not progress, mininterval=5)
+        self.bar = tqdm(
+            total=spec.n_events, desc=f"pythia {spec.process}", disable=not progress, mininterval=5
+        )
 
     def batch(self, n_events: int) -> tuple[ak.Array, np.ndarray]:
         """The next `n_events` events: jagged particles (pid, px, py, pz, E) with pT > PARTICLE_PT_MIN, weights."""
@@ -367,7 +408,9 @@ class ChunkGenerator:
             if not self.pythia.next():
                 self.n_failed += 1
                 if self.n_failed > max(100, self.spec.n_events // 10):
-                    raise RuntimeError(f"Pythia failed {self.n_failed} times for {self.spec.process!r}; giving up")
+                    raise RuntimeError(
+                        f"Pythia failed {self.n_failed} times for {self.spec.process!r}; giving up"
+                    )
                 continue
             particles = _event_particles(self.pythia.event)
             rows.extend(particles)
@@ -383,7 +426,13 @@ class ChunkGenerator:
         event_of_row = np.repeat(np.arange(n_events), counts)
         counts = np.bincount(event_of_row[keep], minlength=n_events)
         flat = flat[keep]
-        fields = {"pid": flat[:, 0].astype(np.int32), "px": flat[:, 1], "py": flat[:, 2], "pz": flat[:, 3], "E": flat[:, 4]}
+        fields = {
+            "pid": flat[:, 0].astype(np.int32),
+            "px": flat[:, 1],
+            "py": flat[:, 2],
+            "pz": flat[:, 3],
+            "E": flat[:, 4],
+        }
         return ak.unflatten(ak.zip(fields), counts), weights
 
     def info(self, sum_weights: float) -> ChunkInfo:
@@ -395,11 +444,20 @@ class ChunkGenerator:
         # unweighted, and the mean kept weight turns it into their weighted cross-section.
         weighted = self.spec.bias is not None or self.spec.fsr is not None
         unbias = float(sum_weights) / self.spec.n_events if weighted else 1.0
-        meta = ChunkInfo(n_generated=self.spec.n_events, sum_weights=float(sum_weights),
-                         sigma_gen_pb=float(info.sigmaGen()) * PB_PER_MB * unbias,
-                         sigma_err_pb=float(info.sigmaErr()) * PB_PER_MB * unbias)
-        log.info("generated %d %s events (%d failed), sigma_gen = %.4g +- %.2g pb", self.spec.n_events,
-                 self.spec.process, self.n_failed, meta.sigma_gen_pb, meta.sigma_err_pb)
+        meta = ChunkInfo(
+            n_generated=self.spec.n_events,
+            sum_weights=float(sum_weights),
+            sigma_gen_pb=float(info.sigmaGen()) * PB_PER_MB * unbias,
+            sigma_err_pb=float(info.sigmaErr()) * PB_PER_MB * unbias,
+        )
+        log.info(
+            "generated %d %s events (%d failed), sigma_gen = %.4g +- %.2g pb",
+            self.spec.n_events,
+            self.spec.process,
+            self.n_failed,
+            meta.sigma_gen_pb,
+            meta.sigma_err_pb,
+        )
         return meta
 
 
@@ -415,8 +473,9 @@ def detector_seed(seed: int, offset: int) -> np.random.SeedSequence:
     return np.random.SeedSequence([int(seed), int(offset)])
 
 
-def nanoaod_trees(objects: dict[str, ak.Array], weights: ak.Array, meta: ChunkInfo, spec: ChunkSpec,
-                  chunk: int) -> dict[str, dict[str, object]]:
+def nanoaod_trees(
+    objects: dict[str, ak.Array], weights: ak.Array, meta: ChunkInfo, spec: ChunkSpec, chunk: int
+) -> dict[str, dict[str, object]]:
     """The NanoAOD-like `Events` and `Runs` trees of one chunk."""
     n = len(weights)
     events: dict[str, object] = {name: coll for name, coll in objects.items()}
@@ -434,7 +493,9 @@ def nanoaod_trees(objects: dict[str, ak.Array], weights: ak.Array, meta: ChunkIn
     return {"Events": events, "Runs": runs}
 
 
-def simulate_chunk(spec: ChunkSpec, detector_cfg: dict, chunk: int, progress: bool = True) -> dict[str, dict[str, object]]:
+def simulate_chunk(
+    spec: ChunkSpec, detector_cfg: dict, chunk: int, progress: bool = True
+) -> dict[str, dict[str, object]]:
     """Generate one chunk batch by batch, apply the detector response and return its n-tuple trees."""
     from hzg.data import detector
 

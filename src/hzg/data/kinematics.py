@@ -72,9 +72,15 @@ def _pxpy(pt: ArrayLike, phi: ArrayLike) -> tuple[FloatArray, FloatArray]:
 
 
 def pt_t(
-    lm_pt: ArrayLike, lm_eta: ArrayLike, lm_phi: ArrayLike,
-    lp_pt: ArrayLike, lp_eta: ArrayLike, lp_phi: ArrayLike,
-    g_pt: ArrayLike, g_eta: ArrayLike, g_phi: ArrayLike,
+    lm_pt: ArrayLike,
+    lm_eta: ArrayLike,
+    lm_phi: ArrayLike,
+    lp_pt: ArrayLike,
+    lp_eta: ArrayLike,
+    lp_phi: ArrayLike,
+    g_pt: ArrayLike,
+    g_eta: ArrayLike,
+    g_phi: ArrayLike,
 ) -> FloatArray:
     """ATLAS pTt: the ll-gamma transverse momentum component orthogonal to the thrust axis.
 
@@ -101,7 +107,9 @@ def _dot(a: FloatArray, b: FloatArray) -> FloatArray:
 def _p4(pt: ArrayLike, eta: ArrayLike, phi: ArrayLike) -> FloatArray:
     """Massless four-momenta as an (n, 4) array [E, px, py, pz] (TLorentzVector::SetPtEtaPhiM with m = 0)."""
     pt_, eta_, phi_ = (np.atleast_1d(a) for a in np.broadcast_arrays(_f64(pt), _f64(eta), _f64(phi)))
-    return np.stack([pt_ * np.cosh(eta_), pt_ * np.cos(phi_), pt_ * np.sin(phi_), pt_ * np.sinh(eta_)], axis=-1)
+    return np.stack(
+        [pt_ * np.cosh(eta_), pt_ * np.cos(phi_), pt_ * np.sin(phi_), pt_ * np.sinh(eta_)], axis=-1
+    )
 
 
 def minkowski_dot(a: FloatArray, b: FloatArray) -> FloatArray:
@@ -210,9 +218,15 @@ def phi_angle(lm: FloatArray, lp: FloatArray, g: FloatArray) -> FloatArray:
 
 
 def production_decay_angles(
-    lm_pt: ArrayLike, lm_eta: ArrayLike, lm_phi: ArrayLike,
-    lp_pt: ArrayLike, lp_eta: ArrayLike, lp_phi: ArrayLike,
-    g_pt: ArrayLike, g_eta: ArrayLike, g_phi: ArrayLike,
+    lm_pt: ArrayLike,
+    lm_eta: ArrayLike,
+    lm_phi: ArrayLike,
+    lp_pt: ArrayLike,
+    lp_eta: ArrayLike,
+    lp_phi: ArrayLike,
+    g_pt: ArrayLike,
+    g_eta: ArrayLike,
+    g_phi: ArrayLike,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """(cos Theta, cos theta, phi) of the paper's authors, from massless (pt, eta, phi) objects.
 
@@ -226,17 +240,24 @@ def production_decay_angles(
     return cos_big_theta(lm, lp, g), cos_small_theta(lm, lp, g), phi_angle(lm, lp, g)
 
 
-def _pair_mass2(pt1: ArrayLike, eta1: ArrayLike, phi1: ArrayLike,
-                pt2: ArrayLike, eta2: ArrayLike, phi2: ArrayLike) -> FloatArray:
+def _pair_mass2(
+    pt1: ArrayLike, eta1: ArrayLike, phi1: ArrayLike, pt2: ArrayLike, eta2: ArrayLike, phi2: ArrayLike
+) -> FloatArray:
     """Invariant mass squared of two massless objects."""
     deta, dphi = _f64(eta1) - _f64(eta2), delta_phi(phi1, phi2)
     return 2.0 * _f64(pt1) * _f64(pt2) * (np.cosh(deta) - np.cos(dphi))
 
 
 def mass_log_derivatives(
-    lm_pt: ArrayLike, lm_eta: ArrayLike, lm_phi: ArrayLike,
-    lp_pt: ArrayLike, lp_eta: ArrayLike, lp_phi: ArrayLike,
-    g_pt: ArrayLike, g_eta: ArrayLike, g_phi: ArrayLike,
+    lm_pt: ArrayLike,
+    lm_eta: ArrayLike,
+    lm_phi: ArrayLike,
+    lp_pt: ArrayLike,
+    lp_eta: ArrayLike,
+    lp_phi: ArrayLike,
+    g_pt: ArrayLike,
+    g_eta: ArrayLike,
+    g_phi: ArrayLike,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """d ln m / d ln |p_i| = (m^2 - m_jk^2) / (2 m^2) for i = lm, lp, g (massless; they sum to 1)."""
     m2_lp_g = _pair_mass2(lp_pt, lp_eta, lp_phi, g_pt, g_eta, g_phi)
@@ -248,10 +269,18 @@ def mass_log_derivatives(
 
 
 def mass_resolution(
-    lm_pt: ArrayLike, lm_eta: ArrayLike, lm_phi: ArrayLike,
-    lp_pt: ArrayLike, lp_eta: ArrayLike, lp_phi: ArrayLike,
-    g_pt: ArrayLike, g_eta: ArrayLike, g_phi: ArrayLike,
-    r_lm: ArrayLike, r_lp: ArrayLike, r_g: ArrayLike,
+    lm_pt: ArrayLike,
+    lm_eta: ArrayLike,
+    lm_phi: ArrayLike,
+    lp_pt: ArrayLike,
+    lp_eta: ArrayLike,
+    lp_phi: ArrayLike,
+    g_pt: ArrayLike,
+    g_eta: ArrayLike,
+    g_phi: ArrayLike,
+    r_lm: ArrayLike,
+    r_lp: ArrayLike,
+    r_g: ArrayLike,
 ) -> FloatArray:
     """sigma_m [GeV] of m_llg from the relative pT resolutions r_i of the three objects.
 

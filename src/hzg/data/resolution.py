@@ -17,6 +17,7 @@ with an object in that bin, for every bin of every object type. The calibrated w
 (so `lookup` and every user of the map get the calibrated sigma_m); the truth-measured ones stay in
 `raw_width`, the factors in `calibration`, and the pull widths before and after in `pull_width`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -48,8 +49,13 @@ def robust_width(x: np.ndarray) -> float:
     return float(0.5 * (hi - lo))
 
 
-def binned_width(pt: np.ndarray, eta: np.ndarray, response: np.ndarray,
-                 eta_edges: Sequence[float], pt_edges: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def binned_width(
+    pt: np.ndarray,
+    eta: np.ndarray,
+    response: np.ndarray,
+    eta_edges: Sequence[float],
+    pt_edges: Sequence[float],
+) -> tuple[np.ndarray, np.ndarray]:
     """Width of `response` per (|eta|, pT) bin and the number of entries per bin.
 
     Bins with fewer than MIN_PER_BIN entries take the width of all entries of the object.
@@ -59,8 +65,9 @@ def binned_width(pt: np.ndarray, eta: np.ndarray, response: np.ndarray,
     n_eta, n_pt = len(eta_edges) - 1, len(pt_edges) - 1
     inside = (ie >= 0) & (ie < n_eta) & (ip >= 0) & (ip < n_pt) & np.isfinite(response)
     if inside.sum() < MIN_PER_BIN:
-        raise ValueError(f"only {int(inside.sum())} objects inside the resolution-map binning; "
-                         f"need at least {MIN_PER_BIN}")
+        raise ValueError(
+            f"only {int(inside.sum())} objects inside the resolution-map binning; need at least {MIN_PER_BIN}"
+        )
     overall = robust_width(response[inside])
     flat = ie[inside] * n_pt + ip[inside]
     order = np.argsort(flat, kind="stable")
@@ -69,12 +76,13 @@ def binned_width(pt: np.ndarray, eta: np.ndarray, response: np.ndarray,
     width = np.full(n_eta * n_pt, overall)
     starts = np.concatenate([[0], np.cumsum(counts)])
     for b in np.flatnonzero(counts >= MIN_PER_BIN):  # loop over bins (tens), not events
-        width[b] = robust_width(sorted_resp[starts[b]:starts[b + 1]])
+        width[b] = robust_width(sorted_resp[starts[b] : starts[b + 1]])
     return width.reshape(n_eta, n_pt), counts.reshape(n_eta, n_pt)
 
 
-def build_map(objects: Mapping[str, Mapping[str, np.ndarray]], eta_edges: Sequence[float],
-              pt_edges: Sequence[float]) -> dict[str, Any]:
+def build_map(
+    objects: Mapping[str, Mapping[str, np.ndarray]], eta_edges: Sequence[float], pt_edges: Sequence[float]
+) -> dict[str, Any]:
     """Resolution map from signal objects {type: {pt, eta, gen_pt}} (JSON-serialisable)."""
     out: dict[str, Any] = {"eta_edges": list(map(float, eta_edges)), "pt_edges": list(map(float, pt_edges))}
     for name in OBJECTS:
@@ -83,7 +91,9 @@ def build_map(objects: Mapping[str, Mapping[str, np.ndarray]], eta_edges: Sequen
         obj = objects[name]
         with np.errstate(invalid="ignore", divide="ignore"):
             response = np.asarray(obj["pt"]) / np.asarray(obj["gen_pt"]) - 1.0
-        width, counts = binned_width(np.asarray(obj["pt"]), np.asarray(obj["eta"]), response, eta_edges, pt_edges)
+        width, counts = binned_width(
+            np.asarray(obj["pt"]), np.asarray(obj["eta"]), response, eta_edges, pt_edges
+        )
         out[name] = {"width": width.tolist(), "entries": counts.tolist()}
     return out
 
@@ -104,7 +114,10 @@ def lookup(res_map: Mapping[str, Any], name: str, pt: np.ndarray, eta: np.ndarra
 
 # ---------------------------------------------------------------- calibration of sigma_m on the signal peak
 
-def _event_objects(cols: Mapping[str, np.ndarray], res_map: Mapping[str, Any]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+
+def _event_objects(
+    cols: Mapping[str, np.ndarray], res_map: Mapping[str, Any]
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per candidate object (lm, lp, photon): (object type index in OBJECTS, flat bin, log-derivative of m)."""
     lm = (np.asarray(cols["lm_pt"]), np.asarray(cols["lm_eta"]), np.asarray(cols["lm_phi"]))
     lp = (np.asarray(cols["lp_pt"]), np.asarray(cols["lp_eta"]), np.asarray(cols["lp_phi"]))
@@ -113,13 +126,17 @@ def _event_objects(cols: Mapping[str, np.ndarray], res_map: Mapping[str, Any]) -
     lepton = np.where(np.asarray(cols["flavour"]) == 13, OBJECTS.index("muon"), OBJECTS.index("electron"))
     n_pt = len(res_map["pt_edges"]) - 1
     out = []
-    for (pt, eta, _), kind, d in zip((lm, lp, g), (lepton, lepton, np.full(len(lepton), OBJECTS.index("photon"))), derivs):
+    for (pt, eta, _), kind, d in zip(
+        (lm, lp, g), (lepton, lepton, np.full(len(lepton), OBJECTS.index("photon"))), derivs
+    ):
         ie, ip = bin_index(res_map, pt, eta)
         out.append((kind, ie * n_pt + ip, np.asarray(d)))
     return out
 
 
-def _sigma_m(objects: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], widths: np.ndarray, mllg: np.ndarray) -> np.ndarray:
+def _sigma_m(
+    objects: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], widths: np.ndarray, mllg: np.ndarray
+) -> np.ndarray:
     """sigma_m [GeV] = m sqrt(sum_i (d_i r_i)^2), r_i from `widths[type, flat bin]`."""
     return mllg * np.sqrt(sum((d * widths[kind, b]) ** 2 for kind, b, d in objects))
 
@@ -130,8 +147,12 @@ def mass_resolution(cols: Mapping[str, np.ndarray], res_map: Mapping[str, Any]) 
     return _sigma_m(_event_objects(cols, res_map), widths, np.asarray(cols["mllg"], dtype=np.float64))
 
 
-def _binned_pull_widths(objects: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], pull: np.ndarray, n_bins: int,
-                        share: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _binned_pull_widths(
+    objects: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    pull: np.ndarray,
+    n_bins: int,
+    share: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per (object type, bin): 16-84 % half-width of `pull` among the events with such an object, entries,
     mean of the per-event `share` over those events; and the half-width over all events with the type.
 
@@ -139,10 +160,10 @@ def _binned_pull_widths(objects: Sequence[tuple[np.ndarray, np.ndarray, np.ndarr
     MIN_PULL_PER_BIN events take the width of all events with an object of that type (or 1 if none).
     """
     n_types = len(OBJECTS)
-    codes = np.stack([kind * n_bins + b for kind, b, _ in objects])            # (3, n_events)
+    codes = np.stack([kind * n_bins + b for kind, b, _ in objects])  # (3, n_events)
     event = np.broadcast_to(np.arange(codes.shape[1]), codes.shape)
     keep = np.ones(codes.shape, dtype=bool)
-    keep[1] = codes[1] != codes[0]                                            # both leptons in one bin: once
+    keep[1] = codes[1] != codes[0]  # both leptons in one bin: once
     code, ev = codes[keep], event[keep]
     order = np.argsort(code, kind="stable")
     code, ev = code[order], ev[order]
@@ -154,8 +175,8 @@ def _binned_pull_widths(objects: Sequence[tuple[np.ndarray, np.ndarray, np.ndarr
             mean_share = np.bincount(code, weights=share[ev], minlength=n_types * n_bins) / counts
     starts = np.concatenate([[0], np.cumsum(counts)])
     width = np.ones(n_types * n_bins)
-    for c in np.flatnonzero(counts >= MIN_PULL_PER_BIN):                     # loop over bins (tens), not events
-        width[c] = robust_width(values[starts[c]:starts[c + 1]])
+    for c in np.flatnonzero(counts >= MIN_PULL_PER_BIN):  # loop over bins (tens), not events
+        width[c] = robust_width(values[starts[c] : starts[c + 1]])
     per_type = np.ones(n_types)
     kinds = np.stack([kind for kind, _, _ in objects])
     for t in range(n_types):
@@ -165,10 +186,17 @@ def _binned_pull_widths(objects: Sequence[tuple[np.ndarray, np.ndarray, np.ndarr
     sparse = counts < MIN_PULL_PER_BIN
     width[sparse] = np.repeat(per_type, n_bins)[sparse]
     shape = (n_types, n_bins)
-    return width.reshape(shape), counts.reshape(shape), np.nan_to_num(mean_share, nan=1.0).reshape(shape), per_type
+    return (
+        width.reshape(shape),
+        counts.reshape(shape),
+        np.nan_to_num(mean_share, nan=1.0).reshape(shape),
+        per_type,
+    )
 
 
-def pull_widths(cols: Mapping[str, np.ndarray], res_map: Mapping[str, Any], m_ref: float = HIGGS_MASS) -> dict[str, Any]:
+def pull_widths(
+    cols: Mapping[str, np.ndarray], res_map: Mapping[str, Any], m_ref: float = HIGGS_MASS
+) -> dict[str, Any]:
     """16-84 % half-width of the signal pull (m_llg - m_ref) / sigma_m per object type and (|eta|, pT) bin.
 
     {"all": width over all events, type: {"width": [[...]], "entries": [[...]], "all": width of the type}};
@@ -181,14 +209,22 @@ def pull_widths(cols: Mapping[str, np.ndarray], res_map: Mapping[str, Any], m_re
     width, counts, _, per_type = _binned_pull_widths(objects, pull, shape[0] * shape[1])
     out: dict[str, Any] = {"all": robust_width(pull)}
     for t, name in enumerate(OBJECTS):
-        out[name] = {"width": width[t].reshape(shape).tolist(), "entries": counts[t].reshape(shape).tolist(),
-                     "all": float(per_type[t])}
+        out[name] = {
+            "width": width[t].reshape(shape).tolist(),
+            "entries": counts[t].reshape(shape).tolist(),
+            "all": float(per_type[t]),
+        }
     return out
 
 
-def calibrate(cols: Mapping[str, np.ndarray], res_map: Mapping[str, Any], m_ref: float = HIGGS_MASS,
-              calibrated: Sequence[str] = CALIBRATED_OBJECTS, iterations: int = CALIBRATION_ITERATIONS,
-              tolerance: float = CALIBRATION_TOLERANCE) -> dict[str, Any]:
+def calibrate(
+    cols: Mapping[str, np.ndarray],
+    res_map: Mapping[str, Any],
+    m_ref: float = HIGGS_MASS,
+    calibrated: Sequence[str] = CALIBRATED_OBJECTS,
+    iterations: int = CALIBRATION_ITERATIONS,
+    tolerance: float = CALIBRATION_TOLERANCE,
+) -> dict[str, Any]:
     """Map whose widths give a signal pull (m_llg - m_ref) / sigma_m of 16-84 % half-width 1 in every bin.
 
     `cols` are skimmed signal candidates (`hzg.data.selection`: lm_/lp_/g_ pt, eta, phi, flavour, mllg).
@@ -229,13 +265,22 @@ def calibrate(cols: Mapping[str, np.ndarray], res_map: Mapping[str, Any], m_ref:
     shape = np.asarray(res_map[OBJECTS[0]]["width"]).shape
     out = {k: v for k, v in res_map.items() if k not in OBJECTS}
     for t, name in enumerate(OBJECTS):
-        out[name] = {**res_map[name], "raw_width": raw[t].reshape(shape).tolist(),
-                     "calibration": factor[t].reshape(shape).tolist(), "width": (raw[t] * factor[t]).reshape(shape).tolist()}
-    out["calibration"] = {"reference_mass_gev": float(m_ref), "calibrated_objects": list(calibrated), "iterations": done,
-                          "n_events": int(len(mllg)),
-                          "pull_width_before": pull_widths(cols, res_map, m_ref), "pull_width_after": pull_widths(cols, out, m_ref),
-                          "sigma_m_median_gev_before": float(np.median(mass_resolution(cols, res_map))),
-                          "sigma_m_median_gev_after": float(np.median(mass_resolution(cols, out)))}
+        out[name] = {
+            **res_map[name],
+            "raw_width": raw[t].reshape(shape).tolist(),
+            "calibration": factor[t].reshape(shape).tolist(),
+            "width": (raw[t] * factor[t]).reshape(shape).tolist(),
+        }
+    out["calibration"] = {
+        "reference_mass_gev": float(m_ref),
+        "calibrated_objects": list(calibrated),
+        "iterations": done,
+        "n_events": int(len(mllg)),
+        "pull_width_before": pull_widths(cols, res_map, m_ref),
+        "pull_width_after": pull_widths(cols, out, m_ref),
+        "sigma_m_median_gev_before": float(np.median(mass_resolution(cols, res_map))),
+        "sigma_m_median_gev_after": float(np.median(mass_resolution(cols, out))),
+    }
     return out
 
 
@@ -245,10 +290,14 @@ def objects_from_skim(cols: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.
     out: dict[str, dict[str, np.ndarray]] = {}
     for name, pdg in (("electron", 11), ("muon", 13)):
         sel = flavour == pdg
-        out[name] = {f: np.concatenate([cols[f"lm_{f}"][sel], cols[f"lp_{f}"][sel]]) for f in ("pt", "eta", "gen_pt")}
+        out[name] = {
+            f: np.concatenate([cols[f"lm_{f}"][sel], cols[f"lp_{f}"][sel]]) for f in ("pt", "eta", "gen_pt")
+        }
     out["photon"] = {f: np.asarray(cols[f"g_{f}"]) for f in ("pt", "eta", "gen_pt")}
     for name, obj in out.items():
         if not np.isfinite(obj["gen_pt"]).any():
-            raise ValueError(f"resolution map: the signal {name}s carry no generator truth (gen_pt branch); "
-                             "give the branch map a gen_pt entry or use a sample with truth")
+            raise ValueError(
+                f"resolution map: the signal {name}s carry no generator truth (gen_pt branch); "
+                "give the branch map a gen_pt entry or use a sample with truth"
+            )
     return out

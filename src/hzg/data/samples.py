@@ -1,4 +1,5 @@
 """Merging the per-chunk outputs of a sample: skimmed candidates and cutflows with their metadata."""
+
 from __future__ import annotations
 
 import json
@@ -54,25 +55,33 @@ def generator_xsec_pb(records: Sequence[Mapping[str, Any]]) -> float | None:
     return float(np.sum(np.array([r["sigma_gen_pb"] for r in records]) * n) / np.sum(n))
 
 
-def sample_xsec_pb(sample: str, normalisation: Mapping[str, float], records: Sequence[Mapping[str, Any]]) -> float:
+def sample_xsec_pb(
+    sample: str, normalisation: Mapping[str, float], records: Sequence[Mapping[str, Any]]
+) -> float:
     """Cross-section used for a sample's weights: `xsec_pb` as given, or `k_factor` x the generator's."""
     if "xsec_pb" in normalisation:
         return float(normalisation["xsec_pb"])
     sigma = generator_xsec_pb(records)
     if sigma is None:
         sources = ", ".join(str(r.get("source", "?")) for r in records[:3])
-        raise ValueError(f"samples.{sample}.k_factor needs the generator cross-section (Runs/sigmaGen_pb) in every "
-                         f"n-tuple, and {sources} has none: give samples.{sample}.xsec_pb instead")
+        raise ValueError(
+            f"samples.{sample}.k_factor needs the generator cross-section (Runs/sigmaGen_pb) in every "
+            f"n-tuple, and {sources} has none: give samples.{sample}.xsec_pb instead"
+        )
     return float(normalisation["k_factor"]) * sigma
 
 
-def merge_cutflows(paths: Sequence[str | Path], normalisation: Mapping[str, Mapping[str, float]],
-                   luminosity_fb: float) -> tuple[dict[str, list[dict[str, float]]], dict[str, float], dict[str, float]]:
+def merge_cutflows(
+    paths: Sequence[str | Path], normalisation: Mapping[str, Mapping[str, float]], luminosity_fb: float
+) -> tuple[dict[str, list[dict[str, float]]], dict[str, float], dict[str, float]]:
     """Summed cutflow per sample, the expected events per unit generator weight and the cross-section used."""
     grouped = read_cutflows(paths)
     flows = {s: sum_cutflows(recs) for s, recs in grouped.items()}
     xsec = {s: sample_xsec_pb(s, normalisation[s], recs) for s, recs in grouped.items()}
-    per_weight = {s: xsec[s] * luminosity_fb * 1000.0 / sum(r["sum_weights"] for r in recs) for s, recs in grouped.items()}
+    per_weight = {
+        s: xsec[s] * luminosity_fb * 1000.0 / sum(r["sum_weights"] for r in recs)
+        for s, recs in grouped.items()
+    }
     return flows, per_weight, xsec
 
 

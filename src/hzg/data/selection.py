@@ -6,6 +6,7 @@ Candidate choice, stated once:
 * Photon: the highest-pT identified photon of the event.
 The cuts are then applied, in order, to that (Z, photon) candidate.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -57,8 +58,10 @@ class EmptySelectionError(RuntimeError):
 
 
 def _p4(objects: ak.Array, mass: float) -> ak.Array:
-    return ak.zip({"pt": objects.pt, "eta": objects.eta, "phi": objects.phi,
-                   "mass": ak.zeros_like(objects.pt) + mass}, with_name="Momentum4D")
+    return ak.zip(
+        {"pt": objects.pt, "eta": objects.eta, "phi": objects.phi, "mass": ak.zeros_like(objects.pt) + mass},
+        with_name="Momentum4D",
+    )
 
 
 def _sfos_pairs(leptons: ak.Array, flavour: int) -> ak.Array:
@@ -69,7 +72,10 @@ def _sfos_pairs(leptons: ak.Array, flavour: int) -> ak.Array:
     a_neg = pairs.a.charge < 0
     lm = ak.where(a_neg, pairs.a, pairs.b)
     lp = ak.where(a_neg, pairs.b, pairs.a)
-    return ak.zip({"lm": lm, "lp": lp, "flavour": ak.values_astype(ak.zeros_like(lm.pt) + flavour, np.int32)}, depth_limit=2)
+    return ak.zip(
+        {"lm": lm, "lp": lp, "flavour": ak.values_astype(ak.zeros_like(lm.pt) + flavour, np.int32)},
+        depth_limit=2,
+    )
 
 
 def best_candidates(events: ak.Array) -> ak.Array:
@@ -93,7 +99,9 @@ def candidate_kinematics(cand: ak.Array) -> dict[str, np.ndarray]:
         cols[f"{name}_gen_pt"] = ak.to_numpy(ak.fill_none(gen, np.nan)).astype(np.float64)
     lm = vector.array({"pt": cols["lm_pt"], "eta": cols["lm_eta"], "phi": cols["lm_phi"], "mass": mass})
     lp = vector.array({"pt": cols["lp_pt"], "eta": cols["lp_eta"], "phi": cols["lp_phi"], "mass": mass})
-    g = vector.array({"pt": cols["g_pt"], "eta": cols["g_eta"], "phi": cols["g_phi"], "mass": np.zeros_like(mass)})
+    g = vector.array(
+        {"pt": cols["g_pt"], "eta": cols["g_eta"], "phi": cols["g_phi"], "mass": np.zeros_like(mass)}
+    )
     cols["mll"] = np.asarray((lm + lp).mass)
     cols["mllg"] = np.asarray((lm + lp + g).mass)
     cols["dr_lm_g"] = np.asarray(lm.deltaR(g))
@@ -134,7 +142,9 @@ def passes_all(masks: Mapping[str, np.ndarray]) -> np.ndarray:
     return np.logical_and.reduce([masks[name] for name in CUT_ORDER])
 
 
-def preselect(events: ak.Array, cuts: Cuts, source: str = "<events>") -> tuple[dict[str, np.ndarray], list[dict[str, float]]]:
+def preselect(
+    events: ak.Array, cuts: Cuts, source: str = "<events>"
+) -> tuple[dict[str, np.ndarray], list[dict[str, float]]]:
     """Apply the selection; return flat columns of the passing candidates and the cutflow.
 
     Raises EmptySelectionError naming `source` and the first cut that leaves no event.
@@ -146,7 +156,10 @@ def preselect(events: ak.Array, cuts: Cuts, source: str = "<events>") -> tuple[d
     flow = cutflow(masks, cols["weight"])
     empty = next((row["cut"] for row in flow if row["n_raw"] == 0), None)
     if empty is not None:
-        raise EmptySelectionError(f"{source}: no event passes the cut {empty!r} (cutflow: "
-                                  + ", ".join(f"{r['cut']}={r['n_raw']}" for r in flow) + ")")
+        raise EmptySelectionError(
+            f"{source}: no event passes the cut {empty!r} (cutflow: "
+            + ", ".join(f"{r['cut']}={r['n_raw']}" for r in flow)
+            + ")"
+        )
     passed = passes_all(masks)
     return {k: v[passed] for k, v in cols.items()}, flow

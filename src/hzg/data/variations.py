@@ -1,9 +1,11 @@
 """Systematic variations applied to the events before the selection (propagated through everything)."""
+
 from __future__ import annotations
 
 import awkward as ak
 
 from hzg.registry import NOMINAL, VARIATIONS
+
 
 def apply(events: ak.Array, variation: str, sizes: dict[str, float]) -> ak.Array:
     """Events with the named variation applied: e.g. every photon pT scaled by (1 +- size)."""

@@ -4,6 +4,7 @@ TMVA's BDT (850 trees, depth 3, minimum node size 2.5 %, nCuts = 20, AdaBoost be
 with scikit-learn: AdaBoost (SAMME) over depth-3 trees whose leaves hold at least 2.5 % of the
 (weighted) training sample, on inputs discretised to the 20-cut grid TMVA scans per variable.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,13 +14,21 @@ from typing import Any
 import numpy as np
 
 XGBOOST_DEFAULTS = {"n_rounds": 100, "max_depth": 3, "learning_rate": 0.3}
-BDT_DEFAULTS = {"n_trees": 850, "max_depth": 3, "min_node_fraction": 0.025, "n_cuts": 20, "learning_rate": 0.5}
+BDT_DEFAULTS = {
+    "n_trees": 850,
+    "max_depth": 3,
+    "min_node_fraction": 0.025,
+    "n_cuts": 20,
+    "learning_rate": 0.5,
+}
 
 
 def _merge(defaults: Mapping[str, Any], hparams: Mapping[str, Any], name: str) -> dict[str, Any]:
     unknown = set(hparams) - set(defaults)
     if unknown:
-        raise ValueError(f"unknown hyper-parameter(s) {sorted(unknown)} for model {name!r}; known: {sorted(defaults)}")
+        raise ValueError(
+            f"unknown hyper-parameter(s) {sorted(unknown)} for model {name!r}; known: {sorted(defaults)}"
+        )
     return {**defaults, **hparams}
 
 
@@ -33,16 +42,31 @@ def cuda_available() -> bool:
         return False
 
 
-def fit_xgboost(x: np.ndarray, y: np.ndarray, w: np.ndarray, hparams: Mapping[str, Any], seed: int,
-                threads: int, device: str = "auto"):
+def fit_xgboost(
+    x: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    hparams: Mapping[str, Any],
+    seed: int,
+    threads: int,
+    device: str = "auto",
+):
     """Train an XGBoost classifier (on CUDA when there is one and device allows it)."""
     import xgboost as xgb
 
     hp = _merge(XGBOOST_DEFAULTS, hparams, "xgboost")
     use_cuda = device == "cuda" or (device == "auto" and cuda_available())
-    model = xgb.XGBClassifier(n_estimators=hp["n_rounds"], max_depth=hp["max_depth"], learning_rate=hp["learning_rate"],
-                              tree_method="hist", device="cuda" if use_cuda else "cpu", random_state=seed,
-                              n_jobs=threads, objective="binary:logistic", eval_metric="logloss")
+    model = xgb.XGBClassifier(
+        n_estimators=hp["n_rounds"],
+        max_depth=hp["max_depth"],
+        learning_rate=hp["learning_rate"],
+        tree_method="hist",
+        device="cuda" if use_cuda else "cpu",
+        random_state=seed,
+        n_jobs=threads,
+        objective="binary:logistic",
+        eval_metric="logloss",
+    )
     model.fit(x, y, sample_weight=w, verbose=False)
     return model
 
@@ -61,9 +85,12 @@ def fit_bdt(x: np.ndarray, y: np.ndarray, w: np.ndarray, hparams: Mapping[str, A
     from sklearn.tree import DecisionTreeClassifier
 
     hp = _merge(BDT_DEFAULTS, hparams, "bdt")
-    tree = DecisionTreeClassifier(max_depth=hp["max_depth"], min_weight_fraction_leaf=hp["min_node_fraction"],
-                                  random_state=seed)
-    boost = AdaBoostClassifier(tree, n_estimators=hp["n_trees"], learning_rate=hp["learning_rate"], random_state=seed)
+    tree = DecisionTreeClassifier(
+        max_depth=hp["max_depth"], min_weight_fraction_leaf=hp["min_node_fraction"], random_state=seed
+    )
+    boost = AdaBoostClassifier(
+        tree, n_estimators=hp["n_trees"], learning_rate=hp["learning_rate"], random_state=seed
+    )
     grid = KBinsDiscretizer(n_bins=hp["n_cuts"] + 1, encode="ordinal", strategy="uniform")
     pipe = make_pipeline(grid, boost)
     pipe.fit(x, y, adaboostclassifier__sample_weight=w)
@@ -98,12 +125,22 @@ def bdt_to_arrays(model) -> dict[str, Any]:
     forest = []
     for est in boost.estimators_:
         t = est.tree_
-        forest.append({"left": t.children_left.tolist(), "right": t.children_right.tolist(),
-                       "feature": t.feature.tolist(), "threshold": t.threshold.tolist(),
-                       "leaf_class": np.argmax(t.value[:, 0, :], axis=1).tolist()})
-    return {"format": BDT_FORMAT, "bin_edges": [e.tolist() for e in grid.bin_edges_],
-            "classes": boost.classes_.tolist(), "estimator_weights": boost.estimator_weights_.tolist(),
-            "trees": forest}
+        forest.append(
+            {
+                "left": t.children_left.tolist(),
+                "right": t.children_right.tolist(),
+                "feature": t.feature.tolist(),
+                "threshold": t.threshold.tolist(),
+                "leaf_class": np.argmax(t.value[:, 0, :], axis=1).tolist(),
+            }
+        )
+    return {
+        "format": BDT_FORMAT,
+        "bin_edges": [e.tolist() for e in grid.bin_edges_],
+        "classes": boost.classes_.tolist(),
+        "estimator_weights": boost.estimator_weights_.tolist(),
+        "trees": forest,
+    }
 
 
 class ArrayBDT:
@@ -112,14 +149,18 @@ class ArrayBDT:
 
     def __init__(self, arrays: Mapping[str, Any]) -> None:
         if arrays.get("format") != BDT_FORMAT:
-            raise ValueError(f"not a BDT in the array format {BDT_FORMAT!r} (format {arrays.get('format')!r})")
+            raise ValueError(
+                f"not a BDT in the array format {BDT_FORMAT!r} (format {arrays.get('format')!r})"
+            )
         self.bin_edges = [np.asarray(e, np.float64) for e in arrays["bin_edges"]]
         self.classes = np.asarray(arrays["classes"])
         if len(self.classes) != 2:
             raise ValueError(f"the BDT must have two classes, not {len(self.classes)}")
         self.estimator_weights = np.asarray(arrays["estimator_weights"], np.float64)
-        self.trees = [{k: np.asarray(v, np.float64 if k == "threshold" else np.int64) for k, v in t.items()}
-                      for t in arrays["trees"]]
+        self.trees = [
+            {k: np.asarray(v, np.float64 if k == "threshold" else np.int64) for k, v in t.items()}
+            for t in arrays["trees"]
+        ]
 
     def _grid(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
@@ -187,6 +228,8 @@ def from_bytes(kind: str, blob: bytes):
         try:
             arrays = json.loads(bytes(blob).decode())
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ValueError(f"the BDT is not stored as JSON arrays (a pickle from an older version?): {err}") from err
+            raise ValueError(
+                f"the BDT is not stored as JSON arrays (a pickle from an older version?): {err}"
+            ) from err
         return ArrayBDT(arrays)
     raise ValueError(f"unknown tree model kind {kind!r}")

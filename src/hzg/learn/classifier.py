@@ -1,4 +1,5 @@
 """A trained classifier loaded from its checkpoint: scores for a frame of features, on CPU."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -35,7 +36,11 @@ class Normaliser:
 def predict_neural(model: torch.nn.Module, x: torch.Tensor, batch: int = 65536) -> torch.Tensor:
     """Scores of a neural model in evaluation mode, in batches, on the device of `x`."""
     model.eval()
-    return torch.cat([model(x[i:i + batch]).float() for i in range(0, len(x), batch)]) if len(x) else x.new_zeros(0)
+    return (
+        torch.cat([model(x[i : i + batch]).float() for i in range(0, len(x), batch)])
+        if len(x)
+        else x.new_zeros(0)
+    )
 
 
 class Classifier:
@@ -70,7 +75,11 @@ class Classifier:
         if len(x) == 0:
             return np.zeros(0, np.float64)
         if self.kind == "neural":
-            return predict_neural(self.model, torch.from_numpy(self.normaliser(x)), batch).numpy().astype(np.float64)
+            return (
+                predict_neural(self.model, torch.from_numpy(self.normaliser(x)), batch)
+                .numpy()
+                .astype(np.float64)
+            )
         if self.kind == "xgboost":
             return boosted.xgboost_scores(self.model, x).astype(np.float64)
         return boosted.bdt_scores(self.model, x).astype(np.float64)

@@ -16,13 +16,13 @@ Conventions, stated once:
   2 events, sum(w) == 0 or a constant input; near independence rounding can make it slightly negative, which is
   not clipped (the gradient stays intact).
 """
+
 from __future__ import annotations
 
 import torch
 
 from hzg.learn import pairsums
 from hzg.registry import LOSS_KINDS
-
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
@@ -50,8 +50,9 @@ def bce(y_hat: torch.Tensor, y: torch.Tensor, w: torch.Tensor, eps: float = 1e-7
     return _weighted_mean(loss, _flat(w).to(p.dtype))
 
 
-def extreme(y_hat: torch.Tensor, y: torch.Tensor, w: torch.Tensor,
-            clamp: tuple[float, float] = (0.001, 0.999)) -> torch.Tensor:
+def extreme(
+    y_hat: torch.Tensor, y: torch.Tensor, w: torch.Tensor, clamp: tuple[float, float] = (0.001, 0.999)
+) -> torch.Tensor:
     """Weighted extreme loss, eq. (4), with y_hat clamped to [clamp[0], clamp[1]] (the bounds given)."""
     lo, hi = float(clamp[0]), float(clamp[1])
     if not 0.0 < lo < hi < 1.0:
@@ -59,8 +60,7 @@ def extreme(y_hat: torch.Tensor, y: torch.Tensor, w: torch.Tensor,
     p = _flat(y_hat).clamp(lo, hi)
     t = _flat(y).to(p.dtype)
     log_p, log_1mp = torch.log(p), torch.log1p(-p)
-    loss = (-t * (-1.0 / p - log_1mp + log_p)
-            - (1.0 - t) * (1.0 / (p - 1.0) + log_1mp - log_p))
+    loss = -t * (-1.0 / p - log_1mp + log_p) - (1.0 - t) * (1.0 / (p - 1.0) + log_1mp - log_p)
     return _weighted_mean(loss, _flat(w).to(p.dtype))
 
 
@@ -139,7 +139,9 @@ def distance_correlation(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, powe
     x, y, w = x.to(dtype), y.to(dtype), _flat(w).to(dtype)
     n = x.shape[0]
     if not x.shape == y.shape == w.shape:
-        raise ValueError(f"distance_correlation: x, y and w need one length, got {x.shape}, {y.shape}, {w.shape}")
+        raise ValueError(
+            f"distance_correlation: x, y and w need one length, got {x.shape}, {y.shape}, {w.shape}"
+        )
     if n < 2:
         return _zero_like(y) + _zero_like(x)
     wsum = w.sum()
@@ -164,9 +166,17 @@ def disco_mask(mass: torch.Tensor, y: torch.Tensor, window: tuple[float, float])
     return (_flat(y) == 0) & in_window(mass, window)
 
 
-def total_loss(y_hat: torch.Tensor, y: torch.Tensor, w: torch.Tensor, mass: torch.Tensor, kind: str,
-               disco_lambda: float, data_scope: bool, narrow: tuple[float, float],
-               wide: tuple[float, float]) -> tuple[torch.Tensor, dict[str, float]]:
+def total_loss(
+    y_hat: torch.Tensor,
+    y: torch.Tensor,
+    w: torch.Tensor,
+    mass: torch.Tensor,
+    kind: str,
+    disco_lambda: float,
+    data_scope: bool,
+    narrow: tuple[float, float],
+    wide: tuple[float, float],
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Eqs. (5)-(6): classifier loss + lambda * DisCo(mass, y_hat); returns the loss and its parts as floats."""
     # data_scope: classifier on classifier_mask(mass, narrow), DisCo on disco_mask(mass, y, wide);
     # otherwise classifier on all events and DisCo on all background events.

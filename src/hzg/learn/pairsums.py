@@ -14,6 +14,7 @@ matrices they cost O(n^2) time and memory; here they come from sorted orders and
 Values come as `Sorted` (sorted once, stably, and reused), weights g as (n, c) (c weight columns at once); every
 function returns (n, c) in the events' own order. Ties in v need no care anywhere: they contribute |v_i - v_j| = 0.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -58,8 +59,9 @@ def _exclusive_cumsum(g: torch.Tensor) -> torch.Tensor:
 
 def _check(values: torch.Tensor, g: torch.Tensor) -> None:
     if values.dim() != 1 or g.dim() != 2 or g.shape[0] != values.shape[0]:
-        raise ValueError(f"pair sums need values (n,) and weights (n, c), got {tuple(values.shape)} and "
-                         f"{tuple(g.shape)}")
+        raise ValueError(
+            f"pair sums need values (n,) and weights (n, c), got {tuple(values.shape)} and {tuple(g.shape)}"
+        )
 
 
 def _abs_from_prefix(v: torch.Tensor, below: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
@@ -91,7 +93,9 @@ def signed_sums(o: Sorted, g: torch.Tensor) -> torch.Tensor:
     _check(o.values, g)
     sorted_o = o.sorted_values
     prefix = torch.cat((torch.zeros_like(g[:1]), torch.cumsum(g[o.order], dim=0)))
-    below = torch.searchsorted(sorted_o, o.values, side="left")  # events with o_j < o_i: sorted places [0, below)
+    below = torch.searchsorted(
+        sorted_o, o.values, side="left"
+    )  # events with o_j < o_i: sorted places [0, below)
     not_above = torch.searchsorted(sorted_o, o.values, side="right")  # o_j <= o_i: [0, not_above)
     return prefix[below] - (prefix[-1] - prefix[not_above])
 
@@ -175,7 +179,9 @@ def ties_reversed(o: Sorted) -> torch.Tensor | None:
     return o.order[first + last - places]
 
 
-def signed_abs_sums(o: Sorted, v: Sorted, g: torch.Tensor, v_abs_sums: torch.Tensor | None = None) -> torch.Tensor:
+def signed_abs_sums(
+    o: Sorted, v: Sorted, g: torch.Tensor, v_abs_sums: torch.Tensor | None = None
+) -> torch.Tensor:
     """sum_j g_jc sgn(o_i - o_j) |v_i - v_j| for every event i, sgn(0) = 0: (n,), (n,), (n, c) -> (n, c).
 
     With E_i the sum over the events before i in o-order, ties in o broken by index upwards (E_up) or downwards

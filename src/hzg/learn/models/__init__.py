@@ -1,4 +1,5 @@
 """Neural-network classifiers: a registry and `build_model`; every model maps (batch, N) to probabilities (batch,)."""
+
 from __future__ import annotations
 
 import inspect
@@ -34,12 +35,22 @@ def build_model(name: str, n_features: int, **hparams: Any) -> nn.Module:
     allowed = default_hparams(name)
     unknown = sorted(set(hparams) - set(allowed))
     if unknown:
-        raise ValueError(f"unknown hyper-parameter(s) {', '.join(map(repr, unknown))} for model {name!r}; "
-                         f"allowed: {', '.join(allowed)}")
+        raise ValueError(
+            f"unknown hyper-parameter(s) {', '.join(map(repr, unknown))} for model {name!r}; "
+            f"allowed: {', '.join(allowed)}"
+        )
     if int(n_features) != n_features or n_features < 1:
         raise ValueError(f"n_features must be a positive integer, got {n_features!r}")
     return MODEL_CLASSES[name](int(n_features), **hparams)
 
 
-__all__ = ["MODEL_CLASSES", "build_model", "default_hparams", "EventClassifierTransformer",
-           "FNN", "DFNN", "FTTransformer", "ResNet"]
+__all__ = [
+    "MODEL_CLASSES",
+    "build_model",
+    "default_hparams",
+    "EventClassifierTransformer",
+    "FNN",
+    "DFNN",
+    "FTTransformer",
+    "ResNet",
+]

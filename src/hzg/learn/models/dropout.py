@@ -8,6 +8,7 @@ its integer is >= round(p 2^31): the drop probability is p to within 2^-32, and 
 mask comes from torch's default generator, so `torch.manual_seed` fixes it and a checkpoint's RNG state resumes it.
 Off the CPU, and in eval mode, it is `torch.nn.functional.dropout` / the identity.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,8 +26,9 @@ def _checked(p: float) -> float:
     return float(p)
 
 
-def keep_mask(shape: torch.Size | tuple[int, ...], p: float, device: torch.device | str = "cpu"
-              ) -> tuple[torch.Tensor, float]:
+def keep_mask(
+    shape: torch.Size | tuple[int, ...], p: float, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, float]:
     """A boolean mask of `shape`, each element False with probability p (to 2^-32), and that probability."""
     p = _checked(p)
     n = math.prod(shape)

@@ -19,6 +19,7 @@ events, features or heads. On the CPU attention runs in a compiled kernel made f
 (`hzg.learn.models.small_attention`, about 4x faster than PyTorch's here), elsewhere in
 `torch.nn.functional.scaled_dot_product_attention`.
 """
+
 from __future__ import annotations
 
 import math
@@ -54,7 +55,9 @@ class FeatureEmbedding(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map features (batch, n_features) to tokens (batch, n_features, d_model)."""
         h = F.gelu(x.unsqueeze(-1) * self.weight1.squeeze(1) + self.bias1)  # (B, F, hidden)
-        t = torch.baddbmm(self.bias2.unsqueeze(1), h.transpose(0, 1), self.weight2)  # (F, B, d), one matmul per feature
+        t = torch.baddbmm(
+            self.bias2.unsqueeze(1), h.transpose(0, 1), self.weight2
+        )  # (F, B, d), one matmul per feature
         # contiguous (B, F, d) before the GELU: GELU's backward is 5x slower when its input and gradient are laid out
         # differently, and everything downstream wants (B, F, d)
         return F.gelu(t.transpose(0, 1).contiguous())
@@ -117,8 +120,15 @@ class MultiHeadAttention(nn.Module):
 class EventClassifierTransformer(nn.Module):
     """Event classifier transformer: per-feature tokens, one encoder block, class-token attention."""
 
-    def __init__(self, n_features: int, d_model: int = 16, embed_hidden: int = 4, n_heads: int = 4,
-                 ffn_hidden: int = 64, dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        n_features: int,
+        d_model: int = 16,
+        embed_hidden: int = 4,
+        n_heads: int = 4,
+        ffn_hidden: int = 64,
+        dropout: float = 0.1,
+    ) -> None:
         super().__init__()
         self.embed = FeatureEmbedding(n_features, d_model, embed_hidden)
         self.attn = MultiHeadAttention(d_model, n_heads, dropout)

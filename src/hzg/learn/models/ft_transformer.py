@@ -5,6 +5,7 @@ tokens, pre-norm transformer blocks (the first block has no LayerNorm before its
 last block updates only the [CLS] token, as in the paper) with ReGLU feed-forward networks, and the
 prediction head LayerNorm -> ReLU -> Linear on [CLS], followed by a sigmoid.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,14 +43,24 @@ class ReGLU(nn.Module):
 class FTBlock(nn.Module):
     """Pre-norm transformer block; optionally without the first LayerNorm and/or updating only [CLS]."""
 
-    def __init__(self, d_token: int, n_heads: int, d_hidden: int, attention_dropout: float, ffn_dropout: float,
-                 residual_dropout: float, attention_norm: bool, cls_only: bool) -> None:
+    def __init__(
+        self,
+        d_token: int,
+        n_heads: int,
+        d_hidden: int,
+        attention_dropout: float,
+        ffn_dropout: float,
+        residual_dropout: float,
+        attention_norm: bool,
+        cls_only: bool,
+    ) -> None:
         super().__init__()
         self.attn_norm = nn.LayerNorm(d_token) if attention_norm else nn.Identity()
         self.attn = MultiHeadAttention(d_token, n_heads, attention_dropout)
         self.ffn_norm = nn.LayerNorm(d_token)
-        self.ffn = nn.Sequential(nn.Linear(d_token, 2 * d_hidden), ReGLU(), nn.Dropout(ffn_dropout),
-                                 nn.Linear(d_hidden, d_token))
+        self.ffn = nn.Sequential(
+            nn.Linear(d_token, 2 * d_hidden), ReGLU(), nn.Dropout(ffn_dropout), nn.Linear(d_hidden, d_token)
+        )
         self.drop = nn.Dropout(residual_dropout)
         self.cls_only = cls_only
 
@@ -67,9 +78,17 @@ class FTBlock(nn.Module):
 class FTTransformer(nn.Module):
     """FT-Transformer binary classifier (output: signal probability)."""
 
-    def __init__(self, n_features: int, d_token: int = 32, n_blocks: int = 2, n_heads: int = 4,
-                 ffn_factor: float = 4 / 3, attention_dropout: float = 0.2, ffn_dropout: float = 0.1,
-                 residual_dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        n_features: int,
+        d_token: int = 32,
+        n_blocks: int = 2,
+        n_heads: int = 4,
+        ffn_factor: float = 4 / 3,
+        attention_dropout: float = 0.2,
+        ffn_dropout: float = 0.1,
+        residual_dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         if n_blocks < 1:
             raise ValueError(f"n_blocks must be >= 1, got {n_blocks}")
@@ -77,9 +96,21 @@ class FTTransformer(nn.Module):
         self.tokenizer = FeatureTokenizer(n_features, d_token)
         bound = 1.0 / math.sqrt(d_token)
         self.cls_token = nn.Parameter(torch.empty(1, 1, d_token).uniform_(-bound, bound))
-        self.blocks = nn.Sequential(*(
-            FTBlock(d_token, n_heads, d_hidden, attention_dropout, ffn_dropout, residual_dropout,
-                    attention_norm=i > 0, cls_only=i == n_blocks - 1) for i in range(n_blocks)))
+        self.blocks = nn.Sequential(
+            *(
+                FTBlock(
+                    d_token,
+                    n_heads,
+                    d_hidden,
+                    attention_dropout,
+                    ffn_dropout,
+                    residual_dropout,
+                    attention_norm=i > 0,
+                    cls_only=i == n_blocks - 1,
+                )
+                for i in range(n_blocks)
+            )
+        )
         self.head = nn.Sequential(nn.LayerNorm(d_token), nn.ReLU(), nn.Linear(d_token, 1))
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,5 @@
 """Feed-forward baselines of arXiv:2401.00428 (Sec. IV C): FNN and deep FNN."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -12,8 +13,11 @@ class FNN(nn.Module):
 
     def __init__(self, n_features: int, hidden_factor: int = 4) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(n_features, hidden_factor * n_features), nn.Tanh(),
-                                 nn.Linear(hidden_factor * n_features, 1))
+        self.net = nn.Sequential(
+            nn.Linear(n_features, hidden_factor * n_features),
+            nn.Tanh(),
+            nn.Linear(hidden_factor * n_features, 1),
+        )
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Pre-sigmoid output (batch,) for features x (batch, n_features)."""
@@ -27,7 +31,9 @@ class FNN(nn.Module):
 class DFNN(nn.Module):
     """Deep feed-forward network: N -> 3N -> 9N -> 3N (tanh), dropout after the last hidden layer, -> 1."""
 
-    def __init__(self, n_features: int, hidden_factors: Sequence[int] = (3, 9, 3), dropout: float = 0.1) -> None:
+    def __init__(
+        self, n_features: int, hidden_factors: Sequence[int] = (3, 9, 3), dropout: float = 0.1
+    ) -> None:
         super().__init__()
         if not hidden_factors:
             raise ValueError("hidden_factors must name at least one hidden layer")

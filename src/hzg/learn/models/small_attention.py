@@ -27,6 +27,7 @@ tensors off the CPU (CUDA has fused kernels that do well), for dtypes other than
 environment variable HZG_SMALL_ATTENTION=0, callers fall back to PyTorch's attention; a failed build is logged once as
 a warning.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -103,13 +104,17 @@ def build_lock(build_directory: Path, wait_s: float, poll_s: float = 0.5) -> Ite
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise BuildLockTimeout(f"another job has been building the kernel in {build_directory} for more "
-                                           f"than {wait_s:.0f} s") from None
+                    raise BuildLockTimeout(
+                        f"another job has been building the kernel in {build_directory} for more "
+                        f"than {wait_s:.0f} s"
+                    ) from None
                 time.sleep(poll_s)
             except OSError as err:  # a filesystem without flock: torch's own lock is all there is
                 if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
                     raise
-                log.warning("no flock on %s (%s): concurrent builds rely on torch's lock", build_directory, err)
+                log.warning(
+                    "no flock on %s (%s): concurrent builds rely on torch's lock", build_directory, err
+                )
                 yield
                 return
         stale = build_directory / "lock"
@@ -144,11 +149,19 @@ def extension() -> ModuleType | None:
         with build_lock(build_directory, float(os.environ.get(WAIT_ENV, BUILD_WAIT_SECONDS))):
             source = _source_copy(build_directory.parent, name)
             log.info("loading the small-attention CPU kernel %s (compiled on first use, about 30 s)", name)
-            return load(name=name, sources=[str(source)], extra_cflags=flags, build_directory=str(build_directory),
-                        verbose=False)
+            return load(
+                name=name,
+                sources=[str(source)],
+                extra_cflags=flags,
+                build_directory=str(build_directory),
+                verbose=False,
+            )
     except Exception as err:  # no compiler, no ninja, a failed build, a build lock held too long
-        log.warning("small-attention CPU kernel not built (%s: %s); using PyTorch's attention instead",
-                    type(err).__name__, str(err).strip().splitlines()[-1] if str(err).strip() else "")
+        log.warning(
+            "small-attention CPU kernel not built (%s: %s); using PyTorch's attention instead",
+            type(err).__name__,
+            str(err).strip().splitlines()[-1] if str(err).strip() else "",
+        )
         return None
 
 
@@ -183,7 +196,9 @@ def draw_seed() -> int:
     return int(torch.empty((), dtype=torch.int64).random_())
 
 
-def dropout_keep_mask(seed: int, batch: int, heads: int, tq: int, tk: int, p: float) -> tuple[torch.Tensor, float]:
+def dropout_keep_mask(
+    seed: int, batch: int, heads: int, tq: int, tk: int, p: float
+) -> tuple[torch.Tensor, float]:
     """The kernel's attention-dropout keep mask (batch, heads, tq, tk) for `seed`, and its drop probability.
 
     Weight n (row-major index in that shape, < 2^32) is kept where x >> 1 >= `dropout_threshold(p)` for
@@ -203,8 +218,9 @@ def dropout_keep_mask(seed: int, batch: int, heads: int, tq: int, tk: int, p: fl
 
 class _SmallAttention(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, seed: int,
-                threshold: int) -> torch.Tensor:
+    def forward(
+        ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, seed: int, threshold: int
+    ) -> torch.Tensor:
         out, probs = extension().forward(q, k, v, heads, any(ctx.needs_input_grad[:3]), seed, threshold)
         ctx.save_for_backward(q, k, v, probs)
         ctx.heads, ctx.threshold = heads, threshold
@@ -218,8 +234,14 @@ class _SmallAttention(torch.autograd.Function):
         return dq, dk, dv, None, None, None
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, dropout: float = 0.0,
-              seed: int | None = None) -> torch.Tensor:
+def attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    heads: int,
+    dropout: float = 0.0,
+    seed: int | None = None,
+) -> torch.Tensor:
     """softmax(q_h k_h^T / sqrt(d_h)) v_h for every head h, heads side by side: q (B, Tq, E), k, v (B, Tk, E) -> (B, Tq, E).
 
     Same result as `scaled_dot_product_attention` on the heads split out of E (no mask). With `dropout` > 0 the
@@ -232,6 +254,8 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, dro
     threshold, _ = dropout_threshold(dropout)
     if threshold and seed is None:
         seed = draw_seed()
-    seed = 0 if seed is None else (seed + 2**63) % 2**64 - 2**63  # the kernel takes it as a signed 64-bit integer
+    seed = (
+        0 if seed is None else (seed + 2**63) % 2**64 - 2**63
+    )  # the kernel takes it as a signed 64-bit integer
     q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))
     return _SmallAttention.apply(q, k, v, heads, seed, threshold)
