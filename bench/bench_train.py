@@ -1,9 +1,12 @@
 """Training throughput (events/s) on CPU at batch 8192: ETN with BCE and with BCE + DisCo, and the
 FNN on the same data in the same process (ratios are robust against a noisy machine).
 
-Also in the same process: the ETN with PyTorch's own attention and dropout (`--baseline`, what the ETN used before
-the small-attention kernel and the integer-mask dropout; attention-weight dropout then by scaled_dot_product_attention),
-the ETN without attention-weight dropout (`--baseline`, what it costs), and the DisCo term alone (forward + backward)
+Also in the same process: the ETN with PyTorch's own attention and dropout (`--baseline`, what the ETN used
+before
+the small-attention kernel and the integer-mask dropout; attention-weight dropout then by
+scaled_dot_product_attention),
+the ETN without attention-weight dropout (`--baseline`, what it costs), and the DisCo term alone (forward +
+backward)
 at the batch's background size.
 
 Usage: python bench/bench_train.py [--steps N] [--threads T] [--baseline]

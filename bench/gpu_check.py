@@ -1,5 +1,7 @@
-"""GPU check (run on a machine with CUDA, a few seconds): a neural training job killed mid-run resumes on the GPU
-and gives the same history and scores as an uninterrupted run on the GPU (issue 13, item 1: the saved CPU generator
+"""GPU check (run on a machine with CUDA, a few seconds): a neural training job killed mid-run resumes on the
+GPU
+and gives the same history and scores as an uninterrupted run on the GPU (issue 13, item 1: the saved CPU
+generator
 state must not be moved onto CUDA, and the CUDA generator state must be saved and restored).
 
 Usage: python bench/gpu_check.py   (exit status 0: passed; prints what it compared)

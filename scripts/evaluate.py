@@ -1,5 +1,7 @@
-"""Rule evaluate: Table I metrics of one (model, loss) on the test split of every trial -> metrics.json, and its
-plots: train vs test scores, background mllg per score bin (trial `trial`) and the training curves of all trials."""
+"""Rule evaluate: Table I metrics of one (model, loss) on the test split of every trial -> metrics.json, and
+its
+plots: train vs test scores, background mllg per score bin (trial `trial`) and the training curves of all
+trials."""
 
 import logging
 from pathlib import Path

@@ -1,4 +1,5 @@
-"""Rule fit: per-category templates and background functions -> pyhf workspace -> mu, Z, limit, spurious signal."""
+"""Rule fit: per-category templates and background functions -> pyhf workspace -> mu, Z, limit, spurious
+signal."""
 
 import logging
 

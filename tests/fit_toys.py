@@ -1,4 +1,5 @@
-"""Test-only toys of the mℓℓγ fit: analytic per-category spectra (no random numbers unless a seed is given)."""
+"""Test-only toys of the mℓℓγ fit: analytic per-category spectra (no random numbers unless a seed is
+given)."""
 
 from __future__ import annotations
 
@@ -88,7 +89,8 @@ def toy_templates(
 
 
 def poisson_nll(mu: float, norms: np.ndarray, templates: Templates, data: dict[str, np.ndarray]) -> float:
-    """-2 ln L (up to a constant) of the stat-only model mu s + norm_c b_c, written out independently of pyhf."""
+    """-2 ln L (up to a constant) of the stat-only model mu s + norm_c b_c, written out independently of
+    pyhf."""
     out = 0.0
     for k, c in enumerate(templates.categories):
         lam = mu * templates.signal[c] + norms[k] * templates.background[c]

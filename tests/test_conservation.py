@@ -1,4 +1,5 @@
-"""Conservation on the ci run: every event and weight is accounted for from the n-tuple through the cutflow, the skim,
+"""Conservation on the ci run: every event and weight is accounted for from the n-tuple through the cutflow,
+the skim,
 the features and the trial splits to the scores (friend trees: tests/test_friends.py)."""
 
 import json

@@ -208,7 +208,8 @@ def test_env_installs_the_package_with_its_stage_extra(path):
     ).specifier.contains("3.11")
     assert "pip" in spec["conda"], f"{path.name}: pip itself comes from conda-forge"
     assert set(spec["conda"]) <= {"python", "pip", "cxx-compiler"}, (
-        f"{path.name}: Python packages come from pyproject.toml through pip, not from conda: {sorted(spec['conda'])}"
+        f"{path.name}: Python packages come from pyproject.toml through pip, not from conda: "
+        f"{sorted(spec['conda'])}"
     )
     assert env_extra(path) == path.stem and path.stem in project()["optional-dependencies"]
 
@@ -238,20 +239,23 @@ def test_every_rule_env_provides_what_its_script_imports():
         for module, chain in sorted(third_party_imports(entry["script"]).items()):
             if PYPI_NAME.get(module, module).lower() not in provided:
                 gaps.append(
-                    f"rule {name}: extra [{extra}] (envs/{entry['conda'].name}) lacks {PYPI_NAME.get(module, module)} "
+                    f"rule {name}: extra [{extra}] (envs/{entry['conda'].name}) lacks "
+                    f"{PYPI_NAME.get(module, module)} "
                     f"(import {module}: {' -> '.join(chain)})"
                 )
     assert not gaps, "\n".join(gaps)
 
 
 def test_scripts_take_the_library_from_the_installed_package():
-    """No script puts src/ on sys.path: the package is installed (editable here, from the env's pip section)."""
+    """No script puts src/ on sys.path: the package is installed (editable here, from the env's pip
+    section)."""
     for script in sorted((REPO / "scripts").glob("*.py")):
         assert "sys.path.insert" not in script.read_text(), f"{script.name} inserts a path"
 
 
 def test_import_scanner_follows_the_library_and_its_lazy_imports():
-    """The scanner itself: train.py reaches torch, xgboost and sklearn through hzg.learn.training and hzg.learn.boosted,
+    """The scanner itself: train.py reaches torch, xgboost and sklearn through hzg.learn.training and
+    hzg.learn.boosted,
     generate.py reaches pythia8mc (imported inside a function)."""
     train = third_party_imports(REPO / "scripts/train.py")
     assert {"torch", "xgboost", "sklearn", "numpy", "pandas"} <= set(train)

@@ -28,7 +28,8 @@ EDGES = ev.mass_edges(CFG["mass_bins"])
 
 def toy_events(n_sig: int, n_bkg: int, seed: int = 0, separation: float = 1.0) -> pd.DataFrame:
     """Signal: mllg ~ N(125, 2); background: falling exponential in 100-180 GeV; a Gaussian score
-    independent of mass; three equal random splits; unit weights scaled to 10 signal and 1e4 background events."""
+    independent of mass; three equal random splits; unit weights scaled to 10 signal and 1e4 background
+    events."""
     rng = np.random.default_rng(seed)
     m_sig = np.clip(rng.normal(125.0, 2.0, n_sig), 100.1, 179.9)
     m_bkg = 100.0 + rng.exponential(30.0, 3 * n_bkg)

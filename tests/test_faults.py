@@ -1,10 +1,13 @@
 """Fault injection and reproducibility on the ci config.
 
 One scratch copy of the workflow is run with jobs killed (SIGKILL, `hzg.faults`) during generation, the skim,
-training and the fit, Snakemake itself killed with two of them (as a node failure would), and then resumed the way
-the README says (`--unlock`, then `--rerun-incomplete`). Its outputs are compared with the uninterrupted ci run
+training and the fit, Snakemake itself killed with two of them (as a node failure would), and then resumed
+the way
+the README says (`--unlock`, then `--rerun-incomplete`). Its outputs are compared with the uninterrupted ci
+run
 (tests/conftest.py): a second run of the same DAG. Tolerance for neural and fit numbers on CPU: relative 1e-6
-(measured: identical); n-tuples, skims, cutflows, features and friend trees byte for byte; tree-model metrics exactly.
+(measured: identical); n-tuples, skims, cutflows, features and friend trees byte for byte; tree-model metrics
+exactly.
 A different seed changes the numbers.
 """
 

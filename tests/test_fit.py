@@ -1,4 +1,5 @@
-"""Tests of hzg.results.fit (background shapes, F-test, spurious signal, workspace, inference with pyhf/cabinetry),
+"""Tests of hzg.results.fit (background shapes, F-test, spurious signal, workspace, inference with
+pyhf/cabinetry),
 hzg.results.fit.templates, the fit tables and plots. Toys live in tests/fit_toys.py."""
 
 from __future__ import annotations
@@ -391,7 +392,8 @@ class ScoreColumn:
 
 
 def frames(seed: int = 1, n_sig: int = 4000, n_bkg: int = 40000, scale: float = 1.0) -> pd.DataFrame:
-    """Synthetic features: signal at 125 GeV with high scores, exponential background with low ones, non-uniform
+    """Synthetic features: signal at 125 GeV with high scores, exponential background with low ones,
+    non-uniform
     weights, three-way split."""
     rng = np.random.default_rng(seed)
     sig_m = rng.normal(125.0, 2.0, n_sig) * scale

@@ -497,7 +497,8 @@ def test_write_json_atomic(tmp_path):
 
 
 def test_every_collection_is_read_with_the_object_fields(nano_file, delphes_file):
-    """OBJECT_FIELDS is what the analysis reads: every collection of both layouts comes back with exactly those
+    """OBJECT_FIELDS is what the analysis reads: every collection of both layouts comes back with exactly
+    those
     fields (photons without charge), whatever the branch map names them."""
     for path, layout in ((nano_file, "nanoaod"), (delphes_file, "delphes")):
         events = read_events(path, layout)

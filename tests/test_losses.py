@@ -1,4 +1,5 @@
-"""Tests for hzg.learn.losses: BCE, extreme loss (eq. 4), weighted DisCo and the data-scope loss (eqs. 5-6)."""
+"""Tests for hzg.learn.losses: BCE, extreme loss (eq. 4), weighted DisCo and the data-scope loss (eqs.
+5-6)."""
 
 from __future__ import annotations
 
@@ -152,7 +153,8 @@ def sample(n: int, seed: int, dtype=DT) -> tuple[torch.Tensor, torch.Tensor, tor
 @pytest.mark.parametrize("n, seed", [(7, 0), (20, 1), (60, 2)])
 def test_disco_equals_dcor_squared_distance_correlation(n, seed):
     # dcor.distance_correlation_sqr is the (biased, V-statistic) dCor^2 = dCov^2(x,y)/sqrt(dVar^2 x dVar^2 y):
-    # the quantity Kasieczka & Shih's distance_corr returns for power=1. dcor.distance_correlation is its root.
+    # the quantity Kasieczka & Shih's distance_corr returns for power=1. dcor.distance_correlation is its
+    # root.
     x, y, _ = sample(n, seed)
     ours = distance_correlation(x, y, ones(n)).item()
     expected = dcor.distance_correlation_sqr(x.numpy(), y.numpy())

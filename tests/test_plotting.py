@@ -1,4 +1,5 @@
-"""The plots show the data they are given: the plotted values are read back from the figure before it is saved."""
+"""The plots show the data they are given: the plotted values are read back from the figure before it is
+saved."""
 
 import matplotlib
 

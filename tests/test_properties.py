@@ -1,4 +1,5 @@
-"""Property-based tests (hypothesis) of the kinematics, features and selection: symmetries where physics says so,
+"""Property-based tests (hypothesis) of the kinematics, features and selection: symmetries where physics says
+so,
 finite outputs for finite inputs, any number of leptons and photons, and conservation in the cutflow."""
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ obj = st.tuples(pts, etas, phis)
 
 
 def _separated(*objects, min_dr=0.1):
-    """Objects apart in (eta, phi): collinear massless objects make the angles ill-defined (NaN by construction)."""
+    """Objects apart in (eta, phi): collinear massless objects make the angles ill-defined (NaN by
+    construction)."""
     return all(
         kinematics.delta_r(a[1], a[2], b[1], b[2]) > min_dr for a, b in itertools.combinations(objects, 2)
     )
@@ -74,7 +76,8 @@ def test_cos_theta_is_lorentz_invariant_and_every_angle_scale_invariant(lm, lp, 
 def test_production_angles_are_boost_invariant_when_the_system_has_no_transverse_momentum(
     lm, lp, g_eta, rapidity
 ):
-    """With pT(llg) = 0 the authors' q1 lies along the beam in every longitudinally boosted frame, so cos Theta
+    """With pT(llg) = 0 the authors' q1 lies along the beam in every longitudinally boosted frame, so cos
+    Theta
     and phi do not depend on the boost (with recoil they do, by the authors' definition: not asserted)."""
     g = _pt_balanced_photon(lm, lp, g_eta)
     assume(g[0] > 1.0 and _separated(lm, lp, g))

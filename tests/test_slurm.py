@@ -224,10 +224,11 @@ MinJobAge=600
 ReturnToService=2
 NodeName=localhost NodeAddr=127.0.0.1 CPUs={min(2, os.cpu_count() or 1)} RealMemory={real_memory} Gres=gpu:1 State=UNKNOWN
 PartitionName=test Nodes=localhost Default=YES MaxTime=INFINITE State=UP
-"""
+"""  # noqa: E501  (one slurm.conf line)
 
 
-#: One fake GPU (no device behind it): Slurm schedules `--gpus=1` on it; torch sees no CUDA and trains on the CPU.
+#: One fake GPU (no device behind it): Slurm schedules `--gpus=1` on it; torch sees no CUDA and trains on
+#: the CPU.
 GRES = f"{MARKER}: a fake GPU for the test\nAutoDetect=off\nNodeName=localhost Name=gpu File=/dev/null\n"
 
 
@@ -363,7 +364,8 @@ def test_part_of_the_dag_runs_through_slurm_with_the_shipped_profile(slurm_clust
 
 @pytest.mark.slow
 def test_a_training_job_gets_the_profiles_gpu_on_slurm_and_the_report_builds(slurm_cluster, tmp_path):
-    """One neural training job (and the data side it needs) through the shipped profile, with the profile's own `gpu`
+    """One neural training job (and the data side it needs) through the shipped profile, with the profile's
+    own `gpu`
     resource of rule train (the node has one fake GPU: sbatch --gpus=1 is scheduled on it); then the report.
     Conda stays off (no conda and no network here: every job runs in this Python environment)."""
     work, env = _workflow_copy(tmp_path / "wf")

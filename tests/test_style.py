@@ -1,4 +1,5 @@
-"""Style in CI: `ruff check` and `ruff format --check` (configured in pyproject.toml, line length 110) are clean."""
+"""Style in CI: `ruff check` and `ruff format --check` (configured in pyproject.toml, line length 110) are
+clean."""
 
 import shutil
 import subprocess

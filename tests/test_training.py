@@ -276,7 +276,8 @@ def test_training_draws_events_per_epoch_from_the_training_scope(tmp_path, monke
         np.testing.assert_array_equal(weights, 1.0)
 
 
-# ---------------------------------------------------------------- resume: devices, generators, stale or corrupt files
+# ---------------------------------------------------------------- resume: devices, generators, stale or
+# corrupt files
 def _killed_run(tmp_path, paths, s, after=2):
     def kill(epoch):
         if epoch == after:
@@ -289,7 +290,8 @@ def _killed_run(tmp_path, paths, s, after=2):
 
 @pytest.mark.filterwarnings("ignore:for .*copying from a non-meta parameter")
 def test_resume_state_loads_on_the_cpu_and_restores_onto_another_device(tmp_path):
-    """A job on a GPU resumes: the saved generator state stays a CPU byte tensor (torch.set_rng_state refuses any
+    """A job on a GPU resumes: the saved generator state stays a CPU byte tensor (torch.set_rng_state refuses
+    any
     other), the weights and optimiser state go to the model's device (here `meta`, standing for CUDA)."""
     paths = synthetic_features(tmp_path, n=300)
     s = spec("dfnn", "bce", epochs=3)

@@ -76,7 +76,8 @@ def test_dag_produces_features_tables_plots_and_logs(ci_run):
 
 
 def assert_plot(stem: Path) -> None:
-    """stem.png is an image with something drawn on it, stem.pdf a PDF (the plotted data: tests/test_plotting.py)."""
+    """stem.png is an image with something drawn on it, stem.pdf a PDF (the plotted data:
+    tests/test_plotting.py)."""
     import matplotlib.image as mpimg
 
     png = mpimg.imread(stem.with_suffix(".png"))
@@ -179,7 +180,8 @@ def test_report_builds_with_tables_and_plots(ci_run):
     cfg = load_config(ci_run / "config/ci.yaml")
     for needle in ("Table I", "Sculpting", "Training", "Features", "table1.csv", "roc.png"):
         assert needle in text, needle
-    # every plot and table the rules mark for the report is in it, embedded (its bytes, base64), not only named
+    # every plot and table the rules mark for the report is in it, embedded (its bytes, base64), not only
+    # named
     import base64
 
     for run in (f"{r['model']}_{r['loss']}" for r in cfg["runs"]):
@@ -192,7 +194,8 @@ def test_report_builds_with_tables_and_plots(ci_run):
 
 
 def test_report_opens_clean_in_a_headless_browser(ci_run):
-    """results/report.html in a real browser (Debian's chromium, headless): the front page renders with Table I and
+    """results/report.html in a real browser (Debian's chromium, headless): the front page renders with Table
+    I and
     images, and no page (all pages' captions are embedded in the file) shows a docutils "System Message"."""
     import re
     import shutil

@@ -21,7 +21,8 @@ REPLACED_WHOLE = ("samples",)
 
 
 def merge_overlay(config: dict[str, Any], overlay: Mapping[str, Any], top: bool = True) -> dict[str, Any]:
-    """`config` updated in place by `overlay` as Snakemake merges --configfile over `configfile:` (mappings key by
+    """`config` updated in place by `overlay` as Snakemake merges --configfile over `configfile:` (mappings
+    key by
     key, everything else replaced), except that the keys of REPLACED_WHOLE are replaced as a whole."""
     for key, value in overlay.items():
         if (
@@ -36,7 +37,8 @@ def merge_overlay(config: dict[str, Any], overlay: Mapping[str, Any], top: bool 
 
 
 def replace_whole(config: dict[str, Any], overlay_paths: Iterable[str | Path]) -> None:
-    """After Snakemake's own merge of the --configfile overlays: their REPLACED_WHOLE keys replace, in order."""
+    """After Snakemake's own merge of the --configfile overlays: their REPLACED_WHOLE keys replace, in
+    order."""
     for path in overlay_paths:
         overlay = yaml.safe_load(Path(path).read_text()) or {}
         for key in REPLACED_WHOLE:
@@ -101,7 +103,8 @@ def problems(config: Mapping[str, Any]) -> list[str]:
             losses[run["loss"]]["kind"] != "bce" or float(losses[run["loss"]]["disco_lambda"]) > 0
         ):
             out.append(
-                f"runs[{i}]: model {run['model']!r} supports only a BCE loss without DisCo, not {run['loss']!r}"
+                f"runs[{i}]: model {run['model']!r} supports only a BCE loss without DisCo, not "
+                f"{run['loss']!r}"
             )
     training = config["training"]
     for key in ("narrow_window", "wide_window"):
@@ -141,13 +144,16 @@ def check_config(config: Mapping[str, Any]) -> None:
         raise ConfigError("config error" + ("s" if len(found) > 1 else "") + ":\n  - " + "\n  - ".join(found))
 
 
-#: Top-level mappings whose order means something: the samples' order is that of the training inputs and table columns.
+#: Top-level mappings whose order means something: the samples' order is that of the training inputs and
+#: table columns.
 ORDERED_KEYS = ("samples",)
 
 
 def canonical(value: Any, keep_order: bool = False) -> Any:
-    """`value` with the keys of every mapping sorted (lists keep their order), so that the text of a rule's params
-    (Snakemake compares params by their repr) does not depend on the order keys were written in the config file.
+    """`value` with the keys of every mapping sorted (lists keep their order), so that the text of a rule's
+    params
+    (Snakemake compares params by their repr) does not depend on the order keys were written in the config
+    file.
     `keep_order`: this mapping's own keys stay in their order (its values are still made canonical)."""
     if isinstance(value, Mapping):
         keys = list(value) if keep_order else sorted(value, key=str)
@@ -158,7 +164,8 @@ def canonical(value: Any, keep_order: bool = False) -> Any:
 
 
 def canonicalise_config(config: dict[str, Any]) -> None:
-    """Put `config` (Snakemake's, changed in place) in canonical order: every mapping's keys sorted, except the order
+    """Put `config` (Snakemake's, changed in place) in canonical order: every mapping's keys sorted, except
+    the order
     of the mappings named in ORDERED_KEYS."""
     ordered = {key: canonical(config[key], keep_order=key in ORDERED_KEYS) for key in sorted(config)}
     config.clear()

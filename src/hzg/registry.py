@@ -1,7 +1,8 @@
 """Every list the workflow names, in one place: models and their labels, loss kinds, runs, systematic
 variations and the split codes.
 
-The rules (`workflow/rules/common.smk`: wildcard constraints), the config schema (its enums; a test checks they
+The rules (`workflow/rules/common.smk`: wildcard constraints), the config schema (its enums; a test checks
+they
 agree) and the library read these; nothing else spells them out. Pure Python, no third-party imports, so every
 stage's environment can import it.
 """
@@ -50,7 +51,8 @@ VARIATIONS: dict[str, tuple[str, int]] = {
 }
 #: directions of a two-sided shape systematic (a variation is "<systematic>_<direction>")
 DIRECTIONS: tuple[str, ...] = ("up", "down")
-#: shape systematics of the fit (the schema's enum of fit.systematics.shape); the reprocessed ones have variations
+#: shape systematics of the fit (the schema's enum of fit.systematics.shape); the reprocessed ones have
+#: variations
 SHAPE_SYSTEMATICS: tuple[str, ...] = ("photon_energy_scale", "photon_resolution")
 
 # ---------------------------------------------------------------- split codes
@@ -81,7 +83,8 @@ def epoch_label(model: str) -> str:
 
 
 def loss_label(model: str, loss: Mapping[str, Any] | None) -> str:
-    """The paper's loss column: N.A. for trees and the random classifier, BCE / Ext, '+DisCo' with lambda > 0."""
+    """The paper's loss column: N.A. for trees and the random classifier, BCE / Ext, '+DisCo' with lambda >
+    0."""
     if loss is None or model in (RANDOM, *TREE_MODELS):
         return "N.A."
     label = LOSS_LABELS.get(loss["kind"], str(loss["kind"]))

@@ -43,7 +43,8 @@ def falling_ratio(
 
 
 def selection_fraction(records: Sequence[Mapping[str, Any]]) -> float:
-    """Selected over generated events (generator-weighted: a biased sample's raw fraction is not it), all chunks."""
+    """Selected over generated events (generator-weighted: a biased sample's raw fraction is not it), all
+    chunks."""
     generated = sum(r["cutflow"][0]["sum_weights"] for r in records)
     selected = sum(r["cutflow"][-1]["sum_weights"] for r in records)
     return selected / generated

@@ -51,7 +51,8 @@ DISCO_FEATURES: tuple[str, ...] = ("photon_pt_over_mllg", "lep1_pt", "lep2_pt")
 #: Computed for every event but not a default input: the alternative form of sigma_m.
 ALT_FEATURES: tuple[str, ...] = ("sigma_m_over_m",)
 #: Units for axis labels; "" for dimensionless.
-#: file stems of the feature plots where the column name is not unique regardless of case (cos_Theta and cos_theta
+#: file stems of the feature plots where the column name is not unique regardless of case (cos_Theta and
+#: cos_theta
 #: would overwrite each other on a case-insensitive filesystem): the production and the decay angle
 FILE_STEMS: dict[str, str] = {"cos_Theta": "cos_Theta_production", "cos_theta": "cos_theta_decay"}
 

@@ -90,7 +90,8 @@ class AcceptanceVeto:
         photon_pt: Sequence[float],
         photon_eta: Sequence[float],
     ) -> bool:
-        """True when two leptons and (if required) a photon of the hard process are inside the loose acceptance.
+        """True when two leptons and (if required) a photon of the hard process are inside the loose
+        acceptance.
 
         Radiation only lowers a lepton's pT, so a lepton cut on the hard process looser than the
         selection's never removes an event that the selection would keep.
@@ -399,7 +400,8 @@ class ChunkGenerator:
         )
 
     def batch(self, n_events: int) -> tuple[ak.Array, np.ndarray]:
-        """The next `n_events` events: jagged particles (pid, px, py, pz, E) with pT > PARTICLE_PT_MIN, weights."""
+        """The next `n_events` events: jagged particles (pid, px, py, pz, E) with pT > PARTICLE_PT_MIN,
+        weights."""
         counts = np.zeros(n_events, dtype=np.int64)
         weights = np.zeros(n_events, dtype=np.float64)
         rows: list[tuple[int, float, float, float, float]] = []

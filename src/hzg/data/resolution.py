@@ -118,7 +118,8 @@ def lookup(res_map: Mapping[str, Any], name: str, pt: np.ndarray, eta: np.ndarra
 def _event_objects(
     cols: Mapping[str, np.ndarray], res_map: Mapping[str, Any]
 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per candidate object (lm, lp, photon): (object type index in OBJECTS, flat bin, log-derivative of m)."""
+    """Per candidate object (lm, lp, photon): (object type index in OBJECTS, flat bin, log-derivative of
+    m)."""
     lm = (np.asarray(cols["lm_pt"]), np.asarray(cols["lm_eta"]), np.asarray(cols["lm_phi"]))
     lp = (np.asarray(cols["lp_pt"]), np.asarray(cols["lp_eta"]), np.asarray(cols["lp_phi"]))
     g = (np.asarray(cols["g_pt"]), np.asarray(cols["g_eta"]), np.asarray(cols["g_phi"]))

@@ -118,7 +118,8 @@ BDT_FORMAT = "hzg-bdt-arrays-1"
 
 def bdt_to_arrays(model) -> dict[str, Any]:
     """The fitted BDT pipeline (grid discretiser + AdaBoost SAMME over trees) as plain lists: the grid's bin
-    edges, the tree weights and, per tree, its nodes (children, split feature and threshold, class of the node)."""
+    edges, the tree weights and, per tree, its nodes (children, split feature and threshold, class of the
+    node)."""
     grid, boost = model[0], model[-1]
     if getattr(boost, "algorithm", "SAMME") not in ("SAMME", "deprecated"):
         raise ValueError(f"only AdaBoost SAMME can be stored as arrays, not {boost.algorithm!r}")
@@ -144,7 +145,8 @@ def bdt_to_arrays(model) -> dict[str, Any]:
 
 
 class ArrayBDT:
-    """The BDT evaluated from its arrays (`bdt_to_arrays`) with numpy: the same probabilities as scikit-learn's
+    """The BDT evaluated from its arrays (`bdt_to_arrays`) with numpy: the same probabilities as
+    scikit-learn's
     pipeline (grid transform, SAMME decision function, binary softmax), without scikit-learn or pickle."""
 
     def __init__(self, arrays: Mapping[str, Any]) -> None:
@@ -181,7 +183,8 @@ class ArrayBDT:
             node = np.where(inner, np.where(go_left, tree["left"][node], tree["right"][node]), node)
 
     def staged_decision(self, x: np.ndarray):
-        """The SAMME decision function after each tree (scikit-learn's staged_decision_function, binary case)."""
+        """The SAMME decision function after each tree (scikit-learn's staged_decision_function, binary
+        case)."""
         xt = self._grid(x)
         total, norm = np.zeros(len(xt)), 0.0
         for tree, w in zip(self.trees, self.estimator_weights):

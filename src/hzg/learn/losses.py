@@ -1,4 +1,5 @@
-"""Training losses of the paper (000, Sec. III A-B): BCE, extreme loss (eq. 4), weighted DisCo, data scope (eq. 6).
+"""Training losses of the paper (000, Sec. III A-B): BCE, extreme loss (eq. 4), weighted DisCo, data scope
+(eq. 6).
 
 Conventions, stated once:
 * Every function takes 1-D tensors (an (N, 1) network output is flattened) and per-event weights w and
@@ -7,13 +8,20 @@ Conventions, stated once:
 * Mass windows are open intervals, lo < m < hi (as in the paper's public code, `m > lo & m < hi`).
 * The extreme loss clamps y_hat to the `clamp` bounds it is given (default 0.001-0.999, Sec. IV C).
 * DisCo (Kasieczka & Shih, arXiv:2001.05310) with w' = w n / sum(w), a_ij = |x_i - x_j|, b_ij = |y_i - y_j|,
-  a_i = mean_j w'_j a_ij, a = mean_i w'_i a_i: dCov^2(x, y) = S1 - 2 S2 + S3 with S1 = mean_ij w'_i w'_j a_ij b_ij,
-  S2 = mean_i w'_i a_i b_i, S3 = a b, and DisCo = dCov^2(x, y) / sqrt(dCov^2(x, x) dCov^2(y, y)), i.e. the squared
-  distance correlation dCor^2 (V-statistic) that their `distance_corr` returns for power=1; power=2 squares it.
-  No N x N matrix is built: the pair sums come from sorted orders and prefix sums (`hzg.learn.pairsums`), so time is
-  O(N log N) and memory O(N); the backward pass is analytic and uses sgn(0) = 0 at ties, as autograd of |.| does.
-  It is computed in float64. It is differentiable in x and y, not in w (w' is detached). It is 0 for fewer than
-  2 events, sum(w) == 0 or a constant input; near independence rounding can make it slightly negative, which is
+  a_i = mean_j w'_j a_ij, a = mean_i w'_i a_i: dCov^2(x, y) = S1 - 2 S2 + S3 with S1 = mean_ij w'_i w'_j a_ij
+  b_ij,
+  S2 = mean_i w'_i a_i b_i, S3 = a b, and DisCo = dCov^2(x, y) / sqrt(dCov^2(x, x) dCov^2(y, y)), i.e. the
+  squared
+  distance correlation dCor^2 (V-statistic) that their `distance_corr` returns for power=1; power=2 squares
+  it.
+  No N x N matrix is built: the pair sums come from sorted orders and prefix sums (`hzg.learn.pairsums`), so
+  time is
+  O(N log N) and memory O(N); the backward pass is analytic and uses sgn(0) = 0 at ties, as autograd of |.|
+  does.
+  It is computed in float64. It is differentiable in x and y, not in w (w' is detached). It is 0 for fewer
+  than
+  2 events, sum(w) == 0 or a constant input; near independence rounding can make it slightly negative, which
+  is
   not clipped (the gradient stays intact).
 """
 
@@ -86,7 +94,8 @@ class _DistanceCorrelation(torch.autograd.Function):
         a_row = pairsums.abs_sums(xs, wn[:, None])[:, 0] / n  # a_i = mean_j w'_j a_ij
         b_row = pairsums.abs_sums(ys, wn[:, None])[:, 0] / n
         a_all, b_all = wmean(a_row), wmean(b_row)  # a = mean_i w'_i a_i
-        # S1 = mean_ij w'_i w'_j a_ij b_ij = (2/n^2) sum_i w'_i sum_{j before i in y-order} w'_j a_ij (y_i - y_j)
+        # S1 = mean_ij w'_i w'_j a_ij b_ij = (2/n^2) sum_i w'_i sum_{j before i in y-order} w'_j a_ij (y_i -
+        # y_j)
         earlier = pairsums.ordered_abs_sums(ys.order, xs, torch.stack((wn, wn * yc), dim=1))
         s1 = 2.0 * (wn * (yc * earlier[:, 0] - earlier[:, 1])).sum() / n**2
         # dCov^2 = S1 - 2 S2 + S3, S2 = mean_i w'_i a_i b_i, S3 = a b.
@@ -131,7 +140,8 @@ class _DistanceCorrelation(torch.autograd.Function):
 
 
 def distance_correlation(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, power: float = 1) -> torch.Tensor:
-    """Weighted DisCo (module text): dCor^2(x, y) for power=1, its square for power=2; differentiable in x, y."""
+    """Weighted DisCo (module text): dCor^2(x, y) for power=1, its square for power=2; differentiable in x,
+    y."""
     x, y = _flat(x), _flat(y)
     dtype = torch.promote_types(x.dtype, y.dtype)
     if not dtype.is_floating_point:
@@ -177,7 +187,8 @@ def total_loss(
     narrow: tuple[float, float],
     wide: tuple[float, float],
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Eqs. (5)-(6): classifier loss + lambda * DisCo(mass, y_hat); returns the loss and its parts as floats."""
+    """Eqs. (5)-(6): classifier loss + lambda * DisCo(mass, y_hat); returns the loss and its parts as
+    floats."""
     # data_scope: classifier on classifier_mask(mass, narrow), DisCo on disco_mask(mass, y, wide);
     # otherwise classifier on all events and DisCo on all background events.
     if kind not in LOSS_KINDS:

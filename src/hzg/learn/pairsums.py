@@ -1,18 +1,22 @@
 """Sums over all pairs of events of 1-D distance terms in O(n log n), without N x N matrices.
 
-The weighted distance correlation (`hzg.learn.losses.distance_correlation`) and its gradient need, for every event i,
+The weighted distance correlation (`hzg.learn.losses.distance_correlation`) and its gradient need, for every
+event i,
 sums over all events j such as sum_j g_j |v_i - v_j| and sum_j g_j sgn(o_i - o_j) |v_i - v_j|. Built as N x N
 matrices they cost O(n^2) time and memory; here they come from sorted orders and prefix sums:
 
 * `abs_sums`: one sort of v and prefix sums (|v_i - v_j| is v_i - v_j below i in v-order, v_j - v_i above);
 * `signed_sums`: one sort of o and prefix sums, exact at ties (sgn(0) = 0);
 * `ordered_abs_sums`: for events taken in a given order, the sum over the events *before* each one. This is a
-  2-D dominance sum (earlier in the order and smaller in v), computed as a bottom-up merge sort: log2(n) levels,
+  2-D dominance sum (earlier in the order and smaller in v), computed as a bottom-up merge sort: log2(n)
+  levels,
   each a few vectorised tensor operations over all n events (no Python loop over events), O(n log n) in all;
 * `signed_abs_sums`: sgn(o_i - o_j)|v_i - v_j| summed, from `ordered_abs_sums` in o-order, exact at ties in o.
 
-Values come as `Sorted` (sorted once, stably, and reused), weights g as (n, c) (c weight columns at once); every
-function returns (n, c) in the events' own order. Ties in v need no care anywhere: they contribute |v_i - v_j| = 0.
+Values come as `Sorted` (sorted once, stably, and reused), weights g as (n, c) (c weight columns at once);
+every
+function returns (n, c) in the events' own order. Ties in v need no care anywhere: they contribute |v_i -
+v_j| = 0.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ import torch
 
 @dataclass(frozen=True)
 class Sorted:
-    """1-D values with their stable ascending order (ties keep the events' order), sorted once, used many times."""
+    """1-D values with their stable ascending order (ties keep the events' order), sorted once, used many
+    times."""
 
     values: torch.Tensor
     order: torch.Tensor
@@ -67,7 +72,8 @@ def _check(values: torch.Tensor, g: torch.Tensor) -> None:
 def _abs_from_prefix(v: torch.Tensor, below: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
     """sum_j g_j |v - v_j| from the sums of (g, g v) over the j below v (`below`) and over all j (`total`).
 
-    below, total: (n, 2c), the first c columns sums of g, the last c of g * v. An event not in `below` is taken
+    below, total: (n, 2c), the first c columns sums of g, the last c of g * v. An event not in `below` is
+    taken
     as above v; an event tied with v may sit on either side, as its term is 0.
     """
     c = below.shape[1] // 2
@@ -104,11 +110,14 @@ def dominance_sums(by_rank: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """For events in a sequence, sum of g over the earlier events with a smaller rank: (n,), (n, c) -> (n, c).
 
     out[p] = sum_{q < p, rank[q] < rank[p]} g[q] for the events at sequence places p, q, with `by_rank` the
-    places listed by increasing rank (a permutation of 0..n-1; distinct ranks). Merge sort run top-down: at level
+    places listed by increasing rank (a permutation of 0..n-1; distinct ranks). Merge sort run top-down: at
+    level
     L the sequence is cut into blocks of 2^(L+1) places, and `pos` lists the places sorted by (block, rank);
-    within each block the events of its left half are summed, in rank order, into the events of its right half.
+    within each block the events of its left half are summed, in rank order, into the events of its right
+    half.
     Every pair q < p meets in exactly one block, at the level where they first fall into different halves. A
-    stable partition of each block into its halves gives the order of the next level down, so nothing is sorted.
+    stable partition of each block into its halves gives the order of the next level down, so nothing is
+    sorted.
     The pairs within blocks of 2^DENSE_LEVELS places are summed directly.
     """
     _check(by_rank, g)
@@ -141,7 +150,8 @@ DENSE_LEVELS = 5
 
 
 def _dense_block_sums(rank: torch.Tensor, g: torch.Tensor, size: int) -> torch.Tensor:
-    """out[p] = sum of g[q] over q < p in p's block of `size` places with rank[q] < rank[p]: (n,), (n, c) -> (n, c)."""
+    """out[p] = sum of g[q] over q < p in p's block of `size` places with rank[q] < rank[p]: (n,), (n, c) ->
+    (n, c)."""
     n, c = g.shape
     pad = -n % size
     rank = torch.cat((rank, rank.new_full((pad,), n))).view(-1, size)  # padding: never smaller
@@ -152,7 +162,8 @@ def _dense_block_sums(rank: torch.Tensor, g: torch.Tensor, size: int) -> torch.T
 
 
 def ordered_abs_sums(order: torch.Tensor, v: Sorted, g: torch.Tensor) -> torch.Tensor:
-    """sum over the events j before i in `order` of g_jc |v_i - v_j|, for every event i: (n,), (n,), (n, c) -> (n, c).
+    """sum over the events j before i in `order` of g_jc |v_i - v_j|, for every event i: (n,), (n,), (n, c)
+    -> (n, c).
 
     `order` lists the events (a permutation of 0..n-1) in sequence.
     """
@@ -165,7 +176,8 @@ def ordered_abs_sums(order: torch.Tensor, v: Sorted, g: torch.Tensor) -> torch.T
 
 
 def ties_reversed(o: Sorted) -> torch.Tensor | None:
-    """o's ascending order with every run of tied values reversed (ties by descending index); None without ties."""
+    """o's ascending order with every run of tied values reversed (ties by descending index); None without
+    ties."""
     sorted_o = o.sorted_values
     tied = sorted_o[1:] == sorted_o[:-1]
     if not bool(tied.any()):
@@ -184,8 +196,10 @@ def signed_abs_sums(
 ) -> torch.Tensor:
     """sum_j g_jc sgn(o_i - o_j) |v_i - v_j| for every event i, sgn(0) = 0: (n,), (n,), (n, c) -> (n, c).
 
-    With E_i the sum over the events before i in o-order, ties in o broken by index upwards (E_up) or downwards
-    (E_down), an event below i in o counts in both, one above in neither and one tied in exactly one, so the sum
+    With E_i the sum over the events before i in o-order, ties in o broken by index upwards (E_up) or
+    downwards
+    (E_down), an event below i in o counts in both, one above in neither and one tied in exactly one, so the
+    sum
     is E_up + E_down - sum_j g_j |v_i - v_j|. Without ties E_up = E_down and one merge sort does.
     `v_abs_sums`: abs_sums(v, g), where the caller has it already.
     """

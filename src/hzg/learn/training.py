@@ -208,7 +208,8 @@ class EpochSampler:
                 f"config training.events_per_epoch must be at least 2 or null, got {events_per_epoch}"
             )
         self.n_draw = min(self.events_per_epoch, len(self.idx))
-        self.classes = []  # (positions in idx, cumulative |w| normalised to end at 1, weights of a draw, draws)
+        # (positions in idx, cumulative |w| normalised to end at 1, weights of a draw, draws)
+        self.classes = []
         for cls, n_cls in ((1, self.n_draw // 2), (0, self.n_draw - self.n_draw // 2)):
             pos = np.flatnonzero(y == cls)
             total, total_abs = w[pos].sum(), np.abs(w[pos]).sum()
@@ -466,7 +467,8 @@ def load_resume(path: Path, key: str) -> dict[str, Any] | None:
 def restore(
     state: Mapping[str, Any], model: torch.nn.Module, optimiser: torch.optim.Optimizer
 ) -> tuple[list, dict, int]:
-    """Put a loaded resume state (CPU tensors) into `model` and `optimiser` on whatever device they are, restore the
+    """Put a loaded resume state (CPU tensors) into `model` and `optimiser` on whatever device they are,
+    restore the
     generators; return the history, the best so far and the first epoch still to train."""
     model.load_state_dict(state["model"])  # copied onto the model's device
     optimiser.load_state_dict(state["optimiser"])  # its state moved to its parameters' device

@@ -1,4 +1,5 @@
-"""Neural-network classifiers: a registry and `build_model`; every model maps (batch, N) to probabilities (batch,)."""
+"""Neural-network classifiers: a registry and `build_model`; every model maps (batch, N) to probabilities
+(batch,)."""
 
 from __future__ import annotations
 

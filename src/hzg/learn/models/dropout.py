@@ -1,11 +1,15 @@
 """Dropout with a cheaper random mask on the CPU.
 
-`torch.nn.Dropout` on the CPU draws one Bernoulli variate per element from a serial generator; at the ETN's sizes
+`torch.nn.Dropout` on the CPU draws one Bernoulli variate per element from a serial generator; at the ETN's
+sizes
 (8192 events x 12 tokens x 16 dims per batch) that is half of the cost of its training step outside the matrix
-products. Here one 64-bit draw of torch's generator gives two 31-bit uniform integers, and an element is kept where
+products. Here one 64-bit draw of torch's generator gives two 31-bit uniform integers, and an element is kept
+where
 its integer is >= round(p 2^31): the drop probability is p to within 2^-32, and kept elements are scaled by
-1 / (1 - that probability), so the expectation is exact. It is about 2x faster forward + backward (bench/). The
-mask comes from torch's default generator, so `torch.manual_seed` fixes it and a checkpoint's RNG state resumes it.
+1 / (1 - that probability), so the expectation is exact. It is about 2x faster forward + backward (bench/).
+The
+mask comes from torch's default generator, so `torch.manual_seed` fixes it and a checkpoint's RNG state
+resumes it.
 Off the CPU, and in eval mode, it is `torch.nn.functional.dropout` / the identity.
 """
 

@@ -1,16 +1,20 @@
 """Event classifier transformer (arXiv:2401.00428, Sec. II, Sec. IV C and Fig. 2).
 
 The architecture is that of the authors' public code (github.com/jaebak/EventClassifierTransformer,
-`EventClassifierTransformerNetwork`), layer for layer. Each event feature is embedded into its own token by its
+`EventClassifierTransformerNetwork`), layer for layer. Each event feature is embedded into its own token by
+its
 own small feed-forward network, Linear(1, 4) - GELU - Linear(4, 16) - GELU, without positional encoding. One
 encoder block contextualises the tokens: tokens are normalised and passed to multi-head self-attention, whose
-output goes through dropout and is added back (residual); the same for the position-wise FFN 16 -> 64 -> 16 with
+output goes through dropout and is added back (residual); the same for the position-wise FFN 16 -> 64 -> 16
+with
 GELU (pre-norm). A trainable class token then queries the normalised [class, tokens] with a second multi-head
 attention; after dropout and the residual addition, a LayerNorm, a linear layer and a sigmoid give the signal
 probability. Dropout (p = 0.1) sits before every residual addition (the Dropout boxes of Fig. 2), and both
 attentions drop their attention weights with the same p in training, as the authors' `nn.MultiheadAttention(
-dropout=0.1)` does. The residual dropout is `hzg.learn.models.dropout.Dropout`, the same as `nn.Dropout` with a cheaper
-random mask on the CPU; the attention-weight dropout is done inside the CPU attention kernel (its mask, too, is
+dropout=0.1)` does. The residual dropout is `hzg.learn.models.dropout.Dropout`, the same as `nn.Dropout` with
+a cheaper
+random mask on the CPU; the attention-weight dropout is done inside the CPU attention kernel (its mask, too,
+is
 seeded by torch's generator), elsewhere by `scaled_dot_product_attention`.
 
 The per-feature embedding networks are batched into one tensor operation (weights of shape
@@ -33,7 +37,8 @@ from hzg.learn.models.dropout import Dropout
 
 
 class FeatureEmbedding(nn.Module):
-    """Per-feature FFN embedding Linear(1, hidden) - GELU - Linear(hidden, d) - GELU, all features in one batched
+    """Per-feature FFN embedding Linear(1, hidden) - GELU - Linear(hidden, d) - GELU, all features in one
+    batched
     operation (feature j's token is the authors' `nn.Sequential(nn.Linear(1, 4), nn.GELU(), nn.Linear(4, 16),
     nn.GELU())` with weights weight1[j].T, bias1[j], weight2[j].T, bias2[j])."""
 
@@ -58,7 +63,8 @@ class FeatureEmbedding(nn.Module):
         t = torch.baddbmm(
             self.bias2.unsqueeze(1), h.transpose(0, 1), self.weight2
         )  # (F, B, d), one matmul per feature
-        # contiguous (B, F, d) before the GELU: GELU's backward is 5x slower when its input and gradient are laid out
+        # contiguous (B, F, d) before the GELU: GELU's backward is 5x slower when its input and gradient are
+        # laid out
         # differently, and everything downstream wants (B, F, d)
         return F.gelu(t.transpose(0, 1).contiguous())
 
@@ -67,7 +73,8 @@ class MultiHeadAttention(nn.Module):
     """Multi-head attention with packed q/k/v projections and a fused attention kernel.
 
     On the CPU (float32/64) the kernel is `hzg.learn.models.small_attention`; otherwise
-    `torch.nn.functional.scaled_dot_product_attention`. In training mode the attention weights are dropped with
+    `torch.nn.functional.scaled_dot_product_attention`. In training mode the attention weights are dropped
+    with
     probability `dropout` (the rest scaled by 1 / (1 - dropout)), as in `nn.MultiheadAttention(dropout=...)`.
 
     Parameters are laid out as in `nn.MultiheadAttention` (`in_proj_weight` (3d, d), `in_proj_bias`,

@@ -65,7 +65,8 @@ class FTBlock(nn.Module):
         self.cls_only = cls_only
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Update tokens x (batch, T, d); the [CLS] token is the last one (only it is returned if cls_only)."""
+        """Update tokens x (batch, T, d); the [CLS] token is the last one (only it is returned if
+        cls_only)."""
         h = self.attn_norm(x)
         if self.cls_only:
             x, q = x[:, -1:], h[:, -1:]

@@ -1,30 +1,49 @@
-"""Multi-head attention for many events with a few tokens each, as a compiled CPU kernel (csrc/small_attention.cpp).
+"""Multi-head attention for many events with a few tokens each, as a compiled CPU kernel
+(csrc/small_attention.cpp).
 
-PyTorch's fused CPU attention (`scaled_dot_product_attention`) pays a fixed cost per (event, head) that dwarfs the
-arithmetic at the ETN's sizes (12-16 tokens, 4 heads of 4 dimensions): forward + backward of one attention layer for
-8192 events take about 65 ms on 2 cores. The kernel here computes 8 events side by side in the lanes of AVX2 vector
-registers (4 in SSE2 registers on CPUs without AVX2) and takes about 17 ms; results agree with PyTorch's to float
+PyTorch's fused CPU attention (`scaled_dot_product_attention`) pays a fixed cost per (event, head) that
+dwarfs the
+arithmetic at the ETN's sizes (12-16 tokens, 4 heads of 4 dimensions): forward + backward of one attention
+layer for
+8192 events take about 65 ms on 2 cores. The kernel here computes 8 events side by side in the lanes of AVX2
+vector
+registers (4 in SSE2 registers on CPUs without AVX2) and takes about 17 ms; results agree with PyTorch's to
+float
 rounding (tested), and do not depend on the number of threads.
 
-Dropout on the attention weights (`nn.MultiheadAttention(dropout=p)` in training) is computed in the kernel too: the
-weights used are m_ij p_ij / (1 - p) with a keep mask m. The mask is a counter-based random function (a keyed integer
-hash, see `dropout_keep_mask`) of one 64-bit seed per call, drawn from torch's default generator (so `torch.manual_seed` fixes it and a checkpoint's RNG
-state resumes it), and of each weight's index in the (batch, heads, Tq, Tk) layout: it does not depend on the number
-of threads or the CPU, and `dropout_keep_mask` computes the same mask in numpy (tested). Drawing the mask with torch's
-generator instead (as `hzg.learn.models.dropout` does) would take about 35 ms per attention layer and batch of 8192 events,
+Dropout on the attention weights (`nn.MultiheadAttention(dropout=p)` in training) is computed in the kernel
+too: the
+weights used are m_ij p_ij / (1 - p) with a keep mask m. The mask is a counter-based random function (a keyed
+integer
+hash, see `dropout_keep_mask`) of one 64-bit seed per call, drawn from torch's default generator (so
+`torch.manual_seed` fixes it and a checkpoint's RNG
+state resumes it), and of each weight's index in the (batch, heads, Tq, Tk) layout: it does not depend on the
+number
+of threads or the CPU, and `dropout_keep_mask` computes the same mask in numpy (tested). Drawing the mask
+with torch's
+generator instead (as `hzg.learn.models.dropout` does) would take about 35 ms per attention layer and batch
+of 8192 events,
 more than the attention itself. The drop probability is round(p 2^31) / 2^31 (p to within 2^-32, as in
 `hzg.learn.models.dropout`), and kept weights are scaled by the inverse of one minus it.
 
 It is compiled on first use with `torch.utils.cpp_extension` (a C++ compiler and ninja are needed; about 30 s,
-then cached in TORCH_EXTENSIONS_DIR, ~/.cache/torch_extensions by default). The build directory is named by a hash of
-the kernel's source, flags and torch version (`build_name`), and compiled from a copy of the source named the same way,
-so two checkouts (any paths) with the same kernel share one build and different versions never relink each other's.
-Concurrent jobs take turns through an flock on a file beside the build directory (`build_lock`): the kernel releases
-it when its holder dies, however it dies, so a killed build never blocks the next; whoever holds it removes torch's own
-`lock` file left by a killed job (torch would wait on it forever). A job waits at most BUILD_WAIT_SECONDS (environment
-variable HZG_SMALL_ATTENTION_WAIT) for another's build, then falls back with a warning. Where it cannot be built, for
+then cached in TORCH_EXTENSIONS_DIR, ~/.cache/torch_extensions by default). The build directory is named by a
+hash of
+the kernel's source, flags and torch version (`build_name`), and compiled from a copy of the source named the
+same way,
+so two checkouts (any paths) with the same kernel share one build and different versions never relink each
+other's.
+Concurrent jobs take turns through an flock on a file beside the build directory (`build_lock`): the kernel
+releases
+it when its holder dies, however it dies, so a killed build never blocks the next; whoever holds it removes
+torch's own
+`lock` file left by a killed job (torch would wait on it forever). A job waits at most BUILD_WAIT_SECONDS
+(environment
+variable HZG_SMALL_ATTENTION_WAIT) for another's build, then falls back with a warning. Where it cannot be
+built, for
 tensors off the CPU (CUDA has fused kernels that do well), for dtypes other than float32/float64, or with the
-environment variable HZG_SMALL_ATTENTION=0, callers fall back to PyTorch's attention; a failed build is logged once as
+environment variable HZG_SMALL_ATTENTION=0, callers fall back to PyTorch's attention; a failed build is
+logged once as
 a warning.
 """
 
@@ -53,13 +72,15 @@ log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("csrc") / "small_attention.cpp"
 ENV_SWITCH = "HZG_SMALL_ATTENTION"
 DTYPES = (torch.float32, torch.float64)
-#: Longest wait for another job's build of the kernel (a build takes about 30 s); then PyTorch's attention is used.
+#: Longest wait for another job's build of the kernel (a build takes about 30 s); then PyTorch's attention
+#: is used.
 BUILD_WAIT_SECONDS = 900.0
 WAIT_ENV = "HZG_SMALL_ATTENTION_WAIT"
 
 
 def build_flags(capability: str) -> tuple[str, list[str]]:
-    """Extension name and compiler flags for torch's CPU capability string ("DEFAULT", "AVX2", "AVX512", ...)."""
+    """Extension name and compiler flags for torch's CPU capability string ("DEFAULT", "AVX2", "AVX512",
+    ...)."""
     common = ["-O3", "-fopenmp"]  # OpenMP: at::parallel_for splits events over torch's intra-op threads
     if capability in ("AVX2", "AVX512"):
         return "hzg_small_attention_avx2", common + ["-mavx2", "-mfma", "-DSMALL_ATTENTION_LANES=8"]
@@ -77,7 +98,8 @@ def _put_ninja_on_path() -> None:
 
 
 def build_name(capability: str, source: bytes | None = None) -> tuple[str, list[str]]:
-    """Extension name (`build_flags`' name plus a hash of the source, the flags and torch's version) and flags."""
+    """Extension name (`build_flags`' name plus a hash of the source, the flags and torch's version) and
+    flags."""
     name, flags = build_flags(capability)
     digest = hashlib.sha256(SOURCE.read_bytes() if source is None else source)
     digest.update("\0".join([*flags, torch.__version__]).encode())
@@ -90,8 +112,10 @@ class BuildLockTimeout(TimeoutError):
 
 @contextlib.contextmanager
 def build_lock(build_directory: Path, wait_s: float, poll_s: float = 0.5) -> Iterator[None]:
-    """Hold an exclusive flock on `<build_directory>.lock` (released by the kernel if the holder dies); wait at most
-    `wait_s` for it, then raise BuildLockTimeout. Inside, torch's own `lock` file in the build directory, which
+    """Hold an exclusive flock on `<build_directory>.lock` (released by the kernel if the holder dies); wait
+    at most
+    `wait_s` for it, then raise BuildLockTimeout. Inside, torch's own `lock` file in the build directory,
+    which
     only a killed build can have left (every builder holds this flock), is removed."""
     build_directory = Path(build_directory)
     build_directory.parent.mkdir(parents=True, exist_ok=True)
@@ -127,7 +151,8 @@ def build_lock(build_directory: Path, wait_s: float, poll_s: float = 0.5) -> Ite
 
 
 def _source_copy(root: Path, name: str) -> Path:
-    """The kernel's source copied to `<root>/<name>.cpp` (content-addressed: the same path from every checkout)."""
+    """The kernel's source copied to `<root>/<name>.cpp` (content-addressed: the same path from every
+    checkout)."""
     copy = root / f"{name}.cpp"
     if not copy.exists() or copy.read_bytes() != SOURCE.read_bytes():
         with io.atomic_path(copy) as tmp:
@@ -184,7 +209,8 @@ def _lowbias32(x: np.ndarray) -> np.ndarray:
 
 
 def dropout_threshold(p: float) -> tuple[int, float]:
-    """The kernel's integer threshold for attention dropout p, and the drop probability it gives (p to 2^-32)."""
+    """The kernel's integer threshold for attention dropout p, and the drop probability it gives (p to
+    2^-32)."""
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout probability must be in [0, 1), got {p!r}")
     threshold = min(round(p * 2**_BITS), 2**_BITS - 1)
@@ -202,7 +228,8 @@ def dropout_keep_mask(
     """The kernel's attention-dropout keep mask (batch, heads, tq, tk) for `seed`, and its drop probability.
 
     Weight n (row-major index in that shape, < 2^32) is kept where x >> 1 >= `dropout_threshold(p)` for
-    x = h(h(n ^ key0) ^ key1), h the lowbias32 hash and key0, key1 the low and high 32 bits of the seed: two rounds
+    x = h(h(n ^ key0) ^ key1), h the lowbias32 hash and key0, key1 the low and high 32 bits of the seed: two
+    rounds
     of a 32-bit hash, 31 random bits per weight. Computed here in numpy, for tests and checks.
     """
     threshold, p_drop = dropout_threshold(p)
@@ -242,11 +269,14 @@ def attention(
     dropout: float = 0.0,
     seed: int | None = None,
 ) -> torch.Tensor:
-    """softmax(q_h k_h^T / sqrt(d_h)) v_h for every head h, heads side by side: q (B, Tq, E), k, v (B, Tk, E) -> (B, Tq, E).
+    """softmax(q_h k_h^T / sqrt(d_h)) v_h for every head h, heads side by side: q (B, Tq, E), k, v (B, Tk, E)
+    -> (B, Tq, E).
 
-    Same result as `scaled_dot_product_attention` on the heads split out of E (no mask). With `dropout` > 0 the
+    Same result as `scaled_dot_product_attention` on the heads split out of E (no mask). With `dropout` > 0
+    the
     attention weights are dropped with that probability and the rest scaled up, as in training-mode
-    `nn.MultiheadAttention(dropout=...)`; the mask is `dropout_keep_mask(seed, ...)`, `seed` drawn from torch's
+    `nn.MultiheadAttention(dropout=...)`; the mask is `dropout_keep_mask(seed, ...)`, `seed` drawn from
+    torch's
     default generator when not given. Needs `usable`.
     """
     if q.shape[-1] % heads:
