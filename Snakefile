@@ -9,7 +9,7 @@ min_version("9.0")
 
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # the library of this checkout, for the rules' helpers
-from hzg.config_checks import replace_whole  # noqa: E402
+from hzg.config_checks import canonicalise_config, check_config, replace_whole  # noqa: E402
 
 
 # The one full configuration; a --configfile (config/ci.yaml, config/paper.yaml, a user's) is an overlay that
@@ -18,7 +18,9 @@ configfile: "config/config.yaml"
 
 
 replace_whole(config, workflow.overwrite_configfiles)
-validate(config, "workflow/schemas/config.schema.yaml")
+validate(config, "workflow/schemas/config.schema.yaml")  # each key (and the defaults it fills in)
+check_config(config)  # constraints between keys (hzg.config_checks): before any job runs
+canonicalise_config(config)  # keys sorted: params compare as text, so the file's key order must not rerun jobs
 
 
 include: "workflow/rules/common.smk"

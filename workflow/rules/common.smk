@@ -1,10 +1,7 @@
 # Helpers shared by the rules: samples, chunks and paths. Pure functions of the config.
-from hzg.config_checks import canonicalise_config, check_config  # noqa: E402
-from hzg.data.features import DISCO_FEATURES, feature_set, file_stem  # noqa: E402
-from hzg.registry import DIRECTIONS, MODELS, NOMINAL, RANDOM, TREE_MODELS, VARIATIONS, epoch_label, run_names  # noqa: E402
+from hzg.data.features import DISCO_FEATURES, feature_set, file_stem
+from hzg.registry import DIRECTIONS, MODELS, NOMINAL, RANDOM, TREE_MODELS, VARIATIONS, epoch_label, run_names
 
-check_config(config)  # constraints between keys (the schema checks each key): before any job runs
-canonicalise_config(config)  # keys sorted: params compare as text, so the file's key order must not rerun jobs
 
 #: the 12 classifier inputs, sigma_m in GeV or as sigma_m/m (config features.sigma_m)
 INPUT_FEATURES = list(feature_set(config["features"]["sigma_m"]))
