@@ -90,6 +90,11 @@ def get_variation(wildcards):
     return wildcards.get("variation", NOMINAL)
 
 
+def get_variation_sizes(wildcards):
+    """Sizes of the reprocessed variations, for a varied job only (editing them reruns no nominal job)."""
+    return {} if get_variation(wildcards) == NOMINAL else config["fit"]["variations"]
+
+
 def get_sample(wildcards):
     return wildcards.sample
 

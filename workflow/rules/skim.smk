@@ -16,7 +16,7 @@ for variation, outdir in ((NOMINAL, "results/skim"), ("{variation}", "results/sy
             branch_map=get_branch_map,
             cuts=config["selection"],
             variation=get_variation,
-            sizes=config["fit"]["variations"],
+            sizes=get_variation_sizes,
         log:
             outdir.replace("results/", "logs/", 1) + "/{sample}/{chunk}.log",
         threads: 1
