@@ -1,18 +1,26 @@
 # H -> Z(ll) gamma with an event classifier transformer: the whole analysis as one DAG.
 # Stages live in workflow/rules/*.smk; logic lives in the hzg library (src/hzg).
+import sys
+from pathlib import Path
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
 
-# The embedded default, unless the user gives --configfile (a given file replaces it, it is not merged:
-# a sample defined there must not inherit keys of the default's samples).
-if not config:
-
-    configfile: "config/config.yaml"
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # the library of this checkout, for the rules' helpers
+from hzg.config_checks import canonicalise_config, check_config, replace_whole  # noqa: E402
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# The one full configuration; a --configfile (config/ci.yaml, config/paper.yaml, a user's) is an overlay that
+# Snakemake merges over it key by key; its `samples` replace the default's as a whole (hzg.config_checks).
+configfile: "config/config.yaml"
+
+
+replace_whole(config, workflow.overwrite_configfiles)
+validate(config, "workflow/schemas/config.schema.yaml")  # each key (and the defaults it fills in)
+check_config(config)  # constraints between keys (hzg.config_checks): before any job runs
+canonicalise_config(config)  # keys sorted: params compare as text, so the file's key order must not rerun jobs
 
 
 include: "workflow/rules/common.smk"

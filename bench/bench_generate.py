@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from hzg import detector, generate, io, selection
+from hzg import io
+from hzg.data import detector, generate, selection
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -3,11 +3,11 @@
 All in one process on the same synthetic events, which stay on the device (only the indices of a batch are
 drawn there; no host transfer per batch):
 
-* plain: the training loop of `hzg.training.train_neural` as it is (eager, float32, `losses.total_loss`, which
+* plain: the training loop of `hzg.learn.training.train_neural` as it is (eager, float32, `losses.total_loss`, which
   reads its parts back to the host every step), Adam (fused on CUDA);
 * compiled + bf16: `torch.compile(model)`, the forward pass under `torch.autocast(bfloat16)`, the loss by weight
   (`losses.total_loss_by_weight`, no host sync), fused Adam;
-* ensemble: K members (the trials of a run, `hzg.ensemble.StackedModels`: stacked weights, vmap) in one step,
+* ensemble: K members (the trials of a run, `hzg.learn.ensemble.StackedModels`: stacked weights, vmap) in one step,
   eager and compiled + bf16; events/s counts the events of all members.
 Every variant with BCE and with BCE + DisCo (lambda 10, 15 inputs). A variant that fails (e.g. torch.compile on
 an unsupported setup) is reported and skipped.
@@ -27,9 +27,9 @@ from collections.abc import Callable
 
 import torch
 
-from hzg import losses
-from hzg.ensemble import StackedModels
-from hzg.models import build_model
+from hzg.learn import losses
+from hzg.learn.ensemble import StackedModels
+from hzg.learn.models import build_model
 
 LOSS_ARGS = {"kind": "bce", "data_scope": True, "narrow": (120.0, 130.0), "wide": (100.0, 180.0)}
 

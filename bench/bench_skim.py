@@ -24,7 +24,8 @@ import yaml
 
 import numpy as np
 
-from hzg import features, generate, io, resolution, selection
+from hzg import io
+from hzg.data import features, generate, resolution, selection
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -32,10 +32,10 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import paper_etn  # noqa: E402
 
-from hzg import losses  # noqa: E402
-from hzg.models import build_model, small_attention  # noqa: E402
-from hzg.models.dropout import Dropout  # noqa: E402
-from hzg.models.etn import MultiHeadAttention  # noqa: E402
+from hzg.learn import losses  # noqa: E402
+from hzg.learn.models import build_model, small_attention  # noqa: E402
+from hzg.learn.models.dropout import Dropout  # noqa: E402
+from hzg.learn.models.etn import MultiHeadAttention  # noqa: E402
 
 NARROW, WIDE = (120.0, 130.0), (100.0, 180.0)
 

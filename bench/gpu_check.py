@@ -1,5 +1,7 @@
-"""GPU check (run on a machine with CUDA, a few seconds): a neural training job killed mid-run resumes on the GPU
-and gives the same history and scores as an uninterrupted run on the GPU (issue 13, item 1: the saved CPU generator
+"""GPU check (run on a machine with CUDA, a few seconds): a neural training job killed mid-run resumes on the
+GPU
+and gives the same history and scores as an uninterrupted run on the GPU (issue 13, item 1: the saved CPU
+generator
 state must not be moved onto CUDA, and the CUDA generator state must be saved and restored).
 
 Usage: python bench/gpu_check.py   (exit status 0: passed; prints what it compared)
@@ -14,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
-from hzg import features as feat
-from hzg import training
+from hzg.data import features as feat
+from hzg.learn import training
+from hzg.config_checks import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,7 +48,7 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("no CUDA device: nothing checked")
         return 1
-    cfg = yaml.safe_load((REPO / "config/ci.yaml").read_text())
+    cfg = load_config(REPO / "config/ci.yaml")
     tcfg = {**cfg["training"], "epochs": 6, "eval_every_early": 2, "device": "cuda", "batch_size": 512}
     spec = training.RunSpec(
         model="etn",

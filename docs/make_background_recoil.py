@@ -1,4 +1,5 @@
-"""docs/background_recoil.png: the selected background's recoil for the three ISR starting scales (last bin: overflow).
+"""docs/background_recoil.png: the selected background's recoil for the three ISR starting scales (last bin:
+overflow).
 
 Usage: python docs/make_background_recoil.py LABEL=features.parquet [LABEL=features.parquet ...]
 (feature files of the background made with generation.isr_max = factorization, power_damped, power).

@@ -1,11 +1,10 @@
 """Rule benchmark_table: every job's benchmark file -> time and memory per rule and per stage (Markdown, CSV, LaTeX)."""
 
 import logging
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import benchmarks, logs, tables  # noqa: E402
+from hzg import logs
+from hzg.results import benchmarks, tables
 
 logs.setup(snakemake.log[0])
 root = Path(snakemake.params.root)

@@ -1,11 +1,11 @@
 """Rule cutflow_table: sum the per-chunk cutflows of every sample -> Markdown, CSV, LaTeX."""
 
 import logging
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import logs, samples, tables  # noqa: E402
+from hzg import logs
+from hzg.data import samples
+from hzg.results import tables
 
 logs.setup(snakemake.log[0])
 lumi = snakemake.params.luminosity_fb

@@ -1,14 +1,15 @@
-"""Rule evaluate: Table I metrics of one (model, loss) on the test split of every trial -> metrics.json, and its
-plots: train vs test scores, background mllg per score bin (trial `trial`) and the training curves of all trials."""
+"""Rule evaluate: Table I metrics of one (model, loss) on the test split of every trial -> metrics.json, and
+its
+plots: train vs test scores, background mllg per score bin (trial `trial`) and the training curves of all
+trials."""
 
 import logging
-import sys
 from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import evaluation, io, logs, plotting  # noqa: E402
+from hzg import io, logs, registry
+from hzg.results import evaluation, plotting
 
 logs.setup(snakemake.log[0])
 p, inp, out = snakemake.params, snakemake.input, snakemake.output
@@ -16,15 +17,15 @@ result = evaluation.evaluate_run(inp.scores, inp.checkpoints, p.evaluation, p.in
 logging.info("%s_%s, test split:\n%s", p.info["model"], p.info["loss"], evaluation.describe(result))
 io.write_json(out.metrics, result)
 
-name = evaluation.run_title(p.info["model"], p.info)
+name = registry.run_title(p.info["model"], p.info)
 frame, lumi = evaluation.read_scores(inp.scores[p.trial]), (p.luminosity_fb, p.sqrt_s_tev)
 plotting.score_distributions(
-    evaluation.overtraining_plot_data(frame, p.evaluation),
+    plotting.overtraining_plot_data(frame, p.evaluation),
     Path(out.scores).with_suffix(""),
     *lumi,
     f"{name}, trial {p.trial}",
 )
-edges, shapes, corr, counts = evaluation.sculpting_data(frame, p.evaluation)
+edges, shapes, corr, counts = plotting.sculpting_data(frame, p.evaluation)
 plotting.background_mass_shapes(
     edges, shapes, corr * 1e3, Path(out.sculpting).with_suffix(""), *lumi, f"{name}, trial {p.trial}", counts
 )

@@ -1,11 +1,9 @@
 """Rule evaluate_random: the random classifier (uniform scores) through the same metrics -> metrics.json."""
 
 import logging
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import evaluation, io, logs  # noqa: E402
+from hzg import io, logs
+from hzg.results import evaluation
 
 logs.setup(snakemake.log[0])
 result = evaluation.evaluate_random(

@@ -1,13 +1,14 @@
 """Rule feature_plots: normalised signal vs background distribution of every feature and of mllg."""
 
 import logging
-import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import features, logs, plotting  # noqa: E402
+from hzg import logs
+from hzg.data import features
+from hzg.results import plotting
 
 logs.setup(snakemake.log[0])
 p = snakemake.params
@@ -16,7 +17,7 @@ bkg = pd.concat([pd.read_parquet(f) for f in snakemake.input.background])
 for var in p.variables:
     edges = plotting.binning([sig[var], bkg[var]], p.n_bins, discrete=(var == "lep_flavour"))
     if var == "mllg":
-        edges = plotting.np.linspace(100.0, 180.0, p.n_bins + 1)
+        edges = np.linspace(*p.mllg_range, p.n_bins + 1)  # the selection's mllg window
     unit = features.UNITS.get(var, "")
     paths = plotting.signal_vs_background(
         sig[var].to_numpy(),
@@ -24,7 +25,7 @@ for var in p.variables:
         bkg[var].to_numpy(),
         bkg["weight"].to_numpy(),
         plotting.axis_label(features.LABELS[var], unit),
-        Path(p.outdir) / var,
+        Path(p.outdir) / features.file_stem(var),
         p.luminosity_fb,
         p.sqrt_s_tev,
         edges,

@@ -2,11 +2,10 @@
 
 import json
 import logging
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import features, io, logs, samples  # noqa: E402
+from hzg import io, logs
+from hzg.data import features, samples
 
 logs.setup(snakemake.log[0])
 p = snakemake.params

@@ -1,14 +1,14 @@
-"""Rule fit: per-category templates and background functions -> pyhf workspace -> mu, Z, limit, spurious signal."""
+"""Rule fit: per-category templates and background functions -> pyhf workspace -> mu, Z, limit, spurious
+signal."""
 
 import logging
-import sys
-from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import fit, io, logs, metrics, templates  # noqa: E402
-from hzg.classifier import Classifier  # noqa: E402
+from hzg import io, logs, metrics, registry
+from hzg.results import fit
+from hzg.results.fit import templates
+from hzg.learn.classifier import Classifier
 
 logs.setup(snakemake.log[0])
 cfg = snakemake.params.fit
@@ -18,12 +18,8 @@ def frames(paths):
     return pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
 
 
-def of(name, paths):
-    return [p for p in paths if f"/{name}_" in p]
-
-
 varied = {
-    name: {"up": frames(of(name, snakemake.input.up)), "down": frames(of(name, snakemake.input.down))}
+    name: {d: frames(snakemake.input[f"{name}_{d}"]) for d in registry.DIRECTIONS}
     for name in snakemake.params.reprocessed
 }
 mass = metrics.mass_edges(cfg["mass_bins"])
@@ -62,7 +58,7 @@ for cat, info in categories.items():
             else "",
         )
 spec = fit.build_workspace(tmpl, cfg["systematics"], poi_bounds=cfg["mu_bounds"])
-result = fit.summarize(
+result = fit.summarise(
     spec, tmpl.background_mc, poi_bounds=cfg["mu_bounds"], mc_sumw2=tmpl.background_mc_sumw2
 )
 result |= {"score_edges": score_edges.tolist(), "mass_edges": mass.tolist(), "categories": categories}

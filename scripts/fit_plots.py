@@ -1,11 +1,11 @@
 """Rule fit_plots: pre-/post-fit mllg per category, likelihood scan, pulls, impact ranking."""
 
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import fit, fit_plots, logs  # noqa: E402
+from hzg import logs
+from hzg.results import fit
+from hzg.results.fit import plots
 
 logs.setup(snakemake.log[0])
 p = snakemake.params
@@ -19,13 +19,9 @@ for stage, pars in (("Pre-fit", None), ("Post-fit", [q["value"] for q in full["p
     for i, (cat, info) in enumerate(result["categories"].items()):
         stem = out / f"{stage.lower().replace('-', '')}_{i}"
         if cat in yields:
-            fit_plots.mass_fit(
-                yields[cat], edges, stem, p.luminosity_fb, p.sqrt_s_tev, category=cat, stage=stage
-            )
+            plots.mass_fit(yields[cat], edges, stem, p.luminosity_fb, p.sqrt_s_tev, category=cat, stage=stage)
         else:
-            fit_plots.left_out(stem, p.luminosity_fb, p.sqrt_s_tev, cat, info.get("reason", "left out"))
-fit_plots.likelihood_scan(
-    full, out / "scan", p.luminosity_fb, p.sqrt_s_tev, stat_only=result["stat_only"]["fit"]
-)
-fit_plots.pulls(full, out / "pulls", p.luminosity_fb, p.sqrt_s_tev)
-fit_plots.ranking(result.get("ranking", []), out / "ranking", p.luminosity_fb, p.sqrt_s_tev)
+            plots.left_out(stem, p.luminosity_fb, p.sqrt_s_tev, cat, info.get("reason", "left out"))
+plots.likelihood_scan(full, out / "scan", p.luminosity_fb, p.sqrt_s_tev, stat_only=result["stat_only"]["fit"])
+plots.pulls(full, out / "pulls", p.luminosity_fb, p.sqrt_s_tev)
+plots.ranking(result.get("ranking", []), out / "ranking", p.luminosity_fb, p.sqrt_s_tev)

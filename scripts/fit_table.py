@@ -2,25 +2,24 @@
 category the background function and its spurious signal."""
 
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import logs, reporting, tables  # noqa: E402
+from hzg import logs
+from hzg.results import tables
 
 logs.setup(snakemake.log[0])
 fits = {run: json.loads(Path(p).read_text()) for run, p in zip(snakemake.params.runs, snakemake.input.fits)}
 metrics = {
     run: json.loads(Path(p).read_text()) for run, p in zip(snakemake.params.runs, snakemake.input.metrics)
 }
-frame = reporting.fit_table(fits, metrics, snakemake.params.trial)
+frame = tables.fit_table(fits, metrics, snakemake.params.trial)
 tables.write_table(
     frame,
     Path(snakemake.output.fit[0]).with_suffix(""),
     caption="Binned profile-likelihood fit of mllg per score category, the MC as Asimov data (mu = 1)",
 )
 tables.write_table(
-    reporting.spurious_table(fits),
+    tables.spurious_table(fits),
     Path(snakemake.output.spurious[0]).with_suffix(""),
     caption="Background function and spurious signal per category (ATLAS relaxed criterion zeta = max(0, |S_spur| - 2 dS_MC) < 0.2 sigma_S; MC-limited: dS_MC > sigma_S)",
 )

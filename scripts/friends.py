@@ -2,12 +2,12 @@
 
 import json
 import logging
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import friends, io, logs, selection  # noqa: E402
-from hzg.classifier import Classifier  # noqa: E402
+from hzg import io, logs
+from hzg.data import selection
+from hzg.results import friends
+from hzg.learn.classifier import Classifier
 
 logs.setup(snakemake.log[0])
 events = io.read_events(snakemake.input.ntuple, snakemake.params.branch_map)

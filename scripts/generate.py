@@ -1,10 +1,7 @@
 """Rule generate: Pythia 8 + detector response for one (sample, chunk) -> NanoAOD-like n-tuple."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import generate, io, logs  # noqa: E402
+from hzg import io, logs
+from hzg.data import generate
 
 logs.setup(snakemake.log[0])
 p = snakemake.params

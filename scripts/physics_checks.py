@@ -2,13 +2,12 @@
 
 import json
 import logging
-import sys
 from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import checks, io, logs, samples  # noqa: E402
+from hzg import io, logs
+from hzg.data import checks, samples
 
 logs.setup(snakemake.log[0])
 sig = pd.concat([pd.read_parquet(f) for f in snakemake.input.signal])

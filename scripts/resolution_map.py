@@ -2,11 +2,9 @@
 calibrated so that the signal pull (m_llg - 125 GeV) / sigma_m has unit width in every bin."""
 
 import logging
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import io, logs, resolution, samples  # noqa: E402
+from hzg import io, logs
+from hzg.data import resolution, samples
 
 logs.setup(snakemake.log[0])
 cols = samples.read_skims(snakemake.input.skims)

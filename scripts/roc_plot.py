@@ -1,18 +1,17 @@
 """Rule roc_plot: ROC curves of every run on the test split of one trial, in the mass window of the AUC."""
 
 import logging
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import evaluation, logs, plotting  # noqa: E402
+from hzg import logs, registry
+from hzg.results import evaluation, plotting
 
 logs.setup(snakemake.log[0])
 p = snakemake.params
 curves = [
     (
-        evaluation.run_title(run["model"], p.losses[run["loss"]]),
-        *evaluation.roc_on_test(evaluation.read_scores(path), p.window),
+        registry.run_title(run["model"], p.losses[run["loss"]]),
+        *plotting.roc_on_test(evaluation.read_scores(path), p.window),
     )
     for run, path in zip(p.runs, snakemake.input.scores)
 ]

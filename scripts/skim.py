@@ -1,11 +1,9 @@
 """Rule skim: preselection of one n-tuple -> flat candidate tree + cutflow JSON."""
 
 import logging
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import io, logs, selection, variations  # noqa: E402
+from hzg import io, logs
+from hzg.data import selection, variations
 
 logs.setup(snakemake.log[0])
 source = snakemake.input.ntuple

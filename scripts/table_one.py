@@ -2,30 +2,29 @@
 
 import json
 import logging
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import evaluation, logs, tables  # noqa: E402
+from hzg import logs, registry
+from hzg.results import tables
 
 logs.setup(snakemake.log[0])
 p = snakemake.params
 results = [("random", None, json.loads(Path(snakemake.input.random).read_text()))]
 for run, path in zip(p.runs, snakemake.input.runs):
     results.append((run["model"], p.losses[run["loss"]], json.loads(Path(path).read_text())))
-frame, note = evaluation.table_one(results), evaluation.table_note(results)
+frame, note = tables.table_one(results), tables.table_note(results)
 tables.write_table(frame, Path(snakemake.output.csv).with_suffix(""), caption=p.caption, note=note)
 logging.info("Table I:\n%s\n%s", frame.to_markdown(index=False), note)
 for model, loss, res in results:
-    if evaluation.low_background_mc(res["summary"]):
+    if tables.low_background_mc(res["summary"]):
         bkg = res["summary"]["background_mc"]
         logging.warning(
             "%s, %s: trials %s have a score bin with fewer than %s background MC events in its mass "
             "window (fewest %s); marked %s in Table I",
-            evaluation.TECHNIQUES.get(model, model),
-            evaluation.loss_label(model, loss),
+            registry.MODEL_LABELS.get(model, model),
+            registry.loss_label(model, loss),
             bkg["low_trials"],
             bkg["threshold"],
             bkg["min_count"],
-            evaluation.LOW_MC_MARK,
+            tables.LOW_MC_MARK,
         )

@@ -1,10 +1,9 @@
 """Rule train: one (model, loss, trial) -> checkpoint.pt, history.csv, scores.parquet."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from hzg import logs, training  # noqa: E402
+from hzg import logs
+from hzg.learn import training
 
 logs.setup(snakemake.log[0])
 spec = training.RunSpec(**snakemake.params.spec)

@@ -1,4 +1,5 @@
-"""Test-only toys of the mℓℓγ fit: analytic per-category spectra (no random numbers unless a seed is given)."""
+"""Test-only toys of the mℓℓγ fit: analytic per-category spectra (no random numbers unless a seed is
+given)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import norm
 
-from hzg.fit import Templates
-from hzg.fit.shapes import exponential_cdf
+from hzg.results.fit import Templates
+from hzg.results.fit.shapes import exponential_cdf
 
 EDGES = np.linspace(105.0, 170.0, 27)  # 2.5 GeV bins: fast fits, still a peak over several bins
 
@@ -88,7 +89,8 @@ def toy_templates(
 
 
 def poisson_nll(mu: float, norms: np.ndarray, templates: Templates, data: dict[str, np.ndarray]) -> float:
-    """-2 ln L (up to a constant) of the stat-only model mu s + norm_c b_c, written out independently of pyhf."""
+    """-2 ln L (up to a constant) of the stat-only model mu s + norm_c b_c, written out independently of
+    pyhf."""
     out = 0.0
     for k, c in enumerate(templates.categories):
         lam = mu * templates.signal[c] + norms[k] * templates.background[c]

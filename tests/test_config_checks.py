@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hzg.config_checks import ConfigError, canonical, canonicalise_config, check_config, problems
+from hzg.config_checks import ConfigError, canonical, canonicalise_config, check_config, load_config, problems
 
 REPO = Path(__file__).resolve().parents[1]
-CI = yaml.safe_load((REPO / "config/ci.yaml").read_text())
+CI = load_config(REPO / "config/ci.yaml")
 
 
 def edited(*edits):
@@ -27,7 +27,7 @@ def edited(*edits):
 
 @pytest.mark.parametrize("name", ["ci", "config", "paper"])
 def test_shipped_configs_pass(name):
-    assert problems(yaml.safe_load((REPO / f"config/{name}.yaml").read_text())) == []
+    assert problems(load_config(REPO / f"config/{name}.yaml")) == []
 
 
 @pytest.mark.parametrize(
@@ -105,3 +105,34 @@ def test_canonical_sorts_every_mapping_and_keeps_lists_and_the_samples_order():
     canonicalise_config(cfg)
     assert list(cfg) == ["samples", "split"] and list(cfg["split"]) == ["n_trials", "seeds"]
     assert list(cfg["samples"]) == ["zz", "aa"] and list(cfg["samples"]["zz"]) == ["generate", "kind"]
+
+
+def _same_leaves(default, overlay, path=""):
+    """Keys of `overlay` whose value equals the default's (an overlay should hold only differences)."""
+    out = []
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(default.get(key), dict) and path + key != "samples":
+            out += _same_leaves(default[key], value, f"{path}{key}.")
+        elif key in default and default[key] == value:
+            out.append(path + key)
+    return out
+
+
+@pytest.mark.parametrize("name", ["ci", "paper"])
+def test_ci_and_paper_are_overlays_holding_only_differences(name):
+    default = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    overlay = yaml.safe_load((REPO / f"config/{name}.yaml").read_text())
+    assert _same_leaves(default, overlay) == []
+
+
+def test_an_overlay_merges_key_by_key_and_replaces_samples_whole(tmp_path):
+    from hzg.config_checks import merge_overlay
+
+    default = {"training": {"epochs": 5, "seed": 1}, "samples": {"s": {"kind": "signal", "xsec_pb": 1.0}}}
+    merged = merge_overlay(
+        default, {"training": {"epochs": 7}, "samples": {"s": {"kind": "signal", "k_factor": 2}}}
+    )
+    assert merged == {
+        "training": {"epochs": 7, "seed": 1},
+        "samples": {"s": {"kind": "signal", "k_factor": 2}},
+    }

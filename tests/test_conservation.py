@@ -1,4 +1,5 @@
-"""Conservation on the ci run: every event and weight is accounted for from the n-tuple through the cutflow, the skim,
+"""Conservation on the ci run: every event and weight is accounted for from the n-tuple through the cutflow,
+the skim,
 the features and the trial splits to the scores (friend trees: tests/test_friends.py)."""
 
 import json
@@ -8,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import uproot
-import yaml
+from hzg.config_checks import load_config
 
 pytestmark = pytest.mark.slow
 
 
 def test_cutflow_conserves_events_and_weights_from_ntuple_to_skim(ci_run):
-    cfg = yaml.safe_load((ci_run / "config/ci.yaml").read_text())
+    cfg = load_config(ci_run / "config/ci.yaml")
     for sample, spec in cfg["samples"].items():
         for chunk in range(spec["generate"]["n_chunks"]):
             events = uproot.open(ci_run / f"results/mc/{sample}/{chunk}.root")["Events"]
@@ -34,7 +35,7 @@ def test_cutflow_conserves_events_and_weights_from_ntuple_to_skim(ci_run):
 
 
 def test_features_hold_exactly_the_skimmed_events_and_the_splits_partition_them(ci_run):
-    cfg = yaml.safe_load((ci_run / "config/ci.yaml").read_text())
+    cfg = load_config(ci_run / "config/ci.yaml")
     for sample, spec in cfg["samples"].items():
         frame = pd.read_parquet(ci_run / f"results/features/{sample}.parquet")
         keys = set()
@@ -55,7 +56,7 @@ def test_features_hold_exactly_the_skimmed_events_and_the_splits_partition_them(
 
 
 def test_every_trial_scores_every_event_once(ci_run):
-    cfg = yaml.safe_load((ci_run / "config/ci.yaml").read_text())
+    cfg = load_config(ci_run / "config/ci.yaml")
     frames = pd.concat([pd.read_parquet(ci_run / f"results/features/{s}.parquet") for s in cfg["samples"]])
     keys = frames.set_index(["sample_id", "chunk", "entry"]).index
     for run in cfg["runs"]:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
-from hzg import detector
+from hzg.data import detector
 
 CONFIG = yaml.safe_load((Path(__file__).resolve().parents[1] / "config/config.yaml").read_text())["detector"]
 

@@ -1,4 +1,4 @@
-"""The CPU dropout with a 31-bit integer mask (hzg.models.dropout)."""
+"""The CPU dropout with a 31-bit integer mask (hzg.learn.models.dropout)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from hzg.models.dropout import Dropout, keep_mask
+from hzg.learn.models.dropout import Dropout, keep_mask
 
 
 def test_drop_rate_and_scale_match_nn_dropout():

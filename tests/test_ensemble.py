@@ -1,4 +1,4 @@
-"""The batched ensemble (hzg.ensemble) against separate training runs with the same seeds, on the CPU."""
+"""The batched ensemble (hzg.learn.ensemble) against separate training runs with the same seeds, on the CPU."""
 
 import dataclasses
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from hzg import ensemble, training
-from test_training import CONFIG, spec, synthetic_features
+from hzg.learn import ensemble, training
+from test_training import spec, synthetic_features
 
 
 def _runs(tmp_path, model, loss, events_per_epoch, epochs=3, hparams=None):
@@ -58,7 +58,7 @@ def test_ensemble_trains_with_dropout_and_bf16_autocast(tmp_path):
 
 def test_stacked_models_keep_members_apart():
     torch.manual_seed(0)
-    from hzg.models import build_model
+    from hzg.learn.models import build_model
 
     models = [build_model("etn", 12) for _ in range(3)]
     stacked = ensemble.StackedModels(models).eval()
@@ -74,7 +74,7 @@ def test_run_trials_writes_what_training_run_writes(tmp_path):
     """One ensemble job for the trials of a run: per trial the files of training.run, readable by Classifier, whose
     scores are those written."""
     import pandas as pd
-    from hzg.classifier import Classifier
+    from hzg.learn.classifier import Classifier
 
     paths = synthetic_features(tmp_path, n=600)
     specs = [

@@ -1,5 +1,6 @@
-"""The conda environments: every rule has one, each is pinned, agrees with pyproject.toml, and provides
-every third-party package the rule's script imports, directly or through the hzg modules it uses.
+"""The conda environments: every rule has one, each installs this package with its stage's extra from
+pyproject.toml (python and pip from conda-forge), and that extra provides every third-party package the rule's
+script imports, directly or through the hzg modules it uses.
 
 Imports are read from the source (AST), including the ones inside functions (the library imports torch,
 xgboost, sklearn and pythia8mc lazily), and followed through hzg transitively.
@@ -16,7 +17,6 @@ from pathlib import Path
 import pytest
 import yaml
 from packaging.requirements import Requirement
-from packaging.version import Version
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
@@ -24,35 +24,38 @@ RULE_FILES = [REPO / "Snakefile", *sorted((REPO / "workflow/rules").glob("*.smk"
 ENVS = sorted((REPO / "envs").glob("*.yaml"))
 LOCAL_RULES = {"all"}  # aggregate rules that run nothing
 
-# import name -> conda-forge package (when they differ); import name -> PyPI distribution (when they differ)
-CONDA_NAME = {"torch": "pytorch", "xgboost": "py-xgboost", "sklearn": "scikit-learn", "yaml": "pyyaml"}
+# import name -> PyPI distribution (when they differ)
 PYPI_NAME = {"xgboost": "xgboost-cpu", "sklearn": "scikit-learn", "yaml": "pyyaml"}
-# PyPI distribution in pyproject.toml -> conda-forge package that stands for it in an env
-PYPI_TO_CONDA = {"torch": "pytorch", "xgboost-cpu": "py-xgboost"}
-# packages only PyPI has (installed through the env's `pip:` section)
-PIP_ONLY = {"pythia8mc"}
 NOT_THIRD_PARTY = set(sys.stdlib_module_names) | {"hzg", "snakemake", "__future__"}
-PIN = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+)==?(?P<version>[0-9][A-Za-z0-9_.+!\-]*)$")
+PIP_SELF = re.compile(r"^\.\./\.\.\[(?P<extra>\w+)\]$")
 
 
 # ------------------------------------------------------------------------------------------- parsing
 
 
 def rules() -> dict[str, dict]:
-    """rule name -> {file, conda (absolute path or None), script (absolute path or None)} from the source."""
+    """rule name -> {file, conda (absolute path or None), script (absolute path or None)} from the source.
+
+    A rule written once in a loop over variations (`rule:` with `name: "a" if ... else "b"`) stands for every
+    name its `name:` directive spells."""
     found = {}
     for path in RULE_FILES:
         text = path.read_text()
-        for m in re.finditer(
-            r"^(?:rule|checkpoint)\s+(\w+)\s*:[^\n]*\n((?:[ \t]+[^\n]*\n|[ \t]*\n)*)", text, re.M
-        ):
-            name, body = m.group(1), m.group(2)
+        pattern = r"^([ \t]*)(?:rule|checkpoint)\s*(\w*)\s*:[^\n]*\n((?:\1[ \t]+[^\n]*\n|[ \t]*\n)*)"
+        for m in re.finditer(pattern, text, re.M):
+            name, body = m.group(2), m.group(3)
+            names = (
+                [name]
+                if name
+                else re.findall(r'"(\w+)"', re.search(r"^[ \t]+name:\s*\n?([^\n]*)", body, re.M).group(1))
+            )
             entry = {"file": path}
             for directive in ("conda", "script"):
                 d = re.search(rf"^[ \t]+{directive}:\s*(?:\n[ \t]+)?[\"']([^\"']+)[\"']", body, re.M)
                 entry[directive] = (path.parent / d.group(1)).resolve() if d else None
-            assert name not in found, f"rule {name} defined twice ({found[name]['file']}, {path})"
-            found[name] = entry
+            for name in names:
+                assert name not in found, f"rule {name} defined twice ({found[name]['file']}, {path})"
+                found[name] = entry
     return found
 
 
@@ -72,19 +75,16 @@ def listed_rules() -> set[str]:
 
 @cache
 def env(path: Path) -> dict:
-    """An env file: {'conda': {name: version}, 'pip': {name: version}, 'raw': parsed yaml}."""
+    """An env file: {'conda': {name: version}, 'pip': [entries], 'raw': parsed yaml}."""
     spec = yaml.safe_load(path.read_text())
-    conda, pip = {}, {}
+    conda, pip = {}, []
     for dep in spec["dependencies"]:
         if isinstance(dep, dict):
-            for item in dep["pip"]:
-                m = PIN.match(item.replace(" ", ""))
-                assert m, f"{path.name}: pip package {item!r} is not pinned (name==version)"
-                pip[m["name"].lower()] = m["version"]
+            pip += dep["pip"]
         else:
-            m = PIN.match(str(dep).replace(" ", ""))
-            assert m, f"{path.name}: {dep!r} is not pinned (name=version)"
-            conda[m["name"].lower()] = m["version"]
+            name, _, version = str(dep).partition("=")
+            assert version, f"{path.name}: {dep!r} is not pinned (name=version)"
+            conda[name.lower()] = version
     return {"conda": conda, "pip": pip, "raw": spec}
 
 
@@ -152,17 +152,35 @@ def third_party_imports(script: Path) -> dict[str, list[str]]:
     return found
 
 
-def pyproject_requirements() -> dict[str, Requirement]:
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    reqs = {Requirement(r).name.lower(): Requirement(r) for r in project["dependencies"]}
-    reqs["python"] = Requirement(f"python{project['requires-python']}")
-    return reqs
+@cache
+def project() -> dict:
+    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 
 
-def provides(spec: dict, import_name: str) -> bool:
-    if import_name in PIP_ONLY:
-        return import_name in spec["pip"]
-    return CONDA_NAME.get(import_name, import_name).lower() in spec["conda"]
+def extra_requirements(extra: str | None) -> set[str]:
+    """PyPI names of the core dependencies and those of an extra, following hzg[...] self-references."""
+    names = {Requirement(r).name.lower() for r in project()["dependencies"]}
+    todo, seen = [extra] if extra else [], set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for r in map(Requirement, project()["optional-dependencies"][name]):
+            if r.name == "hzg":
+                todo.extend(r.extras)
+            else:
+                names.add(r.name.lower())
+    return names
+
+
+def env_extra(path: Path) -> str:
+    """The extra an env installs: its one pip entry `../..[extra]`."""
+    spec = env(path)
+    assert len(spec["pip"]) == 1, f"{path.name}: the pip section installs exactly this package: {spec['pip']}"
+    m = PIP_SELF.match(spec["pip"][0])
+    assert m, f"{path.name}: pip entry {spec['pip'][0]!r} is not '../..[<extra>]'"
+    return m["extra"]
 
 
 # -------------------------------------------------------------------------------------------- tests
@@ -180,68 +198,67 @@ def test_every_rule_is_found_and_has_a_conda_env_file():
 
 
 @pytest.mark.parametrize("path", ENVS, ids=[p.name for p in ENVS])
-def test_env_parses_and_every_package_is_pinned(path):
-    spec = env(path)  # asserts the pins
+def test_env_installs_the_package_with_its_stage_extra(path):
+    spec = env(path)  # asserts the conda pins
     raw = spec["raw"]
     assert raw["name"] == f"hzg-{path.stem}"
     assert raw["channels"][0] == "conda-forge" and "defaults" not in raw["channels"]
-    assert "python" in spec["conda"]
-    if spec["pip"]:
-        assert "pip" in spec["conda"], f"{path.name}: a pip: section needs pip itself pinned"
-
-
-@pytest.mark.parametrize("path", ENVS, ids=[p.name for p in ENVS])
-def test_env_versions_are_allowed_by_pyproject(path):
-    reqs = pyproject_requirements()
-    conda_to_pypi = {PYPI_TO_CONDA.get(name, name): name for name in reqs}
-    spec = env(path)
-    checked = 0
-    for source in ("conda", "pip"):
-        for name, version in spec[source].items():
-            pypi = conda_to_pypi.get(name) if source == "conda" else name
-            if pypi is None or pypi not in reqs:
-                continue
-            allowed = reqs[pypi].specifier
-            assert allowed.contains(Version(version), prereleases=True), (
-                f"{path.name}: {name}={version} is outside pyproject.toml's {pypi}{allowed}"
-            )
-            checked += 1
-    assert checked > 1
+    assert spec["conda"]["python"] == "3.11" and Requirement(
+        f"python{project()['requires-python']}"
+    ).specifier.contains("3.11")
+    assert "pip" in spec["conda"], f"{path.name}: pip itself comes from conda-forge"
+    assert set(spec["conda"]) <= {"python", "pip", "cxx-compiler"}, (
+        f"{path.name}: Python packages come from pyproject.toml through pip, not from conda: "
+        f"{sorted(spec['conda'])}"
+    )
+    assert env_extra(path) == path.stem and path.stem in project()["optional-dependencies"]
 
 
 def test_every_library_import_is_a_declared_dependency():
     """Every third-party package hzg imports is in pyproject.toml (not only there by way of another one)."""
-    reqs = pyproject_requirements()
+    declared = extra_requirements("all")
     missing = {}
     for path in sorted(SRC.rglob("*.py")):
         module = ".".join(path.relative_to(SRC).with_suffix("").parts).removesuffix(".__init__")
         for name in imports_of(path, module)[1]:
-            if PYPI_NAME.get(name, name).lower() not in reqs:
+            if PYPI_NAME.get(name, name).lower() not in declared:
                 missing.setdefault(name, []).append(str(path.relative_to(REPO)))
-    assert not missing, f"imported by the library but not in pyproject.toml dependencies: {missing}"
+    assert not missing, (
+        f"imported by the library but not in pyproject.toml's dependencies or extras: {missing}"
+    )
 
 
 def test_every_rule_env_provides_what_its_script_imports():
+    """Each rule's script imports only what its env's extra (with the core dependencies) provides."""
     gaps = []
     for name, entry in sorted(rules().items()):
         if name in LOCAL_RULES or entry["script"] is None:
             continue
-        spec = env(entry["conda"])
+        extra = env_extra(entry["conda"])
+        provided = extra_requirements(extra)
         for module, chain in sorted(third_party_imports(entry["script"]).items()):
-            if not provides(spec, module):
-                package = module if module in PIP_ONLY else CONDA_NAME.get(module, module)
+            if PYPI_NAME.get(module, module).lower() not in provided:
                 gaps.append(
-                    f"rule {name}: envs/{entry['conda'].name} lacks {package} "
+                    f"rule {name}: extra [{extra}] (envs/{entry['conda'].name}) lacks "
+                    f"{PYPI_NAME.get(module, module)} "
                     f"(import {module}: {' -> '.join(chain)})"
                 )
     assert not gaps, "\n".join(gaps)
 
 
+def test_scripts_take_the_library_from_the_installed_package():
+    """No script puts src/ on sys.path: the package is installed (editable here, from the env's pip
+    section)."""
+    for script in sorted((REPO / "scripts").glob("*.py")):
+        assert "sys.path.insert" not in script.read_text(), f"{script.name} inserts a path"
+
+
 def test_import_scanner_follows_the_library_and_its_lazy_imports():
-    """The scanner itself: train.py reaches torch, xgboost and sklearn through hzg.training and hzg.trees,
+    """The scanner itself: train.py reaches torch, xgboost and sklearn through hzg.learn.training and
+    hzg.learn.boosted,
     generate.py reaches pythia8mc (imported inside a function)."""
     train = third_party_imports(REPO / "scripts/train.py")
     assert {"torch", "xgboost", "sklearn", "numpy", "pandas"} <= set(train)
-    assert train["xgboost"][-1] == "hzg.trees"
+    assert train["xgboost"][-1] == "hzg.learn.boosted"
     generate = third_party_imports(REPO / "scripts/generate.py")
     assert {"pythia8mc", "uproot", "awkward", "vector"} <= set(generate) and "torch" not in generate

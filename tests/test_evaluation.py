@@ -1,4 +1,4 @@
-"""Tests for hzg.evaluation: every Table I metric on constructed inputs with known answers."""
+"""Tests for hzg.results.evaluation: every Table I metric on constructed inputs with known answers."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import pytest
 import torch
 from scipy import stats
 
-from hzg import evaluation as ev
-from hzg import metrics
+from hzg.results import evaluation as ev
+from hzg.results import tables
+from hzg import metrics, registry
 
 CFG = {
     "n_score_bins": 8,
@@ -27,7 +28,8 @@ EDGES = ev.mass_edges(CFG["mass_bins"])
 
 def toy_events(n_sig: int, n_bkg: int, seed: int = 0, separation: float = 1.0) -> pd.DataFrame:
     """Signal: mllg ~ N(125, 2); background: falling exponential in 100-180 GeV; a Gaussian score
-    independent of mass; three equal random splits; unit weights scaled to 10 signal and 1e4 background events."""
+    independent of mass; three equal random splits; unit weights scaled to 10 signal and 1e4 background
+    events."""
     rng = np.random.default_rng(seed)
     m_sig = np.clip(rng.normal(125.0, 2.0, n_sig), 100.1, 179.9)
     m_bkg = 100.0 + rng.exponential(30.0, 3 * n_bkg)
@@ -146,9 +148,9 @@ def test_random_classifier_significance_equals_inclusive_asimov():
 def test_trial_records_the_mc_stat_uncertainty_and_the_background_mc_per_bin():
     frame = toy_events(3_000, 30_000, seed=5, separation=1.5)
     res = ev.trial_metrics(frame, {**CFG, "min_background_mc": 0})
-    test = frame[frame["split"] == ev.TEST_SPLIT]
+    test = frame[frame["split"] == registry.TEST]
     s, m, w, y = (test[c].to_numpy() for c in ("score", "mllg", "weight", "is_signal"))
-    w = ev.scaled_weights(frame)[frame["split"].to_numpy() == ev.TEST_SPLIT]
+    w = ev.scaled_weights(frame)[frame["split"].to_numpy() == registry.TEST]
     detail = metrics.binned_significance_detail(s, m, w, y.astype(bool), n_bins=8)
     assert res["significance"] == detail["significance"]
     assert 0 < res["significance_mc_err"] == detail["significance_mc_err"] < res["significance"]
@@ -171,13 +173,13 @@ def test_trial_records_the_mc_stat_uncertainty_and_the_background_mc_per_bin():
 
 def test_too_few_background_mc_events_warn_and_are_recorded(caplog):
     frame = toy_events(3_000, 30_000, seed=6, separation=1.5)
-    with caplog.at_level("WARNING", logger="hzg.evaluation"):
+    with caplog.at_level("WARNING", logger="hzg.results.evaluation"):
         quiet = ev.trial_metrics(frame, {**CFG, "min_background_mc": 0}, label="etn_bce trial 0")
     assert not caplog.records
     counts = quiet["background_mc_per_bin"]
     threshold = sorted(counts)[2] + 1  # the three bins with the fewest background MC events fall below it
     expected = [i for i, n in enumerate(counts) if n < threshold]
-    with caplog.at_level("WARNING", logger="hzg.evaluation"):
+    with caplog.at_level("WARNING", logger="hzg.results.evaluation"):
         loud = ev.trial_metrics(frame, {**CFG, "min_background_mc": threshold}, label="etn_bce trial 0")
     assert loud["low_background_mc_bins"] == expected and len(expected) >= 3
     assert loud["min_background_mc"] == threshold
@@ -185,7 +187,7 @@ def test_too_few_background_mc_events_warn_and_are_recorded(caplog):
     assert record.levelname == "WARNING" and "etn_bce trial 0" in record.getMessage()
     assert f"fewer than {threshold}" in record.getMessage() and str(expected) in record.getMessage()
     # the default threshold is 20 when the config lacks the key
-    assert ev.trial_metrics(frame, CFG)["min_background_mc"] == ev.MIN_BACKGROUND_MC == 20
+    assert ev.trial_metrics(frame, CFG)["min_background_mc"] == metrics.MIN_BACKGROUND_MC == 20
 
 
 def test_scaled_weights_restore_the_full_yield_of_the_test_split():
@@ -277,10 +279,10 @@ def test_mean_and_sample_std_over_trials():
     }
     assert ev.aggregate([None, None]) == {"mean": None, "std": None, "n": 0, "n_trials": 2}
     assert ev.aggregate([4.0]) == {"mean": 4.0, "std": None, "n": 1, "n_trials": 1}
-    assert ev.format_mean_std({"mean": 1.5234, "std": 0.0312}, 2) == "1.52 ± 0.03"
-    assert ev.format_mean_std({"mean": 0.756, "std": 0.004}, 1, scale=100) == "75.6 ± 0.4"
-    assert ev.format_mean_std({"mean": 4.0, "std": None}, 0) == "4"
-    assert ev.format_mean_std({"mean": None, "std": None}, 0) == "N.A."
+    assert tables.format_mean_std({"mean": 1.5234, "std": 0.0312}, 2) == "1.52 ± 0.03"
+    assert tables.format_mean_std({"mean": 0.756, "std": 0.004}, 1, scale=100) == "75.6 ± 0.4"
+    assert tables.format_mean_std({"mean": 4.0, "std": None}, 0) == "4"
+    assert tables.format_mean_std({"mean": None, "std": None}, 0) == "N.A."
 
 
 def test_table_one_shows_how_many_trials_a_mean_is_over_and_the_log_says_why(caplog):
@@ -304,13 +306,13 @@ def test_table_one_shows_how_many_trials_a_mean_is_over_and_the_log_says_why(cap
     )
     assert "best_epoch" not in caplog.text  # N.A. in every trial (a tree): nothing dropped, nothing to say
     bce = {"kind": "bce", "disco_lambda": 0.0}
-    table = ev.table_one([("etn", bce, {"summary": summary})])
+    table = tables.table_one([("etn", bce, {"summary": summary})])
     assert table.iloc[0]["Signi."] == "1.52 ± 0.14 (2/3)"
     assert table.iloc[0]["AUC (%)"] == "75.0 ± 0.0"  # all trials: no count
     assert table.iloc[0]["Best epoch"] == "N.A."
-    assert "(n/N)" in ev.table_note([("etn", bce, {"summary": summary})])
+    assert "(n/N)" in tables.table_note([("etn", bce, {"summary": summary})])
     full = ev.summarise([{**t, "significance": 1.5} for t in trials])
-    assert "(n/N)" not in ev.table_note([("etn", bce, {"summary": full})])
+    assert "(n/N)" not in tables.table_note([("etn", bce, {"summary": full})])
 
 
 def _summary(z: float, epoch: float | None) -> dict:
@@ -338,8 +340,8 @@ def test_table_one_has_the_paper_columns_labels_and_order():
         ("fnn", ext_d, _summary(1.46, 327)),
         ("bdt", bce, _summary(1.17, None)),
     ]
-    table = ev.table_one(rows)
-    assert list(table.columns) == list(ev.TABLE_COLUMNS)
+    table = tables.table_one(rows)
+    assert list(table.columns) == list(tables.TABLE_COLUMNS)
     assert list(zip(table["Technique"], table["Loss"])) == [
         ("Random", "N.A."),
         ("BDT", "N.A."),
@@ -356,7 +358,6 @@ def test_table_one_has_the_paper_columns_labels_and_order():
 
 
 def test_table_one_shows_the_mc_stat_uncertainty_and_marks_too_few_background_mc_events(tmp_path):
-    from hzg import tables
 
     bce = {"kind": "bce", "disco_lambda": 0.0}
     good, low = _summary(1.52, 570), _summary(1.49, None)
@@ -366,15 +367,16 @@ def test_table_one_shows_the_mc_stat_uncertainty_and_marks_too_few_background_mc
     low["summary"]["background_mc"] = {"threshold": 20, "min_count": 7, "low_trials": [1, 2]}
     old = _summary(0.5, None)  # a metrics.json from before: no MC-stat keys
     results = [("etn", bce, good), ("xgboost", bce, low), ("random", None, old)]
-    table = ev.table_one(results)
-    assert list(table.columns) == list(ev.TABLE_COLUMNS) and "Signi. MC stat." in table.columns
+    table = tables.table_one(results)
+    assert list(table.columns) == list(tables.TABLE_COLUMNS) and "Signi. MC stat." in table.columns
     rows = {r["Technique"]: r for _, r in table.iterrows()}
     assert rows["ETN"]["Signi."] == "1.52 ± 0.01" and rows["ETN"]["Signi. MC stat."] == "0.03"
     assert rows["XGBoost"]["Signi."] == "1.49 ± 0.01 †" and rows["XGBoost"]["Signi. MC stat."] == "0.25"
     assert rows["Random"]["Signi."] == "0.50 ± 0.01" and rows["Random"]["Signi. MC stat."] == "N.A."
-    note = ev.table_note(results)
+    note = tables.table_note(results)
     assert (
-        "† " not in ev.table_note([results[0]]) and "fewer than 20 background MC events (fewest: 7)" in note
+        "† " not in tables.table_note([results[0]])
+        and "fewer than 20 background MC events (fewest: 7)" in note
     )
     paths = tables.write_table(table, tmp_path / "table1", caption="Table I", note=note)
     md, csv, tex = (path.read_text() for path in paths)

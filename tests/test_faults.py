@@ -1,10 +1,13 @@
 """Fault injection and reproducibility on the ci config.
 
 One scratch copy of the workflow is run with jobs killed (SIGKILL, `hzg.faults`) during generation, the skim,
-training and the fit, Snakemake itself killed with two of them (as a node failure would), and then resumed the way
-the README says (`--unlock`, then `--rerun-incomplete`). Its outputs are compared with the uninterrupted ci run
+training and the fit, Snakemake itself killed with two of them (as a node failure would), and then resumed
+the way
+the README says (`--unlock`, then `--rerun-incomplete`). Its outputs are compared with the uninterrupted ci
+run
 (tests/conftest.py): a second run of the same DAG. Tolerance for neural and fit numbers on CPU: relative 1e-6
-(measured: identical); n-tuples, skims, cutflows, features and friend trees byte for byte; tree-model metrics exactly.
+(measured: identical); n-tuples, skims, cutflows, features and friend trees byte for byte; tree-model metrics
+exactly.
 A different seed changes the numbers.
 """
 
@@ -19,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from hzg.config_checks import load_config
 
 from conftest import copy_workflow, run_killable, snakemake  # noqa: E402
 
@@ -107,7 +111,7 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(faulted, ci_run
         assert files and files == sorted(p.relative_to(faulted) for p in faulted.glob(pattern)), pattern
         for rel in files:
             assert (faulted / rel).read_bytes() == (ci_run / rel).read_bytes(), rel
-    cfg = yaml.safe_load((ci_run / "config/ci.yaml").read_text())
+    cfg = load_config(ci_run / "config/ci.yaml")
     for run in cfg["runs"]:
         name = f"{run['model']}_{run['loss']}"
         a, b = (
@@ -143,7 +147,7 @@ def test_nothing_is_left_half_written_or_to_do(faulted):
 
 
 def test_a_different_seed_changes_the_numbers(faulted, ci_run, tmp_path):
-    cfg = yaml.safe_load((faulted / "config/ci.yaml").read_text())
+    cfg = load_config(faulted / "config/ci.yaml")
     cfg["training"]["seed"] += 1
     path = tmp_path / "seed.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))

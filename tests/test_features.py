@@ -4,12 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hzg import features, kinematics, resolution
+from hzg.data import features, kinematics, resolution
 
 
 def test_event_weights_normalise_to_sigma_times_lumi():
     gen_w = np.array([1.0, 1.0, 2.0])
-    w = features.event_weights(gen_w, xsec_pb=7.52e-3, lumi_fb=138.0, sum_weights=4.0)
+    w = features.event_weights(gen_w, xsec_pb=7.52e-3, luminosity_fb=138.0, sum_weights=4.0)
     assert w.sum() == pytest.approx(7.52e-3 * 138.0 * 1000.0)  # all generated events: sigma * L
     assert w[2] == pytest.approx(2 * w[0])
     with pytest.raises(ValueError, match="positive"):
@@ -203,7 +203,7 @@ def test_resolution_map_needs_truth():
 
 
 def test_sample_cross_section_from_config_or_k_factor_times_generator():
-    from hzg import samples
+    from hzg.data import samples
 
     recs = [
         {"n_generated": 100, "sigma_gen_pb": 2.0, "source": "a.root"},
@@ -217,7 +217,7 @@ def test_sample_cross_section_from_config_or_k_factor_times_generator():
 
 def test_normalisation_expected_yield_is_sigma_lumi_selected_over_generated():
     """sigma x L x (selected / generated) per sample, with weights (a biased sample has unequal weights)."""
-    from hzg import tables
+    from hzg.results import tables
 
     recs = {
         "background": [

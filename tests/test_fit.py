@@ -1,5 +1,6 @@
-"""Tests of hzg.fit (background shapes, F-test, spurious signal, workspace, inference with pyhf/cabinetry),
-hzg.templates, the fit tables and plots. Toys live in tests/fit_toys.py."""
+"""Tests of hzg.results.fit (background shapes, F-test, spurious signal, workspace, inference with
+pyhf/cabinetry),
+hzg.results.fit.templates, the fit tables and plots. Toys live in tests/fit_toys.py."""
 
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ import numpy as np
 import pandas as pd
 import pyhf
 import pytest
-from fit_toys import EDGES, exp_hist, poisson_nll, signal_hist, toy_templates
+from fit_toys import exp_hist, poisson_nll, signal_hist, toy_templates
 from scipy.integrate import quad
 from scipy.optimize import brentq, minimize, minimize_scalar
 from scipy.stats import norm
 
-from hzg import fit, fit_plots, io, reporting, templates
-from hzg.fit import inference, shapes
-from hzg.fit.results import Block, FitFlags
+from hzg import io
+from hzg.results import fit, tables
+from hzg.results.fit import plots, templates
+from hzg.results.fit import inference, shapes
+from hzg.results.fit.results import Block, FitFlags
 
 FINE = np.arange(105.0, 171.0, 1.0)
 NO_SYST = {
@@ -465,7 +468,7 @@ def test_flags_report_a_bounded_interval_and_the_scipy_fallback(monkeypatch: pyt
 def test_summary_is_strict_json_with_both_blocks() -> None:
     toy = toy_templates(spurious=1.0)
     spec = fit.build_workspace(toy, {"shape": ["photon_energy_scale"]})
-    out = fit.summarize(spec, toy.background_mc)
+    out = fit.summarise(spec, toy.background_mc)
     text = io.dumps_json(out)
     assert "NaN" not in text and "Infinity" not in text
     for block in ("stat_only", "with_systematics"):
@@ -507,7 +510,8 @@ class ScoreColumn:
 
 
 def frames(seed: int = 1, n_sig: int = 4000, n_bkg: int = 40000, scale: float = 1.0) -> pd.DataFrame:
-    """Synthetic features: signal at 125 GeV with high scores, exponential background with low ones, non-uniform
+    """Synthetic features: signal at 125 GeV with high scores, exponential background with low ones,
+    non-uniform
     weights, three-way split."""
     rng = np.random.default_rng(seed)
     sig_m = rng.normal(125.0, 2.0, n_sig) * scale
@@ -667,7 +671,7 @@ def fake_run(z: float, spur: float, problems: list[str] | None = None) -> dict:
 def test_fit_table_shows_spurious_signal_problems_and_counting() -> None:
     fits = {"etn_bce": fake_run(1.5, 3.0, ["at bound: bkg_norm_bin0"]), "etn_bce_disco": fake_run(1.4, 0.5)}
     metrics = {run: {"trials": [{"trial": 0, "significance": 1.3}]} for run in fits}
-    table = reporting.fit_table(fits, metrics, trial=0)
+    table = tables.fit_table(fits, metrics, trial=0)
     row = table.set_index("Run").loc["etn_bce"]
     assert (
         row["Z binned counting"] == 1.3
@@ -687,7 +691,7 @@ def test_fit_table_shows_spurious_signal_problems_and_counting() -> None:
     assert "at bound: bkg_norm_bin0" in row["Fit problems"] and "left out" in row["Fit problems"]
     assert row["mu (stat. + syst.)"] == "1.00 +0.50/-0.40 (stat.) +0.33/-0.30 (syst.) +-2.00 (MC stat.)"
     assert table.set_index("Run").loc["etn_bce_disco", "Categories failing spurious criterion"] == "none"
-    spur = reporting.spurious_table(fits)
+    spur = tables.spurious_table(fits)
     assert list(spur["Category"]) == ["bin0", "bin1", "bin0", "bin1"]
     assert spur.iloc[1]["Function"].startswith("left out")
     assert spur.iloc[0]["MC-limited"].startswith("yes") and spur.iloc[0]["zeta (events, the syst.)"] == 1.0
@@ -700,9 +704,9 @@ def test_plots_are_written(tmp_path) -> None:
     result = block.fit
     block = Block(result, block.significance, block.limit, fit.scan(spec, result, n_steps=5)).to_dict()
     post = fit.category_yields(spec, result.bestfit)["bin1"]
-    paths = fit_plots.mass_fit(post, toy.edges, tmp_path / "postfit_1", 138, 13, "bin1", "Post-fit")
-    paths += fit_plots.likelihood_scan(block["fit"], tmp_path / "scan", 138, 13, stat_only=block["fit"])
-    paths += fit_plots.pulls(block["fit"], tmp_path / "pulls", 138, 13)
-    paths += fit_plots.ranking(fit.ranking(spec, result), tmp_path / "ranking", 138, 13)
-    paths += fit_plots.left_out(tmp_path / "prefit_7", 138, 13, "bin7", "no background MC event")
+    paths = plots.mass_fit(post, toy.edges, tmp_path / "postfit_1", 138, 13, "bin1", "Post-fit")
+    paths += plots.likelihood_scan(block["fit"], tmp_path / "scan", 138, 13, stat_only=block["fit"])
+    paths += plots.pulls(block["fit"], tmp_path / "pulls", 138, 13)
+    paths += plots.ranking(fit.ranking(spec, result), tmp_path / "ranking", 138, 13)
+    paths += plots.left_out(tmp_path / "prefit_7", 138, 13, "bin7", "no background MC event")
     assert len(paths) == 10 and all(p.stat().st_size > 1000 for p in paths)

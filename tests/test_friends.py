@@ -3,15 +3,14 @@ stage's, readable as a friend by ROOT itself; bad input stops with a clear error
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import uproot
-import yaml
 
 from hzg import io
+from hzg.config_checks import load_config
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +20,7 @@ def _runs(cfg):
 
 
 def test_friend_has_every_entry_in_order_with_scores_of_every_run(ci_run):
-    cfg = yaml.safe_load((ci_run / "config/ci.yaml").read_text())
+    cfg = load_config(ci_run / "config/ci.yaml")
     for sample in cfg["samples"]:
         for chunk in range(cfg["samples"][sample]["generate"]["n_chunks"]):
             n_input = uproot.open(ci_run / f"results/mc/{sample}/{chunk}.root")["Events"].num_entries
@@ -42,7 +41,7 @@ def test_friend_has_every_entry_in_order_with_scores_of_every_run(ci_run):
 
 
 def test_friend_scores_equal_the_training_stage_scores(ci_run):
-    cfg = yaml.safe_load((ci_run / "config/ci.yaml").read_text())
+    cfg = load_config(ci_run / "config/ci.yaml")
     friends = pd.concat(
         [
             uproot.open(p)["Friends"].arrays(library="pd")
@@ -74,7 +73,7 @@ print(events.GetEntries(), n_pass, mean)
 
 def test_root_reads_the_score_through_addfriend_and_rdataframe(ci_run, tmp_path):
     pytest.importorskip("ROOT", reason="ROOT (the `root` package of the test extras) is not installed")
-    cfg = yaml.safe_load((ci_run / "config/ci.yaml").read_text())
+    cfg = load_config(ci_run / "config/ci.yaml")
     run = _runs(cfg)[0]
     script = tmp_path / "read.py"
     script.write_text(ROOT_SCRIPT)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
-from hzg import generate
+from hzg.data import generate
 
 CONFIG = yaml.safe_load((Path(__file__).resolve().parents[1] / "config/config.yaml").read_text())
 
@@ -66,7 +66,8 @@ def test_signal_chunk_has_h_to_zgamma_final_state():
     assert np.all(np.asarray(weights) == 1.0)
 
 
-# ---------------------------------------------------------------- background generation: scale, cuts, veto, bias
+# ---------------------------------------------------------------- background generation: scale, cuts, veto,
+# bias
 
 
 def test_chunk_spec_from_config_applies_background_settings_to_the_background_only():

@@ -10,7 +10,7 @@ import pytest
 import uproot
 
 from hzg import io
-from hzg.generate import ChunkInfo, ChunkSpec, nanoaod_trees
+from hzg.data.generate import ChunkInfo, ChunkSpec, nanoaod_trees
 from hzg.io import (
     InputError,
     atomic_path,
@@ -20,7 +20,7 @@ from hzg.io import (
     write_json,
     write_root,
 )
-from hzg.selection import Cuts, preselect
+from hzg.data.selection import Cuts, preselect
 
 # ---------------------------------------------------------------- the events used throughout
 # Four events; per collection, lists of (pt, eta, phi, charge, gen_pt).  Events 0 and 2 pass the
@@ -65,7 +65,7 @@ def _objects(rows, with_charge):
 
 
 def objects_dict():
-    """What hzg.detector.reconstruct returns (only the fields the analysis reads)."""
+    """What hzg.data.detector.reconstruct returns (only the fields the analysis reads)."""
     return {
         "Electron": _objects(ELECTRONS, True),
         "Muon": _objects(MUONS, True),
@@ -497,7 +497,8 @@ def test_write_json_atomic(tmp_path):
 
 
 def test_every_collection_is_read_with_the_object_fields(nano_file, delphes_file):
-    """OBJECT_FIELDS is what the analysis reads: every collection of both layouts comes back with exactly those
+    """OBJECT_FIELDS is what the analysis reads: every collection of both layouts comes back with exactly
+    those
     fields (photons without charge), whatever the branch map names them."""
     for path, layout in ((nano_file, "nanoaod"), (delphes_file, "delphes")):
         events = read_events(path, layout)

@@ -1,4 +1,4 @@
-"""Tests for hzg.kinematics with hand-constructed events.
+"""Tests for hzg.data.kinematics with hand-constructed events.
 
 The production/decay angles and sigma_m are checked against the code of the paper's authors:
 jaebak/llg_angles llg_angles.hpp (llg::get_q1, get_q2, get_lambdaZ, get_cosTheta, get_costheta,
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hzg.kinematics import (
+from hzg.data.kinematics import (
     beam_partons,
     delta_phi,
     delta_r,

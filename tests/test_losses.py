@@ -1,8 +1,10 @@
-"""Tests for hzg.losses: BCE, extreme loss (eq. 4), weighted DisCo and the data-scope loss (eqs. 5-6)."""
+"""Tests for hzg.learn.losses: BCE, extreme loss (eq. 4), weighted DisCo and the data-scope loss (eqs.
+5-6)."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import dcor
 import numpy as np
@@ -10,10 +12,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hzg import losses
-from hzg.losses import bce, classifier_mask, disco_mask, distance_correlation, extreme, total_loss
+from hzg.config_checks import load_config
+from hzg.learn.losses import bce, classifier_mask, disco_mask, distance_correlation, extreme, total_loss
 
 DT = torch.float64
+
+#: the data-scope windows of the default configuration
+NARROW, WIDE = (
+    tuple(load_config(Path(__file__).resolve().parents[1] / "config/config.yaml")["training"][k])
+    for k in ("narrow_window", "wide_window")
+)
 
 
 def t(values, dtype=DT, grad: bool = False) -> torch.Tensor:
@@ -145,7 +153,8 @@ def sample(n: int, seed: int, dtype=DT) -> tuple[torch.Tensor, torch.Tensor, tor
 @pytest.mark.parametrize("n, seed", [(7, 0), (20, 1), (60, 2)])
 def test_disco_equals_dcor_squared_distance_correlation(n, seed):
     # dcor.distance_correlation_sqr is the (biased, V-statistic) dCor^2 = dCov^2(x,y)/sqrt(dVar^2 x dVar^2 y):
-    # the quantity Kasieczka & Shih's distance_corr returns for power=1. dcor.distance_correlation is its root.
+    # the quantity Kasieczka & Shih's distance_corr returns for power=1. dcor.distance_correlation is its
+    # root.
     x, y, _ = sample(n, seed)
     ours = distance_correlation(x, y, ones(n)).item()
     expected = dcor.distance_correlation_sqr(x.numpy(), y.numpy())
@@ -264,14 +273,14 @@ LABEL = [0, 0, 0, 1, 0, 1, 0, 1, 1, 0, 0, 0, 1]
 
 
 def test_classifier_mask_is_the_open_narrow_window():
-    mask = classifier_mask(t(MASS))
+    mask = classifier_mask(t(MASS), NARROW)
     expected = [False, False, False, False, False, True, True, True, False, False, False, False, False]
     assert mask.tolist() == expected
     assert classifier_mask(t(MASS), window=(99.5, 100.005)).tolist() == [False, True] + [False] * 11
 
 
 def test_disco_mask_is_background_in_the_open_wide_window():
-    mask = disco_mask(t(MASS), t(LABEL))
+    mask = disco_mask(t(MASS), t(LABEL), WIDE)
     # background with 100 < m < 180: 100.01, 120, 125, 130.01, 179.99 (100 and 180 themselves are out)
     expected = [False, False, True, False, True, False, True, False, False, True, True, False, False]
     assert mask.tolist() == expected
@@ -291,14 +300,18 @@ def loss_sample(n: int = 400, seed: int = 11):
 @pytest.mark.parametrize("kind, fn", [("bce", bce), ("extreme", extreme)])
 def test_total_loss_without_disco_is_the_classifier_loss(kind, fn):
     y_hat, y, w, mass = loss_sample()
-    loss, parts = total_loss(y_hat, y, w, mass, kind=kind, disco_lambda=0.0, data_scope=False)
+    loss, parts = total_loss(
+        y_hat, y, w, mass, kind=kind, disco_lambda=0.0, data_scope=False, narrow=NARROW, wide=WIDE
+    )
     assert loss.item() == pytest.approx(fn(y_hat, y, w).item(), rel=1e-12)
     assert parts == {
         "classifier": pytest.approx(loss.item()),
         "disco": 0.0,
         "total": pytest.approx(loss.item()),
     }
-    loss, _ = total_loss(y_hat, y, w, mass, kind=kind, disco_lambda=0.0, data_scope=True)
+    loss, _ = total_loss(
+        y_hat, y, w, mass, kind=kind, disco_lambda=0.0, data_scope=True, narrow=NARROW, wide=WIDE
+    )
     m = (mass > 120) & (mass < 130)
     assert loss.item() == pytest.approx(fn(y_hat[m], y[m], w[m]).item(), rel=1e-12)
 
@@ -307,12 +320,18 @@ def test_data_scope_classifier_term_ignores_events_outside_narrow_window():
     y_hat, y, w, mass = loss_sample()
     outside = ~((mass > 120) & (mass < 130))
     changed = torch.where(outside, 1.0 - y_hat, y_hat).requires_grad_()
-    base, _ = total_loss(y_hat, y, w, mass, kind="extreme", disco_lambda=0.0, data_scope=True)
-    loss, _ = total_loss(changed, y, w, mass, kind="extreme", disco_lambda=0.0, data_scope=True)
+    base, _ = total_loss(
+        y_hat, y, w, mass, kind="extreme", disco_lambda=0.0, data_scope=True, narrow=NARROW, wide=WIDE
+    )
+    loss, _ = total_loss(
+        changed, y, w, mass, kind="extreme", disco_lambda=0.0, data_scope=True, narrow=NARROW, wide=WIDE
+    )
     assert loss.item() == pytest.approx(base.item(), rel=1e-12)
     loss.backward()
     assert torch.all(changed.grad[outside] == 0) and torch.all(changed.grad[~outside] != 0)
-    unscoped, _ = total_loss(changed, y, w, mass, kind="extreme", disco_lambda=0.0, data_scope=False)
+    unscoped, _ = total_loss(
+        changed, y, w, mass, kind="extreme", disco_lambda=0.0, data_scope=False, narrow=NARROW, wide=WIDE
+    )
     assert abs(unscoped.item() - base.item()) > 1e-3
 
 
@@ -320,7 +339,9 @@ def test_data_scope_classifier_term_ignores_events_outside_narrow_window():
 def test_total_loss_adds_lambda_disco_on_the_right_events(data_scope):
     y_hat, y, w, mass = loss_sample()
     lam = 10.0
-    loss, parts = total_loss(y_hat, y, w, mass, kind="bce", disco_lambda=lam, data_scope=data_scope)
+    loss, parts = total_loss(
+        y_hat, y, w, mass, kind="bce", disco_lambda=lam, data_scope=data_scope, narrow=NARROW, wide=WIDE
+    )
     d = ((y == 0) & (mass > 100) & (mass < 180)) if data_scope else (y == 0)
     c = ((mass > 120) & (mass < 130)) if data_scope else torch.ones_like(d)
     expected_disco = distance_correlation(mass[d], y_hat[d], w[d]).item()
@@ -334,13 +355,23 @@ def test_total_loss_adds_lambda_disco_on_the_right_events(data_scope):
 def test_total_loss_unknown_kind_is_named():
     y_hat, y, w, mass = loss_sample(20)
     with pytest.raises(ValueError, match="'focal'"):
-        total_loss(y_hat, y, w, mass, kind="focal", disco_lambda=0.0, data_scope=True)
+        total_loss(
+            y_hat, y, w, mass, kind="focal", disco_lambda=0.0, data_scope=True, narrow=NARROW, wide=WIDE
+        )
 
 
 def test_total_loss_with_empty_scopes_is_zero_and_differentiable():
     y_hat = t([0.3, 0.8], grad=True)
     loss, parts = total_loss(
-        y_hat, t([1.0, 1.0]), ones(2), t([110.0, 150.0]), kind="extreme", disco_lambda=50.0, data_scope=True
+        y_hat,
+        t([1.0, 1.0]),
+        ones(2),
+        t([110.0, 150.0]),
+        kind="extreme",
+        disco_lambda=50.0,
+        data_scope=True,
+        narrow=NARROW,
+        wide=WIDE,
     )
     assert loss.item() == 0.0 and parts == {"classifier": 0.0, "disco": 0.0, "total": 0.0}
     loss.backward()

@@ -105,7 +105,8 @@ def test_bins_are_right_closed():
 
 # ---------------------------------------------------------------- binned significance
 def test_binned_significance_hand_sample():
-    # (score, mass, weight); 4 signal events of weight 0.5 -> signal-score median edge at 0.4 (cum. 1.0 of 2.0)
+    # (score, mass, weight); 4 signal events of weight 0.5 -> signal-score median edge at 0.4 (cum. 1.0 of
+    # 2.0)
     signal = [(0.2, 124.0, 0.5), (0.4, 126.0, 0.5), (0.6, 123.0, 0.5), (0.8, 125.0, 0.5)]
     background = [
         (0.1, 125.0, 2.0),  # bin 0, in window [124, 126]
@@ -130,7 +131,8 @@ def test_binned_significance_hand_sample():
 
 
 def _authors_bin_error(s: float, b: float, s_err: float, b_err: float) -> float:
-    """The paper's code (jaebak/EventClassifierTransformer, EvaluateModel.py, calculate_significance), verbatim:
+    """The paper's code (jaebak/EventClassifierTransformer, EvaluateModel.py, calculate_significance),
+    verbatim:
     significance_errs.append(math.sqrt(1/(significances[-1]**2)*((nevents_signal/nevents_background)**2)*(bin_s_err**2)
         + 1/(significances[-1]**2)/4*((nevents_signal/nevents_background)**4)*(bin_b_err**2)))"""
     z = math.sqrt(2 * ((s + b) * math.log(1 + s / b) - s))

@@ -4,9 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from hzg.models import NEURAL_MODELS, build_model, default_hparams
-from hzg.models.etn import EventClassifierTransformer, FeatureEmbedding, MultiHeadAttention
-from hzg.models.ft_transformer import FTBlock
+from hzg.learn.models import build_model, default_hparams
+from hzg.registry import NEURAL_MODELS
+from hzg.learn.models.etn import EventClassifierTransformer, MultiHeadAttention
+from hzg.learn.models.ft_transformer import FTBlock
 
 NO_DROPOUT = {
     "etn": {"dropout": 0.0},
@@ -105,7 +106,8 @@ def test_etn_embedding_is_per_feature(n_features):
             for par in emb.parameters():
                 par[j] -= 0.5
             assert changed.tolist() == [i == j for i in range(n_features)]
-        # token j is nn.Linear(1, 4) -> GELU -> nn.Linear(4, 16) -> GELU with feature j's weights (the authors' code)
+        # token j is nn.Linear(1, 4) -> GELU -> nn.Linear(4, 16) -> GELU with feature j's weights (the
+        # authors' code)
         j = 3
         ref = nn.Sequential(nn.Linear(1, 4), nn.GELU(), nn.Linear(4, 16), nn.GELU())
         ref[0].weight.copy_(emb.weight1[j].T)
@@ -212,7 +214,8 @@ def test_etn_is_the_authors_network(n_features):
 
 def test_etn_dropout_is_the_authors():
     model = _model("etn", 12)
-    # residual dropout before each of the three residual additions, and the attention weights of both attentions
+    # residual dropout before each of the three residual additions, and the attention weights of both
+    # attentions
     assert model.drop.p == 0.1
     assert model.attn.dropout == 0.1 and model.cls_attn.dropout == 0.1
     assert "dropout=0.1" in repr(model.attn) and "dropout=0.1" in repr(model.cls_attn)

@@ -1,11 +1,11 @@
-"""Tests for hzg.pairsums: the O(n log n) pair sums against their direct O(n^2) definitions."""
+"""Tests for hzg.learn.pairsums: the O(n log n) pair sums against their direct O(n^2) definitions."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from hzg import pairsums
+from hzg.learn import pairsums
 
 DT = torch.float64
 

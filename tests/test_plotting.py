@@ -1,4 +1,5 @@
-"""The plots show the data they are given: the plotted values are read back from the figure before it is saved."""
+"""The plots show the data they are given: the plotted values are read back from the figure before it is
+saved."""
 
 import matplotlib
 
@@ -7,7 +8,7 @@ import matplotlib.image as mpimg  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from hzg import plotting  # noqa: E402
+from hzg.results import plotting  # noqa: E402
 
 
 @pytest.fixture

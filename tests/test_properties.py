@@ -1,4 +1,5 @@
-"""Property-based tests (hypothesis) of the kinematics, features and selection: symmetries where physics says so,
+"""Property-based tests (hypothesis) of the kinematics, features and selection: symmetries where physics says
+so,
 finite outputs for finite inputs, any number of leptons and photons, and conservation in the cutflow."""
 
 from __future__ import annotations
@@ -8,12 +9,11 @@ import math
 
 import awkward as ak
 import numpy as np
-import pandas as pd
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from hzg import features, kinematics, resolution, selection
-from hzg.selection import Cuts
+from hzg.data import features, kinematics, selection
+from hzg.data.selection import Cuts
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -24,7 +24,8 @@ obj = st.tuples(pts, etas, phis)
 
 
 def _separated(*objects, min_dr=0.1):
-    """Objects apart in (eta, phi): collinear massless objects make the angles ill-defined (NaN by construction)."""
+    """Objects apart in (eta, phi): collinear massless objects make the angles ill-defined (NaN by
+    construction)."""
     return all(
         kinematics.delta_r(a[1], a[2], b[1], b[2]) > min_dr for a, b in itertools.combinations(objects, 2)
     )
@@ -75,7 +76,8 @@ def test_cos_theta_is_lorentz_invariant_and_every_angle_scale_invariant(lm, lp, 
 def test_production_angles_are_boost_invariant_when_the_system_has_no_transverse_momentum(
     lm, lp, g_eta, rapidity
 ):
-    """With pT(llg) = 0 the authors' q1 lies along the beam in every longitudinally boosted frame, so cos Theta
+    """With pT(llg) = 0 the authors' q1 lies along the beam in every longitudinally boosted frame, so cos
+    Theta
     and phi do not depend on the boost (with recoil they do, by the authors' definition: not asserted)."""
     g = _pt_balanced_photon(lm, lp, g_eta)
     assume(g[0] > 1.0 and _separated(lm, lp, g))
@@ -109,7 +111,7 @@ def test_delta_phi_is_wrapped_and_antisymmetric(a, b):
 
 # ---------------------------------------------------------------- features
 def _res_map():
-    """A resolution map (as hzg.resolution.build_map writes it): relative widths per (|eta|, pT) bin."""
+    """A resolution map (as hzg.data.resolution.build_map writes it): relative widths per (|eta|, pT) bin."""
     return {
         "eta_edges": [0.0, 1.5, 2.5],
         "pt_edges": [5.0, 50.0, 13000.0],

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hzg.config_checks import load_config
 
 from conftest import snakemake  # noqa: E402  (the ci DAG runs once per session)
 
@@ -66,7 +67,7 @@ def edited(cfg: dict, tmp_path: Path, name: str, *path_and_value) -> Path:
 @pytest.fixture(scope="module")
 def finished(ci_run, tmp_path_factory):
     """The finished ci run and its config; the config as rewritten here changes nothing by itself."""
-    cfg = yaml.safe_load((ci_run / "config/ci.yaml").read_text())
+    cfg = load_config(ci_run / "config/ci.yaml")
     same = edited(cfg, tmp_path_factory.mktemp("cfg"), "same", "luminosity_fb", cfg["luminosity_fb"])
     assert dry_run_jobs(ci_run, same) == [], "the finished ci run is not up to date (changed by a test?)"
     return ci_run, cfg

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import vector
 
-from hzg import checks, kinematics, resolution
+from hzg.data import checks, kinematics, resolution
 
 ETA_EDGES = [0.0, 1.0, 2.5]
 PT_EDGES = [5.0, 35.0, 50.0, 13000.0]

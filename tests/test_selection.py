@@ -1,4 +1,4 @@
-"""Tests for hzg.selection on hand-built events and hand-set candidate columns."""
+"""Tests for hzg.data.selection on hand-built events and hand-set candidate columns."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import yaml
 
-from hzg import selection
-from hzg.selection import (
+from hzg.data import selection
+from hzg.data.selection import (
     CUT_ORDER,
     LEPTON_MASS,
     Z_MASS,
@@ -515,7 +515,7 @@ def test_module_constants():
 
 def test_columnar_candidates_equal_the_awkward_ones_bit_for_bit():
     """selection.candidate_columns (the skim's numpy path, issue 15) = candidate_kinematics(best_candidates(...))."""
-    from hzg.selection import candidate_columns
+    from hzg.data.selection import candidate_columns
 
     rng = np.random.default_rng(15)
     evs = []

@@ -23,6 +23,8 @@ import pytest
 import yaml
 from conftest import run_killable  # noqa: E402  (tests/conftest.py)
 
+from hzg import registry
+
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "slurm" / "config.v8+.yaml"
 WORKFLOW_FILES = ["Snakefile", "workflow", "config", "scripts", "src", "envs", "slurm"]
@@ -65,13 +67,11 @@ def train_resources(extra: tuple[str, ...] = ()) -> dict[str, dict]:
 
 
 def workflow_models() -> list[str]:
-    common = (REPO / "workflow/rules/common.smk").read_text()
-    return re.search(r'model="([^"]+)"', common).group(1).split("|")
+    return list(registry.MODELS)  # the rules' wildcard constraint (tests/test_registry.py)
 
 
 def tree_models() -> set[str]:
-    train = (REPO / "workflow/rules/train.smk").read_text()
-    return set(re.findall(r'"(\w+)"', re.search(r"TREE_MODELS\s*=\s*\(([^)]*)\)", train).group(1)))
+    return set(registry.TREE_MODELS)
 
 
 class _Resources(dict):
@@ -144,7 +144,11 @@ def test_gpu_model_example_of_the_profile_names_the_model_for_neural_jobs_only()
 def test_rule_train_gpu_resource_agrees_with_the_profile():
     """workflow/rules/train.smk: gpu=0 for trees (the plugin then adds no GPU option), 1 otherwise."""
     train = (REPO / "workflow/rules/train.smk").read_text()
-    assert re.search(r"gpu=lambda wc: 0 if wc.model in TREE_MODELS else 1", train)
+    common = (REPO / "workflow/rules/common.smk").read_text()
+    assert (
+        re.search(r"gpu=get_train_gpus", train)
+        and "return 0 if wildcards.model in TREE_MODELS else 1" in common
+    )
     assert sbatch_gpu_options({"gpu": 0}).count("--gpus") == 0
 
 
@@ -220,10 +224,11 @@ MinJobAge=600
 ReturnToService=2
 NodeName=localhost NodeAddr=127.0.0.1 CPUs={min(2, os.cpu_count() or 1)} RealMemory={real_memory} Gres=gpu:1 State=UNKNOWN
 PartitionName=test Nodes=localhost Default=YES MaxTime=INFINITE State=UP
-"""
+"""  # noqa: E501  (one slurm.conf line)
 
 
-#: One fake GPU (no device behind it): Slurm schedules `--gpus=1` on it; torch sees no CUDA and trains on the CPU.
+#: One fake GPU (no device behind it): Slurm schedules `--gpus=1` on it; torch sees no CUDA and trains on
+#: the CPU.
 GRES = f"{MARKER}: a fake GPU for the test\nAutoDetect=off\nNodeName=localhost Name=gpu File=/dev/null\n"
 
 
@@ -359,7 +364,8 @@ def test_part_of_the_dag_runs_through_slurm_with_the_shipped_profile(slurm_clust
 
 @pytest.mark.slow
 def test_a_training_job_gets_the_profiles_gpu_on_slurm_and_the_report_builds(slurm_cluster, tmp_path):
-    """One neural training job (and the data side it needs) through the shipped profile, with the profile's own `gpu`
+    """One neural training job (and the data side it needs) through the shipped profile, with the profile's
+    own `gpu`
     resource of rule train (the node has one fake GPU: sbatch --gpus=1 is scheduled on it); then the report.
     Conda stays off (no conda and no network here: every job runs in this Python environment)."""
     work, env = _workflow_copy(tmp_path / "wf")

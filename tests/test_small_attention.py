@@ -13,8 +13,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hzg.models import small_attention
-from hzg.models.etn import MultiHeadAttention
+from hzg.learn.models import small_attention
+from hzg.learn.models.etn import MultiHeadAttention
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -149,7 +149,8 @@ SEED = 0x5DEECE66D_2545F491  # 64 bits: both halves of the key matter
 
 
 def reference_with_mask(q, k, v, heads, keep, p_drop):
-    """PyTorch's reference attention (the math kernel behind scaled_dot_product_attention) with a given mask."""
+    """PyTorch's reference attention (the math kernel behind scaled_dot_product_attention) with a given
+    mask."""
     out, _ = torch.ops.aten._scaled_dot_product_attention_math(
         *(t.reshape(*t.shape[:2], heads, -1).transpose(1, 2) for t in (q, k, v)), None, p_drop, False, keep
     )
@@ -157,7 +158,8 @@ def reference_with_mask(q, k, v, heads, keep, p_drop):
 
 
 def explicit_reference_with_mask(q, k, v, heads, keep, p_drop):
-    """The same written out: softmax, then the mask and the 1 / (1 - p) scale on the weights, then the values."""
+    """The same written out: softmax, then the mask and the 1 / (1 - p) scale on the weights, then the
+    values."""
     qh, kh, vh = (t.reshape(*t.shape[:2], heads, -1).transpose(1, 2) for t in (q, k, v))
     weights = (qh @ kh.transpose(-1, -2) * qh.shape[-1] ** -0.5).softmax(-1)
     out = (weights * keep / (1 - p_drop)) @ vh
@@ -313,7 +315,8 @@ def test_the_fallback_drops_attention_weights_too(kernel, monkeypatch):
 
 
 def test_pip_ninja_is_put_on_path_when_none_is_there(monkeypatch):
-    # a venv used without activation (.venv/bin/snakemake) has pip's ninja off PATH; torch's builder needs it there
+    # a venv used without activation (.venv/bin/snakemake) has pip's ninja off PATH; torch's builder needs it
+    # there
     ninja = pytest.importorskip("ninja")
     monkeypatch.setattr(small_attention.shutil, "which", lambda name: None)
     monkeypatch.setenv("PATH", "/nowhere")
@@ -343,7 +346,7 @@ HOLDER = """
 import sys, time
 sys.path.insert(0, {src!r})
 from pathlib import Path
-from hzg.models import small_attention
+from hzg.learn.models import small_attention
 with small_attention.build_lock(Path({build!r}), wait_s=5):
     print("held", flush=True)
     time.sleep(600)

@@ -6,14 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 
-from hzg import features as feat
-from hzg import checkpoints, metrics, training, trees
-from hzg.classifier import Classifier
+from hzg.data import features as feat
+from hzg import checkpoints, metrics
+from hzg.learn import boosted, training
+from hzg.learn.classifier import Classifier
+from hzg.config_checks import load_config
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG = yaml.safe_load((REPO / "config/ci.yaml").read_text())
+CONFIG = load_config(REPO / "config/ci.yaml")
 
 
 def synthetic_features(tmp_path: Path, n: int = 3000, seed: int = 0) -> list[Path]:
@@ -275,7 +276,8 @@ def test_training_draws_events_per_epoch_from_the_training_scope(tmp_path, monke
         np.testing.assert_array_equal(weights, 1.0)
 
 
-# ---------------------------------------------------------------- resume: devices, generators, stale or corrupt files
+# ---------------------------------------------------------------- resume: devices, generators, stale or
+# corrupt files
 def _killed_run(tmp_path, paths, s, after=2):
     def kill(epoch):
         if epoch == after:
@@ -288,7 +290,8 @@ def _killed_run(tmp_path, paths, s, after=2):
 
 @pytest.mark.filterwarnings("ignore:for .*copying from a non-meta parameter")
 def test_resume_state_loads_on_the_cpu_and_restores_onto_another_device(tmp_path):
-    """A job on a GPU resumes: the saved generator state stays a CPU byte tensor (torch.set_rng_state refuses any
+    """A job on a GPU resumes: the saved generator state stays a CPU byte tensor (torch.set_rng_state refuses
+    any
     other), the weights and optimiser state go to the model's device (here `meta`, standing for CUDA)."""
     paths = synthetic_features(tmp_path, n=300)
     s = spec("dfnn", "bce", epochs=3)
@@ -297,7 +300,7 @@ def test_resume_state_loads_on_the_cpu_and_restores_onto_another_device(tmp_path
     state = training.load_resume(resume, training.resume_key(s, data))
     assert state is not None and state["epoch"] == 2
     assert state["rng"]["cpu"].device.type == "cpu" and state["rng"]["cpu"].dtype == torch.uint8
-    from hzg.models import build_model
+    from hzg.learn.models import build_model
 
     model = build_model("dfnn", len(data.features), **s.hparams).to("meta")
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -401,7 +404,7 @@ def test_checkpoint_carrying_a_pickled_object_is_refused_and_not_run(tmp_path):
             checkpoints.CheckpointError, match=rf"refusing to load {evil}: it holds objects other"
         ):
             load(evil)
-    from hzg import evaluation
+    from hzg.results import evaluation
 
     with pytest.raises(checkpoints.CheckpointError):
         evaluation.best_epoch(evil)
@@ -415,20 +418,20 @@ def test_bdt_is_stored_as_arrays_with_the_same_scores(tmp_path):
     x = rng.normal(size=(2000, 5)).astype(np.float32)
     y = (x[:, 0] + 0.5 * x[:, 1] + rng.normal(size=2000) > 0).astype(np.float32)
     w = rng.uniform(0.5, 1.5, 2000)
-    model = trees.fit_bdt(x, y, w, {"n_trees": 40}, seed=1)
-    blob = trees.to_bytes(model)
+    model = boosted.fit_bdt(x, y, w, {"n_trees": 40}, seed=1)
+    blob = boosted.to_bytes(model)
     assert blob.startswith(b"{")  # JSON, not a pickle
-    loaded = trees.from_bytes("bdt", blob)
-    assert isinstance(loaded, trees.ArrayBDT)
+    loaded = boosted.from_bytes("bdt", blob)
+    assert isinstance(loaded, boosted.ArrayBDT)
     xt = rng.normal(size=(3000, 5)).astype(np.float32) * 2
     np.testing.assert_allclose(
-        trees.bdt_scores(loaded, xt), trees.bdt_scores(model, xt), rtol=1e-12, atol=1e-15
+        boosted.bdt_scores(loaded, xt), boosted.bdt_scores(model, xt), rtol=1e-12, atol=1e-15
     )
-    staged = trees.bdt_staged_scores(model, xt, [5, 40])
+    staged = boosted.bdt_staged_scores(model, xt, [5, 40])
     mine = list(loaded.staged_decision(xt))
     for stage in (5, 40):
-        np.testing.assert_allclose(trees._binary_softmax(mine[stage - 1])[:, 1], staged[stage], rtol=1e-12)
+        np.testing.assert_allclose(boosted._binary_softmax(mine[stage - 1])[:, 1], staged[stage], rtol=1e-12)
     import pickle
 
     with pytest.raises(ValueError, match="not stored as JSON arrays"):
-        trees.from_bytes("bdt", pickle.dumps(model))
+        boosted.from_bytes("bdt", pickle.dumps(model))

@@ -1,7 +1,7 @@
 """End to end: the DAG on config/ci.yaml in a scratch copy of the workflow, and on user n-tuples."""
 
 import json
-import sys
+import subprocess
 from pathlib import Path
 
 import awkward as ak
@@ -11,14 +11,16 @@ import pytest
 import uproot
 import yaml
 
-from hzg import checkpoints, features, io
+from hzg import checkpoints
+from hzg.data import features
+from hzg.config_checks import load_config
 
 pytestmark = pytest.mark.slow
 from conftest import copy_workflow, snakemake  # noqa: E402  (the ci DAG runs once per session)
 
 
 def test_dag_produces_features_tables_plots_and_logs(ci_run):
-    cfg = yaml.safe_load((ci_run / "config/ci.yaml").read_text())
+    cfg = load_config(ci_run / "config/ci.yaml")
     assert list(cfg["samples"]) == ["signal", "background", "background_fsr"]  # ISR and FSR backgrounds
     for sample in cfg["samples"]:
         frame = pd.read_parquet(ci_run / f"results/features/{sample}.parquet")
@@ -58,7 +60,9 @@ def test_dag_produces_features_tables_plots_and_logs(ci_run):
     assert table["cut"].tolist()[0] == "all" and table["signal raw"].is_monotonic_decreasing
     assert (ci_run / "results/tables/cutflow.tex").read_text().lstrip().startswith("\\begin{table}")
     for var in list(features.FEATURES) + list(features.DISCO_FEATURES) + ["mllg"]:
-        assert_plot(ci_run / f"results/plots/features/{var}")  # what is plotted: tests/test_plotting.py
+        assert_plot(
+            ci_run / f"results/plots/features/{features.file_stem(var)}"
+        )  # what is plotted: tests/test_plotting.py
     for rule in (
         "generate/signal/0",
         "skim/background/1",
@@ -112,7 +116,8 @@ def test_every_job_wrote_a_benchmark_and_the_run_has_a_time_and_memory_table(ci_
 
 
 def assert_plot(stem: Path) -> None:
-    """stem.png is an image with something drawn on it, stem.pdf a PDF (the plotted data: tests/test_plotting.py)."""
+    """stem.png is an image with something drawn on it, stem.pdf a PDF (the plotted data:
+    tests/test_plotting.py)."""
     import matplotlib.image as mpimg
 
     png = mpimg.imread(stem.with_suffix(".png"))
@@ -132,7 +137,7 @@ def test_physics_sanity_loosely(ci_run):
 
 
 def test_every_training_job_wrote_checkpoint_history_and_keyed_scores(ci_run):
-    cfg = yaml.safe_load((ci_run / "config/ci.yaml").read_text())
+    cfg = load_config(ci_run / "config/ci.yaml")
     n_events = sum(len(pd.read_parquet(ci_run / f"results/features/{s}.parquet")) for s in cfg["samples"])
     for run in cfg["runs"]:
         for trial in range(cfg["split"]["n_trials"]):
@@ -162,9 +167,10 @@ def test_etn_learns_on_generated_events(ci_run):
 
 
 def test_dag_produces_table_one_metrics_and_evaluation_plots(ci_run):
-    from hzg import evaluation
+    from hzg import registry
+    from hzg.results import evaluation
 
-    cfg = yaml.safe_load((ci_run / "config/ci.yaml").read_text())
+    cfg = load_config(ci_run / "config/ci.yaml")
     runs = [f"{r['model']}_{r['loss']}" for r in cfg["runs"]]
     for run in runs + ["random"]:
         result = json.loads((ci_run / f"results/eval/{run}/metrics.json").read_text())
@@ -191,7 +197,7 @@ def test_dag_produces_table_one_metrics_and_evaluation_plots(ci_run):
         "Overtraining p-value",
     ]
     expected = {
-        (evaluation.TECHNIQUES[r["model"]], evaluation.loss_label(r["model"], cfg["losses"][r["loss"]]))
+        (registry.MODEL_LABELS[r["model"]], registry.loss_label(r["model"], cfg["losses"][r["loss"]]))
         for r in cfg["runs"]
     } | {("Random", "N.A.")}
     assert len(table) == len(cfg["runs"]) + 1 and set(zip(table["Technique"], table["Loss"])) == expected
@@ -213,7 +219,7 @@ def test_report_builds_with_tables_and_plots(ci_run):
     report = ci_run / "results/report.html"
     snakemake(ci_run, "--report", str(report.relative_to(ci_run)), "--configfile", "config/ci.yaml")
     text = report.read_text()
-    cfg = yaml.safe_load((ci_run / "config/ci.yaml").read_text())
+    cfg = load_config(ci_run / "config/ci.yaml")
     for needle in (
         "Table I",
         "Sculpting",
@@ -225,16 +231,61 @@ def test_report_builds_with_tables_and_plots(ci_run):
         "benchmark_stages.csv",
     ):
         assert needle in text, needle
-    # every plot and table the rules mark for the report is in it, embedded (its bytes, base64), not only named
+    # every plot and table the rules mark for the report is in it, embedded (its bytes, base64), not only
+    # named
     import base64
 
     for run in (f"{r['model']}_{r['loss']}" for r in cfg["runs"]):
         for kind in ("scores", "sculpting", "training"):
             assert f"results/plots/eval/{run}/{kind}.png" in text, (run, kind)
     for var in list(features.FEATURES) + ["mllg"]:
-        assert f"results/plots/features/{var}.png" in text, var
+        assert f"results/plots/features/{features.file_stem(var)}.png" in text, var
     png = (ci_run / "results/plots/eval/roc.png").read_bytes()
     assert base64.b64encode(png)[100:400].decode() in text  # the ROC image itself
+
+
+def test_report_opens_clean_in_a_headless_browser(ci_run):
+    """results/report.html in a real browser (Debian's chromium, headless): the front page renders with Table
+    I and
+    images, and no page (all pages' captions are embedded in the file) shows a docutils "System Message"."""
+    import re
+    import shutil
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no headless browser: apt-get install chromium")
+    report = ci_run / "results/report.html"
+    if not report.exists():
+        snakemake(ci_run, "--report", str(report.relative_to(ci_run)), "--configfile", "config/ci.yaml")
+    assert "System Message" not in report.read_text()
+    proc = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--dump-dom",
+            "--virtual-time-budget=15000",
+            report.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rendered = re.sub(r"<script\b.*?</script>", "", proc.stdout, flags=re.S)  # what the page shows
+    assert "System Message" not in rendered
+    assert "Table I" in rendered and re.search(r"<(img|svg)\b", rendered), rendered[-3000:]
+
+
+def test_output_names_are_unique_regardless_of_case(ci_run):
+    """No two outputs differ only in case (on a case-insensitive filesystem one would overwrite the other)."""
+    for top in ("results", "logs"):
+        paths = [str(p.relative_to(ci_run)) for p in (ci_run / top).rglob("*")]
+        seen = {}
+        for path in paths:
+            assert path.lower() not in seen, f"{path} and {seen[path.lower()]} differ only in case"
+            seen[path.lower()] = path
 
 
 def test_second_run_has_nothing_to_do(ci_run):
@@ -260,7 +311,7 @@ def test_user_ntuples_in_delphes_layout_give_the_same_candidates(ci_run, tmp_pat
     work = copy_workflow(tmp_path / "wf")
     for chunk in (0, 1):
         _to_delphes(ci_run / f"results/mc/background/{chunk}.root", tmp_path / f"bkg{chunk}.root")
-    cfg = yaml.safe_load((work / "config/ci.yaml").read_text())
+    cfg = load_config(work / "config/ci.yaml")
     # Delphes files carry no generator cross-section: the user gives the sigma that the generated sample used
     runs = [
         uproot.open(p)["Runs"].arrays(library="np")
@@ -287,7 +338,7 @@ def test_corrupt_input_stops_the_skim_with_the_file_name_and_no_output(tmp_path)
     work = copy_workflow(tmp_path / "wf")
     bad = tmp_path / "corrupt.root"
     bad.write_bytes(b"root\x00" + bytes(range(256)) * 4)
-    cfg = yaml.safe_load((work / "config/ci.yaml").read_text())
+    cfg = load_config(work / "config/ci.yaml")
     cfg["samples"]["background"] = {"kind": "background", "xsec_pb": 55.5, "files": [str(bad)]}
     (work / "config/bad.yaml").write_text(yaml.safe_dump(cfg))
     proc = snakemake(work, "results/skim/background/0.root", "--configfile", "config/bad.yaml", check=False)
@@ -304,7 +355,7 @@ def test_corrupt_input_stops_the_skim_with_the_file_name_and_no_output(tmp_path)
 
 def test_invalid_config_is_refused_naming_the_key(tmp_path):
     work = copy_workflow(tmp_path / "wf")
-    cfg = yaml.safe_load((work / "config/ci.yaml").read_text())
+    cfg = load_config(work / "config/ci.yaml")
     cfg["selection"]["mll_min"] = "fifty"
     (work / "config/bad.yaml").write_text(yaml.safe_dump(cfg))
     proc = snakemake(work, "--configfile", "config/bad.yaml", "-n", check=False)
@@ -314,7 +365,7 @@ def test_invalid_config_is_refused_naming_the_key(tmp_path):
 
 def test_roc_trial_beyond_the_trials_is_refused_naming_the_key(tmp_path):
     work = copy_workflow(tmp_path / "wf")
-    cfg = yaml.safe_load((work / "config/ci.yaml").read_text())
+    cfg = load_config(work / "config/ci.yaml")
     cfg["evaluation"]["roc_trial"] = cfg["split"]["n_trials"]
     (work / "config/bad.yaml").write_text(yaml.safe_dump(cfg))
     proc = snakemake(work, "--configfile", "config/bad.yaml", "-n", check=False)

@@ -10,11 +10,13 @@ import torch
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint is unreadable, or holds objects that loading it would have to execute; the message names it."""
+    """A checkpoint is unreadable, or holds objects that loading it would have to execute; the message names
+    it."""
 
 
 def load(path: str | Path) -> dict[str, Any]:
-    """A checkpoint on the CPU with torch's weights-only unpickler: a file carrying any other pickled object (which
+    """A checkpoint on the CPU with torch's weights-only unpickler: a file carrying any other pickled object
+    (which
     could run code in every job that loads it) is refused with a CheckpointError, never executed."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)

@@ -1,12 +1,60 @@
-"""The config before any job runs: constraints between keys that the JSON schema cannot express (every message
-names the keys involved; all problems are reported at once), and its canonical key order."""
+"""The config before any job runs: how overlays merge over the full default, constraints between keys that the
+JSON schema cannot express (every message names the keys involved; all problems are reported at once), and its
+canonical key order."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
-from hzg.trees import TREE_MODELS
+import yaml
+
+from hzg.registry import TREE_MODELS, run_name
+
+
+#: the one full configuration; config/ci.yaml, config/paper.yaml and a user's --configfile are overlays on it
+DEFAULT_CONFIG = "config/config.yaml"
+#: top-level keys an overlay replaces as a whole (a sample must not inherit keys of another file's sample)
+REPLACED_WHOLE = ("samples",)
+
+
+def merge_overlay(config: dict[str, Any], overlay: Mapping[str, Any], top: bool = True) -> dict[str, Any]:
+    """`config` updated in place by `overlay` as Snakemake merges --configfile over `configfile:` (mappings
+    key by
+    key, everything else replaced), except that the keys of REPLACED_WHOLE are replaced as a whole."""
+    for key, value in overlay.items():
+        if (
+            isinstance(value, Mapping)
+            and isinstance(config.get(key), dict)
+            and not (top and key in REPLACED_WHOLE)
+        ):
+            merge_overlay(config[key], value, top=False)
+        else:
+            config[key] = copy.deepcopy(value)
+    return config
+
+
+def replace_whole(config: dict[str, Any], overlay_paths: Iterable[str | Path]) -> None:
+    """After Snakemake's own merge of the --configfile overlays: their REPLACED_WHOLE keys replace, in
+    order."""
+    for path in overlay_paths:
+        overlay = yaml.safe_load(Path(path).read_text()) or {}
+        for key in REPLACED_WHOLE:
+            if key in overlay:
+                config[key] = copy.deepcopy(overlay[key])
+
+
+def load_config(path: str | Path, default: str | Path | None = None) -> dict[str, Any]:
+    """The configuration a run with `--configfile path` sees (before the schema's defaults): the full default
+    (`config/config.yaml` beside `path`) with the overlay merged over it; `path` may be the default itself."""
+    path = Path(path)
+    default = Path(default) if default is not None else path.parent / Path(DEFAULT_CONFIG).name
+    config = yaml.safe_load(default.read_text())
+    if path.resolve() != default.resolve():
+        merge_overlay(config, yaml.safe_load(path.read_text()) or {})
+    return config
 
 
 class ConfigError(ValueError):
@@ -45,7 +93,7 @@ def problems(config: Mapping[str, Any]) -> list[str]:
     losses = config["losses"]
     seen = set()
     for i, run in enumerate(config["runs"]):
-        name = f"{run['model']}_{run['loss']}"
+        name = run_name(run["model"], run["loss"])
         if name in seen:
             out.append(f"runs[{i}] repeats {name}")
         seen.add(name)
@@ -55,7 +103,8 @@ def problems(config: Mapping[str, Any]) -> list[str]:
             losses[run["loss"]]["kind"] != "bce" or float(losses[run["loss"]]["disco_lambda"]) > 0
         ):
             out.append(
-                f"runs[{i}]: model {run['model']!r} supports only a BCE loss without DisCo, not {run['loss']!r}"
+                f"runs[{i}]: model {run['model']!r} supports only a BCE loss without DisCo, not "
+                f"{run['loss']!r}"
             )
     training = config["training"]
     for key in ("narrow_window", "wide_window"):
@@ -95,13 +144,16 @@ def check_config(config: Mapping[str, Any]) -> None:
         raise ConfigError("config error" + ("s" if len(found) > 1 else "") + ":\n  - " + "\n  - ".join(found))
 
 
-#: Top-level mappings whose order means something: the samples' order is that of the training inputs and table columns.
+#: Top-level mappings whose order means something: the samples' order is that of the training inputs and
+#: table columns.
 ORDERED_KEYS = ("samples",)
 
 
 def canonical(value: Any, keep_order: bool = False) -> Any:
-    """`value` with the keys of every mapping sorted (lists keep their order), so that the text of a rule's params
-    (Snakemake compares params by their repr) does not depend on the order keys were written in the config file.
+    """`value` with the keys of every mapping sorted (lists keep their order), so that the text of a rule's
+    params
+    (Snakemake compares params by their repr) does not depend on the order keys were written in the config
+    file.
     `keep_order`: this mapping's own keys stay in their order (its values are still made canonical)."""
     if isinstance(value, Mapping):
         keys = list(value) if keep_order else sorted(value, key=str)
@@ -112,7 +164,8 @@ def canonical(value: Any, keep_order: bool = False) -> Any:
 
 
 def canonicalise_config(config: dict[str, Any]) -> None:
-    """Put `config` (Snakemake's, changed in place) in canonical order: every mapping's keys sorted, except the order
+    """Put `config` (Snakemake's, changed in place) in canonical order: every mapping's keys sorted, except
+    the order
     of the mappings named in ORDERED_KEYS."""
     ordered = {key: canonical(config[key], keep_order=key in ORDERED_KEYS) for key in sorted(config)}
     config.clear()

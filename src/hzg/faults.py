@@ -1,4 +1,5 @@
-"""Fault injection for the tests: SIGKILL a job (or its whole process group: Snakemake with it, as a node failure
+"""Fault injection for the tests: SIGKILL a job (or its whole process group: Snakemake with it, as a node
+failure
 would) at the moment it is about to put a given output in place. Off unless HZG_FAULT_AT is set.
 
 HZG_FAULT_AT     substring of the output path at which to die (e.g. "results/skim/signal/0.root")

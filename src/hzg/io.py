@@ -192,7 +192,8 @@ def read_metadata(path: str | os.PathLike, branch_map: str | Mapping[str, Any]) 
 def check_finite_branch(
     values: ak.Array | np.ndarray, path: str | os.PathLike, tree: str, branch: str
 ) -> None:
-    """Raise InputError naming the file, tree, branch and first entries where a branch holds NaN or infinity."""
+    """Raise InputError naming the file, tree, branch and first entries where a branch holds NaN or
+    infinity."""
     values = ak.Array(values) if not isinstance(values, ak.Array) else values
     flat = ak.to_numpy(ak.flatten(values, axis=None)) if values.ndim > 1 else ak.to_numpy(values)
     if np.isfinite(
@@ -252,7 +253,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def _fsync(path: str | os.PathLike, directory: bool = False) -> None:
-    """Flush a file (or a directory entry) to disk; directories that cannot be opened (some platforms) are skipped."""
+    """Flush a file (or a directory entry) to disk; directories that cannot be opened (some platforms) are
+    skipped."""
     try:
         fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
     except OSError:
@@ -265,7 +267,8 @@ def _fsync(path: str | os.PathLike, directory: bool = False) -> None:
         os.close(fd)
 
 
-#: The time stamp written into ROOT files (their keys, directories and header): SOURCE_DATE_EPOCH when set, else
+#: The time stamp written into ROOT files (their keys, directories and header): SOURCE_DATE_EPOCH when set,
+#: else
 #: 2000-01-01. With the UUIDs derived from the file name, the same trees give the same bytes in every run.
 def _root_timestamp() -> datetime.datetime:
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
@@ -274,7 +277,8 @@ def _root_timestamp() -> datetime.datetime:
 
 @contextlib.contextmanager
 def _reproducible_uproot() -> Iterator[None]:
-    """uproot writes the wall-clock time into every key and directory: freeze it while writing (one process)."""
+    """uproot writes the wall-clock time into every key and directory: freeze it while writing (one
+    process)."""
     import uproot.writing._cascade as cascade
     import uproot.writing._cascadetree as cascadetree
     import uproot.writing.writable as writable
@@ -312,7 +316,8 @@ def write_root(path: str | os.PathLike, trees: Mapping[str, Mapping[str, Any]]) 
 
 
 def strict_json(payload: Any) -> Any:
-    """`payload` with NaN and +-infinity replaced by None (JSON null) and numpy scalars and arrays as Python ones:
+    """`payload` with NaN and +-infinity replaced by None (JSON null) and numpy scalars and arrays as Python
+    ones:
     what `json.dumps(..., allow_nan=False)` accepts (NaN and Infinity are not JSON)."""
     if isinstance(payload, Mapping):
         return {key: strict_json(value) for key, value in payload.items()}
@@ -328,7 +333,8 @@ def strict_json(payload: Any) -> Any:
 
 
 def dumps_json(payload: Any) -> str:
-    """Strict JSON text (`strict_json`: non-finite numbers as null), indented, keys sorted, newline-terminated."""
+    """Strict JSON text (`strict_json`: non-finite numbers as null), indented, keys sorted,
+    newline-terminated."""
     return json.dumps(strict_json(payload), indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 

@@ -1,11 +1,13 @@
 """Expected significance of the paper (000, Sec. III C, eqs. 7-8; Sec. IV D), in numpy.
 
 Conventions, stated once:
-* weighted_quantile: sorted values v_k with weights w_k > 0 (weights <= 0 are ignored: negative MC weights count
+* weighted_quantile: sorted values v_k with weights w_k > 0 (weights <= 0 are ignored: negative MC weights
+count
   as zero in quantiles, while the yields s and b use the weights as given), cumulative C_k, total W.
   "hazen" (default): linear interpolation of v_k at the mid-point probabilities p_k = (C_k - w_k / 2) / W,
   constant v_1 / v_n outside [p_1, p_n]; with equal weights it is numpy's method="hazen".
-  "inverted_cdf": the smallest v_k with C_k / W >= q (one of the values); numpy's weighted method="inverted_cdf".
+  "inverted_cdf": the smallest v_k with C_k / W >= q (one of the values); numpy's weighted
+  method="inverted_cdf".
 * Score bins hold equal weighted signal: inner edge k is the "inverted_cdf" signal-score quantile k / n_bins
   and bins are right-closed, edges[i] < score <= edges[i+1], edges[0] = -inf, edges[-1] = +inf. Each bin then
   holds 1/n_bins of the signal to within one event weight (exactly for equal weights and a signal count
@@ -13,19 +15,24 @@ Conventions, stated once:
   it is invariant under any strictly increasing transform of the score.
 * In each score bin the mass window is the closed interval between the weighted "hazen" quantiles
   mass_quantiles (5 % and 95 %) of that bin's signal mass, so its width changes from bin to bin; s and b are
-  the weighted signal and background of the bin inside it. A bin without signal has window (nan, nan), s = b = 0.
+  the weighted signal and background of the bin inside it. A bin without signal has window (nan, nan), s = b
+  = 0.
 * A bin with b <= 0 contributes Z = 0, as in the paper's public code (EvaluateModel.py): the Asimov formula
   diverges there, and an empty simulated background is a statistics artefact, not an infinite significance.
   Consequence: with a score that separates the sample perfectly only the lowest bin has background and counts.
 * MC-statistical uncertainty, as the paper's public code (jaebak/EventClassifierTransformer, EvaluateModel.py,
   `calculate_significance`): per bin the yields' uncertainties are sigma_s^2 = sum w^2 of the signal and
-  sigma_b^2 = sum w^2 of the background in the window (ROOT's TH1::IntegralAndError of the weighted histogram),
+  sigma_b^2 = sum w^2 of the background in the window (ROOT's TH1::IntegralAndError of the weighted
+  histogram),
   propagated "based on s/sqrt(b)" with the bin's Asimov Z:
       dZ_bin^2 = (s/b)^2 sigma_s^2 / Z_bin^2 + (s/b)^4 sigma_b^2 / (4 Z_bin^2),
-  i.e. (s/sqrt(b) / Z_bin)^2 [sigma_s^2 / b + s^2 sigma_b^2 / (4 b^3)]; 0 where b <= 0 (their Z = 0 branch); where
+  i.e. (s/sqrt(b) / Z_bin)^2 [sigma_s^2 / b + s^2 sigma_b^2 / (4 b^3)]; 0 where b <= 0 (their Z = 0 branch);
+  where
   Z_bin = 0 with b > 0 (s <= 0; their code divides by zero there) the factor s/sqrt(b) / Z_bin is its limit 1.
-  The total is dZ = sqrt(sum dZ_bin^2), as theirs (not weighted by Z_bin / Z as a first-order propagation through
-  sqrt(sum Z_bin^2) would be, so it is an upper bound of that). Each bin also records the raw (unweighted) number
+  The total is dZ = sqrt(sum dZ_bin^2), as theirs (not weighted by Z_bin / Z as a first-order propagation
+  through
+  sqrt(sum Z_bin^2) would be, so it is an upper bound of that). Each bin also records the raw (unweighted)
+  number
   of signal and background MC events in its window (their `hist.GetEntries()`), n_s_mc and n_b_mc.
 * Scores and weights must be finite (a NaN score, from a diverged model, raises ValueError).
 """
@@ -38,6 +45,7 @@ from typing import Any, Literal
 import numpy as np
 
 QuantileMethod = Literal["hazen", "inverted_cdf"]
+MIN_BACKGROUND_MC = 20  # default of the config key evaluation.min_background_mc
 
 
 def weighted_quantile(
@@ -124,8 +132,10 @@ def binned_significance_detail(
 ) -> dict[str, Any]:
     """Eqs. (7)-(8) with the MC-statistical uncertainty of the paper's public code (module text).
 
-    Returns {"significance": sqrt(sum Z_bin^2), "significance_mc_err": sqrt(sum dZ_bin^2), "bins": [...]}, one dict
-    per score bin (lowest score first) with keys "edges", "window", "s", "b", "s_sumw2", "b_sumw2" (sums of w^2 in
+    Returns {"significance": sqrt(sum Z_bin^2), "significance_mc_err": sqrt(sum dZ_bin^2), "bins": [...]},
+    one dict
+    per score bin (lowest score first) with keys "edges", "window", "s", "b", "s_sumw2", "b_sumw2" (sums of
+    w^2 in
     the window), "n_s_mc", "n_b_mc" (raw MC events in the window), "z" and "z_mc_err".
     """
     q_lo, q_hi = mass_quantiles

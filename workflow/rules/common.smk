@@ -1,19 +1,20 @@
 # Helpers shared by the rules: samples, chunks and paths. Pure functions of the config.
-import sys
-from pathlib import Path
+from hzg.data.features import DISCO_FEATURES, feature_set, file_stem
+from hzg.registry import DIRECTIONS, MODELS, NOMINAL, RANDOM, TREE_MODELS, VARIATIONS, epoch_label, run_names
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from hzg.config_checks import canonicalise_config, check_config  # noqa: E402
-from hzg.features import DISCO_FEATURES, feature_set  # noqa: E402
-
-check_config(config)  # constraints between keys (the schema checks each key): before any job runs
-canonicalise_config(config)  # keys sorted: params compare as text, so the file's key order must not rerun jobs
 
 #: the 12 classifier inputs, sigma_m in GeV or as sigma_m/m (config features.sigma_m)
 INPUT_FEATURES = list(feature_set(config["features"]["sigma_m"]))
 PLOT_VARIABLES = INPUT_FEATURES + list(DISCO_FEATURES) + ["mllg"]
+#: file stems of their plots, unique regardless of case
+PLOT_STEMS = [file_stem(var) for var in PLOT_VARIABLES]
 #: "<model>_<loss>" of every run of the grid, in config order
-RUNS = [f"{r['model']}_{r['loss']}" for r in config["runs"]]
+RUNS = run_names(config["runs"])
+
+
+def get_epoch_label(wildcards):
+    """x-axis label of a run's training curves (epochs, boosting rounds or trees)."""
+    return epoch_label(wildcards.model)
 
 
 def is_generated(sample):
@@ -51,7 +52,7 @@ def chunk_events(sample, chunk):
     return base + (1 if int(chunk) < rest else 0)
 
 
-def ntuple_path(wildcards):
+def get_ntuple(wildcards):
     """The input n-tuple of a (sample, chunk): generated here or supplied in config."""
     if is_generated(wildcards.sample):
         return f"results/mc/{wildcards.sample}/{wildcards.chunk}.root"
@@ -66,12 +67,144 @@ def branch_map(sample):
     return spec.get("branch_map", config["branch_map"])
 
 
-def skims(sample):
-    return expand("results/skim/{sample}/{chunk}.root", sample=sample, chunk=chunks(sample))
+def skim_dir(variation=NOMINAL):
+    """Folder of the skims of one variation (nominal: results/skim)."""
+    return "results/skim" if variation == NOMINAL else f"results/syst/{variation}/skim"
 
 
-def cutflows(sample):
-    return expand("results/skim/{sample}/{chunk}.cutflow.json", sample=sample, chunk=chunks(sample))
+def skims(sample, variation=NOMINAL):
+    return expand("{dir}/{sample}/{chunk}.root", dir=skim_dir(variation), sample=sample, chunk=chunks(sample))
+
+
+def cutflows(sample, variation=NOMINAL):
+    return expand("{dir}/{sample}/{chunk}.cutflow.json", dir=skim_dir(variation), sample=sample, chunk=chunks(sample))
+
+
+def samples_of_kind(kind):
+    return [s for s, v in config["samples"].items() if v["kind"] == kind]
+
+
+# ---------------------------------------------------------------- input and param functions of the rules
+def get_variation(wildcards):
+    """The systematic variation of a job: its {variation} wildcard, or nominal."""
+    return wildcards.get("variation", NOMINAL)
+
+
+def get_variation_sizes(wildcards):
+    """Sizes of the reprocessed variations, for a varied job only (editing them reruns no nominal job)."""
+    return {} if get_variation(wildcards) == NOMINAL else config["fit"]["variations"]
+
+
+def get_sample(wildcards):
+    return wildcards.sample
+
+
+def get_kind(wildcards):
+    """signal or background."""
+    return config["samples"][wildcards.sample]["kind"]
+
+
+def get_normalisation(wildcards):
+    return normalisation(wildcards.sample)
+
+
+def get_branch_map(wildcards):
+    return branch_map(wildcards.sample)
+
+
+def get_skims(wildcards):
+    """The skims of a sample, in the job's variation."""
+    return skims(wildcards.sample, get_variation(wildcards))
+
+
+def get_cutflows(wildcards):
+    """The cutflows of a sample's skims, in the job's variation."""
+    return cutflows(wildcards.sample, get_variation(wildcards))
+
+
+def get_all_cutflows(wildcards):
+    """The nominal cutflows of every sample."""
+    return [c for s in config["samples"] for c in cutflows(s)]
+
+
+def get_resolution_map_skims(wildcards):
+    return skims(config["resolution_map"]["sample"])
+
+
+def get_signal_features(wildcards):
+    return expand("results/features/{s}.parquet", s=samples_of_kind("signal"))
+
+
+def get_background_features(wildcards):
+    return expand("results/features/{s}.parquet", s=samples_of_kind("background"))
+
+
+def get_process(wildcards):
+    return config["samples"][wildcards.sample]["generate"]["process"]
+
+
+def get_chunk_events(wildcards):
+    return chunk_events(wildcards.sample, wildcards.chunk)
+
+
+def get_sample_seed(wildcards):
+    return config["samples"][wildcards.sample]["generate"]["seed"]
+
+
+def get_generate_runtime(wildcards):
+    """Minutes a generation job may run (Slurm)."""
+    return 30 + chunk_events(wildcards.sample, wildcards.chunk) // 20000
+
+
+def run_files(wildcards, name):
+    """One file `name` of every trial of the job's run (model, loss)."""
+    return [f"results/models/{wildcards.model}_{wildcards.loss}/trial{t}/{name}" for t in trials()]
+
+
+def get_run_scores(wildcards):
+    return run_files(wildcards, "scores.parquet")
+
+
+def get_run_checkpoints(wildcards):
+    return run_files(wildcards, "checkpoint.pt")
+
+
+def get_run_histories(wildcards):
+    return run_files(wildcards, "history.csv")
+
+
+def get_run_info(wildcards):
+    """Model, loss name and the loss's config of an evaluation job."""
+    return {"model": wildcards.model, "loss": wildcards.loss, **config["losses"][wildcards.loss]}
+
+
+def get_friend_checkpoints(wildcards):
+    """The checkpoints of every run, of the trial that scores the friend trees."""
+    t = config["friends"]["trial"]
+    return [f"results/models/{run}/trial{t}/checkpoint.pt" for run in RUNS]
+
+
+#: shape systematics that reprocess the samples (photon energy scale); photon_resolution is a template morph
+REPROCESSED = [n for n in config["fit"]["systematics"]["shape"] if n in config["fit"]["variations"]]
+
+
+def get_fit_inputs(wildcards):
+    """Named inputs of a fit: the checkpoint, the nominal features of every sample and, per reprocessed shape
+    systematic and direction (photon_energy_scale_up, ...), that variation's features."""
+    samples = list(config["samples"])
+    inputs = {
+        "checkpoint": f"results/models/{wildcards.model}_{wildcards.loss}/trial{config['fit']['trial']}/checkpoint.pt",
+        "nominal": expand("results/features/{s}.parquet", s=samples),
+    }
+    for name in REPROCESSED:
+        for direction in DIRECTIONS:
+            inputs[f"{name}_{direction}"] = expand("results/syst/{v}/features/{s}.parquet", v=f"{name}_{direction}",
+                                                   s=samples)
+    return inputs
+
+
+def get_fit_plot_dir(wildcards):
+    return f"results/plots/fit/{wildcards.model}_{wildcards.loss}"
 
 
 def trials():
@@ -86,7 +219,7 @@ def trained(name):
 def evaluation_outputs():
     """Metrics of every run and of the random classifier, Table I and the evaluation plots (evaluate.smk)."""
     return (
-        expand("results/eval/{run}/metrics.json", run=RUNS + ["random"])
+        expand("results/eval/{run}/metrics.json", run=RUNS + [RANDOM])
         + expand("results/tables/table1.{ext}", ext=["md", "csv", "tex"])
         + expand("results/plots/eval/roc.{ext}", ext=["pdf", "png"])
         + expand("results/plots/eval/{run}/{plot}.{ext}", run=RUNS, plot=["scores", "sculpting", "training"],
@@ -104,15 +237,49 @@ def all_outputs():
         + expand("results/tables/fit.{ext}", ext=["md", "csv", "tex"])
         + expand("results/features/{sample}.parquet", sample=config["samples"])
         + expand("results/tables/cutflow.{ext}", ext=["md", "csv", "tex"])
-        + expand("results/plots/features/{var}.{ext}", var=PLOT_VARIABLES, ext=["pdf", "png"])
+        + expand("results/plots/features/{stem}.{ext}", stem=PLOT_STEMS, ext=["pdf", "png"])
         + ["results/checks/physics.json"]
     )
+
+
+def get_train_gpus(wildcards):
+    """GPUs of a training job: none for the tree models, one for a neural network."""
+    return 0 if wildcards.model in TREE_MODELS else 1
+
+
+def get_train_runtime(wildcards):
+    """Minutes a training job may run (Slurm)."""
+    return 60 + config["training"]["epochs"] // 4
+
+
+def get_run_spec(wildcards):
+    """Everything a training job depends on, from config (so an edit reruns exactly these jobs)."""
+    loss = config["losses"][wildcards.loss]
+    return {
+        "model": wildcards.model,
+        "loss": wildcards.loss,
+        "loss_kind": loss["kind"],
+        "disco_lambda": float(loss["disco_lambda"]),
+        "hparams": config["models"].get(wildcards.model, {}),
+        "training": config["training"],
+        "trial": int(wildcards.trial),
+        "sigma_m": config["features"]["sigma_m"],  # the schema's default fills it in
+    }
+
+
+def eval_params(*keys):
+    """The `evaluation` config keys a rule uses (only these: editing another key does not rerun it)."""
+    return {k: config["evaluation"][k] for k in keys}
+
+
+METRIC_KEYS = ("n_score_bins", "mass_bins", "window", "overtraining_test", "overtraining_bins", "min_background_mc")
+PLOT_TRIAL = config["evaluation"]["roc_trial"]
 
 
 wildcard_constraints:
     sample="[A-Za-z0-9_]+",
     chunk="[0-9]+",
-    model="etn|fnn|dfnn|ft_transformer|resnet|xgboost|bdt",
+    model="|".join(MODELS),
     loss="|".join(config["losses"]),
     trial="[0-9]+",
-    variation="photon_energy_scale_up|photon_energy_scale_down",
+    variation="|".join(VARIATIONS),

@@ -5,30 +5,12 @@
 
 report: "../report/workflow.rst"
 
-if config["evaluation"]["roc_trial"] >= config["split"]["n_trials"]:
-    raise ValueError(f"config key 'evaluation.roc_trial' = {config['evaluation']['roc_trial']} must be below "
-                     f"'split.n_trials' = {config['split']['n_trials']}")
-
-
-def eval_params(*keys):
-    """The `evaluation` config keys a rule uses (only these: editing another key does not rerun it)."""
-    return {k: config["evaluation"][k] for k in keys}
-
-
-METRIC_KEYS = ("n_score_bins", "mass_bins", "window", "overtraining_test", "overtraining_bins", "min_background_mc")
-PLOT_TRIAL = config["evaluation"]["roc_trial"]
-
-
-def run_files(wc, name):
-    """One file of every trial of the run (model, loss)."""
-    return [f"results/models/{wc.model}_{wc.loss}/trial{t}/{name}" for t in trials()]
-
 
 rule evaluate:
     input:
-        scores=lambda wc: run_files(wc, "scores.parquet"),
-        checkpoints=lambda wc: run_files(wc, "checkpoint.pt"),
-        histories=lambda wc: run_files(wc, "history.csv"),
+        scores=get_run_scores,
+        checkpoints=get_run_checkpoints,
+        histories=get_run_histories,
     output:
         metrics="results/eval/{model}_{loss}/metrics.json",
         scores=report("results/plots/eval/{model}_{loss}/scores.png", caption="../report/scores.rst",
@@ -42,9 +24,9 @@ rule evaluate:
         pdfs=multiext("results/plots/eval/{model}_{loss}/", "scores.pdf", "sculpting.pdf", "training.pdf"),
     params:
         evaluation=eval_params(*METRIC_KEYS),
-        info=lambda wc: {"model": wc.model, "loss": wc.loss, **config["losses"][wc.loss]},
+        info=get_run_info,
         trial=PLOT_TRIAL,
-        epoch_label=lambda wc: {"xgboost": "Boosting round", "bdt": "Number of trees"}.get(wc.model, "Epoch"),
+        epoch_label=get_epoch_label,
         luminosity_fb=config["luminosity_fb"],
         sqrt_s_tev=config["sqrt_s_tev"],
     log:

@@ -1,9 +1,10 @@
-# Feature building: the sigma_m resolution map from signal, then the features of every sample.
+# Feature building: the sigma_m resolution map from signal, then the features of every sample, nominal and
+# for every systematic variation through the same rule.
 
 
 rule resolution_map:
     input:
-        skims=lambda wc: skims(config["resolution_map"]["sample"]),
+        skims=get_resolution_map_skims,
     output:
         "results/features/resolution_map.json",
     params:
@@ -19,51 +20,34 @@ rule resolution_map:
         "../../scripts/resolution_map.py"
 
 
-rule features:
-    input:
-        skims=lambda wc: skims(wc.sample),
-        cutflows=lambda wc: cutflows(wc.sample),
-        resolution_map="results/features/resolution_map.json",
-    output:
-        "results/features/{sample}.parquet",
-    params:
-        sample=lambda wc: wc.sample,
-        kind=lambda wc: config["samples"][wc.sample]["kind"],
-        normalisation=lambda wc: normalisation(wc.sample),
-        luminosity_fb=config["luminosity_fb"],
-        split=config["split"],
-    log:
-        "logs/features/{sample}.log",
-    benchmark:
-        "results/benchmarks/features/{sample}.tsv",
-    resources:
-        mem_mb=8000,
-    conda:
-        "../../envs/features.yaml"
-    script:
-        "../../scripts/features.py"
+for variation, outdir in ((NOMINAL, "results/features"), ("{variation}", "results/syst/{variation}/features")):
 
-
-rule features_variation:
-    input:
-        skims=lambda wc: expand("results/syst/{v}/skim/{s}/{c}.root", v=wc.variation, s=wc.sample, c=chunks(wc.sample)),
-        cutflows=lambda wc: expand("results/syst/{v}/skim/{s}/{c}.cutflow.json", v=wc.variation, s=wc.sample, c=chunks(wc.sample)),
-        resolution_map="results/features/resolution_map.json",
-    output:
-        "results/syst/{variation}/features/{sample}.parquet",
-    params:
-        sample=lambda wc: wc.sample,
-        kind=lambda wc: config["samples"][wc.sample]["kind"],
-        normalisation=lambda wc: normalisation(wc.sample),
-        luminosity_fb=config["luminosity_fb"],
-        split=config["split"],
-    log:
-        "logs/syst/{variation}/features/{sample}.log",
-    benchmark:
-        "results/benchmarks/features_variation/{variation}/{sample}.tsv",
-    resources:
-        mem_mb=8000,
-    conda:
-        "../../envs/features.yaml"
-    script:
-        "../../scripts/features.py"
+    rule:
+        name:
+            "features" if variation == NOMINAL else "features_variation"
+        input:
+            skims=get_skims,
+            cutflows=get_cutflows,
+            resolution_map="results/features/resolution_map.json",
+        output:
+            f"{outdir}/{{sample}}.parquet",
+        params:
+            sample=get_sample,
+            kind=get_kind,
+            normalisation=get_normalisation,
+            luminosity_fb=config["luminosity_fb"],
+            split=config["split"],
+        log:
+            outdir.replace("results/", "logs/", 1) + "/{sample}.log",
+        benchmark:
+            (
+                "results/benchmarks/features/{sample}.tsv"
+                if variation == NOMINAL
+                else "results/benchmarks/features_variation/{variation}/{sample}.tsv"
+            )
+        resources:
+            mem_mb=8000,
+        conda:
+            "../../envs/features.yaml"
+        script:
+            "../../scripts/features.py"

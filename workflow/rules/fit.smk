@@ -1,24 +1,9 @@
 # Binned profile-likelihood fits (pyhf, cabinetry): per-category smooth background, spurious signal, mu, Z, limit.
 
 
-# shape systematics that reprocess the samples (photon energy scale); photon_resolution is a template morph
-REPROCESSED = [n for n in config["fit"]["systematics"]["shape"] if n in config["fit"]["variations"]]
-
-
-def fit_features(direction=None):
-    """Feature files of all samples: nominal, or one direction of every reprocessed shape systematic."""
-    samples = list(config["samples"])
-    if direction is None:
-        return expand("results/features/{s}.parquet", s=samples)
-    return expand("results/syst/{name}_{d}/features/{s}.parquet", name=REPROCESSED, d=direction, s=samples)
-
-
 rule fit:
     input:
-        checkpoint=f"results/models/{{model}}_{{loss}}/trial{config['fit']['trial']}/checkpoint.pt",
-        nominal=fit_features(),
-        up=fit_features("up"),
-        down=fit_features("down"),
+        unpack(get_fit_inputs),
     output:
         workspace="results/fit/{model}_{loss}/workspace.json",
         fit="results/fit/{model}_{loss}/fit.json",
@@ -57,7 +42,7 @@ rule fit_plots:
     params:
         luminosity_fb=config["luminosity_fb"],
         sqrt_s_tev=config["sqrt_s_tev"],
-        outdir=lambda wc: f"results/plots/fit/{wc.model}_{wc.loss}",
+        outdir=get_fit_plot_dir,
     log:
         "logs/fit/{model}_{loss}.plots.log",
     benchmark:

@@ -1,20 +1,15 @@
 # Friend trees: the score of every trained (model, loss) beside each input n-tuple, entry for entry.
 
 
-def friend_checkpoints(wildcards):
-    t = config["friends"]["trial"]
-    return [f"results/models/{run}/trial{t}/checkpoint.pt" for run in RUNS]
-
-
 rule friends:
     input:
-        ntuple=ntuple_path,
+        ntuple=get_ntuple,
         resolution_map="results/features/resolution_map.json",
-        checkpoints=friend_checkpoints,
+        checkpoints=get_friend_checkpoints,
     output:
         "results/friends/{sample}/{chunk}.root",
     params:
-        branch_map=lambda wc: branch_map(wc.sample),
+        branch_map=get_branch_map,
         cuts=config["selection"],
         tree=config["friends"]["tree"],
     log:

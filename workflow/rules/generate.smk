@@ -5,9 +5,9 @@ rule generate:
     output:
         ntuple="results/mc/{sample}/{chunk}.root",
     params:
-        process=lambda wc: config["samples"][wc.sample]["generate"]["process"],
-        n_events=lambda wc: chunk_events(wc.sample, wc.chunk),
-        sample_seed=lambda wc: config["samples"][wc.sample]["generate"]["seed"],
+        process=get_process,
+        n_events=get_chunk_events,
+        sample_seed=get_sample_seed,
         generation=config["generation"],
         detector=config["detector"],
         sqrt_s_tev=config["sqrt_s_tev"],
@@ -17,7 +17,7 @@ rule generate:
         "results/benchmarks/generate/{sample}/{chunk}.tsv",
     threads: 1
     resources:
-        runtime=lambda wc: 30 + chunk_events(wc.sample, wc.chunk) // 20000,
+        runtime=get_generate_runtime,
         mem_mb=4000,
     conda:
         "../../envs/generate.yaml"

@@ -1,21 +1,18 @@
 # Feature plots (normalised signal vs background) and the physics sanity checks of the data side.
 
 
-def samples_of_kind(kind):
-    return [s for s, v in config["samples"].items() if v["kind"] == kind]
-
-
 rule feature_plots:
     input:
-        signal=lambda wc: expand("results/features/{s}.parquet", s=samples_of_kind("signal")),
-        background=lambda wc: expand("results/features/{s}.parquet", s=samples_of_kind("background")),
+        signal=get_signal_features,
+        background=get_background_features,
     output:
-        expand("results/plots/features/{var}.pdf", var=PLOT_VARIABLES),
-        [report(f"results/plots/features/{var}.png", caption="../report/features.rst", category="Features",
+        expand("results/plots/features/{stem}.pdf", stem=PLOT_STEMS),
+        [report(f"results/plots/features/{file_stem(var)}.png", caption="../report/features.rst", category="Features",
                 labels={"feature": var}) for var in PLOT_VARIABLES],
     params:
         variables=PLOT_VARIABLES,
         n_bins=config["plots"]["n_bins"],
+        mllg_range=[config["selection"]["mllg_min"], config["selection"]["mllg_max"]],
         luminosity_fb=config["luminosity_fb"],
         sqrt_s_tev=config["sqrt_s_tev"],
         outdir="results/plots/features",
@@ -31,9 +28,9 @@ rule feature_plots:
 
 rule physics_checks:
     input:
-        signal=lambda wc: expand("results/features/{s}.parquet", s=samples_of_kind("signal")),
-        background=lambda wc: expand("results/features/{s}.parquet", s=samples_of_kind("background")),
-        cutflows=lambda wc: [c for s in config["samples"] for c in cutflows(s)],
+        signal=get_signal_features,
+        background=get_background_features,
+        cutflows=get_all_cutflows,
         resolution_map="results/features/resolution_map.json",
     output:
         "results/checks/physics.json",

@@ -1,31 +1,42 @@
-# Skim and preselection of every input n-tuple (generated or the user's own), one job per file.
+# Skim and preselection of every input n-tuple (generated or the user's own), one job per file; the nominal and
+# every systematic variation (photon energy scale up/down, hzg.registry.VARIATIONS) through the same rule.
 
 
-rule skim:
-    input:
-        ntuple=ntuple_path,
-    output:
-        skim="results/skim/{sample}/{chunk}.root",
-        cutflow="results/skim/{sample}/{chunk}.cutflow.json",
-    params:
-        branch_map=lambda wc: branch_map(wc.sample),
-        cuts=config["selection"],
-    log:
-        "logs/skim/{sample}/{chunk}.log",
-    benchmark:
-        "results/benchmarks/skim/{sample}/{chunk}.tsv",
-    threads: 1
-    resources:
-        mem_mb=4000,
-    conda:
-        "../../envs/skim.yaml"
-    script:
-        "../../scripts/skim.py"
+for variation, outdir in ((NOMINAL, "results/skim"), ("{variation}", "results/syst/{variation}/skim")):
+
+    rule:
+        name:
+            "skim" if variation == NOMINAL else "skim_variation"
+        input:
+            ntuple=get_ntuple,
+        output:
+            skim=f"{outdir}/{{sample}}/{{chunk}}.root",
+            cutflow=f"{outdir}/{{sample}}/{{chunk}}.cutflow.json",
+        params:
+            branch_map=get_branch_map,
+            cuts=config["selection"],
+            variation=get_variation,
+            sizes=get_variation_sizes,
+        log:
+            outdir.replace("results/", "logs/", 1) + "/{sample}/{chunk}.log",
+        benchmark:
+            (
+                "results/benchmarks/skim/{sample}/{chunk}.tsv"
+                if variation == NOMINAL
+                else "results/benchmarks/skim_variation/{variation}/{sample}/{chunk}.tsv"
+            )
+        threads: 1
+        resources:
+            mem_mb=4000,
+        conda:
+            "../../envs/skim.yaml"
+        script:
+            "../../scripts/skim.py"
 
 
 rule cutflow_table:
     input:
-        cutflows=lambda wc: [c for s in config["samples"] for c in cutflows(s)],
+        cutflows=get_all_cutflows,
     output:
         cutflow=multiext("results/tables/cutflow", ".md", ".csv", ".tex"),
         normalisation=multiext("results/tables/normalisation", ".md", ".csv", ".tex"),
@@ -41,27 +52,3 @@ rule cutflow_table:
         "../../envs/report.yaml"
     script:
         "../../scripts/cutflow_table.py"
-
-
-rule skim_variation:
-    input:
-        ntuple=ntuple_path,
-    output:
-        skim="results/syst/{variation}/skim/{sample}/{chunk}.root",
-        cutflow="results/syst/{variation}/skim/{sample}/{chunk}.cutflow.json",
-    params:
-        branch_map=lambda wc: branch_map(wc.sample),
-        cuts=config["selection"],
-        variation=lambda wc: wc.variation,
-        sizes=config["fit"]["variations"],
-    log:
-        "logs/syst/{variation}/skim/{sample}/{chunk}.log",
-    benchmark:
-        "results/benchmarks/skim_variation/{variation}/{sample}/{chunk}.tsv",
-    threads: 1
-    resources:
-        mem_mb=4000,
-    conda:
-        "../../envs/skim.yaml"
-    script:
-        "../../scripts/skim.py"

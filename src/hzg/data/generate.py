@@ -1,0 +1,817 @@
+"""Monte Carlo generation with Pythia 8: hard process, shower and the final-state particle record.
+
+The generator produces, per chunk, the visible final-state particles of every event as jagged
+awkward arrays; `hzg.data.detector` turns them into reconstructed objects.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from numpy.typing import ArrayLike
+
+import awkward as ak
+import numpy as np
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+
+PB_PER_MB = 1.0e9
+
+#: Pythia 8 settings of each process we can generate (13 TeV pp, set in `pythia_settings`).
+PROCESSES: dict[str, list[str]] = {
+    # gg -> H (LO, heavy-top effective vertex) with H -> Z gamma, Z -> ee / mumu
+    "ggH_Zgamma": [
+        "HiggsSM:gg2H = on",
+        "25:m0 = 125.0",
+        "25:onMode = off",
+        "25:onIfMatch = 22 23",
+        "23:onMode = off",
+        "23:onIfAny = 11 13",
+    ],
+    # q qbar -> gamma*/Z gamma with full gamma*/Z interference, Z/gamma* -> ee / mumu
+    "qqbar_Zgamma": [
+        "WeakBosonAndParton:ffbar2gmZgm = on",
+        "23:onMode = off",
+        "23:onIfAny = 11 13",
+    ],
+    # Drell-Yan q qbar -> gamma*/Z -> ee / mumu with the photon radiated off a lepton (FSR), the part of
+    # pp -> Z(ll)gamma that qqbar_Zgamma lacks. The quarks' QED shower is off so that an initial-state
+    # photon, which qqbar_Zgamma generates at matrix-element level, is not counted twice.
+    "drellyan_fsr": [
+        "WeakSingleBoson:ffbar2gmZ = on",
+        "23:onMode = off",
+        "23:onIfAny = 11 13",
+        "SpaceShower:QEDshowerByQ = off",
+    ],
+}
+
+#: Switches of the generation level. "parton": no multi-parton interactions and no
+#: hadronisation, final state = leptons, photons and partons of the hard process and showers;
+#: "hadron": the full event with underlying event and hadrons (about 10x slower).
+LEVELS: dict[str, list[str]] = {
+    "parton": ["PartonLevel:MPI = off", "HadronLevel:all = off"],
+    "hadron": ["PartonLevel:MPI = on", "HadronLevel:all = on"],
+}
+
+
+@dataclass(frozen=True)
+class Bias:
+    """Hard-process selection bias (see `selection_bias`); events carry the weight 1 / bias."""
+
+    pt_over_m_power: float = 0.0
+    pt_over_m_ref: float = 0.1
+    mass_peak: float = 125.0
+    mass_width: float = 8.0
+    mass_boost: float = 0.0
+
+
+@dataclass(frozen=True)
+class AcceptanceVeto:
+    """Veto on the hard process, before the shower: leptons and photon far outside the selection.
+
+    Pythia counts vetoed events as not accepted, so its cross-section is that of the kept events.
+    """
+
+    lead_lepton_pt: float = 15.0
+    sublead_lepton_pt: float = 8.0
+    photon_pt: float = 8.0
+    eta_max: float = 3.0
+    require_photon: bool = True  # False for Drell-Yan, whose photon comes from the shower
+
+    def passes(
+        self,
+        lepton_pt: Sequence[float],
+        lepton_eta: Sequence[float],
+        photon_pt: Sequence[float],
+        photon_eta: Sequence[float],
+    ) -> bool:
+        """True when two leptons and (if required) a photon of the hard process are inside the loose
+        acceptance.
+
+        Radiation only lowers a lepton's pT, so a lepton cut on the hard process looser than the
+        selection's never removes an event that the selection would keep.
+        """
+        leptons = sorted(
+            (pt for pt, eta in zip(lepton_pt, lepton_eta) if abs(eta) < self.eta_max), reverse=True
+        )
+        photon = any(
+            pt > self.photon_pt and abs(eta) < self.eta_max for pt, eta in zip(photon_pt, photon_eta)
+        )
+        return (
+            (photon or not self.require_photon)
+            and len(leptons) >= 2
+            and leptons[0] > self.lead_lepton_pt
+            and leptons[1] > self.sublead_lepton_pt
+        )
+
+
+@dataclass(frozen=True)
+class FsrFilter:
+    """How the Drell-Yan FSR sample is made cheap (process `drellyan_fsr`).
+
+    Photon emission off charged particles in the final-state shower is enhanced by `enhance`
+    (Pythia's `EnhancedSplittings`, fsr:Q2QA; events carry the compensating weight), the leptons'
+    QED shower stops at `lepton_qed_cutoff` GeV of dipole pT (emissions below it are photons within
+    about 0.03 in Delta R of their lepton, which the selection's Delta R > 0.4 never takes), and the
+    event is dropped after the shower, before hadronisation and the detector, unless a photon with
+    pT > `photon_pt` lies more than `min_dr` from every lepton. Pythia counts the dropped events as
+    not accepted, so its cross-section times the mean kept weight is that of the kept events.
+    """
+
+    enhance: float = 5.0
+    lepton_qed_cutoff: float = 0.5
+    photon_pt: float = 12.0
+    min_dr: float = 0.4
+
+    def passes(self, event: Any) -> bool:
+        """True when the showered event holds an isolated photon (see the class docstring)."""
+        return isolated_photon_pt(event, self.min_dr) > self.photon_pt
+
+
+@dataclass(frozen=True)
+class ShowerAcceptance:
+    """Loose acceptance of the showered event, checked before hadronisation (`ChunkSpec.veto_before_hadronisation`).
+
+    The preselection's cuts loosened by 20 % or more (several times the detector's resolutions): a
+    same-flavour opposite-sign e or mu pair and a photon further than `min_dr` from both, with the
+    masses (massless objects) in the widened windows. Hadronisation and hadron decays do not move the
+    leptons and photons of the shower; an event that fails can only be selected through a lepton or
+    photon from a hadron decay that passes the isolation, which `bench/bench_generate.py` checks is rare.
+    """
+
+    lead_lepton_pt: float = 20.0
+    sublead_lepton_pt: float = 12.0
+    photon_pt: float = 10.0
+    eta_max: float = 2.6
+    min_dr: float = 0.3
+    mll_min: float = 40.0
+    mllg_min: float = 85.0
+    mllg_max: float = 200.0
+
+    def passes(self, record: Any) -> bool:
+        """True when the showered record holds a lepton pair and a photon inside the loose acceptance."""
+        leptons: list[tuple[int, float, float, float]] = []
+        photons: list[tuple[float, float, float]] = []
+        for particle in record.particles():
+            if particle.status() <= 0:
+                continue
+            pid = particle.id()
+            if abs(pid) in (11, 13) or pid == 22:
+                pt = particle.pT()
+                if (
+                    pt > (self.sublead_lepton_pt if pid != 22 else self.photon_pt)
+                    and abs(particle.eta()) < self.eta_max
+                ):
+                    if pid == 22:
+                        photons.append((pt, particle.eta(), particle.phi()))
+                    else:
+                        leptons.append((pid, pt, particle.eta(), particle.phi()))
+        if len(leptons) < 2 or not photons:
+            return False
+        for i, l1 in enumerate(leptons):
+            for l2 in leptons[i + 1 :]:
+                if l1[0] != -l2[0] or max(l1[1], l2[1]) <= self.lead_lepton_pt:
+                    continue
+                mll2 = _pair_mass2(l1[1:], l2[1:])
+                if mll2 <= self.mll_min**2:
+                    continue
+                for g in photons:
+                    if min(_delta_r(g, l1[1:]), _delta_r(g, l2[1:])) <= self.min_dr:
+                        continue
+                    mllg2 = mll2 + _pair_mass2(l1[1:], g) + _pair_mass2(l2[1:], g)
+                    if self.mllg_min**2 < mllg2 < self.mllg_max**2:
+                        return True
+        return False
+
+
+def _pair_mass2(a: tuple[float, float, float], b: tuple[float, float, float]) -> float:
+    """Squared invariant mass of two massless objects given as (pT, eta, phi)."""
+    return 2.0 * a[0] * b[0] * (math.cosh(a[1] - b[1]) - math.cos(a[2] - b[2]))
+
+
+def _delta_r(a: tuple[float, float, float], b: tuple[float, float, float]) -> float:
+    return math.hypot(a[1] - b[1], math.remainder(a[2] - b[2], 2.0 * math.pi))
+
+
+def isolated_photon_pt(event: Any, min_dr: float) -> float:
+    """Highest pT of a final photon further than `min_dr` from every final charged lepton (0: none)."""
+    leptons, photons = final_leptons_and_photons(event)
+    best = 0.0
+    for pt, eta, phi in photons:
+        if pt <= best:
+            continue
+        if all(
+            math.hypot(eta - l_eta, math.remainder(phi - l_phi, 2.0 * math.pi)) > min_dr
+            for _, l_eta, l_phi in leptons
+        ):
+            best = pt
+    return best
+
+
+@dataclass(frozen=True)
+class ChunkSpec:
+    """What one generation job makes."""
+
+    process: str
+    n_events: int
+    seed: int
+    level: str = "parton"
+    sqrt_s_tev: float = 13.0
+    z_mass_min: float = 50.0
+    pthat_min: float = 10.0
+    mhat_min: float = 95.0
+    mhat_max: float = -1.0
+    factor_scale2: int = 1
+    isr_max: str = "factorization"
+    isr_damp_fudge: float = 1.0
+    isr_max_fudge: float = 1.0
+    isr_veto_ht: float | None = None
+    bias: Bias | None = None
+    veto: AcceptanceVeto | None = None
+    fsr: FsrFilter | None = None
+    #: at hadron level: check `ShowerAcceptance` on the showered event, before hadronisation, and hadronise
+    #: (Pythia's forceHadronLevel) only the events that pass; the others are kept, with their weight, without particles.
+    veto_before_hadronisation: bool = False
+
+    @property
+    def hadron_veto(self) -> ShowerAcceptance | None:
+        """The acceptance checked after the shower and before hadronisation (None: every event is hadronised)."""
+        return ShowerAcceptance() if self.level == "hadron" and self.veto_before_hadronisation else None
+
+
+@dataclass(frozen=True)
+class ChunkInfo:
+    """Per-chunk metadata written beside the events.
+
+    `sigma_gen_pb` is the cross-section of what was generated (unbiased: with a selection bias it
+    is Pythia's biased estimate times the mean compensating weight).
+    """
+
+    n_generated: int
+    sum_weights: float
+    sigma_gen_pb: float
+    sigma_err_pb: float
+
+
+#: p-hat_T / m-hat below which the selection bias stays constant (avoids a vanishing bias).
+BIAS_FLOOR = 0.01
+
+
+def selection_bias(pthat: ArrayLike, mhat: ArrayLike, bias: Bias) -> np.ndarray:
+    """Bias of the hard-process selection.
+
+    (max(p-hat_T / m-hat, BIAS_FLOOR) / ref) ** power x (1 + boost x exp(-(m-hat - peak)^2 / 2 width^2)).
+    Events are generated with probability proportional to sigma x bias and carry the weight
+    1 / bias, so every distribution stays unbiased, while the central, high-p_T / m configurations
+    near the Higgs mass (the signal-like region, where the classifiers cut) get more Monte Carlo events.
+    """
+    mhat = np.asarray(mhat, np.float64)
+    x = np.maximum(np.asarray(pthat, np.float64) / mhat, BIAS_FLOOR)
+    peak = 1.0 + bias.mass_boost * np.exp(-0.5 * ((mhat - bias.mass_peak) / bias.mass_width) ** 2)
+    return (x / bias.pt_over_m_ref) ** bias.pt_over_m_power * peak
+
+
+def _selection_bias_scalar(pthat: float, mhat: float, bias: Bias) -> float:
+    """`selection_bias` of one phase-space point in plain Python floats (Pythia calls it for every trial point)."""
+    x = max(pthat / mhat, BIAS_FLOOR)
+    peak = 1.0 + bias.mass_boost * math.exp(-0.5 * ((mhat - bias.mass_peak) / bias.mass_width) ** 2)
+    return (x / bias.pt_over_m_ref) ** bias.pt_over_m_power * peak
+
+
+#: Where the initial-state shower of the background starts (`generation.isr_max`):
+#: "factorization": at the factorisation scale, Pythia's default for a final state with a photon and
+#: the behaviour of an LHE event showered from its SCALUP; "power": at the kinematic limit (as the
+#: signal's gg -> H, which has no final-state parton); "power_damped": at the kinematic limit with
+#: the damping k^2 Q^2 / (pT^2 + k^2 Q^2) of Corke and Sjostrand (EPJC 69 (2010) 1), which follows the
+#: real-emission matrix element (here q qbar -> Z gamma g, q g -> Z gamma q) between the two; k is
+#: `generation.isr_damp_fudge` (SpaceShower:pTdampFudge) and Q the factorisation scale; "scale": at f Q for
+#: every process (SpaceShower:pTmaxMatch = 1, f = `generation.isr_max_fudge`, SpaceShower:pTmaxFudge), as an
+#: LHE event showered from a starting scale f times its factorisation scale. These choices act on both
+#: background processes (`BACKGROUND_ISR_PROCESSES`: the paper's single pp -> Z(ll)gamma sample was showered
+#: alike); with `generation.isr_veto_ht` f' a UserHook also vetoes every initial-state emission of the hard system
+#: harder than f' HT/2 (HT/2: half the sum of the transverse masses of the hard process' final state, MadGraph's
+#: default dynamic scale; for a pT-ordered shower the vetoed shower is the shower started at that scale), the cut
+#: an LHE event showered from its SCALUP has, the same physical scale for qqbar -> Z gamma and for Drell-Yan.
+ISR_MAX: dict[str, list[str]] = {
+    "factorization": ["SpaceShower:pTmaxMatch = 0", "SpaceShower:pTdampMatch = 0"],
+    "scale": ["SpaceShower:pTmaxMatch = 1", "SpaceShower:pTdampMatch = 0"],
+    "power": ["SpaceShower:pTmaxMatch = 2", "SpaceShower:pTdampMatch = 0"],
+    "power_damped": ["SpaceShower:pTmaxMatch = 2", "SpaceShower:pTdampMatch = 1"],
+}
+
+#: Processes that the background generator settings (cuts, scale, veto, bias) apply to.
+BACKGROUND_PROCESSES = ("qqbar_Zgamma",)
+#: Processes whose initial-state shower follows `generation.isr_max`, `isr_damp_fudge`, `isr_max_fudge` and
+#: `isr_veto_ht` (both parts of the paper's one pp -> Z(ll)gamma sample were showered alike).
+BACKGROUND_ISR_PROCESSES = ("qqbar_Zgamma", "drellyan_fsr")
+#: Processes whose hard process gets the acceptance veto (leptons only for Drell-Yan).
+VETOED_PROCESSES = ("qqbar_Zgamma", "drellyan_fsr")
+
+
+def chunk_spec(
+    process: str, n_events: int, seed: int, generation: Mapping[str, Any], sqrt_s_tev: float
+) -> ChunkSpec:
+    """The ChunkSpec of one chunk from the config's `generation` section (optional keys: off)."""
+    background = process in BACKGROUND_PROCESSES
+    isr = process in BACKGROUND_ISR_PROCESSES
+    veto = (
+        dict(generation["acceptance_veto"])
+        if process in VETOED_PROCESSES and generation.get("acceptance_veto")
+        else None
+    )
+    if veto is not None and process != "qqbar_Zgamma":
+        veto["require_photon"] = False
+    bias = generation.get("bias") if background else None
+    fsr = generation.get("fsr") if process == "drellyan_fsr" else None
+    return ChunkSpec(
+        process=process,
+        n_events=int(n_events),
+        seed=int(seed),
+        level=generation["level"],
+        sqrt_s_tev=float(sqrt_s_tev),
+        z_mass_min=float(generation["z_mass_min"]),
+        pthat_min=float(generation["pthat_min"]),
+        mhat_min=float(generation["mhat_min"]),
+        mhat_max=float(generation.get("mhat_max", -1.0)),
+        factor_scale2=int(generation.get("factor_scale2", 1)),
+        isr_max=str(generation.get("isr_max", "factorization")) if isr else "factorization",
+        isr_damp_fudge=float(generation.get("isr_damp_fudge", 1.0)),
+        isr_max_fudge=float(generation.get("isr_max_fudge", 1.0)),
+        isr_veto_ht=float(generation["isr_veto_ht"])
+        if isr and generation.get("isr_veto_ht") is not None
+        else None,
+        veto=AcceptanceVeto(**veto) if veto else None,
+        bias=Bias(**bias) if bias else None,
+        fsr=FsrFilter(**fsr) if fsr else None,
+        veto_before_hadronisation=bool(generation.get("veto_before_hadronisation", False)),
+    )
+
+
+def chunk_seed(sample_seed: int, chunk: int) -> int:
+    """Pythia seed of one chunk: a deterministic, well-mixed function of (sample seed, chunk).
+
+    Pythia accepts seeds in [1, 900 000 000].
+    """
+    state = np.random.SeedSequence([int(sample_seed), int(chunk)]).generate_state(1, dtype=np.uint64)[0]
+    return int(state % np.uint64(899_999_999)) + 1
+
+
+def pythia_settings(spec: ChunkSpec) -> list[str]:
+    """All `readString` lines for one chunk."""
+    if spec.process not in PROCESSES:
+        raise ValueError(f"unknown process {spec.process!r}; known: {sorted(PROCESSES)}")
+    if spec.isr_max not in ISR_MAX:
+        raise ValueError(f"unknown generation.isr_max {spec.isr_max!r}; known: {sorted(ISR_MAX)}")
+    if spec.isr_max == "scale" and not 0.25 <= spec.isr_max_fudge <= 2.0:
+        raise ValueError(
+            f"generation.isr_max_fudge {spec.isr_max_fudge} with isr_max 'scale' must lie in [0.25, 2] "
+            "(Pythia's SpaceShower:pTmaxFudge)"
+        )
+    if spec.isr_veto_ht is not None and spec.isr_veto_ht <= 0:
+        raise ValueError(f"generation.isr_veto_ht must be positive or null, got {spec.isr_veto_ht}")
+    if spec.level not in LEVELS:
+        raise ValueError(f"unknown generation level {spec.level!r}; known: {sorted(LEVELS)}")
+    common = [
+        f"Beams:eCM = {spec.sqrt_s_tev * 1000.0}",
+        "Random:setSeed = on",
+        f"Random:seed = {spec.seed}",
+        "Next:numberCount = 0",
+        "Next:numberShowEvent = 0",
+        "Next:numberShowInfo = 0",
+        "Next:numberShowProcess = 0",
+        "Init:showProcesses = off",
+        "Init:showMultipartonInteractions = off",
+        "Init:showChangedSettings = off",
+        "Init:showChangedParticleData = off",
+    ]
+    cuts = []
+    if spec.process == "qqbar_Zgamma":
+        cuts = [
+            f"23:mMin = {spec.z_mass_min}",
+            f"PhaseSpace:pTHatMin = {spec.pthat_min}",
+            f"PhaseSpace:mHatMin = {spec.mhat_min}",
+            f"PhaseSpace:mHatMax = {spec.mhat_max}",
+            # 1: min(mT^2) = photon pT^2, Pythia's default; 2: geometric mean of the two mT^2,
+            # MadGraph's default central scale for a heavy + massless pair. It is also the
+            # starting scale of the initial-state shower (SpaceShower:pTmaxMatch = 0 with a
+            # photon in the final state), so it sets the recoil pT(llg) of the background.
+            f"SigmaProcess:factorScale2 = {spec.factor_scale2}",
+        ]
+    isr = [
+        *ISR_MAX[spec.isr_max],
+        *([f"SpaceShower:pTdampFudge = {spec.isr_damp_fudge}"] if spec.isr_max == "power_damped" else []),
+        *([f"SpaceShower:pTmaxFudge = {spec.isr_max_fudge}"] if spec.isr_max == "scale" else []),
+    ]
+    if spec.process in BACKGROUND_ISR_PROCESSES:
+        cuts += isr
+    if spec.process == "drellyan_fsr":
+        # m(gamma*/Z) = m(llg) when the photon comes from a lepton: the mass range of the selection
+        cuts += [f"23:mMin = {spec.mhat_min}"] + (
+            [f"23:mMax = {spec.mhat_max}"] if spec.mhat_max > spec.mhat_min else []
+        )
+        if spec.fsr is not None:
+            cuts += [f"TimeShower:pTminChgL = {spec.fsr.lepton_qed_cutoff}"]
+            if spec.fsr.enhance != 1.0:
+                cuts += [
+                    "Enhancements:doEnhance = on",
+                    f"EnhancedSplittings:List = {{fsr:Q2QA={spec.fsr.enhance}}}",
+                ]
+    level = LEVELS[spec.level]
+    if (
+        spec.hadron_veto is not None
+    ):  # hadronised by hand (forceHadronLevel) for the events that pass the veto
+        level = [line.replace("HadronLevel:all = on", "HadronLevel:all = off") for line in level]
+    return common + PROCESSES[spec.process] + cuts + level
+
+
+#: Squared pT (GeV^2) below which a particle is not even read from the record: a little under
+#: PARTICLE_PT_MIN^2, so that the exact cut (in numpy, `ChunkGenerator.batch`) sees every particle it keeps.
+_PT2_PREFILTER = 0.999 * 0.5**2
+
+
+#: Particle.isVisible() per PDG id (it depends on the particle species only), filled as ids are met.
+_VISIBLE: dict[int, bool] = {}
+
+
+def _event_particles(event) -> list[tuple[int, float, float, float, float]]:
+    """Visible final-state particles of one Pythia event above the pT pre-filter (the one Python pass over the record).
+
+    `Event.particles()` hands the record over in one call; the cheap tests (status, pT) come first, and
+    visibility is looked up per species, so that a particle costs as few calls into Pythia as it can.
+    """
+    out = []
+    visible = _VISIBLE
+    for p in event.particles():
+        if p.status() > 0 and p.pT2() > _PT2_PREFILTER:
+            pid = p.id()
+            seen = visible.get(pid)
+            if seen is None:
+                seen = visible[pid] = bool(p.isVisible())
+            if seen:
+                out.append((pid, p.px(), p.py(), p.pz(), p.e()))
+    return out
+
+
+#: Particles softer than this are dropped right after generation: the detector response uses
+#: nothing below 0.5 GeV (isolation pool), and at hadron level this keeps the memory bounded.
+PARTICLE_PT_MIN = 0.5
+#: Events per batch handed to the detector response; fixed, so a seed fixes the random streams.
+BATCH_SIZE = 5000
+#: Events per call of Pythia's nextBatch (its arrays hold every particle of the record with all its
+#: properties, about 0.2 MB per hadron-level event); does not change the events.
+NEXT_BATCH_EVENTS = 500
+
+
+def final_leptons_and_photons(
+    record: Any,
+) -> tuple[list[tuple[float, float, float]], list[tuple[float, float, float]]]:
+    """(pT, eta, phi) of the final charged leptons (e, mu) and of the final photons of a Pythia record."""
+    leptons: list[tuple[float, float, float]] = []
+    photons: list[tuple[float, float, float]] = []
+    for particle in record.particles():
+        if particle.status() <= 0:
+            continue
+        pid = abs(particle.id())
+        if pid in (11, 13):
+            leptons.append((particle.pT(), particle.eta(), particle.phi()))
+        elif pid == 22:
+            photons.append((particle.pT(), particle.eta(), particle.phi()))
+    return leptons, photons
+
+
+def _hard_objects(process: Any) -> tuple[list[float], list[float], list[float], list[float]]:
+    """pT and eta of the final-state charged leptons (e, mu) and photons of Pythia's process record."""
+    leptons, photons = final_leptons_and_photons(process)
+    return [p[0] for p in leptons], [p[1] for p in leptons], [p[0] for p in photons], [p[1] for p in photons]
+
+
+#: Status code of the parton emitted by an initial-state branching (Pythia's particle-status scheme).
+ISR_EMITTED_STATUS = 43
+
+
+def half_ht(process: Any) -> float:
+    """MadGraph's default dynamic scale: half the sum of sqrt(m^2 + pT^2) over the final state of a process record."""
+    total = 0.0
+    for i in range(process.size()):
+        particle = process[i]
+        if particle.isFinal():
+            total += particle.mT()
+    return 0.5 * total
+
+
+def isr_emission_pt(event: Any, size_old: int) -> float:
+    """pT of the parton an initial-state branching just emitted (the entries from size_old on; 0 if none)."""
+    for i in range(size_old, event.size()):
+        if event[i].status() == ISR_EMITTED_STATUS:
+            return float(event[i].pT())
+    return 0.0
+
+
+def _user_hook(
+    bias: Bias | None,
+    veto: AcceptanceVeto | None,
+    fsr: FsrFilter | None = None,
+    isr_scale_fudge: float | None = None,
+) -> Any:
+    """A Pythia UserHooks object: selection bias (`selection_bias`), acceptance veto, FSR filter and, with
+    isr_scale_fudge f, the veto of initial-state emissions of the hard system above f HT/2 (`ISR_MAX` text).
+
+    Pythia calls `biasSelectionBy` for every trial phase-space point (about 40 per accepted background
+    event), so it stays in plain Python floats.
+    """
+    import pythia8mc
+
+    class Hook(pythia8mc.UserHooks):
+        isr_limit = math.inf
+
+        def canVetoISREmission(self) -> bool:  # noqa: N802
+            return isr_scale_fudge is not None
+
+        def doVetoISREmission(self, size_old, event, i_sys) -> bool:  # noqa: N802
+            return i_sys == 0 and isr_emission_pt(event, size_old) > self.isr_limit
+
+        def canBiasSelection(self) -> bool:  # noqa: N802 (Pythia's names)
+            return bias is not None
+
+        def biasSelectionBy(self, sigma_process, phase_space, in_event) -> float:  # noqa: N802
+            return _selection_bias_scalar(phase_space.pTHat(), phase_space.mHat, bias)
+
+        def canVetoProcessLevel(self) -> bool:  # noqa: N802
+            return veto is not None or isr_scale_fudge is not None
+
+        def doVetoProcessLevel(self, process) -> bool:  # noqa: N802
+            if isr_scale_fudge is not None:
+                self.isr_limit = isr_scale_fudge * half_ht(process)
+            return veto is not None and not veto.passes(*_hard_objects(process))
+
+        def canVetoPartonLevel(self) -> bool:  # noqa: N802
+            return fsr is not None
+
+        def doVetoPartonLevel(self, event) -> bool:  # noqa: N802
+            return not fsr.passes(event)
+
+    return Hook()
+
+
+class ChunkGenerator:
+    """One initialised Pythia instance that makes the events of a chunk batch by batch."""
+
+    def __init__(self, spec: ChunkSpec, progress: bool = True) -> None:
+        import pythia8mc  # imported here so that the rest of the library works without the generator
+
+        self.spec = spec
+        self.pythia = pythia8mc.Pythia("", False)
+        for line in pythia_settings(spec):
+            if not self.pythia.readString(line):
+                raise RuntimeError(f"Pythia refused the setting {line!r}")
+        #: seconds spent in Pythia's next() and forceHadronLevel() ("pythia", the user hooks it calls
+        #: included), in the acceptance check before hadronisation ("hadron_veto") and in reading the
+        #: record ("extract")
+        self.seconds = {"pythia": 0.0, "hadron_veto": 0.0, "extract": 0.0}
+        self.n_hadron_vetoed = 0
+        self._visible_ids: dict[int, bool] = {}
+        self.hook = None
+        if (
+            spec.bias is not None
+            or spec.veto is not None
+            or spec.fsr is not None
+            or spec.isr_veto_ht is not None
+        ):
+            self.hook = _user_hook(
+                spec.bias, spec.veto, spec.fsr, spec.isr_veto_ht
+            )  # kept alive here: Pythia holds a raw pointer
+            self.pythia.setUserHooksPtr(self.hook)
+        if not self.pythia.init():
+            raise RuntimeError(f"Pythia failed to initialise for process {spec.process!r}")
+        self.n_failed = 0
+        self.bar = tqdm(
+            total=spec.n_events, desc=f"pythia {spec.process}", disable=not progress, mininterval=5
+        )
+
+    def batch(self, n_events: int) -> tuple[ak.Array, np.ndarray]:
+        """The next `n_events` events: jagged particles (pid, px, py, pz, E) with pT > PARTICLE_PT_MIN, weights.
+
+        Events come from Pythia's `nextBatch` (the records converted to arrays in C++, then filtered in
+        numpy), unless they are hadronised by hand after the acceptance check (`ChunkSpec.hadron_veto`),
+        which needs the event-by-event loop. Both paths give the same events for the same seed.
+        """
+        if self.spec.hadron_veto is None:
+            return self._batch_columnar(n_events)
+        return self._batch_event_loop(n_events)
+
+    def _batch_columnar(self, n_events: int) -> tuple[ak.Array, np.ndarray]:
+        """`batch` through Pythia's nextBatch, at most NEXT_BATCH_EVENTS records at a time (memory)."""
+        seconds = self.seconds
+        pieces: list[ak.Array] = []
+        weights: list[np.ndarray] = []
+        done = 0
+        while done < n_events:
+            want = min(NEXT_BATCH_EVENTS, n_events - done)
+            t0 = time.perf_counter()
+            events = self.pythia.nextBatch(want)  # errorMode "skip": an event Pythia fails on is left out
+            t1 = time.perf_counter()
+            seconds["pythia"] += t1 - t0
+            self.n_failed += want - len(events)
+            if self.n_failed > max(100, self.spec.n_events // 10):
+                raise RuntimeError(
+                    f"Pythia failed {self.n_failed} times for {self.spec.process!r}; giving up"
+                )
+            particles, w = self._columns(events)
+            pieces.append(particles)
+            weights.append(w)
+            done += len(events)
+            self.bar.update(len(events))
+            seconds["extract"] += time.perf_counter() - t1
+        return ak.concatenate(pieces) if len(pieces) > 1 else pieces[0], np.concatenate(weights)
+
+    def _columns(self, events: ak.Array) -> tuple[ak.Array, np.ndarray]:
+        """Visible final particles with pT > PARTICLE_PT_MIN and the weights of a nextBatch array."""
+        prt = events.prt
+        counts = ak.to_numpy(ak.num(prt))
+        flat = ak.flatten(prt)
+        pid = ak.to_numpy(flat.id)
+        mom = flat.p
+        px, py = ak.to_numpy(mom.px), ak.to_numpy(mom.py)
+        keep = (ak.to_numpy(flat.status) > 0) & (np.hypot(px, py) > PARTICLE_PT_MIN) & self._visible(pid)
+        event_of_row = np.repeat(np.arange(len(counts)), counts)
+        counts = np.bincount(event_of_row[keep], minlength=len(counts))
+        fields = {
+            "pid": pid[keep].astype(np.int32),
+            "px": px[keep],
+            "py": py[keep],
+            "pz": ak.to_numpy(mom.pz)[keep],
+            "E": ak.to_numpy(mom.e)[keep],
+        }
+        info = events.info
+        weights = ak.to_numpy(ak.firsts(info.weights)).astype(np.float64)
+        if (
+            self.spec.bias is not None
+        ):  # event by event, as numpy scalars: the same bits as before (see tests)
+            pthat = np.sqrt(ak.to_numpy(info.pT2Hat)).tolist()
+            mhat = ak.to_numpy(info.mHat).tolist()
+            weights = weights / np.array(
+                [selection_bias(a, m, self.spec.bias) for a, m in zip(pthat, mhat)], np.float64
+            )
+        return ak.unflatten(ak.zip(fields), counts), weights
+
+    def _visible(self, pid: np.ndarray) -> np.ndarray:
+        """Pythia's isVisible() of each PDG id (per species, cached)."""
+        unique = np.unique(pid)
+        for code in unique.tolist():
+            if code not in self._visible_ids:
+                self._visible_ids[code] = bool(self.pythia.particleData.isVisible(code))
+        visible = np.array([c for c in unique.tolist() if self._visible_ids[c]], dtype=pid.dtype)
+        return np.isin(pid, visible)
+
+    def _batch_event_loop(self, n_events: int) -> tuple[ak.Array, np.ndarray]:
+        """`batch` event by event (the hadronisation of the events that pass `ChunkSpec.hadron_veto`)."""
+        counts = np.zeros(n_events, dtype=np.int64)
+        weights = np.zeros(n_events, dtype=np.float64)
+        rows: list[tuple[int, float, float, float, float]] = []
+        hadron_veto = self.spec.hadron_veto
+        seconds = self.seconds
+        i = 0
+        while i < n_events:
+            t0 = time.perf_counter()
+            ok = self.pythia.next()
+            t1 = time.perf_counter()
+            seconds["pythia"] += t1 - t0
+            if ok and hadron_veto is not None:
+                passed = hadron_veto.passes(self.pythia.event)
+                t2 = time.perf_counter()
+                seconds["hadron_veto"] += t2 - t1
+                if passed:
+                    ok = self.pythia.forceHadronLevel(False)  # the junctions are those of this event
+                    t1 = time.perf_counter()
+                    seconds["pythia"] += t1 - t2
+                else:
+                    self.n_hadron_vetoed += 1
+                    t1 = t2
+            if not ok:
+                self.n_failed += 1
+                if self.n_failed > max(100, self.spec.n_events // 10):
+                    raise RuntimeError(
+                        f"Pythia failed {self.n_failed} times for {self.spec.process!r}; giving up"
+                    )
+                continue
+            # an event vetoed before hadronisation keeps its weight (it counts as generated) but no particles
+            particles = _event_particles(self.pythia.event) if hadron_veto is None or passed else []
+            rows.extend(particles)
+            counts[i] = len(particles)
+            info = self.pythia.infoPython()
+            weights[i] = info.weight()
+            if self.spec.bias is not None:
+                weights[i] /= selection_bias(info.pTHat(), info.mHat(), self.spec.bias)
+            i += 1
+            self.bar.update(1)
+            seconds["extract"] += time.perf_counter() - t1
+        flat = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
+        keep = np.hypot(flat[:, 1], flat[:, 2]) > PARTICLE_PT_MIN
+        event_of_row = np.repeat(np.arange(n_events), counts)
+        counts = np.bincount(event_of_row[keep], minlength=n_events)
+        flat = flat[keep]
+        fields = {
+            "pid": flat[:, 0].astype(np.int32),
+            "px": flat[:, 1],
+            "py": flat[:, 2],
+            "pz": flat[:, 3],
+            "E": flat[:, 4],
+        }
+        return ak.unflatten(ak.zip(fields), counts), weights
+
+    def info(self, sum_weights: float) -> ChunkInfo:
+        """Metadata once all events are made: generated events, sum of weights, cross-section."""
+        self.bar.close()
+        info = self.pythia.infoPython()
+        # with a selection bias Pythia estimates sigma x <bias>; the mean weight <1/bias> undoes it. With
+        # enhanced emissions and the FSR filter, Pythia's sigma is that of the kept events counted
+        # unweighted, and the mean kept weight turns it into their weighted cross-section.
+        weighted = self.spec.bias is not None or self.spec.fsr is not None
+        unbias = float(sum_weights) / self.spec.n_events if weighted else 1.0
+        meta = ChunkInfo(
+            n_generated=self.spec.n_events,
+            sum_weights=float(sum_weights),
+            sigma_gen_pb=float(info.sigmaGen()) * PB_PER_MB * unbias,
+            sigma_err_pb=float(info.sigmaErr()) * PB_PER_MB * unbias,
+        )
+        log.info(
+            "generated %d %s events (%d failed), sigma_gen = %.4g +- %.2g pb",
+            self.spec.n_events,
+            self.spec.process,
+            self.n_failed,
+            meta.sigma_gen_pb,
+            meta.sigma_err_pb,
+        )
+        return meta
+
+
+def generate_chunk(spec: ChunkSpec, progress: bool = True) -> tuple[ak.Array, np.ndarray, ChunkInfo]:
+    """All events of a chunk at once: particles, generator weights and the chunk metadata."""
+    gen = ChunkGenerator(spec, progress)
+    particles, weights = gen.batch(spec.n_events)
+    return particles, weights, gen.info(weights.sum())
+
+
+def detector_seed(seed: int, offset: int) -> np.random.SeedSequence:
+    """Random stream of the detector response of a chunk, independent of Pythia's."""
+    return np.random.SeedSequence([int(seed), int(offset)])
+
+
+def nanoaod_trees(
+    objects: dict[str, ak.Array], weights: ak.Array, meta: ChunkInfo, spec: ChunkSpec, chunk: int
+) -> dict[str, dict[str, object]]:
+    """The NanoAOD-like `Events` and `Runs` trees of one chunk."""
+    n = len(weights)
+    events: dict[str, object] = {name: coll for name, coll in objects.items()}
+    events["genWeight"] = np.asarray(weights, dtype=np.float64)
+    events["event"] = np.arange(n, dtype=np.int64)
+    events["chunk"] = np.full(n, chunk, dtype=np.int32)
+    runs = {
+        "genEventCount": np.array([meta.n_generated], dtype=np.int64),
+        "genEventSumw": np.array([meta.sum_weights]),
+        "sigmaGen_pb": np.array([meta.sigma_gen_pb]),
+        "sigmaErr_pb": np.array([meta.sigma_err_pb]),
+        "seed": np.array([spec.seed], dtype=np.int64),
+        "partonLevelOnly": np.array([spec.level == "parton"]),
+    }
+    return {"Events": events, "Runs": runs}
+
+
+def simulate_chunk(
+    spec: ChunkSpec, detector_cfg: dict, chunk: int, progress: bool = True
+) -> dict[str, dict[str, object]]:
+    """Generate one chunk batch by batch, apply the detector response and return its n-tuple trees."""
+    from hzg.data import detector
+
+    gen = ChunkGenerator(spec, progress)
+    rng = np.random.default_rng(detector_seed(spec.seed, detector_cfg["seed_offset"]))
+    batches: list[dict[str, ak.Array]] = []
+    weights: list[np.ndarray] = []
+    detector_s = 0.0
+    for start in range(0, spec.n_events, BATCH_SIZE):
+        particles, w = gen.batch(min(BATCH_SIZE, spec.n_events - start))
+        t0 = time.perf_counter()
+        batches.append(detector.reconstruct(particles, detector_cfg, rng))
+        detector_s += time.perf_counter() - t0
+        weights.append(w)
+    log.info(
+        "seconds: Pythia %.1f (user hooks included), acceptance before hadronisation %.1f, record extraction %.1f, "
+        "detector %.1f; %d events vetoed before hadronisation",
+        gen.seconds["pythia"],
+        gen.seconds["hadron_veto"],
+        gen.seconds["extract"],
+        detector_s,
+        gen.n_hadron_vetoed,
+    )
+    all_weights = np.concatenate(weights)
+    meta = gen.info(all_weights.sum())
+    objects = {name: ak.concatenate([b[name] for b in batches]) for name in detector.COLLECTIONS}
+    for name, coll in objects.items():
+        log.info("%s: %.3f per event after the detector response", name, float(ak.mean(ak.num(coll))))
+    return nanoaod_trees(objects, all_weights, meta, spec, chunk)

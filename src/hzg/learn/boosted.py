@@ -1,0 +1,238 @@
+"""Tree baselines of paper 000: XGBoost (100 rounds, depth 3) and a TMVA-like AdaBoost BDT.
+
+TMVA's BDT (850 trees, depth 3, minimum node size 2.5 %, nCuts = 20, AdaBoost beta 0.5) is rebuilt
+with scikit-learn: AdaBoost (SAMME) over depth-3 trees whose leaves hold at least 2.5 % of the
+(weighted) training sample, on inputs discretised to the 20-cut grid TMVA scans per variable.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+XGBOOST_DEFAULTS = {"n_rounds": 100, "max_depth": 3, "learning_rate": 0.3}
+BDT_DEFAULTS = {
+    "n_trees": 850,
+    "max_depth": 3,
+    "min_node_fraction": 0.025,
+    "n_cuts": 20,
+    "learning_rate": 0.5,
+}
+
+
+def _merge(defaults: Mapping[str, Any], hparams: Mapping[str, Any], name: str) -> dict[str, Any]:
+    unknown = set(hparams) - set(defaults)
+    if unknown:
+        raise ValueError(
+            f"unknown hyper-parameter(s) {sorted(unknown)} for model {name!r}; known: {sorted(defaults)}"
+        )
+    return {**defaults, **hparams}
+
+
+def cuda_available() -> bool:
+    """Whether a CUDA device is visible (via torch, which the training stage has anyway)."""
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:  # pragma: no cover
+        return False
+
+
+def fit_xgboost(
+    x: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    hparams: Mapping[str, Any],
+    seed: int,
+    threads: int,
+    device: str = "auto",
+):
+    """Train an XGBoost classifier (on CUDA when there is one and device allows it)."""
+    import xgboost as xgb
+
+    hp = _merge(XGBOOST_DEFAULTS, hparams, "xgboost")
+    use_cuda = device == "cuda" or (device == "auto" and cuda_available())
+    model = xgb.XGBClassifier(
+        n_estimators=hp["n_rounds"],
+        max_depth=hp["max_depth"],
+        learning_rate=hp["learning_rate"],
+        tree_method="hist",
+        device="cuda" if use_cuda else "cpu",
+        random_state=seed,
+        n_jobs=threads,
+        objective="binary:logistic",
+        eval_metric="logloss",
+    )
+    model.fit(x, y, sample_weight=w, verbose=False)
+    return model
+
+
+def xgboost_scores(model, x: np.ndarray, n_rounds: int | None = None) -> np.ndarray:
+    """Signal probability using the first `n_rounds` boosting rounds (all by default)."""
+    kwargs = {"iteration_range": (0, n_rounds)} if n_rounds else {}
+    return model.predict_proba(x, **kwargs)[:, 1]
+
+
+def fit_bdt(x: np.ndarray, y: np.ndarray, w: np.ndarray, hparams: Mapping[str, Any], seed: int):
+    """Train the TMVA-like AdaBoost BDT; returns a scikit-learn pipeline (grid discretiser + AdaBoost)."""
+    from sklearn.ensemble import AdaBoostClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import KBinsDiscretizer
+    from sklearn.tree import DecisionTreeClassifier
+
+    hp = _merge(BDT_DEFAULTS, hparams, "bdt")
+    tree = DecisionTreeClassifier(
+        max_depth=hp["max_depth"], min_weight_fraction_leaf=hp["min_node_fraction"], random_state=seed
+    )
+    boost = AdaBoostClassifier(
+        tree, n_estimators=hp["n_trees"], learning_rate=hp["learning_rate"], random_state=seed
+    )
+    grid = KBinsDiscretizer(n_bins=hp["n_cuts"] + 1, encode="ordinal", strategy="uniform")
+    pipe = make_pipeline(grid, boost)
+    pipe.fit(x, y, adaboostclassifier__sample_weight=w)
+    return pipe
+
+
+def bdt_scores(model, x: np.ndarray) -> np.ndarray:
+    """Signal probability of the BDT."""
+    return model.predict_proba(x)[:, 1]
+
+
+def bdt_staged_scores(model, x: np.ndarray, stages: list[int]) -> dict[int, np.ndarray]:
+    """Signal probability after each of `stages` trees, in one pass over the boosting stages."""
+    grid, boost = model[0], model[-1]
+    wanted, out = set(stages), {}
+    for i, proba in enumerate(boost.staged_predict_proba(grid.transform(x)), start=1):
+        if i in wanted:
+            out[i] = proba[:, 1]
+    return out
+
+
+#: Format tag of a BDT serialised as arrays (JSON), checked on load.
+BDT_FORMAT = "hzg-bdt-arrays-1"
+
+
+def bdt_to_arrays(model) -> dict[str, Any]:
+    """The fitted BDT pipeline (grid discretiser + AdaBoost SAMME over trees) as plain lists: the grid's bin
+    edges, the tree weights and, per tree, its nodes (children, split feature and threshold, class of the
+    node)."""
+    grid, boost = model[0], model[-1]
+    if getattr(boost, "algorithm", "SAMME") not in ("SAMME", "deprecated"):
+        raise ValueError(f"only AdaBoost SAMME can be stored as arrays, not {boost.algorithm!r}")
+    forest = []
+    for est in boost.estimators_:
+        t = est.tree_
+        forest.append(
+            {
+                "left": t.children_left.tolist(),
+                "right": t.children_right.tolist(),
+                "feature": t.feature.tolist(),
+                "threshold": t.threshold.tolist(),
+                "leaf_class": np.argmax(t.value[:, 0, :], axis=1).tolist(),
+            }
+        )
+    return {
+        "format": BDT_FORMAT,
+        "bin_edges": [e.tolist() for e in grid.bin_edges_],
+        "classes": boost.classes_.tolist(),
+        "estimator_weights": boost.estimator_weights_.tolist(),
+        "trees": forest,
+    }
+
+
+class ArrayBDT:
+    """The BDT evaluated from its arrays (`bdt_to_arrays`) with numpy: the same probabilities as
+    scikit-learn's
+    pipeline (grid transform, SAMME decision function, binary softmax), without scikit-learn or pickle."""
+
+    def __init__(self, arrays: Mapping[str, Any]) -> None:
+        if arrays.get("format") != BDT_FORMAT:
+            raise ValueError(
+                f"not a BDT in the array format {BDT_FORMAT!r} (format {arrays.get('format')!r})"
+            )
+        self.bin_edges = [np.asarray(e, np.float64) for e in arrays["bin_edges"]]
+        self.classes = np.asarray(arrays["classes"])
+        if len(self.classes) != 2:
+            raise ValueError(f"the BDT must have two classes, not {len(self.classes)}")
+        self.estimator_weights = np.asarray(arrays["estimator_weights"], np.float64)
+        self.trees = [
+            {k: np.asarray(v, np.float64 if k == "threshold" else np.int64) for k, v in t.items()}
+            for t in arrays["trees"]
+        ]
+
+    def _grid(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        out = np.empty(x.shape, np.float64)
+        for j, edges in enumerate(self.bin_edges):  # one pass per feature, columnar
+            out[:, j] = np.searchsorted(edges[1:-1], x[:, j], side="right")
+        return out
+
+    @staticmethod
+    def _tree_class(tree: Mapping[str, np.ndarray], xt: np.ndarray) -> np.ndarray:
+        node = np.zeros(len(xt), np.int64)
+        rows = np.arange(len(xt))
+        while True:  # one step per tree level, every event at once
+            inner = tree["left"][node] >= 0
+            if not inner.any():
+                return tree["leaf_class"][node]
+            go_left = xt[rows, np.where(inner, tree["feature"][node], 0)] <= tree["threshold"][node]
+            node = np.where(inner, np.where(go_left, tree["left"][node], tree["right"][node]), node)
+
+    def staged_decision(self, x: np.ndarray):
+        """The SAMME decision function after each tree (scikit-learn's staged_decision_function, binary
+        case)."""
+        xt = self._grid(x)
+        total, norm = np.zeros(len(xt)), 0.0
+        for tree, w in zip(self.trees, self.estimator_weights):
+            total = total + np.where(self._tree_class(tree, xt) == 1, w, -w)
+            norm += w
+            yield 2.0 * total / norm
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """(n, 2) class probabilities, as scikit-learn's predict_proba."""
+        decision = None
+        for decision in self.staged_decision(x):
+            pass
+        if decision is None:
+            decision = np.zeros(len(x))
+        return _binary_softmax(decision)
+
+
+def _binary_softmax(decision: np.ndarray) -> np.ndarray:
+    half = np.stack([-decision, decision], axis=1) / 2.0
+    half -= half.max(axis=1, keepdims=True)
+    e = np.exp(half)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def to_bytes(model) -> bytes:
+    """Serialise a fitted tree model as JSON: XGBoost's own JSON model, the BDT as arrays (`bdt_to_arrays`).
+    Neither format can run code when it is loaded."""
+    if type(model).__name__ == "XGBClassifier":
+        return bytes(model.get_booster().save_raw("json"))
+    if isinstance(model, ArrayBDT):
+        raise TypeError("an ArrayBDT is already a loaded checkpoint; store the arrays it was built from")
+    return json.dumps(bdt_to_arrays(model), allow_nan=False).encode()
+
+
+def from_bytes(kind: str, blob: bytes):
+    """Inverse of `to_bytes` (the BDT comes back as an `ArrayBDT`)."""
+    if kind == "xgboost":
+        import xgboost as xgb
+
+        model = xgb.XGBClassifier()
+        model.load_model(bytearray(blob))
+        return model
+    if kind == "bdt":
+        try:
+            arrays = json.loads(bytes(blob).decode())
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(
+                f"the BDT is not stored as JSON arrays (a pickle from an older version?): {err}"
+            ) from err
+        return ArrayBDT(arrays)
+    raise ValueError(f"unknown tree model kind {kind!r}")

@@ -1,0 +1,621 @@
+"""Training of one (model, loss, trial): data scope, balancing, normalisation, the events each epoch
+draws, the epoch loop with significance-based model selection, resumable checkpoints, and the scores of
+every event."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from hzg.data import features as feat
+from hzg import checkpoints, io, metrics
+from hzg.learn import boosted, losses
+from hzg.learn.classifier import Normaliser, predict_neural
+from hzg.registry import TRAIN, TREE_MODELS, VALIDATION, run_name, split_column
+
+log = logging.getLogger(__name__)
+
+KEY_COLUMNS = ("sample_id", "chunk", "entry")
+
+
+@dataclass
+class Dataset:
+    """All events of all samples for one trial: inputs, labels, weights, mass, split and key."""
+
+    x: np.ndarray  # (n, n_features) float32, not normalised
+    y: np.ndarray  # (n,) float32, 1 = signal
+    weight: np.ndarray  # (n,) physical weight (expected events of the full sample)
+    mass: np.ndarray  # (n,) mllg
+    split: np.ndarray  # (n,) 0 train, 1 validation, 2 test
+    keys: pd.DataFrame  # sample_id, chunk, entry
+    features: list[str]
+
+
+def feature_names(disco_lambda: float, sigma_m: str = feat.SIGMA_M_DEFAULT) -> list[str]:
+    """The paper's inputs: 12 features (sigma_m in GeV or relative), plus the 3 momenta with DisCo."""
+    return list(feat.feature_set(sigma_m)) + (list(feat.DISCO_FEATURES) if disco_lambda > 0 else [])
+
+
+def load_dataset(paths: Sequence[str | Path], features: Sequence[str], trial: int) -> Dataset:
+    """Concatenate the feature Parquet files of all samples, with the split of `trial`."""
+    frames = [pd.read_parquet(p) for p in paths]
+    frame = pd.concat(frames, ignore_index=True)
+    split_col = split_column(trial)
+    missing = [
+        c for c in list(features) + [split_col, "weight", "mllg", "is_signal"] if c not in frame.columns
+    ]
+    if missing:
+        raise KeyError(f"feature files {list(map(str, paths))} lack columns {missing}")
+    if frame["is_signal"].nunique() < 2:
+        raise ValueError(
+            f"feature files {list(map(str, paths))} hold only one class; need signal and background"
+        )
+    feat.check_finite(frame, list(features), source="training inputs")
+    return Dataset(
+        x=frame[list(features)].to_numpy(np.float32),
+        y=frame["is_signal"].to_numpy(np.float32),
+        weight=frame["weight"].to_numpy(np.float64),
+        mass=frame["mllg"].to_numpy(np.float64),
+        split=frame[split_col].to_numpy(np.int8),
+        keys=frame[list(KEY_COLUMNS)].reset_index(drop=True),
+        features=list(features),
+    )
+
+
+def training_scope(
+    mass: np.ndarray, y: np.ndarray, disco_lambda: float, tcfg: Mapping[str, Any]
+) -> np.ndarray:
+    """Events a training step sees: the narrow window (classifier term), plus background in the
+    wide window when DisCo is on (paper Sec. III B / IV C); everything when data scope is off."""
+    if not tcfg["data_scope"]:
+        return np.ones(len(mass), dtype=bool)
+    scope = metrics.in_window(mass, tcfg["narrow_window"])
+    if disco_lambda > 0:
+        scope |= (y == 0) & metrics.in_window(mass, tcfg["wide_window"])
+    return scope
+
+
+def balanced_weights(weight: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Weights rescaled so that signal and background each sum to half the number of events."""
+    out = np.asarray(weight, np.float64).copy()
+    for cls in (0, 1):
+        sel = y == cls
+        total = out[sel].sum()
+        if total <= 0:
+            raise ValueError(f"class {cls} has non-positive total weight {total} in the training scope")
+        out[sel] *= 0.5 * len(out) / total
+    return out
+
+
+def eval_epochs(n_epochs: int, every_early: int, early_until: int, every_late: int) -> list[int]:
+    """Epochs (1-based) with a validation pass: every `every_early` up to `early_until`, then every
+    `every_late`; the last epoch always."""
+    epochs = set(range(every_early, min(early_until, n_epochs) + 1, every_early))
+    start = (early_until // every_late + 1) * every_late
+    epochs |= set(range(start, n_epochs + 1, every_late))
+    epochs.add(n_epochs)
+    return sorted(epochs)
+
+
+def config_hash(payload: Any) -> str:
+    """SHA-256 of a JSON-serialisable description of what a result depends on."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def pick_device(choice: str) -> torch.device:
+    """CUDA when asked for or ('auto') when present, else CPU."""
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise RuntimeError("config training.device is 'cuda' but no CUDA device is visible")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+@dataclass
+class RunSpec:
+    """What one training job does (built from config by the rule)."""
+
+    model: str
+    loss: str
+    loss_kind: str
+    disco_lambda: float
+    hparams: dict
+    training: dict
+    trial: int
+    sigma_m: str = feat.SIGMA_M_DEFAULT
+
+    @property
+    def seed(self) -> int:
+        return int(self.training["seed"]) + self.trial
+
+    def describe(self) -> dict:
+        return {
+            "model": self.model,
+            "loss": self.loss,
+            "loss_kind": self.loss_kind,
+            "disco_lambda": self.disco_lambda,
+            "hparams": self.hparams,
+            "training": self.training,
+            "trial": self.trial,
+            "sigma_m": self.sigma_m,
+        }
+
+
+def validation_significance(
+    score: np.ndarray, data: Dataset, eval_w: np.ndarray, n_bins: int, split: int = 1
+) -> float:
+    """The paper's binned significance on one split (validation by default); `score` covers all events."""
+    sel = data.split == split
+    return split_significance(score[sel], data.mass[sel], eval_w[sel], data.y[sel], n_bins)
+
+
+def split_significance(
+    score: np.ndarray, mass: np.ndarray, weight: np.ndarray, y: np.ndarray, n_bins: int
+) -> float:
+    """The paper's binned significance of already-selected events."""
+    z, _ = metrics.binned_significance(score, mass, weight, y.astype(bool), n_bins=n_bins)
+    return float(z)
+
+
+def _batch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """Shuffled event order of one epoch: a function of (seed, epoch) only, so a resumed run repeats it."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=gen)
+
+
+class EpochSampler:
+    """The events of each training epoch and their weights, a function of (seed, epoch) only, so that a
+    resumed run repeats them.
+
+    `events_per_epoch` None: every training event once, in shuffled order, with `balanced_weights`.
+    An integer N: n = min(N, number of training events) draws, n // 2 of signal and the rest of
+    background (so every batch holds both classes, about half each). Each class is drawn with replacement
+    with probability proportional to |weight| and carries weight sign(w) * sum|w| / sum(w), 1 for positive
+    weights: each class then sums to its number of draws in expectation (the classes stay balanced, as
+    with `balanced_weights`), every weighted sum over the epoch is an unbiased estimate of that over all
+    training events with their weights, and a few events with weights 10-100 times the others do not
+    dominate batches. The DisCo term gets its background (wide window) the same way: drawn by |w|, with
+    unit (sign) weights. The epoch size, and so its cost, does not grow with the sample. Validation and
+    scores do not use this: they take all events with their true weights.
+    """
+
+    def __init__(
+        self, idx: np.ndarray, y: np.ndarray, weight: np.ndarray, events_per_epoch: int | None, seed: int
+    ) -> None:
+        self.idx = np.asarray(idx, np.int64)
+        self.seed = int(seed)
+        y = np.asarray(y)[self.idx]
+        w = np.asarray(weight, np.float64)[self.idx]
+        self.events_per_epoch = None if events_per_epoch is None else int(events_per_epoch)
+        if self.events_per_epoch is None:
+            self.weight = balanced_weights(w, y)
+            return
+        if self.events_per_epoch < 2:
+            raise ValueError(
+                f"config training.events_per_epoch must be at least 2 or null, got {events_per_epoch}"
+            )
+        self.n_draw = min(self.events_per_epoch, len(self.idx))
+        # (positions in idx, cumulative |w| normalised to end at 1, weights of a draw, draws)
+        self.classes = []
+        for cls, n_cls in ((1, self.n_draw // 2), (0, self.n_draw - self.n_draw // 2)):
+            pos = np.flatnonzero(y == cls)
+            total, total_abs = w[pos].sum(), np.abs(w[pos]).sum()
+            if total <= 0:
+                raise ValueError(f"class {cls} has non-positive total weight {total} in the training scope")
+            cdf = np.cumsum(np.abs(w[pos]))
+            self.classes.append((pos, cdf / cdf[-1], np.sign(w[pos]) * (total_abs / total), n_cls))
+
+    def __len__(self) -> int:
+        return len(self.idx) if self.events_per_epoch is None else self.n_draw
+
+    def __call__(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """Event indices (into the dataset) of epoch `epoch`, in training order, and their weights."""
+        if self.events_per_epoch is None:
+            order = _batch_order(len(self.idx), self.seed, epoch).numpy()
+            return self.idx[order], self.weight[order]
+        rng = np.random.default_rng([self.seed, epoch])
+        picks, weights = [], []
+        for pos, cdf, w_draw, n_cls in self.classes:
+            # u in [0, 1) falls in event i's interval [cdf[i-1], cdf[i]): zero-weight events are never drawn
+            at = np.searchsorted(cdf, rng.random(n_cls), side="right")
+            picks.append(pos[at])
+            weights.append(w_draw[at])
+        shuffle = rng.permutation(self.n_draw)
+        return self.idx[np.concatenate(picks)[shuffle]], np.concatenate(weights)[shuffle]
+
+
+def train_neural(
+    data: Dataset,
+    spec: RunSpec,
+    outdir: Path,
+    progress: bool = True,
+    on_epoch_end: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Train a neural model; resume from `outdir/resume.pt` if a previous run was killed.
+
+    Returns the result: best state, normaliser, history, best epoch and the scores of all events.
+    """
+    from hzg.learn.models import build_model
+
+    tcfg = spec.training
+    torch.set_num_threads(int(tcfg["threads"]))
+    device = pick_device(tcfg["device"])
+    torch.manual_seed(spec.seed)
+    np_x = data.x
+    scope = training_scope(data.mass, data.y, spec.disco_lambda, tcfg)
+    train_sel, val_sel = (data.split == TRAIN) & scope, (data.split == VALIDATION) & scope
+    norm = Normaliser.fit(np_x[train_sel])
+    x = torch.from_numpy(norm(np_x)).to(device)
+    y = torch.from_numpy(data.y).to(device)
+    m = torch.from_numpy(data.mass.astype(np.float32)).to(device)
+    sampler = EpochSampler(
+        np.flatnonzero(train_sel), data.y, data.weight, tcfg.get("events_per_epoch"), spec.seed
+    )
+    w_val = np.zeros(len(data.y))  # validation loss: all in-scope validation events, balanced true weights
+    w_val[val_sel] = balanced_weights(data.weight[val_sel], data.y[val_sel])
+    w = torch.from_numpy(w_val.astype(np.float32)).to(device)
+    eval_w = metrics.split_scaled_weights(data.weight, data.y, data.split)
+    val_idx = torch.from_numpy(np.flatnonzero(val_sel)).to(device)
+    val_np = data.split == VALIDATION
+    val_all = torch.from_numpy(np.flatnonzero(val_np)).to(device)
+
+    model = build_model(spec.model, x.shape[1], **spec.hparams).to(device)
+    optimiser = torch.optim.Adam(
+        model.parameters(), lr=float(tcfg["learning_rate"]), fused=device.type == "cuda"
+    )
+    schedule = set(
+        eval_epochs(
+            int(tcfg["epochs"]),
+            int(tcfg["eval_every_early"]),
+            int(tcfg["eval_early_until"]),
+            int(tcfg["eval_every_late"]),
+        )
+    )
+    loss_args = {
+        "kind": spec.loss_kind,
+        "disco_lambda": spec.disco_lambda,
+        "data_scope": bool(tcfg["data_scope"]),
+        "narrow": tuple(tcfg["narrow_window"]),
+        "wide": tuple(tcfg["wide_window"]),
+    }
+    history: list[dict[str, float]] = []
+    best = {"significance": -math.inf, "epoch": 0, "state": copy.deepcopy(model.state_dict())}
+    start_epoch = 1
+    resume_path = outdir / "resume.pt"
+    key = resume_key(spec, data)
+    state = load_resume(resume_path, key)
+    if state is not None:
+        history, best, start_epoch = restore(state, model, optimiser)
+        log.info("resuming from %s after epoch %d", resume_path, state["epoch"])
+
+    batch = int(tcfg["batch_size"])
+    n_train = len(sampler)
+    log.info("%d training events in scope, %d per epoch", len(sampler.idx), n_train)
+    n_epochs = int(tcfg["epochs"])
+    bar = tqdm(
+        range(start_epoch, n_epochs + 1),
+        desc=f"{run_name(spec.model, spec.loss)} trial {spec.trial}",
+        disable=not progress,
+        initial=start_epoch - 1,
+        total=n_epochs,
+        mininterval=5,
+    )
+    for epoch in bar:
+        t0 = time.perf_counter()
+        model.train()
+        order_np, w_np = sampler(epoch)
+        order = torch.from_numpy(order_np).to(device)
+        w_epoch = torch.from_numpy(w_np.astype(np.float32)).to(device)
+        total, seen = 0.0, 0
+        for i in range(0, n_train, batch):
+            idx = order[i : i + batch]
+            if len(idx) < 2:  # a lone last event: BatchNorm (ResNet) cannot train on it, and it is noise
+                continue
+            loss, _ = losses.total_loss(model(x[idx]), y[idx], w_epoch[i : i + batch], m[idx], **loss_args)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach()) * len(idx)
+            seen += len(idx)
+        row = {
+            "epoch": epoch,
+            "train_loss": total / max(seen, 1),
+            "val_loss": math.nan,
+            "val_significance": math.nan,
+            "seconds": time.perf_counter() - t0,
+        }
+        if epoch in schedule:
+            with torch.no_grad():
+                vloss, _ = losses.total_loss(
+                    predict_neural(model, x[val_idx]), y[val_idx], w[val_idx], m[val_idx], **loss_args
+                )
+            row["val_loss"] = float(vloss)
+            val_score = predict_neural(model, x[val_all]).cpu().numpy()
+            row["val_significance"] = split_significance(
+                val_score, data.mass[val_np], eval_w[val_np], data.y[val_np], int(tcfg["significance_bins"])
+            )
+            if row["val_significance"] > best["significance"]:
+                best = {
+                    "significance": row["val_significance"],
+                    "epoch": epoch,
+                    "state": copy.deepcopy(model.state_dict()),
+                }
+            bar.set_postfix(loss=f"{row['train_loss']:.4f}", z=f"{row['val_significance']:.3f}")
+            log.info(
+                "epoch %d: train loss %.5f, val loss %.5f, val significance %.4f",
+                epoch,
+                row["train_loss"],
+                row["val_loss"],
+                row["val_significance"],
+            )
+        history.append(row)
+        _save_resume(resume_path, model, optimiser, history, best, epoch, key)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch)
+    model.load_state_dict(best["state"])
+    scores = predict_neural(model, x).cpu().numpy()
+    return {
+        "state": best["state"],
+        "normaliser": norm,
+        "history": history,
+        "best_epoch": best["epoch"],
+        "best_significance": best["significance"],
+        "scores": scores,
+    }
+
+
+def _save_resume(path: Path, model, optimiser, history, best, epoch: int, key: str) -> None:
+    """Everything needed to continue after `epoch`, written atomically."""
+    with io.atomic_path(path) as tmp:
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "rng": rng_states(),
+                "history": history,
+                "best": best,
+                "epoch": epoch,
+                "resume_key": key,
+            },
+            tmp,
+        )
+
+
+#: Library files whose code a training result depends on: a resume.pt written by other code is not resumed.
+_CODE_FILES = (
+    "learn/training.py",
+    "learn/classifier.py",
+    "learn/losses.py",
+    "metrics.py",
+    "learn/pairsums.py",
+    "data/features.py",
+    "learn/boosted.py",
+)
+
+
+def code_version() -> str:
+    """Hash of the training code (this module, losses, metrics, models and the attention kernel's source) and
+    torch's version."""
+    root = Path(__file__).parents[1]  # src/hzg
+    files = (
+        [root / name for name in _CODE_FILES]
+        + sorted((root / "learn/models").rglob("*.py"))
+        + sorted((root / "learn/models").rglob("*.cpp"))
+    )
+    digest = hashlib.sha256(torch.__version__.encode())
+    for path in files:
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def inputs_hash(data: Dataset) -> str:
+    """Hash of the training inputs of one trial: features, labels, weights, mass, split and event keys."""
+    digest = hashlib.sha256(json.dumps(data.features).encode())
+    for array in (
+        data.x,
+        data.y,
+        data.weight,
+        data.mass,
+        data.split,
+        *(data.keys[c].to_numpy() for c in KEY_COLUMNS),
+    ):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def resume_key(spec: RunSpec, data: Dataset) -> str:
+    """What a resume.pt must have been written for: the run's spec, its input data and the code."""
+    return config_hash({"spec": spec.describe(), "inputs": inputs_hash(data), "code": code_version()})
+
+
+def load_resume(path: Path, key: str) -> dict[str, Any] | None:
+    """The saved state of a killed run at `path`, on the CPU; None (with a log line, so training starts fresh)
+    where there is none, it is unreadable or corrupt, or it was written for other inputs, config or code."""
+    if not path.exists():
+        return None
+    try:
+        state = checkpoints.load(path)
+    except checkpoints.CheckpointError as err:
+        log.warning("ignoring %s, training from scratch: %s", path, err)
+        return None
+    if state.get("resume_key") != key:
+        log.warning(
+            "ignoring %s, training from scratch: it was written for other inputs, configuration or code "
+            "(key %s, expected %s)",
+            path,
+            state.get("resume_key"),
+            key,
+        )
+        return None
+    return state
+
+
+def restore(
+    state: Mapping[str, Any], model: torch.nn.Module, optimiser: torch.optim.Optimizer
+) -> tuple[list, dict, int]:
+    """Put a loaded resume state (CPU tensors) into `model` and `optimiser` on whatever device they are,
+    restore the
+    generators; return the history, the best so far and the first epoch still to train."""
+    model.load_state_dict(state["model"])  # copied onto the model's device
+    optimiser.load_state_dict(state["optimiser"])  # its state moved to its parameters' device
+    set_rng_states(state["rng"])
+    return state["history"], state["best"], int(state["epoch"]) + 1
+
+
+def rng_states() -> dict[str, Any]:
+    """torch's CPU generator state and, where CUDA is in use, the state of every CUDA device's generator."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    return {"cpu": torch.get_rng_state(), "cuda": list(cuda)}
+
+
+def set_rng_states(states: Mapping[str, Any]) -> None:
+    """Restore what `rng_states` saved; the states are byte tensors on the CPU whatever device trains."""
+    torch.set_rng_state(states["cpu"].cpu())
+    cuda = list(states["cuda"])
+    n_devices = torch.cuda.device_count() if cuda and torch.cuda.is_available() else 0
+    if len(cuda) > n_devices:
+        log.warning(
+            "resume.pt holds %d CUDA generator states and %d CUDA devices are visible: the others are not "
+            "restored (random numbers differ from an uninterrupted run)",
+            len(cuda),
+            n_devices,
+        )
+    for index, state in enumerate(cuda[:n_devices]):
+        torch.cuda.set_rng_state(state.cpu(), index)
+
+
+def train_tree(data: Dataset, spec: RunSpec) -> dict[str, Any]:
+    """Train XGBoost or the BDT on the training split (BCE only: the loss trees support)."""
+    if spec.loss_kind != "bce" or spec.disco_lambda > 0:
+        raise ValueError(
+            f"model {spec.model!r} supports only the BCE loss, not {spec.loss!r} (config key 'runs')"
+        )
+    tcfg = spec.training
+    train_sel = (data.split == TRAIN) & training_scope(data.mass, data.y, 0.0, tcfg)
+    w = balanced_weights(data.weight[train_sel], data.y[train_sel])
+    eval_w = metrics.split_scaled_weights(data.weight, data.y, data.split)
+    n_bins = int(tcfg["significance_bins"])
+    if spec.model == "xgboost":
+        model = boosted.fit_xgboost(
+            data.x[train_sel],
+            data.y[train_sel],
+            w,
+            spec.hparams,
+            spec.seed,
+            int(tcfg["threads"]),
+            tcfg["device"],
+        )
+        n_stages = model.n_estimators
+        staged = {k: boosted.xgboost_scores(model, data.x, k) for k in eval_epochs(n_stages, 5, 50, 10)}
+        scores = boosted.xgboost_scores(model, data.x)
+    else:
+        model = boosted.fit_bdt(data.x[train_sel], data.y[train_sel], w, spec.hparams, spec.seed)
+        n_stages = len(model[-1].estimators_)
+        staged = boosted.bdt_staged_scores(model, data.x, eval_epochs(n_stages, 5, 50, 10))
+        scores = boosted.bdt_scores(model, data.x)
+    history = [
+        {
+            "epoch": k,
+            "train_loss": _weighted_bce(s[train_sel], data.y[train_sel], w),
+            "val_loss": math.nan,
+            "val_significance": validation_significance(s, data, eval_w, n_bins),
+            "seconds": math.nan,
+        }
+        for k, s in sorted(staged.items())
+    ]
+    final = validation_significance(scores, data, eval_w, n_bins)
+    log.info("%s: %d stages, validation significance %.4f", spec.model, n_stages, final)
+    return {
+        "model": model,
+        "history": history,
+        "best_epoch": n_stages,
+        "best_significance": final,
+        "scores": scores,
+    }
+
+
+def _weighted_bce(score: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+    p = np.clip(score, 1e-7, 1 - 1e-7)
+    return float(np.sum(-w * (y * np.log(p) + (1 - y) * np.log(1 - p))) / np.sum(w))
+
+
+def run(
+    feature_paths: Sequence[str | Path],
+    spec: RunSpec,
+    outdir: str | Path,
+    progress: bool = True,
+    on_epoch_end: Callable[[int], None] | None = None,
+) -> dict[str, Path]:
+    """Train one (model, loss, trial) and write checkpoint.pt, history.csv and scores.parquet."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    features = feature_names(spec.disco_lambda, spec.sigma_m)
+    data = load_dataset(feature_paths, features, spec.trial)
+    checkpoint: dict[str, Any] = {
+        "model": spec.model,
+        "loss": spec.loss,
+        "features": features,
+        "trial": spec.trial,
+        "hparams": spec.hparams,
+        "config_hash": config_hash(spec.describe()),
+        "spec": spec.describe(),
+    }
+    if spec.model in TREE_MODELS:
+        result = train_tree(data, spec)
+        checkpoint.update(kind=spec.model, blob=boosted.to_bytes(result["model"]), normaliser=None)
+    else:
+        result = train_neural(data, spec, outdir, progress, on_epoch_end)
+        checkpoint.update(
+            kind="neural", state_dict=result["state"], normaliser=result["normaliser"].to_dict()
+        )
+    checkpoint.update(best_epoch=result["best_epoch"], best_val_significance=result["best_significance"])
+    paths = write_outputs(outdir, checkpoint, result, data)
+    log.info(
+        "%s_%s trial %d: best epoch %d, validation significance %.4f",
+        spec.model,
+        spec.loss,
+        spec.trial,
+        result["best_epoch"],
+        result["best_significance"],
+    )
+    return paths
+
+
+def write_outputs(
+    outdir: Path, checkpoint: Mapping[str, Any], result: Mapping[str, Any], data: Dataset
+) -> dict[str, Path]:
+    """Write a trained run's checkpoint.pt, history.csv and scores.parquet (atomically) and drop its resume.pt."""
+    paths = {
+        "checkpoint": outdir / "checkpoint.pt",
+        "history": outdir / "history.csv",
+        "scores": outdir / "scores.parquet",
+    }
+    with io.atomic_path(paths["checkpoint"]) as tmp:
+        torch.save(dict(checkpoint), tmp)
+    with io.atomic_path(paths["history"]) as tmp:
+        pd.DataFrame(result["history"]).to_csv(tmp, index=False)
+    scores = data.keys.copy()
+    scores["split"] = data.split
+    scores["score"] = result["scores"].astype(np.float64)
+    scores["mllg"] = data.mass
+    scores["weight"] = data.weight
+    scores["is_signal"] = data.y.astype(np.int8)
+    io.write_parquet(paths["scores"], scores)
+    (outdir / "resume.pt").unlink(missing_ok=True)
+    return paths

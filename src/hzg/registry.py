@@ -1,0 +1,97 @@
+"""Every list the workflow names, in one place: models and their labels, loss kinds, runs, systematic
+variations and the split codes.
+
+The rules (`workflow/rules/common.smk`: wildcard constraints), the config schema (its enums; a test checks
+they
+agree) and the library read these; nothing else spells them out. Pure Python, no third-party imports, so every
+stage's environment can import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+# ---------------------------------------------------------------- models
+#: model name -> label in Table I and plot titles, in the paper's order (Random first, trees, networks)
+MODEL_LABELS: dict[str, str] = {
+    "random": "Random",
+    "bdt": "BDT",
+    "xgboost": "XGBoost",
+    "fnn": "FNN",
+    "dfnn": "DFNN",
+    "etn": "ETN",
+    "ft_transformer": "FT-Transformer",
+    "resnet": "ResNet",
+}
+#: the tree models (trained with hzg.learn.boosted)
+TREE_MODELS: tuple[str, ...] = ("xgboost", "bdt")
+#: the neural networks (hzg.learn.models)
+NEURAL_MODELS: tuple[str, ...] = ("etn", "fnn", "dfnn", "ft_transformer", "resnet")
+#: every model a run of the config may name (the schema's enum of runs[].model)
+MODELS: tuple[str, ...] = NEURAL_MODELS + TREE_MODELS
+#: the random classifier: evaluated like a run, never trained
+RANDOM = "random"
+#: x-axis label of the training curves: what one step of training is for each model
+EPOCH_LABELS: dict[str, str] = {"xgboost": "Boosting round", "bdt": "Number of trees"}
+DEFAULT_EPOCH_LABEL = "Epoch"
+
+# ---------------------------------------------------------------- losses
+#: loss kind -> label in Table I (the schema's enum of losses.*.kind)
+LOSS_LABELS: dict[str, str] = {"bce": "BCE", "extreme": "Ext"}
+LOSS_KINDS: tuple[str, ...] = tuple(LOSS_LABELS)
+
+# ---------------------------------------------------------------- systematic variations
+#: variations reprocessed from the n-tuples on: name -> (object collection, sign of the relative pT shift);
+#: the nominal is the variation that changes nothing
+NOMINAL = "nominal"
+VARIATIONS: dict[str, tuple[str, int]] = {
+    "photon_energy_scale_up": ("photon", +1),
+    "photon_energy_scale_down": ("photon", -1),
+}
+#: directions of a two-sided shape systematic (a variation is "<systematic>_<direction>")
+DIRECTIONS: tuple[str, ...] = ("up", "down")
+#: shape systematics of the fit (the schema's enum of fit.systematics.shape); the reprocessed ones have
+#: variations
+SHAPE_SYSTEMATICS: tuple[str, ...] = ("photon_energy_scale", "photon_resolution")
+
+# ---------------------------------------------------------------- split codes
+TRAIN, VALIDATION, TEST = 0, 1, 2
+#: split code -> name
+SPLIT_NAMES: tuple[str, ...] = ("train", "validation", "test")
+
+
+def split_column(trial: int) -> str:
+    """Column of the feature table holding the split code of every event in trial `trial`."""
+    return f"split_{int(trial)}"
+
+
+# ---------------------------------------------------------------- runs
+def run_name(model: str, loss: str) -> str:
+    """Name of a (model, loss) run: its output folders are results/*/<run name>/."""
+    return f"{model}_{loss}"
+
+
+def run_names(runs: list[Mapping[str, Any]]) -> list[str]:
+    """Run names of the config's `runs` list, in config order."""
+    return [run_name(r["model"], r["loss"]) for r in runs]
+
+
+def epoch_label(model: str) -> str:
+    """What the x axis of a model's training curves counts."""
+    return EPOCH_LABELS.get(model, DEFAULT_EPOCH_LABEL)
+
+
+def loss_label(model: str, loss: Mapping[str, Any] | None) -> str:
+    """The paper's loss column: N.A. for trees and the random classifier, BCE / Ext, '+DisCo' with lambda >
+    0."""
+    if loss is None or model in (RANDOM, *TREE_MODELS):
+        return "N.A."
+    label = LOSS_LABELS.get(loss["kind"], str(loss["kind"]))
+    return label + ("+DisCo" if float(loss["disco_lambda"]) > 0 else "")
+
+
+def run_title(model: str, loss: Mapping[str, Any] | None) -> str:
+    """'ETN, BCE+DisCo' as in Table I (the technique alone where the loss is N.A.)."""
+    label = loss_label(model, loss)
+    return MODEL_LABELS.get(model, model) + ("" if label == "N.A." else f", {label}")

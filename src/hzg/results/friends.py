@@ -1,0 +1,53 @@
+"""Friend trees: one entry per entry of an input n-tuple, in the same order, with the classifier
+scores, the preselection flag and the event key."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import awkward as ak
+import numpy as np
+import pandas as pd
+
+from hzg.data import features, selection
+from hzg.learn.classifier import Classifier
+
+#: Score written for events that fail the preselection (scores are probabilities in [0, 1]).
+SENTINEL = -1.0
+
+
+def score_branch(classifier: Classifier) -> str:
+    """Branch name of a classifier's score: score_<model>_<loss>."""
+    return f"score_{classifier.name}"
+
+
+def friend_columns(
+    events: ak.Array,
+    cuts: selection.Cuts,
+    res_map: Mapping[str, Any],
+    classifiers: Sequence[Classifier],
+    sample: str,
+    chunk: int,
+) -> dict[str, np.ndarray]:
+    """Branches of the friend tree of `events` (all entries of one n-tuple, in order)."""
+    cols = selection.candidate_columns(events)  # the skim's candidates, bit for bit
+    passed = selection.passes_all(selection.cut_masks(cols, cuts))
+    n = len(events)
+    out: dict[str, np.ndarray] = {
+        "sample_id": np.full(n, features.sample_id(sample), dtype=np.int64),
+        "chunk": np.full(n, chunk, dtype=np.int32),
+        "entry": ak.to_numpy(events.entry).astype(np.int64),
+        "passed_preselection": passed,
+        "mllg": np.where(passed, cols["mllg"], SENTINEL),
+    }
+    frame = (
+        features.compute_features({k: v[passed] for k, v in cols.items()}, res_map)
+        if passed.any()
+        else pd.DataFrame(columns=list(features.FEATURES) + list(features.DISCO_FEATURES))
+    )
+    for clf in classifiers:
+        score = np.full(n, SENTINEL, dtype=np.float32)
+        score[passed] = clf.predict(frame)
+        out[score_branch(clf)] = score
+    return out

@@ -1,0 +1,387 @@
+"""Plots with matplotlib + mplhep (CMS style, "Simulation" label with sqrt(s) and luminosity)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import mplhep as hep  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from hzg import io, metrics, registry  # noqa: E402
+from hzg.results import evaluation  # noqa: E402
+
+SIGNAL_COLOR, BACKGROUND_COLOR = "#e42536", "#5790fc"
+
+
+def axis_label(label: str, unit: str = "") -> str:
+    """Axis label with the unit in brackets where there is one."""
+    return f"{label} [{unit}]" if unit else label
+
+
+MLLG_LABEL = axis_label(r"$m_{\ell\ell\gamma}$", "GeV")
+
+
+#: what the simulation is, on plots that are not a collaboration's result (no experiment's name)
+SIMULATION_LABEL = "Simulation (Pythia 8, parametric detector response)"
+
+
+def label_simulation(ax: plt.Axes, luminosity_fb: float, sqrt_s_tev: float) -> None:
+    """'Simulation' label naming the generator and the detector response, with luminosity and sqrt(s)."""
+    hep.label.exp_label(
+        exp="",
+        llabel=SIMULATION_LABEL,
+        data=False,
+        lumi=f"{luminosity_fb:g}",
+        com=f"{sqrt_s_tev:g}",
+        ax=ax,
+        loc=0,
+        fontsize=16,
+    )
+
+
+def label_cms(ax: plt.Axes, luminosity_fb: float, sqrt_s_tev: float) -> None:
+    """CMS-style 'Simulation' label with luminosity and centre-of-mass energy."""
+    hep.cms.label(data=False, lumi=f"{luminosity_fb:g}", com=f"{sqrt_s_tev:g}", ax=ax, loc=0, fontsize=20)
+
+
+def save(fig: plt.Figure, stem: str | Path) -> list[Path]:
+    """Save `fig` as stem.pdf and stem.png atomically, then close it."""
+    paths = []
+    for suffix in (".pdf", ".png"):
+        path = Path(stem).with_suffix(suffix)
+        with io.atomic_path(path) as tmp:
+            fig.savefig(tmp, format=suffix[1:], dpi=110, bbox_inches="tight")
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def binning(values: Sequence[np.ndarray], n_bins: int, discrete: bool = False) -> np.ndarray:
+    """Common bin edges covering the 0.5-99.5 % range of all values (integer-centred if discrete)."""
+    allv = np.concatenate([np.asarray(v) for v in values])
+    if discrete:
+        lo, hi = np.floor(allv.min()), np.ceil(allv.max())
+        return np.arange(lo - 0.5, hi + 1.5)
+    lo, hi = np.percentile(allv, [0.5, 99.5])
+    if hi <= lo:
+        hi = lo + 1.0
+    return np.linspace(lo, hi, n_bins + 1)
+
+
+def signal_vs_background(
+    sig: np.ndarray,
+    sig_w: np.ndarray,
+    bkg: np.ndarray,
+    bkg_w: np.ndarray,
+    xlabel: str,
+    stem: str | Path,
+    luminosity_fb: float,
+    sqrt_s_tev: float,
+    edges: np.ndarray,
+    unit: str = "",
+) -> list[Path]:
+    """Normalised signal and background distributions of one variable."""
+    hep.style.use("CMS")
+    fig, ax = plt.subplots(figsize=(10, 8))
+    for values, w, label, color in (
+        (bkg, bkg_w, r"$Z\gamma$ background", BACKGROUND_COLOR),
+        (sig, sig_w, r"$H\to Z\gamma$ signal", SIGNAL_COLOR),
+    ):
+        h, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges, weights=w)
+        hep.histplot(h / h.sum() if h.sum() > 0 else h, edges, ax=ax, label=label, color=color, lw=2)
+    ax.set_xlabel(xlabel)
+    width = edges[1] - edges[0]
+    ax.set_ylabel(f"Fraction of events / {width:.3g}" + (f" {unit}" if unit else ""))
+    ax.set_xlim(edges[0], edges[-1])
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.35)
+    ax.legend(loc="upper right", fontsize=18)
+    label_cms(ax, luminosity_fb, sqrt_s_tev)
+    return save(fig, stem)
+
+
+# ---------------------------------------------------------------- evaluation (paper 000, Sec. IV D-E, Figs. 4-7)
+def roc_curves(
+    curves: Sequence[tuple[str, np.ndarray, np.ndarray, float]],
+    stem: str | Path,
+    luminosity_fb: float,
+    sqrt_s_tev: float,
+    window: Sequence[float],
+    note: str = "",
+) -> list[Path]:
+    """ROC curves (background efficiency vs signal efficiency) of several classifiers, AUC in the legend."""
+    hep.style.use("CMS")
+    fig, ax = plt.subplots(figsize=(10, 9))
+    ax.plot([0, 1], [0, 1], ls=":", color="grey", lw=1.5, label="Random (AUC = 50 %)")
+    colors = plt.cm.tab10(np.linspace(0, 1, 10))
+    for i, (label, fpr, tpr, auc) in enumerate(curves):
+        ax.plot(
+            tpr,
+            fpr,
+            lw=2,
+            color=colors[i % 10],
+            ls=("-", "--")[i // 10 % 2],
+            label=f"{label} (AUC = {100 * auc:.1f} %)",
+        )
+    ax.set_xlabel("Signal efficiency")
+    ax.set_ylabel("Background efficiency")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.legend(
+        loc="upper left",
+        fontsize=14,
+        title=(
+            f"Test set, {window[0]:g} < "
+            r"$m_{\ell\ell\gamma}$"
+            f" < {window[1]:g} GeV" + (f", {note}" if note else "")
+        ),
+        title_fontsize=14,
+        ncol=1,
+    )
+    label_cms(ax, luminosity_fb, sqrt_s_tev)
+    return save(fig, stem)
+
+
+def p_value_text(p: float) -> str:
+    """0.43, or 3.1e-05 below 0.01."""
+    return "n/a" if p is None or not np.isfinite(p) else f"{p:.2f}" if p >= 0.01 else f"{p:.1e}"
+
+
+def _normalised(h: np.ndarray, w2: np.ndarray, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Density (unit area) and its error from sums of weights and of squared weights."""
+    total = h.sum()
+    if total <= 0:
+        return h * 0.0, h * 0.0
+    return h / total / widths, np.sqrt(np.clip(w2, 0, None)) / total / widths
+
+
+def score_distributions(
+    classes: Sequence[dict],
+    stem: str | Path,
+    luminosity_fb: float,
+    sqrt_s_tev: float,
+    title: str,
+    xlabel: str = "Classifier output",
+) -> list[Path]:
+    """Train vs test score distributions per class with the overtraining p-value, residuals below (Fig. 6).
+
+    classes: dicts with keys name, edges, train (w, w2), test (w, w2), p_value, residuals, test_name and optional
+    color (default: the signal colour for "Signal", the background colour otherwise).
+    """
+    hep.style.use("CMS")
+    fig, (ax, rax) = plt.subplots(
+        2, 1, figsize=(10, 10), sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.06}
+    )
+    ymax = 0.0
+    for c in classes:
+        c = {"color": SIGNAL_COLOR if c["name"] == "Signal" else BACKGROUND_COLOR, **c}
+        edges = np.asarray(c["edges"])
+        widths, centres = np.diff(edges), 0.5 * (edges[1:] + edges[:-1])
+        test, test_err = _normalised(*c["test"], widths)
+        train, train_err = _normalised(*c["train"], widths)
+        hep.histplot(
+            test, edges, ax=ax, histtype="fill", alpha=0.35, color=c["color"], label=f"{c['name']}, test"
+        )
+        hep.histplot(test, edges, ax=ax, color=c["color"], lw=1.5)
+        ax.errorbar(
+            centres,
+            train,
+            yerr=train_err,
+            fmt="o",
+            ms=5,
+            color=c["color"],
+            label=f"{c['name']}, train ({c['test_name']} p = {p_value_text(c['p_value'])})",
+        )
+        res = np.asarray(c["residuals"], dtype=float)
+        rax.plot(centres, res, "o", ms=5, color=c["color"])
+        ymax = max(ymax, float(np.nanmax(np.concatenate([test, train + train_err]))))
+    ax.set_ylabel("Normalised events / bin width")
+    ax.set_ylim(0, 1.55 * ymax if ymax > 0 else 1)
+    ax.legend(loc="upper left", fontsize=15, title=title, title_fontsize=15)
+    rax.axhline(0, color="grey", lw=1)
+    for level in (-2, 2):
+        rax.axhline(level, color="grey", lw=1, ls=":")
+    rax.set_ylabel("Residual")
+    lim = np.nanmax(
+        np.abs(np.concatenate([np.asarray(c["residuals"], float) for c in classes] + [np.array([3.0])]))
+    )
+    rax.set_ylim(-1.15 * lim, 1.15 * lim)
+    rax.set_xlabel(xlabel)
+    rax.set_xlim(min(c["edges"][0] for c in classes), max(c["edges"][-1] for c in classes))
+    label_cms(ax, luminosity_fb, sqrt_s_tev)
+    return save(fig, stem)
+
+
+def background_mass_shapes(
+    edges: np.ndarray,
+    shapes: np.ndarray,
+    correlation_e3: float,
+    stem: str | Path,
+    luminosity_fb: float,
+    sqrt_s_tev: float,
+    title: str,
+    counts: Sequence[int] | None = None,
+) -> list[Path]:
+    """Normalised background mllg per equal-signal score bin, labelled by signal percentile and, with `counts`,
+    the number of background MC events in the bin (Figs. 4-5)."""
+    hep.style.use("CMS")
+    fig, ax = plt.subplots(figsize=(10, 8))
+    n = len(shapes)
+    colors = plt.cm.viridis(np.linspace(0.0, 0.9, n))
+    width = float(edges[1] - edges[0])
+    for k in range(n - 1, -1, -1):  # highest score first: signal percentile 0 %
+        lo, hi = 100.0 * (n - 1 - k) / n, 100.0 * (n - k) / n
+        label = f"sig. p {lo:.3g}-{hi:.3g} %" + (f" ({counts[k]} MC ev.)" if counts is not None else "")
+        if np.isnan(shapes[k]).any():
+            ax.plot([], [], color=colors[n - 1 - k], lw=1.8, ls=":", label=label + ", no background")
+            continue
+        hep.histplot(shapes[k], edges, ax=ax, color=colors[n - 1 - k], lw=1.8, label=label)
+    ax.set_xlabel(MLLG_LABEL)
+    ax.set_ylabel(f"Fraction of background / {width:.3g} GeV")
+    ax.set_xlim(edges[0], edges[-1])
+    ax.set_ylim(0, np.nanmax(shapes) * 1.75 if np.isfinite(np.nanmax(shapes)) else 1)
+    ax.legend(
+        loc="upper right",
+        fontsize=12,
+        ncol=2,
+        title=f"{title}: correlation = {correlation_e3:.1f}"
+        r"$\times 10^{-3}$",
+        title_fontsize=14,
+    )
+    label_cms(ax, luminosity_fb, sqrt_s_tev)
+    return save(fig, stem)
+
+
+def training_curves(
+    histories: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int | None]],
+    stem: str | Path,
+    luminosity_fb: float,
+    sqrt_s_tev: float,
+    title: str,
+    xlabel: str = "Epoch",
+) -> list[Path]:
+    """Training loss (solid) and validation loss (dashed) above, validation significance below, vs epoch; a star
+    and a line from the axis mark the selected epoch of each trial (Fig. 7).
+    histories: (label, epoch, train_loss, val_loss, val_significance, best epoch or None), one per trial."""
+    from matplotlib.lines import Line2D
+
+    hep.style.use("CMS")
+    fig, (ax, sax) = plt.subplots(2, 1, figsize=(10, 10), sharex=True, gridspec_kw={"hspace": 0.06})
+    colors = plt.cm.tab10(np.linspace(0, 1, 10))
+    handles, selected = [], []
+    zs = np.concatenate([h[4][np.isfinite(h[4])] for h in histories] + [np.zeros(0)])
+    z_lo = zs.min() - 0.1 * max(np.ptp(zs), 1e-3) if zs.size else 0.0
+    for i, (label, epoch, train_loss, val_loss, val_z, best) in enumerate(histories):
+        col = colors[i % 10]
+        ax.plot(epoch, train_loss, color=col, lw=2)
+        ok = np.isfinite(val_loss)
+        if ok.any():
+            ax.plot(epoch[ok], val_loss[ok], color=col, lw=1.5, ls="--", marker="o", ms=3)
+        okz = np.isfinite(val_z)
+        sax.plot(epoch[okz], val_z[okz], color=col, lw=1.5, marker="o", ms=4)
+        handles.append(Line2D([], [], color=col, lw=2, label=label))
+        sel = epoch == best
+        if best is not None and sel.any() and np.isfinite(val_z[sel][0]):
+            sax.vlines(best, z_lo, val_z[sel][0], color=col, ls=":", lw=1.5)
+            sax.plot(best, val_z[sel][0], marker="*", ms=18, color=col, markeredgecolor="black", ls="none")
+            selected.append(str(best))
+    handles.append(Line2D([], [], color="black", lw=2, label="training loss"))
+    if any(np.isfinite(h[3]).any() for h in histories):
+        handles.append(
+            Line2D([], [], color="black", lw=1.5, ls="--", marker="o", ms=3, label="validation loss")
+        )
+    ax.set_ylabel("Loss")
+    losses = np.concatenate([np.r_[h[2], h[3]] for h in histories])
+    losses = losses[np.isfinite(losses)]
+    top, bottom = losses.max(), losses.min()
+    ax.set_ylim(bottom - 0.05 * (top - bottom), top + 0.7 * (top - bottom))
+    ax.legend(handles=handles, loc="upper right", fontsize=14, ncol=2, title=title, title_fontsize=15)
+    sax.set_ylabel(r"Validation significance [$\sigma$]")
+    if zs.size:
+        sax.set_ylim(z_lo, zs.max() + 0.6 * max(np.ptp(zs), 1e-3))
+    star = [
+        Line2D(
+            [],
+            [],
+            marker="*",
+            ms=15,
+            color="grey",
+            markeredgecolor="black",
+            ls="none",
+            label="selected epoch"
+            + (f"s: {', '.join(selected)}" if len(selected) > 1 else f": {selected[0]}" if selected else ""),
+        )
+    ]
+    if not selected:
+        star = [Line2D([], [], color="none", label="final model kept (no epoch selection)")]
+    sax.legend(handles=star, loc="upper right", fontsize=14)
+    sax.set_xlabel(xlabel)
+    label_cms(ax, luminosity_fb, sqrt_s_tev)
+    return save(fig, stem)
+
+
+# ---------------------------------------------------------------- what the plots show (same code as the metrics)
+def roc_on_test(
+    frame: pd.DataFrame, window: Sequence[float], n_points: int = 501
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """ROC of the test split in the mass window on a grid of signal efficiencies: (bkg eff., sig eff., AUC)."""
+    test = frame[frame["split"] == registry.TEST]
+    s, m, w, y = (test[c].to_numpy() for c in ("score", "mllg", "weight", "is_signal"))
+    fpr, tpr = evaluation.window_roc(s, m, w, y, window)
+    grid = np.linspace(0.0, 1.0, n_points)
+    return np.interp(grid, tpr, fpr), grid, evaluation.window_auc(s, m, w, y, window)
+
+
+def overtraining_plot_data(frame: pd.DataFrame, cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per class: the train and test histograms (sum w, sum w^2) of the overtraining test, its edges,
+    p-value and residuals, with the weights `trial_metrics` uses."""
+    frame = frame.assign(weight=evaluation.scaled_weights(frame))
+    window, n_bins, method = cfg["window"], int(cfg["overtraining_bins"]), cfg["overtraining_test"]
+    result = evaluation.overtraining(frame, window, n_bins, method)
+    sel = metrics.in_window(frame["mllg"].to_numpy(), window)
+    out = []
+    for name, cls in (("signal", 1), ("background", 0)):
+        part = frame[sel & (frame["is_signal"].to_numpy() == cls)]
+        edges = np.asarray(result[name]["edges"])
+        hists = {
+            k: evaluation.histogram_w2(
+                part.loc[part["split"] == sp, "score"].to_numpy(),
+                part.loc[part["split"] == sp, "weight"].to_numpy(),
+                edges,
+            )
+            for k, sp in (("train", registry.TRAIN), ("test", registry.TEST))
+        }
+        residuals = result[name].get("residuals", [math.nan] * n_bins)
+        out.append(
+            {
+                "name": name.capitalize(),
+                "edges": edges,
+                **hists,
+                "p_value": result[name]["p_value"],
+                "residuals": residuals,
+                "test_name": {"chi2_ww": r"$\chi^2$", "ks": "KS"}[method],
+            }
+        )
+    return out
+
+
+def sculpting_data(
+    frame: pd.DataFrame, cfg: Mapping[str, Any]
+) -> tuple[np.ndarray, np.ndarray, float, list[int]]:
+    """Mass edges, normalised background shapes per score bin, their correlation and the number of background
+    MC events per score bin, on the test split."""
+    frame = frame.assign(weight=evaluation.scaled_weights(frame))
+    test = frame[frame["split"] == registry.TEST]
+    s, m, w, y = (test[c].to_numpy() for c in ("score", "mllg", "weight", "is_signal"))
+    edges, n_bins = evaluation.mass_edges(cfg["mass_bins"]), int(cfg["n_score_bins"])
+    shapes = evaluation.background_mass_shapes(s, m, w, y, n_bins, edges)
+    score_edges = metrics.equal_signal_bin_edges(s, w, y, n_bins)
+    counts = np.bincount(metrics.bin_index(s[~y.astype(bool)], score_edges), minlength=n_bins)
+    return edges, shapes, evaluation.shape_correlation(shapes), [int(c) for c in counts]

@@ -1,0 +1,362 @@
+"""Every table of the analysis, and writing them as Markdown, CSV and LaTeX (atomically).
+
+Cutflow and normalisation tables, Table I, and the fit summary tables (the fit results beside the
+binned-counting significance).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hzg import io, metrics
+from hzg.data import samples
+from hzg.registry import LOSS_KINDS, MODEL_LABELS, RANDOM, TREE_MODELS, loss_label
+
+
+def write_table(frame: pd.DataFrame, stem: str | Path, caption: str = "", note: str = "") -> list[Path]:
+    """Write `frame` to stem.md, stem.csv and stem.tex; return the paths. `note` goes under the table in the
+    Markdown and LaTeX versions (the CSV holds the cells only)."""
+    stem = Path(stem)
+    paths = [stem.with_suffix(s) for s in (".md", ".csv", ".tex")]
+    with io.atomic_path(paths[0]) as tmp:
+        # text cells stay as written (tabulate would reformat "0.04" with floatfmt to "0.0")
+        text_columns = [i for i, dtype in enumerate(frame.dtypes) if not pd.api.types.is_numeric_dtype(dtype)]
+        md = frame.to_markdown(index=False, floatfmt=".1f", disable_numparse=text_columns or False)
+        tmp.write_text(
+            (f"**{caption}**\n\n" if caption else "") + md + "\n" + (f"\n{note}\n" if note else "")
+        )
+    with io.atomic_path(paths[1]) as tmp:
+        frame.to_csv(tmp, index=False)
+    with io.atomic_path(paths[2]) as tmp:
+        latex = frame.to_latex(index=False, caption=caption or None, escape=True)
+        if note:
+            text = _latex_escape(note)
+            latex = (
+                latex.replace("\\end{table}", f"\\par\\footnotesize {text}\n\\end{{table}}")
+                if "\\end{table}" in latex
+                else latex + f"\n{text}\n"
+            )
+        tmp.write_text(latex)
+    return paths
+
+
+def _latex_escape(text: str) -> str:
+    """Escape LaTeX's special characters in plain text (one pass, so replacements are not escaped again)."""
+    return re.sub(r"[\\&%$#_{}~^]", lambda m: _LATEX_SPECIAL[m.group()], text)
+
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def cutflow_frame(
+    flows: Mapping[str, Sequence[Mapping[str, float]]], yields_per_weight: Mapping[str, float]
+) -> pd.DataFrame:
+    """One row per cut; per sample raw events, expected events (weighted) and efficiency."""
+    cuts = [row["cut"] for row in next(iter(flows.values()))]
+    frame = pd.DataFrame({"cut": cuts})
+    for sample, rows in flows.items():
+        n = [row["n_raw"] for row in rows]
+        frame[f"{sample} raw"] = n
+        frame[f"{sample} expected"] = [
+            round(row["sum_weights"] * yields_per_weight[sample], 2) for row in rows
+        ]
+        w = [row["sum_weights"] for row in rows]
+        # weighted: with a biased generation the raw fraction is not the efficiency
+        frame[f"{sample} eff. [%]"] = [round(100.0 * k / w[0], 2) if w[0] else float("nan") for k in w]
+    return frame
+
+
+def normalisation_frame(
+    records: Mapping[str, Sequence[Mapping[str, float]]],
+    xsec_used: Mapping[str, float],
+    normalisation: Mapping[str, Mapping[str, float]],
+    luminosity_fb: float,
+) -> pd.DataFrame:
+    """Per sample: generated events, the generator's cross-section of what was generated, the one used and why."""
+    rows = []
+    for sample, recs in records.items():
+        n_gen = sum(r["n_generated"] for r in recs)
+        gen = samples.generator_xsec_pb(recs)
+        norm = normalisation[sample]
+        how = f"{norm['k_factor']:g} x generator" if "k_factor" in norm else "xsec_pb from the config"
+        selected = sum(r["cutflow"][-1]["sum_weights"] for r in recs) / sum(r["sum_weights"] for r in recs)
+        rows.append(
+            {
+                "sample": sample,
+                "generated events": int(n_gen),
+                "generator sigma [pb]": f"{gen:.4g}" if gen is not None else "N.A.",
+                "sigma used [pb]": f"{xsec_used[sample]:.4g}",
+                "how": how,
+                "selected fraction [%]": round(100.0 * selected, 2),
+                f"selected expected ({luminosity_fb:g}/fb)": round(
+                    xsec_used[sample] * 1000.0 * luminosity_fb * selected, 1
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- fit summary tables
+def _interval(block: Mapping[str, Any]) -> str:
+    if block.get("err_up") is None or block.get("err_down") is None:
+        return f"{block['mu_hat']:.2f} (no interval)"
+    mc = f" +-{block['err_mc_stat']:.2f} (MC stat.)" if block.get("err_mc_stat") is not None else ""
+    return f"{block['mu_hat']:.2f} +{block['err_up']:.2f} -{block['err_down']:.2f}{mc}"
+
+
+def _expected(block: Mapping[str, Any]) -> float | None:
+    """The pre-fit expected Z (model's Asimov at mu = 1, nominal nuisances), else pyhf's expected one."""
+    prefit = block.get("expected_significance_prefit")
+    return block["expected_significance"] if prefit is None else prefit
+
+
+def _ratio(a: float | None, b: float | None) -> str | None:
+    """a / b with two decimals, as text (the tables' number format has one)."""
+    return None if a is None or not b else f"{a / b:.2f}"
+
+
+def _rounded(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _stat_syst(stat: Mapping[str, Any], syst: Mapping[str, Any]) -> str:
+    """mu-hat (with systematics) +- stat. +- syst., the systematic part sqrt(total^2 - stat^2) per side."""
+    if any(b.get(k) is None for b in (stat, syst) for k in ("err_up", "err_down")):
+        return _interval(syst)
+    parts = [(stat[k], (max(syst[k] ** 2 - stat[k] ** 2, 0.0)) ** 0.5) for k in ("err_up", "err_down")]
+    return (
+        f"{syst['mu_hat']:.2f} +{parts[0][0]:.2f}/-{parts[1][0]:.2f} (stat.) "
+        f"+{parts[0][1]:.2f}/-{parts[1][1]:.2f} (syst.)"
+        + (f" +-{syst['err_mc_stat']:.2f} (MC stat.)" if syst.get("err_mc_stat") is not None else "")
+    )
+
+
+def spurious_summary(categories: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Per run: sum of |S_spur| over the fitted categories, the largest |S_spur| / sigma_S, the categories that
+    fail the criterion and those left out of the fit."""
+    kept = {c: i for c, i in categories.items() if not i.get("dropped")}
+    ratios = [abs(i["ratio"]) for i in kept.values() if i.get("ratio") is not None]
+    return {
+        "sum_abs": sum(abs(i["spurious_signal"]) for i in kept.values()),
+        "sum_zeta": sum(i.get("spurious_systematic", abs(i["spurious_signal"])) for i in kept.values()),
+        "max_ratio": max(ratios) if ratios else None,
+        "failing": [c for c, i in kept.items() if not i["passes"]],
+        "mc_limited": [c for c, i in kept.items() if i.get("mc_limited")],
+        "dropped": [c for c, i in categories.items() if i.get("dropped")],
+    }
+
+
+def fit_table(
+    fits: Mapping[str, Mapping[str, Any]], metrics: Mapping[str, Mapping[str, Any]], trial: int
+) -> pd.DataFrame:
+    """One row per run: mu-hat with its MINOS interval (stat. only, and split into stat. and syst.) and its
+    MC-statistical error (the MC is the data), its distance from 1 in units of the total error, the
+    discovery significance on the MC as data ("Z fit": its background's deviation from the smooth function,
+    the spurious signal, counts as signal there) and on the model's own pre-fit Asimov data at mu = 1 ("Z
+    expected", nominal nuisances; pyhf's post-fit one where absent), the expected 95 % CL limit, the
+    spurious signal (sum of
+    |S_spur| and of its systematic zeta over categories, largest |S_spur| / sigma_S, categories failing the
+    criterion and those where the MC cannot resolve sigma_S, "MC-limited"), the fit's
+    problems (flags), and the binned-counting significance of the same trial's test split with the ratio of
+    the expected (stat.-only) Z to it."""
+    rows = []
+    for run, result in fits.items():
+        stat, syst = result["stat_only"], result["with_systematics"]
+        counting = next(t["significance"] for t in metrics[run]["trials"] if t["trial"] == trial)
+        spur = spurious_summary(result.get("categories", {}))
+        problems = [
+            f"{name}: {p}" for name, block in (("stat", stat), ("syst", syst)) for p in block["problems"]
+        ]
+        problems += [
+            f"limit ({name}): {block['limit_note']}"
+            for name, block in (("stat", stat), ("syst", syst))
+            if block.get("limit_note")
+        ]
+        if spur["dropped"]:
+            problems.append("left out (too few background MC events): " + ", ".join(spur["dropped"]))
+        rows.append(
+            {
+                "Run": run,
+                "mu (stat. only)": _interval(stat),
+                "mu (stat. + syst.)": _stat_syst(stat, syst),
+                "Z fit, stat. only": _rounded(stat["significance"]),
+                "Z fit, with syst.": _rounded(syst["significance"]),
+                "Z expected, stat. only": _rounded(_expected(stat)),
+                "Z expected, with syst.": _rounded(_expected(syst)),
+                "Z binned counting": _rounded(counting),
+                "Z expected stat. only / Z counting": _ratio(_expected(stat), counting),
+                "(mu - 1) / total error, stat. only": _rounded(stat.get("pull_from_1"), 2),
+                "95% CL limit on mu, stat. only": _rounded(stat["upper_limit"]),
+                "95% CL limit on mu, with syst.": _rounded(syst["upper_limit"]),
+                "Median expected limit, with syst.": _rounded((syst.get("limit_band") or [None] * 5)[2]),
+                "Sum |S_spur| (events)": _rounded(spur["sum_abs"], 1),
+                "Sum zeta (events, the syst.)": _rounded(spur["sum_zeta"], 1),
+                "Max |S_spur|/sigma_S": _rounded(spur["max_ratio"], 2),
+                "Categories failing spurious criterion": ", ".join(spur["failing"]) or "none",
+                "MC-limited categories (dS_MC > sigma_S)": ", ".join(spur["mc_limited"]) or "none",
+                "Fit problems": "; ".join(problems) or "none",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def spurious_table(fits: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per (run, category): the chosen background function, its F-test order, the spurious signal with
+    its MC error, sigma_S, their ratio and whether it passes, the signal-free yield and the MC behind it."""
+    rows = []
+    for run, result in fits.items():
+        for cat, info in result.get("categories", {}).items():
+            if info.get("dropped"):
+                rows.append({"Run": run, "Category": cat, "Function": f"left out: {info['reason']}"})
+                continue
+            rows.append(
+                {
+                    "Run": run,
+                    "Category": cat,
+                    "Function": info["function"]
+                    + (
+                        f" (shape pooled with {', '.join(info['pooled_with'])})"
+                        if info["pooled_with"]
+                        else ""
+                    ),
+                    "Parameters": info["n_parameters"],
+                    "F-test order": info["f_test"]["order"],
+                    "S_spur (events)": _rounded(info["spurious_signal"], 2),
+                    "MC error": _rounded(info["spurious_signal_mc_error"] * info["scale"], 2),
+                    "sigma_S": _rounded(info["sigma_signal"] * info["scale"], 2),
+                    "S_spur/sigma_S": _rounded(info["ratio"], 2),
+                    "zeta (events, the syst.)": _rounded(info.get("spurious_systematic"), 2),
+                    "Passes": "yes" if info["passes"] else "no",
+                    "MC-limited": "yes (dS_MC > sigma_S)" if info.get("mc_limited") else "no",
+                    "chi2 p": _rounded(info.get("gof_p"), 3),
+                    "Background MC events": info["background_mc_events"],
+                    "Effective MC events": _rounded(info["effective_mc_events"], 0),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- mean ± std
+LOW_MC_MARK = "†"
+
+
+def format_mean_std(stat: Mapping[str, float | None], digits: int, scale: float = 1.0) -> str:
+    """'mean ± std' with `digits` decimals ('N.A.' when there is no value, the mean alone for one trial), followed
+    by '(n/N)' when only n of the N trials have a value: '1.52 ± 0.10 (2/3)'."""
+    if stat["mean"] is None:
+        return "N.A."
+    text = f"{stat['mean'] * scale:.{digits}f}"
+    text = text if stat["std"] is None else f"{text} ± {stat['std'] * scale:.{digits}f}"
+    return text + (f" ({stat['n']}/{stat['n_trials']})" if partial(stat) else "")
+
+
+def partial(stat: Mapping[str, Any]) -> bool:
+    """Whether a summary statistic averages fewer trials than there are."""
+    return stat.get("n") is not None and stat.get("n_trials") is not None and 0 < stat["n"] < stat["n_trials"]
+
+
+# ---------------------------------------------------------------- Table I
+TABLE_COLUMNS = (
+    "Technique",
+    "Loss",
+    "Signi.",
+    "Signi. MC stat.",
+    "AUC (%)",
+    "Bkg. Corr. (1e-3)",
+    "Bkg. Corr. floor (1e-3)",
+    "Bkg. dCor² (1e-3)",
+    "Best epoch",
+    "Overtraining p-value",
+)
+_NONE: Mapping[str, Any] = {"mean": None, "std": None}
+
+
+def paper_order(model: str, loss: Mapping[str, Any] | None) -> tuple[int, int, int]:
+    """Sort key of Table I: Random, trees, networks without DisCo, networks with DisCo; FNN, DFNN, ETN; BCE, Ext."""
+    ranks = list(MODEL_LABELS)
+    model_rank = ranks.index(model) if model in ranks else len(ranks)
+    if loss is None or model in (RANDOM, *TREE_MODELS):
+        return (0, model_rank, 0)
+    disco = int(float(loss["disco_lambda"]) > 0)
+    return (1 + disco, model_rank, LOSS_KINDS.index(loss["kind"]) if loss["kind"] in LOSS_KINDS else 9)
+
+
+def low_background_mc(summary: Mapping[str, Any]) -> bool:
+    """Whether some trial of a metrics.json summary has a score bin with too few background MC events."""
+    return bool(summary.get("background_mc", {}).get("low_trials"))
+
+
+def table_row(
+    model: str, loss: Mapping[str, Any] | None, summary: Mapping[str, Mapping[str, Any]]
+) -> dict[str, str]:
+    """One row of Table I from a metrics.json summary: "Signi." is mean ± std over trials, marked with a dagger
+    when a trial has a score bin with fewer than min_background_mc background MC events in its mass window;
+    "Signi. MC stat." is the mean over trials of the significance's MC-statistical uncertainty."""
+    mc_err = summary.get("significance_mc_err", {}).get("mean")
+    mark = f" {LOW_MC_MARK}" if low_background_mc(summary) else ""
+    return {
+        "Technique": MODEL_LABELS.get(model, model),
+        "Loss": loss_label(model, loss),
+        "Signi.": format_mean_std(summary["significance"], 2) + mark,
+        "Signi. MC stat.": "N.A." if mc_err is None else f"{mc_err:.2f}",
+        "AUC (%)": format_mean_std(summary["auc"], 1, scale=100.0),
+        "Bkg. Corr. (1e-3)": format_mean_std(summary["bkg_correlation"], 1, scale=1e3),
+        "Bkg. Corr. floor (1e-3)": format_mean_std(summary.get("bkg_correlation_floor", _NONE), 1, scale=1e3),
+        "Bkg. dCor² (1e-3)": format_mean_std(summary.get("bkg_dcor2", _NONE), 1, scale=1e3),
+        "Best epoch": format_mean_std(summary["best_epoch"], 0),
+        "Overtraining p-value": format_mean_std(summary["overtraining_p"], 2),
+    }
+
+
+def table_one(results: Sequence[tuple[str, Mapping[str, Any] | None, Mapping[str, Any]]]) -> pd.DataFrame:
+    """Table I: one row per (model, loss spec, metrics.json), in the paper's order."""
+    ordered = sorted(results, key=lambda r: paper_order(r[0], r[1]))
+    return pd.DataFrame(
+        [table_row(m, loss, res["summary"]) for m, loss, res in ordered], columns=list(TABLE_COLUMNS)
+    )
+
+
+def table_note(results: Sequence[tuple[str, Mapping[str, Any] | None, Mapping[str, Any]]]) -> str:
+    """The note under Table I: what "Signi. MC stat." is and, if a row is marked, what the dagger means."""
+    note = (
+        "Signi.: mean ± std over trials; Signi. MC stat.: mean over trials of its MC-statistical uncertainty "
+        "(sum of w² of s and b per score bin, propagated as in the paper's code). Bkg. Corr. floor: the value of "
+        "Bkg. Corr. for a classifier that does not sculpt the background, with this run's background MC (its "
+        "mass and weight shuffled among the background events); only the part above it measures sculpting. "
+        "Bkg. dCor²: weighted squared distance correlation of score and mℓℓγ of the background, what DisCo lowers."
+    )
+    if any(
+        partial(stat)
+        for _, _, res in results
+        for stat in res["summary"].values()
+        if isinstance(stat, Mapping)
+    ):
+        note += (
+            " (n/N): the mean and std are over the n of N trials where the metric has a value (the others give "
+            "NaN, e.g. a score bin without background; the evaluation log names them)."
+        )
+    marked = [res["summary"] for _, _, res in results if low_background_mc(res["summary"])]
+    if marked:
+        threshold = marked[0].get("background_mc", {}).get("threshold", metrics.MIN_BACKGROUND_MC)
+        fewest = min(s["background_mc"]["min_count"] for s in marked)
+        note += (
+            f" {LOW_MC_MARK}: in at least one trial a score bin's mass window holds fewer than {threshold} "
+            f"background MC events (fewest: {fewest}); that significance rests on few simulated events."
+        )
+    return note
