@@ -1,4 +1,5 @@
-"""Generation: where a chunk's time goes (Pythia, Python record extraction, detector response), before and after.
+"""Generation: where a chunk's time goes (Pythia, Python record extraction, detector response), before and
+after.
 
 Usage: python bench/bench_generate.py [--parton N] [--hadron N] [--process qqbar_Zgamma]
 
@@ -8,7 +9,8 @@ modes alike. "before": the code as it was before issue 15 (next() per event, num
 bias hook, one Python call per particle and property over the whole record). "after": as the workflow
 makes it now (Pythia's nextBatch, the record converted to arrays in C++ and filtered in numpy; the bias
 hook in plain floats). "veto" (hadron level): the loose acceptance (`generate.ShowerAcceptance`) checked
-after the shower and `forceHadronLevel()` only for the events that pass (`generation.veto_before_hadronisation`).
+after the shower and `forceHadronLevel()` only for the events that pass
+(`generation.veto_before_hadronisation`).
 Printed per mode: the split of the chunk's time, events/s per core, selected events (full preselection) per
 core-second, the ratios to "before", whether "after" and "before" give identical n-tuples (they must), and
 for "veto", which changes the random stream, a comparison of the selected distributions.
@@ -156,8 +158,10 @@ def report(level: str, name: str, r: dict[str, float]) -> None:
     non_pythia = r["total"] - r["pythia"]
     print(
         f"  {name:6s} total {r['total']:7.2f} s | Pythia {100 * r['pythia'] / r['total']:5.1f} % | "
-        f"veto {100 * r['hooks'] / r['total']:4.1f} % | extraction {100 * r['extract'] / r['total']:4.1f} % | "
-        f"detector {100 * r['detector'] / r['total']:4.1f} % | other {100 * (non_pythia - r['hooks'] - r['extract'] - r['detector']) / r['total']:4.1f} % "
+        f"veto {100 * r['hooks'] / r['total']:4.1f} % | "
+        f"extraction {100 * r['extract'] / r['total']:4.1f} % | "
+        f"detector {100 * r['detector'] / r['total']:4.1f} % | "
+        f"other {100 * (non_pythia - r['hooks'] - r['extract'] - r['detector']) / r['total']:4.1f} % "
         f"| non-Pythia {100 * non_pythia / r['total']:5.1f} %"
     )
     print(
@@ -228,17 +232,21 @@ def main() -> None:
                 if x is not None and y is not None and len(x) and len(y):
                     ks = stats.ks_2samp(x, y)
                     print(
-                        f"  veto vs before, selected {var}: means {np.mean(x):.2f} / {np.mean(y):.2f}, KS p-value {ks.pvalue:.2f}"
+                        f"  veto vs before, selected {var}: means {np.mean(x):.2f} / {np.mean(y):.2f}, "
+                        f"KS p-value {ks.pvalue:.2f}"
                     )
     p, h = results["parton"], results["hadron"]
     for name in ("before", "after"):
         print(
-            f"hadron/parton cost per event, {name}: {(h[name]['total'] / h[name]['n']) / (p[name]['total'] / p[name]['n']):.1f}x"
+            f"hadron/parton cost per event, {name}: "
+            f"{(h[name]['total'] / h[name]['n']) / (p[name]['total'] / p[name]['n']):.1f}x"
         )
     for name in ("after", "veto"):
+        per_core_s = h[name]["selected"] / h[name]["total"]
+        per_core_s_before = max(h["before"]["selected"] / h["before"]["total"], 1e-12)
         print(
             f"hadron-level selected events per core-second, {name}/before: "
-            f"{(h[name]['selected'] / h[name]['total']) / max(h['before']['selected'] / h['before']['total'], 1e-12):.2f}x"
+            f"{per_core_s / per_core_s_before:.2f}x"
         )
 
 

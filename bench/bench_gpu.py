@@ -3,14 +3,14 @@
 All in one process on the same synthetic events, which stay on the device (only the indices of a batch are
 drawn there; no host transfer per batch):
 
-* plain: the training loop of `hzg.learn.training.train_neural` as it is (eager, float32, `losses.total_loss`, which
-  reads its parts back to the host every step), Adam (fused on CUDA);
-* compiled + bf16: `torch.compile(model)`, the forward pass under `torch.autocast(bfloat16)`, the loss by weight
-  (`losses.total_loss_by_weight`, no host sync), fused Adam;
-* ensemble: K members (the trials of a run, `hzg.learn.ensemble.StackedModels`: stacked weights, vmap) in one step,
-  eager and compiled + bf16; events/s counts the events of all members.
-Every variant with BCE and with BCE + DisCo (lambda 10, 15 inputs). A variant that fails (e.g. torch.compile on
-an unsupported setup) is reported and skipped.
+* plain: the training loop of `hzg.learn.training.train_neural` as it is (eager, float32, `losses.total_loss`,
+  which reads its parts back to the host every step), Adam (fused on CUDA);
+* compiled + bf16: `torch.compile(model)`, the forward pass under `torch.autocast(bfloat16)`, the loss by
+  weight (`losses.total_loss_by_weight`, no host sync), fused Adam;
+* ensemble: K members (the trials of a run, `hzg.learn.ensemble.StackedModels`: stacked weights, vmap) in one
+  step, eager and compiled + bf16; events/s counts the events of all members.
+Every variant with BCE and with BCE + DisCo (lambda 10, 15 inputs). A variant that fails (e.g. torch.compile
+on an unsupported setup) is reported and skipped.
 
 Usage: python bench/bench_gpu.py [--device cuda|cpu] [--steps N] [--members K] [--batch B]
 (`--device cpu --steps 2 --batch 512` is a smoke test of the code paths on a machine without a GPU.)
@@ -188,7 +188,8 @@ def main() -> None:
                 print(f"{label:34s} {results[label]:14,.0f} events/s", flush=True)
             except Exception as err:  # report and go on: one broken variant must not hide the others
                 print(
-                    f"{label:34s} FAILED: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                    f"{label:34s} FAILED: {type(err).__name__}: "
+                    f"{str(err).splitlines()[0] if str(err) else ''}"
                 )
                 traceback.print_exc(limit=3)
             finally:

@@ -1,4 +1,5 @@
-"""Skim throughput (events/s) and its ratio to uproot's plain read of the same branches; feature building beside it.
+"""Skim throughput (events/s) and its ratio to uproot's plain read of the same branches; feature building
+beside it.
 
 Usage: python bench/bench_skim.py [ntuple.root] [--repeat N]
 Without a file, generates a 20 000-event background chunk first (about 10 s). All measurements run
@@ -94,7 +95,8 @@ def main() -> None:
         f"({n / (t_skim + t_feat * 1.0):,.0f} input events/s for skim + features of this file)"
     )
     print(
-        f"skim / plain-read throughput ratio: {t_plain / t_skim:.3f} (before issue 15: {t_plain / t_before:.3f}; "
+        f"skim / plain-read throughput ratio: {t_plain / t_skim:.3f} "
+        f"(before issue 15: {t_plain / t_before:.3f}; "
         f"speed-up {t_before / t_skim:.2f}x)"
     )
 

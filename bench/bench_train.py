@@ -1,15 +1,18 @@
-"""Training and inference throughput (events/s) on CPU at batch 8192, against the paper authors' implementation.
+"""Training and inference throughput (events/s) on CPU at batch 8192, against the paper authors'
+implementation.
 
-The baseline is `bench/paper_etn.py`, a faithful rebuild of github.com/jaebak/EventClassifierTransformer (a Python
-loop over per-feature embedding networks, sequence-first `nn.MultiheadAttention(dropout=0.1)`, `nn.Dropout`, their
-`bce_disco_loss` with DisCo from repeated N x N copies). Both run in the same process on the same batch, with the
-same optimiser (Adam, lr 1e-3), so the ratios are robust against a noisy machine:
+The baseline is `bench/paper_etn.py`, a faithful rebuild of github.com/jaebak/EventClassifierTransformer (a
+Python loop over per-feature embedding networks, sequence-first `nn.MultiheadAttention(dropout=0.1)`,
+`nn.Dropout`, their `bce_disco_loss` with DisCo from repeated N x N copies). Both run in the same process on
+the same batch, with the same optimiser (Adam, lr 1e-3), so the ratios are robust against a noisy machine:
 
-* ETN BCE: the project's ETN and `losses.total_loss(kind="bce")` against theirs with `nn.BCELoss` in the data scope;
+* ETN BCE: the project's ETN and `losses.total_loss(kind="bce")` against theirs with `nn.BCELoss` in the data
+  scope;
 * ETN BCE + DisCo (lambda 10, 15 inputs): DisCo over the batch's background (4096 events at batch 8192);
 * inference: scores of 65536 events in batches of 8192, evaluation mode, no gradient.
 The FNN on the same data is printed for scale, and the DisCo term alone (forward + backward) of both.
-`--ablation` adds the project's ETN with PyTorch's attention and nn.Dropout, and without attention-weight dropout.
+`--ablation` adds the project's ETN with PyTorch's attention and nn.Dropout, and without attention-weight
+dropout.
 
 Usage: python bench/bench_train.py [--steps N] [--threads T] [--clock wall|process] [--ablation]
 Targets on 2 threads: >= 3x the paper's code with BCE and in inference, >= 10x with BCE + DisCo.
@@ -69,8 +72,8 @@ def pytorch_attention_and_dropout(model: nn.Module) -> Iterator[None]:
         small_attention.extension.cache_clear()
 
 
-#: the clock of the timings: wall time (default), or the process's CPU time (`--clock process`: on a machine shared
-#: with other jobs, wall time counts the time the scheduler gives to others; CPU time does not)
+#: the clock of the timings: wall time (default), or the process's CPU time (`--clock process`: on a machine
+#: shared with other jobs, wall time counts the time the scheduler gives to others; CPU time does not)
 CLOCK = time.perf_counter
 
 
@@ -185,7 +188,8 @@ def main() -> None:
     print(
         f"{args.clock} clock; torch {torch.__version__}; small-attention kernel: "
         f"{'built' if small_attention.extension() else 'NOT available'}; "
-        f"CPU capability {torch.backends.cpu.get_cpu_capability()}; {args.threads} threads; batch {args.batch}"
+        f"CPU capability {torch.backends.cpu.get_cpu_capability()}; "
+        f"{args.threads} threads; batch {args.batch}"
     )
     r: dict[str, float] = {}
 

@@ -1,16 +1,17 @@
-"""A faithful rebuild of the paper authors' public implementation (github.com/jaebak/EventClassifierTransformer,
-files EventClassifierTransformer.py, LossFunction.py and Disco.py), the baseline `bench_train.py` reads its ratios
-against.
+"""A faithful rebuild of the paper authors' public implementation
+(github.com/jaebak/EventClassifierTransformer, files EventClassifierTransformer.py, LossFunction.py and
+Disco.py), the baseline `bench_train.py` reads its ratios against.
 
-* `PaperETN` is `EventClassifierTransformerNetwork` line for line: a Python loop over per-feature embedding networks
-  `nn.Sequential(nn.Linear(1, 4), nn.GELU(), nn.Linear(4, 16), nn.GELU())`, sequence-first
+* `PaperETN` is `EventClassifierTransformerNetwork` line for line: a Python loop over per-feature embedding
+  networks `nn.Sequential(nn.Linear(1, 4), nn.GELU(), nn.Linear(4, 16), nn.GELU())`, sequence-first
   `nn.MultiheadAttention(16, 4, dropout=0.1)` for the encoder and the class-token attention, `nn.Dropout(0.1)`
   before every residual addition, output (batch, 1) through a sigmoid.
 * `distance_corr` is their `Disco.distance_corr` (from gkasieczka/DisCo): N x N distance matrices built from
   `repeat` copies, double centring, power 1.
-* `bce_loss` and `bce_disco_loss` are their `bce_disco_loss.forward`: `nn.BCELoss` on the events in the data scope
-  (120 < m < 130), plus `disco_factor` times DisCo(mass, output) over all background events of the batch with unit
-  weights (`normedweight = torch.tensor([1.] * len(mass))`, built on the host every step, as theirs is).
+* `bce_loss` and `bce_disco_loss` are their `bce_disco_loss.forward`: `nn.BCELoss` on the events in the data
+  scope (120 < m < 130), plus `disco_factor` times DisCo(mass, output) over all background events of the batch
+  with unit weights (`normedweight = torch.tensor([1.] * len(mass))`, built on the host every step, as theirs
+  is).
 """
 
 from __future__ import annotations

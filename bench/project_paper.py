@@ -1,4 +1,5 @@
-"""The paper's grid on paper: projected wall time of config/paper.yaml per stage, from measured per-step costs.
+"""The paper's grid on paper: projected wall time of config/paper.yaml per stage, from measured per-step
+costs.
 
 Usage: python bench/project_paper.py [--config config/paper.yaml] [--gen-rate N] [...]
 
@@ -56,7 +57,8 @@ def main() -> None:
     ap.add_argument("--gpu-mlp", type=float, default=10e6, help="fnn, dfnn on one GPU (assumed)")
     ap.add_argument("--disco-factor", type=float, default=0.8, help="throughput with DisCo / without")
     ap.add_argument("--tree-core-hours", type=float, default=1.0, help="one xgboost / BDT job (assumed)")
-    # stages after training, per job (the ci run's benchmark table on the 2-core machine; binned, nearly size-free)
+    # stages after training, per job (the ci run's benchmark table on the 2-core machine; binned, nearly
+    # size-free)
     ap.add_argument("--fit-job-s", type=float, default=300.0)
     ap.add_argument(
         "--eval-job-s", type=float, default=60.0, help="fixed cost of one evaluate job (ci run: 30-35 s)"
@@ -118,8 +120,9 @@ def main() -> None:
         "fit": (len(runs) * args.fit_job_s, args.fit_job_s),
     }
     print(
-        f"{args.config.name}: {n_events / 1e6:.0f} M generated events in {n_chunks} chunks, about {selected / 1e6:.1f} M "
-        f"selected, {n_train / 1e6:.1f} M training events per job; {len(runs)} runs x {trials} trials, up to {epochs} epochs"
+        f"{args.config.name}: {n_events / 1e6:.0f} M generated events in {n_chunks} chunks, "
+        f"about {selected / 1e6:.1f} M selected, {n_train / 1e6:.1f} M training events per job; "
+        f"{len(runs)} runs x {trials} trials, up to {epochs} epochs"
     )
     print(f"{'stage':10s} {'core-hours':>12s} {'(a) 1 node, 8 cores':>22s} {'(b) 100 cores + 4 GPUs':>24s}")
     totals = {"a": 0.0, "b": 0.0}
@@ -131,7 +134,8 @@ def main() -> None:
 
     for name, (core_s, longest) in stages.items():
         row(name, core_s, max(core_s / 8, longest), max(core_s / 100, longest))
-    # training: (a) every job on the CPU, 2 jobs of 4 threads at a time; (b) networks on 4 GPUs, trees on the cores
+    # training: (a) every job on the CPU, 2 jobs of 4 threads at a time; (b) networks on 4 GPUs, trees on the
+    # cores
     cpu_jobs = [nn_job_seconds(r, gpu=False) for r in nn_runs for _ in range(trials)]
     gpu_jobs = sorted((nn_job_seconds(r, gpu=True) for r in nn_runs for _ in range(trials)), reverse=True)
     tree_s = tree_jobs * args.tree_core_hours * 3600
@@ -145,7 +149,8 @@ def main() -> None:
         row(name, core_s, max(core_s / 8, longest), max(core_s / 100, longest))
     print(f"{'total':10s} {'':12s} {hours(totals['a']):>22s} {hours(totals['b']):>24s}")
     print(
-        f"(training on CPU: {sum(cpu_jobs) / 3600:.0f} job-hours of 4 threads; on GPU: {sum(gpu_jobs) / 3600:.1f} GPU-hours, "
+        f"(training on CPU: {sum(cpu_jobs) / 3600:.0f} job-hours of 4 threads; "
+        f"on GPU: {sum(gpu_jobs) / 3600:.1f} GPU-hours, "
         f"{max(gpus) / 3600:.1f} h on the busiest of 4 GPUs)"
     )
 

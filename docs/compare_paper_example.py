@@ -1,20 +1,20 @@
 """The default's samples and classifiers against the paper authors' public example and trained ETN.
 
 jaebak/EventClassifierTransformer (the paper's code) ships `data/example_data.root`, 4640 selected events of
-the paper's own samples (tree `eval_full_tree`, 2929 signal and 1711 background, classID 1 = signal, the paper's
-15 ETN inputs and mllg), and `model_weights/EventClassifierTransformer_weights.pt`, a trained ETN on those 15
-inputs. This script prints
+the paper's own samples (tree `eval_full_tree`, 2929 signal and 1711 background, classID 1 = signal, the
+paper's 15 ETN inputs and mllg), and `model_weights/EventClassifierTransformer_weights.pt`, a trained ETN on
+those 15 inputs. This script prints
 
 1. weighted quantiles (10, 50, 90, 99 %) of every input for signal and background, the paper's example against
    this workflow's feature files (100 < mllg < 180 GeV);
 2. the paper's trained ETN applied to the paper's example and to this workflow's test split (trial 0): the
    binned significance of Table I with its MC-statistical uncertainty and the AUC in 120-130 GeV, both samples
-   normalised to the paper's yields (208 signal, 851 k background events); and this workflow's test split drawn
-   down to the example's size many times, to show how precisely the example can measure a significance.
+   normalised to the paper's yields (208 signal, 851 k background events); and this workflow's test split
+   drawn down to the example's size many times, to show how precisely the example can measure a significance.
 
-3. with further LABEL=results arguments, docs/paper_example_recoil.png: the background's pT(llg)/mllg and pTt of
-   the paper's example (points, Poisson errors) against each of those runs' background, normalised alike, with
-   the chi2 of each against the example.
+3. with further LABEL=results arguments, docs/paper_example_recoil.png: the background's pT(llg)/mllg and pTt
+   of the paper's example (points, Poisson errors) against each of those runs' background, normalised alike,
+   with the chi2 of each against the example.
 
 Usage (the paper's code is not copied into this project; clone it anywhere):
     git clone https://github.com/jaebak/EventClassifierTransformer /tmp/ECT
@@ -142,10 +142,11 @@ def recoil_plot(paper: pd.DataFrame, runs: list[tuple[str, Path]], path: Path) -
                 expected / n.sum() / widths,
                 edges,
                 ax=ax,
-                label=f"{label}: $\chi^2$/ndf = {chi2:.1f}/{len(n) - 1} (p = {p_value:.2g})",
+                label=rf"{label}: $\chi^2$/ndf = {chi2:.1f}/{len(n) - 1} (p = {p_value:.2g})",
             )
             print(
-                f"{label}: {pcol} chi2 {chi2:.1f}/{len(n) - 1}, p {p_value:.3g}; expected {np.round(expected, 1)} "
+                f"{label}: {pcol} chi2 {chi2:.1f}/{len(n) - 1}, p {p_value:.3g}; "
+                f"expected {np.round(expected, 1)} "
                 f"observed {n}"
             )
         centres = 0.5 * (edges[1:] + edges[:-1])

@@ -1,4 +1,5 @@
-"""Rule benchmark_table: every job's benchmark file -> time and memory per rule and per stage (Markdown, CSV, LaTeX)."""
+"""Rule benchmark_table: every job's benchmark file -> time and memory per rule and per stage (Markdown, CSV,
+LaTeX)."""
 
 import logging
 from pathlib import Path
@@ -11,7 +12,8 @@ root = Path(snakemake.params.root)
 jobs = benchmarks.read_benchmarks(root.rglob("*.tsv"), root)
 note = (
     "Wall time summed over the jobs of a rule (not the run's elapsed time when jobs run in parallel). "
-    "CPU time and max RSS as Snakemake's benchmark directive samples them (psutil, every second for the first "
+    "CPU time and max RSS as Snakemake's benchmark directive samples them "
+    "(psutil, every second for the first "
     "30 s of a job, then every 30 s: a lower bound, short jobs undercounted). Per-job files under "
     f"{root}/."
 )

@@ -64,7 +64,10 @@ result = fit.summarise(
 result |= {"score_edges": score_edges.tolist(), "mass_edges": mass.tolist(), "categories": categories}
 for block in ("stat_only", "with_systematics"):
     r = result[block]
-    g = lambda x: "none" if x is None else f"{x:.3g}"
+
+    def g(x):
+        return "none" if x is None else f"{x:.3g}"
+
     logging.info(
         "%s: mu = %.3f +%.3f -%.3f (stat.) +- %s (MC stat.), (mu - 1) / total error %s, Z = %s (model "
         "Asimov %s), 95%% CL limit %s%s",

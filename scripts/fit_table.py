@@ -21,5 +21,8 @@ tables.write_table(
 tables.write_table(
     tables.spurious_table(fits),
     Path(snakemake.output.spurious[0]).with_suffix(""),
-    caption="Background function and spurious signal per category (ATLAS relaxed criterion zeta = max(0, |S_spur| - 2 dS_MC) < 0.2 sigma_S; MC-limited: dS_MC > sigma_S)",
+    caption=(
+        "Background function and spurious signal per category (ATLAS relaxed criterion "
+        "zeta = max(0, |S_spur| - 2 dS_MC) < 0.2 sigma_S; MC-limited: dS_MC > sigma_S)"
+    ),
 )

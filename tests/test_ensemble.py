@@ -1,4 +1,5 @@
-"""The batched ensemble (hzg.learn.ensemble) against separate training runs with the same seeds, on the CPU."""
+"""The batched ensemble (hzg.learn.ensemble) against separate training runs with the same seeds, on the
+CPU."""
 
 import dataclasses
 
@@ -33,7 +34,8 @@ def _runs(tmp_path, model, loss, events_per_epoch, epochs=3, hparams=None):
     [("etn", "bce_disco", 600), ("etn", "bce", None), ("fnn", "extreme_disco", None)],
 )
 def test_ensemble_losses_equal_separate_runs(tmp_path, model, loss, events_per_epoch):
-    """Without dropout (masks are drawn differently), K members = K separate runs: same losses, scores, best epoch.
+    """Without dropout (masks are drawn differently), K members = K separate runs: same losses, scores, best
+    epoch.
     events_per_epoch None: the trials' epochs have different lengths (padding with weight-0 events)."""
     hparams = {"dropout": 0.0} if model == "etn" else None
     specs, datasets = _runs(tmp_path, model, loss, events_per_epoch, hparams=hparams)
@@ -48,7 +50,8 @@ def test_ensemble_losses_equal_separate_runs(tmp_path, model, loss, events_per_e
 
 
 def test_ensemble_trains_with_dropout_and_bf16_autocast(tmp_path):
-    """The paper's ETN (dropout 0.1, drawn per member inside vmap) and bfloat16 autocast: finite, falling losses."""
+    """The paper's ETN (dropout 0.1, drawn per member inside vmap) and bfloat16 autocast: finite, falling
+    losses."""
     specs, datasets = _runs(tmp_path, "etn", "bce_disco", 600, epochs=3)
     results = ensemble.train_neural_ensemble(datasets, specs, precision="bf16")
     for r in results:
@@ -71,8 +74,8 @@ def test_stacked_models_keep_members_apart():
 
 
 def test_run_trials_writes_what_training_run_writes(tmp_path):
-    """One ensemble job for the trials of a run: per trial the files of training.run, readable by Classifier, whose
-    scores are those written."""
+    """One ensemble job for the trials of a run: per trial the files of training.run, readable by Classifier,
+    whose scores are those written."""
     import pandas as pd
     from hzg.learn.classifier import Classifier
 

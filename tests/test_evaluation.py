@@ -456,7 +456,7 @@ def test_describe_prints_every_trial_and_the_mean():
     assert "trial 0: significance 1.235" in text and "best epoch N.A." in text and text.count("\n") == 1
 
 
-# ---------------------------------------------------------------- MC-noise floor and dCor^2 of the correlation
+# --------------------------------------------------------------- MC-noise floor and dCor^2 of the correlation
 def test_correlation_floor_equals_the_metric_of_a_non_sculpting_score_and_lies_below_a_sculpting_one():
     ev_ = toy_events(4000, 20000, seed=3)
     s, m, w, y = (ev_[c].to_numpy() for c in ("score", "mllg", "weight", "is_signal"))

@@ -190,7 +190,10 @@ def test_choice_takes_the_fewest_parameters_that_pass() -> None:
 def test_dscb_signal_fit_recovers_the_generating_shape() -> None:
     truth = {"mean": 124.6, "sigma": 1.7, "alpha_lo": 1.2, "n_lo": 4.0, "alpha_hi": 1.8, "n_hi": 8.0}
     expected = np.diff(shapes.dscb_cdf(FINE, 105.0, 170.0, 20000.0, *truth.values()))
-    density = lambda x: shapes.dscb_density(np.array([x]), *truth.values())[0]
+
+    def density(x):
+        return shapes.dscb_density(np.array([x]), *truth.values())[0]
+
     assert expected[30] / 20000.0 == pytest.approx(
         quad(density, 135, 136)[0] / quad(density, 105, 170, points=[124.6])[0], rel=1e-6
     )  # the binned integral is exact
@@ -321,8 +324,9 @@ def test_known_signal_is_recovered_exactly_on_asimov_and_within_errors_on_a_pois
 
 
 def test_mu_from_mc_with_large_weights_is_consistent_with_one_within_its_total_error() -> None:
-    # background MC of weight 30 per event as data: its fluctuations are ~5x the data's, so mu-hat scatters far
-    # beyond its statistical error; with the MC-statistical error (per-bin sum of w^2) the pulls are normal
+    # background MC of weight 30 per event as data: its fluctuations are ~5x the data's, so mu-hat scatters
+    # far beyond its statistical error; with the MC-statistical error (per-bin sum of w^2) the pulls are
+    # normal
     pulls, raw = [], []
     for seed in range(40):
         toy = toy_templates(signal=(300.0, 100.0), seed=seed, mc_weight=30.0)

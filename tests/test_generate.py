@@ -383,7 +383,7 @@ def test_enhanced_filtered_drellyan_gives_the_plain_isolated_photon_cross_sectio
     assert filtered_err < plain_err  # and it is the cheaper estimate
 
 
-# ---------------------------------------------------------------- issue 15: faster record access, veto before hadronisation
+# -------------------------------------------------- issue 15: faster record access, veto before hadronisation
 
 
 def _old_event_particles(event):
@@ -405,8 +405,8 @@ def _old_final_leptons_and_photons(record):
 
 
 def test_faster_record_access_gives_the_same_ntuple_for_the_same_seed(monkeypatch):
-    """The speed-ups of issue 15 (nextBatch, the hook's bias in floats) are pure speed: same events, bit for bit,
-    as the code before (next() and one Python call per particle property)."""
+    """The speed-ups of issue 15 (nextBatch, the hook's bias in floats) are pure speed: same events, bit for
+    bit, as the code before (next() and one Python call per particle property)."""
     spec = generate.chunk_spec("qqbar_Zgamma", 300, 11, CONFIG["generation"], 13.0)
     new = generate.simulate_chunk(spec, CONFIG["detector"], chunk=0, progress=False)
     monkeypatch.setattr(

@@ -514,7 +514,8 @@ def test_module_constants():
 
 
 def test_columnar_candidates_equal_the_awkward_ones_bit_for_bit():
-    """selection.candidate_columns (the skim's numpy path, issue 15) = candidate_kinematics(best_candidates(...))."""
+    """selection.candidate_columns (the skim's numpy path, issue 15) =
+    candidate_kinematics(best_candidates(...))."""
     from hzg.data.selection import candidate_columns
 
     rng = np.random.default_rng(15)
@@ -537,7 +538,8 @@ def test_columnar_candidates_equal_the_awkward_ones_bit_for_bit():
             for _ in range(int(rng.integers(0, 4)))
         ]
         evs.append(ev)
-    # ties: two identical muon pairs and an electron pair of the same mass -> the electron pair wins, as ak.argmin
+    # ties: two identical muon pairs and an electron pair of the same mass -> the electron pair wins, as
+    # ak.argmin
     tie = [lep(45.0, 0.0, 0.0, -1), lep(45.0, 0.0, np.pi, +1)]
     evs.append({"electron": tie, "muon": tie + tie, "photon": [pho(30.0, 1.0, 1.0), pho(30.0, -1.0, -1.0)]})
     evs.append({})

@@ -125,7 +125,8 @@ def _read(tree: uproot.TTree, name: str, path: Path) -> ak.Array:
 
 
 def _read_many(tree: uproot.TTree, names: list[str], path: Path) -> dict[str, ak.Array]:
-    """Several branches in one uproot call (a shared counter branch is read once), keyed by the names given."""
+    """Several branches in one uproot call (a shared counter branch is read once), keyed by the names
+    given."""
     found = {name: _find_branch(tree, name, path) for name in names}
     try:
         arrays = tree.arrays(list(dict.fromkeys(found.values())), library="ak", how=dict)

@@ -136,7 +136,8 @@ class FsrFilter:
 
 @dataclass(frozen=True)
 class ShowerAcceptance:
-    """Loose acceptance of the showered event, checked before hadronisation (`ChunkSpec.veto_before_hadronisation`).
+    """Loose acceptance of the showered event, checked before hadronisation
+    (`ChunkSpec.veto_before_hadronisation`).
 
     The preselection's cuts loosened by 20 % or more (several times the detector's resolutions): a
     same-flavour opposite-sign e or mu pair and a photon further than `min_dr` from both, with the
@@ -236,12 +237,14 @@ class ChunkSpec:
     veto: AcceptanceVeto | None = None
     fsr: FsrFilter | None = None
     #: at hadron level: check `ShowerAcceptance` on the showered event, before hadronisation, and hadronise
-    #: (Pythia's forceHadronLevel) only the events that pass; the others are kept, with their weight, without particles.
+    #: (Pythia's forceHadronLevel) only the events that pass; the others are kept, with their weight, without
+    #: particles.
     veto_before_hadronisation: bool = False
 
     @property
     def hadron_veto(self) -> ShowerAcceptance | None:
-        """The acceptance checked after the shower and before hadronisation (None: every event is hadronised)."""
+        """The acceptance checked after the shower and before hadronisation (None: every event is
+        hadronised)."""
         return ShowerAcceptance() if self.level == "hadron" and self.veto_before_hadronisation else None
 
 
@@ -278,7 +281,8 @@ def selection_bias(pthat: ArrayLike, mhat: ArrayLike, bias: Bias) -> np.ndarray:
 
 
 def _selection_bias_scalar(pthat: float, mhat: float, bias: Bias) -> float:
-    """`selection_bias` of one phase-space point in plain Python floats (Pythia calls it for every trial point)."""
+    """`selection_bias` of one phase-space point in plain Python floats (Pythia calls it for every trial
+    point)."""
     x = max(pthat / mhat, BIAS_FLOOR)
     peak = 1.0 + bias.mass_boost * math.exp(-0.5 * ((mhat - bias.mass_peak) / bias.mass_width) ** 2)
     return (x / bias.pt_over_m_ref) ** bias.pt_over_m_power * peak
@@ -294,10 +298,11 @@ def _selection_bias_scalar(pthat: float, mhat: float, bias: Bias) -> float:
 #: every process (SpaceShower:pTmaxMatch = 1, f = `generation.isr_max_fudge`, SpaceShower:pTmaxFudge), as an
 #: LHE event showered from a starting scale f times its factorisation scale. These choices act on both
 #: background processes (`BACKGROUND_ISR_PROCESSES`: the paper's single pp -> Z(ll)gamma sample was showered
-#: alike); with `generation.isr_veto_ht` f' a UserHook also vetoes every initial-state emission of the hard system
-#: harder than f' HT/2 (HT/2: half the sum of the transverse masses of the hard process' final state, MadGraph's
-#: default dynamic scale; for a pT-ordered shower the vetoed shower is the shower started at that scale), the cut
-#: an LHE event showered from its SCALUP has, the same physical scale for qqbar -> Z gamma and for Drell-Yan.
+#: alike); with `generation.isr_veto_ht` f' a UserHook also vetoes every initial-state emission of the hard
+#: system harder than f' HT/2 (HT/2: half the sum of the transverse masses of the hard process' final state,
+#: MadGraph's default dynamic scale; for a pT-ordered shower the vetoed shower is the shower started at that
+#: scale), the cut an LHE event showered from its SCALUP has, the same physical scale for qqbar -> Z gamma and
+#: for Drell-Yan.
 ISR_MAX: dict[str, list[str]] = {
     "factorization": ["SpaceShower:pTmaxMatch = 0", "SpaceShower:pTdampMatch = 0"],
     "scale": ["SpaceShower:pTmaxMatch = 1", "SpaceShower:pTdampMatch = 0"],
@@ -440,7 +445,8 @@ _VISIBLE: dict[int, bool] = {}
 
 
 def _event_particles(event) -> list[tuple[int, float, float, float, float]]:
-    """Visible final-state particles of one Pythia event above the pT pre-filter (the one Python pass over the record).
+    """Visible final-state particles of one Pythia event above the pT pre-filter (the one Python pass over the
+    record).
 
     `Event.particles()` hands the record over in one call; the cheap tests (status, pT) come first, and
     visibility is looked up per species, so that a particle costs as few calls into Pythia as it can.
@@ -496,7 +502,8 @@ ISR_EMITTED_STATUS = 43
 
 
 def half_ht(process: Any) -> float:
-    """MadGraph's default dynamic scale: half the sum of sqrt(m^2 + pT^2) over the final state of a process record."""
+    """MadGraph's default dynamic scale: half the sum of sqrt(m^2 + pT^2) over the final state of a process
+    record."""
     total = 0.0
     for i in range(process.size()):
         particle = process[i]
@@ -595,7 +602,8 @@ class ChunkGenerator:
         )
 
     def batch(self, n_events: int) -> tuple[ak.Array, np.ndarray]:
-        """The next `n_events` events: jagged particles (pid, px, py, pz, E) with pT > PARTICLE_PT_MIN, weights.
+        """The next `n_events` events: jagged particles (pid, px, py, pz, E) with pT > PARTICLE_PT_MIN,
+        weights.
 
         Events come from Pythia's `nextBatch` (the records converted to arrays in C++, then filtered in
         numpy), unless they are hadronised by hand after the acceptance check (`ChunkSpec.hadron_veto`),
@@ -801,7 +809,8 @@ def simulate_chunk(
         detector_s += time.perf_counter() - t0
         weights.append(w)
     log.info(
-        "seconds: Pythia %.1f (user hooks included), acceptance before hadronisation %.1f, record extraction %.1f, "
+        "seconds: Pythia %.1f (user hooks included), acceptance before hadronisation %.1f, "
+        "record extraction %.1f, "
         "detector %.1f; %d events vetoed before hadronisation",
         gen.seconds["pythia"],
         gen.seconds["hadron_veto"],

@@ -185,7 +185,8 @@ def candidate_columns(events: ak.Array) -> dict[str, np.ndarray]:
         pair_dist.append(np.abs(_sum(a, b)[3] - Z_MASS))
     event = np.concatenate(pair_event)
     dist = np.concatenate(pair_dist)
-    # per event the first pair of smallest distance, electrons' pairs before muons' (as ak.argmin over the concatenation)
+    # per event the first pair of smallest distance, electrons' pairs before muons' (as ak.argmin over the
+    # concatenation)
     rank = np.concatenate([np.full(len(pair_event[0]), 0), np.full(len(pair_event[1]), 1)])
     order = np.lexsort((np.arange(len(event)), rank, dist, event))
     first = order[np.r_[True, event[order][1:] != event[order][:-1]]] if len(order) else order

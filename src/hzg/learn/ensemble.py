@@ -1,20 +1,21 @@
 """Several trainings of one neural model as one batched ensemble, for a GPU that one small model cannot fill.
 
-The K members (the trials of a run) keep their own parameters, initialisation, training events, batches, weights,
-Adam state and model selection; they differ from K separate `hzg.training.train_neural` runs only in how the work
-is laid out: the parameters are stacked (`torch.func.stack_module_state`), one forward pass of all members is
-`torch.func.vmap` over `torch.func.functional_call` (randomness "different": every member draws its own dropout
-masks), the members' losses are summed (member k's gradient is that of its own loss alone), and one Adam (fused on
-CUDA) steps all stacked parameters. Data stay on the device for the whole run: every member's normalised inputs are
-moved there once, and each epoch's event order and weights once per epoch (no per-batch host transfer).
+The K members (the trials of a run) keep their own parameters, initialisation, training events, batches,
+weights, Adam state and model selection; they differ from K separate `hzg.training.train_neural` runs only in
+how the work is laid out: the parameters are stacked (`torch.func.stack_module_state`), one forward pass of
+all members is `torch.func.vmap` over `torch.func.functional_call` (randomness "different": every member draws
+its own dropout masks), the members' losses are summed (member k's gradient is that of its own loss alone),
+and one Adam (fused on CUDA) steps all stacked parameters. Data stay on the device for the whole run: every
+member's normalised inputs are moved there once, and each epoch's event order and weights once per epoch (no
+per-batch host transfer).
 
 Equivalence with separate runs (tests/test_ensemble.py): with the same seeds the members start from the same
 weights and see the same batches; without dropout their losses agree with the separate runs' to float rounding
-(the dropout masks are drawn differently, so with dropout they agree only in distribution). Members whose epochs
-have different numbers of events (`events_per_epoch: null` and splits of different size) are padded with weight-0
-events, which changes neither the weighted classifier mean nor DisCo; where a member has no event at all in a step,
-its parameters and Adam moments are put back after the step, so only its step counter (Adam's bias correction) runs
-one ahead of a separate run's.
+(the dropout masks are drawn differently, so with dropout they agree only in distribution). Members whose
+epochs have different numbers of events (`events_per_epoch: null` and splits of different size) are padded
+with weight-0 events, which changes neither the weighted classifier mean nor DisCo; where a member has no
+event at all in a step, its parameters and Adam moments are put back after the step, so only its step counter
+(Adam's bias correction) runs one ahead of a separate run's.
 
 Options for the GPU: `precision="bf16"` runs the forward pass under `torch.autocast(bfloat16)` (the losses in
 float32, DisCo in float64 as always), `compile=True` wraps the vmapped forward in `torch.compile`.
@@ -43,7 +44,8 @@ log = logging.getLogger(__name__)
 
 
 class StackedModels(nn.Module):
-    """K models of one architecture with stacked parameters; forward maps (K, B, F) to probabilities (K, B)."""
+    """K models of one architecture with stacked parameters; forward maps (K, B, F) to
+    probabilities (K, B)."""
 
     def __init__(self, models: Sequence[nn.Module], compile: bool = False) -> None:
         super().__init__()
@@ -103,8 +105,9 @@ def train_neural_ensemble(
 ) -> list[dict[str, Any]]:
     """Train the runs `specs` (one model and loss, K trials) with their datasets as one ensemble.
 
-    Returns one result per member in the format of `hzg.training.train_neural` (best state, normaliser, history,
-    best epoch and significance, scores of all events). Not resumable: a killed ensemble starts again.
+    Returns one result per member in the format of `hzg.training.train_neural` (best state, normaliser,
+    history, best epoch and significance, scores of all events). Not resumable: a killed ensemble starts
+    again.
     """
     if len(datasets) != len(specs) or not specs:
         raise ValueError("train_neural_ensemble needs one dataset per spec, and at least one")
@@ -149,7 +152,8 @@ def train_neural_ensemble(
                 "w_val": w_val,
             }
         )
-    # Everything on the device once. Row n_k of member k (past its events) is a padding event: weight 0, mass 0.
+    # Everything on the device once. Row n_k of member k (past its events) is a padding event:
+    # weight 0, mass 0.
     x = _stack([m["norm"](d.x) for m, d in zip(members, datasets)], torch.float32, device)
     y = _stack([d.y for d in datasets], torch.float32, device)
     mass = _stack([d.mass.astype(np.float32) for d in datasets], torch.float32, device)
@@ -357,8 +361,9 @@ def run_trials(
     precision: str = "fp32",
     compile: bool = False,
 ) -> list[dict[str, Path]]:
-    """Train the trials `specs` of one (model, loss) as one ensemble and write, per trial, what `hzg.training.run`
-    writes (checkpoint.pt, history.csv, scores.parquet in its outdir), so that every later stage reads them alike.
+    """Train the trials `specs` of one (model, loss) as one ensemble and write, per trial, what
+    `hzg.training.run` writes (checkpoint.pt, history.csv, scores.parquet in its outdir), so that every later
+    stage reads them alike.
 
     For a training job that holds a GPU: with `training.ensemble_trials: true` a rule would call this once per
     (model, loss) with the outdirs of all trials, instead of `training.run` once per trial.

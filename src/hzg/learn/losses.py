@@ -221,9 +221,10 @@ def total_loss_by_weight(
     narrow: tuple[float, float],
     wide: tuple[float, float],
 ) -> torch.Tensor:
-    """`total_loss` without a host synchronisation (for the GPU): the data scope zeroes weights instead of selecting
-    events (boolean indexing waits for the device), and no float() of the parts. Events of weight 0 change neither
-    the weighted classifier mean nor DisCo, so the value is that of `total_loss` up to float rounding."""
+    """`total_loss` without a host synchronisation (for the GPU): the data scope zeroes weights instead of
+    selecting events (boolean indexing waits for the device), and no float() of the parts. Events of weight 0
+    change neither the weighted classifier mean nor DisCo, so the value is that of `total_loss` up to float
+    rounding."""
     if kind not in LOSS_KINDS:
         raise ValueError(f"unknown loss kind {kind!r}; expected one of {LOSS_KINDS}")
     y_hat, y, w, mass = _flat(y_hat), _flat(y), _flat(w), _flat(mass)

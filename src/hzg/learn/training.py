@@ -600,7 +600,8 @@ def run(
 def write_outputs(
     outdir: Path, checkpoint: Mapping[str, Any], result: Mapping[str, Any], data: Dataset
 ) -> dict[str, Path]:
-    """Write a trained run's checkpoint.pt, history.csv and scores.parquet (atomically) and drop its resume.pt."""
+    """Write a trained run's checkpoint.pt, history.csv and scores.parquet (atomically) and drop its
+    resume.pt."""
     paths = {
         "checkpoint": outdir / "checkpoint.pt",
         "history": outdir / "history.csv",

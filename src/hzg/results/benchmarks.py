@@ -57,7 +57,8 @@ def stage_of(rule: str) -> str:
 
 
 def rule_frame(jobs: pd.DataFrame) -> pd.DataFrame:
-    """Per rule: stage, jobs, summed and largest job wall time, CPU time, peak RSS, share of the summed wall time."""
+    """Per rule: stage, jobs, summed and largest job wall time, CPU time, peak RSS, share of the summed wall
+    time."""
     jobs = jobs.assign(stage=jobs["rule"].map(stage_of))
     grouped = jobs.groupby(["stage", "rule"], sort=False)
     frame = grouped.agg(
@@ -85,7 +86,8 @@ def rule_frame(jobs: pd.DataFrame) -> pd.DataFrame:
 
 
 def stage_frame(jobs: pd.DataFrame) -> pd.DataFrame:
-    """Per stage (in DAG order) and in total: jobs, summed wall time, CPU time, peak RSS, share of wall time."""
+    """Per stage (in DAG order) and in total: jobs, summed wall time, CPU time, peak RSS, share of wall
+    time."""
     jobs = jobs.assign(stage=jobs["rule"].map(stage_of))
     grouped = jobs.groupby("stage")
     frame = grouped.agg(

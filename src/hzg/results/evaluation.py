@@ -4,39 +4,44 @@ Definitions, stated once:
 * Test split: split == 2. Weights are the physical ones rescaled within the split so each class sums to its
   full-sample yield (`metrics.split_scaled_weights`, the paper scales train, validation and test each to
   sigma * L); only the significance depends on that scale, AUC and correlation are normalised.
-* Significance: `metrics.binned_significance_detail` with `n_score_bins` (8) equal-signal score bins, eqs. (7)-(8),
-  with its MC-statistical uncertainty as the paper's public code computes it (EvaluateModel.calculate_significance:
-  per bin dZ from the sums of squared weights of s and b propagated through s/sqrt(b), added in quadrature; text of
-  `hzg.metrics`). Each trial records per score bin s, b, their sums of w^2 and the raw numbers of signal and
-  background MC events in the bin's mass window. A bin whose window holds fewer than `min_background_mc` (20)
-  background MC events is logged as a warning and marks the significance in Table I with a dagger: there the
-  Asimov Z rests on a handful of simulated events (and the sum-of-w^2 error itself is unreliable).
-* AUC: scikit-learn's weighted ROC AUC of the events with `window[0] < mllg < window[1]` (120-130 GeV), negative
-  weights set to 0, as the paper says.
+* Significance: `metrics.binned_significance_detail` with `n_score_bins` (8) equal-signal score bins, eqs.
+  (7)-(8), with its MC-statistical uncertainty as the paper's public code computes it
+  (EvaluateModel.calculate_significance:
+  per bin dZ from the sums of squared weights of s and b propagated through s/sqrt(b), added in quadrature;
+  text of `hzg.metrics`). Each trial records per score bin s, b, their sums of w^2 and the raw numbers of
+  signal and background MC events in the bin's mass window. A bin whose window holds fewer than
+  `min_background_mc` (20) background MC events is logged as a warning and marks the significance in Table I
+  with a dagger: there the Asimov Z rests on a handful of simulated events (and the sum-of-w^2 error itself is
+  unreliable).
+* AUC: scikit-learn's weighted ROC AUC of the events with `window[0] < mllg < window[1]` (120-130 GeV),
+  negative weights set to 0, as the paper says.
 * Background mass correlation: the `n_score_bins` equal-signal score bins of the significance (edges from the
   weighted test signal); per bin the weighted background mllg histogram in `mass_edges` (80 bins of 1 GeV in
   100-180 GeV), normalised to unit sum; per mass bin the standard deviation across the score bins (population
   std, ddof = 0); the mean over mass bins. A score bin without background is left out. Table I shows it x 1e3.
 * Its MC-noise floor: the same metric with the background events' (mllg, weight) pairs shuffled among the
-  background events (`correlation_floor_permutations` shuffles, numpy's default_rng(random_seed)), so that every
-  score bin keeps its number of background MC events but the score no longer depends on the mass: the value the
-  metric takes for a classifier that does not sculpt at all, with this run's MC. The paper's 5 M selected background
-  events make it negligible; with 10^5 weighted events it is most of the metric (README, "Background correlation").
+  background events (`correlation_floor_permutations` shuffles, numpy's default_rng(random_seed)), so that
+  every score bin keeps its number of background MC events but the score no longer depends on the mass: the
+  value the metric takes for a classifier that does not sculpt at all, with this run's MC. The paper's 5 M
+  selected background events make it negligible; with 10^5 weighted events it is most of the metric (README,
+  "Background correlation").
 * Background dCor^2: the weighted squared distance correlation of score and mllg of the test background in the
-  mass range of the correlation (`hzg.learn.losses.distance_correlation`, exact, O(n log n)): the quantity DisCo lowers,
-  free of binning. Table I shows it x 1e3.
+  mass range of the correlation (`hzg.learn.losses.distance_correlation`, exact, O(n log n)): the quantity
+  DisCo lowers, free of binning. Table I shows it x 1e3.
 * Overtraining: per class, the score histograms of the training and test splits in the same mass window as the
   AUC (the classifier's training scope), `overtraining_bins` equal-width bins over the range of the scores of
   all events in the window (one binning for both classes, the one plotted), compared
-  with the chi2 homogeneity test for two weighted histograms of Gagunashvili (ROOT's TH1::Chi2Test option "WW"):
-  X2 = sum_i (W2 w1_i - W1 w2_i)^2 / (W1^2 s2_i^2 + W2^2 s1_i^2), W = total weight, s_i^2 = sum of squared weights
-  in bin i, ndf = bins - 1 - (bins empty in both); p = P(chi2_ndf > X2). The two classes are independent, so
-  their X2 and ndf add to one p-value for the table. Option "ks": scipy's two-sample Kolmogorov-Smirnov test
-  (unweighted; equal weights within a class, as generated here), the classes combined with Fisher's method.
+  with the chi2 homogeneity test for two weighted histograms of Gagunashvili (ROOT's TH1::Chi2Test option
+  "WW"):
+  X2 = sum_i (W2 w1_i - W1 w2_i)^2 / (W1^2 s2_i^2 + W2^2 s1_i^2), W = total weight, s_i^2 = sum of squared
+  weights in bin i, ndf = bins - 1 - (bins empty in both); p = P(chi2_ndf > X2). The two classes are
+  independent, so their X2 and ndf add to one p-value for the table. Option "ks": scipy's two-sample
+  Kolmogorov-Smirnov test (unweighted; equal weights within a class, as generated here), the classes combined
+  with Fisher's method.
   The chi2 WW test is the default because it is the paper's (Fig. 6, ROOT) and uses the weights.
 * Random classifier: uniform scores from numpy's default_rng(random_seed + trial), same code.
-* Aggregation over trials: mean and sample standard deviation (ddof = 1); one trial gives std None. Values that
-  do not exist (best epoch of trees and of the random classifier) are None and aggregate to None.
+* Aggregation over trials: mean and sample standard deviation (ddof = 1); one trial gives std None. Values
+  that do not exist (best epoch of trees and of the random classifier) are None and aggregate to None.
 """
 
 from __future__ import annotations
@@ -129,7 +134,8 @@ def background_mass_shapes(
 
 
 def shape_correlation(shapes: np.ndarray) -> float:
-    """Mean over mass bins of the std (ddof = 0) across score bins of normalised histograms (NaN rows left out)."""
+    """Mean over mass bins of the std (ddof = 0) across score bins of normalised histograms (NaN rows left
+    out)."""
     rows = shapes[~np.isnan(shapes).any(axis=1)]
     if len(rows) < 2:
         return math.nan
@@ -158,8 +164,8 @@ def background_correlation_floor(
     n_permutations: int,
     seed: int,
 ) -> float:
-    """MC-noise floor of `background_correlation` (module text): its mean over `n_permutations` shuffles of the
-    background's (mass, weight) pairs among the background events; NaN for n_permutations = 0."""
+    """MC-noise floor of `background_correlation` (module text): its mean over `n_permutations` shuffles of
+    the background's (mass, weight) pairs among the background events; NaN for n_permutations = 0."""
     if n_permutations <= 0:
         return math.nan
     sig = np.asarray(is_signal).astype(bool)
@@ -282,7 +288,8 @@ def combine_p(per_class: Mapping[str, Mapping[str, Any]], method: str) -> float:
 def overtraining(
     frame: pd.DataFrame, window: Sequence[float], n_bins: int, method: str = "chi2_ww"
 ) -> dict[str, Any]:
-    """Train vs test score distributions per class in the mass window (module text); per class and combined."""
+    """Train vs test score distributions per class in the mass window (module text); per class and
+    combined."""
     sel = metrics.in_window(frame["mllg"].to_numpy(), window)
     edges = overtraining_edges(frame.loc[sel, "score"].to_numpy(), n_bins)
     out: dict[str, Any] = {"test": method}
@@ -304,7 +311,8 @@ def overtraining(
 
 # ---------------------------------------------------------------- one trial
 def scaled_weights(frame: pd.DataFrame) -> np.ndarray:
-    """Physical weights rescaled per split and class to the full-sample yield (the paper's sigma * L per split)."""
+    """Physical weights rescaled per split and class to the full-sample yield (the paper's sigma * L per
+    split)."""
     return metrics.split_scaled_weights(
         frame["weight"].to_numpy(np.float64), frame["is_signal"].to_numpy(), frame["split"].to_numpy()
     )
@@ -316,8 +324,8 @@ def trial_metrics(
     """All metrics of one trial from its scores (columns score, mllg, weight, is_signal, split).
 
     cfg: the `evaluation` config (n_score_bins, mass_bins, window, overtraining_test, overtraining_bins and
-    optionally min_background_mc, default 20). A score bin with fewer background MC events in its mass window is
-    logged as a warning (`label` names the trial there) and listed in "low_background_mc_bins".
+    optionally min_background_mc, default 20). A score bin with fewer background MC events in its mass window
+    is logged as a warning (`label` names the trial there) and listed in "low_background_mc_bins".
     """
     missing = set(SCORE_COLUMNS) - set(frame.columns)
     if missing:
@@ -418,14 +426,15 @@ def aggregate(values: Sequence[float | None]) -> dict[str, float | int | None]:
 def summarise(trials: Sequence[Mapping[str, Any]], label: str = "run") -> dict[str, dict[str, Any]]:
     """Mean and std of every Table I metric over the trials, and "background_mc": the fewest background MC
     events in a score bin's mass window over all trials, the threshold and the trials with a bin below it.
-    A metric that some trials lack (NaN: e.g. no background in a bin) is averaged over the others, with a warning
-    naming the trials; its count shows in Table I (`format_mean_std`)."""
+    A metric that some trials lack (NaN: e.g. no background in a bin) is averaged over the others, with a
+    warning naming the trials; its count shows in Table I (`format_mean_std`)."""
     out: dict[str, dict[str, Any]] = {key: aggregate([t.get(key) for t in trials]) for key in METRICS}
     for key in METRICS:
         missing = [t.get("trial", i) for i, t in enumerate(trials) if not _has_value(t.get(key))]
         if missing and len(missing) < len(trials):
             log.warning(
-                "%s: %s is NaN or missing in trial(s) %s; its mean and std are over the other %d of %d trials",
+                "%s: %s is NaN or missing in trial(s) %s; "
+                "its mean and std are over the other %d of %d trials",
                 label,
                 key,
                 missing,
@@ -511,16 +520,20 @@ def describe(result: Mapping[str, Any]) -> str:
         return "" if counts is None else f" (background MC events in the score bins' mass windows: {counts})"
 
     lines = [
-        f"trial {t['trial']}: significance {g(t['significance'])} ± {g(t.get('significance_mc_err'))} (MC stat.)"
+        f"trial {t['trial']}: significance {g(t['significance'])} "
+        f"± {g(t.get('significance_mc_err'))} (MC stat.)"
         f"{bkg_mc(t)}, AUC {g(t['auc'])}, bkg. corr. "
-        f"{g(t['bkg_correlation'])} (floor {g(t.get('bkg_correlation_floor'))}), bkg. dCor² {g(t.get('bkg_dcor2'))}, best epoch {g(t['best_epoch'])}, overtraining p {g(t['overtraining_p'])}"
+        f"{g(t['bkg_correlation'])} (floor {g(t.get('bkg_correlation_floor'))}), "
+        f"bkg. dCor² {g(t.get('bkg_dcor2'))}, best epoch {g(t['best_epoch'])}, "
+        f"overtraining p {g(t['overtraining_p'])}"
         for t in result["trials"]
     ]
     stats_ = result["summary"]
     lines.append(
         f"mean ± std: significance {format_mean_std(stats_['significance'], 3)}, "
         f"its MC stat. {format_mean_std(stats_.get('significance_mc_err', {'mean': None}), 3)}, "
-        f"AUC {format_mean_std(stats_['auc'], 4)}, bkg. corr. {format_mean_std(stats_['bkg_correlation'], 5)}, "
+        f"AUC {format_mean_std(stats_['auc'], 4)}, "
+        f"bkg. corr. {format_mean_std(stats_['bkg_correlation'], 5)}, "
         f"best epoch {format_mean_std(stats_['best_epoch'], 1)}, "
         f"overtraining p {format_mean_std(stats_['overtraining_p'], 3)}"
     )

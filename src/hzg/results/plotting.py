@@ -107,7 +107,7 @@ def signal_vs_background(
     return save(fig, stem)
 
 
-# ---------------------------------------------------------------- evaluation (paper 000, Sec. IV D-E, Figs. 4-7)
+# ------------------------------------------------------------- evaluation (paper 000, Sec. IV D-E, Figs. 4-7)
 def roc_curves(
     curves: Sequence[tuple[str, np.ndarray, np.ndarray, float]],
     stem: str | Path,
@@ -172,8 +172,8 @@ def score_distributions(
 ) -> list[Path]:
     """Train vs test score distributions per class with the overtraining p-value, residuals below (Fig. 6).
 
-    classes: dicts with keys name, edges, train (w, w2), test (w, w2), p_value, residuals, test_name and optional
-    color (default: the signal colour for "Signal", the background colour otherwise).
+    classes: dicts with keys name, edges, train (w, w2), test (w, w2), p_value, residuals, test_name and
+    optional color (default: the signal colour for "Signal", the background colour otherwise).
     """
     hep.style.use("CMS")
     fig, (ax, rax) = plt.subplots(
@@ -229,8 +229,8 @@ def background_mass_shapes(
     title: str,
     counts: Sequence[int] | None = None,
 ) -> list[Path]:
-    """Normalised background mllg per equal-signal score bin, labelled by signal percentile and, with `counts`,
-    the number of background MC events in the bin (Figs. 4-5)."""
+    """Normalised background mllg per equal-signal score bin, labelled by signal percentile and, with
+    `counts`, the number of background MC events in the bin (Figs. 4-5)."""
     hep.style.use("CMS")
     fig, ax = plt.subplots(figsize=(10, 8))
     n = len(shapes)
@@ -267,8 +267,8 @@ def training_curves(
     title: str,
     xlabel: str = "Epoch",
 ) -> list[Path]:
-    """Training loss (solid) and validation loss (dashed) above, validation significance below, vs epoch; a star
-    and a line from the axis mark the selected epoch of each trial (Fig. 7).
+    """Training loss (solid) and validation loss (dashed) above, validation significance below, vs epoch; a
+    star and a line from the axis mark the selected epoch of each trial (Fig. 7).
     histories: (label, epoch, train_loss, val_loss, val_significance, best epoch or None), one per trial."""
     from matplotlib.lines import Line2D
 
@@ -327,11 +327,12 @@ def training_curves(
     return save(fig, stem)
 
 
-# ---------------------------------------------------------------- what the plots show (same code as the metrics)
+# ------------------------------------------------------------- what the plots show (same code as the metrics)
 def roc_on_test(
     frame: pd.DataFrame, window: Sequence[float], n_points: int = 501
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """ROC of the test split in the mass window on a grid of signal efficiencies: (bkg eff., sig eff., AUC)."""
+    """ROC of the test split in the mass window on a grid of signal efficiencies: (bkg eff., sig eff.,
+    AUC)."""
     test = frame[frame["split"] == registry.TEST]
     s, m, w, y = (test[c].to_numpy() for c in ("score", "mllg", "weight", "is_signal"))
     fpr, tpr = evaluation.window_roc(s, m, w, y, window)

@@ -88,7 +88,8 @@ def normalisation_frame(
     normalisation: Mapping[str, Mapping[str, float]],
     luminosity_fb: float,
 ) -> pd.DataFrame:
-    """Per sample: generated events, the generator's cross-section of what was generated, the one used and why."""
+    """Per sample: generated events, the generator's cross-section of what was generated, the one used and
+    why."""
     rows = []
     for sample, recs in records.items():
         n_gen = sum(r["n_generated"] for r in recs)
@@ -148,8 +149,8 @@ def _stat_syst(stat: Mapping[str, Any], syst: Mapping[str, Any]) -> str:
 
 
 def spurious_summary(categories: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """Per run: sum of |S_spur| over the fitted categories, the largest |S_spur| / sigma_S, the categories that
-    fail the criterion and those left out of the fit."""
+    """Per run: sum of |S_spur| over the fitted categories, the largest |S_spur| / sigma_S, the categories
+    that fail the criterion and those left out of the fit."""
     kept = {c: i for c, i in categories.items() if not i.get("dropped")}
     ratios = [abs(i["ratio"]) for i in kept.values() if i.get("ratio") is not None]
     return {
@@ -257,8 +258,8 @@ LOW_MC_MARK = "†"
 
 
 def format_mean_std(stat: Mapping[str, float | None], digits: int, scale: float = 1.0) -> str:
-    """'mean ± std' with `digits` decimals ('N.A.' when there is no value, the mean alone for one trial), followed
-    by '(n/N)' when only n of the N trials have a value: '1.52 ± 0.10 (2/3)'."""
+    """'mean ± std' with `digits` decimals ('N.A.' when there is no value, the mean alone for one trial),
+    followed by '(n/N)' when only n of the N trials have a value: '1.52 ± 0.10 (2/3)'."""
     if stat["mean"] is None:
         return "N.A."
     text = f"{stat['mean'] * scale:.{digits}f}"
@@ -288,7 +289,8 @@ _NONE: Mapping[str, Any] = {"mean": None, "std": None}
 
 
 def paper_order(model: str, loss: Mapping[str, Any] | None) -> tuple[int, int, int]:
-    """Sort key of Table I: Random, trees, networks without DisCo, networks with DisCo; FNN, DFNN, ETN; BCE, Ext."""
+    """Sort key of Table I: Random, trees, networks without DisCo, networks with DisCo; FNN, DFNN, ETN; BCE,
+    Ext."""
     ranks = list(MODEL_LABELS)
     model_rank = ranks.index(model) if model in ranks else len(ranks)
     if loss is None or model in (RANDOM, *TREE_MODELS):
@@ -305,9 +307,9 @@ def low_background_mc(summary: Mapping[str, Any]) -> bool:
 def table_row(
     model: str, loss: Mapping[str, Any] | None, summary: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, str]:
-    """One row of Table I from a metrics.json summary: "Signi." is mean ± std over trials, marked with a dagger
-    when a trial has a score bin with fewer than min_background_mc background MC events in its mass window;
-    "Signi. MC stat." is the mean over trials of the significance's MC-statistical uncertainty."""
+    """One row of Table I from a metrics.json summary: "Signi." is mean ± std over trials, marked with a
+    dagger when a trial has a score bin with fewer than min_background_mc background MC events in its mass
+    window; "Signi. MC stat." is the mean over trials of the significance's MC-statistical uncertainty."""
     mc_err = summary.get("significance_mc_err", {}).get("mean")
     mark = f" {LOW_MC_MARK}" if low_background_mc(summary) else ""
     return {
@@ -336,10 +338,12 @@ def table_note(results: Sequence[tuple[str, Mapping[str, Any] | None, Mapping[st
     """The note under Table I: what "Signi. MC stat." is and, if a row is marked, what the dagger means."""
     note = (
         "Signi.: mean ± std over trials; Signi. MC stat.: mean over trials of its MC-statistical uncertainty "
-        "(sum of w² of s and b per score bin, propagated as in the paper's code). Bkg. Corr. floor: the value of "
+        "(sum of w² of s and b per score bin, propagated as in the paper's code). "
+        "Bkg. Corr. floor: the value of "
         "Bkg. Corr. for a classifier that does not sculpt the background, with this run's background MC (its "
         "mass and weight shuffled among the background events); only the part above it measures sculpting. "
-        "Bkg. dCor²: weighted squared distance correlation of score and mℓℓγ of the background, what DisCo lowers."
+        "Bkg. dCor²: weighted squared distance correlation of score and mℓℓγ of the background, "
+        "what DisCo lowers."
     )
     if any(
         partial(stat)
@@ -348,7 +352,8 @@ def table_note(results: Sequence[tuple[str, Mapping[str, Any] | None, Mapping[st
         if isinstance(stat, Mapping)
     ):
         note += (
-            " (n/N): the mean and std are over the n of N trials where the metric has a value (the others give "
+            " (n/N): the mean and std are over the n of N trials where the metric has a value "
+            "(the others give "
             "NaN, e.g. a score bin without background; the evaluation log names them)."
         )
     marked = [res["summary"] for _, _, res in results if low_background_mc(res["summary"])]

@@ -6,8 +6,9 @@ sizes
 products. Here one 64-bit draw of torch's generator gives two 31-bit uniform integers, and an element is kept
 where
 its integer is >= round(p 2^31): the drop probability is p to within 2^-32, and kept elements are scaled by
-1 / (1 - that probability), so the expectation is exact. It is about 2x faster forward + backward (bench/). The
-mask comes from torch's default generator, so `torch.manual_seed` fixes it and a checkpoint's RNG state resumes it.
+1 / (1 - that probability), so the expectation is exact. It is about 2x faster forward + backward (bench/).
+The mask comes from torch's default generator, so `torch.manual_seed` fixes it and a checkpoint's RNG state
+resumes it.
 Off the CPU, inside `torch.func.vmap`, and in eval mode, it is `torch.nn.functional.dropout` / the identity.
 """
 

@@ -116,8 +116,9 @@ class MultiHeadAttention(nn.Module):
             return self.out_proj(small_attention.attention(q, k, v, self.n_heads, dropout))
         q, k, v = self._heads(q), self._heads(k), self._heads(v)
         if torch._C._functorch.is_batchedtensor(q):
-            # inside torch.func.vmap (hzg.ensemble): plain matrix products, which vmap batches on every backend
-            # (scaled_dot_product_attention lacks a batching rule for some of its kernels and falls back to a loop)
+            # inside torch.func.vmap (hzg.ensemble): plain matrix products, which vmap batches on every
+            # backend (scaled_dot_product_attention lacks a batching rule for some of its kernels and falls
+            # back to a loop)
             weights = (q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5).softmax(dim=-1)
             out = F.dropout(weights, dropout, training=bool(dropout)) @ v
         elif q.shape[2] == 1 and not dropout:

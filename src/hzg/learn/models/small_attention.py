@@ -191,8 +191,8 @@ def extension() -> ModuleType | None:
 
 
 def usable(*tensors: torch.Tensor) -> bool:
-    """Whether the kernel can compute attention on these tensors (CPU, float32/float64, kernel built; not inside
-    `torch.func.vmap`, whose batched tensors it cannot take)."""
+    """Whether the kernel can compute attention on these tensors (CPU, float32/float64, kernel built; not
+    inside `torch.func.vmap`, whose batched tensors it cannot take)."""
     return (
         all(
             t.device.type == "cpu" and t.dtype in DTYPES and not torch._C._functorch.is_batchedtensor(t)

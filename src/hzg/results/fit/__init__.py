@@ -1,9 +1,11 @@
 """The binned mℓℓγ fit as an H→Zγ analysis does it, inside pyhf's HistFactory (layout after cabinetry).
 
-* `hzg.results.fit.shapes`: smooth background functions fitted to each category's background MC, F-test, spurious signal.
-* `hzg.results.fit.workspace`: typed `Templates` -> pyhf workspace (per-category free background, signal systematics).
-* `hzg.results.fit.inference`: fits with pyhf's optimisers (minuit, scipy fallback), MINOS, scan, ranking, limit and
-  significance through cabinetry.
+* `hzg.results.fit.shapes`: smooth background functions fitted to each category's background MC, F-test,
+  spurious signal.
+* `hzg.results.fit.workspace`: typed `Templates` -> pyhf workspace (per-category free background, signal
+  systematics).
+* `hzg.results.fit.inference`: fits with pyhf's optimisers (minuit, scipy fallback), MINOS, scan, ranking,
+  limit and significance through cabinetry.
 * `hzg.results.fit.results`: typed result containers, JSON-ready (no NaN or Infinity).
 """
 

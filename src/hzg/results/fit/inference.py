@@ -4,9 +4,9 @@
   mu through the same Minuit object. Fallback where MIGRAD fails: strategy 2, then pyhf's `scipy` optimiser
   (no HESSE; mu's interval then from the profile likelihood crossings). Whatever happened is in `FitFlags`.
 * Scan and significance: cabinetry.fit.scan / significance (pyhf with minuit underneath). CLs limit: pyhf's
-  linear_grid_scan (one grid of hypothesis tests for the limit and its band), with the background-only MC as data, so its
-  "observed" limit is the expected one of the analysis. Ranking: cabinetry's definition, pyhf fits (see
-  `ranking` for why not cabinetry's own).
+  linear_grid_scan (one grid of hypothesis tests for the limit and its band), with the background-only MC as
+  data, so its "observed" limit is the expected one of the analysis. Ranking: cabinetry's definition, pyhf
+  fits (see `ranking` for why not cabinetry's own).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ logging.getLogger("cabinetry").setLevel(logging.WARNING)
 logging.getLogger("pyhf").setLevel(logging.WARNING)
 TOLERANCE = 0.1  # MIGRAD: EDM < 0.002 * tolerance (iminuit's default)
 #: MIGRAD strategy of the many conditional fits (scan, limit, significance, ranking): 0 (no Hessian updates
-#: beyond what MIGRAD needs; about twice as fast here). The main fit uses 1, then 2 (it needs HESSE and MINOS).
+#: beyond what MIGRAD needs; about twice as fast here). The main fit uses 1, then 2 (it needs HESSE and
+#: MINOS).
 STRATEGY = 0
 
 
@@ -146,7 +147,8 @@ def _minuit_fit(
     init: Sequence[float],
     strategy: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, Any]:
-    """One pyhf fit with the minuit optimiser: values, HESSE errors, correlations, -2 ln L, the Minuit object."""
+    """One pyhf fit with the minuit optimiser: values, HESSE errors, correlations, -2 ln L, the Minuit
+    object."""
     _set_backend("minuit", strategy)
     result, corr, twice_nll, obj = pyhf.infer.mle.fit(
         data,
@@ -203,7 +205,8 @@ def fit(
     poi_bounds: Sequence[float] | None = None,
     data: np.ndarray | None = None,
 ) -> FitResult:
-    """Maximum-likelihood fit of the workspace (its observations, or `data`) with MINOS on mu (module text)."""
+    """Maximum-likelihood fit of the workspace (its observations, or `data`) with MINOS on mu (module
+    text)."""
     model, obs = model_and_data(spec)
     data = obs if data is None else np.asarray(data, dtype=float)
     bounds = par_bounds(model, poi_bounds)
@@ -284,7 +287,8 @@ def scan(
     n_steps: int = 11,
     sigmas: float = 2.2,
 ) -> ScanResult:
-    """cabinetry's profile likelihood scan of mu over mu_hat -+ sigmas x its MINOS errors (inside the bounds)."""
+    """cabinetry's profile likelihood scan of mu over mu_hat -+ sigmas x its MINOS errors (inside the
+    bounds)."""
     model, data = model_and_data(spec)
     bounds = par_bounds(model, poi_bounds)
     lo, hi = bounds[model.config.poi_index]
@@ -313,7 +317,8 @@ def refit(
     bounds: list[tuple[float, float]],
     fixed: list[bool],
 ) -> np.ndarray | None:
-    """Best-fit parameters with pyhf: minuit (strategy STRATEGY, then 2), then scipy; None if all three fail."""
+    """Best-fit parameters with pyhf: minuit (strategy STRATEGY, then 2), then scipy; None if all three
+    fail."""
     for optimizer, strategy in (("minuit", STRATEGY), ("minuit", 2), ("scipy", 0)):
         _set_backend(optimizer, strategy)
         try:
@@ -416,7 +421,8 @@ def _cls_grid(
     model: pyhf.Model, data: np.ndarray, grid: np.ndarray, cl: float, bounds: list[tuple[float, float]]
 ) -> tuple[np.ndarray, list[Any]]:
     """pyhf's linear_grid_scan results on `grid`, extended upwards (x 4, 4 points, at most twice) while the
-    observed or the median expected CLs has not reached 1 - cl yet: (the mu values, pyhf's hypotest results)."""
+    observed or the median expected CLs has not reached 1 - cl yet: (the mu values, pyhf's hypotest
+    results)."""
     results: list[Any] = []
     for _ in range(3):
         results += pyhf.infer.intervals.upper_limits.linear_grid_scan(
@@ -443,15 +449,16 @@ def limit(
     poi_bounds: Sequence[float] | None = None,
     n_points: int = 6,
 ) -> LimitResult:
-    """Expected CLs limit on mu (pyhf's linear_grid_scan, qtilde, asymptotics) with the background-only MC as data.
+    """Expected CLs limit on mu (pyhf's linear_grid_scan, qtilde, asymptotics) with the background-only MC as
+    data.
 
     cabinetry.fit.limit and pyhf's toms748_scan find the limit and each band edge in six separate root
     searches (100-170 s per workspace with systematics here, 3 s per hypothesis test); here `n_points`
     hypothesis tests on a log grid of mu from 0.4 to 6 times the stat-only Fisher estimate at mu = 0 (extended
-    upwards where needed, `_cls_grid`) give all six, log CLs interpolated between them. MIGRAD strategy 1 (0 fails
-    here with systematics), a failed fit reruns the grid with strategy 2. A curve that does not cross CLs = 1 - cl inside the grid (a band
-    edge: None in the band), or a grid that fails with every strategy, gives no number and a `note`, never a
-    made-up one.
+    upwards where needed, `_cls_grid`) give all six, log CLs interpolated between them. MIGRAD strategy 1 (0
+    fails here with systematics), a failed fit reruns the grid with strategy 2. A curve that does not cross
+    CLs = 1 - cl inside the grid (a band edge: None in the band), or a grid that fails with every strategy,
+    gives no number and a `note`, never a made-up one.
 
     `background_only`: category -> background MC yields.
     """
@@ -517,8 +524,9 @@ def mc_stat_error(
     d theta / d n_i = C a_i (C the fit's HESSE covariance, a_i = d ln lambda_i / d theta at the best fit),
     propagated with each bin's sum of w^2: sqrt(sum_i (C a_i)_mu^2 sumw2_i). It is what the spread of mu-hat
     over MC replicas would be (the sandwich estimator of `hzg.fit.shapes.sandwich_covariance`, the
-    Barlow-Beeston-lite per-bin MC error on the background, profiled away in closed form); it treats the smooth
-    background template as fixed, so where the template was fitted to the same MC it errs on the large side.
+    Barlow-Beeston-lite per-bin MC error on the background, profiled away in closed form); it treats the
+    smooth background template as fixed, so where the template was fitted to the same MC it errs on the large
+    side.
     None where the fit has no usable covariance."""
     model, _ = model_and_data(spec)
     values, errors = result.bestfit, result.uncertainty

@@ -1,9 +1,9 @@
 """Plots of the mℓℓγ fit: pre-/post-fit mass spectra per category, likelihood scan, pulls, impact ranking.
 
-Inputs are the plain dicts of hzg.results.fit (`inference.category_yields`, a `Block.to_dict()["fit"]`, `ranking`, or the
-same read back from fit.json), so the plots can be redrawn without refitting. A "Simulation" label naming the
-generator and the detector response (no experiment's name: this is not a collaboration's result), luminosity
-and sqrt(s).
+Inputs are the plain dicts of hzg.results.fit (`inference.category_yields`, a `Block.to_dict()["fit"]`,
+`ranking`, or the same read back from fit.json), so the plots can be redrawn without refitting. A "Simulation"
+label naming the generator and the detector response (no experiment's name: this is not a collaboration's
+result), luminosity and sqrt(s).
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ def mass_fit(
 ) -> list[Path]:
     """Stacked background + signal mℓℓγ of one category with the (Asimov) data; lower panel data - background.
 
-    `yields`: {"signal", "background", "data"} arrays per mass bin (hzg.results.fit.inference.category_yields of one
-    category): the data are the MC (signal + background MC), the background the smooth function's template.
+    `yields`: {"signal", "background", "data"} arrays per mass bin (hzg.results.fit.inference.category_yields
+    of one category): the data are the MC (signal + background MC), the background the smooth function's
+    template.
     Data errors are sqrt(N). A signal too small to see in the stack is also drawn scaled by a power of ten.
     """
     edges = np.asarray(edges, dtype=float)
@@ -99,7 +100,8 @@ def likelihood_scan(
     sqrt_s_tev: float,
     stat_only: Mapping[str, Any] | None = None,
 ) -> list[Path]:
-    """-2 Delta ln L versus mu (a fit dict with "scan", mu_hat, err_up, err_down), 68 % / 95 % lines, mu_hat +- errors."""
+    """-2 Delta ln L versus mu (a fit dict with "scan", mu_hat, err_up, err_down), 68 % / 95 % lines, mu_hat
+    +- errors."""
     hep.style.use("CMS")
     fig, ax = plt.subplots(figsize=(10, 8))
     curves = [(fit, "With systematics", "black", "-")]
@@ -170,8 +172,8 @@ def ranking(
     sqrt_s_tev: float,
     top: int = 20,
 ) -> list[Path]:
-    """Horizontal bars of the impact on mu of the `top` highest-ranked parameters (hzg.results.fit.ranking order; a failed
-    refit, None, is drawn as 0).
+    """Horizontal bars of the impact on mu of the `top` highest-ranked parameters (hzg.results.fit.ranking
+    order; a failed refit, None, is drawn as 0).
 
     Post-fit +1 sigma / -1 sigma impacts filled, pre-fit ones (where computed) as outlines.
     """

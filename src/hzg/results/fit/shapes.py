@@ -51,8 +51,9 @@ def _check_window(edges: np.ndarray) -> tuple[float, float]:
 
 
 def bernstein_cdf(m: np.ndarray, lo: float, hi: float, coefficients: Sequence[float]) -> np.ndarray:
-    """Integral from lo to m of sum_k c_k b_{k,n}(x), x = (m - lo) / (hi - lo), with each basis normalised to 1
-    on the window (so c_k is the yield of basis k): I_x(k + 1, n - k + 1), the regularised incomplete beta."""
+    """Integral from lo to m of sum_k c_k b_{k,n}(x), x = (m - lo) / (hi - lo), with each basis normalised to
+    1 on the window (so c_k is the yield of basis k): I_x(k + 1, n - k + 1), the regularised incomplete
+    beta."""
     c = np.asarray(coefficients, dtype=float)
     n = c.size - 1
     x = np.clip((np.asarray(m, dtype=float) - lo) / (hi - lo), 0.0, 1.0)
@@ -61,7 +62,8 @@ def bernstein_cdf(m: np.ndarray, lo: float, hi: float, coefficients: Sequence[fl
 
 
 def exponential_cdf(m: np.ndarray, lo: float, hi: float, total: float, slope: float) -> np.ndarray:
-    """Yield in [lo, m] of `total` events with density ∝ exp(-slope (m - lo)) on [lo, hi] (slope of any sign)."""
+    """Yield in [lo, m] of `total` events with density ∝ exp(-slope (m - lo)) on [lo, hi] (slope of any
+    sign)."""
     t = np.clip(np.asarray(m, dtype=float), lo, hi) - lo
     if abs(slope) * (hi - lo) < 1e-9:
         return total * t / (hi - lo)
@@ -229,7 +231,8 @@ def fit_function(
 
 @dataclass(frozen=True)
 class FTest:
-    """Bernstein order chosen by the F-test, the deviance of every order tried, p-values of the steps n -> n+1."""
+    """Bernstein order chosen by the F-test, the deviance of every order tried, p-values of the steps n ->
+    n+1."""
 
     order: int
     orders: tuple[int, ...]
@@ -247,7 +250,8 @@ def f_test(
 ) -> tuple[FTest, ShapeFit]:
     """Lowest Bernstein order n from which no higher order up to max_order improves the fit significantly
     (2 Δ NLL to order m has a chi2(m - n) p-value >= p_threshold), and its fit. `p_values` lists the
-    steps n -> n + 1. Deviances are in effective-event units (counts divided by the Bohm-Zech scale), where 2 Δ NLL ~ chi2(1).
+    steps n -> n + 1. Deviances are in effective-event units (counts divided by the Bohm-Zech scale), where 2
+    Δ NLL ~ chi2(1).
     """
     if not 0 <= min_order <= max_order:
         raise ValueError(f"f_test: need 0 <= min_order <= max_order, got {min_order}, {max_order}")
@@ -293,12 +297,12 @@ def sandwich_covariance(
     sumw2: np.ndarray,
     free: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Covariance of the Poisson maximum-likelihood estimate of `values` (bin predictions `model(values)`) when
-    the fitted counts are weighted sums with variance `sumw2` per bin: A^-1 B A^-1 with a_i = d ln lambda_i /
-    d theta, A = sum_i lambda_i a_i a_i^T (Fisher information of unit-weight counts) and B = sum_i sumw2_i a_i
-    a_i^T. Equal to A^-1 where sumw2 = lambda (unit weights) and to k A^-1 where sumw2 = k lambda (uniform
-    weights k); right for weights that vary bin by bin. Parameters not `free` (e.g. on a bound) are held fixed
-    (zero rows); derivatives are central differences with steps of 1e-3 of `errors`."""
+    """Covariance of the Poisson maximum-likelihood estimate of `values` (bin predictions `model(values)`)
+    when the fitted counts are weighted sums with variance `sumw2` per bin: A^-1 B A^-1 with a_i = d ln
+    lambda_i / d theta, A = sum_i lambda_i a_i a_i^T (Fisher information of unit-weight counts) and B = sum_i
+    sumw2_i a_i a_i^T. Equal to A^-1 where sumw2 = lambda (unit weights) and to k A^-1 where sumw2 = k lambda
+    (uniform weights k); right for weights that vary bin by bin. Parameters not `free` (e.g. on a bound) are
+    held fixed (zero rows); derivatives are central differences with steps of 1e-3 of `errors`."""
     values = np.asarray(values, dtype=float)
     free = np.ones(values.size, bool) if free is None else np.asarray(free, bool)
     lam = np.clip(np.asarray(model(values), dtype=float), 1e-12, None)
@@ -547,8 +551,8 @@ def fit_dscb(counts: np.ndarray, sumw2: np.ndarray, edges: Sequence[float]) -> S
 def dscb_template(
     counts: np.ndarray, sumw2: np.ndarray, edges: Sequence[float]
 ) -> tuple[np.ndarray, ShapeFit]:
-    """The signal histogram replaced by its DSCB fit integrated over each bin, normalised to the histogram's sum
-    (the shape from the fit, the yield from the MC), and the fit."""
+    """The signal histogram replaced by its DSCB fit integrated over each bin, normalised to the histogram's
+    sum (the shape from the fit, the yield from the MC), and the fit."""
     e = np.asarray(edges, dtype=float)
     result = fit_dscb(counts, sumw2, e)
     template = np.diff(dscb_cdf(e, float(e[0]), float(e[-1]), *result.parameters))

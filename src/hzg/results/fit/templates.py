@@ -1,6 +1,7 @@
 """Fit inputs from the test split: per score category the signal and background MC mℓℓγ histograms, the
-smooth background template and spurious signal of the chosen function (hzg.results.fit.shapes), and the signal's
-shape variations (photon energy scale from the reprocessed samples, photon resolution as a peak widening)."""
+smooth background template and spurious signal of the chosen function (hzg.results.fit.shapes), and the
+signal's shape variations (photon energy scale from the reprocessed samples, photon resolution as a peak
+widening)."""
 
 from __future__ import annotations
 
@@ -72,7 +73,8 @@ def category_histograms(
 
 
 def widened(mass: np.ndarray, factor: float, centre: float = HIGGS_MASS) -> np.ndarray:
-    """Masses moved away from (factor > 1) or towards (< 1) `centre`: the peak widened or narrowed by `factor`."""
+    """Masses moved away from (factor > 1) or towards (< 1) `centre`: the peak widened or narrowed by
+    `factor`."""
     return centre + (np.asarray(mass, dtype=float) - centre) * factor
 
 
@@ -148,9 +150,10 @@ def build_templates(
     `pooled_with` and `effective_mc_events`).
 
     A category with fewer than `min_effective_events` effective background MC events takes its shape from the
-    pool of it and its score neighbours (`pooled`), normalised to its own MC yield (one mean-weight event where
-    it has none: "none seen" is not "none"); its spurious signal is scaled the same way, and its background MC
-    is replaced by that template (`data_from_template`): a handful of MC events cannot stand for the data.
+    pool of it and its score neighbours (`pooled`), normalised to its own MC yield (one mean-weight event
+    where it has none: "none seen" is not "none"); its spurious signal is scaled the same way, and its
+    background MC is replaced by that template (`data_from_template`): a handful of MC events cannot stand for
+    the data.
     A category with fewer than `min_mc_events` background MC events in the fit window (none at all, or a
     handful: its background is then unknown, and one event more or less changes its significance several-fold)
     is left out of the fit where `empty_category` is "drop" (the default: it then adds nothing, as in the

@@ -9,10 +9,11 @@ Conventions, stated once:
     resolution: peak width), correlated across categories. A variation is pruned to 0 in bins where the
     nominal holds no signal: an MC event migrating into an empty bin is noise, and code4p's interpolation
     between 0 and it turns negative for one sign of the parameter, however small.
-  - "background": the smooth function fitted to the category's background MC (hzg.results.fit.shapes), with its own
-    free normalisation `bkg_norm_<category>` (normfactor, bounds [0, 10]) and, where `spurious_signal` is on,
-    the histosys "spurious_signal_<category>": background +- |S_spur| x the unit signal shape (an additive,
-    Gaussian-constrained signal-like term, uncorrelated across categories, present at mu = 0 as it should be:
+  - "background": the smooth function fitted to the category's background MC (hzg.results.fit.shapes), with
+    its own free normalisation `bkg_norm_<category>` (normfactor, bounds [0, 10]) and, where `spurious_signal`
+    is on, the histosys "spurious_signal_<category>": background +- |S_spur| x the unit signal shape (an
+    additive, Gaussian-constrained signal-like term, uncorrelated across categories, present at mu = 0 as it
+    should be:
     it sits on the background, not on the signal that mu scales). Its bounds are narrowed from [-5, 5] where
     needed so that no bin's expectation can turn negative.
 * Observations ("Asimov data from the MC"): signal MC x asimov_mu + background MC, bin by bin (the MC itself,
@@ -187,7 +188,8 @@ class Templates:
 
 
 def defaults_updated(defaults: Mapping[str, Any], cfg: Mapping[str, Any] | None, name: str) -> dict[str, Any]:
-    """`defaults` updated with `cfg`; a key of `cfg` not in `defaults` raises ValueError naming config key `name`."""
+    """`defaults` updated with `cfg`; a key of `cfg` not in `defaults` raises ValueError naming config key
+    `name`."""
     unknown = sorted(set(cfg or {}) - set(defaults))
     if unknown:
         raise ValueError(f"{name}: unknown key {unknown[0]!r}; expected one of {sorted(defaults)}")
@@ -330,7 +332,8 @@ def histosys_reach(
 
 
 def physical_poi_bounds(templates: Templates, poi_bounds: Sequence[float]) -> tuple[float, float]:
-    """POI bounds with the lower one raised to -0.9 min(b / s) over bins with signal (positive Poisson means)."""
+    """POI bounds with the lower one raised to -0.9 min(b / s) over bins with signal (positive Poisson
+    means)."""
     lo, hi = float(poi_bounds[0]), float(poi_bounds[1])
     if not lo < hi:
         raise ValueError(f"poi_bounds must be (low, high) with low < high, got {poi_bounds!r}")
