@@ -499,6 +499,6 @@ def test_trial_metrics_carry_the_floor_and_dcor2_into_table_one():
     t = ev.trial_metrics(frame, {**CFG, "correlation_floor_permutations": 5})
     assert 0 < t["bkg_correlation_floor"] and 0 <= t["bkg_dcor2"] < 0.05
     summary = ev.summarise([{"trial": 0, **t}, {"trial": 1, **t}])
-    row = ev.table_row("etn", {"kind": "bce", "disco_lambda": 0.0}, summary)
+    row = tables.table_row("etn", {"kind": "bce", "disco_lambda": 0.0}, summary)
     assert row["Bkg. Corr. floor (1e-3)"] == f"{t['bkg_correlation_floor'] * 1e3:.1f} ± 0.0"
     assert row["Bkg. dCor² (1e-3)"].startswith(f"{t['bkg_dcor2'] * 1e3:.1f}")
