@@ -272,7 +272,16 @@ def eval_params(*keys):
     return {k: config["evaluation"][k] for k in keys}
 
 
-METRIC_KEYS = ("n_score_bins", "mass_bins", "window", "overtraining_test", "overtraining_bins", "min_background_mc")
+METRIC_KEYS = (
+    "n_score_bins",
+    "mass_bins",
+    "window",
+    "overtraining_test",
+    "overtraining_bins",
+    "min_background_mc",
+    "random_seed",
+    "correlation_floor_permutations",
+)
 PLOT_TRIAL = config["evaluation"]["roc_trial"]
 
 

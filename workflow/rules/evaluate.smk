@@ -47,7 +47,7 @@ rule evaluate_random:
     output:
         "results/eval/random/metrics.json",
     params:
-        evaluation=eval_params(*METRIC_KEYS, "random_seed"),
+        evaluation=eval_params(*METRIC_KEYS),
         n_trials=config["split"]["n_trials"],
     log:
         "logs/eval/random.log",
