@@ -6,29 +6,32 @@ rule resolution_map:
     input:
         skims=get_resolution_map_skims,
     output:
-        "results/features/resolution_map.json",
+        RESOLUTION_MAP,
     params:
         eta_edges=config["resolution_map"]["eta_edges"],
         pt_edges=config["resolution_map"]["pt_edges"],
     log:
         "logs/features/resolution_map.log",
     benchmark:
-        "results/benchmarks/resolution_map/resolution_map.tsv",
+        benchmark_file("resolution_map", "resolution_map"),
     conda:
         "../../envs/features.yaml"
     script:
         "../../scripts/resolution_map.py"
 
 
-for variation, outdir in ((NOMINAL, "results/features"), ("{variation}", "results/syst/{variation}/features")):
+for variation in (NOMINAL, "{variation}"):
+    outdir = features_dir(variation)
+    rule_name = "features" if variation == NOMINAL else "features_variation"
+    stem = "{sample}" if variation == NOMINAL else "{variation}/{sample}"
 
     rule:
         name:
-            "features" if variation == NOMINAL else "features_variation"
+            rule_name
         input:
             skims=get_skims,
             cutflows=get_cutflows,
-            resolution_map="results/features/resolution_map.json",
+            resolution_map=RESOLUTION_MAP,
         output:
             f"{outdir}/{{sample}}.parquet",
         params:
@@ -40,11 +43,7 @@ for variation, outdir in ((NOMINAL, "results/features"), ("{variation}", "result
         log:
             outdir.replace("results/", "logs/", 1) + "/{sample}.log",
         benchmark:
-            (
-                "results/benchmarks/features/{sample}.tsv"
-                if variation == NOMINAL
-                else "results/benchmarks/features_variation/{variation}/{sample}.tsv"
-            )
+            benchmark_file(rule_name, stem)
         resources:
             mem_mb=8000,
         conda:

@@ -1,12 +1,15 @@
-# Skim and preselection of every input n-tuple (generated or the user's own), one job per file; the nominal and
-# every systematic variation (photon energy scale up/down, hzg.registry.VARIATIONS) through the same rule.
+# Skim and preselection of every input n-tuple (generated or the user's own), one job per file; the nominal
+# and every systematic variation (photon energy scale up/down, hzg.registry.VARIATIONS) through the same rule.
 
 
-for variation, outdir in ((NOMINAL, "results/skim"), ("{variation}", "results/syst/{variation}/skim")):
+for variation in (NOMINAL, "{variation}"):
+    outdir = skim_dir(variation)
+    rule_name = "skim" if variation == NOMINAL else "skim_variation"
+    stem = "{sample}/{chunk}" if variation == NOMINAL else "{variation}/{sample}/{chunk}"
 
     rule:
         name:
-            "skim" if variation == NOMINAL else "skim_variation"
+            rule_name
         input:
             ntuple=get_ntuple,
         output:
@@ -20,11 +23,7 @@ for variation, outdir in ((NOMINAL, "results/skim"), ("{variation}", "results/sy
         log:
             outdir.replace("results/", "logs/", 1) + "/{sample}/{chunk}.log",
         benchmark:
-            (
-                "results/benchmarks/skim/{sample}/{chunk}.tsv"
-                if variation == NOMINAL
-                else "results/benchmarks/skim_variation/{variation}/{sample}/{chunk}.tsv"
-            )
+            benchmark_file(rule_name, stem)
         threads: 1
         resources:
             mem_mb=4000,
@@ -38,8 +37,8 @@ rule cutflow_table:
     input:
         cutflows=get_all_cutflows,
     output:
-        cutflow=multiext("results/tables/cutflow", ".md", ".csv", ".tex"),
-        normalisation=multiext("results/tables/normalisation", ".md", ".csv", ".tex"),
+        cutflow=multiext(f"{TABLES_DIR}/cutflow", ".md", ".csv", ".tex"),
+        normalisation=multiext(f"{TABLES_DIR}/normalisation", ".md", ".csv", ".tex"),
     params:
         normalisation={s: normalisation(s) for s in config["samples"]},
         note=NORMALISATION_NOTE,
@@ -47,7 +46,7 @@ rule cutflow_table:
     log:
         "logs/tables/cutflow.log",
     benchmark:
-        "results/benchmarks/cutflow_table/cutflow_table.tsv",
+        benchmark_file("cutflow_table", "cutflow_table"),
     conda:
         "../../envs/report.yaml"
     script:
