@@ -22,12 +22,10 @@ rule resolution_map:
 
 for variation in (NOMINAL, "{variation}"):
     outdir = features_dir(variation)
-    rule_name = "features" if variation == NOMINAL else "features_variation"
-    stem = "{sample}" if variation == NOMINAL else "{variation}/{sample}"
 
     rule:
         name:
-            rule_name
+            "features" if variation == NOMINAL else "features_variation"
         input:
             skims=get_skims,
             cutflows=get_cutflows,
@@ -43,7 +41,11 @@ for variation in (NOMINAL, "{variation}"):
         log:
             outdir.replace("results/", "logs/", 1) + "/{sample}.log",
         benchmark:
-            benchmark_file(rule_name, stem)
+            (
+                benchmark_file("features", "{sample}")
+                if variation == NOMINAL
+                else benchmark_file("features_variation", "{variation}/{sample}")
+            )
         resources:
             mem_mb=8000,
         conda:

@@ -4,12 +4,10 @@
 
 for variation in (NOMINAL, "{variation}"):
     outdir = skim_dir(variation)
-    rule_name = "skim" if variation == NOMINAL else "skim_variation"
-    stem = "{sample}/{chunk}" if variation == NOMINAL else "{variation}/{sample}/{chunk}"
 
     rule:
         name:
-            rule_name
+            "skim" if variation == NOMINAL else "skim_variation"
         input:
             ntuple=get_ntuple,
         output:
@@ -23,7 +21,11 @@ for variation in (NOMINAL, "{variation}"):
         log:
             outdir.replace("results/", "logs/", 1) + "/{sample}/{chunk}.log",
         benchmark:
-            benchmark_file(rule_name, stem)
+            (
+                benchmark_file("skim", "{sample}/{chunk}")
+                if variation == NOMINAL
+                else benchmark_file("skim_variation", "{variation}/{sample}/{chunk}")
+            )
         threads: 1
         resources:
             mem_mb=4000,
