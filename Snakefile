@@ -8,7 +8,8 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # the library of this checkout, for the rules' helpers
+# the library of this checkout, for the rules' helpers
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from hzg.config_checks import canonicalise_config, check_config, replace_whole  # noqa: E402
 
 
@@ -20,7 +21,8 @@ configfile: "config/config.yaml"
 replace_whole(config, workflow.overwrite_configfiles)
 validate(config, "workflow/schemas/config.schema.yaml")  # each key (and the defaults it fills in)
 check_config(config)  # constraints between keys (hzg.config_checks): before any job runs
-canonicalise_config(config)  # keys sorted: params compare as text, so the file's key order must not rerun jobs
+# keys sorted: params compare as text, so the file's key order must not rerun jobs
+canonicalise_config(config)
 
 
 include: "workflow/rules/common.smk"

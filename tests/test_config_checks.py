@@ -43,6 +43,7 @@ def test_shipped_configs_pass(name):
         ([("runs.0.loss", "bce_dsco")], "runs[0].loss 'bce_dsco' is not one of losses"),
         ([("runs.2.loss", "bce_disco")], "runs[2]: model 'xgboost' supports only a BCE loss without DisCo"),
         ([("runs.1.model", "etn"), ("runs.1.loss", "bce")], "runs[1] repeats etn_bce"),
+        ([("models.xgboost", {})], "runs[2]: model 'xgboost' takes its hyper-parameters from models.xgboost"),
         (
             [("training.narrow_window", [130.0, 120.0])],
             "training.narrow_window [130.0, 120.0] is not an interval",

@@ -24,6 +24,14 @@ def test_schema_model_enum_is_the_registry():
     assert _prop("properties", "runs", "items", "properties", "model", "enum") == list(registry.MODELS)
 
 
+def test_schema_requires_every_tree_hyper_parameter_the_fits_take():
+    from hzg.learn.boosted import HPARAM_KEYS
+
+    for name, keys in HPARAM_KEYS.items():
+        section = _prop("properties", "models", "properties", name)
+        assert section["required"] == list(keys) and set(section["properties"]) == set(keys)
+
+
 def test_schema_loss_kind_enum_is_the_registry():
     kind = _prop("properties", "losses", "additionalProperties", "properties", "kind", "enum")
     assert kind == list(registry.LOSS_KINDS)

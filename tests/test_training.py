@@ -418,7 +418,7 @@ def test_bdt_is_stored_as_arrays_with_the_same_scores(tmp_path):
     x = rng.normal(size=(2000, 5)).astype(np.float32)
     y = (x[:, 0] + 0.5 * x[:, 1] + rng.normal(size=2000) > 0).astype(np.float32)
     w = rng.uniform(0.5, 1.5, 2000)
-    model = boosted.fit_bdt(x, y, w, {"n_trees": 40}, seed=1)
+    model = boosted.fit_bdt(x, y, w, {**CONFIG["models"]["bdt"], "n_trees": 40}, seed=1)
     blob = boosted.to_bytes(model)
     assert blob.startswith(b"{")  # JSON, not a pickle
     loaded = boosted.from_bytes("bdt", blob)
@@ -435,3 +435,23 @@ def test_bdt_is_stored_as_arrays_with_the_same_scores(tmp_path):
 
     with pytest.raises(ValueError, match="not stored as JSON arrays"):
         boosted.from_bytes("bdt", pickle.dumps(model))
+
+
+@pytest.mark.parametrize("name", ["xgboost", "bdt"])
+def test_tree_hyper_parameters_come_from_the_config_and_name_a_missing_key(name):
+    section = CONFIG["models"][name]
+    assert boosted.hyper_parameters(section, name) == section
+    missing = {k: v for k, v in section.items() if k != "max_depth"}
+    with pytest.raises(ValueError, match=rf"config key\(s\) models\.{name}\.max_depth missing"):
+        boosted.hyper_parameters(missing, name)
+    first = boosted.HPARAM_KEYS[name][0]
+    with pytest.raises(ValueError, match=f"models.{name}.{first}, "):  # a missing section: every key named
+        boosted.hyper_parameters(None, name)
+    with pytest.raises(
+        ValueError, match=rf"unknown hyper-parameter\(s\) \['depth'\] in config key models\.{name}"
+    ):
+        boosted.hyper_parameters({**section, "depth": 3}, name)
+    fit = boosted.fit_bdt if name == "bdt" else boosted.fit_xgboost
+    x, y, w = np.zeros((4, 2)), np.array([0, 1, 0, 1]), np.ones(4)
+    with pytest.raises(ValueError, match=f"models.{name}.max_depth"):
+        fit(x, y, w, missing, seed=1) if name == "bdt" else fit(x, y, w, missing, seed=1, threads=1)

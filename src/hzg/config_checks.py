@@ -106,6 +106,10 @@ def problems(config: Mapping[str, Any]) -> list[str]:
                 f"runs[{i}]: model {run['model']!r} supports only a BCE loss without DisCo, not "
                 f"{run['loss']!r}"
             )
+        if run["model"] in TREE_MODELS and not config.get("models", {}).get(run["model"]):
+            out.append(
+                f"runs[{i}]: model {run['model']!r} takes its hyper-parameters from models.{run['model']}"
+            )
     training = config["training"]
     for key in ("narrow_window", "wide_window"):
         if not _window_ok(training[key]):

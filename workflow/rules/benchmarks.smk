@@ -2,31 +2,29 @@
 # under results/benchmarks/{rule}/...; this rule, which runs after every other output, sums them per rule
 # and per stage.
 
-BENCHMARKS = "results/benchmarks"
-
 
 rule benchmark_table:
     input:
         all_outputs(),
     output:
         rules=[
-            "results/tables/benchmarks.md",
-            report("results/tables/benchmarks.csv", caption="../report/benchmarks.rst", category="Benchmarks",
-                   labels={"table": "per rule"}),
-            "results/tables/benchmarks.tex",
+            f"{TABLES_DIR}/benchmarks.md",
+            report(f"{TABLES_DIR}/benchmarks.csv", caption="../report/benchmarks.rst",
+                   category="Benchmarks", labels={"table": "per rule"}),
+            f"{TABLES_DIR}/benchmarks.tex",
         ],
         stages=[
-            "results/tables/benchmark_stages.md",
-            report("results/tables/benchmark_stages.csv", caption="../report/benchmarks.rst", category="Benchmarks",
-                   labels={"table": "per stage"}),
-            "results/tables/benchmark_stages.tex",
+            f"{TABLES_DIR}/benchmark_stages.md",
+            report(f"{TABLES_DIR}/benchmark_stages.csv", caption="../report/benchmarks.rst",
+                   category="Benchmarks", labels={"table": "per stage"}),
+            f"{TABLES_DIR}/benchmark_stages.tex",
         ],
     params:
         root=BENCHMARKS,
     log:
         "logs/tables/benchmarks.log",
     benchmark:
-        "results/benchmarks/benchmark_table/benchmark_table.tsv"
+        benchmark_file("benchmark_table", "benchmark_table")
     conda:
         "../../envs/report.yaml"
     script:

@@ -11,6 +11,46 @@ PLOT_STEMS = [file_stem(var) for var in PLOT_VARIABLES]
 #: "<model>_<loss>" of every run of the grid, in config order
 RUNS = run_names(config["runs"])
 
+# ---------------------------------------------------------------- output folders, each given once
+# Folders of a run take wildcards by default ("{model}_{loss}", "{trial}") for the rules' outputs, or values.
+FEATURES_DIR = "results/features"
+SYST_DIR = "results/syst"
+TABLES_DIR = "results/tables"
+BENCHMARKS = "results/benchmarks"
+EVAL_PLOTS = "results/plots/eval"
+FEATURE_PLOTS = "results/plots/features"
+RESOLUTION_MAP = f"{FEATURES_DIR}/resolution_map.json"
+
+
+def run_dir(run="{model}_{loss}", trial="{trial}"):
+    """Folder of one trained (model, loss, trial): checkpoint.pt, history.csv, scores.parquet."""
+    return f"results/models/{run}/trial{trial}"
+
+
+def eval_dir(run="{model}_{loss}"):
+    """Folder of a run's evaluation (metrics.json)."""
+    return f"results/eval/{run}"
+
+
+def eval_plot_dir(run="{model}_{loss}"):
+    """Folder of a run's evaluation plots."""
+    return f"{EVAL_PLOTS}/{run}"
+
+
+def fit_dir(run="{model}_{loss}"):
+    """Folder of a run's fit (workspace, fit result, templates)."""
+    return f"results/fit/{run}"
+
+
+def fit_plot_dir(run="{model}_{loss}"):
+    """Folder of a run's fit plots."""
+    return f"results/plots/fit/{run}"
+
+
+def benchmark_file(rule_name, stem):
+    """A job's Snakemake benchmark file, results/benchmarks/{rule}/{stem}.tsv (benchmark_table sums them)."""
+    return f"{BENCHMARKS}/{rule_name}/{stem}.tsv"
+
 
 def get_epoch_label(wildcards):
     """x-axis label of a run's training curves (epochs, boosting rounds or trees)."""
@@ -28,13 +68,14 @@ def normalisation(sample):
 
 
 NORMALISATION_NOTE = (
-    "Signal: 5.01 fb = sigma(ggF) 48.58 pb x BR(H->Zgamma) 1.533e-3 x BR(Z->ee, mumu) 0.0673 (the paper's 7.52 fb "
-    "includes Z->tautau, not generated here). Background: the paper normalises its one MadGraph pp->Z(ll)gamma sample, "
-    "photons from the quarks (ISR) and from the leptons (FSR), to 55.5 pb for MadGraph's generator cuts, which Pythia "
-    "cannot reproduce; what it fixes is the selected yield, 5 M of 45 M x 55.5 pb x 138/fb = 851 k. Both parts here "
-    "(qqbar->gamma*/Z gamma, and Drell-Yan with a photon off a lepton) take one common k_factor on Pythia's LO "
-    "cross-section of what is generated: 7.05 gives 851 k selected (ISR 695 fb, FSR 179 fb at LO after the selection) "
-    "and keeps Pythia's FSR/ISR ratio, whatever generator cuts, veto, bias, enhancement or filter are used."
+    "Signal: 5.01 fb = sigma(ggF) 48.58 pb x BR(H->Zgamma) 1.533e-3 x BR(Z->ee, mumu) 0.0673 (the paper's "
+    "7.52 fb includes Z->tautau, not generated here). Background: the paper normalises its one MadGraph "
+    "pp->Z(ll)gamma sample, photons from the quarks (ISR) and from the leptons (FSR), to 55.5 pb for "
+    "MadGraph's generator cuts, which Pythia cannot reproduce; what it fixes is the selected yield, 5 M of "
+    "45 M x 55.5 pb x 138/fb = 851 k. Both parts here (qqbar->gamma*/Z gamma, and Drell-Yan with a photon "
+    "off a lepton) take one common k_factor on Pythia's LO cross-section of what is generated: 7.05 gives "
+    "851 k selected (ISR 695 fb, FSR 179 fb at LO after the selection) and keeps Pythia's FSR/ISR ratio, "
+    "whatever generator cuts, veto, bias, enhancement or filter are used."
 )
 
 
@@ -69,7 +110,12 @@ def branch_map(sample):
 
 def skim_dir(variation=NOMINAL):
     """Folder of the skims of one variation (nominal: results/skim)."""
-    return "results/skim" if variation == NOMINAL else f"results/syst/{variation}/skim"
+    return "results/skim" if variation == NOMINAL else f"{SYST_DIR}/{variation}/skim"
+
+
+def features_dir(variation=NOMINAL):
+    """Folder of the features of one variation (nominal: results/features)."""
+    return FEATURES_DIR if variation == NOMINAL else f"{SYST_DIR}/{variation}/features"
 
 
 def skims(sample, variation=NOMINAL):
@@ -77,7 +123,9 @@ def skims(sample, variation=NOMINAL):
 
 
 def cutflows(sample, variation=NOMINAL):
-    return expand("{dir}/{sample}/{chunk}.cutflow.json", dir=skim_dir(variation), sample=sample, chunk=chunks(sample))
+    return expand(
+        "{dir}/{sample}/{chunk}.cutflow.json", dir=skim_dir(variation), sample=sample, chunk=chunks(sample)
+    )
 
 
 def samples_of_kind(kind):
@@ -132,11 +180,11 @@ def get_resolution_map_skims(wildcards):
 
 
 def get_signal_features(wildcards):
-    return expand("results/features/{s}.parquet", s=samples_of_kind("signal"))
+    return expand("{dir}/{s}.parquet", dir=FEATURES_DIR, s=samples_of_kind("signal"))
 
 
 def get_background_features(wildcards):
-    return expand("results/features/{s}.parquet", s=samples_of_kind("background"))
+    return expand("{dir}/{s}.parquet", dir=FEATURES_DIR, s=samples_of_kind("background"))
 
 
 def get_process(wildcards):
@@ -158,7 +206,7 @@ def get_generate_runtime(wildcards):
 
 def run_files(wildcards, name):
     """One file `name` of every trial of the job's run (model, loss)."""
-    return [f"results/models/{wildcards.model}_{wildcards.loss}/trial{t}/{name}" for t in trials()]
+    return [f"{run_dir(f'{wildcards.model}_{wildcards.loss}', t)}/{name}" for t in trials()]
 
 
 def get_run_scores(wildcards):
@@ -181,7 +229,7 @@ def get_run_info(wildcards):
 def get_friend_checkpoints(wildcards):
     """The checkpoints of every run, of the trial that scores the friend trees."""
     t = config["friends"]["trial"]
-    return [f"results/models/{run}/trial{t}/checkpoint.pt" for run in RUNS]
+    return [f"{run_dir(run, t)}/checkpoint.pt" for run in RUNS]
 
 
 #: shape systematics that reprocess the samples (photon energy scale); photon_resolution is a template morph
@@ -192,19 +240,20 @@ def get_fit_inputs(wildcards):
     """Named inputs of a fit: the checkpoint, the nominal features of every sample and, per reprocessed shape
     systematic and direction (photon_energy_scale_up, ...), that variation's features."""
     samples = list(config["samples"])
+    run = f"{wildcards.model}_{wildcards.loss}"
     inputs = {
-        "checkpoint": f"results/models/{wildcards.model}_{wildcards.loss}/trial{config['fit']['trial']}/checkpoint.pt",
-        "nominal": expand("results/features/{s}.parquet", s=samples),
+        "checkpoint": f"{run_dir(run, config['fit']['trial'])}/checkpoint.pt",
+        "nominal": expand("{dir}/{s}.parquet", dir=features_dir(), s=samples),
     }
     for name in REPROCESSED:
         for direction in DIRECTIONS:
-            inputs[f"{name}_{direction}"] = expand("results/syst/{v}/features/{s}.parquet", v=f"{name}_{direction}",
-                                                   s=samples)
+            variation = f"{name}_{direction}"
+            inputs[variation] = expand("{dir}/{s}.parquet", dir=features_dir(variation), s=samples)
     return inputs
 
 
 def get_fit_plot_dir(wildcards):
-    return f"results/plots/fit/{wildcards.model}_{wildcards.loss}"
+    return fit_plot_dir(f"{wildcards.model}_{wildcards.loss}")
 
 
 def trials():
@@ -213,17 +262,21 @@ def trials():
 
 def trained(name):
     """One output file of every (model, loss, trial) of the grid."""
-    return [f"results/models/{run}/trial{t}/{name}" for run in RUNS for t in trials()]
+    return [f"{run_dir(run, t)}/{name}" for run in RUNS for t in trials()]
 
 
 def evaluation_outputs():
     """Metrics of every run and of the random classifier, Table I and the evaluation plots (evaluate.smk)."""
     return (
-        expand("results/eval/{run}/metrics.json", run=RUNS + [RANDOM])
-        + expand("results/tables/table1.{ext}", ext=["md", "csv", "tex"])
-        + expand("results/plots/eval/roc.{ext}", ext=["pdf", "png"])
-        + expand("results/plots/eval/{run}/{plot}.{ext}", run=RUNS, plot=["scores", "sculpting", "training"],
-                 ext=["pdf", "png"])
+        [f"{eval_dir(run)}/metrics.json" for run in RUNS + [RANDOM]]
+        + expand("{dir}/table1.{ext}", dir=TABLES_DIR, ext=["md", "csv", "tex"])
+        + expand("{dir}/roc.{ext}", dir=EVAL_PLOTS, ext=["pdf", "png"])
+        + [
+            f"{eval_plot_dir(run)}/{plot}.{ext}"
+            for run in RUNS
+            for plot in ("scores", "sculpting", "training")
+            for ext in ("pdf", "png")
+        ]
     )
 
 
@@ -232,12 +285,12 @@ def all_outputs():
         trained("checkpoint.pt")
         + evaluation_outputs()
         + [f"results/friends/{s}/{c}.root" for s in config["samples"] for c in chunks(s)]
-        + expand("results/fit/{run}/fit.json", run=RUNS)
-        + expand("results/plots/fit/{run}/scan.png", run=RUNS)
-        + expand("results/tables/fit.{ext}", ext=["md", "csv", "tex"])
-        + expand("results/features/{sample}.parquet", sample=config["samples"])
-        + expand("results/tables/cutflow.{ext}", ext=["md", "csv", "tex"])
-        + expand("results/plots/features/{stem}.{ext}", stem=PLOT_STEMS, ext=["pdf", "png"])
+        + [f"{fit_dir(run)}/fit.json" for run in RUNS]
+        + [f"{fit_plot_dir(run)}/scan.png" for run in RUNS]
+        + expand("{dir}/fit.{ext}", dir=TABLES_DIR, ext=["md", "csv", "tex"])
+        + expand("{dir}/{sample}.parquet", dir=FEATURES_DIR, sample=config["samples"])
+        + expand("{dir}/cutflow.{ext}", dir=TABLES_DIR, ext=["md", "csv", "tex"])
+        + expand("{dir}/{stem}.{ext}", dir=FEATURE_PLOTS, stem=PLOT_STEMS, ext=["pdf", "png"])
         + ["results/checks/physics.json"]
     )
 

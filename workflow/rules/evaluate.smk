@@ -12,16 +12,16 @@ rule evaluate:
         checkpoints=get_run_checkpoints,
         histories=get_run_histories,
     output:
-        metrics="results/eval/{model}_{loss}/metrics.json",
-        scores=report("results/plots/eval/{model}_{loss}/scores.png", caption="../report/scores.rst",
+        metrics=f"{eval_dir()}/metrics.json",
+        scores=report(f"{eval_plot_dir()}/scores.png", caption="../report/scores.rst",
                       category="Training", subcategory="{model}_{loss}",
                       labels={"run": "{model}_{loss}", "figure": "score distributions"}),
-        sculpting=report("results/plots/eval/{model}_{loss}/sculpting.png", caption="../report/sculpting.rst",
+        sculpting=report(f"{eval_plot_dir()}/sculpting.png", caption="../report/sculpting.rst",
                          category="Sculpting", labels={"run": "{model}_{loss}", "figure": "background mllg"}),
-        training=report("results/plots/eval/{model}_{loss}/training.png", caption="../report/training.rst",
+        training=report(f"{eval_plot_dir()}/training.png", caption="../report/training.rst",
                         category="Training", subcategory="{model}_{loss}",
                         labels={"run": "{model}_{loss}", "figure": "training curves"}),
-        pdfs=multiext("results/plots/eval/{model}_{loss}/", "scores.pdf", "sculpting.pdf", "training.pdf"),
+        pdfs=multiext(f"{eval_plot_dir()}/", "scores.pdf", "sculpting.pdf", "training.pdf"),
     params:
         evaluation=eval_params(*METRIC_KEYS),
         info=get_run_info,
@@ -32,7 +32,7 @@ rule evaluate:
     log:
         "logs/eval/{model}_{loss}.log",
     benchmark:
-        "results/benchmarks/evaluate/{model}_{loss}.tsv",
+        benchmark_file("evaluate", "{model}_{loss}"),
     resources:
         mem_mb=8000,
     conda:
@@ -43,16 +43,16 @@ rule evaluate:
 
 rule evaluate_random:
     input:
-        features=expand("results/features/{sample}.parquet", sample=config["samples"]),
+        features=expand("{dir}/{sample}.parquet", dir=FEATURES_DIR, sample=config["samples"]),
     output:
-        "results/eval/random/metrics.json",
+        f"{eval_dir(RANDOM)}/metrics.json",
     params:
         evaluation=eval_params(*METRIC_KEYS),
         n_trials=config["split"]["n_trials"],
     log:
         "logs/eval/random.log",
     benchmark:
-        "results/benchmarks/evaluate_random/random.tsv",
+        benchmark_file("evaluate_random", "random"),
     resources:
         mem_mb=8000,
     conda:
@@ -63,13 +63,13 @@ rule evaluate_random:
 
 rule table_one:
     input:
-        runs=expand("results/eval/{run}/metrics.json", run=RUNS),
-        random="results/eval/random/metrics.json",
+        runs=[f"{eval_dir(run)}/metrics.json" for run in RUNS],
+        random=f"{eval_dir(RANDOM)}/metrics.json",
     output:
-        md="results/tables/table1.md",
-        csv=report("results/tables/table1.csv", caption="../report/table1.rst", category="Table I",
+        md=f"{TABLES_DIR}/table1.md",
+        csv=report(f"{TABLES_DIR}/table1.csv", caption="../report/table1.rst", category="Table I",
                    labels={"figure": "Table I"}),
-        tex="results/tables/table1.tex",
+        tex=f"{TABLES_DIR}/table1.tex",
     params:
         runs=config["runs"],
         losses=config["losses"],
@@ -77,7 +77,7 @@ rule table_one:
     log:
         "logs/tables/table1.log",
     benchmark:
-        "results/benchmarks/table_one/table_one.tsv",
+        benchmark_file("table_one", "table_one"),
     conda:
         "../../envs/report.yaml"
     script:
@@ -86,10 +86,10 @@ rule table_one:
 
 rule roc_plot:
     input:
-        scores=expand(f"results/models/{{run}}/trial{PLOT_TRIAL}/scores.parquet", run=RUNS),
+        scores=[f"{run_dir(run, PLOT_TRIAL)}/scores.parquet" for run in RUNS],
     output:
-        pdf="results/plots/eval/roc.pdf",
-        png=report("results/plots/eval/roc.png", caption="../report/roc.rst", category="Table I",
+        pdf=f"{EVAL_PLOTS}/roc.pdf",
+        png=report(f"{EVAL_PLOTS}/roc.png", caption="../report/roc.rst", category="Table I",
                    labels={"figure": "ROC curves"}),
     params:
         runs=config["runs"],
@@ -101,7 +101,7 @@ rule roc_plot:
     log:
         "logs/plots/roc.log",
     benchmark:
-        "results/benchmarks/roc_plot/roc_plot.tsv",
+        benchmark_file("roc_plot", "roc_plot"),
     resources:
         mem_mb=8000,
     conda:

@@ -6,21 +6,22 @@ rule resolution_map:
     input:
         skims=get_resolution_map_skims,
     output:
-        "results/features/resolution_map.json",
+        RESOLUTION_MAP,
     params:
         eta_edges=config["resolution_map"]["eta_edges"],
         pt_edges=config["resolution_map"]["pt_edges"],
     log:
         "logs/features/resolution_map.log",
     benchmark:
-        "results/benchmarks/resolution_map/resolution_map.tsv",
+        benchmark_file("resolution_map", "resolution_map"),
     conda:
         "../../envs/features.yaml"
     script:
         "../../scripts/resolution_map.py"
 
 
-for variation, outdir in ((NOMINAL, "results/features"), ("{variation}", "results/syst/{variation}/features")):
+for variation in (NOMINAL, "{variation}"):
+    outdir = features_dir(variation)
 
     rule:
         name:
@@ -28,7 +29,7 @@ for variation, outdir in ((NOMINAL, "results/features"), ("{variation}", "result
         input:
             skims=get_skims,
             cutflows=get_cutflows,
-            resolution_map="results/features/resolution_map.json",
+            resolution_map=RESOLUTION_MAP,
         output:
             f"{outdir}/{{sample}}.parquet",
         params:
@@ -41,9 +42,9 @@ for variation, outdir in ((NOMINAL, "results/features"), ("{variation}", "result
             outdir.replace("results/", "logs/", 1) + "/{sample}.log",
         benchmark:
             (
-                "results/benchmarks/features/{sample}.tsv"
+                benchmark_file("features", "{sample}")
                 if variation == NOMINAL
-                else "results/benchmarks/features_variation/{variation}/{sample}.tsv"
+                else benchmark_file("features_variation", "{variation}/{sample}")
             )
         resources:
             mem_mb=8000,

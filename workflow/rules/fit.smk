@@ -1,20 +1,21 @@
-# Binned profile-likelihood fits (pyhf, cabinetry): per-category smooth background, spurious signal, mu, Z, limit.
+# Binned profile-likelihood fits (pyhf, cabinetry): per-category smooth background, spurious signal, mu, Z,
+# limit.
 
 
 rule fit:
     input:
         unpack(get_fit_inputs),
     output:
-        workspace="results/fit/{model}_{loss}/workspace.json",
-        fit="results/fit/{model}_{loss}/fit.json",
-        templates="results/fit/{model}_{loss}/templates.json",
+        workspace=f"{fit_dir()}/workspace.json",
+        fit=f"{fit_dir()}/fit.json",
+        templates=f"{fit_dir()}/templates.json",
     params:
         fit=config["fit"],
         reprocessed=REPROCESSED,
     log:
         "logs/fit/{model}_{loss}.log",
     benchmark:
-        "results/benchmarks/fit/{model}_{loss}.tsv",
+        benchmark_file("fit", "{model}_{loss}"),
     resources:
         mem_mb=8000,
     conda:
@@ -25,20 +26,21 @@ rule fit:
 
 rule fit_plots:
     input:
-        workspace="results/fit/{model}_{loss}/workspace.json",
-        fit="results/fit/{model}_{loss}/fit.json",
+        workspace=f"{fit_dir()}/workspace.json",
+        fit=f"{fit_dir()}/fit.json",
     output:
-        prefit=expand("results/plots/fit/{{model}}_{{loss}}/prefit_{cat}.{ext}", cat=range(config["fit"]["n_score_bins"]),
-                      ext=["pdf", "png"]),
-        postfit=expand("results/plots/fit/{{model}}_{{loss}}/postfit_{cat}.{ext}", cat=range(config["fit"]["n_score_bins"]),
-                       ext=["pdf", "png"]),
-        scan=report("results/plots/fit/{model}_{loss}/scan.png", caption="../report/fit.rst", category="Fit",
-                    subcategory="{model}_{loss}", labels={"run": "{model}_{loss}", "figure": "likelihood scan"}),
-        pulls=report("results/plots/fit/{model}_{loss}/pulls.png", caption="../report/fit.rst", category="Fit",
+        prefit=expand(f"{fit_plot_dir()}/prefit_{{cat}}.{{ext}}", cat=range(config["fit"]["n_score_bins"]),
+                      ext=["pdf", "png"], allow_missing=True),
+        postfit=expand(f"{fit_plot_dir()}/postfit_{{cat}}.{{ext}}", cat=range(config["fit"]["n_score_bins"]),
+                       ext=["pdf", "png"], allow_missing=True),
+        scan=report(f"{fit_plot_dir()}/scan.png", caption="../report/fit.rst", category="Fit",
+                    subcategory="{model}_{loss}",
+                    labels={"run": "{model}_{loss}", "figure": "likelihood scan"}),
+        pulls=report(f"{fit_plot_dir()}/pulls.png", caption="../report/fit.rst", category="Fit",
                      subcategory="{model}_{loss}", labels={"run": "{model}_{loss}", "figure": "pulls"}),
-        ranking=report("results/plots/fit/{model}_{loss}/ranking.png", caption="../report/fit.rst", category="Fit",
+        ranking=report(f"{fit_plot_dir()}/ranking.png", caption="../report/fit.rst", category="Fit",
                        subcategory="{model}_{loss}", labels={"run": "{model}_{loss}", "figure": "ranking"}),
-        pdfs=multiext("results/plots/fit/{model}_{loss}/", "scan.pdf", "pulls.pdf", "ranking.pdf"),
+        pdfs=multiext(f"{fit_plot_dir()}/", "scan.pdf", "pulls.pdf", "ranking.pdf"),
     params:
         luminosity_fb=config["luminosity_fb"],
         sqrt_s_tev=config["sqrt_s_tev"],
@@ -46,7 +48,7 @@ rule fit_plots:
     log:
         "logs/fit/{model}_{loss}.plots.log",
     benchmark:
-        "results/benchmarks/fit_plots/{model}_{loss}.tsv",
+        benchmark_file("fit_plots", "{model}_{loss}"),
     conda:
         "../../envs/fit.yaml"
     script:
@@ -55,18 +57,18 @@ rule fit_plots:
 
 rule fit_table:
     input:
-        fits=expand("results/fit/{run}/fit.json", run=RUNS),
-        metrics=expand("results/eval/{run}/metrics.json", run=RUNS),
+        fits=[f"{fit_dir(run)}/fit.json" for run in RUNS],
+        metrics=[f"{eval_dir(run)}/metrics.json" for run in RUNS],
     output:
-        fit=multiext("results/tables/fit", ".md", ".csv", ".tex"),
-        spurious=multiext("results/tables/spurious_signal", ".md", ".csv", ".tex"),
+        fit=multiext(f"{TABLES_DIR}/fit", ".md", ".csv", ".tex"),
+        spurious=multiext(f"{TABLES_DIR}/spurious_signal", ".md", ".csv", ".tex"),
     params:
         runs=RUNS,
         trial=config["fit"]["trial"],
     log:
         "logs/tables/fit.log",
     benchmark:
-        "results/benchmarks/fit_table/fit_table.tsv",
+        benchmark_file("fit_table", "fit_table"),
     conda:
         "../../envs/fit.yaml"
     script:

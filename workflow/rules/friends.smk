@@ -4,7 +4,7 @@
 rule friends:
     input:
         ntuple=get_ntuple,
-        resolution_map="results/features/resolution_map.json",
+        resolution_map=RESOLUTION_MAP,
         checkpoints=get_friend_checkpoints,
     output:
         "results/friends/{sample}/{chunk}.root",
@@ -15,7 +15,7 @@ rule friends:
     log:
         "logs/friends/{sample}/{chunk}.log",
     benchmark:
-        "results/benchmarks/friends/{sample}/{chunk}.tsv",
+        benchmark_file("friends", "{sample}/{chunk}"),
     threads: 1
     resources:
         mem_mb=8000,

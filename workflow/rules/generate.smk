@@ -14,7 +14,7 @@ rule generate:
     log:
         "logs/generate/{sample}/{chunk}.log",
     benchmark:
-        "results/benchmarks/generate/{sample}/{chunk}.tsv",
+        benchmark_file("generate", "{sample}/{chunk}"),
     threads: 1
     resources:
         runtime=get_generate_runtime,

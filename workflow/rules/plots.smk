@@ -6,20 +6,23 @@ rule feature_plots:
         signal=get_signal_features,
         background=get_background_features,
     output:
-        expand("results/plots/features/{stem}.pdf", stem=PLOT_STEMS),
-        [report(f"results/plots/features/{file_stem(var)}.png", caption="../report/features.rst", category="Features",
-                labels={"feature": var}) for var in PLOT_VARIABLES],
+        expand("{dir}/{stem}.pdf", dir=FEATURE_PLOTS, stem=PLOT_STEMS),
+        [
+            report(f"{FEATURE_PLOTS}/{file_stem(var)}.png", caption="../report/features.rst",
+                   category="Features", labels={"feature": var})
+            for var in PLOT_VARIABLES
+        ],
     params:
         variables=PLOT_VARIABLES,
         n_bins=config["plots"]["n_bins"],
         mllg_range=[config["selection"]["mllg_min"], config["selection"]["mllg_max"]],
         luminosity_fb=config["luminosity_fb"],
         sqrt_s_tev=config["sqrt_s_tev"],
-        outdir="results/plots/features",
+        outdir=FEATURE_PLOTS,
     log:
         "logs/plots/features.log",
     benchmark:
-        "results/benchmarks/feature_plots/feature_plots.tsv",
+        benchmark_file("feature_plots", "feature_plots"),
     conda:
         "../../envs/report.yaml"
     script:
@@ -31,7 +34,7 @@ rule physics_checks:
         signal=get_signal_features,
         background=get_background_features,
         cutflows=get_all_cutflows,
-        resolution_map="results/features/resolution_map.json",
+        resolution_map=RESOLUTION_MAP,
     output:
         "results/checks/physics.json",
     params:
@@ -39,7 +42,7 @@ rule physics_checks:
     log:
         "logs/checks/physics.log",
     benchmark:
-        "results/benchmarks/physics_checks/physics_checks.tsv",
+        benchmark_file("physics_checks", "physics_checks"),
     conda:
         "../../envs/report.yaml"
     script:

@@ -1,8 +1,9 @@
-# Skim and preselection of every input n-tuple (generated or the user's own), one job per file; the nominal and
-# every systematic variation (photon energy scale up/down, hzg.registry.VARIATIONS) through the same rule.
+# Skim and preselection of every input n-tuple (generated or the user's own), one job per file; the nominal
+# and every systematic variation (photon energy scale up/down, hzg.registry.VARIATIONS) through the same rule.
 
 
-for variation, outdir in ((NOMINAL, "results/skim"), ("{variation}", "results/syst/{variation}/skim")):
+for variation in (NOMINAL, "{variation}"):
+    outdir = skim_dir(variation)
 
     rule:
         name:
@@ -21,9 +22,9 @@ for variation, outdir in ((NOMINAL, "results/skim"), ("{variation}", "results/sy
             outdir.replace("results/", "logs/", 1) + "/{sample}/{chunk}.log",
         benchmark:
             (
-                "results/benchmarks/skim/{sample}/{chunk}.tsv"
+                benchmark_file("skim", "{sample}/{chunk}")
                 if variation == NOMINAL
-                else "results/benchmarks/skim_variation/{variation}/{sample}/{chunk}.tsv"
+                else benchmark_file("skim_variation", "{variation}/{sample}/{chunk}")
             )
         threads: 1
         resources:
@@ -38,8 +39,8 @@ rule cutflow_table:
     input:
         cutflows=get_all_cutflows,
     output:
-        cutflow=multiext("results/tables/cutflow", ".md", ".csv", ".tex"),
-        normalisation=multiext("results/tables/normalisation", ".md", ".csv", ".tex"),
+        cutflow=multiext(f"{TABLES_DIR}/cutflow", ".md", ".csv", ".tex"),
+        normalisation=multiext(f"{TABLES_DIR}/normalisation", ".md", ".csv", ".tex"),
     params:
         normalisation={s: normalisation(s) for s in config["samples"]},
         note=NORMALISATION_NOTE,
@@ -47,7 +48,7 @@ rule cutflow_table:
     log:
         "logs/tables/cutflow.log",
     benchmark:
-        "results/benchmarks/cutflow_table/cutflow_table.tsv",
+        benchmark_file("cutflow_table", "cutflow_table"),
     conda:
         "../../envs/report.yaml"
     script:

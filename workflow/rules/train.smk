@@ -3,17 +3,17 @@
 
 rule train:
     input:
-        features=expand("results/features/{sample}.parquet", sample=config["samples"]),
+        features=expand("{dir}/{sample}.parquet", dir=FEATURES_DIR, sample=config["samples"]),
     output:
-        checkpoint="results/models/{model}_{loss}/trial{trial}/checkpoint.pt",
-        history="results/models/{model}_{loss}/trial{trial}/history.csv",
-        scores="results/models/{model}_{loss}/trial{trial}/scores.parquet",
+        checkpoint=f"{run_dir()}/checkpoint.pt",
+        history=f"{run_dir()}/history.csv",
+        scores=f"{run_dir()}/scores.parquet",
     params:
         spec=get_run_spec,
     log:
         "logs/train/{model}_{loss}/trial{trial}.log",
     benchmark:
-        "results/benchmarks/train/{model}_{loss}/trial{trial}.tsv",
+        benchmark_file("train", "{model}_{loss}/trial{trial}"),
     threads: config["training"]["threads"]
     resources:
         gpu=get_train_gpus,

@@ -1,8 +1,10 @@
-"""Tree baselines of paper 000: XGBoost (100 rounds, depth 3) and a TMVA-like AdaBoost BDT.
+"""Tree baselines of paper 000: XGBoost and a TMVA-like AdaBoost BDT.
 
-TMVA's BDT (850 trees, depth 3, minimum node size 2.5 %, nCuts = 20, AdaBoost beta 0.5) is rebuilt
-with scikit-learn: AdaBoost (SAMME) over depth-3 trees whose leaves hold at least 2.5 % of the
-(weighted) training sample, on inputs discretised to the 20-cut grid TMVA scans per variable.
+TMVA's BDT (AdaBoost over shallow trees with a minimum node size and nCuts grid points per variable) is
+rebuilt with scikit-learn: AdaBoost (SAMME) over trees of depth `max_depth` whose leaves hold at least
+`min_node_fraction` of the (weighted) training sample, on inputs discretised to the `n_cuts` grid TMVA scans
+per variable. The hyper-parameters (the paper's values) come only from the config, `models.xgboost` and
+`models.bdt` (config/config.yaml; the schema requires every key named in `HPARAM_KEYS`).
 """
 
 from __future__ import annotations
@@ -13,23 +15,38 @@ from typing import Any
 
 import numpy as np
 
-XGBOOST_DEFAULTS = {"n_rounds": 100, "max_depth": 3, "learning_rate": 0.3}
-BDT_DEFAULTS = {
-    "n_trees": 850,
-    "max_depth": 3,
-    "min_node_fraction": 0.025,
-    "n_cuts": 20,
-    "learning_rate": 0.5,
+#: The hyper-parameters each tree model takes from its config section `models.<model>`, all required.
+HPARAM_KEYS: dict[str, tuple[str, ...]] = {
+    "xgboost": ("n_rounds", "max_depth", "learning_rate"),
+    "bdt": ("n_trees", "max_depth", "min_node_fraction", "n_cuts", "learning_rate"),
 }
 
 
-def _merge(defaults: Mapping[str, Any], hparams: Mapping[str, Any], name: str) -> dict[str, Any]:
-    unknown = set(hparams) - set(defaults)
+def hyper_parameters(hparams: Mapping[str, Any] | None, name: str) -> dict[str, Any]:
+    """The hyper-parameters of tree model `name` from its config section `models.<name>`.
+
+    Args:
+        hparams: The config's `models.<name>` mapping (None or empty when the section is missing).
+        name: The tree model, a key of `HPARAM_KEYS`.
+
+    Returns:
+        The hyper-parameters, every key of `HPARAM_KEYS[name]` present.
+
+    Raises:
+        ValueError: a key is missing (the message names the config key) or unknown.
+    """
+    known = HPARAM_KEYS[name]
+    hparams = dict(hparams or {})
+    missing = [k for k in known if k not in hparams]
+    if missing:
+        keys = ", ".join(f"models.{name}.{k}" for k in missing)
+        raise ValueError(f"config key(s) {keys} missing: the {name} hyper-parameters come from the config")
+    unknown = set(hparams) - set(known)
     if unknown:
         raise ValueError(
-            f"unknown hyper-parameter(s) {sorted(unknown)} for model {name!r}; known: {sorted(defaults)}"
+            f"unknown hyper-parameter(s) {sorted(unknown)} in config key models.{name}; known: {list(known)}"
         )
-    return {**defaults, **hparams}
+    return hparams
 
 
 def cuda_available() -> bool:
@@ -51,10 +68,23 @@ def fit_xgboost(
     threads: int,
     device: str = "auto",
 ):
-    """Train an XGBoost classifier (on CUDA when there is one and device allows it)."""
+    """Train an XGBoost classifier (on CUDA when there is one and device allows it).
+
+    Args:
+        x: Training features.
+        y: Training labels.
+        w: Training event weights.
+        hparams: The config's `models.xgboost` (n_rounds, max_depth, learning_rate).
+        seed: Random state.
+        threads: CPU threads.
+        device: "cuda", "cpu" or "auto" (CUDA where there is one).
+
+    Returns:
+        The fitted `xgboost.XGBClassifier`.
+    """
     import xgboost as xgb
 
-    hp = _merge(XGBOOST_DEFAULTS, hparams, "xgboost")
+    hp = hyper_parameters(hparams, "xgboost")
     use_cuda = device == "cuda" or (device == "auto" and cuda_available())
     model = xgb.XGBClassifier(
         n_estimators=hp["n_rounds"],
@@ -78,13 +108,24 @@ def xgboost_scores(model, x: np.ndarray, n_rounds: int | None = None) -> np.ndar
 
 
 def fit_bdt(x: np.ndarray, y: np.ndarray, w: np.ndarray, hparams: Mapping[str, Any], seed: int):
-    """Train the TMVA-like AdaBoost BDT; returns a scikit-learn pipeline (grid discretiser + AdaBoost)."""
+    """Train the TMVA-like AdaBoost BDT.
+
+    Args:
+        x: Training features.
+        y: Training labels.
+        w: Training event weights.
+        hparams: The config's `models.bdt` (n_trees, max_depth, min_node_fraction, n_cuts, learning_rate).
+        seed: Random state.
+
+    Returns:
+        A scikit-learn pipeline (grid discretiser + AdaBoost).
+    """
     from sklearn.ensemble import AdaBoostClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import KBinsDiscretizer
     from sklearn.tree import DecisionTreeClassifier
 
-    hp = _merge(BDT_DEFAULTS, hparams, "bdt")
+    hp = hyper_parameters(hparams, "bdt")
     tree = DecisionTreeClassifier(
         max_depth=hp["max_depth"], min_weight_fraction_leaf=hp["min_node_fraction"], random_state=seed
     )

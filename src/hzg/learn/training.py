@@ -237,28 +237,51 @@ class EpochSampler:
         return self.idx[np.concatenate(picks)[shuffle]], np.concatenate(weights)[shuffle]
 
 
-def train_neural(
-    data: Dataset,
-    spec: RunSpec,
-    outdir: Path,
-    progress: bool = True,
-    on_epoch_end: Callable[[int], None] | None = None,
-) -> dict[str, Any]:
-    """Train a neural model; resume from `outdir/resume.pt` if a previous run was killed.
+@dataclass
+class _Prepared:
+    """The tensors one neural training works on (all events, on the training device).
 
-    Returns the result: best state, normaliser, history, best epoch and the scores of all events.
+    Attributes:
+        norm: Normaliser fitted on the in-scope training events.
+        x: Normalised features of all events.
+        y: Labels of all events.
+        m: mllg of all events (float32).
+        w_val: Validation-loss weights: balanced true weights of the in-scope validation events, 0 elsewhere.
+        val_idx: Indices of the in-scope validation events (validation loss).
+        val_np: Boolean mask of all validation events (validation significance).
+        val_all: Indices of all validation events.
+        eval_w: Per-split scaled event weights for the significance.
+        sampler: Draws the training events and their weights of each epoch.
     """
-    from hzg.learn.models import build_model
 
+    norm: Normaliser
+    x: torch.Tensor
+    y: torch.Tensor
+    m: torch.Tensor
+    w_val: torch.Tensor
+    val_idx: torch.Tensor
+    val_np: np.ndarray
+    val_all: torch.Tensor
+    eval_w: np.ndarray
+    sampler: EpochSampler
+
+
+def _prepare_data(data: Dataset, spec: RunSpec, device: torch.device) -> _Prepared:
+    """Select the training scope, fit the normaliser and move everything the epochs need to `device`.
+
+    Args:
+        data: All events of the run (every split).
+        spec: The run; its training section gives the data scope and events per epoch.
+        device: Where the tensors go.
+
+    Returns:
+        The prepared tensors, masks, weights and epoch sampler.
+    """
     tcfg = spec.training
-    torch.set_num_threads(int(tcfg["threads"]))
-    device = pick_device(tcfg["device"])
-    torch.manual_seed(spec.seed)
-    np_x = data.x
     scope = training_scope(data.mass, data.y, spec.disco_lambda, tcfg)
     train_sel, val_sel = (data.split == TRAIN) & scope, (data.split == VALIDATION) & scope
-    norm = Normaliser.fit(np_x[train_sel])
-    x = torch.from_numpy(norm(np_x)).to(device)
+    norm = Normaliser.fit(data.x[train_sel])
+    x = torch.from_numpy(norm(data.x)).to(device)
     y = torch.from_numpy(data.y).to(device)
     m = torch.from_numpy(data.mass.astype(np.float32)).to(device)
     sampler = EpochSampler(
@@ -271,12 +294,46 @@ def train_neural(
     val_idx = torch.from_numpy(np.flatnonzero(val_sel)).to(device)
     val_np = data.split == VALIDATION
     val_all = torch.from_numpy(np.flatnonzero(val_np)).to(device)
+    return _Prepared(norm, x, y, m, w, val_idx, val_np, val_all, eval_w, sampler)
 
-    model = build_model(spec.model, x.shape[1], **spec.hparams).to(device)
+
+def _build_model_and_optimiser(
+    spec: RunSpec, n_features: int, device: torch.device
+) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """Build the model of `spec` and its Adam optimiser.
+
+    Args:
+        spec: The run (model name, hyper-parameters, learning rate).
+        n_features: Number of input features.
+        device: Where the model lives (Adam is fused on CUDA).
+
+    Returns:
+        The model and the optimiser.
+    """
+    from hzg.learn.models import build_model
+
+    model = build_model(spec.model, n_features, **spec.hparams).to(device)
     optimiser = torch.optim.Adam(
-        model.parameters(), lr=float(tcfg["learning_rate"]), fused=device.type == "cuda"
+        model.parameters(), lr=float(spec.training["learning_rate"]), fused=device.type == "cuda"
     )
-    schedule = set(
+    return model, optimiser
+
+
+def _loss_args(spec: RunSpec) -> dict[str, Any]:
+    """Keyword arguments of `losses.total_loss` for the run's loss and data scope."""
+    tcfg = spec.training
+    return {
+        "kind": spec.loss_kind,
+        "disco_lambda": spec.disco_lambda,
+        "data_scope": bool(tcfg["data_scope"]),
+        "narrow": tuple(tcfg["narrow_window"]),
+        "wide": tuple(tcfg["wide_window"]),
+    }
+
+
+def _eval_schedule(tcfg: Mapping[str, Any]) -> set[int]:
+    """The epochs after which the validation pass runs (`eval_epochs` of the training section)."""
+    return set(
         eval_epochs(
             int(tcfg["epochs"]),
             int(tcfg["eval_every_early"]),
@@ -284,26 +341,134 @@ def train_neural(
             int(tcfg["eval_every_late"]),
         )
     )
-    loss_args = {
-        "kind": spec.loss_kind,
-        "disco_lambda": spec.disco_lambda,
-        "data_scope": bool(tcfg["data_scope"]),
-        "narrow": tuple(tcfg["narrow_window"]),
-        "wide": tuple(tcfg["wide_window"]),
-    }
+
+
+def _train_epoch(
+    model: torch.nn.Module,
+    optimiser: torch.optim.Optimizer,
+    prep: _Prepared,
+    epoch: int,
+    batch: int,
+    loss_args: Mapping[str, Any],
+) -> float:
+    """Train one epoch on the events the sampler draws for it.
+
+    Args:
+        model: The model, put in training mode here.
+        optimiser: Its optimiser.
+        prep: The prepared tensors and sampler.
+        epoch: The epoch number (seeds the draw).
+        batch: Batch size.
+        loss_args: Keyword arguments of `losses.total_loss`.
+
+    Returns:
+        The mean training loss per event of the epoch.
+    """
+    device = prep.x.device
+    model.train()
+    order_np, w_np = prep.sampler(epoch)
+    order = torch.from_numpy(order_np).to(device)
+    w_epoch = torch.from_numpy(w_np.astype(np.float32)).to(device)
+    total, seen = 0.0, 0
+    for i in range(0, len(prep.sampler), batch):
+        idx = order[i : i + batch]
+        if len(idx) < 2:  # a lone last event: BatchNorm (ResNet) cannot train on it, and it is noise
+            continue
+        loss, _ = losses.total_loss(
+            model(prep.x[idx]), prep.y[idx], w_epoch[i : i + batch], prep.m[idx], **loss_args
+        )
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        total += float(loss.detach()) * len(idx)
+        seen += len(idx)
+    return total / max(seen, 1)
+
+
+def _validate(
+    model: torch.nn.Module, prep: _Prepared, data: Dataset, loss_args: Mapping[str, Any], n_bins: int
+) -> tuple[float, float]:
+    """Validation pass: the loss on the in-scope validation events and the significance on all of them.
+
+    Args:
+        model: The model (evaluated without gradients).
+        prep: The prepared tensors.
+        data: The run's events (mass, labels of the validation split).
+        loss_args: Keyword arguments of `losses.total_loss`.
+        n_bins: Number of score bins of the significance.
+
+    Returns:
+        The validation loss and the validation significance.
+    """
+    i = prep.val_idx
+    with torch.no_grad():
+        vloss, _ = losses.total_loss(
+            predict_neural(model, prep.x[i]), prep.y[i], prep.w_val[i], prep.m[i], **loss_args
+        )
+    val_score = predict_neural(model, prep.x[prep.val_all]).cpu().numpy()
+    v = prep.val_np
+    significance = split_significance(val_score, data.mass[v], prep.eval_w[v], data.y[v], n_bins)
+    return float(vloss), significance
+
+
+def _start_or_resume(
+    resume_path: Path, key: str, model: torch.nn.Module, optimiser: torch.optim.Optimizer
+) -> tuple[list[dict[str, float]], dict[str, Any], int]:
+    """The bookkeeping to start from: a fresh one, or that of `resume_path` when it matches `key`.
+
+    Args:
+        resume_path: The resume file of a killed run (may be missing).
+        key: The resume key of this run (`resume_key`).
+        model: The model; a resumed state is loaded into it.
+        optimiser: Its optimiser; likewise.
+
+    Returns:
+        The history so far, the best epoch so far (significance, epoch, state) and the first epoch to train.
+    """
     history: list[dict[str, float]] = []
     best = {"significance": -math.inf, "epoch": 0, "state": copy.deepcopy(model.state_dict())}
     start_epoch = 1
-    resume_path = outdir / "resume.pt"
-    key = resume_key(spec, data)
     state = load_resume(resume_path, key)
     if state is not None:
         history, best, start_epoch = restore(state, model, optimiser)
         log.info("resuming from %s after epoch %d", resume_path, state["epoch"])
+    return history, best, start_epoch
+
+
+def train_neural(
+    data: Dataset,
+    spec: RunSpec,
+    outdir: Path,
+    progress: bool = True,
+    on_epoch_end: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Train a neural model; resume from `outdir/resume.pt` if a previous run was killed.
+
+    Args:
+        data: All events of the run (every split).
+        spec: The run: model, loss, hyper-parameters, training section, trial.
+        outdir: The run's folder; `resume.pt` is written there after every epoch.
+        progress: Show a progress bar.
+        on_epoch_end: Called with the epoch number after each epoch (and its resume file).
+
+    Returns:
+        The result: best state, normaliser, history, best epoch, best validation significance and the scores
+        of all events (from the best state).
+    """
+    tcfg = spec.training
+    torch.set_num_threads(int(tcfg["threads"]))
+    device = pick_device(tcfg["device"])
+    torch.manual_seed(spec.seed)
+    prep = _prepare_data(data, spec, device)
+    model, optimiser = _build_model_and_optimiser(spec, prep.x.shape[1], device)
+    schedule = _eval_schedule(tcfg)
+    loss_args = _loss_args(spec)
+    resume_path = outdir / "resume.pt"
+    key = resume_key(spec, data)
+    history, best, start_epoch = _start_or_resume(resume_path, key, model, optimiser)
 
     batch = int(tcfg["batch_size"])
-    n_train = len(sampler)
-    log.info("%d training events in scope, %d per epoch", len(sampler.idx), n_train)
+    log.info("%d training events in scope, %d per epoch", len(prep.sampler.idx), len(prep.sampler))
     n_epochs = int(tcfg["epochs"])
     bar = tqdm(
         range(start_epoch, n_epochs + 1),
@@ -315,37 +480,17 @@ def train_neural(
     )
     for epoch in bar:
         t0 = time.perf_counter()
-        model.train()
-        order_np, w_np = sampler(epoch)
-        order = torch.from_numpy(order_np).to(device)
-        w_epoch = torch.from_numpy(w_np.astype(np.float32)).to(device)
-        total, seen = 0.0, 0
-        for i in range(0, n_train, batch):
-            idx = order[i : i + batch]
-            if len(idx) < 2:  # a lone last event: BatchNorm (ResNet) cannot train on it, and it is noise
-                continue
-            loss, _ = losses.total_loss(model(x[idx]), y[idx], w_epoch[i : i + batch], m[idx], **loss_args)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            total += float(loss.detach()) * len(idx)
-            seen += len(idx)
+        train_loss = _train_epoch(model, optimiser, prep, epoch, batch, loss_args)
         row = {
             "epoch": epoch,
-            "train_loss": total / max(seen, 1),
+            "train_loss": train_loss,
             "val_loss": math.nan,
             "val_significance": math.nan,
             "seconds": time.perf_counter() - t0,
         }
         if epoch in schedule:
-            with torch.no_grad():
-                vloss, _ = losses.total_loss(
-                    predict_neural(model, x[val_idx]), y[val_idx], w[val_idx], m[val_idx], **loss_args
-                )
-            row["val_loss"] = float(vloss)
-            val_score = predict_neural(model, x[val_all]).cpu().numpy()
-            row["val_significance"] = split_significance(
-                val_score, data.mass[val_np], eval_w[val_np], data.y[val_np], int(tcfg["significance_bins"])
+            row["val_loss"], row["val_significance"] = _validate(
+                model, prep, data, loss_args, int(tcfg["significance_bins"])
             )
             if row["val_significance"] > best["significance"]:
                 best = {
@@ -366,10 +511,10 @@ def train_neural(
         if on_epoch_end is not None:
             on_epoch_end(epoch)
     model.load_state_dict(best["state"])
-    scores = predict_neural(model, x).cpu().numpy()
+    scores = predict_neural(model, prep.x).cpu().numpy()
     return {
         "state": best["state"],
-        "normaliser": norm,
+        "normaliser": prep.norm,
         "history": history,
         "best_epoch": best["epoch"],
         "best_significance": best["significance"],
