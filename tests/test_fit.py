@@ -714,3 +714,26 @@ def test_plots_are_written(tmp_path) -> None:
     paths += plots.ranking(fit.ranking(spec, result), tmp_path / "ranking", 138, 13)
     paths += plots.left_out(tmp_path / "prefit_7", 138, 13, "bin7", "no background MC event")
     assert len(paths) == 10 and all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_scan_falls_back_to_point_by_point_refits_when_cabinetry_fails(monkeypatch):
+    """A failed minimisation inside cabinetry's scan is not fatal: the scan is redone point by point with the
+    fallback optimisers, agrees with cabinetry's own scan, and counts the points that fail."""
+    import pyhf
+
+    from hzg.results.fit import inference
+
+    spec = fit.build_workspace(toy_templates(mu_data=1.5), NO_SYST)
+    result = inference.fit(spec)
+    reference = inference.scan(spec, result)
+    assert reference.failed_points == 0
+
+    def failing(*args, **kwargs):
+        raise pyhf.exceptions.FailedMinimization(type("R", (), {"message": "forced"})())
+
+    monkeypatch.setattr(inference.cabinetry.fit, "scan", failing)
+    fallback = inference.scan(spec, result)
+    assert fallback.failed_points == 0
+    assert np.allclose(fallback.mu, reference.mu) and np.allclose(
+        fallback.delta_2nll, reference.delta_2nll, atol=1e-3
+    )

@@ -294,20 +294,58 @@ def scan(
     lo, hi = bounds[model.config.poi_index]
     rng = (max(lo, result.mu_hat - sigmas * result.err_down), min(hi, result.mu_hat + sigmas * result.err_up))
     _set_backend()
-    out = cabinetry.fit.scan(
-        model,
-        data.tolist(),
-        POI,
-        par_range=rng,
-        n_steps=n_steps,
-        par_bounds=bounds,
-        tolerance=TOLERANCE,
-        strategy=STRATEGY,
-    )
-    mu = np.append(np.asarray(out.parameter_values, dtype=float), result.mu_hat)
-    delta = np.append(np.asarray(out.delta_nlls, dtype=float), 0.0)
+    failed = 0
+    try:
+        out = cabinetry.fit.scan(
+            model,
+            data.tolist(),
+            POI,
+            par_range=rng,
+            n_steps=n_steps,
+            par_bounds=bounds,
+            tolerance=TOLERANCE,
+            strategy=STRATEGY,
+        )
+        points, deltas = (
+            np.asarray(out.parameter_values, dtype=float),
+            np.asarray(out.delta_nlls, dtype=float),
+        )
+    except pyhf.exceptions.FailedMinimization:
+        points, deltas, failed = _scan_by_refit(model, data, result, bounds, np.linspace(*rng, n_steps))
+        log.warning(
+            "fit: cabinetry's likelihood scan failed at a point; scanned point by point with the fallback "
+            "optimisers instead, %d of %d points failed and are left out",
+            failed,
+            n_steps,
+        )
+    mu = np.append(points, result.mu_hat)
+    delta = np.append(deltas, 0.0)
     order = np.argsort(mu)
-    return ScanResult(mu[order], delta[order])
+    return ScanResult(mu[order], delta[order], failed)
+
+
+def _scan_by_refit(
+    model: pyhf.Model,
+    data: np.ndarray,
+    result: FitResult,
+    bounds: list[tuple[float, float]],
+    grid: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """-2 Delta ln L at each mu of `grid` from `refit` (minuit, minuit strategy 2, scipy); the points where
+    every optimiser fails are left out and counted."""
+    poi = model.config.poi_index
+    fixed = list(model.config.suggested_fixed())
+    fixed[poi] = True
+    points, deltas = [], []
+    for mu in grid:
+        init = np.asarray(result.bestfit, dtype=float).copy()
+        init[poi] = mu
+        pars = refit(model, data, init, bounds, fixed)
+        if pars is None:
+            continue
+        points.append(float(mu))
+        deltas.append(float(-2.0 * model.logpdf(pars, data)[0]) - result.twice_nll)
+    return np.asarray(points), np.asarray(deltas), len(grid) - len(points)
 
 
 def refit(

@@ -118,10 +118,15 @@ class ScanResult:
 
     mu: np.ndarray
     delta_2nll: np.ndarray
+    failed_points: int = 0  # scan points where every optimiser failed (left out)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
-        return {"mu": [float(x) for x in self.mu], "delta_2nll": [float(x) for x in self.delta_2nll]}
+        return {
+            "mu": [float(x) for x in self.mu],
+            "delta_2nll": [float(x) for x in self.delta_2nll],
+            "failed_points": int(self.failed_points),
+        }
 
 
 @dataclass(frozen=True)
@@ -199,7 +204,12 @@ class Block:
             "upper_limit": self.limit.expected,
             "limit_band": None if self.limit.band is None else [finite_or_none(x) for x in self.limit.band],
             "limit_note": self.limit.note,
-            "problems": self.fit.flags.problems(),
+            "problems": self.fit.flags.problems()
+            + (
+                [f"likelihood scan: {self.scan.failed_points} point(s) failed"]
+                if self.scan.failed_points
+                else []
+            ),
             "fit": self.fit.to_dict() | {"scan": self.scan.to_dict()},
             "significance_detail": self.significance.to_dict(),
             "limit": self.limit.to_dict(),
