@@ -168,25 +168,14 @@ def background_correlation_floor(
     the background's (mass, weight) pairs among the background events; NaN for n_permutations = 0."""
     if n_permutations <= 0:
         return math.nan
-    sig = np.asarray(is_signal).astype(bool)
-    bkg = np.flatnonzero(~sig)
-    mass, weight = np.asarray(mass, float), np.asarray(weight, float)
-    score_edges = metrics.equal_signal_bin_edges(score, weight, sig, n_score_bins)
-    idx = metrics.bin_index(np.asarray(score, float)[bkg], score_edges)
+    bkg = np.flatnonzero(~np.asarray(is_signal).astype(bool))
+    mass, weight = np.asarray(mass, float).copy(), np.asarray(weight, float).copy()
     rng = np.random.default_rng(seed)
     values = []
     for _ in range(n_permutations):  # a loop over shuffles, each columnar over the events
         perm = rng.permutation(bkg)
-        shapes = np.full((n_score_bins, len(edges) - 1), np.nan)
-        h = np.stack(
-            [
-                np.histogram(mass[perm][idx == k], bins=edges, weights=weight[perm][idx == k])[0]
-                for k in range(n_score_bins)
-            ]
-        )
-        filled = h.sum(axis=1) > 0
-        shapes[filled] = h[filled] / h[filled].sum(axis=1, keepdims=True)
-        values.append(shape_correlation(shapes))
+        mass[bkg], weight[bkg] = mass[perm], weight[perm]  # signal untouched: the same score bins
+        values.append(background_correlation(score, mass, weight, is_signal, n_score_bins, edges))
     return float(np.nanmean(values))
 
 
