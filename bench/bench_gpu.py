@@ -27,26 +27,13 @@ from collections.abc import Callable
 
 import torch
 
+from bench_train import synthetic_batch  # the same synthetic events as the CPU benchmark (bench/ on sys.path)
+
 from hzg.learn import losses
 from hzg.learn.ensemble import StackedModels
 from hzg.learn.models import build_model
 
 LOSS_ARGS = {"kind": "bce", "data_scope": True, "narrow": (120.0, 130.0), "wide": (100.0, 180.0)}
-
-
-def synthetic_events(
-    n: int, n_features: int, device: torch.device, seed: int = 0
-) -> tuple[torch.Tensor, ...]:
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, n_features, generator=gen)
-    y = (torch.rand(n, generator=gen) < 0.5).float()
-    w = torch.ones(n)
-    mass = torch.where(
-        torch.rand(n, generator=gen) < 0.5,
-        120 + 10 * torch.rand(n, generator=gen),
-        100 + 80 * torch.rand(n, generator=gen),
-    )
-    return tuple(t.to(device) for t in (x, y, w, mass))
 
 
 def sync(device: torch.device) -> None:
@@ -159,7 +146,7 @@ def main() -> None:
     )
     results: dict[str, float] = {}
     for lam in (0.0, 10.0):
-        data = synthetic_events(args.events, 15 if lam else 12, device)
+        data = tuple(t.to(device) for t in synthetic_batch(args.events, 15 if lam else 12))
         loss = "BCE+DisCo" if lam else "BCE"
         variants = {
             f"plain            {loss}": lambda: (
