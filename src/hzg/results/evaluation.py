@@ -110,6 +110,27 @@ def window_roc(
     return fpr, tpr
 
 
+def background_score_bins(
+    score: np.ndarray, weight: np.ndarray, is_signal: np.ndarray, n_score_bins: int
+) -> np.ndarray:
+    """Equal-signal score bin (0 = lowest score) of every background event, in the events' order."""
+    score_edges = metrics.equal_signal_bin_edges(score, weight, is_signal, n_score_bins)
+    return metrics.bin_index(np.asarray(score, float)[~np.asarray(is_signal).astype(bool)], score_edges)
+
+
+def normalised_shapes(
+    mass: np.ndarray, weight: np.ndarray, bins: np.ndarray, n_score_bins: int, edges: np.ndarray
+) -> np.ndarray:
+    """mllg histograms of the events in each of `n_score_bins` (their score bin in `bins`), normalised to
+    unit sum; a row is NaN where the score bin holds no weight."""
+    shapes = np.full((n_score_bins, len(edges) - 1), np.nan)
+    for k in range(n_score_bins):
+        h, _ = np.histogram(mass[bins == k], bins=edges, weights=weight[bins == k])
+        if h.sum() > 0:
+            shapes[k] = h / h.sum()
+    return shapes
+
+
 def background_mass_shapes(
     score: np.ndarray,
     mass: np.ndarray,
@@ -120,17 +141,11 @@ def background_mass_shapes(
 ) -> np.ndarray:
     """Normalised background mllg histograms, one row per equal-signal score bin (lowest score first);
     a row is NaN where the score bin holds no background weight."""
-    score_edges = metrics.equal_signal_bin_edges(score, weight, is_signal, n_score_bins)
-    sig = np.asarray(is_signal).astype(bool)
-    bkg_score, bkg_mass = np.asarray(score, float)[~sig], np.asarray(mass, float)[~sig]
-    bkg_w = np.asarray(weight, float)[~sig]
-    idx = metrics.bin_index(bkg_score, score_edges)
-    shapes = np.full((n_score_bins, len(edges) - 1), np.nan)
-    for k in range(n_score_bins):
-        h, _ = np.histogram(bkg_mass[idx == k], bins=edges, weights=bkg_w[idx == k])
-        if h.sum() > 0:
-            shapes[k] = h / h.sum()
-    return shapes
+    bkg = ~np.asarray(is_signal).astype(bool)
+    bins = background_score_bins(score, weight, is_signal, n_score_bins)
+    return normalised_shapes(
+        np.asarray(mass, float)[bkg], np.asarray(weight, float)[bkg], bins, n_score_bins, edges
+    )
 
 
 def shape_correlation(shapes: np.ndarray) -> float:
@@ -168,14 +183,17 @@ def background_correlation_floor(
     the background's (mass, weight) pairs among the background events; NaN for n_permutations = 0."""
     if n_permutations <= 0:
         return math.nan
-    bkg = np.flatnonzero(~np.asarray(is_signal).astype(bool))
-    mass, weight = np.asarray(mass, float).copy(), np.asarray(weight, float).copy()
+    bkg = ~np.asarray(is_signal).astype(bool)
+    bins = background_score_bins(
+        score, weight, is_signal, n_score_bins
+    )  # the shuffles leave them as they are
+    bkg_mass, bkg_weight = np.asarray(mass, float)[bkg], np.asarray(weight, float)[bkg]
     rng = np.random.default_rng(seed)
     values = []
     for _ in range(n_permutations):  # a loop over shuffles, each columnar over the events
-        perm = rng.permutation(bkg)
-        mass[bkg], weight[bkg] = mass[perm], weight[perm]  # signal untouched: the same score bins
-        values.append(background_correlation(score, mass, weight, is_signal, n_score_bins, edges))
+        order = rng.permutation(bkg_mass.size)
+        bkg_mass, bkg_weight = bkg_mass[order], bkg_weight[order]
+        values.append(shape_correlation(normalised_shapes(bkg_mass, bkg_weight, bins, n_score_bins, edges)))
     return float(np.nanmean(values))
 
 
@@ -195,10 +213,11 @@ def background_dcor2(
     sel = ~np.asarray(is_signal).astype(bool) & metrics.in_window(mass, mass_range)
     if sel.sum() < 2:
         return math.nan
-    as_tensor = lambda a: torch.as_tensor(np.asarray(a, np.float64)[sel])  # noqa: E731
+    x, m, w = (
+        torch.as_tensor(np.asarray(a, np.float64)[sel]) for a in (score, mass, np.clip(weight, 0, None))
+    )
     with torch.no_grad():
-        value = distance_correlation(as_tensor(score), as_tensor(mass), as_tensor(np.clip(weight, 0, None)))
-    return float(value)
+        return float(distance_correlation(x, m, w))
 
 
 def histogram_w2(values: np.ndarray, weight: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -339,20 +358,15 @@ def trial_metrics(
             signi["significance_mc_err"],
         )
     ot = overtraining(frame, cfg["window"], int(cfg["overtraining_bins"]), cfg["overtraining_test"])
+    edges = mass_edges(cfg["mass_bins"])
+    n_shuffles = int(cfg.get("correlation_floor_permutations", CORRELATION_FLOOR_PERMUTATIONS))
     return {
         "significance": signi["significance"],
         "significance_mc_err": signi["significance_mc_err"],
         "auc": window_auc(s, m, w, y, cfg["window"]),
-        "bkg_correlation": background_correlation(s, m, w, y, n_bins, mass_edges(cfg["mass_bins"])),
+        "bkg_correlation": background_correlation(s, m, w, y, n_bins, edges),
         "bkg_correlation_floor": background_correlation_floor(
-            s,
-            m,
-            w,
-            y,
-            n_bins,
-            mass_edges(cfg["mass_bins"]),
-            int(cfg.get("correlation_floor_permutations", CORRELATION_FLOOR_PERMUTATIONS)),
-            int(cfg["random_seed"]),
+            s, m, w, y, n_bins, edges, n_shuffles, int(cfg["random_seed"])
         ),
         "bkg_dcor2": background_dcor2(s, m, w, y, cfg["mass_bins"]["range"]),
         "best_epoch": best_epoch,

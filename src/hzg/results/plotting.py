@@ -383,6 +383,5 @@ def sculpting_data(
     s, m, w, y = (test[c].to_numpy() for c in ("score", "mllg", "weight", "is_signal"))
     edges, n_bins = evaluation.mass_edges(cfg["mass_bins"]), int(cfg["n_score_bins"])
     shapes = evaluation.background_mass_shapes(s, m, w, y, n_bins, edges)
-    score_edges = metrics.equal_signal_bin_edges(s, w, y, n_bins)
-    counts = np.bincount(metrics.bin_index(s[~y.astype(bool)], score_edges), minlength=n_bins)
+    counts = np.bincount(evaluation.background_score_bins(s, w, y, n_bins), minlength=n_bins)
     return edges, shapes, evaluation.shape_correlation(shapes), [int(c) for c in counts]
