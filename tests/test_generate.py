@@ -143,14 +143,9 @@ class _RecordParticle:
         return self._pt
 
 
-class _HandRecord(list):
-    def size(self) -> int:
-        return len(self)
-
-
 def test_half_ht_and_the_emitted_isr_parton_from_hand_made_records():
     # beams and incoming partons are not final; Z (mT 100) and photon (mT = pT 30): HT/2 = 65 GeV
-    process = _HandRecord(
+    process = _Record(
         [
             _RecordParticle(False, 13000.0),
             _RecordParticle(False, 50.0),
@@ -160,7 +155,7 @@ def test_half_ht_and_the_emitted_isr_parton_from_hand_made_records():
     )
     assert generate.half_ht(process) == pytest.approx(65.0)
     # an ISR branching appends the new mother (-41), the emitted parton (43) and recoiler copies (44)
-    event = _HandRecord(
+    event = _Event(
         [
             _RecordParticle(True, status=23, pt=30.0),
             _RecordParticle(False, status=-41, pt=5.0),

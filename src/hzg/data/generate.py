@@ -504,12 +504,7 @@ ISR_EMITTED_STATUS = 43
 def half_ht(process: Any) -> float:
     """MadGraph's default dynamic scale: half the sum of sqrt(m^2 + pT^2) over the final state of a process
     record."""
-    total = 0.0
-    for i in range(process.size()):
-        particle = process[i]
-        if particle.isFinal():
-            total += particle.mT()
-    return 0.5 * total
+    return 0.5 * sum(particle.mT() for particle in process.particles() if particle.isFinal())
 
 
 def isr_emission_pt(event: Any, size_old: int) -> float:
