@@ -109,10 +109,11 @@ RECOIL_PANELS = (
 )
 
 
-def background_frame(results: Path) -> pd.DataFrame:
+def selected_events(results: Path) -> pd.DataFrame:
+    """Every sample's feature file of a run, 100 < mllg < 180 GeV."""
     frames = [pd.read_parquet(p) for p in sorted((results / "features").glob("*.parquet"))]
     frame = pd.concat(frames, ignore_index=True)
-    return frame[(frame["is_signal"] == 0) & (frame["mllg"] > 100) & (frame["mllg"] < 180)]
+    return frame[(frame["mllg"] > 100) & (frame["mllg"] < 180)]
 
 
 def recoil_plot(paper: pd.DataFrame, runs: list[tuple[str, Path]], path: Path) -> None:
@@ -126,12 +127,12 @@ def recoil_plot(paper: pd.DataFrame, runs: list[tuple[str, Path]], path: Path) -
 
     hep.style.use("CMS")
     back = paper[paper["classID"] == 0]
+    backgrounds = [(label, selected_events(results).query("is_signal == 0")) for label, results in runs]
     fig, axes = plt.subplots(1, 2, figsize=(20, 8))
     for ax, (pcol, ocol, edges, xlabel) in zip(axes, RECOIL_PANELS):
         n = np.histogram(np.clip(back[pcol], edges[0], edges[-1] - 1e-9), edges)[0]
         widths = np.diff(edges)
-        for label, results in runs:
-            frame = background_frame(results)
+        for label, frame in backgrounds:
             f = np.histogram(
                 np.clip(frame[ocol], edges[0], edges[-1] - 1e-9), edges, weights=frame["weight"]
             )[0]
@@ -170,10 +171,7 @@ def recoil_plot(paper: pd.DataFrame, runs: list[tuple[str, Path]], path: Path) -
 
 def main(repo: Path, results: Path, runs: list[tuple[str, Path]] | None = None) -> None:
     paper = uproot.open(repo / "data/example_data.root")["eval_full_tree"].arrays(library="pd")
-    ours = pd.concat(
-        [pd.read_parquet(p) for p in sorted((results / "features").glob("*.parquet"))], ignore_index=True
-    )
-    ours = ours[(ours["mllg"] > 100) & (ours["mllg"] < 180)]
+    ours = selected_events(results)
     print(f"quantiles {QUANTILES}: paper's example | this workflow")
     for name, cls in (("background", 0), ("signal", 1)):
         pp, oo = paper[paper["classID"] == cls], ours[ours["is_signal"] == cls]
