@@ -289,7 +289,9 @@ def test_drellyan_fsr_settings_mass_range_and_no_quark_qed_shower():
         f"23:mMin = {CONFIG['generation']['mhat_min']}" in lines
         and f"23:mMax = {CONFIG['generation']['mhat_max']}" in lines
     )
-    assert spec.bias is None
+    assert spec.bias == (
+        generate.Bias(**CONFIG["generation"]["fsr_bias"]) if CONFIG["generation"].get("fsr_bias") else None
+    )
     # no hard photon: the veto looks at the leptons only
     assert spec.veto is not None and spec.veto.require_photon is False
     assert spec.veto.passes([40.0, 20.0], [0.1, -1.0], [], [])
@@ -302,6 +304,20 @@ def test_drellyan_fsr_settings_mass_range_and_no_quark_qed_shower():
         and f"EnhancedSplittings:List = {{fsr:Q2QA={fsr['enhance']}}}" in lines
     )
     assert generate.chunk_spec("qqbar_Zgamma", 10, 3, CONFIG["generation"], 13.0).fsr is None
+
+
+def test_drellyan_fsr_bias_acts_on_the_gamma_star_mass_only():
+    gen = {**CONFIG["generation"], "fsr_bias": {"mass_peak": 125.0, "mass_width": 10.0, "mass_boost": 9.0}}
+    spec = generate.chunk_spec("drellyan_fsr", 10, 3, gen, 13.0)
+    assert spec.bias == generate.Bias(mass_peak=125.0, mass_width=10.0, mass_boost=9.0)
+    # a 2 -> 1 process has p-hat_T = 0: the bias is 1 + boost at the peak and 1 far from it
+    assert generate._selection_bias_scalar(0.0, 125.0, spec.bias) == pytest.approx(10.0)
+    assert generate._selection_bias_scalar(0.0, 190.0, spec.bias) == pytest.approx(1.0, abs=1e-4)
+    assert generate.selection_bias([0.0], [135.0], spec.bias)[0] == pytest.approx(1.0 + 9.0 * np.exp(-0.5))
+    # the qqbar -> Z gamma sample keeps generation.bias; without fsr_bias Drell-Yan is not biased
+    isr = generate.chunk_spec("qqbar_Zgamma", 10, 3, gen, 13.0)
+    assert isr.bias == generate.Bias(**CONFIG["generation"]["bias"])
+    assert generate.chunk_spec("drellyan_fsr", 10, 3, {**gen, "fsr_bias": None}, 13.0).bias is None
 
 
 class _Particle:
@@ -351,8 +367,10 @@ def test_isolated_photon_pt_takes_the_hardest_photon_away_from_every_lepton():
 def test_enhanced_filtered_drellyan_gives_the_plain_isolated_photon_cross_section():
     """Closure: FSR enhancement x filter x weights = plain Drell-Yan, for isolated photons above 15 GeV."""
 
-    def iso_photon_xsec(fsr, n, seed):
-        spec = generate.ChunkSpec("drellyan_fsr", n, seed=seed, mhat_min=95.0, mhat_max=200.0, fsr=fsr)
+    def iso_photon_xsec(fsr, n, seed, bias=None):
+        spec = generate.ChunkSpec(
+            "drellyan_fsr", n, seed=seed, mhat_min=95.0, mhat_max=200.0, fsr=fsr, bias=bias
+        )
         parts, weights, meta = generate.generate_chunk(spec, progress=False)
         lep = parts[(abs(parts.pid) == 11) | (abs(parts.pid) == 13)]
         pho = parts[parts.pid == 22]
@@ -376,6 +394,14 @@ def test_enhanced_filtered_drellyan_gives_the_plain_isolated_photon_cross_sectio
     filtered, filtered_err = iso_photon_xsec(generate.FsrFilter(enhance=5.0, photon_pt=12.0), 2000, 42)
     assert abs(filtered - plain) < 3.0 * np.hypot(plain_err, filtered_err)
     assert filtered_err < plain_err  # and it is the cheaper estimate
+    # the m* bias of generation.fsr_bias moves events, not the cross-section
+    biased, biased_err = iso_photon_xsec(
+        generate.FsrFilter(enhance=5.0, photon_pt=12.0),
+        2000,
+        43,
+        generate.Bias(mass_peak=125.0, mass_width=10.0, mass_boost=9.0),
+    )
+    assert abs(biased - plain) < 3.0 * np.hypot(plain_err, biased_err)
 
 
 # -------------------------------------------------- issue 15: faster record access, veto before hadronisation

@@ -334,6 +334,8 @@ def chunk_spec(
         veto["require_photon"] = False
     bias = generation.get("bias") if background else None
     fsr = generation.get("fsr") if process == "drellyan_fsr" else None
+    if process == "drellyan_fsr" and generation.get("fsr_bias"):
+        bias = dict(generation["fsr_bias"])  # in m-hat = m(gamma*/Z) only: a 2 -> 1 process has no p-hat_T
     return ChunkSpec(
         process=process,
         n_events=int(n_events),
