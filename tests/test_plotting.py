@@ -22,6 +22,38 @@ def figures(monkeypatch):
         real_close(fig)
 
 
+def _texts(fig) -> list[str]:
+    return [t.get_text() for t in fig.findobj(matplotlib.text.Text)]
+
+
+def test_no_plot_names_an_experiment(tmp_path, figures):
+    """Not a collaboration result: every plot says 'Simulation' with the generator, never CMS or ATLAS."""
+    tpr = np.linspace(0, 1, 11)
+    plotting.roc_curves([("ETN", tpr**2, tpr, 0.756)], tmp_path / "roc", 138, 13, (120, 130))
+    epoch = np.arange(1, 11)
+    loss = np.linspace(0.7, 0.5, 10)
+    plotting.training_curves(
+        [("trial 0", epoch, loss, loss + 0.01, np.linspace(0.5, 1.0, 10), 5)], tmp_path / "tc", 138, 13, "ETN"
+    )
+    rng = np.random.default_rng(1)
+    plotting.signal_vs_background(
+        rng.normal(size=200),
+        np.ones(200),
+        rng.normal(size=300),
+        np.ones(300),
+        "x",
+        tmp_path / "svb",
+        138,
+        13,
+        np.linspace(-3, 3, 11),
+    )
+    assert len(figures) == 3
+    for fig in figures:
+        text = " ".join(_texts(fig))
+        assert plotting.SIMULATION_LABEL in text and "138" in text
+        assert "CMS" not in text and "ATLAS" not in text
+
+
 def _stairs(ax):
     return [p for p in ax.patches if hasattr(p, "get_data")]
 

@@ -47,11 +47,6 @@ def label_simulation(ax: plt.Axes, luminosity_fb: float, sqrt_s_tev: float) -> N
     )
 
 
-def label_cms(ax: plt.Axes, luminosity_fb: float, sqrt_s_tev: float) -> None:
-    """CMS-style 'Simulation' label with luminosity and centre-of-mass energy."""
-    hep.cms.label(data=False, lumi=f"{luminosity_fb:g}", com=f"{sqrt_s_tev:g}", ax=ax, loc=0, fontsize=20)
-
-
 def save(fig: plt.Figure, stem: str | Path) -> list[Path]:
     """Save `fig` as stem.pdf and stem.png atomically, then close it."""
     paths = []
@@ -103,7 +98,7 @@ def signal_vs_background(
     ax.set_xlim(edges[0], edges[-1])
     ax.set_ylim(0, ax.get_ylim()[1] * 1.35)
     ax.legend(loc="upper right", fontsize=18)
-    label_cms(ax, luminosity_fb, sqrt_s_tev)
+    label_simulation(ax, luminosity_fb, sqrt_s_tev)
     return save(fig, stem)
 
 
@@ -145,7 +140,7 @@ def roc_curves(
         title_fontsize=14,
         ncol=1,
     )
-    label_cms(ax, luminosity_fb, sqrt_s_tev)
+    label_simulation(ax, luminosity_fb, sqrt_s_tev)
     return save(fig, stem)
 
 
@@ -215,7 +210,7 @@ def score_distributions(
     rax.set_ylim(-1.15 * lim, 1.15 * lim)
     rax.set_xlabel(xlabel)
     rax.set_xlim(min(c["edges"][0] for c in classes), max(c["edges"][-1] for c in classes))
-    label_cms(ax, luminosity_fb, sqrt_s_tev)
+    label_simulation(ax, luminosity_fb, sqrt_s_tev)
     return save(fig, stem)
 
 
@@ -255,7 +250,7 @@ def background_mass_shapes(
         r"$\times 10^{-3}$",
         title_fontsize=14,
     )
-    label_cms(ax, luminosity_fb, sqrt_s_tev)
+    label_simulation(ax, luminosity_fb, sqrt_s_tev)
     return save(fig, stem)
 
 
@@ -323,7 +318,7 @@ def training_curves(
         star = [Line2D([], [], color="none", label="final model kept (no epoch selection)")]
     sax.legend(handles=star, loc="upper right", fontsize=14)
     sax.set_xlabel(xlabel)
-    label_cms(ax, luminosity_fb, sqrt_s_tev)
+    label_simulation(ax, luminosity_fb, sqrt_s_tev)
     return save(fig, stem)
 
 
