@@ -173,6 +173,20 @@ def test_mc_error_follows_the_per_bin_weights() -> None:
     assert np.std(fitted) == pytest.approx(np.mean(errors), rel=0.25)
 
 
+def test_sandwich_covariance_is_nan_where_the_model_overflows() -> None:
+    """A model that is not finite at a derivative step (a steep exponential at its limit) gives an all-NaN
+    covariance, not numpy's 'SVD did not converge', and the spurious-signal MC error falls back to HESSE."""
+    x = np.linspace(0.0, 1.0, 10)
+
+    def model(par: np.ndarray) -> np.ndarray:
+        return par[0] * np.exp(par[1] * x) if par[1] < 700.0 else np.full(x.size, np.inf)
+
+    cov = shapes.sandwich_covariance(model, np.array([1.0, 700.0 - 1e-4]), np.array([0.1, 1.0]), np.ones(10))
+    assert cov.shape == (2, 2) and np.all(np.isnan(cov))
+    finite = shapes.sandwich_covariance(model, np.array([2.0, 0.5]), np.array([0.1, 0.1]), model([2.0, 0.5]))
+    assert np.all(np.isfinite(finite)) and finite[0, 0] > 0
+
+
 def test_choice_takes_the_fewest_parameters_that_pass() -> None:
     counts = exp_hist(FINE, 50000.0, 0.03)  # exactly exponential: exponential passes with 2 parameters
     choice = shapes.choose_background(counts, counts, FINE, signal_hist(FINE, 1.0))

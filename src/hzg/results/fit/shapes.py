@@ -302,7 +302,8 @@ def sandwich_covariance(
     lambda_i / d theta, A = sum_i lambda_i a_i a_i^T (Fisher information of unit-weight counts) and B = sum_i
     sumw2_i a_i a_i^T. Equal to A^-1 where sumw2 = lambda (unit weights) and to k A^-1 where sumw2 = k lambda
     (uniform weights k); right for weights that vary bin by bin. Parameters not `free` (e.g. on a bound) are
-    held fixed (zero rows); derivatives are central differences with steps of 1e-3 of `errors`."""
+    held fixed (zero rows); derivatives are central differences with steps of 1e-3 of `errors`. All NaN where
+    the model is not finite at a step or the information matrix cannot be inverted (callers fall back)."""
     values = np.asarray(values, dtype=float)
     free = np.ones(values.size, bool) if free is None else np.asarray(free, bool)
     lam = np.clip(np.asarray(model(values), dtype=float), 1e-12, None)
@@ -318,7 +319,12 @@ def sandwich_covariance(
         return out
     a = np.asarray(grads) / lam[None, :]
     fisher = (a * lam[None, :]) @ a.T
-    inv = np.linalg.pinv(fisher)
+    if not np.all(np.isfinite(fisher)):  # the model overflowed at a step (e.g. a steep exponential): unknown
+        return np.full((values.size, values.size), np.nan)
+    try:
+        inv = np.linalg.pinv(fisher)
+    except np.linalg.LinAlgError:
+        return np.full((values.size, values.size), np.nan)
     idx = np.flatnonzero(free)
     out[np.ix_(idx, idx)] = inv @ ((a * np.asarray(sumw2, float)[None, :]) @ a.T) @ inv
     return out
