@@ -9,7 +9,7 @@ from hzg.results import bands, evaluation, plotting
 
 logs.setup(snakemake.log[0])
 p, inp, out = snakemake.params, snakemake.input, snakemake.output
-rocs = [plotting.test_split_roc(evaluation.read_scores(path), p.window) for path in inp.scores]
+rocs = [plotting.roc_of_test_split(evaluation.read_scores(path), p.window) for path in inp.scores]
 if len(rocs) != len(p.runs) * p.n_trials:
     raise ValueError(f"{len(rocs)} score files for {len(p.runs)} runs x {p.n_trials} trials")
 per_run = [

@@ -202,3 +202,25 @@ def test_training_bands_plot_the_mean_and_min_max_per_epoch(tmp_path, figures):
     assert _fill_points(sax.collections[0]) == _points([5, 10], [0.8, 1.0], [1.2, 1.0])
     assert "2 trials" in ax.get_legend().get_title().get_text()
     assert sax.get_xlabel() == "Epoch"
+
+
+def test_roc_of_test_split_uses_the_test_events_in_the_window_only():
+    import pandas as pd
+
+    from hzg import registry
+
+    # test split in the window: signal scores 0.9, 0.6; background 0.7, 0.2 (weights 1)
+    frame = pd.DataFrame(
+        {
+            "score": [0.9, 0.6, 0.7, 0.2, 0.1, 0.95, 0.99],
+            "mllg": [125, 125, 125, 125, 125, 125, 150],
+            "weight": [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
+            "is_signal": [1, 1, 0, 0, 1, 0, 0],
+            "split": [registry.TEST] * 4 + [registry.TRAIN, registry.VALIDATION, registry.TEST],
+        }
+    )
+    fpr, tpr, auc = plotting.roc_of_test_split(frame, (120, 130))
+    # thresholds 0.9 (1 sig, 0 bkg), 0.7 (1, 1), 0.6 (2, 1), 0.2 (2, 2): 3 of the 4 pairs ordered right
+    np.testing.assert_allclose(fpr, [0.0, 0.0, 0.5, 0.5, 1.0])
+    np.testing.assert_allclose(tpr, [0.0, 0.5, 0.5, 1.0, 1.0])
+    assert auc == pytest.approx(0.75)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: signal efficiencies of the ROC bands: 0, 0.002, ..., 1 (as plotting.roc_on_test)
+#: signal efficiencies of the ROC plots: 0, 0.002, ..., 1
 SIGNAL_EFFICIENCY_GRID = np.linspace(0.0, 1.0, 501)
 
 

@@ -431,22 +431,12 @@ def training_bands(
 
 
 # ------------------------------------------------------------- what the plots show (same code as the metrics)
-def test_split_roc(frame: pd.DataFrame, window: Sequence[float]) -> tuple[np.ndarray, np.ndarray, float]:
+def roc_of_test_split(frame: pd.DataFrame, window: Sequence[float]) -> tuple[np.ndarray, np.ndarray, float]:
     """ROC of the test split in the mass window along the curve: (bkg eff., sig eff., AUC)."""
     test = frame[frame["split"] == registry.TEST]
     s, m, w, y = (test[c].to_numpy() for c in ("score", "mllg", "weight", "is_signal"))
     fpr, tpr = evaluation.window_roc(s, m, w, y, window)
     return fpr, tpr, evaluation.window_auc(s, m, w, y, window)
-
-
-def roc_on_test(
-    frame: pd.DataFrame, window: Sequence[float], n_points: int = 501
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """ROC of the test split in the mass window on a grid of signal efficiencies: (bkg eff., sig eff.,
-    AUC)."""
-    fpr, tpr, auc = test_split_roc(frame, window)
-    grid = np.linspace(0.0, 1.0, n_points)
-    return np.interp(grid, tpr, fpr), grid, auc
 
 
 def overtraining_plot_data(frame: pd.DataFrame, cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
