@@ -1,7 +1,6 @@
 """Rule evaluate: Table I metrics of one (model, loss) on the test split of every trial -> metrics.json, and
-its
-plots: train vs test scores, background mllg per score bin (trial `trial`) and the training curves of all
-trials."""
+its plots: train vs test scores, background mllg per score bin (trial `trial`) and the training curves of all
+trials, trial by trial (training) and as the band between the lowest and highest trial (training_bands)."""
 
 import logging
 from pathlib import Path
@@ -38,3 +37,4 @@ curves = [
     for t, h in zip(result["trials"], map(pd.read_csv, inp.histories))
 ]
 plotting.training_curves(curves, Path(out.training).with_suffix(""), *lumi, name, xlabel=p.epoch_label)
+plotting.training_bands(curves, Path(out.training_bands).with_suffix(""), *lumi, name, xlabel=p.epoch_label)

@@ -8,7 +8,7 @@ import matplotlib.image as mpimg  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from hzg.results import plotting  # noqa: E402
+from hzg.results import bands, plotting  # noqa: E402
 
 
 @pytest.fixture
@@ -47,7 +47,22 @@ def test_no_plot_names_an_experiment(tmp_path, figures):
         13,
         np.linspace(-3, 3, 11),
     )
-    assert len(figures) == 3
+    plotting.roc_bands(
+        [("ETN", bands.roc_band([(tpr**2, tpr), (tpr**3, tpr)]), [0.7, 0.8])],
+        tmp_path / "rb",
+        138,
+        13,
+        (120, 130),
+        2,
+    )
+    plotting.training_bands(
+        [("trial 0", epoch, loss, loss + 0.01, np.linspace(0.5, 1.0, 10), 5)] * 2,
+        tmp_path / "tb",
+        138,
+        13,
+        "ETN",
+    )
+    assert len(figures) == 5
     for fig in figures:
         text = " ".join(_texts(fig))
         assert plotting.SIMULATION_LABEL in text and "138" in text
@@ -124,3 +139,88 @@ def test_training_curves_plot_the_history_and_star_the_selected_epoch(tmp_path, 
     np.testing.assert_allclose(sax.lines[0].get_ydata(), [1.2, 1.0])
     star = [ln for ln in sax.lines if ln.get_marker() == "*"]
     assert len(star) == 1 and list(star[0].get_xdata()) == [5] and list(star[0].get_ydata()) == [1.2]
+
+
+def _fill_points(collection) -> set[tuple[float, float]]:
+    """The (x, y) corners of a fill_between polygon."""
+    return {(round(float(x), 9), round(float(y), 9)) for x, y in collection.get_paths()[0].vertices}
+
+
+def _points(x, *ys) -> set[tuple[float, float]]:
+    return {(round(float(a), 9), round(float(b), 9)) for y in ys for a, b in zip(x, y)}
+
+
+def test_roc_bands_fill_between_the_lowest_and_highest_trial_around_the_mean(tmp_path, figures):
+    tpr = np.linspace(0, 1, 11)
+    grid = np.linspace(0, 1, 5)
+    etn = bands.roc_band([(tpr**2, tpr), (tpr**3, tpr), (tpr**4, tpr)], grid)
+    bdt = bands.roc_band([(tpr, tpr)], grid)
+    paths = plotting.roc_bands(
+        [("ETN", etn, [0.75, 0.77, 0.76]), ("BDT", bdt, [0.5])], tmp_path / "rb", 138, 13, (120, 130), 3
+    )
+    ax = figures[0].axes[0]
+    lines = {ln.get_label(): ln for ln in ax.lines}
+    mean = lines["ETN (AUC = 76.0 ± 1.0 %)"]
+    np.testing.assert_allclose(mean.get_xdata(), grid)
+    np.testing.assert_allclose(mean.get_ydata(), np.interp(grid, tpr, (tpr**2 + tpr**3 + tpr**4) / 3))
+    np.testing.assert_allclose(lines["BDT (AUC = 50.0 %)"].get_ydata(), grid)
+    etn_fill, bdt_fill = ax.collections[:2]
+    assert _fill_points(etn_fill) == _points(grid, np.interp(grid, tpr, tpr**4), np.interp(grid, tpr, tpr**2))
+    assert _fill_points(bdt_fill) == _points(grid, grid)
+    assert etn_fill.get_facecolor()[0][:3] == pytest.approx(mean.get_color()[:3])
+    assert "3 trials" in ax.get_legend().get_title().get_text()
+    assert ax.get_xlabel() == "Signal efficiency" and ax.get_ylabel() == "Background efficiency"
+    assert paths[0].read_bytes().startswith(b"%PDF") and paths[1].suffix == ".png"
+
+
+def test_auc_text_is_mean_and_sample_std_in_percent():
+    assert plotting.auc_text([0.75, 0.77]) == "76.0 ± 1.4 %"
+    assert plotting.auc_text([0.756]) == "75.6 %"
+    assert plotting.auc_text([float("nan")]) == "n/a"
+
+
+def test_training_bands_plot_the_mean_and_min_max_per_epoch(tmp_path, figures):
+    epoch = np.arange(1, 11)
+    evaluated = epoch % 5 == 0
+    train = [np.linspace(1, 0.5, 10), np.linspace(1.2, 0.4, 10)]
+    val = [np.where(evaluated, t + 0.1, np.nan) for t in train]
+    z = [np.where(evaluated, [0, 0, 0, 0, 1.2, 0, 0, 0, 0, 1.0], np.nan), np.full(10, np.nan)]
+    z[1][4] = 0.8  # trial 1: a significance at epoch 5 only
+    histories = [(f"trial {t}", epoch, train[t], val[t], z[t], 5) for t in (0, 1)]
+    plotting.training_bands(histories, tmp_path / "tb", 138, 13, "ETN", xlabel="Epoch")
+    ax, sax = figures[0].axes[:2]
+    lines = {ln.get_label(): ln for ln in ax.lines + sax.lines}
+    np.testing.assert_allclose(lines["training loss"].get_xdata(), epoch)
+    np.testing.assert_allclose(lines["training loss"].get_ydata(), (train[0] + train[1]) / 2)
+    np.testing.assert_allclose(lines["validation loss"].get_xdata(), [5, 10])
+    np.testing.assert_allclose(lines["validation loss"].get_ydata(), (val[0] + val[1])[evaluated] / 2)
+    np.testing.assert_allclose(lines["validation significance"].get_xdata(), [5, 10])
+    np.testing.assert_allclose(lines["validation significance"].get_ydata(), [1.0, 1.0])  # 10: trial 0 only
+    train_fill, val_fill = ax.collections[:2]
+    assert _fill_points(train_fill) == _points(epoch, np.minimum(*train), np.maximum(*train))
+    assert _fill_points(val_fill) == _points([5, 10], val[1][evaluated], val[0][evaluated])
+    assert _fill_points(sax.collections[0]) == _points([5, 10], [0.8, 1.0], [1.2, 1.0])
+    assert "2 trials" in ax.get_legend().get_title().get_text()
+    assert sax.get_xlabel() == "Epoch"
+
+
+def test_roc_of_test_split_uses_the_test_events_in_the_window_only():
+    import pandas as pd
+
+    from hzg import registry
+
+    # test split in the window: signal scores 0.9, 0.6; background 0.7, 0.2 (weights 1)
+    frame = pd.DataFrame(
+        {
+            "score": [0.9, 0.6, 0.7, 0.2, 0.1, 0.95, 0.99],
+            "mllg": [125, 125, 125, 125, 125, 125, 150],
+            "weight": [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
+            "is_signal": [1, 1, 0, 0, 1, 0, 0],
+            "split": [registry.TEST] * 4 + [registry.TRAIN, registry.VALIDATION, registry.TEST],
+        }
+    )
+    fpr, tpr, auc = plotting.roc_of_test_split(frame, (120, 130))
+    # thresholds 0.9 (1 sig, 0 bkg), 0.7 (1, 1), 0.6 (2, 1), 0.2 (2, 2): 3 of the 4 pairs ordered right
+    np.testing.assert_allclose(fpr, [0.0, 0.0, 0.5, 0.5, 1.0])
+    np.testing.assert_allclose(tpr, [0.0, 0.5, 0.5, 1.0, 1.0])
+    assert auc == pytest.approx(0.75)

@@ -208,7 +208,9 @@ def test_dag_produces_table_one_metrics_and_evaluation_plots(ci_run):
     assert (table["Signi. MC stat."].astype(float) > 0).all()
     assert "Random" in (ci_run / "results/tables/table1.md").read_text()
     assert (ci_run / "results/tables/table1.tex").read_text().lstrip().startswith("\\begin{table}")
-    plots = ["roc"] + [f"{run}/{kind}" for run in runs for kind in ("scores", "sculpting", "training")]
+    plots = ["roc", "roc_trials"] + [
+        f"{run}/{kind}" for run in runs for kind in ("scores", "sculpting", "training", "training_bands")
+    ]
     for plot in plots:
         assert_plot(ci_run / f"results/plots/eval/{plot}")
     for log in ["eval/random", "tables/table1", "plots/roc"] + [f"eval/{run}" for run in runs]:
@@ -227,6 +229,7 @@ def test_report_builds_with_tables_and_plots(ci_run):
         "Features",
         "table1.csv",
         "roc.png",
+        "roc_trials.png",
         "Benchmarks",
         "benchmark_stages.csv",
     ):
@@ -236,7 +239,7 @@ def test_report_builds_with_tables_and_plots(ci_run):
     import base64
 
     for run in (f"{r['model']}_{r['loss']}" for r in cfg["runs"]):
-        for kind in ("scores", "sculpting", "training"):
+        for kind in ("scores", "sculpting", "training", "training_bands"):
             assert f"results/plots/eval/{run}/{kind}.png" in text, (run, kind)
     for var in list(features.FEATURES) + ["mllg"]:
         assert f"results/plots/features/{features.file_stem(var)}.png" in text, var

@@ -270,11 +270,11 @@ def evaluation_outputs():
     return (
         [f"{eval_dir(run)}/metrics.json" for run in RUNS + [RANDOM]]
         + expand("{dir}/table1.{ext}", dir=TABLES_DIR, ext=["md", "csv", "tex"])
-        + expand("{dir}/roc.{ext}", dir=EVAL_PLOTS, ext=["pdf", "png"])
+        + expand("{dir}/{plot}.{ext}", dir=EVAL_PLOTS, plot=["roc", "roc_trials"], ext=["pdf", "png"])
         + [
             f"{eval_plot_dir(run)}/{plot}.{ext}"
             for run in RUNS
-            for plot in ("scores", "sculpting", "training")
+            for plot in ("scores", "sculpting", "training", "training_bands")
             for ext in ("pdf", "png")
         ]
     )

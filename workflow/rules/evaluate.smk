@@ -1,6 +1,7 @@
 # Evaluation (paper 000, Sec. IV D-E): per (model, loss) the Table I metrics on the test split of every trial
 # and its plots (overtraining, background mllg per score bin, training curves; one job, as the job's cost is
-# mostly start-up), the random classifier through the same code, Table I and the ROC curves of all runs.
+# mostly start-up), the random classifier through the same code, Table I and the ROC curves of all runs
+# (one trial, and all trials as bands).
 # Outputs tagged with report() feed `snakemake --report`.
 
 report: "../report/workflow.rst"
@@ -21,7 +22,11 @@ rule evaluate:
         training=report(f"{eval_plot_dir()}/training.png", caption="../report/training.rst",
                         category="Training", subcategory="{model}_{loss}",
                         labels={"run": "{model}_{loss}", "figure": "training curves"}),
-        pdfs=multiext(f"{eval_plot_dir()}/", "scores.pdf", "sculpting.pdf", "training.pdf"),
+        training_bands=report(f"{eval_plot_dir()}/training_bands.png", caption="../report/training_bands.rst",
+                              category="Training", subcategory="{model}_{loss}",
+                              labels={"run": "{model}_{loss}", "figure": "training curves, band"}),
+        pdfs=multiext(f"{eval_plot_dir()}/", "scores.pdf", "sculpting.pdf", "training.pdf",
+                      "training_bands.pdf"),
     params:
         evaluation=eval_params(*METRIC_KEYS),
         info=get_run_info,
@@ -86,16 +91,20 @@ rule table_one:
 
 rule roc_plot:
     input:
-        scores=[f"{run_dir(run, PLOT_TRIAL)}/scores.parquet" for run in RUNS],
+        scores=trained("scores.parquet"),  # run by run, trial by trial
     output:
         pdf=f"{EVAL_PLOTS}/roc.pdf",
         png=report(f"{EVAL_PLOTS}/roc.png", caption="../report/roc.rst", category="Table I",
                    labels={"figure": "ROC curves"}),
+        trials_pdf=f"{EVAL_PLOTS}/roc_trials.pdf",
+        trials_png=report(f"{EVAL_PLOTS}/roc_trials.png", caption="../report/roc_trials.rst",
+                          category="Table I", labels={"figure": "ROC curves, all trials"}),
     params:
         runs=config["runs"],
         losses=config["losses"],
         window=config["evaluation"]["window"],
         trial=PLOT_TRIAL,
+        n_trials=config["split"]["n_trials"],
         luminosity_fb=config["luminosity_fb"],
         sqrt_s_tev=config["sqrt_s_tev"],
     log:

@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hzg import io, metrics, registry  # noqa: E402
-from hzg.results import evaluation  # noqa: E402
+from hzg.results import bands, evaluation  # noqa: E402
 
 SIGNAL_COLOR, BACKGROUND_COLOR = "#e42536", "#5790fc"
 
@@ -322,17 +322,121 @@ def training_curves(
     return save(fig, stem)
 
 
+def auc_text(aucs: Sequence[float]) -> str:
+    """AUC of several trials in percent, mean ± sample std (as Table I): "75.6 ± 0.4 %" ("75.6 %" for one)."""
+    agg = evaluation.aggregate(list(aucs))
+    if agg["mean"] is None:
+        return "n/a"
+    std = "" if agg["std"] is None else f" ± {100 * agg['std']:.1f}"
+    return f"{100 * agg['mean']:.1f}{std} %"
+
+
+def roc_bands(
+    runs: Sequence[tuple[str, bands.Band, Sequence[float]]],
+    stem: str | Path,
+    luminosity_fb: float,
+    sqrt_s_tev: float,
+    window: Sequence[float],
+    n_trials: int,
+) -> list[Path]:
+    """ROC curves of several classifiers over repeated trainings: per run (label, band of the background
+    efficiency on a grid of signal efficiencies, AUC of every trial) the mean over the trials as a line and
+    the band between the lowest and highest trial filled, AUC mean ± std in the legend."""
+    hep.style.use("CMS")
+    fig, ax = plt.subplots(figsize=(10, 9))
+    ax.plot([0, 1], [0, 1], ls=":", color="grey", lw=1.5, label="Random (AUC = 50 %)")
+    colors = plt.cm.tab10(np.linspace(0, 1, 10))
+    for i, (label, band, aucs) in enumerate(runs):
+        color = colors[i % 10]
+        ax.fill_between(band.x, band.lower, band.upper, color=color, alpha=0.25, lw=0)
+        ax.plot(
+            band.x,
+            band.mean,
+            lw=2,
+            color=color,
+            ls=("-", "--")[i // 10 % 2],
+            label=f"{label} (AUC = {auc_text(aucs)})",
+        )
+    ax.set_xlabel("Signal efficiency")
+    ax.set_ylabel("Background efficiency")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.legend(
+        loc="upper left",
+        fontsize=14,
+        title=(
+            f"Test set, {window[0]:g} < "
+            r"$m_{\ell\ell\gamma}$"
+            f" < {window[1]:g} GeV\nmean and min-max of {n_trials} trial{'s' if n_trials != 1 else ''}"
+        ),
+        title_fontsize=14,
+        ncol=1,
+    )
+    label_simulation(ax, luminosity_fb, sqrt_s_tev)
+    return save(fig, stem)
+
+
+def _band_plot(ax: plt.Axes, band: bands.Band, color: Any, label: str, **line: Any) -> bool:
+    """Mean line and min-max band where some trial has a value; False (nothing drawn) where none has."""
+    ok = band.defined
+    if not ok.any():
+        return False
+    ax.fill_between(band.x[ok], band.lower[ok], band.upper[ok], color=color, alpha=0.25, lw=0)
+    ax.plot(band.x[ok], band.mean[ok], color=color, label=label, **line)
+    return True
+
+
+def training_bands(
+    histories: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int | None]],
+    stem: str | Path,
+    luminosity_fb: float,
+    sqrt_s_tev: float,
+    title: str,
+    xlabel: str = "Epoch",
+) -> list[Path]:
+    """Training curves of repeated trainings as bands: training and validation loss above, validation
+    significance below, vs epoch; per epoch the mean over the trials that have a value there as a line and
+    the lowest to highest trial filled. histories: as for `training_curves`, one per trial."""
+    hep.style.use("CMS")
+    fig, (ax, sax) = plt.subplots(2, 1, figsize=(10, 10), sharex=True, gridspec_kw={"hspace": 0.06})
+    colors = plt.cm.tab10(np.linspace(0, 1, 10))
+    n = len(histories)
+    train, val, z = (bands.history_band([(h[1], h[k]) for h in histories]) for k in (2, 3, 4))
+    _band_plot(ax, train, colors[0], "training loss", lw=2)
+    _band_plot(ax, val, colors[1], "validation loss", lw=1.5, ls="--", marker="o", ms=3)
+    _band_plot(sax, z, colors[2], "validation significance", lw=1.5, marker="o", ms=4)
+    ax.set_ylabel("Loss")
+    losses = np.concatenate([np.r_[b.lower, b.upper] for b in (train, val)])
+    losses = losses[np.isfinite(losses)]
+    if losses.size:
+        top, bottom = losses.max(), losses.min()
+        pad = max(top - bottom, 1e-3)
+        ax.set_ylim(bottom - 0.05 * pad, top + 0.7 * pad)
+    ax.legend(
+        loc="upper right",
+        fontsize=14,
+        title=f"{title}\nmean and min-max of {n} trial{'s' if n != 1 else ''}",
+        title_fontsize=15,
+    )
+    sax.set_ylabel(r"Validation significance [$\sigma$]")
+    zs = np.r_[z.lower, z.upper]
+    zs = zs[np.isfinite(zs)]
+    if zs.size:
+        pad = max(np.ptp(zs), 1e-3)
+        sax.set_ylim(zs.min() - 0.1 * pad, zs.max() + 0.6 * pad)
+        sax.legend(loc="upper right", fontsize=14)
+    sax.set_xlabel(xlabel)
+    label_simulation(ax, luminosity_fb, sqrt_s_tev)
+    return save(fig, stem)
+
+
 # ------------------------------------------------------------- what the plots show (same code as the metrics)
-def roc_on_test(
-    frame: pd.DataFrame, window: Sequence[float], n_points: int = 501
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """ROC of the test split in the mass window on a grid of signal efficiencies: (bkg eff., sig eff.,
-    AUC)."""
+def roc_of_test_split(frame: pd.DataFrame, window: Sequence[float]) -> tuple[np.ndarray, np.ndarray, float]:
+    """ROC of the test split in the mass window along the curve: (bkg eff., sig eff., AUC)."""
     test = frame[frame["split"] == registry.TEST]
     s, m, w, y = (test[c].to_numpy() for c in ("score", "mllg", "weight", "is_signal"))
     fpr, tpr = evaluation.window_roc(s, m, w, y, window)
-    grid = np.linspace(0.0, 1.0, n_points)
-    return np.interp(grid, tpr, fpr), grid, evaluation.window_auc(s, m, w, y, window)
+    return fpr, tpr, evaluation.window_auc(s, m, w, y, window)
 
 
 def overtraining_plot_data(frame: pd.DataFrame, cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
