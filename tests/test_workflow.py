@@ -211,10 +211,15 @@ def test_dag_produces_table_one_metrics_and_evaluation_plots(ci_run):
     plots = ["roc", "roc_trials"] + [
         f"{run}/{kind}" for run in runs for kind in ("scores", "sculpting", "training", "training_bands")
     ]
+    attention = [f"{r['model']}_{r['loss']}" for r in cfg["runs"] if r["model"] in registry.ATTENTION_MODELS]
+    assert attention  # the ci grid has ETN runs: their attention maps and Grad-CAM attribution
+    plots += [f"{run}/{kind}" for run in attention for kind in ("attention", "gradcam")]
     for plot in plots:
         assert_plot(ci_run / f"results/plots/eval/{plot}")
-    for log in ["eval/random", "tables/table1", "plots/roc"] + [f"eval/{run}" for run in runs]:
+    logs = ["eval/random", "tables/table1", "plots/roc"] + [f"eval/{run}" for run in runs]
+    for log in logs + [f"eval/{run}.interpret" for run in attention]:
         assert (ci_run / f"logs/{log}.log").stat().st_size > 0
+    assert not (ci_run / "results/plots/eval/xgboost_bce/attention.png").exists()  # trees have no attention
 
 
 def test_report_builds_with_tables_and_plots(ci_run):

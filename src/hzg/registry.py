@@ -28,6 +28,8 @@ MODEL_LABELS: dict[str, str] = {
 TREE_MODELS: tuple[str, ...] = ("xgboost", "bdt")
 #: the neural networks (hzg.learn.models)
 NEURAL_MODELS: tuple[str, ...] = ("etn", "fnn", "dfnn", "ft_transformer", "resnet")
+#: the networks with attention: their attention maps and Grad-CAM attribution are plotted (rule interpret)
+ATTENTION_MODELS: tuple[str, ...] = ("etn", "ft_transformer")
 #: every model a run of the config may name (the schema's enum of runs[].model)
 MODELS: tuple[str, ...] = NEURAL_MODELS + TREE_MODELS
 #: the random classifier: evaluated like a run, never trained

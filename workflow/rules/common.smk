@@ -1,6 +1,16 @@
 # Helpers shared by the rules: samples, chunks and paths. Pure functions of the config.
 from hzg.data.features import DISCO_FEATURES, feature_set, file_stem
-from hzg.registry import DIRECTIONS, MODELS, NOMINAL, RANDOM, TREE_MODELS, VARIATIONS, epoch_label, run_names
+from hzg.registry import (
+    ATTENTION_MODELS,
+    DIRECTIONS,
+    MODELS,
+    NOMINAL,
+    RANDOM,
+    TREE_MODELS,
+    VARIATIONS,
+    epoch_label,
+    run_names,
+)
 
 
 #: the 12 classifier inputs, sigma_m in GeV or as sigma_m/m (config features.sigma_m)
@@ -10,6 +20,8 @@ PLOT_VARIABLES = INPUT_FEATURES + list(DISCO_FEATURES) + ["mllg"]
 PLOT_STEMS = [file_stem(var) for var in PLOT_VARIABLES]
 #: "<model>_<loss>" of every run of the grid, in config order
 RUNS = run_names(config["runs"])
+#: the runs whose model has attention (ETN, FT-Transformer): attention maps and Grad-CAM (rule interpret)
+ATTENTION_RUNS = run_names([r for r in config["runs"] if r["model"] in ATTENTION_MODELS])
 
 # ---------------------------------------------------------------- output folders, each given once
 # Folders of a run take wildcards by default ("{model}_{loss}", "{trial}") for the rules' outputs, or values.
@@ -226,6 +238,11 @@ def get_run_info(wildcards):
     return {"model": wildcards.model, "loss": wildcards.loss, **config["losses"][wildcards.loss]}
 
 
+def get_plot_checkpoint(wildcards):
+    """The checkpoint of the job's run in the trial of the evaluation plots (evaluation.roc_trial)."""
+    return f"{run_dir(f'{wildcards.model}_{wildcards.loss}', PLOT_TRIAL)}/checkpoint.pt"
+
+
 def get_friend_checkpoints(wildcards):
     """The checkpoints of every run, of the trial that scores the friend trees."""
     t = config["friends"]["trial"]
@@ -275,6 +292,12 @@ def evaluation_outputs():
             f"{eval_plot_dir(run)}/{plot}.{ext}"
             for run in RUNS
             for plot in ("scores", "sculpting", "training", "training_bands")
+            for ext in ("pdf", "png")
+        ]
+        + [
+            f"{eval_plot_dir(run)}/{plot}.{ext}"
+            for run in ATTENTION_RUNS
+            for plot in ("attention", "gradcam")
             for ext in ("pdf", "png")
         ]
     )

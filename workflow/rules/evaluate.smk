@@ -1,7 +1,8 @@
 # Evaluation (paper 000, Sec. IV D-E): per (model, loss) the Table I metrics on the test split of every trial
 # and its plots (overtraining, background mllg per score bin, training curves; one job, as the job's cost is
 # mostly start-up), the random classifier through the same code, Table I and the ROC curves of all runs
-# (one trial, and all trials as bands).
+# (one trial, and all trials as bands); for the networks with attention, their mean attention maps and
+# Grad-CAM attribution (rule interpret).
 # Outputs tagged with report() feed `snakemake --report`.
 
 report: "../report/workflow.rst"
@@ -44,6 +45,40 @@ rule evaluate:
         "../../envs/report.yaml"
     script:
         "../../scripts/evaluate.py"
+
+
+rule interpret:
+    # the networks with attention (ATTENTION_MODELS): mean attention maps and Grad-CAM attribution of signal
+    # and background, test split of the plot trial (hzg.results.interpret)
+    input:
+        checkpoint=get_plot_checkpoint,
+        features=expand("{dir}/{sample}.parquet", dir=FEATURES_DIR, sample=config["samples"]),
+    output:
+        attention=report(f"{eval_plot_dir()}/attention.png", caption="../report/attention.rst",
+                         category="Interpretation", subcategory="{model}_{loss}",
+                         labels={"run": "{model}_{loss}", "figure": "attention maps"}),
+        gradcam=report(f"{eval_plot_dir()}/gradcam.png", caption="../report/gradcam.rst",
+                       category="Interpretation", subcategory="{model}_{loss}",
+                       labels={"run": "{model}_{loss}", "figure": "Grad-CAM attribution"}),
+        pdfs=multiext(f"{eval_plot_dir()}/", "attention.pdf", "gradcam.pdf"),
+    wildcard_constraints:
+        model="|".join(ATTENTION_MODELS),
+    params:
+        info=get_run_info,
+        trial=PLOT_TRIAL,
+        window=config["evaluation"]["window"],
+        luminosity_fb=config["luminosity_fb"],
+        sqrt_s_tev=config["sqrt_s_tev"],
+    log:
+        "logs/eval/{model}_{loss}.interpret.log",
+    benchmark:
+        benchmark_file("interpret", "{model}_{loss}"),
+    resources:
+        mem_mb=8000,
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../../scripts/interpret.py"
 
 
 rule evaluate_random:

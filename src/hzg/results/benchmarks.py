@@ -18,6 +18,7 @@ STAGE_OF_RULE: dict[str, str] = {
     "train": "train",
     "evaluate": "evaluate",
     "evaluate_random": "evaluate",
+    "interpret": "evaluate",
     "friends": "friends",
     "fit": "fit",
 }

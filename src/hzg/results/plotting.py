@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -16,7 +16,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hzg import io, metrics, registry  # noqa: E402
+from hzg.data.features import LABELS  # noqa: E402
 from hzg.results import bands, evaluation  # noqa: E402
+
+if TYPE_CHECKING:
+    from hzg.results.interpret import AttentionBlock, Interpretation
 
 SIGNAL_COLOR, BACKGROUND_COLOR = "#e42536", "#5790fc"
 
@@ -426,6 +430,116 @@ def training_bands(
         sax.set_ylim(zs.min() - 0.1 * pad, zs.max() + 0.6 * pad)
         sax.legend(loc="upper right", fontsize=14)
     sax.set_xlabel(xlabel)
+    label_simulation(ax, luminosity_fb, sqrt_s_tev)
+    return save(fig, stem)
+
+
+# ------------------------------------------------------------- attention models (hzg.results.interpret)
+#: short token labels where the feature label is long
+TOKEN_LABELS: dict[str, str] = {"lep_flavour": "flavour"}
+
+
+def token_label(name: str) -> str:
+    """Axis label of a token: the feature's label, shortened where long; the class token as it is."""
+    return TOKEN_LABELS.get(name, LABELS.get(name, name))
+
+
+def _attention_rows(block: AttentionBlock) -> list[tuple[str, np.ndarray, str, float, float]]:
+    """(name, maps (heads, queries, keys), colour map, vmin, vmax) of signal, background and their
+    difference; signal and background share one colour scale, the difference is symmetric."""
+    top = float(max(block.signal.max(), block.background.max()))
+    diff = block.signal - block.background
+    reach = float(np.abs(diff).max()) or 1e-6
+    return [
+        ("Signal", block.signal, "viridis", 0.0, top),
+        ("Background", block.background, "viridis", 0.0, top),
+        ("Signal $-$ background", diff, "RdBu_r", -reach, reach),
+    ]
+
+
+def _token_ticks(ax: plt.Axes, xlabels: Sequence[str] | None, ylabels: Sequence[str] | None) -> None:
+    """Tick labels of a heat map's columns (xlabels) and rows (ylabels); none where None."""
+    for labels, set_ticks in ((xlabels, ax.set_xticks), (ylabels, ax.set_yticks)):
+        n = len(labels) if labels is not None else 0
+        set_ticks(np.arange(n), [token_label(t) for t in labels] if labels is not None else [], fontsize=10)
+    ax.tick_params(axis="x", labelrotation=90)
+    ax.tick_params(which="minor", bottom=False, top=False, left=False, right=False)
+
+
+def _self_attention_panels(fig: plt.Figure, spec: Any, block: AttentionBlock) -> None:
+    """Rows signal, background, difference by columns head: query x key heat maps, in gridspec cell `spec`."""
+    n_heads = block.signal.shape[0]
+    axes = np.array([[fig.add_subplot(c) for c in row] for row in _cells(spec, 3, n_heads)])
+    for r, (name, maps, cmap, lo, hi) in enumerate(_attention_rows(block)):
+        for h in range(n_heads):
+            ax = axes[r, h]
+            im = ax.imshow(maps[h], cmap=cmap, vmin=lo, vmax=hi, aspect="auto")
+            ax.set_title(f"{name}, head {h + 1}", fontsize=12)
+            _token_ticks(ax, block.keys if r == 2 else None, block.queries if h == 0 else None)
+        fig.colorbar(im, ax=list(axes[r]), fraction=0.02, pad=0.01).ax.tick_params(labelsize=10)
+
+
+def _single_query_panels(fig: plt.Figure, spec: Any, block: AttentionBlock) -> None:
+    """One query (a class token): head x key heat maps of signal, background and their difference."""
+    n_heads = block.signal.shape[0]
+    for cell, (name, maps, cmap, lo, hi) in zip(_cells(spec, 1, 3)[0], _attention_rows(block)):
+        ax = fig.add_subplot(cell)
+        im = ax.imshow(maps[:, 0, :], cmap=cmap, vmin=lo, vmax=hi, aspect="auto")
+        ax.set_title(f"{name}: {token_label(block.queries[0])} token attends to", fontsize=12)
+        _token_ticks(ax, block.keys, [f"head {h + 1}" for h in range(n_heads)])
+        fig.colorbar(im, ax=ax, fraction=0.05, pad=0.01).ax.tick_params(labelsize=10)
+
+
+def _cells(spec: Any, rows: int, cols: int) -> list[list[Any]]:
+    """A rows x cols grid of gridspec cells inside the cell `spec`."""
+    grid = spec.subgridspec(rows, cols)
+    return [[grid[r, c] for c in range(cols)] for r in range(rows)]
+
+
+def _text_axis(fig: plt.Figure, spec: Any) -> plt.Axes:
+    """An axis without frame or ticks, for text."""
+    ax = fig.add_subplot(spec)
+    ax.axis("off")
+    return ax
+
+
+def attention_maps(
+    result: Interpretation, stem: str | Path, luminosity_fb: float, sqrt_s_tev: float, title: str
+) -> list[Path]:
+    """Mean attention maps of every block and head, signal, background and signal minus background (rows:
+    the attending tokens, columns: the attended ones); a class token's single row is drawn per head."""
+    hep.style.use("CMS")
+    n_heads = result.blocks[0].signal.shape[0]
+    heights = [0.6]
+    for block in result.blocks:
+        heights += [0.4, 12.0 if len(block.queries) > 1 else 0.45 * n_heads + 3.0]
+    fig = plt.figure(figsize=(max(3.8 * n_heads, 15.0), sum(heights)), layout="constrained")
+    grid = fig.add_gridspec(len(heights), 1, height_ratios=heights)
+    ax = _text_axis(fig, grid[0])
+    label_simulation(ax, luminosity_fb, sqrt_s_tev)
+    ax.text(0.0, 0.0, f"{title}: mean attention weights, test split", fontsize=16, transform=ax.transAxes)
+    for i, block in enumerate(result.blocks):
+        _text_axis(fig, grid[1 + 2 * i]).text(0.5, 0.0, block.title, fontsize=16, ha="center")
+        panels = _self_attention_panels if len(block.queries) > 1 else _single_query_panels
+        panels(fig, grid[2 + 2 * i], block)
+    return save(fig, stem)
+
+
+def gradcam_bars(
+    result: Interpretation, stem: str | Path, luminosity_fb: float, sqrt_s_tev: float, title: str
+) -> list[Path]:
+    """Grad-CAM-style attribution of every feature token (sums to 1), signal and background side by side."""
+    hep.style.use("CMS")
+    fig, ax = plt.subplots(figsize=(12, 8))
+    pos = np.arange(len(result.features))
+    ax.bar(pos - 0.2, result.gradcam_signal, 0.4, color=SIGNAL_COLOR, label="Signal")
+    ax.bar(pos + 0.2, result.gradcam_background, 0.4, color=BACKGROUND_COLOR, label="Background")
+    ax.set_xticks(pos, [token_label(f) for f in result.features], rotation=60, ha="right", fontsize=15)
+    ax.tick_params(axis="x", which="minor", bottom=False, top=False)
+    ax.set_ylabel("Grad-CAM attribution (sum 1)", fontsize=20)
+    top = max(float(result.gradcam_signal.max()), float(result.gradcam_background.max()))
+    ax.set_ylim(0, 1.35 * top)
+    ax.legend(loc="upper right", fontsize=16, title=f"{title}, test split", title_fontsize=16)
     label_simulation(ax, luminosity_fb, sqrt_s_tev)
     return save(fig, stem)
 

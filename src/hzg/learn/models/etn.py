@@ -79,6 +79,11 @@ class MultiHeadAttention(nn.Module):
 
     Parameters are laid out as in `nn.MultiheadAttention` (`in_proj_weight` (3d, d), `in_proj_bias`,
     `out_proj`), with the same initialisation, so the two are interchangeable.
+
+    With `keep_weights` set (`hzg.results.interpret.recording_attention`), the attention is computed
+    explicitly as softmax(q k^T / sqrt(d_head)) v and the weights, detached, of the last call are kept in
+    `weights` (batch, heads, Tq, Tk); the output is the same to float rounding. Off by default: training and
+    scoring take the fused kernels.
     """
 
     def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0) -> None:
@@ -93,6 +98,8 @@ class MultiHeadAttention(nn.Module):
         self.out_proj = nn.Linear(d_model, d_model)
         nn.init.xavier_uniform_(self.in_proj_weight)
         nn.init.zeros_(self.out_proj.bias)
+        self.keep_weights = False
+        self.weights: torch.Tensor | None = None
 
     def extra_repr(self) -> str:
         return f"heads={self.n_heads}, dropout={self.dropout}"
@@ -112,6 +119,8 @@ class MultiHeadAttention(nn.Module):
             q = F.linear(query, self.in_proj_weight[:d], self.in_proj_bias[:d])
             k, v = F.linear(key_value, self.in_proj_weight[d:], self.in_proj_bias[d:]).chunk(2, dim=-1)
         dropout = self.dropout if self.training else 0.0
+        if self.keep_weights:
+            return self._explicit(q, k, v, dropout, query.shape)
         if small_attention.usable(q, k, v):
             return self.out_proj(small_attention.attention(q, k, v, self.n_heads, dropout))
         q, k, v = self._heads(q), self._heads(k), self._heads(v)
@@ -128,6 +137,16 @@ class MultiHeadAttention(nn.Module):
         else:
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
         return self.out_proj(out.transpose(1, 2).reshape(query.shape))
+
+    def _explicit(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: float, shape: torch.Size
+    ) -> torch.Tensor:
+        """Attention from the explicit weights softmax(q k^T / sqrt(d_head)), kept in `self.weights`."""
+        q, k, v = self._heads(q), self._heads(k), self._heads(v)
+        weights = (q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5).softmax(dim=-1)
+        self.weights = weights.detach()
+        out = F.dropout(weights, dropout, training=bool(dropout)) @ v
+        return self.out_proj(out.transpose(1, 2).reshape(shape))
 
 
 class EventClassifierTransformer(nn.Module):

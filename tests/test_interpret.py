@@ -1,0 +1,272 @@
+"""Attention maps and Grad-CAM attribution of the attention models (hzg.results.interpret) and their plots."""
+
+import math
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from hzg.learn.classifier import Classifier, Normaliser
+from hzg.learn.models import build_model
+from hzg.learn.models.etn import MultiHeadAttention
+from hzg.registry import ATTENTION_MODELS, TEST, TRAIN
+from hzg.results import interpret, plotting
+
+FEATURES = ["photon_eta", "lep1_eta", "llg_ptt", "cos_Theta", "phi"]
+NO_DROPOUT = {"etn": {"dropout": 0.0}, "ft_transformer": {"attention_dropout": 0.0, "ffn_dropout": 0.0}}
+
+
+def _model(name: str, seed: int = 1, **hparams) -> nn.Module:
+    torch.manual_seed(seed)
+    model = build_model(name, len(FEATURES), **hparams)
+    with torch.no_grad():  # a non-zero class token: the ETN's starts at 0 (every query then attends evenly)
+        model.cls_token.normal_()
+    return model.eval()
+
+
+def _x(n: int, seed: int = 2) -> torch.Tensor:
+    return torch.randn(n, len(FEATURES), generator=torch.Generator().manual_seed(seed))
+
+
+def test_every_neural_model_with_attention_is_supported():
+    for name in ATTENTION_MODELS:
+        assert interpret.has_attention(build_model(name, 3))
+    assert not interpret.has_attention(build_model("fnn", 3))
+    with pytest.raises(TypeError, match="no feature tokens"):
+        interpret.token_module(build_model("resnet", 3))
+
+
+@pytest.mark.parametrize("name", ATTENTION_MODELS)
+def test_explicit_attention_rows_sum_to_one_and_leave_the_outputs_unchanged(name):
+    model = _model(name)
+    x = _x(203)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        reference = model.logits(x)  # the fused kernels
+        with interpret.recording_attention(model) as modules:
+            explicit = model.logits(x)
+            weights = {k: m.weights for k, m in modules.items()}
+        after = model.logits(x)
+    torch.testing.assert_close(explicit, reference, rtol=1e-5, atol=1e-5)
+    assert torch.equal(after, reference)  # the normal path again, bit for bit
+    labels = interpret.block_tokens(model, FEATURES)
+    assert list(weights) == list(labels) and len(weights) == 2
+    for key, w in weights.items():
+        _, queries, keys = labels[key]
+        assert w.shape == (203, 4, len(queries), len(keys))
+        assert (w >= 0).all()
+        torch.testing.assert_close(w.sum(-1), torch.ones(w.shape[:-1]))
+    for m in interpret.attention_modules(model).values():  # switched off again, nothing kept
+        assert not m.keep_weights and m.weights is None
+    assert model.state_dict().keys() == state.keys()  # no new parameters or buffers (checkpoints unchanged)
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+
+
+def test_kept_weights_are_those_of_torchs_multihead_attention():
+    """Same parameter layout as nn.MultiheadAttention: its attention weights (per head) must be ours."""
+    torch.manual_seed(3)
+    ours = MultiHeadAttention(16, 4).eval()
+    ref = nn.MultiheadAttention(16, 4, batch_first=True).eval()
+    ref.load_state_dict(ours.state_dict())
+    q, kv = torch.randn(31, 1, 16), torch.randn(31, 13, 16)
+    ours.keep_weights = True
+    with torch.no_grad():
+        out = ours(q, kv)
+        ref_out, ref_weights = ref(q, kv, kv, need_weights=True, average_attn_weights=False)
+    torch.testing.assert_close(ours.weights, ref_weights)
+    torch.testing.assert_close(out, ref_out)
+
+
+def _one_block_ft(cls: float) -> nn.Module:
+    """FT-Transformer of one [CLS]-only block, d = 2, one head, whose attention scores are hand-computable:
+    token j = (x_j, 0), [CLS] = (cls, 0), q = k = identity projections -> score_j = cls x_j / sqrt(2)."""
+    model = build_model("ft_transformer", 3, d_token=2, n_blocks=1, n_heads=1, **NO_DROPOUT["ft_transformer"])
+    with torch.no_grad():
+        model.tokenizer.weight.copy_(torch.tensor([[1.0, 0.0]] * 3))
+        model.tokenizer.bias.zero_()
+        model.cls_token.copy_(torch.tensor([[[cls, 0.0]]]))
+        attn = model.blocks[0].attn
+        attn.in_proj_weight.copy_(torch.cat([torch.eye(2)] * 3))
+        attn.in_proj_bias.zero_()
+    return model.eval()
+
+
+def test_mean_map_equals_a_hand_computation():
+    cls = 1.5
+    model = _one_block_ft(cls)
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(50, 3)).astype(np.float32)
+    is_signal = rng.random(50) < 0.4
+    weight = rng.uniform(0.1, 2.0, 50)
+    result = interpret.interpret(
+        model, torch.from_numpy(x), is_signal, weight, ["a", "b", "c"], batch_size=16
+    )
+    scores = np.concatenate([cls * x, np.full((50, 1), cls * cls)], axis=1) / math.sqrt(
+        2
+    )  # keys a, b, c, CLS
+    p = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
+    (block,) = result.blocks
+    assert block.queries == ["[CLS]"] and block.keys == ["a", "b", "c", "[CLS]"]
+    for mask, mean in ((is_signal, block.signal), (~is_signal, block.background)):
+        expected = (weight[mask, None] * p[mask]).sum(axis=0) / weight[mask].sum()
+        assert mean.shape == (1, 1, 4)
+        np.testing.assert_allclose(mean[0, 0], expected, rtol=1e-5)
+
+
+def test_means_are_weighted_and_batching_does_not_matter():
+    model = _model("etn")
+    x = _x(300)
+    is_signal = np.arange(300) % 3 == 0
+    weight = np.where(np.arange(300) < 150, 1.0, 0.0)  # the second half weighs nothing
+    full = interpret.interpret(model, x, is_signal, weight, FEATURES, batch_size=64)
+    half = interpret.interpret(model, x[:150], is_signal[:150], weight[:150], FEATURES, batch_size=1000)
+    for a, b in zip(full.blocks, half.blocks):
+        np.testing.assert_allclose(a.signal, b.signal, rtol=1e-5)
+        np.testing.assert_allclose(a.background, b.background, rtol=1e-5)
+    np.testing.assert_allclose(full.gradcam_signal, half.gradcam_signal, rtol=1e-5)
+    np.testing.assert_allclose(full.gradcam_background, half.gradcam_background, rtol=1e-5)
+    with pytest.raises(ValueError, match="positive total weight"):
+        interpret.interpret(model, x, np.zeros(300, bool), np.ones(300), FEATURES)
+
+
+@pytest.mark.parametrize("name", ATTENTION_MODELS)
+def test_gradcam_sums_to_one_and_is_grad_times_activation_per_event(name):
+    model = _model(name)
+    x = _x(40)
+    _, attribution = interpret.batch_interpretation(model, x)
+    for i in (0, 17, 39):  # one event at a time, by hand: |sum_d dz/dt_jd t_jd|
+        tokens = interpret.token_module(model)(x[i : i + 1]).detach().requires_grad_()
+        hook = interpret.token_module(model).register_forward_hook(lambda _m, _i, _o: tokens)
+        try:
+            (grad,) = torch.autograd.grad(model.logits(x[i : i + 1]).sum(), tokens)
+        finally:
+            hook.remove()
+        torch.testing.assert_close(attribution[i], (grad * tokens).sum(-1).abs()[0].detach())
+    result = interpret.interpret(model, x, np.arange(40) % 2 == 0, np.ones(40), FEATURES)
+    for g in (result.gradcam_signal, result.gradcam_background):
+        assert g.shape == (len(FEATURES),) and (g >= 0).all()
+        assert g.sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("name", ATTENTION_MODELS)
+def test_a_feature_the_model_ignores_gets_no_attribution(name):
+    """Feature 2's embedding is zeroed (weights and biases): its token is 0, whatever the value."""
+    model = _model(name)
+    with torch.no_grad():
+        if name == "etn":
+            for p in (model.embed.weight1, model.embed.bias1, model.embed.weight2, model.embed.bias2):
+                p[2] = 0.0
+        else:
+            model.tokenizer.weight[2] = 0.0
+            model.tokenizer.bias[2] = 0.0
+    x = _x(120)
+    result = interpret.interpret(model, x, np.arange(120) % 2 == 0, np.ones(120), FEATURES)
+    for g in (result.gradcam_signal, result.gradcam_background):
+        assert g[2] < 1e-6 and g.sum() == pytest.approx(1.0)
+        assert (np.delete(g, 2) > 1e-3).all()
+
+
+def test_held_out_events_are_the_normalised_test_events_in_the_window(tmp_path):
+    model = build_model("etn", 2)
+    norm = Normaliser(np.array([1.0, 2.0]), np.array([2.0, 4.0]))
+    checkpoint = {
+        "model": "etn",
+        "loss": "bce",
+        "features": ["a", "b"],
+        "trial": 1,
+        "hparams": {},
+        "kind": "neural",
+        "state_dict": model.state_dict(),
+        "normaliser": norm.to_dict(),
+    }
+    paths = []
+    for name, sig in (("s", 1), ("b", 0)):
+        frame = pd.DataFrame(
+            {
+                "a": [1.0, 3.0, 5.0],
+                "b": [2.0, 6.0, 10.0],
+                "split_0": [TEST, TEST, TEST],
+                "split_1": [TEST, TRAIN, TEST],
+                "weight": [0.5, 1.0, 2.0],
+                "mllg": [125.0, 125.0, 150.0],
+                "is_signal": sig,
+            }
+        )
+        paths.append(tmp_path / f"{name}.parquet")
+        frame.to_parquet(paths[-1])
+    x, is_signal, weight = interpret.held_out_events(Classifier(checkpoint), paths, (120.0, 130.0))
+    np.testing.assert_allclose(x.numpy(), [[0.0, 0.0], [0.0, 0.0]])  # event 0 of each (normalised to 0)
+    assert is_signal.tolist() == [True, False] and weight.tolist() == [0.5, 0.5]
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """Every figure a plotting function saves (kept open)."""
+    kept = []
+    real_close = plotting.plt.close
+    monkeypatch.setattr(plotting.plt, "close", lambda fig=None: kept.append(fig))
+    yield kept
+    for fig in kept:
+        real_close(fig)
+
+
+def _texts(fig) -> str:
+    return " ".join(t.get_text() for t in fig.findobj(matplotlib.text.Text))
+
+
+def _check_label(fig) -> None:
+    text = _texts(fig)
+    assert plotting.SIMULATION_LABEL in text and "138" in text
+    assert "CMS" not in text and "ATLAS" not in text
+
+
+@pytest.mark.parametrize("name", ATTENTION_MODELS)
+def test_attention_plot_shows_every_map(name, tmp_path, figures):
+    model = _model(name)
+    result = interpret.interpret(model, _x(200), np.arange(200) % 2 == 0, np.ones(200), FEATURES)
+    paths = plotting.attention_maps(result, tmp_path / "attention", 138, 13, "ETN, BCE, trial 0")
+    assert [p.name for p in paths] == ["attention.pdf", "attention.png"]
+    assert all(p.stat().st_size > 1000 for p in paths)
+    (fig,) = figures
+    _check_label(fig)
+    images = {ax.get_title(): ax.images[0].get_array() for ax in fig.axes if ax.images}
+    n_heads = 4
+    full = [b for b in result.blocks if len(b.queries) > 1]
+    single = [b for b in result.blocks if len(b.queries) == 1]
+    assert len(full) == len(single) == 1 and len(images) == 3 * n_heads + 3
+    for block in full:
+        for h in range(n_heads):
+            np.testing.assert_allclose(images[f"Signal, head {h + 1}"], block.signal[h], rtol=1e-6)
+            np.testing.assert_allclose(images[f"Background, head {h + 1}"], block.background[h], rtol=1e-6)
+            np.testing.assert_allclose(
+                images[f"Signal $-$ background, head {h + 1}"],
+                block.signal[h] - block.background[h],
+                atol=1e-9,
+            )
+    (block,) = single
+    token = plotting.token_label(block.queries[0])
+    np.testing.assert_allclose(images[f"Signal: {token} token attends to"], block.signal[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(
+        images[f"Background: {token} token attends to"], block.background[:, 0], rtol=1e-6
+    )
+    text = _texts(fig)
+    assert all(plotting.token_label(f) in text for f in FEATURES) and block.title in text
+
+
+def test_gradcam_plot_shows_the_attribution_of_each_feature(tmp_path, figures):
+    result = interpret.Interpretation(
+        FEATURES, [], np.array([0.1, 0.2, 0.3, 0.15, 0.25]), np.array([0.3, 0.1, 0.2, 0.2, 0.2])
+    )
+    paths = plotting.gradcam_bars(result, tmp_path / "gradcam", 138, 13, "ETN, BCE, trial 0")
+    assert [p.name for p in paths] == ["gradcam.pdf", "gradcam.png"]
+    assert all(p.stat().st_size > 1000 for p in paths)
+    (fig,) = figures
+    _check_label(fig)
+    (ax,) = fig.axes
+    bars = {c.get_label(): [p.get_height() for p in c.patches] for c in ax.containers}
+    np.testing.assert_allclose(bars["Signal"], result.gradcam_signal)
+    np.testing.assert_allclose(bars["Background"], result.gradcam_background)
+    assert [t.get_text() for t in ax.get_xticklabels()] == [plotting.token_label(f) for f in FEATURES]
