@@ -68,3 +68,16 @@ def ci_run(tmp_path_factory) -> Path:
     work = copy_workflow(tmp_path_factory.mktemp("ci"))
     snakemake(work, "--configfile", "config/ci.yaml")
     return work
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """Every figure `hzg.results.plotting` saves, kept open so that a test can read its values back."""
+    from hzg.results import plotting
+
+    kept = []
+    real_close = plotting.plt.close
+    monkeypatch.setattr(plotting.plt, "close", lambda fig=None: kept.append(fig))
+    yield kept
+    for fig in kept:
+        real_close(fig)

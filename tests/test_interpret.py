@@ -202,17 +202,6 @@ def test_held_out_events_are_the_normalised_test_events_in_the_window(tmp_path):
     assert is_signal.tolist() == [True, False] and weight.tolist() == [0.5, 0.5]
 
 
-@pytest.fixture
-def figures(monkeypatch):
-    """Every figure a plotting function saves (kept open)."""
-    kept = []
-    real_close = plotting.plt.close
-    monkeypatch.setattr(plotting.plt, "close", lambda fig=None: kept.append(fig))
-    yield kept
-    for fig in kept:
-        real_close(fig)
-
-
 def _texts(fig) -> str:
     return " ".join(t.get_text() for t in fig.findobj(matplotlib.text.Text))
 

@@ -11,17 +11,6 @@ import pytest  # noqa: E402
 from hzg.results import bands, plotting  # noqa: E402
 
 
-@pytest.fixture
-def figures(monkeypatch):
-    """Every figure a plotting function saves (kept open), with the files it writes."""
-    kept = []
-    real_close = plotting.plt.close
-    monkeypatch.setattr(plotting.plt, "close", lambda fig=None: kept.append(fig))
-    yield kept
-    for fig in kept:
-        real_close(fig)
-
-
 def _texts(fig) -> list[str]:
     return [t.get_text() for t in fig.findobj(matplotlib.text.Text)]
 

@@ -116,10 +116,7 @@ def roc_curves(
     note: str = "",
 ) -> list[Path]:
     """ROC curves (background efficiency vs signal efficiency) of several classifiers, AUC in the legend."""
-    hep.style.use("CMS")
-    fig, ax = plt.subplots(figsize=(10, 9))
-    ax.plot([0, 1], [0, 1], ls=":", color="grey", lw=1.5, label="Random (AUC = 50 %)")
-    colors = plt.cm.tab10(np.linspace(0, 1, 10))
+    fig, ax, colors = _roc_axes()
     for i, (label, fpr, tpr, auc) in enumerate(curves):
         ax.plot(
             tpr,
@@ -129,6 +126,27 @@ def roc_curves(
             ls=("-", "--")[i // 10 % 2],
             label=f"{label} (AUC = {100 * auc:.1f} %)",
         )
+    return _roc_finish(fig, ax, stem, luminosity_fb, sqrt_s_tev, window, f", {note}" if note else "")
+
+
+def _roc_axes() -> tuple[plt.Figure, plt.Axes, np.ndarray]:
+    """A ROC figure with the random classifier's diagonal, and the colours of the runs."""
+    hep.style.use("CMS")
+    fig, ax = plt.subplots(figsize=(10, 9))
+    ax.plot([0, 1], [0, 1], ls=":", color="grey", lw=1.5, label="Random (AUC = 50 %)")
+    return fig, ax, plt.cm.tab10(np.linspace(0, 1, 10))
+
+
+def _roc_finish(
+    fig: plt.Figure,
+    ax: plt.Axes,
+    stem: str | Path,
+    luminosity_fb: float,
+    sqrt_s_tev: float,
+    window: Sequence[float],
+    title_suffix: str,
+) -> list[Path]:
+    """Axes, legend (titled with the mass window and `title_suffix`) and label of a ROC figure; saved."""
     ax.set_xlabel("Signal efficiency")
     ax.set_ylabel("Background efficiency")
     ax.set_xlim(0, 1)
@@ -136,11 +154,7 @@ def roc_curves(
     ax.legend(
         loc="upper left",
         fontsize=14,
-        title=(
-            f"Test set, {window[0]:g} < "
-            r"$m_{\ell\ell\gamma}$"
-            f" < {window[1]:g} GeV" + (f", {note}" if note else "")
-        ),
+        title=f"Test set, {window[0]:g} < " r"$m_{\ell\ell\gamma}$" f" < {window[1]:g} GeV" + title_suffix,
         title_fontsize=14,
         ncol=1,
     )
@@ -346,10 +360,7 @@ def roc_bands(
     """ROC curves of several classifiers over repeated trainings: per run (label, band of the background
     efficiency on a grid of signal efficiencies, AUC of every trial) the mean over the trials as a line and
     the band between the lowest and highest trial filled, AUC mean ± std in the legend."""
-    hep.style.use("CMS")
-    fig, ax = plt.subplots(figsize=(10, 9))
-    ax.plot([0, 1], [0, 1], ls=":", color="grey", lw=1.5, label="Random (AUC = 50 %)")
-    colors = plt.cm.tab10(np.linspace(0, 1, 10))
+    fig, ax, colors = _roc_axes()
     for i, (label, band, aucs) in enumerate(runs):
         color = colors[i % 10]
         ax.fill_between(band.x, band.lower, band.upper, color=color, alpha=0.25, lw=0)
@@ -361,23 +372,8 @@ def roc_bands(
             ls=("-", "--")[i // 10 % 2],
             label=f"{label} (AUC = {auc_text(aucs)})",
         )
-    ax.set_xlabel("Signal efficiency")
-    ax.set_ylabel("Background efficiency")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
-    ax.legend(
-        loc="upper left",
-        fontsize=14,
-        title=(
-            f"Test set, {window[0]:g} < "
-            r"$m_{\ell\ell\gamma}$"
-            f" < {window[1]:g} GeV\nmean and min-max of {n_trials} trial{'s' if n_trials != 1 else ''}"
-        ),
-        title_fontsize=14,
-        ncol=1,
-    )
-    label_simulation(ax, luminosity_fb, sqrt_s_tev)
-    return save(fig, stem)
+    suffix = f"\nmean and min-max of {n_trials} trial{'s' if n_trials != 1 else ''}"
+    return _roc_finish(fig, ax, stem, luminosity_fb, sqrt_s_tev, window, suffix)
 
 
 def _band_plot(ax: plt.Axes, band: bands.Band, color: Any, label: str, **line: Any) -> bool:
