@@ -272,8 +272,20 @@ def background_mass_shapes(
     return save(fig, stem)
 
 
+#: One trial's history: (label, epoch, train_loss, val_loss, val_significance, best epoch or None).
+History = tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int | None]
+
+
+def _training_axes() -> tuple[plt.Figure, plt.Axes, plt.Axes, np.ndarray]:
+    """The two panels of a training-curve figure (losses above, validation significance below, shared
+    epoch axis) and the colours."""
+    hep.style.use("CMS")
+    fig, (ax, sax) = plt.subplots(2, 1, figsize=(10, 10), sharex=True, gridspec_kw={"hspace": 0.06})
+    return fig, ax, sax, plt.cm.tab10(np.linspace(0, 1, 10))
+
+
 def training_curves(
-    histories: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int | None]],
+    histories: Sequence[History],
     stem: str | Path,
     luminosity_fb: float,
     sqrt_s_tev: float,
@@ -285,9 +297,7 @@ def training_curves(
     histories: (label, epoch, train_loss, val_loss, val_significance, best epoch or None), one per trial."""
     from matplotlib.lines import Line2D
 
-    hep.style.use("CMS")
-    fig, (ax, sax) = plt.subplots(2, 1, figsize=(10, 10), sharex=True, gridspec_kw={"hspace": 0.06})
-    colors = plt.cm.tab10(np.linspace(0, 1, 10))
+    fig, ax, sax, colors = _training_axes()
     handles, selected = [], []
     zs = np.concatenate([h[4][np.isfinite(h[4])] for h in histories] + [np.zeros(0)])
     z_lo = zs.min() - 0.1 * max(np.ptp(zs), 1e-3) if zs.size else 0.0
@@ -387,7 +397,7 @@ def _band_plot(ax: plt.Axes, band: bands.Band, color: Any, label: str, **line: A
 
 
 def training_bands(
-    histories: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int | None]],
+    histories: Sequence[History],
     stem: str | Path,
     luminosity_fb: float,
     sqrt_s_tev: float,
@@ -397,9 +407,7 @@ def training_bands(
     """Training curves of repeated trainings as bands: training and validation loss above, validation
     significance below, vs epoch; per epoch the mean over the trials that have a value there as a line and
     the lowest to highest trial filled. histories: as for `training_curves`, one per trial."""
-    hep.style.use("CMS")
-    fig, (ax, sax) = plt.subplots(2, 1, figsize=(10, 10), sharex=True, gridspec_kw={"hspace": 0.06})
-    colors = plt.cm.tab10(np.linspace(0, 1, 10))
+    fig, ax, sax, colors = _training_axes()
     n = len(histories)
     train, val, z = (bands.history_band([(h[1], h[k]) for h in histories]) for k in (2, 3, 4))
     _band_plot(ax, train, colors[0], "training loss", lw=2)
