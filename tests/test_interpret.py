@@ -193,6 +193,9 @@ def test_held_out_events_are_the_normalised_test_events_in_the_window(tmp_path):
                 "weight": [0.5, 1.0, 2.0],
                 "mllg": [125.0, 125.0, 150.0],
                 "is_signal": sig,
+                "sample_id": sig,  # the event key every feature file has
+                "chunk": 0,
+                "entry": [0, 1, 2],
             }
         )
         paths.append(tmp_path / f"{name}.parquet")

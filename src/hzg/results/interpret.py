@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
@@ -29,7 +28,8 @@ from hzg import metrics
 from hzg.learn.classifier import Classifier
 from hzg.learn.models.etn import EventClassifierTransformer, MultiHeadAttention
 from hzg.learn.models.ft_transformer import FTTransformer
-from hzg.registry import TEST, split_column
+from hzg.learn.training import load_dataset
+from hzg.registry import TEST
 
 #: label of the ETN's class token and of the FT-Transformer's [CLS] token
 ETN_CLASS_TOKEN, FT_CLASS_TOKEN = "class", "[CLS]"
@@ -198,17 +198,11 @@ def held_out_events(
     classifier: Classifier, feature_paths: Sequence[str | Path], window: Sequence[float]
 ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
     """Normalised features, signal flags and weights of the test events of the checkpoint's trial in the mass
-    window (the events a classifier is judged on), from the feature Parquet files of all samples."""
-    split = split_column(int(classifier.checkpoint["trial"]))
-    columns = [*classifier.features, split, "weight", "mllg", "is_signal"]
-    frame = pd.concat([pd.read_parquet(p, columns=columns) for p in feature_paths], ignore_index=True)
-    frame = frame[(frame[split] == TEST) & metrics.in_window(frame["mllg"].to_numpy(), window)]
-    x = classifier.normaliser(frame[classifier.features].to_numpy(np.float32))
-    return (
-        torch.from_numpy(x),
-        frame["is_signal"].to_numpy().astype(bool),
-        frame["weight"].to_numpy(np.float64),
-    )
+    window (the events a classifier is judged on), from the feature Parquet files of all samples (read and
+    checked as for training, `training.load_dataset`)."""
+    data = load_dataset(feature_paths, classifier.features, int(classifier.checkpoint["trial"]))
+    keep = (data.split == TEST) & metrics.in_window(data.mass, window)
+    return torch.from_numpy(classifier.normaliser(data.x[keep])), data.y[keep].astype(bool), data.weight[keep]
 
 
 def describe(result: Interpretation) -> str:
