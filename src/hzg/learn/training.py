@@ -249,7 +249,7 @@ class _Prepared:
         w_val: Validation-loss weights: balanced true weights of the in-scope validation events, 0 elsewhere.
         val_idx: Indices of the in-scope validation events (validation loss).
         val_np: Boolean mask of all validation events (validation significance).
-        val_all: Indices of all validation events.
+        val_scope: Boolean mask of the in-scope validation events (those of val_idx).
         eval_w: Per-split scaled event weights for the significance.
         sampler: Draws the training events and their weights of each epoch.
     """
@@ -261,7 +261,7 @@ class _Prepared:
     w_val: torch.Tensor
     val_idx: torch.Tensor
     val_np: np.ndarray
-    val_all: torch.Tensor
+    val_scope: np.ndarray
     eval_w: np.ndarray
     sampler: EpochSampler
 
@@ -293,8 +293,7 @@ def _prepare_data(data: Dataset, spec: RunSpec, device: torch.device) -> _Prepar
     eval_w = metrics.split_scaled_weights(data.weight, data.y, data.split)
     val_idx = torch.from_numpy(np.flatnonzero(val_sel)).to(device)
     val_np = data.split == VALIDATION
-    val_all = torch.from_numpy(np.flatnonzero(val_np)).to(device)
-    return _Prepared(norm, x, y, m, w, val_idx, val_np, val_all, eval_w, sampler)
+    return _Prepared(norm, x, y, m, w, val_idx, val_np, val_sel, eval_w, sampler)
 
 
 def _build_model_and_optimiser(
@@ -390,6 +389,13 @@ def _validate(
 ) -> tuple[float, float]:
     """Validation pass: the loss on the in-scope validation events and the significance on all of them.
 
+    Only the events that can change the significance are scored: the in-scope ones (scored for the loss
+    anyway), every validation signal event (the score bins and their mass windows come from the signal
+    alone) and the background inside the windows' range (`metrics.significance_mass_range`); the other
+    background events, which fall in no bin's window whatever their score, get a placeholder score. The
+    significance is the one of scoring every validation event, at a quarter of the cost for the runs without
+    DisCo.
+
     Args:
         model: The model (evaluated without gradients).
         prep: The prepared tensors.
@@ -401,14 +407,29 @@ def _validate(
         The validation loss and the validation significance.
     """
     i = prep.val_idx
+    score = np.zeros(len(data.y), dtype=np.float32)
     with torch.no_grad():
-        vloss, _ = losses.total_loss(
-            predict_neural(model, prep.x[i]), prep.y[i], prep.w_val[i], prep.m[i], **loss_args
+        in_scope = predict_neural(model, prep.x[i])
+        vloss, _ = losses.total_loss(in_scope, prep.y[i], prep.w_val[i], prep.m[i], **loss_args)
+        score[i.cpu().numpy()] = in_scope.cpu().numpy()
+        signal = prep.val_np & (data.y == 1)
+        _score_into(score, model, prep, signal & ~prep.val_scope)
+        lo, hi = metrics.significance_mass_range(
+            score[signal], data.mass[signal], prep.eval_w[signal], n_bins
         )
-    val_score = predict_neural(model, prep.x[prep.val_all]).cpu().numpy()
+        near = prep.val_np & (data.y == 0) & ~prep.val_scope & (data.mass >= lo) & (data.mass <= hi)
+        _score_into(score, model, prep, near)
     v = prep.val_np
-    significance = split_significance(val_score, data.mass[v], prep.eval_w[v], data.y[v], n_bins)
+    significance = split_significance(score[v], data.mass[v], prep.eval_w[v], data.y[v], n_bins)
     return float(vloss), significance
+
+
+def _score_into(score: np.ndarray, model: torch.nn.Module, prep: _Prepared, mask: np.ndarray) -> None:
+    """Fill `score` at the events of `mask` with the model's scores."""
+    idx = np.flatnonzero(mask)
+    if idx.size:
+        rows = torch.from_numpy(idx).to(prep.x.device)
+        score[idx] = predict_neural(model, prep.x[rows]).cpu().numpy()
 
 
 def _start_or_resume(
