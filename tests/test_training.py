@@ -488,3 +488,24 @@ def test_validation_pass_equals_scoring_every_validation_event(tmp_path, model, 
     every = training.predict_neural(net, prep.x[torch.from_numpy(np.flatnonzero(v))]).numpy()
     expected = training.split_significance(every, data.mass[v], prep.eval_w[v], data.y[v], 8)
     assert z == pytest.approx(expected, rel=1e-6) and np.isfinite(loss_value)
+
+
+@pytest.mark.parametrize("model", ["xgboost", "bdt"])
+def test_tree_history_equals_scoring_every_event_at_every_stage(tmp_path, model):
+    paths = synthetic_features(tmp_path, n=1500)
+    s = spec(model, "bce")
+    s = training.RunSpec(
+        **{**s.__dict__, "hparams": {**s.hparams, **({"n_trees": 60} if model == "bdt" else {})}}
+    )
+    data = training.load_dataset(paths, training.feature_names(0.0), 0)
+    result = training.train_tree(data, s)
+    trained = result["model"]
+    eval_w = metrics.split_scaled_weights(data.weight, data.y, data.split)
+    for row in result["history"]:
+        k = row["epoch"]
+        every = (
+            boosted.xgboost_scores(trained, data.x, k)
+            if model == "xgboost"
+            else boosted.bdt_staged_scores(trained, data.x, [k])[k]
+        )
+        assert row["val_significance"] == training.validation_significance(every, data, eval_w, 8)

@@ -677,6 +677,9 @@ def train_tree(data: Dataset, spec: RunSpec) -> dict[str, Any]:
     w = balanced_weights(data.weight[train_sel], data.y[train_sel])
     eval_w = metrics.split_scaled_weights(data.weight, data.y, data.split)
     n_bins = int(tcfg["significance_bins"])
+    # the staged scores feed the training loss (train_sel) and the validation significance (validation split)
+    # only: the other events (test split, training events out of scope) are not scored for them
+    needed = train_sel | (data.split == VALIDATION)
     if spec.model == "xgboost":
         model = boosted.fit_xgboost(
             data.x[train_sel],
@@ -688,12 +691,16 @@ def train_tree(data: Dataset, spec: RunSpec) -> dict[str, Any]:
             tcfg["device"],
         )
         n_stages = model.n_estimators
-        staged = {k: boosted.xgboost_scores(model, data.x, k) for k in eval_epochs(n_stages, 5, 50, 10)}
+        staged = {
+            k: _on_events(lambda x, k=k: boosted.xgboost_scores(model, x, k), data.x, needed)
+            for k in eval_epochs(n_stages, 5, 50, 10)
+        }
         scores = boosted.xgboost_scores(model, data.x)
     else:
         model = boosted.fit_bdt(data.x[train_sel], data.y[train_sel], w, spec.hparams, spec.seed)
         n_stages = len(model[-1].estimators_)
-        staged = boosted.bdt_staged_scores(model, data.x, eval_epochs(n_stages, 5, 50, 10))
+        staged_needed = boosted.bdt_staged_scores(model, data.x[needed], eval_epochs(n_stages, 5, 50, 10))
+        staged = {k: _scattered(v, needed) for k, v in staged_needed.items()}
         scores = boosted.bdt_scores(model, data.x)
     history = [
         {
@@ -714,6 +721,18 @@ def train_tree(data: Dataset, spec: RunSpec) -> dict[str, Any]:
         "best_significance": final,
         "scores": scores,
     }
+
+
+def _scattered(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """A full-length score array holding `values` at the events of `mask` and 0 elsewhere (never read)."""
+    out = np.zeros(mask.size, dtype=np.asarray(values).dtype)
+    out[mask] = values
+    return out
+
+
+def _on_events(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """`predict` applied to the events of `mask` only, scattered into a full-length array (`_scattered`)."""
+    return _scattered(predict(x[mask]), mask)
 
 
 def _weighted_bce(score: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
