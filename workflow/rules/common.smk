@@ -255,7 +255,9 @@ REPROCESSED = [n for n in config["fit"]["systematics"]["shape"] if n in config["
 
 def get_fit_inputs(wildcards):
     """Named inputs of a fit: the checkpoint, the nominal features of every sample and, per reprocessed shape
-    systematic and direction (photon_energy_scale_up, ...), that variation's features."""
+    systematic and direction (photon_energy_scale_up, ...), that variation's features of the signal samples
+    (only the signal's variations enter the fit: the background comes from a function fitted to the data, so
+    the background samples are never reprocessed)."""
     samples = list(config["samples"])
     run = f"{wildcards.model}_{wildcards.loss}"
     inputs = {
@@ -265,7 +267,9 @@ def get_fit_inputs(wildcards):
     for name in REPROCESSED:
         for direction in DIRECTIONS:
             variation = f"{name}_{direction}"
-            inputs[variation] = expand("{dir}/{s}.parquet", dir=features_dir(variation), s=samples)
+            inputs[variation] = expand(
+                "{dir}/{s}.parquet", dir=features_dir(variation), s=samples_of_kind("signal")
+            )
     return inputs
 
 
