@@ -17,7 +17,7 @@ from typing import Any
 
 from hzg.data.generate import SM_HIGGS_MASS
 from hzg.learn.strategies import bin_edges
-from hzg.registry import STANDARD
+from hzg.registry import STANDARD, run_name, run_names
 
 
 def point_sample(mass: float) -> str:
@@ -96,6 +96,11 @@ def loss_strategy(config: Mapping[str, Any], loss: str) -> str:
     return config["losses"][loss].get("strategy", STANDARD)
 
 
+def reads_scan_samples(config: Mapping[str, Any], loss: str) -> bool:
+    """Whether a training job of this loss reads the mass-scan points (a munn or pnn strategy)."""
+    return loss_strategy(config, loss) != STANDARD
+
+
 def run_scan_spec(config: Mapping[str, Any], loss: str) -> dict[str, Any]:
     """Keys a training job's spec gains for a mass-scan strategy ({} for standard: its params stay as they
     were)."""
@@ -103,3 +108,32 @@ def run_scan_spec(config: Mapping[str, Any], loss: str) -> dict[str, Any]:
     if strategy == STANDARD:
         return {}
     return {"strategy": strategy, "mass_scan": strategy_spec(config)}
+
+
+def problems(config: Mapping[str, Any]) -> list[str]:
+    """Broken constraints of the mass scan (hzg.config_checks.problems): a scan strategy without `mass_scan`,
+    evaluated runs not in `runs`, a mass point's sample name taken by a sample of `samples`."""
+    out = []
+    scan_runs = [
+        run_name(r["model"], r["loss"])
+        for r in config["runs"]
+        if r["loss"] in config["losses"] and loss_strategy(config, r["loss"]) != STANDARD
+    ]
+    scan = config.get("mass_scan")
+    if not scan:
+        if scan_runs:
+            out.append(
+                f"runs {scan_runs} train with a mass-scan strategy (munn, pnn) but there is no mass_scan"
+            )
+        return out
+    names = run_names(config["runs"])
+    missing = [r for r in scan["runs"] if r not in names]
+    if missing:
+        out.append(f"mass_scan.runs {missing} are not runs of `runs` ({', '.join(names)})")
+    try:
+        taken = sorted(set(scan_samples(config)) & set(config["samples"]))
+    except ValueError as err:
+        return out + [str(err)]
+    if taken:
+        out.append(f"samples {taken} have the names of mass-scan points: rename them")
+    return out

@@ -198,3 +198,41 @@ def plot(
     ax_auc.legend(fontsize=13, loc="lower center", ncol=2)
     plotting.label_simulation(ax_auc, luminosity_fb, sqrt_s_tev)
     return plotting.save(fig, stem)
+
+
+def evaluate_run(
+    checkpoints: Sequence[str | Path],
+    feature_paths: Sequence[str | Path],
+    sample_masses: Mapping[str, float],
+    nominal_mass: float,
+    cfg: Mapping[str, Any],
+    title: str,
+) -> dict[str, Any]:
+    """The per-mass-point metrics of one run: every trial's checkpoint (in trial order) on its test split of
+    the features of every sample (the mass points' signal and the background), mean and std over trials."""
+    from hzg.data.features import sample_id
+    from hzg.learn.classifier import Classifier
+    from hzg.learn.strategies import true_masses
+    from hzg.registry import split_column
+
+    frame = pd.concat([pd.read_parquet(p) for p in feature_paths], ignore_index=True)
+    ids = {sample_id(s): float(m) for s, m in sample_masses.items()}
+    true_mass = true_masses(frame["sample_id"].to_numpy(), frame["is_signal"].to_numpy(), ids, nominal_mass)
+    masses = sorted(set(ids.values()))
+    trials = []
+    for trial, path in enumerate(checkpoints):
+        clf = Classifier.load(path)
+        split = frame[split_column(trial)].to_numpy()
+        trials.append(
+            trial_points(
+                lambda events, m: clf.predict(events, hypothesis=m), frame, true_mass, split, masses, cfg
+            )
+        )
+    return {
+        "title": title,
+        "nominal_mass": float(nominal_mass),
+        "masses": masses,
+        "config": dict(cfg),
+        "points": summarise_points(trials),
+        "trials": trials,
+    }
