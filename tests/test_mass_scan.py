@@ -314,5 +314,54 @@ def test_mass_scan_plot_and_table_are_written(tmp_path):
     runs = {"a": {"title": "A", "points": scan_eval.summarise_points([points]), "nominal_mass": 125.0}}
     paths = scan_eval.plot(runs, tmp_path / "performance", 138.0, 13.0)
     assert all(p.stat().st_size > 0 for p in paths)
-    scan_eval.write_table(runs, tmp_path / "t.md", tmp_path / "t.csv", "caption")
-    assert "| A | 115 |" in (tmp_path / "t.md").read_text()
+    sculpting = scan_eval.sculpting_frame(
+        {"a": "A"}, {"a": {"summary": {"bkg_correlation": {"mean": 1e-3, "std": 0.0}}}}, {"a": {}}
+    )
+    scan_eval.write_table(
+        runs, tmp_path / "t.md", tmp_path / "t.csv", "caption", sculpting, tmp_path / "s.csv"
+    )
+    text = (tmp_path / "t.md").read_text()
+    assert "| A | 115 |" in text and "Background sculpting at 125 GeV" in text
+    assert pd.read_csv(tmp_path / "s.csv")["bkg_correlation"].iloc[0] == pytest.approx(1.0)
+
+
+def test_sculpting_table_takes_table_one_and_the_fits_spurious_signal(tmp_path):
+    metrics = {
+        "a": {
+            "summary": {
+                "bkg_correlation": {"mean": 5e-3, "std": 1e-4},
+                "bkg_dcor2": {"mean": 0.04, "std": None},
+            }
+        }
+    }
+    cats = {
+        "bin0": {"spurious_signal": -3.0, "spurious_systematic": 1.0, "ratio": -0.5, "passes": True},
+        "bin1": {"spurious_signal": 2.0, "spurious_systematic": 0.0, "ratio": 0.1, "passes": True},
+        "bin2": {"dropped": True, "spurious_signal": 99.0, "ratio": 9.0, "passes": False},
+    }
+    frame = scan_eval.sculpting_frame({"a": "A"}, metrics, {"a": {"categories": cats}})
+    row = frame.iloc[0]
+    assert row["bkg_correlation"] == pytest.approx(5.0) and row["bkg_dcor2"] == pytest.approx(40.0)
+    assert row["bkg_correlation_excess"] is None
+    assert (
+        row["spurious_sum_abs"] == 5.0
+        and row["spurious_sum_zeta"] == 1.0
+        and row["spurious_max_ratio"] == 0.5
+    )
+    text = scan_eval.sculpting_markdown(frame, 125.0)
+    assert "| A | 5.00 ± 0.10 |" in text and "at 125 GeV" in text
+
+
+def test_config_checks_name_mass_scan_problems():
+    from hzg.config_checks import problems
+
+    config = load_config(REPO / "config/mass_scan.yaml")
+    assert mass_scan.problems(config) == []
+    assert problems(config) == []
+    no_scan = {k: v for k, v in config.items() if k != "mass_scan"}
+    assert any("no mass_scan" in p for p in mass_scan.problems(no_scan))
+    bad = {**config, "mass_scan": {**config["mass_scan"], "runs": ["etn_bce"], "masses": [110, 120]}}
+    found = " ".join(mass_scan.problems(bad))
+    assert "etn_bce" in found and "lack the nominal mass" in found
+    clash = {**config, "samples": {**config["samples"], "signal_m110": config["samples"]["signal"]}}
+    assert any("signal_m110" in p for p in mass_scan.problems(clash))

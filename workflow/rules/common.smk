@@ -337,6 +337,7 @@ def mass_scan_outputs():
     return (
         [f"{MASS_SCAN_DIR}/{run}.json" for run in config["mass_scan"]["runs"]]
         + expand("{dir}/mass_scan.{ext}", dir=TABLES_DIR, ext=["md", "csv"])
+        + [f"{TABLES_DIR}/mass_scan_sculpting.csv"]
         + expand("{dir}/performance.{ext}", dir=MASS_SCAN_PLOTS, ext=["pdf", "png"])
     )
 

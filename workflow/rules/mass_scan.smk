@@ -84,8 +84,11 @@ if "mass_scan" in config:
     rule mass_scan_summary:
         input:
             runs=[f"{MASS_SCAN_DIR}/{run}.json" for run in config["mass_scan"]["runs"]],
+            metrics=[f"{eval_dir(run)}/metrics.json" for run in config["mass_scan"]["runs"]],
+            fits=[f"{fit_dir(run)}/fit.json" for run in config["mass_scan"]["runs"]],
         output:
             md=f"{TABLES_DIR}/mass_scan.md",
+            sculpting=f"{TABLES_DIR}/mass_scan_sculpting.csv",
             csv=report(f"{TABLES_DIR}/mass_scan.csv", caption="../report/mass_scan.rst", category="Mass scan",
                        labels={"figure": "per mass point"}),
             pdf=f"{MASS_SCAN_PLOTS}/performance.pdf",

@@ -148,12 +148,87 @@ def markdown(frame: pd.DataFrame, caption: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_table(runs: Mapping[str, Mapping[str, Any]], md: str | Path, csv: str | Path, caption: str) -> None:
+def write_table(
+    runs: Mapping[str, Mapping[str, Any]],
+    md: str | Path,
+    csv: str | Path,
+    caption: str,
+    sculpting: pd.DataFrame | None = None,
+    sculpting_csv: str | Path | None = None,
+) -> None:
+    """The per-mass-point table (Markdown and CSV) and, where given, the sculpting table at the nominal mass
+    after it (and as its own CSV)."""
     frame = table_frame(runs)
     with io.atomic_path(Path(csv)) as tmp:
         frame.to_csv(tmp, index=False)
+    text = markdown(frame, caption)
+    if sculpting is not None:
+        nominal = next(iter(runs.values()))["nominal_mass"]
+        text += "\n" + sculpting_markdown(sculpting, nominal)
+        if sculpting_csv is not None:
+            with io.atomic_path(Path(sculpting_csv)) as tmp:
+                sculpting.to_csv(tmp, index=False)
     with io.atomic_path(Path(md)) as tmp:
-        Path(tmp).write_text(markdown(frame, caption))
+        Path(tmp).write_text(text)
+
+
+#: background sculpting at the nominal mass, from Table I (metrics.json) and the fit (fit.json):
+#: name -> (column title, factor shown)
+SCULPTING_METRICS: dict[str, tuple[str, float]] = {
+    "bkg_correlation": ("Bkg. Corr. [1e-3]", 1e3),
+    "bkg_correlation_floor": ("Bkg. Corr. floor [1e-3]", 1e3),
+    "bkg_correlation_excess": ("Bkg. Corr. above noise [1e-3]", 1e3),
+    "bkg_dcor2": ("Bkg. dCor² [1e-3]", 1e3),
+}
+
+
+def sculpting_frame(
+    titles: Mapping[str, str], metrics: Mapping[str, Mapping[str, Any]], fits: Mapping[str, Mapping[str, Any]]
+) -> pd.DataFrame:
+    """One row per run: the background-correlation metrics of Table I (mean and std over trials) and the fit's
+    spurious signal (sum of |S_spur| and of its systematic zeta over the fitted categories, in events, and the
+    largest |S_spur| / sigma_S), all at the nominal mass."""
+    from hzg.results.tables import spurious_summary
+
+    rows = []
+    for name, title in titles.items():
+        row: dict[str, Any] = {"run": name, "title": title}
+        summary = metrics[name]["summary"]
+        for key, (_, factor) in SCULPTING_METRICS.items():
+            agg = summary.get(key, {})
+            row[key] = None if agg.get("mean") is None else agg["mean"] * factor
+            row[f"{key}_std"] = None if agg.get("std") is None else agg["std"] * factor
+        spur = spurious_summary(fits[name].get("categories", {}))
+        row |= {
+            "spurious_sum_abs": spur["sum_abs"],
+            "spurious_sum_zeta": spur["sum_zeta"],
+            "spurious_max_ratio": spur["max_ratio"],
+        }
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def sculpting_markdown(frame: pd.DataFrame, nominal_mass: float) -> str:
+    head = [
+        "Run",
+        *(title for title, _ in SCULPTING_METRICS.values()),
+        "Σ|S_spur| (events)",
+        "Σζ (events)",
+        "max |S_spur|/σ_S",
+    ]
+    lines = [
+        f"Background sculpting at {nominal_mass:g} GeV: Table I's correlation metrics (mean ± std over "
+        "trials) and the fit's spurious signal (its trial, summed over the fitted categories)",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for _, r in frame.iterrows():
+        cells = [r["title"], *(_cell(r[k], r[f"{k}_std"], 2) for k in SCULPTING_METRICS)]
+        cells += [_cell(r[k], None, 1) for k in ("spurious_sum_abs", "spurious_sum_zeta")]
+        cells.append(_cell(r["spurious_max_ratio"], None, 2))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def plot(
@@ -192,10 +267,17 @@ def plot(
     for ax in (ax_auc, ax_z):
         if nominal is not None:
             ax.axvline(nominal, color="grey", ls=":", lw=1)
-    ax_auc.set_ylabel(plotting.axis_label(rf"AUC in $m_H$ (1 $\mp$ {window_relative:g})", "%"))
-    ax_z.set_ylabel(plotting.axis_label("Binned significance", r"$\sigma$"))
+    ax_auc.set_ylabel(plotting.axis_label("AUC", "%"), fontsize=22)
+    ax_z.set_ylabel(plotting.axis_label("Significance", r"$\sigma$"), fontsize=22)
     ax_z.set_xlabel(plotting.axis_label(r"$m_H$", "GeV"))
-    ax_auc.legend(fontsize=13, loc="lower center", ncol=2)
+    fig.align_ylabels((ax_auc, ax_z))
+    ax_auc.legend(
+        fontsize=13,
+        loc="lower center",
+        ncol=2,
+        title=rf"AUC in $m_H$ (1 $\mp$ {window_relative:g}); test split, mean $\pm$ std over trials",
+        title_fontsize=12,
+    )
     plotting.label_simulation(ax_auc, luminosity_fb, sqrt_s_tev)
     return plotting.save(fig, stem)
 
