@@ -115,7 +115,8 @@ def chunk_events(sample, chunk):
 def get_ntuple(wildcards):
     """The input n-tuple of a (sample, chunk): generated here or supplied in config."""
     if is_generated(wildcards.sample):
-        return f"results/mc/{wildcards.sample}/{wildcards.chunk}.root"
+        top = MASS_SCAN_MC if wildcards.sample in SCAN_SAMPLES else "results/mc"  # rule generate_mass_point
+        return f"{top}/{wildcards.sample}/{wildcards.chunk}.root"
     return SAMPLE_SPECS[wildcards.sample]["files"][int(wildcards.chunk)]
 
 
@@ -327,6 +328,8 @@ def all_outputs():
 
 
 MASS_SCAN_DIR = "results/mass_scan"
+#: n-tuples of the mass points (rule generate_mass_point), apart from results/mc so that no rule order is needed
+MASS_SCAN_MC = "results/mc_mass_scan"
 MASS_SCAN_PLOTS = "results/plots/mass_scan"
 
 

@@ -10,7 +10,7 @@ rule generate_mass_point:
     # as rule generate, with the sample's Higgs mass (a separate rule: the default's generation jobs keep their
     # params and script, and so their n-tuples)
     output:
-        ntuple="results/mc/{sample}/{chunk}.root",
+        ntuple=MASS_SCAN_MC + "/{sample}/{chunk}.root",
     wildcard_constraints:
         sample="|".join(SCAN_SAMPLES) or "(?!)",
     params:
@@ -35,17 +35,22 @@ rule generate_mass_point:
         "../../scripts/generate_mass_point.py"
 
 
-ruleorder: generate_mass_point > generate
-
-
-def mass_scan_params():
+def mass_scan_params(wildcards=None):
     """The evaluation keys a per-mass-point evaluation uses (only these rerun it)."""
-    scan = config["mass_scan"]
     return {
         "n_score_bins": config["evaluation"]["n_score_bins"],
         "mass_bins": config["evaluation"]["mass_bins"],
-        "window_relative": scan.get("window_relative", 0.04),
+        "window_relative": config["mass_scan"].get("window_relative", 0.04),
     }
+
+
+def mass_scan_runs():
+    return config["mass_scan"]["runs"] if "mass_scan" in config else []
+
+
+def mass_scan_run_files(pattern):
+    """Input function: one file per run of mass_scan.runs (pattern: a function of the run name)."""
+    return lambda wildcards: [pattern(run) for run in mass_scan_runs()]
 
 
 def get_scan_features(wildcards):
@@ -57,54 +62,53 @@ def get_scan_title(wildcards):
     return run_title(wildcards.model, config["losses"][wildcards.loss])
 
 
-if "mass_scan" in config:
+rule evaluate_mass_scan:
+    input:
+        checkpoints=get_run_checkpoints,
+        features=get_scan_features,
+    output:
+        f"{MASS_SCAN_DIR}/{{model}}_{{loss}}.json",
+    params:
+        evaluation=mass_scan_params,
+        sample_masses=lambda wildcards: sample_masses(config),
+        nominal_mass=lambda wildcards: nominal_mass(config),
+        title=get_scan_title,
+    log:
+        "logs/mass_scan/{model}_{loss}.log",
+    benchmark:
+        benchmark_file("evaluate_mass_scan", "{model}_{loss}"),
+    resources:
+        mem_mb=8000,
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../../scripts/evaluate_mass_scan.py"
 
-    rule evaluate_mass_scan:
-        input:
-            checkpoints=get_run_checkpoints,
-            features=get_scan_features,
-        output:
-            f"{MASS_SCAN_DIR}/{{model}}_{{loss}}.json",
-        params:
-            evaluation=mass_scan_params(),
-            sample_masses=sample_masses(config),
-            nominal_mass=nominal_mass(config),
-            title=get_scan_title,
-        log:
-            "logs/mass_scan/{model}_{loss}.log",
-        benchmark:
-            benchmark_file("evaluate_mass_scan", "{model}_{loss}"),
-        resources:
-            mem_mb=8000,
-        conda:
-            "../../envs/train.yaml"
-        script:
-            "../../scripts/evaluate_mass_scan.py"
 
-    rule mass_scan_summary:
-        input:
-            runs=[f"{MASS_SCAN_DIR}/{run}.json" for run in config["mass_scan"]["runs"]],
-            metrics=[f"{eval_dir(run)}/metrics.json" for run in config["mass_scan"]["runs"]],
-            fits=[f"{fit_dir(run)}/fit.json" for run in config["mass_scan"]["runs"]],
-        output:
-            md=f"{TABLES_DIR}/mass_scan.md",
-            sculpting=f"{TABLES_DIR}/mass_scan_sculpting.csv",
-            csv=report(f"{TABLES_DIR}/mass_scan.csv", caption="../report/mass_scan.rst", category="Mass scan",
-                       labels={"figure": "per mass point"}),
-            pdf=f"{MASS_SCAN_PLOTS}/performance.pdf",
-            png=report(f"{MASS_SCAN_PLOTS}/performance.png", caption="../report/mass_scan.rst",
-                       category="Mass scan", labels={"figure": "AUC and significance vs m_H"}),
-        params:
-            runs=config["mass_scan"]["runs"],
-            window_relative=mass_scan_params()["window_relative"],
-            caption=f"Mass scan: mean ± std over {config['split']['n_trials']} trials, test split",
-            luminosity_fb=config["luminosity_fb"],
-            sqrt_s_tev=config["sqrt_s_tev"],
-        log:
-            "logs/mass_scan/summary.log",
-        benchmark:
-            benchmark_file("mass_scan_summary", "summary"),
-        conda:
-            "../../envs/report.yaml"
-        script:
-            "../../scripts/mass_scan_summary.py"
+rule mass_scan_summary:
+    input:
+        runs=mass_scan_run_files(lambda run: f"{MASS_SCAN_DIR}/{run}.json"),
+        metrics=mass_scan_run_files(lambda run: f"{eval_dir(run)}/metrics.json"),
+        fits=mass_scan_run_files(lambda run: f"{fit_dir(run)}/fit.json"),
+    output:
+        md=f"{TABLES_DIR}/mass_scan.md",
+        sculpting=f"{TABLES_DIR}/mass_scan_sculpting.csv",
+        csv=report(f"{TABLES_DIR}/mass_scan.csv", caption="../report/mass_scan.rst", category="Mass scan",
+                   labels={"figure": "per mass point"}),
+        pdf=f"{MASS_SCAN_PLOTS}/performance.pdf",
+        png=report(f"{MASS_SCAN_PLOTS}/performance.png", caption="../report/mass_scan.rst",
+                   category="Mass scan", labels={"figure": "AUC and significance vs m_H"}),
+    params:
+        runs=lambda wildcards: mass_scan_runs(),
+        window_relative=lambda wildcards: mass_scan_params()["window_relative"],
+        caption=f"Mass scan: mean ± std over {config['split']['n_trials']} trials, test split",
+        luminosity_fb=config["luminosity_fb"],
+        sqrt_s_tev=config["sqrt_s_tev"],
+    log:
+        "logs/mass_scan/summary.log",
+    benchmark:
+        benchmark_file("mass_scan_summary", "summary"),
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../../scripts/mass_scan_summary.py"

@@ -28,7 +28,7 @@ POINT_METRICS: dict[str, tuple[str, float]] = {
     "significance": ("Significance", 1.0),
     "auc": ("AUC [%]", 100.0),
     "bkg_correlation": ("Bkg. Corr. [1e-3]", 1e3),
-    "bkg_correlation_excess": ("Bkg. Corr. excess [1e-3]", 1e3),
+    "bkg_correlation_excess": ("Bkg. Corr. above noise [1e-3]", 1e3),
 }
 
 
@@ -212,9 +212,9 @@ def sculpting_markdown(frame: pd.DataFrame, nominal_mass: float) -> str:
     head = [
         "Run",
         *(title for title, _ in SCULPTING_METRICS.values()),
-        "Σ|S_spur| (events)",
+        "Σ ∣S_spur∣ (events)",
         "Σζ (events)",
-        "max |S_spur|/σ_S",
+        "max ∣S_spur∣/σ_S",
     ]
     lines = [
         f"Background sculpting at {nominal_mass:g} GeV: Table I's correlation metrics (mean ± std over "
