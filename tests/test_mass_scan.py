@@ -365,3 +365,16 @@ def test_config_checks_name_mass_scan_problems():
     assert "etn_bce" in found and "lack the nominal mass" in found
     clash = {**config, "samples": {**config["samples"], "signal_m110": config["samples"]["signal"]}}
     assert any("signal_m110" in p for p in mass_scan.problems(clash))
+
+
+def test_standard_runs_keep_their_spec_hash_and_train_inputs():
+    """A standard run's description (config hash, resume key) has no strategy key: the default's runs are
+    unchanged; the default config makes no mass-scan sample and reads none."""
+    standard = training.RunSpec("dfnn", "bce", "bce", 0.0, {}, {}, 0)
+    assert "strategy" not in standard.describe() and "mass_scan" not in standard.describe()
+    assert "strategy" in _scan_spec("munn").describe()
+    default = load_config(REPO / "config/config.yaml")
+    assert mass_scan.run_scan_spec(default, "bce_disco") == {} and not mass_scan.reads_scan_samples(
+        default, "bce"
+    )
+    assert mass_scan.problems(default) == []

@@ -27,6 +27,8 @@ RUNS = run_names(config["runs"])
 SCAN_SAMPLES = scan_samples(config)
 #: every sample's spec, the analysis' and the mass scan's: what the per-sample rules look up
 SAMPLE_SPECS = {**config["samples"], **SCAN_SAMPLES}
+#: the generated samples that set their Higgs mass (generate.higgs_mass): made by rule generate_mass_point
+MASS_POINT_SAMPLES = [s for s, v in SAMPLE_SPECS.items() if "higgs_mass" in v.get("generate", {})]
 #: the runs whose model has attention (ETN, FT-Transformer): attention maps and Grad-CAM (rule interpret)
 ATTENTION_RUNS = run_names([r for r in config["runs"] if r["model"] in ATTENTION_MODELS])
 
@@ -115,7 +117,7 @@ def chunk_events(sample, chunk):
 def get_ntuple(wildcards):
     """The input n-tuple of a (sample, chunk): generated here or supplied in config."""
     if is_generated(wildcards.sample):
-        top = MASS_SCAN_MC if wildcards.sample in SCAN_SAMPLES else "results/mc"  # rule generate_mass_point
+        top = MASS_SCAN_MC if wildcards.sample in MASS_POINT_SAMPLES else "results/mc"  # generate_mass_point
         return f"{top}/{wildcards.sample}/{wildcards.chunk}.root"
     return SAMPLE_SPECS[wildcards.sample]["files"][int(wildcards.chunk)]
 
@@ -328,7 +330,8 @@ def all_outputs():
 
 
 MASS_SCAN_DIR = "results/mass_scan"
-#: n-tuples of the mass points (rule generate_mass_point), apart from results/mc so that no rule order is needed
+#: n-tuples of the samples with a Higgs mass set (rule generate_mass_point), apart from results/mc so that no
+#: rule order is needed
 MASS_SCAN_MC = "results/mc_mass_scan"
 MASS_SCAN_PLOTS = "results/plots/mass_scan"
 

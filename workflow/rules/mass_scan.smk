@@ -7,12 +7,12 @@ from hzg.registry import run_title
 
 
 rule generate_mass_point:
-    # as rule generate, with the sample's Higgs mass (a separate rule: the default's generation jobs keep their
-    # params and script, and so their n-tuples)
+    # as rule generate, for a sample that sets its Higgs mass (generate.higgs_mass: the mass points, or a sample
+    # of `samples`); a separate rule, so that the default's generation jobs keep their params and script
     output:
         ntuple=MASS_SCAN_MC + "/{sample}/{chunk}.root",
     wildcard_constraints:
-        sample="|".join(SCAN_SAMPLES) or "(?!)",
+        sample="|".join(MASS_POINT_SAMPLES) or "(?!)",
     params:
         process=get_process,
         n_events=get_chunk_events,

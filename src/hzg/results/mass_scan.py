@@ -273,7 +273,7 @@ def plot(
     fig.align_ylabels((ax_auc, ax_z))
     ax_auc.legend(
         fontsize=13,
-        loc="lower center",
+        loc="best",
         ncol=2,
         title=rf"AUC in $m_H$ (1 $\mp$ {window_relative:g}); test split, mean $\pm$ std over trials",
         title_fontsize=12,
