@@ -64,7 +64,12 @@ class Classifier:
         if self.kind == "neural":
             from hzg.learn.models import build_model
 
-            self.model = build_model(checkpoint["model"], len(self.features), **checkpoint["hparams"])
+            from hzg.data import objects
+
+            n_objects = objects.count_objects(self.features)
+            self.model = build_model(
+                checkpoint["model"], len(self.features), n_objects=n_objects, **checkpoint["hparams"]
+            )
             self.model.load_state_dict(checkpoint["state_dict"])
             self.normaliser = Normaliser(**checkpoint["normaliser"])
         else:
