@@ -17,7 +17,7 @@ from hzg.data import features as feat
 from hzg.data import objects
 from hzg.learn import training
 from hzg.learn.classifier import Classifier
-from hzg.learn.models import build_model
+from hzg.learn.models import build_model, small_attention
 from hzg.learn.models.etn_objects import MaskedAttention, ObjectETN
 
 N_EVENT, N_OBJECTS = 12, 8
@@ -42,8 +42,11 @@ def _model(name: str, **hparams) -> nn.Module:
     return build_model(name, N_EVENT + N_OBJECTS * N_PROPS, n_objects=N_OBJECTS, **hparams)
 
 
+@pytest.mark.parametrize("kernel", [True, False], ids=["cpu_kernel", "sdpa"])
 @pytest.mark.parametrize("name", MODELS)
-def test_padded_objects_change_nothing(name):
+def test_padded_objects_change_nothing(name, kernel, monkeypatch):
+    if not kernel:  # the path of GPUs: scaled_dot_product_attention with a boolean mask
+        monkeypatch.setattr(small_attention, "usable", lambda *t: False)
     model = _model(name).eval()
     x = _inputs()
     noisy = x.clone()
@@ -78,7 +81,10 @@ def test_shapes_and_gradients_reach_both_streams(name):
         assert model(x[:0]).shape == (0,)
 
 
-def test_cross_attention_is_masked_and_shaped():
+@pytest.mark.parametrize("kernel", [True, False], ids=["cpu_kernel", "sdpa"])
+def test_cross_attention_is_masked_and_shaped(kernel, monkeypatch):
+    if not kernel:
+        monkeypatch.setattr(small_attention, "usable", lambda *t: False)
     torch.manual_seed(3)
     attn = MaskedAttention(16, 4).eval()
     q, kv = torch.randn(5, 12, 16), torch.randn(5, 8, 16)
@@ -107,6 +113,16 @@ def test_merge_choice_and_layout_errors():
         build_model("etn", 20, n_objects=2)
     with pytest.raises(ValueError, match="cannot hold"):
         ObjectETN(10, 2)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_cpu_kernel_and_sdpa_agree(name, monkeypatch):
+    model = _model(name).eval()
+    x = _inputs(50)
+    with torch.no_grad():
+        p = model(x)
+        monkeypatch.setattr(small_attention, "usable", lambda *t: False)
+        torch.testing.assert_close(model(x), p, rtol=1e-5, atol=1e-6)
 
 
 def test_events_do_not_mix_and_are_deterministic():
