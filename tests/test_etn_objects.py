@@ -193,3 +193,41 @@ def test_training_smoke_and_scores_agree_with_the_classifier(tmp_path, name):
     spec.n_objects = n + 1
     with pytest.raises(KeyError, match="Jet collection"):
         training.run(paths, spec, tmp_path / "more", progress=False)
+
+
+def test_friend_trees_score_object_models_from_the_ntuple_events(tmp_path, monkeypatch):
+    """The friend stage rebuilds the object block from the n-tuple's events as skim and features do: the
+    friend score of an object model is the classifier's score of the skim + feature-block rows."""
+    from test_objects import CFG, _events
+
+    from hzg.data.selection import Cuts, preselect
+    from hzg.results import friends
+
+    n = objects.n_objects(CFG)
+    paths = _feature_files(tmp_path, n, n=300)
+    cfg = load_config(Path(__file__).resolve().parents[1] / "config/ci.yaml")
+    spec = training.RunSpec(
+        model="etn_objects",
+        loss="bce",
+        loss_kind="bce",
+        disco_lambda=0.0,
+        hparams=cfg["models"]["etn_objects"],
+        training={**cfg["training"], "epochs": 1, "eval_every_early": 1, "batch_size": 256},
+        trial=0,
+        n_objects=n,
+    )
+    clf = Classifier.load(training.run(paths, spec, tmp_path / "run", progress=False)["checkpoint"])
+    names = list(feat.FEATURES) + list(feat.DISCO_FEATURES)
+
+    def fixed_features(skim, res_map):  # the paper's features are not what this checks
+        return pd.DataFrame(np.ones((len(skim["flavour"]), len(names))), columns=names)
+
+    monkeypatch.setattr(friends.features, "compute_features", fixed_features)
+    events = _events()
+    out = friends.friend_columns(events, Cuts(), {}, [clf], "signal", 0, objects_cfg=CFG)
+    cols, _ = preselect(events, Cuts(), objects_cfg=CFG)
+    frame = pd.concat([fixed_features(cols, {}), pd.DataFrame(objects.feature_block(cols, CFG))], axis=1)
+    assert out["passed_preselection"].tolist() == [True, True]
+    np.testing.assert_allclose(out[friends.score_branch(clf)], clf.predict(frame).astype(np.float32))
+    with pytest.raises(KeyError, match="obj0_pt"):  # without the objects: the classifier names what it lacks
+        friends.friend_columns(events, Cuts(), {}, [clf], "signal", 0)
