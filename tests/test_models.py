@@ -282,10 +282,12 @@ def test_ft_last_block_updates_only_the_class_token():
 def test_overfits_random_labels(name):
     """Without dropout, full-batch Adam memorises 256 events with random labels."""
     torch.manual_seed(0)
-    x, y = torch.randn(256, 12), torch.randint(0, 2, (256,)).float()
-    model = _build(name, 12, **NO_DROPOUT[name]).train()
-    if name in OBJECT_MODELS:  # its two objects (inputs 2-11) real photons: type codes, not random numbers
-        x[:, [6, 11]] = 3.0
+    # an object model: the 12 features and two real photons after them (type codes, not random numbers)
+    n_in = 22 if name in OBJECT_MODELS else 12
+    x, y = torch.randn(256, n_in), torch.randint(0, 2, (256,)).float()
+    model = _build(name, n_in, **NO_DROPOUT[name]).train()
+    if name in OBJECT_MODELS:
+        x[:, [16, 21]] = 3.0
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(1000):
         opt.zero_grad()
