@@ -35,6 +35,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/friends.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/benchmarks.smk"
+include: "workflow/rules/mass_scan.smk"
 
 
 rule all:

@@ -455,3 +455,57 @@ def test_tree_hyper_parameters_come_from_the_config_and_name_a_missing_key(name)
     x, y, w = np.zeros((4, 2)), np.array([0, 1, 0, 1]), np.ones(4)
     with pytest.raises(ValueError, match=f"models.{name}.max_depth"):
         fit(x, y, w, missing, seed=1) if name == "bdt" else fit(x, y, w, missing, seed=1, threads=1)
+
+
+def test_significance_mass_range_holds_every_window_so_background_outside_it_never_counts():
+    rng = np.random.default_rng(7)
+    n_s, n_b = 3000, 20000
+    score = rng.random(n_s + n_b)
+    mass = np.r_[rng.normal(125, 2, n_s), 100 + rng.exponential(30, n_b) % 80]
+    weight = np.r_[np.full(n_s, 0.01), rng.uniform(0.5, 2.0, n_b)]
+    y = np.r_[np.ones(n_s), np.zeros(n_b)].astype(bool)
+    lo, hi = metrics.significance_mass_range(score[y], mass[y], weight[y], 8)
+    assert 110 < lo < 125 < hi < 140
+    full = metrics.binned_significance_detail(score, mass, weight, y, 8)
+    garbage = score.copy()
+    outside = ~y & ((mass < lo) | (mass > hi))
+    garbage[outside] = rng.random(outside.sum())  # any score: these events fall in no window
+    assert metrics.binned_significance_detail(garbage, mass, weight, y, 8) == full
+    assert np.isnan(metrics.significance_mass_range(score[:3], mass[:3], np.zeros(3), 8)[0])
+
+
+@pytest.mark.parametrize(("model", "loss"), [("etn", "bce"), ("dfnn", "bce_disco")])
+def test_validation_pass_equals_scoring_every_validation_event(tmp_path, model, loss):
+    paths = synthetic_features(tmp_path, n=2500)
+    s = spec(model, loss)
+    data = training.load_dataset(paths, training.feature_names(s.disco_lambda, s.sigma_m), 0)
+    prep = training._prepare_data(data, s, torch.device("cpu"))
+    torch.manual_seed(0)
+    net, _ = training._build_model_and_optimiser(s, prep.x.shape[1], torch.device("cpu"))
+    args = training._loss_args(s)
+    loss_value, z = training._validate(net, prep, data, args, 8)
+    v = prep.val_np
+    every = training.predict_neural(net, prep.x[torch.from_numpy(np.flatnonzero(v))]).numpy()
+    expected = training.split_significance(every, data.mass[v], prep.eval_w[v], data.y[v], 8)
+    assert z == pytest.approx(expected, rel=1e-6) and np.isfinite(loss_value)
+
+
+@pytest.mark.parametrize("model", ["xgboost", "bdt"])
+def test_tree_history_equals_scoring_every_event_at_every_stage(tmp_path, model):
+    paths = synthetic_features(tmp_path, n=1500)
+    s = spec(model, "bce")
+    s = training.RunSpec(
+        **{**s.__dict__, "hparams": {**s.hparams, **({"n_trees": 60} if model == "bdt" else {})}}
+    )
+    data = training.load_dataset(paths, training.feature_names(0.0), 0)
+    result = training.train_tree(data, s)
+    trained = result["model"]
+    eval_w = metrics.split_scaled_weights(data.weight, data.y, data.split)
+    for row in result["history"]:
+        k = row["epoch"]
+        every = (
+            boosted.xgboost_scores(trained, data.x, k)
+            if model == "xgboost"
+            else boosted.bdt_staged_scores(trained, data.x, [k])[k]
+        )
+        assert row["val_significance"] == training.validation_significance(every, data, eval_w, 8)

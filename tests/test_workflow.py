@@ -192,6 +192,7 @@ def test_dag_produces_table_one_metrics_and_evaluation_plots(ci_run):
         "AUC (%)",
         "Bkg. Corr. (1e-3)",
         "Bkg. Corr. floor (1e-3)",
+        "Bkg. Corr. above noise (1e-3)",
         "Bkg. dCor² (1e-3)",
         "Best epoch",
         "Overtraining p-value",

@@ -138,6 +138,9 @@ def problems(config: Mapping[str, Any]) -> list[str]:
                 )
         elif name not in variations:
             out.append(f"fit.systematics.shape lists {name!r} but fit.variations has no size for it")
+    from hzg.data import mass_scan  # the mass scan's own constraints (seed paper 004)
+
+    out += mass_scan.problems(config)
     return out
 
 

@@ -42,6 +42,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+import math
+
 import numpy as np
 
 QuantileMethod = Literal["hazen", "inverted_cdf"]
@@ -120,6 +122,34 @@ def significance_mc_error(s: Any, b: Any, s_sumw2: Any, b_sumw2: Any) -> np.ndar
     ratio2 = np.where(z > 0, s_arr**2 / bb / np.where(z > 0, z, 1.0) ** 2, 1.0)
     err = np.where(valid, np.sqrt(ratio2 * (s2 / bb + s_arr**2 * b2 / (4.0 * bb**3))), 0.0)
     return float(err) if err.ndim == 0 else err
+
+
+def significance_mass_range(
+    score: np.ndarray,
+    mass: np.ndarray,
+    weight: np.ndarray,
+    n_bins: int = 8,
+    mass_quantiles: tuple[float, float] = (0.05, 0.95),
+) -> tuple[float, float]:
+    """The mass range that holds every score bin's mass window of `binned_significance_detail`, from the
+    SIGNAL events alone (their scores, masses and weights): the equal-signal edges and the windows depend only
+    on them, so a background event outside this range counts in no bin whatever its score. (nan, nan) when
+    no bin holds signal of positive weight."""
+    score = np.asarray(score, dtype=float).ravel()
+    mass = np.asarray(mass, dtype=float).ravel()
+    weight = np.asarray(weight, dtype=float).ravel()
+    if not np.any(weight > 0):
+        return (math.nan, math.nan)
+    every = np.ones(score.size, dtype=bool)
+    idx = bin_index(score, equal_signal_bin_edges(score, weight, every, n_bins))
+    lows, highs = [], []
+    for i in range(n_bins):  # a loop over the bins, not the events
+        in_bin = idx == i
+        if np.any(in_bin & (weight > 0)):
+            lo, hi = weighted_quantile(mass[in_bin], weight[in_bin], np.array(mass_quantiles))
+            lows.append(lo)
+            highs.append(hi)
+    return (float(min(lows)), float(max(highs))) if lows else (math.nan, math.nan)
 
 
 def binned_significance_detail(

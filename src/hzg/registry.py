@@ -55,6 +55,11 @@ DEFAULT_EPOCH_LABEL = "Epoch"
 #: loss kind -> label in Table I (the schema's enum of losses.*.kind)
 LOSS_LABELS: dict[str, str] = {"bce": "BCE", "extreme": "Ext"}
 LOSS_KINDS: tuple[str, ...] = tuple(LOSS_LABELS)
+#: training strategy of a loss entry (config losses.*.strategy; hzg.learn.strategies) -> suffix of its label:
+#: standard (the paper's, at 125 GeV), munn (mass-unspecific, seed paper 004) and pnn (parametrised)
+STANDARD = "standard"
+STRATEGY_LABELS: dict[str, str] = {STANDARD: "", "munn": " (muNN)", "pnn": " (pNN)"}
+STRATEGIES: tuple[str, ...] = tuple(STRATEGY_LABELS)
 
 # ---------------------------------------------------------------- systematic variations
 #: variations reprocessed from the n-tuples on: name -> (object collection, sign of the relative pT shift);
@@ -103,7 +108,8 @@ def loss_label(model: str, loss: Mapping[str, Any] | None) -> str:
     if loss is None or model in (RANDOM, *TREE_MODELS):
         return "N.A."
     label = LOSS_LABELS.get(loss["kind"], str(loss["kind"]))
-    return label + ("+DisCo" if float(loss["disco_lambda"]) > 0 else "")
+    label += "+DisCo" if float(loss["disco_lambda"]) > 0 else ""
+    return label + STRATEGY_LABELS.get(loss.get("strategy", STANDARD), "")
 
 
 def run_title(model: str, loss: Mapping[str, Any] | None) -> str:

@@ -1,5 +1,6 @@
 # Helpers shared by the rules: samples, chunks and paths. Pure functions of the config.
 from hzg.data.features import DISCO_FEATURES, feature_set, file_stem
+from hzg.data.mass_scan import reads_scan_samples, run_scan_spec, scan_samples
 from hzg.data.objects import n_objects
 from hzg.registry import (
     ATTENTION_MODELS,
@@ -22,6 +23,14 @@ PLOT_VARIABLES = INPUT_FEATURES + list(DISCO_FEATURES) + ["mllg"]
 PLOT_STEMS = [file_stem(var) for var in PLOT_VARIABLES]
 #: "<model>_<loss>" of every run of the grid, in config order
 RUNS = run_names(config["runs"])
+#: the signal samples of the mass scan (config mass_scan, seed paper 004; hzg.data.mass_scan): generated,
+#: skimmed and featured like every sample, read only by the runs of a munn or pnn loss and the per-mass-point
+#: evaluation (workflow/rules/mass_scan.smk); `samples` stay the analysis' samples
+SCAN_SAMPLES = scan_samples(config)
+#: every sample's spec, the analysis' and the mass scan's: what the per-sample rules look up
+SAMPLE_SPECS = {**config["samples"], **SCAN_SAMPLES}
+#: the generated samples that set their Higgs mass (generate.higgs_mass): made by rule generate_mass_point
+MASS_POINT_SAMPLES = [s for s, v in SAMPLE_SPECS.items() if "higgs_mass" in v.get("generate", {})]
 #: the runs whose model has attention (ETN, FT-Transformer): attention maps and Grad-CAM (rule interpret)
 ATTENTION_RUNS = run_names([r for r in config["runs"] if r["model"] in ATTENTION_MODELS])
 
@@ -72,12 +81,12 @@ def get_epoch_label(wildcards):
 
 
 def is_generated(sample):
-    return "generate" in config["samples"][sample]
+    return "generate" in SAMPLE_SPECS[sample]
 
 
 def normalisation(sample):
     """How a sample's weights are normalised: {"xsec_pb": σ} or {"k_factor": k} (× the generator's σ)."""
-    spec = config["samples"][sample]
+    spec = SAMPLE_SPECS[sample]
     return {key: spec[key] for key in ("xsec_pb", "k_factor") if key in spec}
 
 
@@ -95,14 +104,14 @@ NORMALISATION_NOTE = (
 
 def chunks(sample):
     """Chunk ids of a sample: generation chunks, or one per user-supplied file."""
-    spec = config["samples"][sample]
+    spec = SAMPLE_SPECS[sample]
     n = spec["generate"]["n_chunks"] if is_generated(sample) else len(spec["files"])
     return list(range(n))
 
 
 def chunk_events(sample, chunk):
     """Events to generate in one chunk (the remainder goes to the first chunks)."""
-    gen = config["samples"][sample]["generate"]
+    gen = SAMPLE_SPECS[sample]["generate"]
     base, rest = divmod(gen["n_events"], gen["n_chunks"])
     return base + (1 if int(chunk) < rest else 0)
 
@@ -110,13 +119,14 @@ def chunk_events(sample, chunk):
 def get_ntuple(wildcards):
     """The input n-tuple of a (sample, chunk): generated here or supplied in config."""
     if is_generated(wildcards.sample):
-        return f"results/mc/{wildcards.sample}/{wildcards.chunk}.root"
-    return config["samples"][wildcards.sample]["files"][int(wildcards.chunk)]
+        top = MASS_SCAN_MC if wildcards.sample in MASS_POINT_SAMPLES else "results/mc"  # generate_mass_point
+        return f"{top}/{wildcards.sample}/{wildcards.chunk}.root"
+    return SAMPLE_SPECS[wildcards.sample]["files"][int(wildcards.chunk)]
 
 
 def branch_map(sample):
     """The branch map of a sample: its own `branch_map`, else the global one (generated: nanoaod)."""
-    spec = config["samples"][sample]
+    spec = SAMPLE_SPECS[sample]
     if is_generated(sample):
         return "nanoaod"
     return spec.get("branch_map", config["branch_map"])
@@ -163,7 +173,7 @@ def get_sample(wildcards):
 
 def get_kind(wildcards):
     """signal or background."""
-    return config["samples"][wildcards.sample]["kind"]
+    return SAMPLE_SPECS[wildcards.sample]["kind"]
 
 
 def get_normalisation(wildcards):
@@ -202,7 +212,7 @@ def get_background_features(wildcards):
 
 
 def get_process(wildcards):
-    return config["samples"][wildcards.sample]["generate"]["process"]
+    return SAMPLE_SPECS[wildcards.sample]["generate"]["process"]
 
 
 def get_chunk_events(wildcards):
@@ -210,7 +220,7 @@ def get_chunk_events(wildcards):
 
 
 def get_sample_seed(wildcards):
-    return config["samples"][wildcards.sample]["generate"]["seed"]
+    return SAMPLE_SPECS[wildcards.sample]["generate"]["seed"]
 
 
 def get_generate_runtime(wildcards):
@@ -257,7 +267,9 @@ REPROCESSED = [n for n in config["fit"]["systematics"]["shape"] if n in config["
 
 def get_fit_inputs(wildcards):
     """Named inputs of a fit: the checkpoint, the nominal features of every sample and, per reprocessed shape
-    systematic and direction (photon_energy_scale_up, ...), that variation's features."""
+    systematic and direction (photon_energy_scale_up, ...), that variation's features of the signal samples
+    (only the signal's variations enter the fit: the background comes from a function fitted to the data, so
+    the background samples are never reprocessed)."""
     samples = list(config["samples"])
     run = f"{wildcards.model}_{wildcards.loss}"
     inputs = {
@@ -267,7 +279,9 @@ def get_fit_inputs(wildcards):
     for name in REPROCESSED:
         for direction in DIRECTIONS:
             variation = f"{name}_{direction}"
-            inputs[variation] = expand("{dir}/{s}.parquet", dir=features_dir(variation), s=samples)
+            inputs[variation] = expand(
+                "{dir}/{s}.parquet", dir=features_dir(variation), s=samples_of_kind("signal")
+            )
     return inputs
 
 
@@ -317,6 +331,26 @@ def all_outputs():
         + expand("{dir}/cutflow.{ext}", dir=TABLES_DIR, ext=["md", "csv", "tex"])
         + expand("{dir}/{stem}.{ext}", dir=FEATURE_PLOTS, stem=PLOT_STEMS, ext=["pdf", "png"])
         + ["results/checks/physics.json"]
+        + mass_scan_outputs()
+    )
+
+
+MASS_SCAN_DIR = "results/mass_scan"
+#: n-tuples of the samples with a Higgs mass set (rule generate_mass_point), apart from results/mc so that no
+#: rule order is needed
+MASS_SCAN_MC = "results/mc_mass_scan"
+MASS_SCAN_PLOTS = "results/plots/mass_scan"
+
+
+def mass_scan_outputs():
+    """The per-mass-point evaluation of the mass scan's runs, its table and plot (none without mass_scan)."""
+    if "mass_scan" not in config:
+        return []
+    return (
+        [f"{MASS_SCAN_DIR}/{run}.json" for run in config["mass_scan"]["runs"]]
+        + expand("{dir}/mass_scan.{ext}", dir=TABLES_DIR, ext=["md", "csv"])
+        + [f"{TABLES_DIR}/mass_scan_sculpting.csv"]
+        + expand("{dir}/performance.{ext}", dir=MASS_SCAN_PLOTS, ext=["pdf", "png"])
     )
 
 
@@ -342,9 +376,19 @@ def get_run_spec(wildcards):
         "training": config["training"],
         "trial": int(wildcards.trial),
         "sigma_m": config["features"]["sigma_m"],  # the schema's default fills it in
+        **run_scan_spec(config, wildcards.loss),  # a mass-scan strategy's (hzg.data.mass_scan); {} for standard
         # an object model's slots (config objects); absent for the others, whose params stay as they were
         **({"n_objects": n_objects(config["objects"])} if wildcards.model in OBJECT_MODELS else {}),
     }
+
+
+def get_train_features(wildcards):
+    """The feature files a training job reads: every sample of `samples`, and the mass-scan points for a loss
+    with a mass-scan strategy (munn, pnn)."""
+    samples = list(config["samples"])
+    if reads_scan_samples(config, wildcards.loss):
+        samples += list(SCAN_SAMPLES)
+    return expand("{dir}/{sample}.parquet", dir=FEATURES_DIR, sample=samples)
 
 
 def eval_params(*keys):

@@ -3,7 +3,7 @@
 
 rule train:
     input:
-        features=expand("{dir}/{sample}.parquet", dir=FEATURES_DIR, sample=config["samples"]),
+        features=get_train_features,
     output:
         checkpoint=f"{run_dir()}/checkpoint.pt",
         history=f"{run_dir()}/history.csv",

@@ -22,6 +22,10 @@ from tqdm import tqdm
 log = logging.getLogger(__name__)
 
 PB_PER_MB = 1.0e9
+#: Higgs boson mass of the signal process unless a sample sets `generate.higgs_mass`, GeV
+SM_HIGGS_MASS = 125.0
+#: Processes with a Higgs boson, whose mass a sample may set (`generate.higgs_mass`)
+HIGGS_PROCESSES = ("ggH_Zgamma",)
 
 #: Pythia 8 settings of each process we can generate (13 TeV pp, set in `pythia_settings`).
 PROCESSES: dict[str, list[str]] = {
@@ -240,6 +244,9 @@ class ChunkSpec:
     #: (Pythia's forceHadronLevel) only the events that pass; the others are kept, with their weight, without
     #: particles.
     veto_before_hadronisation: bool = False
+    #: Higgs boson mass of the signal process (ggH_Zgamma), GeV: a sample's `generate.higgs_mass` (the mass
+    #: scan of config/mass_scan.yaml); the default's 125 GeV leaves the settings as they always were
+    higgs_mass: float = SM_HIGGS_MASS
 
     @property
     def hadron_veto(self) -> ShowerAcceptance | None:
@@ -320,9 +327,20 @@ VETOED_PROCESSES = ("qqbar_Zgamma", "drellyan_fsr")
 
 
 def chunk_spec(
-    process: str, n_events: int, seed: int, generation: Mapping[str, Any], sqrt_s_tev: float
+    process: str,
+    n_events: int,
+    seed: int,
+    generation: Mapping[str, Any],
+    sqrt_s_tev: float,
+    higgs_mass: float = SM_HIGGS_MASS,
 ) -> ChunkSpec:
-    """The ChunkSpec of one chunk from the config's `generation` section (optional keys: off)."""
+    """The ChunkSpec of one chunk from the config's `generation` section (optional keys: off) and the sample's
+    Higgs mass (`generate.higgs_mass`, a Higgs process only)."""
+    if float(higgs_mass) != SM_HIGGS_MASS and process not in HIGGS_PROCESSES:
+        raise ValueError(
+            f"generate.higgs_mass {higgs_mass} is set for process {process!r}, which has no Higgs boson "
+            f"(processes with one: {list(HIGGS_PROCESSES)})"
+        )
     background = process in BACKGROUND_PROCESSES
     isr = process in BACKGROUND_ISR_PROCESSES
     veto = (
@@ -357,6 +375,7 @@ def chunk_spec(
         bias=Bias(**bias) if bias else None,
         fsr=FsrFilter(**fsr) if fsr else None,
         veto_before_hadronisation=bool(generation.get("veto_before_hadronisation", False)),
+        higgs_mass=float(higgs_mass),
     )
 
 
@@ -434,7 +453,17 @@ def pythia_settings(spec: ChunkSpec) -> list[str]:
         spec.hadron_veto is not None
     ):  # hadronised by hand (forceHadronLevel) for the events that pass the veto
         level = [line.replace("HadronLevel:all = on", "HadronLevel:all = off") for line in level]
-    return common + PROCESSES[spec.process] + cuts + level
+    return common + process_settings(spec) + cuts + level
+
+
+def process_settings(spec: ChunkSpec) -> list[str]:
+    """The process' lines of `PROCESSES`, with the Higgs mass of `spec` (unchanged at 125 GeV)."""
+    lines = list(PROCESSES[spec.process])
+    if spec.process in HIGGS_PROCESSES and spec.higgs_mass != SM_HIGGS_MASS:
+        if not 0.0 < spec.higgs_mass < 1000.0:
+            raise ValueError(f"generate.higgs_mass must lie in (0, 1000) GeV, got {spec.higgs_mass}")
+        lines = [f"25:m0 = {spec.higgs_mass!r}" if ln.startswith("25:m0") else ln for ln in lines]
+    return lines
 
 
 #: Squared pT (GeV^2) below which a particle is not even read from the record: a little under

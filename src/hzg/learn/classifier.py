@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from hzg import checkpoints
-from hzg.learn import boosted
+from hzg.learn import boosted, strategies
 from hzg.registry import run_name
 
 
@@ -80,8 +80,11 @@ class Classifier:
         """Load a checkpoint file (CPU); a CheckpointError names the file if it is unreadable or unsafe."""
         return cls(checkpoints.load(path), str(path))  # weights only: a pickled object is refused, never run
 
-    def predict(self, frame: pd.DataFrame, batch: int = 65536) -> np.ndarray:
-        """Signal probability of every row of `frame` (which must hold the checkpoint's features)."""
+    def predict(self, frame: pd.DataFrame, batch: int = 65536, hypothesis: float | None = None) -> np.ndarray:
+        """Signal probability of every row of `frame` (which must hold the checkpoint's features). A
+        parametrised network (strategy pnn) scores with the Higgs mass `hypothesis`, by default its nominal
+        mass (125 GeV) where the frame has no hypothesis column; other classifiers ignore it."""
+        frame = strategies.with_hypothesis(frame, self.features, self.checkpoint, hypothesis)
         missing = [f for f in self.features if f not in frame.columns]
         if missing:
             raise KeyError(f"{self.source}: classifier {self.name} needs features {missing}")

@@ -5,6 +5,7 @@ every event."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import logging
@@ -23,9 +24,9 @@ from tqdm import tqdm
 from hzg.data import features as feat
 from hzg.data import objects
 from hzg import checkpoints, io, metrics
-from hzg.learn import boosted, losses
+from hzg.learn import boosted, losses, strategies
 from hzg.learn.classifier import Normaliser, predict_neural
-from hzg.registry import OBJECT_MODELS, TRAIN, TREE_MODELS, VALIDATION, run_name, split_column
+from hzg.registry import OBJECT_MODELS, STANDARD, TRAIN, TREE_MODELS, VALIDATION, run_name, split_column
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,15 @@ class Dataset:
     split: np.ndarray  # (n,) 0 train, 1 validation, 2 test
     keys: pd.DataFrame  # sample_id, chunk, entry
     features: list[str]
+    #: weights the training draws from (a mass-scan strategy's, hzg.learn.strategies); None: `weight`
+    train_weight: np.ndarray | None = None
+    #: generated Higgs mass of every signal event, NaN for background (mass-scan strategies); None otherwise
+    true_mass: np.ndarray | None = None
+
+    @property
+    def training_weight(self) -> np.ndarray:
+        """The weights training draws from: `train_weight` where a strategy sets them, else `weight`."""
+        return self.weight if self.train_weight is None else self.train_weight
 
 
 def feature_names(disco_lambda: float, sigma_m: str = feat.SIGMA_M_DEFAULT) -> list[str]:
@@ -154,6 +164,10 @@ class RunSpec:
     training: dict
     trial: int
     sigma_m: str = feat.SIGMA_M_DEFAULT
+    #: training strategy of the loss entry (hzg.learn.strategies): standard, munn or pnn
+    strategy: str = STANDARD
+    #: the mass points of a mass-scan strategy (hzg.data.mass_scan.strategy_spec); None for standard
+    mass_scan: dict | None = None
     n_objects: int = 0  # object slots of an object model's inputs (config objects), 0 for the others
 
     @property
@@ -170,6 +184,8 @@ class RunSpec:
             "training": self.training,
             "trial": self.trial,
             "sigma_m": self.sigma_m,
+            # only for a mass-scan strategy: the standard runs' hashes and resume keys stay as they were
+            **({"strategy": self.strategy, "mass_scan": self.mass_scan} if self.strategy != STANDARD else {}),
             # only where set: the description (and so the hashes) of the other runs stays as it was
             **({"n_objects": self.n_objects} if self.n_objects else {}),
         }
@@ -274,7 +290,7 @@ class _Prepared:
         w_val: Validation-loss weights: balanced true weights of the in-scope validation events, 0 elsewhere.
         val_idx: Indices of the in-scope validation events (validation loss).
         val_np: Boolean mask of all validation events (validation significance).
-        val_all: Indices of all validation events.
+        val_scope: Boolean mask of the in-scope validation events (those of val_idx).
         eval_w: Per-split scaled event weights for the significance.
         sampler: Draws the training events and their weights of each epoch.
     """
@@ -286,7 +302,7 @@ class _Prepared:
     w_val: torch.Tensor
     val_idx: torch.Tensor
     val_np: np.ndarray
-    val_all: torch.Tensor
+    val_scope: np.ndarray
     eval_w: np.ndarray
     sampler: EpochSampler
 
@@ -310,16 +326,15 @@ def _prepare_data(data: Dataset, spec: RunSpec, device: torch.device) -> _Prepar
     y = torch.from_numpy(data.y).to(device)
     m = torch.from_numpy(data.mass.astype(np.float32)).to(device)
     sampler = EpochSampler(
-        np.flatnonzero(train_sel), data.y, data.weight, tcfg.get("events_per_epoch"), spec.seed
+        np.flatnonzero(train_sel), data.y, data.training_weight, tcfg.get("events_per_epoch"), spec.seed
     )
     w_val = np.zeros(len(data.y))  # validation loss: all in-scope validation events, balanced true weights
-    w_val[val_sel] = balanced_weights(data.weight[val_sel], data.y[val_sel])
+    w_val[val_sel] = balanced_weights(data.training_weight[val_sel], data.y[val_sel])
     w = torch.from_numpy(w_val.astype(np.float32)).to(device)
     eval_w = metrics.split_scaled_weights(data.weight, data.y, data.split)
     val_idx = torch.from_numpy(np.flatnonzero(val_sel)).to(device)
     val_np = data.split == VALIDATION
-    val_all = torch.from_numpy(np.flatnonzero(val_np)).to(device)
-    return _Prepared(norm, x, y, m, w, val_idx, val_np, val_all, eval_w, sampler)
+    return _Prepared(norm, x, y, m, w, val_idx, val_np, val_sel, eval_w, sampler)
 
 
 def _build_model_and_optimiser(
@@ -416,6 +431,13 @@ def _validate(
 ) -> tuple[float, float]:
     """Validation pass: the loss on the in-scope validation events and the significance on all of them.
 
+    Only the events that can change the significance are scored: the in-scope ones (scored for the loss
+    anyway), every validation signal event (the score bins and their mass windows come from the signal
+    alone) and the background inside the windows' range (`metrics.significance_mass_range`); the other
+    background events, which fall in no bin's window whatever their score, get a placeholder score. The
+    significance is the one of scoring every validation event, at a quarter of the cost for the runs without
+    DisCo.
+
     Args:
         model: The model (evaluated without gradients).
         prep: The prepared tensors.
@@ -427,14 +449,31 @@ def _validate(
         The validation loss and the validation significance.
     """
     i = prep.val_idx
+    score = np.zeros(len(data.y), dtype=np.float32)
     with torch.no_grad():
-        vloss, _ = losses.total_loss(
-            predict_neural(model, prep.x[i]), prep.y[i], prep.w_val[i], prep.m[i], **loss_args
+        in_scope = predict_neural(model, prep.x[i])
+        vloss, _ = losses.total_loss(in_scope, prep.y[i], prep.w_val[i], prep.m[i], **loss_args)
+        if data.true_mass is not None:  # a mass-scan strategy: the mean over its mass points
+            return float(vloss), scan_validation_significance(model, prep, data, n_bins)
+        score[i.cpu().numpy()] = in_scope.cpu().numpy()
+        signal = prep.val_np & (data.y == 1)
+        _score_into(score, model, prep, signal & ~prep.val_scope)
+        lo, hi = metrics.significance_mass_range(
+            score[signal], data.mass[signal], prep.eval_w[signal], n_bins
         )
-    val_score = predict_neural(model, prep.x[prep.val_all]).cpu().numpy()
+        near = prep.val_np & (data.y == 0) & ~prep.val_scope & (data.mass >= lo) & (data.mass <= hi)
+        _score_into(score, model, prep, near)
     v = prep.val_np
-    significance = split_significance(val_score, data.mass[v], prep.eval_w[v], data.y[v], n_bins)
+    significance = split_significance(score[v], data.mass[v], prep.eval_w[v], data.y[v], n_bins)
     return float(vloss), significance
+
+
+def _score_into(score: np.ndarray, model: torch.nn.Module, prep: _Prepared, mask: np.ndarray) -> None:
+    """Fill `score` at the events of `mask` with the model's scores."""
+    idx = np.flatnonzero(mask)
+    if idx.size:
+        rows = torch.from_numpy(idx).to(prep.x.device)
+        score[idx] = predict_neural(model, prep.x[rows]).cpu().numpy()
 
 
 def _start_or_resume(
@@ -680,9 +719,12 @@ def train_tree(data: Dataset, spec: RunSpec) -> dict[str, Any]:
         )
     tcfg = spec.training
     train_sel = (data.split == TRAIN) & training_scope(data.mass, data.y, 0.0, tcfg)
-    w = balanced_weights(data.weight[train_sel], data.y[train_sel])
+    w = balanced_weights(data.training_weight[train_sel], data.y[train_sel])
     eval_w = metrics.split_scaled_weights(data.weight, data.y, data.split)
     n_bins = int(tcfg["significance_bins"])
+    # the staged scores feed the training loss (train_sel) and the validation significance (validation split)
+    # only: the other events (test split, training events out of scope) are not scored for them
+    needed = train_sel | (data.split == VALIDATION)
     if spec.model == "xgboost":
         model = boosted.fit_xgboost(
             data.x[train_sel],
@@ -694,12 +736,16 @@ def train_tree(data: Dataset, spec: RunSpec) -> dict[str, Any]:
             tcfg["device"],
         )
         n_stages = model.n_estimators
-        staged = {k: boosted.xgboost_scores(model, data.x, k) for k in eval_epochs(n_stages, 5, 50, 10)}
+        staged = {
+            k: _on_events(lambda x, k=k: boosted.xgboost_scores(model, x, k), data.x, needed)
+            for k in eval_epochs(n_stages, 5, 50, 10)
+        }
         scores = boosted.xgboost_scores(model, data.x)
     else:
         model = boosted.fit_bdt(data.x[train_sel], data.y[train_sel], w, spec.hparams, spec.seed)
         n_stages = len(model[-1].estimators_)
-        staged = boosted.bdt_staged_scores(model, data.x, eval_epochs(n_stages, 5, 50, 10))
+        staged_needed = boosted.bdt_staged_scores(model, data.x[needed], eval_epochs(n_stages, 5, 50, 10))
+        staged = {k: _scattered(v, needed) for k, v in staged_needed.items()}
         scores = boosted.bdt_scores(model, data.x)
     history = [
         {
@@ -722,6 +768,18 @@ def train_tree(data: Dataset, spec: RunSpec) -> dict[str, Any]:
     }
 
 
+def _scattered(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """A full-length score array holding `values` at the events of `mask` and 0 elsewhere (never read)."""
+    out = np.zeros(mask.size, dtype=np.asarray(values).dtype)
+    out[mask] = values
+    return out
+
+
+def _on_events(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """`predict` applied to the events of `mask` only, scattered into a full-length array (`_scattered`)."""
+    return _scattered(predict(x[mask]), mask)
+
+
 def _weighted_bce(score: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
     p = np.clip(score, 1e-7, 1 - 1e-7)
     return float(np.sum(-w * (y * np.log(p) + (1 - y) * np.log(1 - p))) / np.sum(w))
@@ -738,7 +796,17 @@ def run(
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     features = spec.input_columns()
-    data = load_dataset(feature_paths, features, spec.trial)
+    if spec.strategy != STANDARD:
+        if spec.model in OBJECT_MODELS:
+            raise ValueError(
+                f"model {spec.model!r} reads objects, which a mass-scan strategy ({spec.strategy!r}) "
+                "does not support (its extra input would follow the object block)"
+            )
+        spec = scan_spec(spec)
+        data = scan_dataset(feature_paths, features, spec)
+        features = data.features
+    else:
+        data = load_dataset(feature_paths, features, spec.trial)
     checkpoint: dict[str, Any] = {
         "model": spec.model,
         "loss": spec.loss,
@@ -757,6 +825,9 @@ def run(
             kind="neural", state_dict=result["state"], normaliser=result["normaliser"].to_dict()
         )
     checkpoint.update(best_epoch=result["best_epoch"], best_val_significance=result["best_significance"])
+    if spec.strategy != STANDARD:
+        checkpoint.update(strategy=spec.strategy, mass_scan=spec.mass_scan)
+        data, result = nominal_view(checkpoint, result, data)
     paths = write_outputs(outdir, checkpoint, result, data)
     log.info(
         "%s_%s trial %d: best epoch %d, validation significance %.4f",
@@ -792,3 +863,105 @@ def write_outputs(
     io.write_parquet(paths["scores"], scores)
     (outdir / "resume.pt").unlink(missing_ok=True)
     return paths
+
+
+# ---------------------------------------------------------------- mass-scan strategies (hzg.learn.strategies)
+def scan_spec(spec: RunSpec) -> RunSpec:
+    """A mass-scan run trains on the scan's mllg range (the muNN bins' span) in place of the narrow window."""
+    if not spec.mass_scan:
+        raise ValueError(
+            f"run {run_name(spec.model, spec.loss)}: strategy {spec.strategy!r} needs `mass_scan`"
+        )
+    lo_hi = strategies.training_range(spec.mass_scan["edges"])
+    return dataclasses.replace(spec, training={**spec.training, "narrow_window": lo_hi})
+
+
+def scan_dataset(paths: Sequence[str | Path], base_features: Sequence[str], spec: RunSpec) -> Dataset:
+    """The events of a mass-scan run: signal of every mass point and background, the strategy's extra input
+    (mllg, or the mass hypothesis: generated mass for signal, a seeded random mass point for background) and
+    its training weights, balanced within each split (so the training split is balanced exactly)."""
+    scan = spec.mass_scan
+    features = strategies.input_features(base_features, spec.strategy)
+    data = load_dataset(paths, [f for f in features if f != strategies.HYPOTHESIS_FEATURE], spec.trial)
+    sample_masses = {feat.sample_id(s): float(m) for s, m in scan["sample_masses"].items()}
+    true_mass = strategies.true_masses(
+        data.keys["sample_id"].to_numpy(), data.y, sample_masses, scan["nominal_mass"]
+    )
+    x, masses = data.x, [float(m) for m in scan["masses"]]
+    train_weight = np.zeros(len(data.y))
+    for split in np.unique(data.split):
+        sel = data.split == split
+        if spec.strategy == "munn":
+            train_weight[sel] = strategies.balanced_per_mass_bin_weights(
+                data.mass[sel], data.y[sel], data.weight[sel], scan["edges"]
+            )
+        else:
+            train_weight[sel] = strategies.balanced_per_mass_point_weights(
+                data.y[sel], data.weight[sel], true_mass[sel], masses
+            )
+    if spec.strategy == "pnn":
+        hypothesis = true_mass.copy()
+        bkg = data.y == 0
+        hypothesis[bkg] = strategies.pnn_background_masses(int(bkg.sum()), masses, spec.seed)
+        x = np.column_stack([x, hypothesis.astype(np.float32)])
+    log.info(
+        "%s: %d signal events at %d mass points, %d background; inputs %s",
+        spec.strategy,
+        int(data.y.sum()),
+        len(masses),
+        int((data.y == 0).sum()),
+        features,
+    )
+    return dataclasses.replace(data, x=x, features=features, train_weight=train_weight, true_mass=true_mass)
+
+
+def scan_validation_significance(
+    model: torch.nn.Module, prep: _Prepared, data: Dataset, n_bins: int
+) -> float:
+    """Model selection of a mass-scan run: the mean over its mass points of the validation significance of
+    that point's signal against all background (a pNN scored with the point as its hypothesis)."""
+    masses = sorted({float(m) for m in data.true_mass[np.isfinite(data.true_mass)]})
+    hyp = (
+        data.features.index(strategies.HYPOTHESIS_FEATURE)
+        if strategies.HYPOTHESIS_FEATURE in data.features
+        else None
+    )
+    v, bkg = prep.val_np, prep.val_np & (data.y == 0)
+    z = []
+    for m in masses:
+        sel = bkg | (v & np.isclose(data.true_mass, m))
+        x = prep.x[torch.from_numpy(np.flatnonzero(sel)).to(prep.x.device)]
+        if hyp is not None:
+            x = x.clone()
+            x[:, hyp] = float((m - prep.norm.mean[hyp]) / prep.norm.std[hyp])
+        score = predict_neural(model, x).cpu().numpy()
+        z.append(split_significance(score, data.mass[sel], prep.eval_w[sel], data.y[sel], n_bins))
+    return float(np.mean(z))
+
+
+def nominal_view(
+    checkpoint: Mapping[str, Any], result: Mapping[str, Any], data: Dataset
+) -> tuple[Dataset, dict[str, Any]]:
+    """The events and scores a mass-scan run writes to scores.parquet: the nominal mass point's signal and the
+    background, a pNN scored with the nominal mass as its hypothesis, as every run's scores (Table I, ROC)."""
+    from hzg.learn.classifier import Classifier
+
+    nominal = float(checkpoint["mass_scan"]["nominal_mass"])
+    keep = (data.y == 0) | np.isclose(data.true_mass, nominal)
+    scores = np.asarray(result["scores"])[keep]
+    if strategies.HYPOTHESIS_FEATURE in data.features:
+        frame = pd.DataFrame(data.x[keep], columns=data.features)
+        scores = Classifier(dict(checkpoint)).predict(frame, hypothesis=nominal)
+    index = np.flatnonzero(keep)
+    view = dataclasses.replace(
+        data,
+        x=data.x[index],
+        y=data.y[index],
+        weight=data.weight[index],
+        mass=data.mass[index],
+        split=data.split[index],
+        keys=data.keys.iloc[index].reset_index(drop=True),
+        train_weight=None,
+        true_mass=data.true_mass[index],
+    )
+    return view, {**result, "scores": scores}

@@ -51,13 +51,23 @@ def label_simulation(ax: plt.Axes, luminosity_fb: float, sqrt_s_tev: float) -> N
     )
 
 
+#: padding around the tight bounding box of a saved figure, inches (matplotlib's savefig.pad_inches default)
+SAVE_PAD_INCHES = 0.1
+
+
 def save(fig: plt.Figure, stem: str | Path) -> list[Path]:
-    """Save `fig` as stem.pdf and stem.png atomically, then close it."""
+    """Save `fig` as stem.pdf and stem.png atomically, then close it.
+
+    The tight bounding box is computed once, from one draw, and used for both files (`bbox_inches="tight"`
+    would draw the figure once more per file: a third of a fit plot's time).
+    """
+    fig.canvas.draw()
+    bbox = fig.get_tightbbox(fig.canvas.get_renderer()).padded(SAVE_PAD_INCHES)
     paths = []
     for suffix in (".pdf", ".png"):
         path = Path(stem).with_suffix(suffix)
         with io.atomic_path(path) as tmp:
-            fig.savefig(tmp, format=suffix[1:], dpi=110, bbox_inches="tight")
+            fig.savefig(tmp, format=suffix[1:], dpi=110, bbox_inches=bbox)
         paths.append(path)
     plt.close(fig)
     return paths

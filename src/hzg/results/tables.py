@@ -281,6 +281,7 @@ TABLE_COLUMNS = (
     "AUC (%)",
     "Bkg. Corr. (1e-3)",
     "Bkg. Corr. floor (1e-3)",
+    "Bkg. Corr. above noise (1e-3)",
     "Bkg. dCor² (1e-3)",
     "Best epoch",
     "Overtraining p-value",
@@ -320,6 +321,9 @@ def table_row(
         "AUC (%)": format_mean_std(summary["auc"], 1, scale=100.0),
         "Bkg. Corr. (1e-3)": format_mean_std(summary["bkg_correlation"], 1, scale=1e3),
         "Bkg. Corr. floor (1e-3)": format_mean_std(summary.get("bkg_correlation_floor", _NONE), 1, scale=1e3),
+        "Bkg. Corr. above noise (1e-3)": format_mean_std(
+            summary.get("bkg_correlation_excess", _NONE), 1, scale=1e3
+        ),
         "Bkg. dCor² (1e-3)": format_mean_std(summary.get("bkg_dcor2", _NONE), 1, scale=1e3),
         "Best epoch": format_mean_std(summary["best_epoch"], 0),
         "Overtraining p-value": format_mean_std(summary["overtraining_p"], 2),
@@ -342,6 +346,9 @@ def table_note(results: Sequence[tuple[str, Mapping[str, Any] | None, Mapping[st
         "Bkg. Corr. floor: the value of "
         "Bkg. Corr. for a classifier that does not sculpt the background, with this run's background MC (its "
         "mass and weight shuffled among the background events); only the part above it measures sculpting. "
+        "Bkg. Corr. above noise: the same std with its expected MC-noise part subtracted in quadrature, per "
+        "mass bin from the weights each score bin holds (root mean square over mass bins; negative: "
+        "consistent with no sculpting). "
         "Bkg. dCor²: weighted squared distance correlation of score and mℓℓγ of the background, "
         "what DisCo lowers."
     )
