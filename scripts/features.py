@@ -15,7 +15,9 @@ sum_weights = sum(r["sum_weights"] for r in records)
 xsec_pb = samples.sample_xsec_pb(p.sample, p.normalisation, records)
 logging.info("%s: cross-section used %.5g pb (%s)", p.sample, xsec_pb, dict(p.normalisation))
 res_map = json.loads(Path(snakemake.input.resolution_map).read_text())
-frame = features.sample_frame(skim, res_map, p.sample, p.kind, xsec_pb, p.luminosity_fb, sum_weights, p.split)
+frame = features.sample_frame(
+    skim, res_map, p.sample, p.kind, xsec_pb, p.luminosity_fb, sum_weights, p.split, objects_cfg=p.objects
+)
 logging.info(
     "%s: %d events, %.4g expected for %.0f fb^-1; split fractions (trial 0): %s",
     p.sample,

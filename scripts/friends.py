@@ -20,6 +20,7 @@ cols = friends.friend_columns(
     classifiers,
     snakemake.wildcards.sample,
     int(snakemake.wildcards.chunk),
+    objects_cfg=snakemake.params.objects,
 )
 logging.info(
     "%s: %d entries, %d pass the preselection; branches %s",

@@ -12,7 +12,12 @@ events = variations.apply(
     io.read_events(source, snakemake.params.branch_map), variation, snakemake.params.get("sizes", {})
 )
 meta = io.read_metadata(source, snakemake.params.branch_map)
-cols, flow = selection.preselect(events, selection.Cuts.from_config(snakemake.params.cuts), source=source)
+cols, flow = selection.preselect(
+    events,
+    selection.Cuts.from_config(snakemake.params.cuts),
+    source=source,
+    objects_cfg=snakemake.params.objects,
+)
 logging.info(
     "%s (%s): %d of %d events pass the preselection", source, variation, len(cols["entry"]), len(events)
 )

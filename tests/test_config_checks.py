@@ -25,7 +25,7 @@ def edited(*edits):
     return cfg
 
 
-@pytest.mark.parametrize("name", ["ci", "config", "paper"])
+@pytest.mark.parametrize("name", ["ci", "config", "paper", "methods"])
 def test_shipped_configs_pass(name):
     assert problems(load_config(REPO / f"config/{name}.yaml")) == []
 
@@ -119,7 +119,7 @@ def _same_leaves(default, overlay, path=""):
     return out
 
 
-@pytest.mark.parametrize("name", ["ci", "paper"])
+@pytest.mark.parametrize("name", ["ci", "paper", "methods"])
 def test_ci_and_paper_are_overlays_holding_only_differences(name):
     default = yaml.safe_load((REPO / "config/config.yaml").read_text())
     overlay = yaml.safe_load((REPO / f"config/{name}.yaml").read_text())

@@ -82,3 +82,35 @@ def test_reconstruct_is_seeded_and_applies_isolation():
     assert ak.to_list(muons.charge) == [-1, 1] or ak.to_list(muons.charge) == [1, -1]
     assert np.all(np.asarray(muons.pt)[:-1] >= np.asarray(muons.pt)[1:])  # pT-ordered
     np.testing.assert_allclose(sorted(ak.to_list(muons.genPt)), [40.0, 45.0])
+
+
+def test_anti_kt_merges_two_close_particles_and_separates_far_ones():
+    # two quarks Delta R = 0.2 apart: one jet, their summed four-momentum; 1.0 apart: two jets
+    close = _event(np.array([1, 2]), np.array([50.0, 30.0]), np.array([0.0, 0.2]), np.zeros(2))
+    far = _event(np.array([1, 2]), np.array([50.0, 30.0]), np.array([0.0, 1.0]), np.zeros(2))
+    jets = detector.cluster_jets(_particles([close, far]), radius=0.4)
+    assert ak.num(jets).tolist() == [1, 2]
+    for k in ("px", "py", "pz", "E"):
+        assert ak.to_list(jets[0][k])[0] == pytest.approx(close[k].sum())
+    lead = jets[1][0]
+    assert np.hypot(lead.px, lead.py) == pytest.approx(50.0)  # pT-ordered, each jet one quark
+    assert ak.num(detector.cluster_jets(_particles([close]), radius=0.1)).tolist() == [2]
+
+
+def test_reconstruct_jets_smears_with_its_resolution_and_applies_threshold_and_acceptance():
+    cfg = CONFIG["jet"]
+    hard = _event(np.array([1]), np.array([100.0]), np.array([0.5]), np.array([1.0]))
+    soft = _event(np.array([21]), np.array([12.0]), np.array([0.0]), np.array([0.0]))
+    forward = _event(np.array([21]), np.array([100.0]), np.array([4.9]), np.array([0.0]))
+    parts = _particles([hard, soft, forward] * 200)
+    jets = detector.reconstruct_jets(parts, cfg, np.random.default_rng(3))
+    again = detector.reconstruct_jets(parts, cfg, np.random.default_rng(3))
+    assert ak.to_list(jets) == ak.to_list(again)
+    assert ak.num(jets).tolist()[:3] == [1, 0, 0]  # 12 GeV below 30 GeV; |eta| = 4.9 outside 4.7
+    pt = ak.to_numpy(ak.flatten(jets.pt))
+    assert np.all(pt > cfg["pt_min"])
+    np.testing.assert_allclose(ak.to_numpy(ak.flatten(jets.genPt)), 100.0)
+    np.testing.assert_allclose(ak.to_numpy(ak.flatten(jets.eta)), 0.5)
+    expected = np.hypot(1.0 / np.sqrt(100.0), 0.05)
+    assert detector.jet_resolution(np.array([100.0]))[0] == pytest.approx(expected)
+    assert np.std(pt / 100.0 - 1.0) == pytest.approx(expected, rel=0.15)

@@ -237,3 +237,25 @@ def test_normalisation_expected_yield_is_sigma_lumi_selected_over_generated():
     assert row["selected fraction [%]"] == pytest.approx(10.0)
     assert row["selected expected (138/fb)"] == pytest.approx(20.0 * 1000 * 138.0 * 0.1)
     assert row["generator sigma [pb]"] == "2" and row["how"] == "10 x generator"
+
+
+def test_sample_frame_adds_the_object_block_and_changes_nothing_else():
+    from hzg.data import objects
+
+    cfg = {"n_extra_photons": 1, "n_jets": 1, "clean_dr": 0.4}
+    extra = {"pho0_pt": [20.0], "pho0_eta": [1.0], "pho0_phi": [0.5], "n_extra_photons": [1]}
+    extra |= {"jet0_pt": [0.0], "jet0_eta": [0.0], "jet0_phi": [0.0], "jet0_mass": [0.0], "n_jets": [0]}
+    args = ("signal", "signal", 2.0, 3.0, 10.0, {"n_trials": 1, "seeds": [1], "fractions": [1, 1, 1]})
+    plain = features.sample_frame(_skim(), _res_map(), *args)
+    with_objects = features.sample_frame(_skim(**extra), _res_map(), *args, objects_cfg=cfg)
+    pd.testing.assert_frame_equal(with_objects[list(plain.columns)], plain)
+    assert set(with_objects.columns) - set(plain.columns) == set(objects.object_columns(5))
+    assert with_objects[["obj0_type", "obj1_type", "obj2_type", "obj3_type", "obj4_type"]].iloc[
+        0
+    ].tolist() == [
+        2,
+        2,
+        3,
+        3,
+        0,
+    ]

@@ -501,3 +501,30 @@ def test_veto_before_hadronisation_switches_pythia_hadronisation_off_and_keeps_e
     # the kept events are hadronised: a full final state with pions
     assert np.median(n[n > 0]) > 50
     assert ak.mean(ak.any(abs(particles.pid[n > 0]) == 211, axis=1)) > 0.9
+
+
+def test_jets_leave_every_other_branch_bit_identical():
+    """The jets draw from their own random stream (generate.jet_seed): with and without them, the same seed
+    gives the same leptons, photons and weights, bit for bit (the numbers of Table I do not move)."""
+    spec = generate.ChunkSpec("ggH_Zgamma", 150, seed=7)
+    without = {k: v for k, v in CONFIG["detector"].items() if k != "jet"}
+    a = generate.simulate_chunk(spec, CONFIG["detector"], chunk=0, progress=False)["Events"]
+    b = generate.simulate_chunk(spec, without, chunk=0, progress=False)["Events"]
+    assert "Jet" in a and "Jet" not in b
+    assert set(a) - {"Jet"} == set(b)
+    for name in ("Electron", "Muon", "Photon"):
+        assert ak.to_list(a[name]) == ak.to_list(b[name]), name
+    for name in ("genWeight", "event", "chunk"):
+        assert np.array_equal(a[name], b[name]), name
+    # gg -> H at parton level: initial-state radiation gives jets in some events, pT-ordered, above 30 GeV
+    jets = a["Jet"]
+    assert 0 < ak.sum(ak.num(jets)) and ak.all(jets.pt > CONFIG["detector"]["jet"]["pt_min"])
+    assert ak.all(jets.pt[:, :-1] >= jets.pt[:, 1:])
+
+
+def test_jet_stream_differs_from_the_detector_stream():
+    seed, offset = generate.chunk_seed(1001, 0), CONFIG["detector"]["seed_offset"]
+    a = np.random.default_rng(generate.detector_seed(seed, offset)).random(4)
+    b = np.random.default_rng(generate.jet_seed(seed, offset)).random(4)
+    assert not np.array_equal(a, b)
+    assert np.array_equal(b, np.random.default_rng(generate.jet_seed(seed, offset)).random(4))

@@ -615,3 +615,38 @@ def test_fault_injection_is_off_by_default_and_can_skip_and_fire_once(tmp_path, 
     faults.before_replace(tmp_path / "y.root")
     faults.before_replace(tmp_path / "y.root")  # once: the marker is there
     assert len(killed) == 1
+
+
+JETS = [
+    [(120.0, 1.0, 2.0, 10.0, 115.0), (40.0, -2.0, 0.5, 5.0, 45.0)],
+    [],
+    [(35.0, 3.0, -1.0, 4.0, 30.0)],
+    [],
+]
+
+
+def _jets():
+    return ak.zip(
+        {k: _jagged(JETS, i, np.float64) for i, k in enumerate(("pt", "eta", "phi", "mass", "genPt"))}
+    )
+
+
+def test_jets_are_read_where_the_ntuple_has_them_and_left_out_where_not(tmp_path, nano_file):
+    trees = nanoaod_trees({**objects_dict(), "Jet": _jets()}, ak.Array(WEIGHTS), RUNS, SPEC, chunk=3)
+    write_root(tmp_path / "jets.root", trees)
+    events = read_events(tmp_path / "jets.root", "nanoaod")
+    assert ak.fields(events) == ["electron", "muon", "photon", "jet", "weight", "entry"]
+    assert ak.fields(events.jet) == ["pt", "eta", "phi", "mass", "gen_pt"]
+    assert events.jet.pt.to_list() == [[120.0, 40.0], [], [35.0], []]
+    assert events.jet.mass.to_list() == [[10.0, 5.0], [], [4.0], []]
+    # an n-tuple without jets (made before them, or a Delphes card without): no jet field, no error
+    assert "jet" not in ak.fields(read_events(nano_file, "nanoaod"))
+    # Delphes jets
+    branches = delphes_branches()
+    for key, i in (("PT", 0), ("Eta", 1), ("Phi", 2), ("Mass", 3)):
+        branches[f"Jet.{key}"] = _jagged(JETS, i, np.float64)
+    with uproot.recreate(tmp_path / "delphes_jets.root") as f:
+        f.mktree("Delphes", branches)
+    delphes = read_events(tmp_path / "delphes_jets.root", "delphes")
+    assert delphes.jet.eta.to_list() == events.jet.eta.to_list()
+    assert np.isnan(ak.to_numpy(ak.flatten(delphes.jet.gen_pt))).all()

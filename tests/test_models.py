@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from hzg.learn.models import build_model, default_hparams
-from hzg.registry import NEURAL_MODELS
+from hzg.registry import NEURAL_MODELS, OBJECT_MODELS
 from hzg.learn.models.etn import EventClassifierTransformer, MultiHeadAttention
 from hzg.learn.models.ft_transformer import FTBlock
 
@@ -15,12 +15,20 @@ NO_DROPOUT = {
     "dfnn": {"dropout": 0.0},
     "ft_transformer": {"attention_dropout": 0.0, "ffn_dropout": 0.0, "residual_dropout": 0.0},
     "resnet": {"hidden_dropout": 0.0, "residual_dropout": 0.0},
+    "etn_objects": {"dropout": 0.0},
+    "etn_objects_concat": {"dropout": 0.0},
 }
+
+
+def _build(name: str, n_features: int, **hparams) -> nn.Module:
+    """build_model; an object model reads its last 10 inputs as two objects (tests/test_etn_objects.py for
+    real object blocks)."""
+    return build_model(name, n_features, n_objects=2 if name in OBJECT_MODELS else 0, **hparams)
 
 
 def _model(name: str, n_features: int, **hparams) -> nn.Module:
     torch.manual_seed(1)
-    return build_model(name, n_features, **hparams)
+    return _build(name, n_features, **hparams)
 
 
 @pytest.mark.parametrize("n_features", [12, 15])
@@ -274,8 +282,12 @@ def test_ft_last_block_updates_only_the_class_token():
 def test_overfits_random_labels(name):
     """Without dropout, full-batch Adam memorises 256 events with random labels."""
     torch.manual_seed(0)
-    x, y = torch.randn(256, 12), torch.randint(0, 2, (256,)).float()
-    model = build_model(name, 12, **NO_DROPOUT[name]).train()
+    # an object model: the 12 features and two real photons after them (type codes, not random numbers)
+    n_in = 22 if name in OBJECT_MODELS else 12
+    x, y = torch.randn(256, n_in), torch.randint(0, 2, (256,)).float()
+    model = _build(name, n_in, **NO_DROPOUT[name]).train()
+    if name in OBJECT_MODELS:
+        x[:, [16, 21]] = 3.0
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(1000):
         opt.zero_grad()

@@ -78,3 +78,22 @@ def test_run_names_and_labels():
     assert registry.run_title("etn", {"kind": "bce", "disco_lambda": 10}) == "ETN, BCE+DisCo"
     assert registry.run_title("xgboost", {"kind": "bce", "disco_lambda": 0}) == "XGBoost"
     assert registry.epoch_label("bdt") == "Number of trees" and registry.epoch_label("etn") == "Epoch"
+
+
+def test_schema_validates_the_object_models_hyper_parameters():
+    import jsonschema
+
+    from hzg.learn.models import default_hparams
+
+    defs = SCHEMA["$defs"]
+    assert set(defs["object_etn"]["properties"]) == set(default_hparams("etn_objects"))
+    assert set(default_hparams("etn_objects_concat")) == set(default_hparams("etn_objects")) - {"merge"}
+    models = {"$defs": defs, **SCHEMA["properties"]["models"]}
+    jsonschema.validate({"etn_objects": {"merge": "concat", "d_model": 8}}, models)
+    for bad in (
+        {"etn_objects": {"merge": "sum"}},
+        {"etn_objects": {"layers": 2}},
+        {"etn_objects_concat": {"merge": "cross"}},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, models)

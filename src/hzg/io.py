@@ -24,6 +24,10 @@ from hzg import faults
 
 #: Object fields the analysis reads from every collection; `gen_pt` is optional (truth).
 OBJECT_FIELDS = ("pt", "eta", "phi", "charge", "gen_pt")
+#: Collections read only where the n-tuple has them (a branch map's `optional` list): the jets, which
+#: n-tuples generated before the jets were added, or a Delphes card without jets, lack. Events then have
+#: no such field; what needs it (the object model's inputs) says so (`hzg.data.objects`).
+OPTIONAL_COLLECTIONS = ("jet",)
 
 #: Branch maps: where each quantity lives in a layout of n-tuple.
 BRANCH_MAPS: dict[str, dict[str, Any]] = {
@@ -47,6 +51,13 @@ BRANCH_MAPS: dict[str, dict[str, Any]] = {
                 "gen_pt": "Muon_genPt",
             },
             "photon": {"pt": "Photon_pt", "eta": "Photon_eta", "phi": "Photon_phi", "gen_pt": "Photon_genPt"},
+            "jet": {
+                "pt": "Jet_pt",
+                "eta": "Jet_eta",
+                "phi": "Jet_phi",
+                "mass": "Jet_mass",
+                "gen_pt": "Jet_genPt",
+            },
         },
         "metadata": {
             "tree": "Runs",
@@ -68,6 +79,7 @@ BRANCH_MAPS: dict[str, dict[str, Any]] = {
             },
             "muon": {"pt": "Muon.PT", "eta": "Muon.Eta", "phi": "Muon.Phi", "charge": "Muon.Charge"},
             "photon": {"pt": "Photon.PT", "eta": "Photon.Eta", "phi": "Photon.Phi"},
+            "jet": {"pt": "Jet.PT", "eta": "Jet.Eta", "phi": "Jet.Phi", "mass": "Jet.Mass"},
         },
         "metadata": None,
     },
@@ -116,6 +128,12 @@ def _find_branch(tree: uproot.TTree, name: str, path: Path) -> str:
     raise InputError(f"{path}: tree {tree.name!r} has no branch {name!r}")
 
 
+def _has_branches(tree: uproot.TTree, names: Any) -> bool:
+    """True when `tree` has every branch of `names` (also inside a split Delphes branch)."""
+    keys = set(tree.keys(recursive=True))
+    return all(name in keys or f"{name.split('.')[0]}/{name}" in keys for name in names)
+
+
 def _read(tree: uproot.TTree, name: str, path: Path) -> ak.Array:
     branch = _find_branch(tree, name, path)
     try:
@@ -136,20 +154,24 @@ def _read_many(tree: uproot.TTree, names: list[str], path: Path) -> dict[str, ak
 
 
 def read_events(path: str | os.PathLike, branch_map: str | Mapping[str, Any]) -> ak.Array:
-    """Events of one n-tuple as records: electron, muon, photon (jagged), weight, entry.
+    """Events of one n-tuple as records: electron, muon, photon (jagged), jet where present, weight, entry.
 
-    Photons may lack `charge` (Delphes); objects without truth get `gen_pt` = NaN.
+    Photons may lack `charge` (Delphes); objects without truth get `gen_pt` = NaN. A collection of
+    OPTIONAL_COLLECTIONS whose branches the tree lacks is left out.
     """
     path = Path(path)
     bmap = resolve_branch_map(branch_map)
     tree = open_tree(path, bmap["tree"])
-    arrays = _read_many(
-        tree, [b for branches in bmap["collections"].values() for b in branches.values()], path
-    )
+    collections = {
+        coll: branches
+        for coll, branches in bmap["collections"].items()
+        if coll not in OPTIONAL_COLLECTIONS or _has_branches(tree, branches.values())
+    }
+    arrays = _read_many(tree, [b for branches in collections.values() for b in branches.values()], path)
     fields: dict[str, ak.Array] = {}
-    for coll, branches in bmap["collections"].items():
+    for coll, branches in collections.items():
         columns = {field: arrays[branch] for field, branch in branches.items()}
-        for field in ("pt", "eta", "phi", "charge"):  # gen_pt may be NaN: an object without truth
+        for field in ("pt", "eta", "phi", "charge", "mass"):  # gen_pt may be NaN: an object without truth
             if field in columns:
                 check_finite_branch(columns[field], path, tree.name, branches[field])
         if "gen_pt" not in columns:  # no truth: same record type as with truth, NaN-filled

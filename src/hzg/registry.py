@@ -23,11 +23,24 @@ MODEL_LABELS: dict[str, str] = {
     "etn": "ETN",
     "ft_transformer": "FT-Transformer",
     "resnet": "ResNet",
+    "etn_objects": "ETN+objects",
+    "etn_objects_concat": "ETN+objects (concat.)",
 }
 #: the tree models (trained with hzg.learn.boosted)
 TREE_MODELS: tuple[str, ...] = ("xgboost", "bdt")
 #: the neural networks (hzg.learn.models)
-NEURAL_MODELS: tuple[str, ...] = ("etn", "fnn", "dfnn", "ft_transformer", "resnet")
+NEURAL_MODELS: tuple[str, ...] = (
+    "etn",
+    "fnn",
+    "dfnn",
+    "ft_transformer",
+    "resnet",
+    "etn_objects",
+    "etn_objects_concat",
+)
+#: the networks that read the reconstructed objects besides the event features (hzg.data.objects): their
+#: inputs end with the object block
+OBJECT_MODELS: tuple[str, ...] = ("etn_objects", "etn_objects_concat")
 #: the networks with attention: their attention maps and Grad-CAM attribution are plotted (rule interpret)
 ATTENTION_MODELS: tuple[str, ...] = ("etn", "ft_transformer")
 #: every model a run of the config may name (the schema's enum of runs[].model)

@@ -1,11 +1,13 @@
 # Helpers shared by the rules: samples, chunks and paths. Pure functions of the config.
 from hzg.data.features import DISCO_FEATURES, feature_set, file_stem
 from hzg.data.mass_scan import reads_scan_samples, run_scan_spec, scan_samples
+from hzg.data.objects import n_objects
 from hzg.registry import (
     ATTENTION_MODELS,
     DIRECTIONS,
     MODELS,
     NOMINAL,
+    OBJECT_MODELS,
     RANDOM,
     TREE_MODELS,
     VARIATIONS,
@@ -375,6 +377,8 @@ def get_run_spec(wildcards):
         "trial": int(wildcards.trial),
         "sigma_m": config["features"]["sigma_m"],  # the schema's default fills it in
         **run_scan_spec(config, wildcards.loss),  # a mass-scan strategy's (hzg.data.mass_scan); {} for standard
+        # an object model's slots (config objects); absent for the others, whose params stay as they were
+        **({"n_objects": n_objects(config["objects"])} if wildcards.model in OBJECT_MODELS else {}),
     }
 
 

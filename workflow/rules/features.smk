@@ -38,6 +38,7 @@ for variation in (NOMINAL, "{variation}"):
             normalisation=get_normalisation,
             luminosity_fb=config["luminosity_fb"],
             split=config["split"],
+            objects=config["objects"],
         log:
             outdir.replace("results/", "logs/", 1) + "/{sample}.log",
         benchmark:

@@ -16,6 +16,7 @@ for variation in (NOMINAL, "{variation}"):
         params:
             branch_map=get_branch_map,
             cuts=config["selection"],
+            objects=config["objects"],
             variation=get_variation,
             sizes=get_variation_sizes,
         log:

@@ -18,6 +18,17 @@ Numbers used (all resolutions are relative, sigma/E or sigma/pT):
 * Isolation: scalar sum of the pT of all other visible final-state particles with pT > 0.5 GeV in a
   cone Delta R < 0.3 around the object, divided by the object's pT (PF-like relative isolation).
   Cuts come from config.
+* Jets (`reconstruct_jets`): anti-kT, R = 0.4 (config `detector.jet.radius`), clustered with FastJet (the
+  `fastjet` package's awkward interface, all events at once) from every visible final-state particle of
+  the record (neutrinos are never in it), leptons and photons included, as CMS's generator-level jets;
+  the skim removes the jets within Delta R < 0.4 of the candidate's leptons and photon. At hadron level
+  the inputs are hadrons, leptons and photons; at parton level (the default: no hadronisation, no
+  multi-parton interactions) they are the showered partons, leptons and photons, so a "jet" there is a
+  cluster of showered partons, without hadronisation or underlying event. Jet pT is smeared with
+  sigma_pT/pT = 1.0/sqrt(pT [GeV]) (+) 0.05 (a CMS-like PF-jet resolution, JINST 12 (2017) P02014: about
+  20 % at 30 GeV, 10 % at 100 GeV); eta, phi and the mass are the clustered jet's, the four-momentum scaled
+  with pT. Kept: pT > 30 GeV, |eta| < 4.7 (config). The smearing draws from its own random stream
+  (`hzg.data.generate.jet_seed`), so adding jets changes no other collection's numbers.
 """
 
 from __future__ import annotations
@@ -48,6 +59,10 @@ COLLECTIONS: dict[str, tuple[int, float]] = {
     "Muon": (13, 0.10566),
     "Photon": (22, 0.0),
 }
+#: The jet collection's name in the n-tuple (written only when the config has `detector.jet`).
+JET_COLLECTION = "Jet"
+#: (stochastic [sqrt(GeV)], constant) of the relative jet pT resolution.
+JET_RESOLUTION = (1.0, 0.05)
 
 
 def ecal_resolution(
@@ -163,3 +178,49 @@ def reconstruct(particles: ak.Array, cfg: Mapping[str, Any], rng: np.random.Gene
         objects = ak.unflatten(ak.zip(fields), counts)[ak.unflatten(keep, counts)]
         out[name] = objects[ak.argsort(objects.pt, axis=-1, ascending=False)]
     return out
+
+
+def jet_resolution(pt: np.ndarray) -> np.ndarray:
+    """Relative jet pT resolution S/sqrt(pT) (+) C."""
+    pt = np.maximum(np.asarray(pt, dtype=np.float64), 1e-6)
+    return np.hypot(JET_RESOLUTION[0] / np.sqrt(pt), JET_RESOLUTION[1])
+
+
+def cluster_jets(particles: ak.Array, radius: float, pt_min: float = 0.0) -> ak.Array:
+    """Anti-kT jets (px, py, pz, E; jagged, pT-ordered) of jagged particles with px, py, pz, E, clustered by
+    FastJet over all events at once."""
+    import fastjet
+
+    inputs = ak.zip(
+        {f: ak.values_astype(particles[f], np.float64) for f in ("px", "py", "pz", "E")}, depth_limit=2
+    )
+    sequence = fastjet.ClusterSequence(inputs, fastjet.JetDefinition(fastjet.antikt_algorithm, float(radius)))
+    jets = sequence.inclusive_jets(min_pt=float(pt_min))
+    jets = ak.zip({f: jets[f] for f in ("px", "py", "pz", "E")})
+    pt = np.hypot(jets.px, jets.py)
+    return jets[ak.argsort(pt, axis=-1, ascending=False, stable=True)]
+
+
+def reconstruct_jets(particles: ak.Array, cfg: Mapping[str, Any], rng: np.random.Generator) -> ak.Array:
+    """Smeared anti-kT jets (pt, eta, phi, mass; pT-ordered) of the visible final state; `cfg` is
+    `detector.jet` (radius, pt_min, eta_max). `rng` must be the jets' own stream (see the module doc)."""
+    # clustered above half the threshold: smearing moves jets across it both ways
+    jets = cluster_jets(particles, cfg["radius"], 0.5 * float(cfg["pt_min"]))
+    counts = ak.num(jets)
+    flat = ak.flatten(jets)
+    p4 = vector.array({k: ak.to_numpy(flat[k]) for k in ("px", "py", "pz", "E")})
+    gen_pt = np.asarray(p4.pt, dtype=np.float64)
+    eta = np.asarray(p4.eta, dtype=np.float64)
+    mass = np.nan_to_num(np.asarray(p4.mass, dtype=np.float64))
+    pt = gen_pt * (1.0 + jet_resolution(gen_pt) * rng.standard_normal(len(gen_pt)))
+    keep = (pt > float(cfg["pt_min"])) & (np.abs(eta) < float(cfg["eta_max"]))
+    scale = np.clip(pt / np.maximum(gen_pt, 1e-12), 0.0, None)
+    fields = {
+        "pt": pt,
+        "eta": eta,
+        "phi": np.asarray(p4.phi, dtype=np.float64),
+        "mass": mass * scale,
+        "genPt": gen_pt,
+    }
+    objects = ak.unflatten(ak.zip(fields), counts)[ak.unflatten(keep, counts)]
+    return objects[ak.argsort(objects.pt, axis=-1, ascending=False, stable=True)]

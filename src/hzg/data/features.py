@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hzg.data import kinematics, resolution
+from hzg.data import kinematics, objects, resolution
 from hzg.registry import split_column
 
 #: Column of the sigma_m input for each value of the config key ``features.sigma_m``:
@@ -211,8 +211,11 @@ def sample_frame(
     luminosity_fb: float,
     sum_weights: float,
     split_cfg: Mapping[str, Any],
+    objects_cfg: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
-    """Features, mllg, weight, event key (sample, chunk, entry) and one split column per trial."""
+    """Features, mllg, weight, event key (sample, chunk, entry) and one split column per trial; with
+    `objects_cfg` (config `objects`) and a skim that carries the objects, also the object block
+    obj{i}_{pt,eta,phi,e,type} of `hzg.data.objects` (the inputs of the object model)."""
     frame = compute_features(skim, res_map)
     check_finite(
         frame,
@@ -226,6 +229,10 @@ def sample_frame(
     frame["sample_id"] = np.int64(sid)
     frame["chunk"] = np.asarray(skim["chunk"], np.int32)
     frame["entry"] = np.asarray(skim["entry"], np.int64)
+    if objects_cfg is not None and "n_extra_photons" in skim:
+        block = pd.DataFrame(objects.feature_block(skim, objects_cfg), index=frame.index)
+        check_finite(block, list(block.columns), source=f"sample {sample!r} (objects)")
+        frame = pd.concat([frame, block], axis=1)
     for trial, seed in enumerate(split_cfg["seeds"][: split_cfg["n_trials"]]):
         frame[split_column(trial)] = split_index(
             np.full(len(frame), sid),

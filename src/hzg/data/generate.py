@@ -797,6 +797,16 @@ def detector_seed(seed: int, offset: int) -> np.random.SeedSequence:
     return np.random.SeedSequence([int(seed), int(offset)])
 
 
+#: Third entropy word of the jets' random stream (`jet_seed`): a stream apart from `detector_seed`'s.
+JET_STREAM = 1
+
+
+def jet_seed(seed: int, offset: int) -> np.random.SeedSequence:
+    """Random stream of the jet smearing of a chunk, independent of Pythia's and of `detector_seed`'s (the
+    leptons' and photons'), so that adding jets leaves every other collection bit-identical."""
+    return np.random.SeedSequence([int(seed), int(offset), JET_STREAM])
+
+
 def nanoaod_trees(
     objects: dict[str, ak.Array], weights: ak.Array, meta: ChunkInfo, spec: ChunkSpec, chunk: int
 ) -> dict[str, dict[str, object]]:
@@ -825,6 +835,8 @@ def simulate_chunk(
 
     gen = ChunkGenerator(spec, progress)
     rng = np.random.default_rng(detector_seed(spec.seed, detector_cfg["seed_offset"]))
+    jet_cfg = detector_cfg.get("jet")
+    jet_rng = np.random.default_rng(jet_seed(spec.seed, detector_cfg["seed_offset"]))
     batches: list[dict[str, ak.Array]] = []
     weights: list[np.ndarray] = []
     detector_s = 0.0
@@ -832,6 +844,8 @@ def simulate_chunk(
         particles, w = gen.batch(min(BATCH_SIZE, spec.n_events - start))
         t0 = time.perf_counter()
         batches.append(detector.reconstruct(particles, detector_cfg, rng))
+        if jet_cfg is not None:
+            batches[-1][detector.JET_COLLECTION] = detector.reconstruct_jets(particles, jet_cfg, jet_rng)
         detector_s += time.perf_counter() - t0
         weights.append(w)
     log.info(
@@ -846,7 +860,8 @@ def simulate_chunk(
     )
     all_weights = np.concatenate(weights)
     meta = gen.info(all_weights.sum())
-    objects = {name: ak.concatenate([b[name] for b in batches]) for name in detector.COLLECTIONS}
+    names = list(detector.COLLECTIONS) + ([detector.JET_COLLECTION] if jet_cfg is not None else [])
+    objects = {name: ak.concatenate([b[name] for b in batches]) for name in names}
     for name, coll in objects.items():
         log.info("%s: %.3f per event after the detector response", name, float(ak.mean(ak.num(coll))))
     return nanoaod_trees(objects, all_weights, meta, spec, chunk)

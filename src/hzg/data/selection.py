@@ -275,10 +275,12 @@ def passes_all(masks: Mapping[str, np.ndarray]) -> np.ndarray:
 
 
 def preselect(
-    events: ak.Array, cuts: Cuts, source: str = "<events>"
+    events: ak.Array, cuts: Cuts, source: str = "<events>", objects_cfg: Mapping | None = None
 ) -> tuple[dict[str, np.ndarray], list[dict[str, float]]]:
     """Apply the selection; return flat columns of the passing candidates and the cutflow.
 
+    With `objects_cfg` (config `objects`) the columns also carry the extra photons and jets of every
+    passing event (`hzg.data.objects.skim_columns`); the candidate's columns are the same either way.
     Raises EmptySelectionError naming `source` and the first cut that leaves no event.
     """
     cols = candidate_columns(events)
@@ -294,4 +296,9 @@ def preselect(
             + ")"
         )
     passed = passes_all(masks)
-    return {k: v[passed] for k, v in cols.items()}, flow
+    out = {k: v[passed] for k, v in cols.items()}
+    if objects_cfg is not None:
+        from hzg.data import objects
+
+        out.update(objects.skim_columns(events[passed], out, objects_cfg))
+    return out, flow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,16 @@ class Normaliser:
         self.std = np.where(np.asarray(std) > 0, std, 1.0).astype(np.float32)
 
     @classmethod
-    def fit(cls, x: np.ndarray) -> "Normaliser":
-        return cls(x.mean(axis=0), x.std(axis=0))
+    def fit(cls, x: np.ndarray, columns: Sequence[str] | None = None) -> "Normaliser":
+        """Mean and std of every column of `x`; given the column names, the object block (if any) is
+        treated as `hzg.data.objects.normalisation` says (type codes kept, padding left out)."""
+        mean, std = x.mean(axis=0), x.std(axis=0)
+        from hzg.data import objects
+
+        if columns is not None and objects.count_objects(list(columns)):
+            mean, std = mean.astype(np.float64), std.astype(np.float64)
+            objects.normalisation(x, list(columns), mean, std)
+        return cls(mean, std)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return ((x - self.mean) / self.std).astype(np.float32)
@@ -55,7 +64,12 @@ class Classifier:
         if self.kind == "neural":
             from hzg.learn.models import build_model
 
-            self.model = build_model(checkpoint["model"], len(self.features), **checkpoint["hparams"])
+            from hzg.data import objects
+
+            n_objects = objects.count_objects(self.features)
+            self.model = build_model(
+                checkpoint["model"], len(self.features), n_objects=n_objects, **checkpoint["hparams"]
+            )
             self.model.load_state_dict(checkpoint["state_dict"])
             self.normaliser = Normaliser(**checkpoint["normaliser"])
         else:

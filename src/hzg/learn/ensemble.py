@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from hzg import metrics
+from hzg.data import objects
 from hzg.learn import losses
 from hzg.learn import training as tr
 
@@ -137,7 +138,7 @@ def train_neural_ensemble(
     for data, spec in zip(datasets, specs):
         scope = tr.training_scope(data.mass, data.y, spec.disco_lambda, tcfg)
         train_sel, val_sel = (data.split == 0) & scope, (data.split == 1) & scope
-        norm = tr.Normaliser.fit(data.x[train_sel])
+        norm = tr.Normaliser.fit(data.x[train_sel], data.features)
         w_val = np.zeros(len(data.y))
         w_val[val_sel] = tr.balanced_weights(data.weight[val_sel], data.y[val_sel])
         members.append(
@@ -159,10 +160,11 @@ def train_neural_ensemble(
     mass = _stack([d.mass.astype(np.float32) for d in datasets], torch.float32, device)
     n_events = [len(d.y) for d in datasets]
 
+    n_objects = objects.count_objects(datasets[0].features)
     models = []
     for spec in specs:
         torch.manual_seed(spec.seed)  # as train_neural: the same initial weights as a separate run
-        models.append(build_model(spec.model, x.shape[2], **spec.hparams))
+        models.append(build_model(spec.model, x.shape[2], n_objects=n_objects, **spec.hparams))
     torch.manual_seed(first.seed)
     ensemble = StackedModels(models, compile=compile).to(device)
     optimiser = torch.optim.Adam(
@@ -268,7 +270,7 @@ def train_neural_ensemble(
             )
     results = []
     for k, (m, spec) in enumerate(zip(members, specs)):
-        model = build_model(spec.model, x.shape[2], **spec.hparams).to(device)
+        model = build_model(spec.model, x.shape[2], n_objects=n_objects, **spec.hparams).to(device)
         model.load_state_dict(best[k]["state"])
         scores = tr.predict_neural(model, x[k, : n_events[k]]).cpu().numpy()
         results.append(
@@ -375,7 +377,7 @@ def run_trials(
     bad = sorted({s.model for s in specs} - set(NEURAL_MODELS))
     if bad:
         raise ValueError(f"an ensemble trains neural models only, not {bad}")
-    features = tr.feature_names(specs[0].disco_lambda, specs[0].sigma_m)
+    features = specs[0].input_columns()
     datasets = [tr.load_dataset(feature_paths, features, s.trial) for s in specs]
     results = train_neural_ensemble(datasets, specs, precision=precision, compile=compile)
     written = []

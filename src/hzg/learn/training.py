@@ -22,10 +22,11 @@ import torch
 from tqdm import tqdm
 
 from hzg.data import features as feat
+from hzg.data import objects
 from hzg import checkpoints, io, metrics
 from hzg.learn import boosted, losses, strategies
 from hzg.learn.classifier import Normaliser, predict_neural
-from hzg.registry import STANDARD, TRAIN, TREE_MODELS, VALIDATION, run_name, split_column
+from hzg.registry import OBJECT_MODELS, STANDARD, TRAIN, TREE_MODELS, VALIDATION, run_name, split_column
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,20 @@ def feature_names(disco_lambda: float, sigma_m: str = feat.SIGMA_M_DEFAULT) -> l
     return list(feat.feature_set(sigma_m)) + (list(feat.DISCO_FEATURES) if disco_lambda > 0 else [])
 
 
+def input_columns(
+    model: str, disco_lambda: float, sigma_m: str = feat.SIGMA_M_DEFAULT, n_objects: int = 0
+) -> list[str]:
+    """A run's input columns, in the order the model reads them: `feature_names`, and for an object model
+    (registry OBJECT_MODELS) the object block of `n_objects` slots after them (`hzg.data.objects`). The one
+    place that says what a run reads; its checkpoint keeps the list, which scoring and interpretation use."""
+    columns = feature_names(disco_lambda, sigma_m)
+    if model in OBJECT_MODELS:
+        if int(n_objects) < 1:
+            raise ValueError(f"model {model!r} reads objects: n_objects must be positive, got {n_objects}")
+        columns += objects.object_columns(int(n_objects))
+    return columns
+
+
 def load_dataset(paths: Sequence[str | Path], features: Sequence[str], trial: int) -> Dataset:
     """Concatenate the feature Parquet files of all samples, with the split of `trial`."""
     frames = [pd.read_parquet(p) for p in paths]
@@ -67,6 +82,9 @@ def load_dataset(paths: Sequence[str | Path], features: Sequence[str], trial: in
     missing = [
         c for c in list(features) + [split_col, "weight", "mllg", "is_signal"] if c not in frame.columns
     ]
+    n_objects = objects.count_objects(list(features))
+    if n_objects and any(c in objects.object_columns(n_objects) for c in missing):
+        objects.check_object_columns(list(frame.columns), n_objects, f"feature files {list(map(str, paths))}")
     if missing:
         raise KeyError(f"feature files {list(map(str, paths))} lack columns {missing}")
     if frame["is_signal"].nunique() < 2:
@@ -150,6 +168,7 @@ class RunSpec:
     strategy: str = STANDARD
     #: the mass points of a mass-scan strategy (hzg.data.mass_scan.strategy_spec); None for standard
     mass_scan: dict | None = None
+    n_objects: int = 0  # object slots of an object model's inputs (config objects), 0 for the others
 
     @property
     def seed(self) -> int:
@@ -167,7 +186,13 @@ class RunSpec:
             "sigma_m": self.sigma_m,
             # only for a mass-scan strategy: the standard runs' hashes and resume keys stay as they were
             **({"strategy": self.strategy, "mass_scan": self.mass_scan} if self.strategy != STANDARD else {}),
+            # only where set: the description (and so the hashes) of the other runs stays as it was
+            **({"n_objects": self.n_objects} if self.n_objects else {}),
         }
+
+    def input_columns(self) -> list[str]:
+        """The run's input columns (`input_columns`)."""
+        return input_columns(self.model, self.disco_lambda, self.sigma_m, self.n_objects)
 
 
 def validation_significance(
@@ -296,7 +321,7 @@ def _prepare_data(data: Dataset, spec: RunSpec, device: torch.device) -> _Prepar
     tcfg = spec.training
     scope = training_scope(data.mass, data.y, spec.disco_lambda, tcfg)
     train_sel, val_sel = (data.split == TRAIN) & scope, (data.split == VALIDATION) & scope
-    norm = Normaliser.fit(data.x[train_sel])
+    norm = Normaliser.fit(data.x[train_sel], data.features)
     x = torch.from_numpy(norm(data.x)).to(device)
     y = torch.from_numpy(data.y).to(device)
     m = torch.from_numpy(data.mass.astype(np.float32)).to(device)
@@ -327,7 +352,8 @@ def _build_model_and_optimiser(
     """
     from hzg.learn.models import build_model
 
-    model = build_model(spec.model, n_features, **spec.hparams).to(device)
+    n_objects = spec.n_objects if spec.model in OBJECT_MODELS else 0
+    model = build_model(spec.model, n_features, n_objects=n_objects, **spec.hparams).to(device)
     optimiser = torch.optim.Adam(
         model.parameters(), lr=float(spec.training["learning_rate"]), fused=device.type == "cuda"
     )
@@ -586,6 +612,7 @@ _CODE_FILES = (
     "metrics.py",
     "learn/pairsums.py",
     "data/features.py",
+    "data/objects.py",
     "learn/boosted.py",
 )
 
@@ -768,8 +795,13 @@ def run(
     """Train one (model, loss, trial) and write checkpoint.pt, history.csv and scores.parquet."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    features = feature_names(spec.disco_lambda, spec.sigma_m)
+    features = spec.input_columns()
     if spec.strategy != STANDARD:
+        if spec.model in OBJECT_MODELS:
+            raise ValueError(
+                f"model {spec.model!r} reads objects, which a mass-scan strategy ({spec.strategy!r}) "
+                "does not support (its extra input would follow the object block)"
+            )
         spec = scan_spec(spec)
         data = scan_dataset(feature_paths, features, spec)
         features = data.features

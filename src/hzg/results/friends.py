@@ -10,7 +10,7 @@ import awkward as ak
 import numpy as np
 import pandas as pd
 
-from hzg.data import features, selection
+from hzg.data import features, objects, selection
 from hzg.learn.classifier import Classifier
 
 #: Score written for events that fail the preselection (scores are probabilities in [0, 1]).
@@ -29,8 +29,11 @@ def friend_columns(
     classifiers: Sequence[Classifier],
     sample: str,
     chunk: int,
+    objects_cfg: Mapping[str, Any] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Branches of the friend tree of `events` (all entries of one n-tuple, in order)."""
+    """Branches of the friend tree of `events` (all entries of one n-tuple, in order); with `objects_cfg`
+    (config `objects`, given when a run reads objects) the scored frame also carries the object block, built
+    as the skim and features build it."""
     cols = selection.candidate_columns(events)  # the skim's candidates, bit for bit
     passed = selection.passes_all(selection.cut_masks(cols, cuts))
     n = len(events)
@@ -46,6 +49,14 @@ def friend_columns(
         if passed.any()
         else pd.DataFrame(columns=list(features.FEATURES) + list(features.DISCO_FEATURES))
     )
+    if objects_cfg is not None:
+        if passed.any():
+            skim = {k: v[passed] for k, v in cols.items()}
+            skim.update(objects.skim_columns(events[passed], skim, objects_cfg))
+            block = pd.DataFrame(objects.feature_block(skim, objects_cfg), index=frame.index)
+        else:
+            block = pd.DataFrame(columns=objects.object_columns(objects.n_objects(objects_cfg)))
+        frame = pd.concat([frame, block], axis=1)
     for clf in classifiers:
         score = np.full(n, SENTINEL, dtype=np.float32)
         score[passed] = clf.predict(frame)

@@ -9,10 +9,11 @@ from typing import Any
 from torch import nn
 
 from hzg.learn.models.etn import EventClassifierTransformer
+from hzg.learn.models.etn_objects import ObjectETN, ObjectETNConcat
 from hzg.learn.models.ft_transformer import FTTransformer
 from hzg.learn.models.mlp import DFNN, FNN
 from hzg.learn.models.resnet import ResNet
-from hzg.registry import NEURAL_MODELS
+from hzg.registry import NEURAL_MODELS, OBJECT_MODELS
 
 MODEL_CLASSES: dict[str, type[nn.Module]] = {
     "etn": EventClassifierTransformer,
@@ -20,7 +21,11 @@ MODEL_CLASSES: dict[str, type[nn.Module]] = {
     "dfnn": DFNN,
     "ft_transformer": FTTransformer,
     "resnet": ResNet,
+    "etn_objects": ObjectETN,
+    "etn_objects_concat": ObjectETNConcat,
 }
+#: constructor arguments that come from the inputs, not from the config's hyper-parameters
+LAYOUT_ARGS = ("n_features", "n_objects")
 
 
 def default_hparams(name: str) -> dict[str, Any]:
@@ -28,11 +33,14 @@ def default_hparams(name: str) -> dict[str, Any]:
     if name not in MODEL_CLASSES:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(NEURAL_MODELS)}")
     params = inspect.signature(MODEL_CLASSES[name]).parameters
-    return {k: p.default for k, p in params.items() if k != "n_features"}
+    return {k: p.default for k, p in params.items() if k not in LAYOUT_ARGS}
 
 
-def build_model(name: str, n_features: int, **hparams: Any) -> nn.Module:
-    """Model `name` for `n_features` inputs, hyper-parameters overriding the defaults by keyword."""
+def build_model(name: str, n_features: int, n_objects: int = 0, **hparams: Any) -> nn.Module:
+    """Model `name` for `n_features` inputs, hyper-parameters overriding the defaults by keyword.
+
+    An object model (registry OBJECT_MODELS) needs `n_objects` > 0: its last 5 x n_objects inputs are the
+    object block (`hzg.data.objects.count_objects` of the input columns); the others take none."""
     allowed = default_hparams(name)
     unknown = sorted(set(hparams) - set(allowed))
     if unknown:
@@ -42,6 +50,13 @@ def build_model(name: str, n_features: int, **hparams: Any) -> nn.Module:
         )
     if int(n_features) != n_features or n_features < 1:
         raise ValueError(f"n_features must be a positive integer, got {n_features!r}")
+    if (name in OBJECT_MODELS) != (int(n_objects) > 0):
+        raise ValueError(
+            f"model {name!r} takes {'an object block' if name in OBJECT_MODELS else 'no objects'}, "
+            f"got n_objects={n_objects}"
+        )
+    if name in OBJECT_MODELS:
+        return MODEL_CLASSES[name](int(n_features), int(n_objects), **hparams)
     return MODEL_CLASSES[name](int(n_features), **hparams)
 
 
@@ -54,4 +69,6 @@ __all__ = [
     "DFNN",
     "FTTransformer",
     "ResNet",
+    "ObjectETN",
+    "ObjectETNConcat",
 ]
