@@ -474,10 +474,12 @@ def test_significance_mass_range_holds_every_window_so_background_outside_it_nev
     assert np.isnan(metrics.significance_mass_range(score[:3], mass[:3], np.zeros(3), 8)[0])
 
 
-@pytest.mark.parametrize(("model", "loss"), [("etn", "bce"), ("dfnn", "bce_disco")])
-def test_validation_pass_equals_scoring_every_validation_event(tmp_path, model, loss):
+@pytest.mark.parametrize(
+    ("model", "loss", "cap"), [("etn", "bce", None), ("dfnn", "bce_disco", None), ("dfnn", "bce_disco", 500)]
+)
+def test_validation_pass_equals_scoring_every_validation_event(tmp_path, model, loss, cap):
     paths = synthetic_features(tmp_path, n=2500)
-    s = spec(model, loss)
+    s = spec(model, loss, validation_loss_events=cap)
     data = training.load_dataset(paths, training.feature_names(s.disco_lambda, s.sigma_m), 0)
     prep = training._prepare_data(data, s, torch.device("cpu"))
     torch.manual_seed(0)
@@ -488,6 +490,10 @@ def test_validation_pass_equals_scoring_every_validation_event(tmp_path, model, 
     every = training.predict_neural(net, prep.x[torch.from_numpy(np.flatnonzero(v))]).numpy()
     expected = training.split_significance(every, data.mass[v], prep.eval_w[v], data.y[v], 8)
     assert z == pytest.approx(expected, rel=1e-6) and np.isfinite(loss_value)
+    # the validation loss: the in-scope validation events, at most `cap` of them
+    in_scope = (data.split == 1) & training.training_scope(data.mass, data.y, s.disco_lambda, s.training)
+    assert len(prep.val_idx) == (in_scope.sum() if cap is None else cap)
+    assert int((prep.w_val > 0).sum()) == len(prep.val_idx)
 
 
 @pytest.mark.parametrize("model", ["xgboost", "bdt"])
@@ -509,3 +515,20 @@ def test_tree_history_equals_scoring_every_event_at_every_stage(tmp_path, model)
             else boosted.bdt_staged_scores(trained, data.x, [k])[k]
         )
         assert row["val_significance"] == training.validation_significance(every, data, eval_w, 8)
+
+
+def test_tree_training_events_are_capped_uniformly_and_reproducibly(tmp_path):
+    selected = np.zeros(1000, bool)
+    selected[::2] = True
+    capped = training.capped_training_events(selected, 100, seed=3)
+    assert capped.sum() == 100 and not np.any(capped & ~selected)
+    assert np.array_equal(capped, training.capped_training_events(selected, 100, seed=3))
+    assert np.array_equal(training.capped_training_events(selected, None, 3), selected)
+    assert np.array_equal(training.capped_training_events(selected, 10_000, 3), selected)
+    # the BDT trains on the capped events: its hyper-parameters reach it without the cap key
+    paths = synthetic_features(tmp_path, n=1500)
+    s = spec("bdt", "bce")
+    s = training.RunSpec(**{**s.__dict__, "hparams": {**s.hparams, "n_trees": 20, "max_train_events": 300}})
+    data = training.load_dataset(paths, training.feature_names(0.0), 0)
+    result = training.train_tree(data, s)
+    assert result["model"][-1].n_estimators == 20

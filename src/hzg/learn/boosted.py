@@ -22,6 +22,11 @@ HPARAM_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: keys a tree model's section may hold beside HPARAM_KEYS, used by the training, not by the fit
+#: (`hzg.learn.training.MAX_TRAIN_EVENTS`)
+OPTIONAL_HPARAM_KEYS: tuple[str, ...] = ("max_train_events",)
+
+
 def hyper_parameters(hparams: Mapping[str, Any] | None, name: str) -> dict[str, Any]:
     """The hyper-parameters of tree model `name` from its config section `models.<name>`.
 
@@ -41,7 +46,7 @@ def hyper_parameters(hparams: Mapping[str, Any] | None, name: str) -> dict[str, 
     if missing:
         keys = ", ".join(f"models.{name}.{k}" for k in missing)
         raise ValueError(f"config key(s) {keys} missing: the {name} hyper-parameters come from the config")
-    unknown = set(hparams) - set(known)
+    unknown = set(hparams) - set(known) - set(OPTIONAL_HPARAM_KEYS)
     if unknown:
         raise ValueError(
             f"unknown hyper-parameter(s) {sorted(unknown)} in config key models.{name}; known: {list(known)}"

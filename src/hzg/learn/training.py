@@ -328,7 +328,10 @@ def _prepare_data(data: Dataset, spec: RunSpec, device: torch.device) -> _Prepar
     sampler = EpochSampler(
         np.flatnonzero(train_sel), data.y, data.training_weight, tcfg.get("events_per_epoch"), spec.seed
     )
-    w_val = np.zeros(len(data.y))  # validation loss: all in-scope validation events, balanced true weights
+    # validation loss: the in-scope validation events (at most training.validation_loss_events of them, drawn
+    # uniformly once), balanced true weights
+    val_sel = capped_training_events(val_sel, tcfg.get("validation_loss_events"), spec.seed + 1)
+    w_val = np.zeros(len(data.y))
     w_val[val_sel] = balanced_weights(data.training_weight[val_sel], data.y[val_sel])
     w = torch.from_numpy(w_val.astype(np.float32)).to(device)
     eval_w = metrics.split_scaled_weights(data.weight, data.y, data.split)
@@ -711,6 +714,29 @@ def set_rng_states(states: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state(state.cpu(), index)
 
 
+#: optional key of a tree model's hyper-parameters (`models.bdt`, `models.xgboost`): train on at most this
+#: many in-scope training events, drawn uniformly without replacement (seeded by the run's seed), their weights
+#: kept; absent or null: all. A tree's cost grows with its training events, a network's (events_per_epoch)
+#: does not: this keeps the BDT's cost fixed as the MC grows.
+MAX_TRAIN_EVENTS = "max_train_events"
+
+
+def capped_training_events(selected: np.ndarray, cap: int | None, seed: int) -> np.ndarray:
+    """The mask `selected` thinned to at most `cap` events, drawn uniformly without replacement (numpy's
+    default_rng(seed)); unchanged when cap is None or not exceeded. Used for the trees' training events
+    (`MAX_TRAIN_EVENTS`) and the events of the networks' validation loss
+    (`training.validation_loss_events`)."""
+    idx = np.flatnonzero(selected)
+    if cap is None or idx.size <= int(cap):
+        return selected
+    if int(cap) < 2:
+        raise ValueError(f"a cap on the events must be at least 2, got {cap}")
+    keep = np.random.default_rng(seed).choice(idx, size=int(cap), replace=False)
+    out = np.zeros_like(selected, dtype=bool)
+    out[keep] = True
+    return out
+
+
 def train_tree(data: Dataset, spec: RunSpec) -> dict[str, Any]:
     """Train XGBoost or the BDT on the training split (BCE only: the loss trees support)."""
     if spec.loss_kind != "bce" or spec.disco_lambda > 0:
@@ -718,7 +744,12 @@ def train_tree(data: Dataset, spec: RunSpec) -> dict[str, Any]:
             f"model {spec.model!r} supports only the BCE loss, not {spec.loss!r} (config key 'runs')"
         )
     tcfg = spec.training
-    train_sel = (data.split == TRAIN) & training_scope(data.mass, data.y, 0.0, tcfg)
+    hparams = dict(spec.hparams)
+    train_sel = capped_training_events(
+        (data.split == TRAIN) & training_scope(data.mass, data.y, 0.0, tcfg),
+        hparams.pop(MAX_TRAIN_EVENTS, None),
+        spec.seed,
+    )
     w = balanced_weights(data.training_weight[train_sel], data.y[train_sel])
     eval_w = metrics.split_scaled_weights(data.weight, data.y, data.split)
     n_bins = int(tcfg["significance_bins"])
@@ -730,7 +761,7 @@ def train_tree(data: Dataset, spec: RunSpec) -> dict[str, Any]:
             data.x[train_sel],
             data.y[train_sel],
             w,
-            spec.hparams,
+            hparams,
             spec.seed,
             int(tcfg["threads"]),
             tcfg["device"],
@@ -742,7 +773,7 @@ def train_tree(data: Dataset, spec: RunSpec) -> dict[str, Any]:
         }
         scores = boosted.xgboost_scores(model, data.x)
     else:
-        model = boosted.fit_bdt(data.x[train_sel], data.y[train_sel], w, spec.hparams, spec.seed)
+        model = boosted.fit_bdt(data.x[train_sel], data.y[train_sel], w, hparams, spec.seed)
         n_stages = len(model[-1].estimators_)
         staged_needed = boosted.bdt_staged_scores(model, data.x[needed], eval_epochs(n_stages, 5, 50, 10))
         staged = {k: _scattered(v, needed) for k, v in staged_needed.items()}
