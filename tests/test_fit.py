@@ -751,3 +751,30 @@ def test_scan_falls_back_to_point_by_point_refits_when_cabinetry_fails(monkeypat
     assert np.allclose(fallback.mu, reference.mu) and np.allclose(
         fallback.delta_2nll, reference.delta_2nll, atol=1e-3
     )
+
+
+def test_a_failed_background_fit_is_never_chosen_even_when_it_passes():
+    counts = np.diff(shapes.cdf_of("exponential", 105, 170)(FINE, 5000.0, 0.03))
+    fitted = shapes.fit_function(counts, counts, FINE, "exponential")
+
+    def candidate(fit, passes, sigma, ratio=0.0):
+        return shapes.SpuriousSignal(
+            fit.function, fit.n_parameters, ratio * sigma, 1.0, sigma, ratio, passes, fit
+        )
+
+    good = candidate(fitted, True, 30.0, ratio=0.5)
+    assert shapes.usable(good, counts, FINE)
+    # a turn-on fit that failed: its threshold above the peak, no background under it, S = 0 "passes"
+    broken = shapes.ShapeFit("exponential_turnon", (300.0, 0.1, 156.0, 0.3), (1.0,) * 4, -49.0, True)
+    failed = candidate(broken, True, 0.4)
+    not_converged = candidate(
+        shapes.ShapeFit("exponential", fitted.parameters, fitted.errors, 1.0, False), True, 30.0
+    )
+    assert not shapes.usable(failed, counts, FINE) and not shapes.usable(not_converged, counts, FINE)
+    ok = [shapes.usable(c, counts, FINE) for c in (failed, not_converged, good)]
+    assert shapes.pick_background([failed, not_converged, good], ok) is good
+    # nothing else passes: the usable one with the smallest |ratio|, never the failed fit
+    worse = candidate(fitted, False, 30.0, ratio=9.0)
+    assert shapes.pick_background([failed, worse], [False, True]) is worse
+    # where every fit failed, the choice still comes from them (their validity is in the fit table)
+    assert shapes.pick_background([failed], [False]) is failed

@@ -475,15 +475,49 @@ def choose_background(
         candidates.append(
             spurious_signal(counts, sumw2, edges, signal_shape, shape_fit, criterion, mc_tolerance)
         )
-    good = [c for c in candidates if c.passes and c.gof_p >= min_gof_p]
-    passing = [c for c in candidates if c.passes]
+    ok = [usable(c, counts, np.asarray(edges, dtype=float)) for c in candidates]
+    return BackgroundChoice(pick_background(candidates, ok, min_gof_p), test, tuple(candidates))
+
+
+#: an extended maximum-likelihood fit with a free yield returns the observed total: a fitted function whose
+#: total over the fit window misses the MC's by more than this fraction did not converge to the MC
+YIELD_TOLERANCE = 0.2
+
+
+def usable(candidate: SpuriousSignal, counts: np.ndarray, edges: np.ndarray) -> bool:
+    """Whether a candidate's background fit can be used: MIGRAD converged, its deviance is not negative (a
+    deviance below the saturated model's is a broken fit), its total over the window is the MC's (within
+    YIELD_TOLERANCE), and sigma_S is finite and positive. A failed turn-on fit can put its threshold above
+    the signal peak, leave no background under it, and then "pass" with a spurious signal of zero: it must
+    not be chosen."""
+    fit = candidate.background_fit
+    if not (fit.valid and np.all(np.isfinite(fit.parameters)) and np.isfinite(fit.deviance)):
+        return False
+    total = float(np.sum(counts))
+    fitted = float(np.sum(fit.yields(np.asarray(edges, dtype=float))))
+    return bool(
+        fit.deviance > -1.0
+        and abs(fitted - total) <= YIELD_TOLERANCE * max(total, 1e-300)
+        and np.isfinite(candidate.sigma_signal)
+        and candidate.sigma_signal > 0
+    )
+
+
+def pick_background(
+    candidates: Sequence[SpuriousSignal], ok: Sequence[bool], min_gof_p: float = 0.01
+) -> SpuriousSignal:
+    """The choice of `choose_background` among fitted candidates: of the usable ones (`ok`, from
+    `usable`; all of them where none is), the fewest parameters (then the smallest zeta / sigma_S) among
+    those that pass and describe the MC (gof p >= min_gof_p); else the passing one with the best fit; else
+    the smallest |S_spur| / sigma_S."""
+    pool = [c for c, good in zip(candidates, ok) if good] or list(candidates)
+    good = [c for c in pool if c.passes and c.gof_p >= min_gof_p]
+    passing = [c for c in pool if c.passes]
     if good:
-        chosen = min(good, key=lambda c: (c.n_parameters, c.zeta / max(c.sigma_signal, 1e-300), abs(c.ratio)))
-    elif passing:  # none describes the MC well: the one that describes it best
-        chosen = max(passing, key=lambda c: (c.gof_p, -c.background_fit.deviance))
-    else:
-        chosen = min(candidates, key=lambda c: abs(c.ratio))
-    return BackgroundChoice(chosen, test, tuple(candidates))
+        return min(good, key=lambda c: (c.n_parameters, c.zeta / max(c.sigma_signal, 1e-300), abs(c.ratio)))
+    if passing:  # none describes the MC well: the one that describes it best
+        return max(passing, key=lambda c: (c.gof_p, -c.background_fit.deviance))
+    return min(pool, key=lambda c: abs(c.ratio))
 
 
 # ------------------------------------------------------------------------------------ signal: double-sided CB
