@@ -38,7 +38,7 @@ for variation in (NOMINAL, "{variation}"):
             normalisation=get_normalisation,
             luminosity_fb=config["luminosity_fb"],
             split=config["split"],
-            objects=config["objects"],
+            objects=OBJECTS,
         log:
             outdir.replace("results/", "logs/", 1) + "/{sample}.log",
         benchmark:

@@ -12,8 +12,7 @@ rule friends:
         branch_map=get_branch_map,
         cuts=config["selection"],
         tree=config["friends"]["tree"],
-        # the objects, only where a run reads them (the other configurations' params stay as they were)
-        objects=config["objects"] if any(r["model"] in OBJECT_MODELS for r in config["runs"]) else None,
+        objects=OBJECTS,  # only where a run reads objects (common.smk)
     log:
         "logs/friends/{sample}/{chunk}.log",
     benchmark:

@@ -16,7 +16,7 @@ for variation in (NOMINAL, "{variation}"):
         params:
             branch_map=get_branch_map,
             cuts=config["selection"],
-            objects=config["objects"],
+            objects=OBJECTS,
             variation=get_variation,
             sizes=get_variation_sizes,
         log:
