@@ -22,9 +22,11 @@ HPARAM_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-#: keys a tree model's section may hold beside HPARAM_KEYS, used by the training, not by the fit
-#: (`hzg.learn.training.MAX_TRAIN_EVENTS`)
-OPTIONAL_HPARAM_KEYS: tuple[str, ...] = ("max_train_events",)
+#: optional key of a tree model's section: train on at most this many in-scope training events
+#: (`hzg.learn.training.capped_training_events`); used by the training, not by the fit
+MAX_TRAIN_EVENTS = "max_train_events"
+#: keys a tree model's section may hold beside HPARAM_KEYS
+OPTIONAL_HPARAM_KEYS: tuple[str, ...] = (MAX_TRAIN_EVENTS,)
 
 
 def hyper_parameters(hparams: Mapping[str, Any] | None, name: str) -> dict[str, Any]:

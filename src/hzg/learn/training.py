@@ -714,11 +714,10 @@ def set_rng_states(states: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state(state.cpu(), index)
 
 
-#: optional key of a tree model's hyper-parameters (`models.bdt`, `models.xgboost`): train on at most
-#: this many in-scope training events, drawn uniformly without replacement (seeded by the run's seed),
-#: their weights kept; absent or null: all. A tree's cost grows with its training events, a network's
-#: (events_per_epoch) does not: this keeps the BDT's cost fixed as the MC grows.
-MAX_TRAIN_EVENTS = "max_train_events"
+#: a tree model's cap on its training events (`models.bdt.max_train_events`: absent or null, all), drawn
+#: uniformly without replacement, seeded by the run's seed, their weights kept. A tree's cost grows with its
+#: training events, a network's (events_per_epoch) does not: this keeps the BDT's cost fixed as the MC grows.
+MAX_TRAIN_EVENTS = boosted.MAX_TRAIN_EVENTS
 
 
 def capped_training_events(selected: np.ndarray, cap: int | None, seed: int) -> np.ndarray:
