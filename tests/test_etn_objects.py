@@ -19,6 +19,7 @@ from hzg.learn import training
 from hzg.learn.classifier import Classifier
 from hzg.learn.models import build_model, small_attention
 from hzg.learn.models.etn_objects import MaskedAttention, ObjectETN
+from feature_files import write_feature_file
 
 N_EVENT, N_OBJECTS = 12, 8
 N_PROPS = len(objects.PROPERTIES)
@@ -152,12 +153,7 @@ def _feature_files(tmp_path, n_objects: int, n: int = 1200):
         frame["mllg"] = rng.normal(125, 2, n) if is_sig else 100 + rng.exponential(30, n) % 80
         frame["weight"] = 0.01 if is_sig else 1.0
         frame["is_signal"] = np.int8(is_sig)
-        frame["sample_id"] = feat.sample_id(name)
-        frame["chunk"] = 0
-        frame["entry"] = np.arange(n)
-        frame["split_0"] = feat.split_index(frame["sample_id"], frame["chunk"], frame["entry"], 0, [1, 1, 1])
-        paths.append(tmp_path / f"{name}.parquet")
-        frame.to_parquet(paths[-1])
+        paths.append(write_feature_file(frame, name, tmp_path, n_trials=1))
     return paths
 
 

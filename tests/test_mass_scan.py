@@ -15,6 +15,7 @@ from hzg.data import generate, mass_scan
 from hzg.learn import strategies, training
 from hzg.learn.classifier import Classifier
 from hzg.results import mass_scan as scan_eval
+from feature_files import write_feature_file
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
@@ -176,15 +177,7 @@ def _scan_feature_files(tmp_path, n=1500, seed=0):
         frame["mllg"] = rng.normal(m, 2, size) if is_sig else 105 + rng.exponential(30, size) % 70
         frame["weight"] = 0.01 if is_sig else 1.0
         frame["is_signal"] = np.int8(is_sig)
-        frame["sample_id"] = feat.sample_id(name)
-        frame["chunk"] = 0
-        frame["entry"] = np.arange(size)
-        for t in range(3):
-            frame[f"split_{t}"] = feat.split_index(
-                frame["sample_id"], frame["chunk"], frame["entry"], t, [1, 1, 1]
-            )
-        paths.append(tmp_path / f"{name}.parquet")
-        frame.to_parquet(paths[-1])
+        paths.append(write_feature_file(frame, name, tmp_path))
     return paths
 
 

@@ -12,6 +12,7 @@ from hzg import checkpoints, metrics
 from hzg.learn import boosted, training
 from hzg.learn.classifier import Classifier
 from hzg.config_checks import load_config
+from feature_files import write_feature_file
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = load_config(REPO / "config/ci.yaml")
@@ -30,15 +31,7 @@ def synthetic_features(tmp_path: Path, n: int = 3000, seed: int = 0) -> list[Pat
         frame["mllg"] = rng.normal(125, 2, n) if is_sig else 100 + rng.exponential(30, n) % 80
         frame["weight"] = 0.01 if is_sig else 1.0
         frame["is_signal"] = np.int8(is_sig)
-        frame["sample_id"] = feat.sample_id(name)
-        frame["chunk"] = 0
-        frame["entry"] = np.arange(n)
-        for t in range(3):
-            frame[f"split_{t}"] = feat.split_index(
-                frame["sample_id"], frame["chunk"], frame["entry"], t, [1, 1, 1]
-            )
-        paths.append(tmp_path / f"{name}.parquet")
-        frame.to_parquet(paths[-1])
+        paths.append(write_feature_file(frame, name, tmp_path))
     return paths
 
 
