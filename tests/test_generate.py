@@ -127,44 +127,73 @@ def test_isr_settings_apply_to_both_background_processes_and_not_to_the_signal()
 
 
 class _RecordParticle:
-    def __init__(self, final: bool, mt: float = 0.0, status: int = 0, pt: float = 0.0) -> None:
-        self._final, self._mt, self._status, self._pt = final, mt, status, pt
-
-    def isFinal(self) -> bool:  # noqa: N802
-        return self._final
-
-    def mT(self) -> float:  # noqa: N802
-        return self._mt
+    def __init__(self, status: int, mt: float = 0.0, pt: float = 0.0, pid: int = 0, eta: float = 0.0) -> None:
+        self._status, self._mt, self._pt, self._id, self._eta = status, mt, pt, pid, eta
 
     def status(self) -> int:
         return self._status
 
+    def mT(self) -> float:  # noqa: N802
+        return self._mt
+
     def pT(self) -> float:  # noqa: N802
         return self._pt
 
+    def idAbs(self) -> int:  # noqa: N802
+        return abs(self._id)
 
-def test_half_ht_and_the_emitted_isr_parton_from_hand_made_records():
-    # beams and incoming partons are not final; Z (mT 100) and photon (mT = pT 30): HT/2 = 65 GeV
+    def eta(self) -> float:
+        return self._eta
+
+
+class _PhaseSpace:
+    def __init__(self, pthat: float, mhat: float) -> None:
+        self._pthat, self.mHat = pthat, mhat
+
+    def pTHat(self) -> float:  # noqa: N802
+        return self._pthat
+
+
+def test_hard_process_summary_from_a_hand_made_record():
+    # beams and incoming partons are not final (status < 0); Z -> mu mu (mT 100 split in two) and a photon
+    # (mT = pT 30): HT/2 = 65 GeV, the leptons and the photon in record order
     process = _Record(
         [
-            _RecordParticle(False, 13000.0),
-            _RecordParticle(False, 50.0),
-            _RecordParticle(True, 100.0),
-            _RecordParticle(True, 30.0),
+            _RecordParticle(-12, 13000.0, pid=2212),
+            _RecordParticle(-21, 50.0, pid=2),
+            _RecordParticle(-22, 91.0, pid=23),
+            _RecordParticle(23, 30.0, pt=30.0, pid=22, eta=0.5),
+            _RecordParticle(23, 60.0, pt=40.0, pid=13, eta=-1.0),
+            _RecordParticle(23, 40.0, pt=25.0, pid=-13, eta=2.0),
         ]
     )
-    assert generate.half_ht(process) == pytest.approx(65.0)
+    half, lep_pt, lep_eta, pho_pt, pho_eta = generate.hard_process_summary(process)
+    assert half == pytest.approx(65.0)
+    assert (lep_pt, lep_eta, pho_pt, pho_eta) == ([40.0, 25.0], [-1.0, 2.0], [30.0], [0.5])
+
+
+def test_isr_veto_hook_vetoes_emissions_of_the_hard_system_above_its_limit():
+    hook = generate._user_hook(None, None, None, isr_scale_fudge=2.0)
+    assert hook.canVetoISREmission() and hook.canVetoProcessLevel() and not hook.canBiasSelection()
+    process = _Record([_RecordParticle(23, 100.0), _RecordParticle(23, 30.0, pt=30.0, pid=22)])
+    assert hook.doVetoProcessLevel(process) is False  # no acceptance veto: only the limit is set
+    assert hook.isr_limit == pytest.approx(2.0 * 65.0)
     # an ISR branching appends the new mother (-41), the emitted parton (43) and recoiler copies (44)
     event = _Event(
-        [
-            _RecordParticle(True, status=23, pt=30.0),
-            _RecordParticle(False, status=-41, pt=5.0),
-            _RecordParticle(True, status=43, pt=42.0),
-            _RecordParticle(True, status=44, pt=31.0),
-        ]
+        [_RecordParticle(23, pt=30.0), _RecordParticle(-41, pt=5.0), _RecordParticle(43, pt=142.0)]
     )
-    assert generate.isr_emission_pt(event, 1) == 42.0
-    assert generate.isr_emission_pt(event, 3) == 0.0
+    assert hook.doVetoISREmission(1, event, 0) is True  # 142 GeV > 130 GeV
+    assert hook.doVetoISREmission(1, event, 1) is False  # not the hard system (MPI)
+    assert hook.doVetoISREmission(3, event, 0) is False  # no emitted parton among the new entries
+    event[2] = _RecordParticle(43, pt=120.0)
+    assert hook.doVetoISREmission(1, event, 0) is False
+
+
+def test_bias_hook_equals_the_selection_bias_to_the_last_bit():
+    bias = generate.Bias(**CONFIG["generation"]["bias"])
+    bias_of = generate._bias_function(bias)
+    for pt, m in ((0.5, 96.0), (12.0, 124.0), (40.0, 130.0), (150.0, 199.0)):
+        assert bias_of(_PhaseSpace(pt, m)) == generate._selection_bias_scalar(pt, m, bias)
 
 
 @pytest.mark.slow
@@ -436,7 +465,9 @@ def test_faster_record_access_gives_the_same_ntuple_for_the_same_seed(monkeypatc
     monkeypatch.setattr(generate, "_event_particles", _old_event_particles)
     monkeypatch.setattr(generate, "final_leptons_and_photons", _old_final_leptons_and_photons)
     monkeypatch.setattr(
-        generate, "_selection_bias_scalar", lambda pt, m, b: float(generate.selection_bias(pt, m, b))
+        generate,
+        "_bias_function",
+        lambda b: lambda ps: float(generate.selection_bias(ps.pTHat(), ps.mHat, b)),
     )
     old = generate.simulate_chunk(spec, CONFIG["detector"], chunk=0, progress=False)
     for name in ("Electron", "Muon", "Photon"):
