@@ -13,7 +13,9 @@ after the shower and `forceHadronLevel()` only for the events that pass
 (`generation.veto_before_hadronisation`).
 Printed per mode: the split of the chunk's time, events/s per core, selected events (full preselection) per
 core-second, the ratios to "before", whether "after" and "before" give identical n-tuples (they must), and
-for "veto", which changes the random stream, a comparison of the selected distributions.
+for "veto", which changes the random stream, a comparison of the selected distributions. "no_qcd_fsr" (parton
+level): "after" without the QCD final-state shower (`generation.qcd_final_state_shower: false`, the default's
+setting; "before" and "after" keep it on, as before issue 15), compared with "before" in the same way.
 
 "Pythia" is the time inside next(), nextBatch() (which includes its conversion of the record to arrays)
 and forceHadronLevel(), the Python user hooks they call (selection bias, acceptance veto, FSR filter:
@@ -145,7 +147,14 @@ def run_modes(
 ) -> dict[str, dict]:
     """Make the chunk in every mode, interleaved `step` events at a time (a noisy machine slows all alike)."""
     modes = [
-        Mode(name, dataclasses.replace(spec, veto_before_hadronisation=name == "veto"), cfg, name == "before")
+        Mode(
+            name,
+            dataclasses.replace(
+                spec, veto_before_hadronisation=name == "veto", qcd_fsr=spec.qcd_fsr and name != "no_qcd_fsr"
+            ),
+            cfg,
+            name == "before",
+        )
         for name in names
     ]
     for start in range(0, spec.n_events, step):
@@ -194,11 +203,16 @@ def main() -> None:
     workdir = Path(tmp.name)
     results = {}
     for level, n, names, step in (
-        ("parton", args.parton, ["before", "after"], args.step),
+        ("parton", args.parton, ["before", "after", "no_qcd_fsr"], args.step),
         ("hadron", args.hadron, ["before", "after", "veto"], args.hadron_step),
     ):
         spec = generate.chunk_spec(
-            args.process, n, args.seed, dict(cfg["generation"], level=level), cfg["sqrt_s_tev"]
+            args.process,
+            n,
+            args.seed,
+            # with the QCD final-state shower, as before issue 15 (mode no_qcd_fsr: without, as the default)
+            dict(cfg["generation"], level=level, qcd_final_state_shower=True),
+            cfg["sqrt_s_tev"],
         )
         res = results[level] = run_modes(spec, cfg, names, workdir, step=step)
         print(f"{level} level, {args.process}, {n} events (modes interleaved {step} events at a time):")
@@ -224,15 +238,17 @@ def main() -> None:
             for k in a
         )
         print(f"  identical n-tuples after/before (same seed): {same}")
-        if "veto" in res:  # a different random stream: the selected distributions must agree statistically
+        for other in ("veto", "no_qcd_fsr"):  # another random stream: the selected distributions must agree
+            if other not in res:
+                continue
             from scipy import stats
 
             for var in ("mllg", "mll", "g_pt", "g_eta", "lm_pt", "lp_pt"):
-                x, y = (res[k]["passed"].get(var) for k in ("before", "veto"))
+                x, y = (res[k]["passed"].get(var) for k in ("before", other))
                 if x is not None and y is not None and len(x) and len(y):
                     ks = stats.ks_2samp(x, y)
                     print(
-                        f"  veto vs before, selected {var}: means {np.mean(x):.2f} / {np.mean(y):.2f}, "
+                        f"  {other} vs before, selected {var}: means {np.mean(x):.2f} / {np.mean(y):.2f}, "
                         f"KS p-value {ks.pvalue:.2f}"
                     )
     p, h = results["parton"], results["hadron"]

@@ -52,6 +52,10 @@ def test_shipped_configs_pass(name):
         ([("training.events_per_epoch", 1)], "training.events_per_epoch is 1"),
         ([("selection.mllg_min", 180.0)], "selection.mllg_min 180.0 is not below selection.mllg_max 180.0"),
         (
+            [("generation.level", "hadron"), ("generation.qcd_final_state_shower", False)],
+            "generation.qcd_final_state_shower is false but generation.level is 'hadron'",
+        ),
+        (
             [
                 (f"samples.{name}.kind", "signal")
                 for name, spec in CI["samples"].items()

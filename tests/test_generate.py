@@ -514,7 +514,9 @@ def test_shower_acceptance_needs_an_sfos_pair_and_a_separated_photon_in_the_mass
 
 
 def test_veto_before_hadronisation_switches_pythia_hadronisation_off_and_keeps_every_event():
-    generation = dict(CONFIG["generation"], level="hadron", veto_before_hadronisation=True)
+    generation = dict(
+        CONFIG["generation"], level="hadron", veto_before_hadronisation=True, qcd_final_state_shower=True
+    )
     spec = generate.chunk_spec("qqbar_Zgamma", 40, 5, generation, 13.0)
     assert spec.hadron_veto == generate.ShowerAcceptance()
     lines = generate.pythia_settings(spec)
@@ -559,3 +561,17 @@ def test_jet_stream_differs_from_the_detector_stream():
     b = np.random.default_rng(generate.jet_seed(seed, offset)).random(4)
     assert not np.array_equal(a, b)
     assert np.array_equal(b, np.random.default_rng(generate.jet_seed(seed, offset)).random(4))
+
+
+def test_qcd_final_state_shower_off_only_at_parton_level():
+    spec = generate.chunk_spec("qqbar_Zgamma", 10, 1, CONFIG["generation"], 13.0)
+    assert CONFIG["generation"]["qcd_final_state_shower"] is False and not spec.qcd_fsr
+    lines = generate.pythia_settings(spec)
+    assert "TimeShower:QCDshower = off" in lines and "HadronLevel:all = off" in lines
+    assert "TimeShower:QEDshowerByL = off" not in lines  # the leptons still radiate photons
+    on = generate.chunk_spec("ggH_Zgamma", 10, 1, dict(CONFIG["generation"], qcd_final_state_shower=True), 13.0)
+    assert on.qcd_fsr and not any("QCDshower" in line for line in generate.pythia_settings(on))
+    assert generate.ChunkSpec("ggH_Zgamma", 10, seed=1).qcd_fsr  # Pythia's default when the key is absent
+    hadron = generate.chunk_spec("ggH_Zgamma", 10, 1, dict(CONFIG["generation"], level="hadron"), 13.0)
+    with pytest.raises(ValueError, match="qcd_final_state_shower"):
+        generate.pythia_settings(hadron)

@@ -124,6 +124,12 @@ def problems(config: Mapping[str, Any]) -> list[str]:
     epp = training.get("events_per_epoch")
     if epp is not None and int(epp) < 2:
         out.append(f"training.events_per_epoch is {epp}: at least 2 (one event of each class) or null")
+    generation = config.get("generation", {})
+    if generation.get("qcd_final_state_shower") is False and generation.get("level") != "parton":
+        out.append(
+            f"generation.qcd_final_state_shower is false but generation.level is {generation.get('level')!r}: "
+            "only parton level (nothing hadronises) may skip the QCD final-state shower"
+        )
     sel = config["selection"]
     if not sel["mllg_min"] < sel["mllg_max"]:
         out.append(f"selection.mllg_min {sel['mllg_min']} is not below selection.mllg_max {sel['mllg_max']}")

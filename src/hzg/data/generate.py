@@ -247,6 +247,10 @@ class ChunkSpec:
     #: Higgs boson mass of the signal process (ggH_Zgamma), GeV: a sample's `generate.higgs_mass` (the mass
     #: scan of config/mass_scan.yaml); the default's 125 GeV leaves the settings as they always were
     higgs_mass: float = SM_HIGGS_MASS
+    #: QCD final-state shower (Pythia TimeShower:QCDshower). Off is allowed at parton level only, where
+    #: nothing hadronises: the leptons, the photon and the ISR recoil are unchanged (QED FSR stays on), and
+    #: it saves 30 % (qqbar -> Z gamma) to 60 % (ggH) of a chunk's time (`generation.qcd_final_state_shower`)
+    qcd_fsr: bool = True
 
     @property
     def hadron_veto(self) -> ShowerAcceptance | None:
@@ -376,6 +380,7 @@ def chunk_spec(
         fsr=FsrFilter(**fsr) if fsr else None,
         veto_before_hadronisation=bool(generation.get("veto_before_hadronisation", False)),
         higgs_mass=float(higgs_mass),
+        qcd_fsr=bool(generation.get("qcd_final_state_shower", True)),
     )
 
 
@@ -403,6 +408,11 @@ def pythia_settings(spec: ChunkSpec) -> list[str]:
         raise ValueError(f"generation.isr_veto_ht must be positive or null, got {spec.isr_veto_ht}")
     if spec.level not in LEVELS:
         raise ValueError(f"unknown generation level {spec.level!r}; known: {sorted(LEVELS)}")
+    if not spec.qcd_fsr and spec.level != "parton":
+        raise ValueError(
+            f"generation.qcd_final_state_shower: false needs generation.level 'parton', not {spec.level!r} "
+            "(hadronising partons that never showered is not physics)"
+        )
     common = [
         f"Beams:eCM = {spec.sqrt_s_tev * 1000.0}",
         "Random:setSeed = on",
@@ -453,7 +463,8 @@ def pythia_settings(spec: ChunkSpec) -> list[str]:
         spec.hadron_veto is not None
     ):  # hadronised by hand (forceHadronLevel) for the events that pass the veto
         level = [line.replace("HadronLevel:all = on", "HadronLevel:all = off") for line in level]
-    return common + process_settings(spec) + cuts + level
+    shower = [] if spec.qcd_fsr else ["TimeShower:QCDshower = off"]
+    return common + process_settings(spec) + cuts + level + shower
 
 
 def process_settings(spec: ChunkSpec) -> list[str]:
