@@ -20,6 +20,7 @@ import torch
 from hzg.data import features as feat
 from hzg.learn import training
 from hzg.config_checks import load_config
+from hzg.registry import model_training
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,13 +50,14 @@ def main() -> int:
         print("no CUDA device: nothing checked")
         return 1
     cfg = load_config(REPO / "config/ci.yaml")
-    tcfg = {**cfg["training"], "epochs": 6, "eval_every_early": 2, "device": "cuda", "batch_size": 512}
+    hparams, tcfg = model_training("etn", cfg["models"]["etn"], cfg["training"])
+    tcfg = {**tcfg, "epochs": 6, "eval_every_early": 2, "device": "cuda", "batch_size": 512}
     spec = training.RunSpec(
         model="etn",
         loss="bce_disco",
         loss_kind="bce",
         disco_lambda=10.0,
-        hparams=cfg["models"]["etn"],
+        hparams=hparams,
         training=tcfg,
         trial=0,
     )

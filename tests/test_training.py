@@ -12,6 +12,7 @@ from hzg import checkpoints, metrics
 from hzg.learn import boosted, training
 from hzg.learn.classifier import Classifier
 from hzg.config_checks import load_config
+from hzg.registry import model_training
 from feature_files import write_feature_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,14 +37,15 @@ def synthetic_features(tmp_path: Path, n: int = 3000, seed: int = 0) -> list[Pat
 
 
 def spec(model="etn", loss="bce_disco", epochs=4, **over) -> training.RunSpec:
-    tcfg = {**CONFIG["training"], "epochs": epochs, "batch_size": 512, **over}
+    hparams, tcfg = model_training(model, CONFIG["models"][model], CONFIG["training"])
+    tcfg = {**tcfg, "epochs": epochs, "batch_size": 512, **over}
     lcfg = CONFIG["losses"][loss]
     return training.RunSpec(
         model=model,
         loss=loss,
         loss_kind=lcfg["kind"],
         disco_lambda=lcfg["disco_lambda"],
-        hparams=CONFIG["models"][model],
+        hparams=hparams,
         training=tcfg,
         trial=0,
     )
@@ -525,3 +527,24 @@ def test_tree_training_events_are_capped_uniformly_and_reproducibly(tmp_path):
     data = training.load_dataset(paths, training.feature_names(0.0), 0)
     result = training.train_tree(data, s)
     assert result["model"][-1].n_estimators == 20
+
+
+def test_a_neural_models_learning_rate_drives_adam_and_never_reaches_the_model():
+    hparams, tcfg = model_training("etn", CONFIG["models"]["etn"], CONFIG["training"])
+    assert (
+        "learning_rate" not in hparams and tcfg["learning_rate"] == CONFIG["models"]["etn"]["learning_rate"]
+    )
+    assert CONFIG["training"]["learning_rate"] != tcfg["learning_rate"]  # the config itself is untouched
+    run = spec("etn", "bce", epochs=1)
+    model, optimiser = training._build_model_and_optimiser(run, 12, torch.device("cpu"))
+    assert optimiser.param_groups[0]["lr"] == CONFIG["models"]["etn"]["learning_rate"]
+    # a model without its own keeps training.learning_rate; a tree's learning_rate stays its shrinkage
+    assert model_training("dfnn", CONFIG["models"]["dfnn"], CONFIG["training"]) == (
+        CONFIG["models"]["dfnn"],
+        CONFIG["training"],
+    )
+    tree, tree_tcfg = model_training("xgboost", CONFIG["models"]["xgboost"], CONFIG["training"])
+    assert (
+        tree["learning_rate"] == CONFIG["models"]["xgboost"]["learning_rate"]
+        and tree_tcfg == CONFIG["training"]
+    )

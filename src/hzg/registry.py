@@ -81,6 +81,23 @@ TRAIN, VALIDATION, TEST = 0, 1, 2
 SPLIT_NAMES: tuple[str, ...] = ("train", "validation", "test")
 
 
+#: optional key of a neural model's section `models.<model>`: its own Adam learning rate, instead of
+#: training.learning_rate (tree models' `learning_rate` is their shrinkage, a hyper-parameter of the fit)
+LEARNING_RATE = "learning_rate"
+
+
+def model_training(
+    model: str, hparams: Mapping[str, Any] | None, training: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(hyper-parameters, training settings) of one run of `model`: a neural model's optional
+    `learning_rate` moves from its hyper-parameters (which build the model) to the training settings (which
+    drive Adam); a model without one, and every tree model, keeps both as they are."""
+    hparams, training = dict(hparams or {}), dict(training)
+    if model not in TREE_MODELS and LEARNING_RATE in hparams:
+        training[LEARNING_RATE] = float(hparams.pop(LEARNING_RATE))
+    return hparams, training
+
+
 def split_column(trial: int) -> str:
     """Column of the feature table holding the split code of every event in trial `trial`."""
     return f"split_{int(trial)}"

@@ -12,6 +12,7 @@ from hzg.registry import (
     TREE_MODELS,
     VARIATIONS,
     epoch_label,
+    model_training,
     run_names,
 )
 
@@ -370,13 +371,15 @@ def get_train_runtime(wildcards):
 def get_run_spec(wildcards):
     """Everything a training job depends on, from config (so an edit reruns exactly these jobs)."""
     loss = config["losses"][wildcards.loss]
+    # a neural model's own learning_rate (models.<model>) replaces training.learning_rate for its runs
+    hparams, training = model_training(wildcards.model, config["models"].get(wildcards.model), config["training"])
     return {
         "model": wildcards.model,
         "loss": wildcards.loss,
         "loss_kind": loss["kind"],
         "disco_lambda": float(loss["disco_lambda"]),
-        "hparams": config["models"].get(wildcards.model, {}),
-        "training": config["training"],
+        "hparams": hparams,
+        "training": training,
         "trial": int(wildcards.trial),
         "sigma_m": config["features"]["sigma_m"],  # the schema's default fills it in
         **run_scan_spec(config, wildcards.loss),  # a mass-scan strategy's (hzg.data.mass_scan); {} for standard
