@@ -100,3 +100,43 @@ def test_truncated_input_is_refused_with_the_file_name(ci_run, tmp_path):
     truncated.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
     with pytest.raises(io.InputError, match=str(truncated)):
         io.read_events(truncated, "nanoaod")
+
+
+def test_one_job_writes_the_friend_tree_of_every_ntuple_of_its_sample(ci_run, tmp_path):
+    """friends.write_sample_friends (the rule's job): the same trees as the workflow's, one per n-tuple and in
+    chunk order; n-tuples and chunks that do not pair up are refused with the sample."""
+    import json
+
+    from hzg.data import selection
+    from hzg.learn.classifier import Classifier
+    from hzg.results import friends
+
+    cfg = load_config(ci_run / "config/ci.yaml")
+    n = cfg["samples"]["signal"]["generate"]["n_chunks"]
+    ntuples = [ci_run / f"results/mc/signal/{c}.root" for c in range(n)]
+    checkpoints = [  # in the order of runs, as the workflow gives them
+        ci_run / f"results/models/{r['model']}_{r['loss']}/trial{cfg['friends']['trial']}/checkpoint.pt"
+        for r in cfg["runs"]
+    ]
+    args = dict(
+        sample="signal",
+        branch_map=io.resolve_branch_map("nanoaod"),
+        cuts=selection.Cuts.from_config(cfg["selection"]),
+        res_map=json.loads((ci_run / "results/features/resolution_map.json").read_text()),
+        classifiers=[Classifier.load(p) for p in checkpoints],
+        tree=cfg["friends"]["tree"],
+        progress=False,
+    )
+    written = friends.write_sample_friends(ntuples, list(range(n)), tmp_path / "signal", **args)
+    assert [p.name for p in written] == [f"{c}.root" for c in range(n)]
+    for c in range(n):  # the same trees as the workflow's (scores up to the thread count's rounding)
+        mine = uproot.open(tmp_path / f"signal/{c}.root")["Friends"].arrays(library="np")
+        workflow = uproot.open(ci_run / f"results/friends/signal/{c}.root")["Friends"].arrays(library="np")
+        assert list(mine) == list(workflow)
+        for branch, values in workflow.items():
+            if branch.startswith("score_"):
+                np.testing.assert_allclose(mine[branch], values, rtol=1e-5, atol=1e-6)
+            else:
+                np.testing.assert_array_equal(mine[branch], values)
+    with pytest.raises(ValueError, match="sample 'signal': 2 n-tuples for 1 chunks"):
+        friends.write_sample_friends(ntuples[:2], [0], tmp_path / "x", **args)

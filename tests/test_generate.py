@@ -569,7 +569,8 @@ def test_qcd_final_state_shower_off_only_at_parton_level():
     lines = generate.pythia_settings(spec)
     assert "TimeShower:QCDshower = off" in lines and "HadronLevel:all = off" in lines
     assert "TimeShower:QEDshowerByL = off" not in lines  # the leptons still radiate photons
-    on = generate.chunk_spec("ggH_Zgamma", 10, 1, dict(CONFIG["generation"], qcd_final_state_shower=True), 13.0)
+    with_shower = dict(CONFIG["generation"], qcd_final_state_shower=True)
+    on = generate.chunk_spec("ggH_Zgamma", 10, 1, with_shower, 13.0)
     assert on.qcd_fsr and not any("QCDshower" in line for line in generate.pythia_settings(on))
     assert generate.ChunkSpec("ggH_Zgamma", 10, seed=1).qcd_fsr  # Pythia's default when the key is absent
     hadron = generate.chunk_spec("ggH_Zgamma", 10, 1, dict(CONFIG["generation"], level="hadron"), 13.0)

@@ -83,7 +83,7 @@ def test_every_job_wrote_a_benchmark_and_the_run_has_a_time_and_memory_table(ci_
         "features/signal",
         "train/etn_bce/trial0",
         "evaluate/etn_bce",
-        "friends/signal/0",
+        "friends/signal",
         "fit/etn_bce",
         "table_one/table_one",
         "cutflow_table/cutflow_table",

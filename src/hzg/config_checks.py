@@ -126,9 +126,10 @@ def problems(config: Mapping[str, Any]) -> list[str]:
         out.append(f"training.events_per_epoch is {epp}: at least 2 (one event of each class) or null")
     generation = config.get("generation", {})
     if generation.get("qcd_final_state_shower") is False and generation.get("level") != "parton":
+        level = generation.get("level")
         out.append(
-            f"generation.qcd_final_state_shower is false but generation.level is {generation.get('level')!r}: "
-            "only parton level (nothing hadronises) may skip the QCD final-state shower"
+            f"generation.qcd_final_state_shower is false but generation.level is {level!r}: only parton "
+            "level (nothing hadronises) may skip the QCD final-state shower"
         )
     sel = config["selection"]
     if not sel["mllg_min"] < sel["mllg_max"]:

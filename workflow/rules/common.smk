@@ -120,12 +120,21 @@ def chunk_events(sample, chunk):
     return base + (1 if int(chunk) < rest else 0)
 
 
-def get_ntuple(wildcards):
+def ntuple(sample, chunk):
     """The input n-tuple of a (sample, chunk): generated here or supplied in config."""
-    if is_generated(wildcards.sample):
-        top = MASS_SCAN_MC if wildcards.sample in MASS_POINT_SAMPLES else "results/mc"  # generate_mass_point
-        return f"{top}/{wildcards.sample}/{wildcards.chunk}.root"
-    return SAMPLE_SPECS[wildcards.sample]["files"][int(wildcards.chunk)]
+    if is_generated(sample):
+        top = MASS_SCAN_MC if sample in MASS_POINT_SAMPLES else "results/mc"  # generate_mass_point
+        return f"{top}/{sample}/{chunk}.root"
+    return SAMPLE_SPECS[sample]["files"][int(chunk)]
+
+
+def get_ntuple(wildcards):
+    return ntuple(wildcards.sample, wildcards.chunk)
+
+
+def get_sample_ntuples(wildcards):
+    """Every input n-tuple of a sample, in chunk order (the friend trees' job)."""
+    return [ntuple(wildcards.sample, chunk) for chunk in chunks(wildcards.sample)]
 
 
 def branch_map(sample):
@@ -327,7 +336,7 @@ def all_outputs():
     return (
         trained("checkpoint.pt")
         + evaluation_outputs()
-        + [f"results/friends/{s}/{c}.root" for s in config["samples"] for c in chunks(s)]
+        + [f"results/friends/{s}" for s in config["samples"]]  # one friend tree per n-tuple inside
         + [f"{fit_dir(run)}/fit.json" for run in RUNS]
         + [f"{fit_plot_dir(run)}/scan.png" for run in RUNS]
         + expand("{dir}/fit.{ext}", dir=TABLES_DIR, ext=["md", "csv", "tex"])

@@ -3,15 +3,21 @@ scores, the preselection flag and the event key."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import awkward as ak
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
+from hzg import io
 from hzg.data import features, objects, selection
 from hzg.learn.classifier import Classifier
+
+log = logging.getLogger(__name__)
 
 #: Score written for events that fail the preselection (scores are probabilities in [0, 1]).
 SENTINEL = -1.0
@@ -62,3 +68,50 @@ def friend_columns(
         score[passed] = clf.predict(frame)
         out[score_branch(clf)] = score
     return out
+
+
+def write_sample_friends(
+    ntuples: Sequence[str | Path],
+    chunk_ids: Sequence[int],
+    outdir: str | Path,
+    sample: str,
+    branch_map: Mapping[str, Any],
+    cuts: selection.Cuts,
+    res_map: Mapping[str, Any],
+    classifiers: Sequence[Classifier],
+    tree: str,
+    objects_cfg: Mapping[str, Any] | None = None,
+    progress: bool = True,
+) -> list[Path]:
+    """The friend tree of every n-tuple of one sample, `outdir`/<chunk>.root, one n-tuple at a time (read,
+    score, write atomically), so a sample costs one start-up and one loading of the models, not one per chunk.
+
+    Raises:
+        ValueError: the n-tuples and the chunk ids do not pair up one to one.
+    """
+    if len(ntuples) != len(chunk_ids):
+        raise ValueError(
+            f"sample {sample!r}: {len(ntuples)} n-tuples for {len(chunk_ids)} chunks; the friend trees pair "
+            "them one to one"
+        )
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path, chunk in tqdm(
+        list(zip(ntuples, chunk_ids)), desc=f"friends {sample}", disable=not progress, mininterval=5
+    ):
+        events = io.read_events(path, branch_map)
+        cols = friend_columns(events, cuts, res_map, classifiers, sample, int(chunk), objects_cfg=objects_cfg)
+        out = outdir / f"{int(chunk)}.root"
+        io.write_root(out, {tree: cols})
+        log.info(
+            "%s: %d entries, %d pass the preselection -> %s",
+            path,
+            len(events),
+            int(cols["passed_preselection"].sum()),
+            out,
+        )
+        written.append(out)
+    if classifiers:
+        log.info("branches: %s", sorted(cols))
+    return written
