@@ -2,6 +2,7 @@
 from hzg.data.features import DISCO_FEATURES, feature_set, file_stem
 from hzg.data.mass_scan import reads_scan_samples, run_scan_spec, scan_samples
 from hzg.data.objects import n_objects
+from hzg.learn.classes import multiclass_spec
 from hzg.registry import (
     ATTENTION_MODELS,
     DIRECTIONS,
@@ -385,6 +386,8 @@ def get_run_spec(wildcards):
         **run_scan_spec(config, wildcards.loss),  # a mass-scan strategy's (hzg.data.mass_scan); {} for standard
         # an object model's slots (config objects); absent for the others, whose params stay as they were
         **({"n_objects": n_objects(config["objects"])} if wildcards.model in OBJECT_MODELS else {}),
+        # a multiclass loss' classes (hzg.learn.classes); {} for the binary losses, whose params stay as they were
+        **multiclass_spec(config, wildcards.loss),
     }
 
 
