@@ -12,8 +12,8 @@ import pytest
 import torch
 import yaml
 
-from hzg import checkpoints
-from hzg.config_checks import load_config
+from hzg import checkpoints, metrics
+from hzg.config_checks import load_config, problems
 from hzg.data import features as feat
 from hzg.data import generate
 from hzg.learn import classes, multiclass, training
@@ -25,21 +25,25 @@ from feature_files import write_feature_file
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = load_config(REPO / "config/ci.yaml")
 
-#: samples of the multiclass runs, as config/methods.yaml: class and kind
+#: samples of the multiclass runs, as config/methods.yaml: the analysis' and the VBF signal, read by them only
 SAMPLES = {
-    "signal": {"kind": "signal", "class": "ggH", "xsec_pb": 5.01e-3},
-    "signal_vbf": {"kind": "signal", "class": "VBF", "xsec_pb": 3.90e-4},
-    "background": {"kind": "background", "class": "Zgamma", "k_factor": 7.05},
-    "background_fsr": {"kind": "background", "class": "FSR", "k_factor": 7.05},
+    "signal": {"kind": "signal", "xsec_pb": 5.01e-3},
+    "background": {"kind": "background", "k_factor": 7.05},
+    "background_fsr": {"kind": "background", "k_factor": 7.05},
 }
+EXTRA = {"signal_vbf": {"kind": "signal", "xsec_pb": 3.90e-4}}
 CLASSES = ["ggH", "VBF", "Zgamma", "FSR"]
+MEMBERS = {"ggH": ["signal"], "VBF": ["signal_vbf"], "Zgamma": ["background"], "FSR": ["background_fsr"]}
 
 
-def config(fraction=None, classes_=CLASSES, samples=SAMPLES, epochs=10):
-    loss = {"kind": "multiclass", "disco_lambda": 0.0, "classes": classes_}
+def config(fraction=None, members=MEMBERS, samples=SAMPLES, extra=EXTRA, epochs=10):
+    loss = {"kind": "multiclass", "disco_lambda": 0.0}
+    if members is not None:
+        loss["classes"] = members
     if fraction is not None:
         loss["multiclass_fraction"] = fraction
-    return {"samples": samples, "losses": {"mc": loss}, "training": {"epochs": epochs}}
+    out = {"samples": samples, "losses": {"mc": loss}, "training": {"epochs": epochs}}
+    return {**out, "multiclass_samples": extra} if extra else out
 
 
 # ---------------------------------------------------------------- classes from the config
@@ -48,45 +52,60 @@ def test_classes_of_the_config_and_the_class_index_of_each_sample():
     assert spec["classes"] == CLASSES and spec["signal_classes"] == ["ggH", "VBF"]
     assert spec["sample_classes"] == {
         "signal": "ggH",
-        "signal_vbf": "VBF",
         "background": "Zgamma",
         "background_fsr": "FSR",
+        "signal_vbf": "VBF",
     }
+    assert spec["training_only"] == ["signal_vbf"]
     assert spec["multiclass_epochs"] == 10 and classes.signal_mask(spec) == [True, True, False, False]
     ids = [feat.sample_id(s) for s in ("background_fsr", "signal", "signal_vbf", "background", "signal")]
     assert classes.class_index(ids, spec).tolist() == [3, 0, 1, 2, 0]
+    assert classes.analysis_events(ids, spec).tolist() == [True, True, False, True, True]
     with pytest.raises(ValueError, match="no sample"):
         classes.class_index([feat.sample_id("other")], spec)
+    assert classes.reads_multiclass_samples(config(), "mc")
+    assert not classes.reads_multiclass_samples(config(extra=None), "mc")
 
 
-def test_a_sample_without_class_is_of_its_kind_and_binary_losses_get_no_spec():
-    samples = {
-        "s": {"kind": "signal"},
-        "b": {"kind": "background"},
-        "f": {"kind": "background", "class": "F"},
-    }
-    spec = classes.multiclass_spec(config(classes_=None, samples=samples), "mc")["multiclass"]
-    assert spec["classes"] == ["signal", "background", "F"]
-    cfg = {"samples": samples, "losses": {"bce": {"kind": "bce", "disco_lambda": 0.0}}}
+def test_without_classes_every_sample_is_its_own_class_and_binary_losses_get_no_spec():
+    spec = classes.multiclass_spec(config(members=None), "mc")["multiclass"]
+    assert spec["classes"] == ["signal", "background", "background_fsr", "signal_vbf"]
+    assert spec["signal_classes"] == ["signal", "signal_vbf"]
+    cfg = {"samples": SAMPLES, "losses": {"bce": {"kind": "bce", "disco_lambda": 0.0}}}
     assert classes.multiclass_spec(cfg, "bce") == {}
+    with pytest.raises(ValueError, match="need kind"):
+        classes.multiclass_spec({**cfg, "losses": {"bce": {"kind": "bce", "classes": MEMBERS}}}, "bce")
 
 
 @pytest.mark.parametrize(
-    "bad, match",
+    "members, match",
     [
-        (["ggH", "VBF", "Zgamma"], "not listed"),
-        (["ggH", "VBF", "Zgamma", "FSR", "ttH"], "unknown"),
+        ({k: v for k, v in MEMBERS.items() if k != "FSR"}, "not listed"),
+        ({**MEMBERS, "ttH": ["signal_tth"]}, "unknown"),
+        ({**MEMBERS, "FSR": ["background_fsr", "signal"]}, "twice"),
+        ({**MEMBERS, "FSR": []}, "no class empty"),
+        ({"H": ["signal", "signal_vbf"], "Zg": ["background", "background_fsr"]}, None),
+        ({"H": ["signal", "signal_vbf", "background"], "FSR": ["background_fsr"]}, "mix signal"),
     ],
 )
-def test_class_lists_that_do_not_match_the_samples_are_refused(bad, match):
+def test_class_lists_that_do_not_match_the_samples_are_refused(members, match):
+    if match is None:  # two classes of several samples each: the binary problem as a softmax
+        assert classes.multiclass_spec(config(members=members), "mc")["multiclass"]["classes"] == ["H", "Zg"]
+        return
     with pytest.raises(ValueError, match=match):
-        classes.multiclass_spec(config(classes_=bad), "mc")
+        classes.multiclass_spec(config(members=members), "mc")
 
 
-def test_a_class_of_both_kinds_is_refused():
-    samples = {**SAMPLES, "background_fsr": {"kind": "background", "class": "ggH", "k_factor": 1.0}}
-    with pytest.raises(ValueError, match="both kinds"):
-        classes.multiclass_spec(config(classes_=["ggH", "VBF", "Zgamma"], samples=samples), "mc")
+def test_classes_of_one_kind_only_are_refused():
+    only_signal = {"signal": SAMPLES["signal"], "signal_vbf": EXTRA["signal_vbf"]}
+    members = {"ggH": ["signal"], "VBF": ["signal_vbf"]}
+    with pytest.raises(ValueError, match="need a signal and a background"):
+        classes.multiclass_spec(config(members=members, samples=only_signal, extra=None), "mc")
+
+
+def test_a_sample_in_both_samples_and_multiclass_samples_is_refused():
+    with pytest.raises(ValueError, match="also in samples"):
+        classes.multiclass_spec(config(extra={"signal": SAMPLES["signal"]}), "mc")
 
 
 def test_two_phase_epochs():
@@ -196,7 +215,7 @@ def synthetic_features(tmp_path: Path, n: int = 800, seed: int = 0) -> list[Path
     shifts = {"signal": (0, 1.0), "signal_vbf": (2, 1.0), "background": (4, 0.0), "background_fsr": (6, 1.0)}
     paths = []
     for name, (first, shift) in shifts.items():
-        is_sig = SAMPLES[name]["kind"] == "signal"
+        is_sig = name.startswith("signal")
         cols = list(feat.FEATURES) + list(feat.DISCO_FEATURES)
         x = rng.normal(size=(n, len(cols)))
         x[:, first : first + 2] += shift
@@ -210,9 +229,10 @@ def synthetic_features(tmp_path: Path, n: int = 800, seed: int = 0) -> list[Path
     return paths
 
 
-def multiclass_spec(fraction=None, epochs=4, model="etn", **over) -> training.RunSpec:
+def multiclass_spec(fraction=None, epochs=4, model="etn", cfg=None, **over) -> training.RunSpec:
+    cfg = cfg or {}
     tcfg = {**CONFIG["training"], "epochs": epochs, "batch_size": 256, "eval_every_early": 1, **over}
-    mc = classes.multiclass_spec(config(fraction, epochs=epochs), "mc")["multiclass"]
+    mc = classes.multiclass_spec(config(fraction, epochs=epochs, **cfg), "mc")["multiclass"]
     return training.RunSpec(
         model=model,
         loss="mc",
@@ -226,22 +246,34 @@ def multiclass_spec(fraction=None, epochs=4, model="etn", **over) -> training.Ru
 
 
 @pytest.mark.parametrize("events_per_epoch", [None, 400])
+@pytest.mark.parametrize("vbf_in_samples", [False, True])
 def test_multiclass_training_writes_one_score_per_event_that_the_classifier_repeats(
-    tmp_path, events_per_epoch
+    tmp_path, events_per_epoch, vbf_in_samples
 ):
     paths = synthetic_features(tmp_path)
-    out = training.run(
-        paths, multiclass_spec(events_per_epoch=events_per_epoch), tmp_path / "m", progress=False
-    )
+    cfg = {"samples": {**SAMPLES, **EXTRA}, "extra": None} if vbf_in_samples else {}
+    spec = multiclass_spec(events_per_epoch=events_per_epoch, cfg=cfg)
+    out = training.run(paths, spec, tmp_path / "m", progress=False)
     hist = pd.read_csv(out["history"])
     assert list(hist.phase) == ["multiclass"] * 4 and hist.val_significance.notna().all()
     ckpt = checkpoints.load(out["checkpoint"])
     assert ckpt["multiclass"]["classes"] == CLASSES and ckpt["state_dict"]["base.head.weight"].shape[0] == 4
     scores = pd.read_parquet(out["scores"])
-    assert len(scores) == 4 * 800 and scores.score.between(0, 1).all()
-    frame = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
-    again = Classifier(ckpt).predict(frame)
-    np.testing.assert_allclose(again, scores.score, rtol=1e-5, atol=1e-6)
+    analysis = [p for p in paths if vbf_in_samples or p.stem != "signal_vbf"]
+    # the scores of `samples` only: the training-only VBF events are in no score, table or fit
+    assert len(scores) == len(analysis) * 800 and scores.score.between(0, 1).all()
+    assert (feat.sample_id("signal_vbf") in set(scores.sample_id)) == vbf_in_samples
+    frame = pd.concat([pd.read_parquet(p) for p in analysis], ignore_index=True)
+    np.testing.assert_allclose(Classifier(ckpt).predict(frame), scores.score, rtol=1e-5, atol=1e-6)
+    # the epoch was picked by the significance of exactly these events (validation split)
+    val = scores[scores.split == 1]
+    w = metrics.split_scaled_weights(
+        scores.weight.to_numpy(), scores.is_signal.to_numpy(), scores.split.to_numpy()
+    )
+    z = training.split_significance(
+        val.score.to_numpy(), val.mllg.to_numpy(), w[scores.split == 1], val.is_signal.to_numpy(), 8
+    )
+    assert ckpt["best_val_significance"] == pytest.approx(z, rel=1e-4)
 
 
 def test_two_phase_continues_from_the_multiclass_weights_with_bce(tmp_path, monkeypatch):
@@ -359,11 +391,21 @@ def test_default_runs_specs_and_hashes_are_unchanged():
 
 def test_methods_overlay_validates_with_the_vbf_sample_and_the_multiclass_runs():
     c = load_config(REPO / "config/methods.yaml")
-    assert c["samples"]["signal_vbf"]["generate"]["process"] == "vbf_H_Zgamma"
+    assert problems(c) == []
+    assert "signal_vbf" not in c["samples"]
+    assert c["multiclass_samples"]["signal_vbf"]["generate"]["process"] == "vbf_H_Zgamma"
+    assert {"model": "etn", "loss": "multiclass"} in c["runs"]
+    assert {"model": "etn", "loss": "multiclass_two_phase"} in c["runs"]
     for run in c["runs"]:
         if c["losses"][run["loss"]]["kind"] == "multiclass":
             spec = classes.multiclass_spec(c, run["loss"])["multiclass"]
             assert spec["classes"] == CLASSES and spec["signal_classes"] == ["ggH", "VBF"]
+
+
+def test_config_checks_name_a_broken_class_list():
+    c = load_config(REPO / "config/methods.yaml")
+    c["losses"]["multiclass"]["classes"] = {"ggH": ["signal"], "Zgamma": ["background"]}
+    assert any("not listed" in p for p in problems(c))
 
 
 # ---------------------------------------------------------------- the VBF process

@@ -2,13 +2,17 @@
 weights. Pure functions of the config and numpy arrays (no torch): the rules (workflow/rules/common.smk) call
 `multiclass_spec`, the training (`hzg.learn.training`, `hzg.learn.multiclass`) the rest.
 
-* Every sample has a class: `samples.<name>.class`, by default its kind (signal, background), so that a
-  configuration without classes is the binary one.
-* A loss of kind `multiclass` trains on the classes `losses.<name>.classes` lists, in that order (the index
-  of a class is its position there; by default the samples' classes in the order of `samples`). Every class
-  is a class of some sample, every sample's class is listed, and the samples of one class share a kind: the
-  signal classes are those of the signal samples. The class index of an event comes from its sample (the
-  `sample_id` of its key), so the feature files are the binary runs'.
+* A loss of kind `multiclass` names its classes and their samples, `losses.<name>.classes: {class: [sample,
+  ...], ...}`, in output order (the index of a class is its position there). Every sample the run reads is
+  in exactly one class, and the samples of a class share a kind: the signal classes are those of signal
+  samples. Unset: every sample its own class, named after it, in the order of `samples`. The class index of
+  an event comes from its sample (the `sample_id` of its key), so the feature files are the binary runs'.
+* `multiclass_samples` (entries as in `samples`): samples that only the multiclass runs read, for classes
+  the analysis does not have (config/methods.yaml: the VBF signal). They are generated, skimmed and featured
+  as every sample and trained on in both phases, as their kind says (VBF: signal); the validation
+  significance that picks the epoch and the scores a run writes (Table I, ROC) are those of the events of
+  `samples` only, so the signal of every run's table row stays that of `samples` (ggH, the paper's), and
+  friend trees and fits score the samples of `samples` as for every run.
 * Class weights, 002's item 7 of Sec. 2.6 ("weighted class-imbalance weights & per-sample not normalized
   weights"): alpha_c = (W / W_c) / sum_k (W / W_k), W_c the summed event weight of class c in the training
   scope and W that of all classes (eq. 2.20 with 2.21's normalisation to a sum of 1), times the event's own
@@ -30,11 +34,6 @@ MULTICLASS = "multiclass"
 MULTICLASS_PHASE, BINARY_PHASE = "multiclass", "binary"
 
 
-def sample_class(spec: Mapping[str, Any]) -> str:
-    """The class of a sample's config entry: its `class`, else its kind."""
-    return str(spec.get("class", spec["kind"]))
-
-
 def multiclass_spec(config: Mapping[str, Any], loss: str) -> dict[str, Any]:
     """What a run of loss `loss` needs to know of the classes (training.RunSpec.multiclass), under the key
     `multiclass`; {} for a loss of another kind (so the binary runs' specs stay as they were)."""
@@ -43,21 +42,27 @@ def multiclass_spec(config: Mapping[str, Any], loss: str) -> dict[str, Any]:
         if "classes" in entry or "multiclass_fraction" in entry:
             raise ValueError(f"losses.{loss}: `classes` and `multiclass_fraction` need kind {MULTICLASS!r}")
         return {}
-    sample_classes = {s: sample_class(v) for s, v in config["samples"].items()}
-    kinds: dict[str, set[str]] = {}
-    for s, c in sample_classes.items():
-        kinds.setdefault(c, set()).add(config["samples"][s]["kind"])
+    extra = dict(config.get("multiclass_samples") or {})
+    clash = sorted(set(extra) & set(config["samples"]))
+    if clash:
+        raise ValueError(f"multiclass_samples {clash} are also in samples: a sample is one or the other")
+    specs = {**config["samples"], **extra}
+    members = {str(c): list(v) for c, v in (entry.get("classes") or {s: [s] for s in specs}).items()}
+    sample_classes = {s: c for c, names in members.items() for s in names}
+    listed = [s for names in members.values() for s in names]
+    unknown = sorted(set(listed) - set(specs))
+    unlisted = [s for s in specs if s not in sample_classes]
+    twice = sorted({s for s in listed if listed.count(s) > 1})
+    if unknown or unlisted or twice or any(not names for names in members.values()):
+        raise ValueError(
+            f"losses.{loss}.classes {members}: every sample the run reads in exactly one class (unknown "
+            f"samples: {unknown}; not listed: {unlisted}; listed twice: {twice}), no class empty"
+        )
+    kinds = {c: {specs[s]["kind"] for s in names} for c, names in members.items()}
     mixed = sorted(c for c, k in kinds.items() if len(k) > 1)
     if mixed:
-        raise ValueError(f"samples of class(es) {mixed} are of both kinds: a class is signal or background")
-    classes = [str(c) for c in entry.get("classes") or dict.fromkeys(sample_classes.values())]
-    unknown = sorted(set(classes) - set(kinds))
-    unlisted = sorted(set(kinds) - set(classes))
-    if unknown or unlisted or len(set(classes)) != len(classes):
-        raise ValueError(
-            f"losses.{loss}.classes {classes}: every class once, each the class of some sample "
-            f"(unknown: {unknown}; samples' classes not listed: {unlisted})"
-        )
+        raise ValueError(f"losses.{loss}: class(es) {mixed} mix signal and background samples")
+    classes = list(members)
     signal = [c for c in classes if kinds[c] == {"signal"}]
     if not signal or len(signal) == len(classes):
         raise ValueError(f"losses.{loss}: the classes {classes} need a signal and a background class")
@@ -65,12 +70,26 @@ def multiclass_spec(config: Mapping[str, Any], loss: str) -> dict[str, Any]:
         "multiclass": {
             "classes": classes,
             "signal_classes": signal,
-            "sample_classes": sample_classes,
+            "sample_classes": {s: sample_classes[s] for s in specs},
+            "training_only": list(extra),
             "multiclass_epochs": multiclass_epochs(
                 int(config["training"]["epochs"]), entry.get("multiclass_fraction")
             ),
         }
     }
+
+
+def problems(config: Mapping[str, Any]) -> list[str]:
+    """The multiclass losses' broken constraints (`multiclass_spec`'s errors), for config_checks."""
+    out = []
+    for name, entry in config["losses"].items():
+        try:
+            multiclass_spec(config, name)
+        except ValueError as err:
+            out.append(str(err))
+        if entry["kind"] == MULTICLASS and entry.get("strategy", "standard") != "standard":
+            out.append(f"losses.{name}: a multiclass loss takes no mass-scan strategy")
+    return out
 
 
 def multiclass_epochs(epochs: int, fraction: float | None) -> int:
@@ -110,6 +129,19 @@ def class_index(sample_ids: Sequence[int] | np.ndarray, spec: Mapping[str, Any])
             f"{spec['sample_classes']}"
         )
     return out
+
+
+def reads_multiclass_samples(config: Mapping[str, Any], loss: str) -> bool:
+    """Whether a training job of this loss reads `multiclass_samples` (a multiclass loss, where there are)."""
+    return config["losses"][loss]["kind"] == MULTICLASS and bool(config.get("multiclass_samples"))
+
+
+def analysis_events(sample_ids: Sequence[int] | np.ndarray, spec: Mapping[str, Any]) -> np.ndarray:
+    """Which events are of `samples` (not of the training-only `multiclass_samples`)."""
+    from hzg.data.features import sample_id
+
+    extra = [sample_id(s) for s in spec.get("training_only", [])]
+    return ~np.isin(np.asarray(sample_ids, np.int64), np.asarray(extra, np.int64))
 
 
 def class_weights(cls: np.ndarray, weight: np.ndarray, n_classes: int) -> np.ndarray:

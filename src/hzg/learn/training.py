@@ -345,6 +345,12 @@ def _prepare_data(data: Dataset, spec: RunSpec, device: torch.device) -> _Prepar
     val_idx = torch.from_numpy(np.flatnonzero(val_sel)).to(device)
     val_np = data.split == VALIDATION
     multi = None
+    if spec.multiclass and spec.multiclass.get("training_only"):
+        # the significance that picks the epoch: the events of `samples` only, as the binary runs'
+        keep = classes.analysis_events(data.keys["sample_id"].to_numpy(), spec.multiclass)
+        eval_w = np.zeros(len(data.y))
+        eval_w[keep] = metrics.split_scaled_weights(data.weight[keep], data.y[keep], data.split[keep])
+        val_np = val_np & keep
     if spec.multiclass:
         multi = multiclass.Prepared(
             data, spec.multiclass, train_sel, val_sel, tcfg.get("events_per_epoch"), spec.seed, device
@@ -904,6 +910,9 @@ def run(
     if spec.strategy != STANDARD:
         checkpoint.update(strategy=spec.strategy, mass_scan=spec.mass_scan)
         data, result = nominal_view(checkpoint, result, data)
+    if spec.multiclass and spec.multiclass.get("training_only"):  # the scores of `samples`, as every run's
+        keep = classes.analysis_events(data.keys["sample_id"].to_numpy(), spec.multiclass)
+        data, result = subset(data, keep), {**result, "scores": np.asarray(result["scores"])[keep]}
     paths = write_outputs(outdir, checkpoint, result, data)
     log.info(
         "%s_%s trial %d: best epoch %d, validation significance %.4f",
@@ -914,6 +923,27 @@ def run(
         result["best_significance"],
     )
     return paths
+
+
+def subset(data: Dataset, keep: np.ndarray) -> Dataset:
+    """The events of `data` where `keep` is true."""
+    index = np.flatnonzero(keep)
+
+    def part(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else a[index]
+
+    return dataclasses.replace(
+        data,
+        x=data.x[index],
+        y=data.y[index],
+        weight=data.weight[index],
+        mass=data.mass[index],
+        split=data.split[index],
+        keys=data.keys.iloc[index].reset_index(drop=True),
+        train_weight=part(data.train_weight),
+        true_mass=part(data.true_mass),
+        class_index=part(data.class_index),
+    )
 
 
 def write_outputs(
