@@ -16,7 +16,7 @@ from hzg import checkpoints, metrics
 from hzg.config_checks import load_config, problems
 from hzg.data import features as feat
 from hzg.data import generate
-from hzg.learn import classes, multiclass, training
+from hzg.learn import classes, losses, multiclass, training
 from hzg.learn.classifier import Classifier
 from hzg.learn.models import build_model
 from hzg.registry import NEURAL_MODELS, OBJECT_MODELS, loss_label, run_title
@@ -174,6 +174,33 @@ def test_the_multiclass_total_loss_keeps_the_narrow_window_with_data_scope():
     assert float(scoped) == pytest.approx(float(multiclass.cross_entropy(z[inside], t[inside], w[inside])))
     full = multiclass.total_loss(z, t, y, w, m, sig, data_scope=False, **args)
     assert float(full) == pytest.approx(float(multiclass.cross_entropy(z, t, w)))
+
+
+def test_the_multiclass_disco_term_is_that_of_the_signal_probability_on_the_background():
+    torch.manual_seed(1)
+    z = torch.randn(40, 4, dtype=torch.float64)
+    t = torch.randint(0, 4, (40,))
+    sig = torch.tensor([True, True, False, False])
+    y = sig[t].to(torch.float64)
+    w = torch.rand(40, dtype=torch.float64) + 0.5
+    m = torch.linspace(95.0, 185.0, 40, dtype=torch.float64)
+    args = {"narrow": (120.0, 130.0), "wide": (100.0, 180.0), "data_scope": True}
+    with_disco = multiclass.total_loss(z, t, y, w, m, sig, disco_lambda=10.0, **args)
+    without = multiclass.total_loss(z, t, y, w, m, sig, disco_lambda=0.0, **args)
+    bkg = (y == 0) & (m > 100) & (m < 180)
+    prob = torch.softmax(z, -1)[:, :2].sum(1)
+    disco = losses.distance_correlation(m[bkg], prob[bkg], w[bkg])
+    assert float(with_disco) == pytest.approx(float(without) + 10.0 * float(disco), rel=1e-9)
+
+
+def test_interpretation_reads_the_binary_model_inside_a_multiclass_network():
+    from hzg.results import interpret
+
+    torch.manual_seed(0)
+    net = multiclass.MulticlassNet(build_model("etn", 12), [True, False, False])
+    assert interpret.has_attention(net) and set(interpret.attention_modules(net)) == {"attn", "cls_attn"}
+    weights, attribution = interpret.batch_interpretation(net, torch.randn(6, 12))
+    assert set(weights) == {"attn", "cls_attn"} and attribution.shape == (6, 12)
 
 
 # ---------------------------------------------------------------- the binary score

@@ -18,10 +18,11 @@ its epoch draw and its phases. The classes and their weights: `hzg.learn.classes
   draw; the loss then gets these weights with alpha = 1. Null: every event once, with
   `classes.class_balanced_weights` (the same class weights, exactly).
 * Two-phase (002, Sec. 2.7): after the multiclass phase the same network, weights and optimiser go on with
-  BCE on the signal probability above (the signal classes against the background classes: ggH and VBF against
-  Z gamma and FSR in config/methods.yaml, as the signal of Table I is every signal sample), drawn by
-  `training.EpochSampler` as a binary run. The head stays C-wide: the binary logit is the LLR, so no new
-  parameters enter. The epoch kept is the best validation significance over both phases.
+  BCE on the signal probability above: the signal classes against the background classes (ggH and VBF
+  against Z gamma and FSR in config/methods.yaml; VBF is signal by its kind, though Table I's signal is that
+  of `samples`, ggH), drawn by `training.EpochSampler` as a binary run. The head stays C-wide: the binary
+  logit is the LLR, so no new parameters enter. The epoch kept is the best validation significance over both
+  phases.
 """
 
 from __future__ import annotations
