@@ -148,6 +148,9 @@ def problems(config: Mapping[str, Any]) -> list[str]:
     from hzg.data import mass_scan  # the mass scan's own constraints (seed paper 004)
 
     out += mass_scan.problems(config)
+    from hzg.learn import classes  # the multiclass losses' classes (seed thesis 002)
+
+    out += classes.problems(config)
     return out
 
 

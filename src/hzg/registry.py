@@ -52,8 +52,9 @@ EPOCH_LABELS: dict[str, str] = {"xgboost": "Boosting round", "bdt": "Number of t
 DEFAULT_EPOCH_LABEL = "Epoch"
 
 # ---------------------------------------------------------------- losses
-#: loss kind -> label in Table I (the schema's enum of losses.*.kind)
-LOSS_LABELS: dict[str, str] = {"bce": "BCE", "extreme": "Ext"}
+#: loss kind -> label in Table I (the schema's enum of losses.*.kind); multiclass: seed thesis 002's C-class
+#: cross-entropy (hzg.learn.classes, hzg.learn.multiclass), " (two-phase)" when it ends binary
+LOSS_LABELS: dict[str, str] = {"bce": "BCE", "extreme": "Ext", "multiclass": "Multiclass"}
 LOSS_KINDS: tuple[str, ...] = tuple(LOSS_LABELS)
 #: training strategy of a loss entry (config losses.*.strategy; hzg.learn.strategies) -> suffix of its label:
 #: standard (the paper's, at 125 GeV), munn (mass-unspecific, seed paper 004) and pnn (parametrised)
@@ -126,6 +127,7 @@ def loss_label(model: str, loss: Mapping[str, Any] | None) -> str:
         return "N.A."
     label = LOSS_LABELS.get(loss["kind"], str(loss["kind"]))
     label += "+DisCo" if float(loss["disco_lambda"]) > 0 else ""
+    label += " (two-phase)" if float(loss.get("multiclass_fraction", 1.0)) < 1 else ""
     return label + STRATEGY_LABELS.get(loss.get("strategy", STANDARD), "")
 
 

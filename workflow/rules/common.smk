@@ -2,6 +2,7 @@
 from hzg.data.features import DISCO_FEATURES, feature_set, file_stem
 from hzg.data.mass_scan import reads_scan_samples, run_scan_spec, scan_samples
 from hzg.data.objects import n_objects
+from hzg.learn.classes import multiclass_spec, reads_multiclass_samples
 from hzg.registry import (
     ATTENTION_MODELS,
     DIRECTIONS,
@@ -29,7 +30,9 @@ RUNS = run_names(config["runs"])
 #: evaluation (workflow/rules/mass_scan.smk); `samples` stay the analysis' samples
 SCAN_SAMPLES = scan_samples(config)
 #: every sample's spec, the analysis' and the mass scan's: what the per-sample rules look up
-SAMPLE_SPECS = {**config["samples"], **SCAN_SAMPLES}
+#: samples only the multiclass runs read (hzg.learn.classes): generated, skimmed and featured like every sample
+CLASS_SAMPLES = config.get("multiclass_samples") or {}
+SAMPLE_SPECS = {**config["samples"], **SCAN_SAMPLES, **CLASS_SAMPLES}
 #: the generated samples that set their Higgs mass (generate.higgs_mass): made by rule generate_mass_point
 MASS_POINT_SAMPLES = [s for s, v in SAMPLE_SPECS.items() if "higgs_mass" in v.get("generate", {})]
 #: the runs whose model has attention (ETN, FT-Transformer): attention maps and Grad-CAM (rule interpret)
@@ -394,15 +397,19 @@ def get_run_spec(wildcards):
         **run_scan_spec(config, wildcards.loss),  # a mass-scan strategy's (hzg.data.mass_scan); {} for standard
         # an object model's slots (config objects); absent for the others, whose params stay as they were
         **({"n_objects": n_objects(config["objects"])} if wildcards.model in OBJECT_MODELS else {}),
+        # a multiclass loss' classes (hzg.learn.classes); {} for the binary losses, whose params stay as they were
+        **multiclass_spec(config, wildcards.loss),
     }
 
 
 def get_train_features(wildcards):
-    """The feature files a training job reads: every sample of `samples`, and the mass-scan points for a loss
-    with a mass-scan strategy (munn, pnn)."""
+    """The feature files a training job reads: every sample of `samples`, the mass-scan points for a loss
+    with a mass-scan strategy (munn, pnn) and `multiclass_samples` for a multiclass loss."""
     samples = list(config["samples"])
     if reads_scan_samples(config, wildcards.loss):
         samples += list(SCAN_SAMPLES)
+    if reads_multiclass_samples(config, wildcards.loss):
+        samples += list(CLASS_SAMPLES)
     return expand("{dir}/{sample}.parquet", dir=FEATURES_DIR, sample=samples)
 
 

@@ -25,13 +25,25 @@ PB_PER_MB = 1.0e9
 #: Higgs boson mass of the signal process unless a sample sets `generate.higgs_mass`, GeV
 SM_HIGGS_MASS = 125.0
 #: Processes with a Higgs boson, whose mass a sample may set (`generate.higgs_mass`)
-HIGGS_PROCESSES = ("ggH_Zgamma",)
+HIGGS_PROCESSES = ("ggH_Zgamma", "vbf_H_Zgamma")
 
 #: Pythia 8 settings of each process we can generate (13 TeV pp, set in `pythia_settings`).
 PROCESSES: dict[str, list[str]] = {
     # gg -> H (LO, heavy-top effective vertex) with H -> Z gamma, Z -> ee / mumu
     "ggH_Zgamma": [
         "HiggsSM:gg2H = on",
+        "25:m0 = 125.0",
+        "25:onMode = off",
+        "25:onIfMatch = 22 23",
+        "23:onMode = off",
+        "23:onIfAny = 11 13",
+    ],
+    # vector-boson fusion q q -> q q H (t-channel W W and Z Z fusion, LO) with H -> Z gamma, Z -> ee / mumu as
+    # ggH_Zgamma: a signal process (no background cut, bias or veto), the VBF class of a multiclass run
+    # (seed 002; hzg.learn.multiclass)
+    "vbf_H_Zgamma": [
+        "HiggsSM:ff2Hff(t:WW) = on",
+        "HiggsSM:ff2Hff(t:ZZ) = on",
         "25:m0 = 125.0",
         "25:onMode = off",
         "25:onIfMatch = 22 23",

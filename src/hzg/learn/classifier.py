@@ -70,6 +70,10 @@ class Classifier:
             self.model = build_model(
                 checkpoint["model"], len(self.features), n_objects=n_objects, **checkpoint["hparams"]
             )
+            if checkpoint.get("multiclass"):  # C outputs, scored by the signal classes' probability
+                from hzg.learn import multiclass
+
+                self.model = multiclass.wrap(self.model, checkpoint["multiclass"])
             self.model.load_state_dict(checkpoint["state_dict"])
             self.normaliser = Normaliser(**checkpoint["normaliser"])
         else:

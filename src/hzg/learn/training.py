@@ -24,7 +24,7 @@ from tqdm import tqdm
 from hzg.data import features as feat
 from hzg.data import objects
 from hzg import checkpoints, io, metrics
-from hzg.learn import boosted, losses, strategies
+from hzg.learn import boosted, classes, losses, multiclass, strategies
 from hzg.learn.classifier import Normaliser, predict_neural
 from hzg.registry import OBJECT_MODELS, STANDARD, TRAIN, TREE_MODELS, VALIDATION, run_name, split_column
 
@@ -48,6 +48,8 @@ class Dataset:
     train_weight: np.ndarray | None = None
     #: generated Higgs mass of every signal event, NaN for background (mass-scan strategies); None otherwise
     true_mass: np.ndarray | None = None
+    #: class index of every event (a multiclass run, hzg.learn.classes); None otherwise
+    class_index: np.ndarray | None = None
 
     @property
     def training_weight(self) -> np.ndarray:
@@ -169,6 +171,8 @@ class RunSpec:
     #: the mass points of a mass-scan strategy (hzg.data.mass_scan.strategy_spec); None for standard
     mass_scan: dict | None = None
     n_objects: int = 0  # object slots of an object model's inputs (config objects), 0 for the others
+    #: the classes of a multiclass loss (hzg.learn.classes.multiclass_spec); None for the binary losses
+    multiclass: dict | None = None
 
     @property
     def seed(self) -> int:
@@ -188,6 +192,7 @@ class RunSpec:
             **({"strategy": self.strategy, "mass_scan": self.mass_scan} if self.strategy != STANDARD else {}),
             # only where set: the description (and so the hashes) of the other runs stays as it was
             **({"n_objects": self.n_objects} if self.n_objects else {}),
+            **({"multiclass": self.multiclass} if self.multiclass else {}),
         }
 
     def input_columns(self) -> list[str]:
@@ -305,6 +310,8 @@ class _Prepared:
     val_scope: np.ndarray
     eval_w: np.ndarray
     sampler: EpochSampler
+    #: the multiclass phase's targets, draw and validation weights (a multiclass run); None otherwise
+    multi: multiclass.Prepared | None = None
 
 
 def _prepare_data(data: Dataset, spec: RunSpec, device: torch.device) -> _Prepared:
@@ -337,7 +344,18 @@ def _prepare_data(data: Dataset, spec: RunSpec, device: torch.device) -> _Prepar
     eval_w = metrics.split_scaled_weights(data.weight, data.y, data.split)
     val_idx = torch.from_numpy(np.flatnonzero(val_sel)).to(device)
     val_np = data.split == VALIDATION
-    return _Prepared(norm, x, y, m, w, val_idx, val_np, val_sel, eval_w, sampler)
+    multi = None
+    if spec.multiclass and spec.multiclass.get("training_only"):
+        # the significance that picks the epoch: the events of `samples` only, as the binary runs'
+        keep = classes.analysis_events(data.keys["sample_id"].to_numpy(), spec.multiclass)
+        eval_w = np.zeros(len(data.y))
+        eval_w[keep] = metrics.split_scaled_weights(data.weight[keep], data.y[keep], data.split[keep])
+        val_np = val_np & keep
+    if spec.multiclass:
+        multi = multiclass.Prepared(
+            data, spec.multiclass, train_sel, val_sel, tcfg.get("events_per_epoch"), spec.seed, device
+        )
+    return _Prepared(norm, x, y, m, w, val_idx, val_np, val_sel, eval_w, sampler, multi)
 
 
 def _build_model_and_optimiser(
@@ -356,7 +374,10 @@ def _build_model_and_optimiser(
     from hzg.learn.models import build_model
 
     n_objects = spec.n_objects if spec.model in OBJECT_MODELS else 0
-    model = build_model(spec.model, n_features, n_objects=n_objects, **spec.hparams).to(device)
+    model = build_model(spec.model, n_features, n_objects=n_objects, **spec.hparams)
+    if spec.multiclass:
+        model = multiclass.wrap(model, spec.multiclass)
+    model = model.to(device)
     optimiser = torch.optim.Adam(
         model.parameters(), lr=float(spec.training["learning_rate"]), fused=device.type == "cuda"
     )
@@ -430,7 +451,12 @@ def _train_epoch(
 
 
 def _validate(
-    model: torch.nn.Module, prep: _Prepared, data: Dataset, loss_args: Mapping[str, Any], n_bins: int
+    model: torch.nn.Module,
+    prep: _Prepared,
+    data: Dataset,
+    loss_args: Mapping[str, Any],
+    n_bins: int,
+    multiclass_phase: bool = False,
 ) -> tuple[float, float]:
     """Validation pass: the loss on the in-scope validation events and the significance on all of them.
 
@@ -447,6 +473,7 @@ def _validate(
         data: The run's events (mass, labels of the validation split).
         loss_args: Keyword arguments of `losses.total_loss`.
         n_bins: Number of score bins of the significance.
+        multiclass_phase: The loss is the multiclass one (`multiclass.validation_loss`).
 
     Returns:
         The validation loss and the validation significance.
@@ -455,7 +482,10 @@ def _validate(
     score = np.zeros(len(data.y), dtype=np.float32)
     with torch.no_grad():
         in_scope = predict_neural(model, prep.x[i])
-        vloss, _ = losses.total_loss(in_scope, prep.y[i], prep.w_val[i], prep.m[i], **loss_args)
+        if multiclass_phase:
+            vloss = multiclass.validation_loss(model, prep, loss_args)
+        else:
+            vloss, _ = losses.total_loss(in_scope, prep.y[i], prep.w_val[i], prep.m[i], **loss_args)
         if data.true_mass is not None:  # a mass-scan strategy: the mean over its mass points
             return float(vloss), scan_validation_significance(model, prep, data, n_bins)
         score[i.cpu().numpy()] = in_scope.cpu().numpy()
@@ -548,17 +578,28 @@ def train_neural(
     )
     for epoch in bar:
         t0 = time.perf_counter()
-        train_loss = _train_epoch(model, optimiser, prep, epoch, batch, loss_args)
+        phase = classes.phase(epoch, spec.multiclass) if spec.multiclass else None
+        if phase == classes.MULTICLASS_PHASE:
+            train_loss = multiclass.train_epoch(model, optimiser, prep, epoch, batch, loss_args)
+        else:  # a binary run, or the binary phase of a two-phase run (BCE on the signal probability)
+            args = {**loss_args, "kind": "bce"} if phase else loss_args
+            train_loss = _train_epoch(model, optimiser, prep, epoch, batch, args)
         row = {
             "epoch": epoch,
             "train_loss": train_loss,
             "val_loss": math.nan,
             "val_significance": math.nan,
             "seconds": time.perf_counter() - t0,
+            **({"phase": phase} if phase else {}),
         }
         if epoch in schedule:
             row["val_loss"], row["val_significance"] = _validate(
-                model, prep, data, loss_args, int(tcfg["significance_bins"])
+                model,
+                prep,
+                data,
+                {**loss_args, "kind": "bce"} if phase == classes.BINARY_PHASE else loss_args,
+                int(tcfg["significance_bins"]),
+                multiclass_phase=phase == classes.MULTICLASS_PHASE,
             )
             if row["val_significance"] > best["significance"]:
                 best = {
@@ -617,6 +658,8 @@ _CODE_FILES = (
     "data/features.py",
     "data/objects.py",
     "learn/boosted.py",
+    "learn/classes.py",
+    "learn/multiclass.py",
 )
 
 
@@ -837,6 +880,13 @@ def run(
         features = data.features
     else:
         data = load_dataset(feature_paths, features, spec.trial)
+    if spec.multiclass:
+        if spec.model in TREE_MODELS:
+            raise ValueError(
+                f"model {spec.model!r} trains binary only, not the multiclass loss {spec.loss!r}"
+            )
+        index = classes.class_index(data.keys["sample_id"].to_numpy(), spec.multiclass)
+        data = dataclasses.replace(data, class_index=index)
     checkpoint: dict[str, Any] = {
         "model": spec.model,
         "loss": spec.loss,
@@ -854,10 +904,15 @@ def run(
         checkpoint.update(
             kind="neural", state_dict=result["state"], normaliser=result["normaliser"].to_dict()
         )
+        if spec.multiclass:  # the classifier rebuilds the C-class network (hzg.learn.multiclass)
+            checkpoint.update(multiclass=spec.multiclass)
     checkpoint.update(best_epoch=result["best_epoch"], best_val_significance=result["best_significance"])
     if spec.strategy != STANDARD:
         checkpoint.update(strategy=spec.strategy, mass_scan=spec.mass_scan)
         data, result = nominal_view(checkpoint, result, data)
+    if spec.multiclass and spec.multiclass.get("training_only"):  # the scores of `samples`, as every run's
+        keep = classes.analysis_events(data.keys["sample_id"].to_numpy(), spec.multiclass)
+        data, result = subset(data, keep), {**result, "scores": np.asarray(result["scores"])[keep]}
     paths = write_outputs(outdir, checkpoint, result, data)
     log.info(
         "%s_%s trial %d: best epoch %d, validation significance %.4f",
@@ -868,6 +923,27 @@ def run(
         result["best_significance"],
     )
     return paths
+
+
+def subset(data: Dataset, keep: np.ndarray) -> Dataset:
+    """The events of `data` where `keep` is true."""
+    index = np.flatnonzero(keep)
+
+    def part(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else a[index]
+
+    return dataclasses.replace(
+        data,
+        x=data.x[index],
+        y=data.y[index],
+        weight=data.weight[index],
+        mass=data.mass[index],
+        split=data.split[index],
+        keys=data.keys.iloc[index].reset_index(drop=True),
+        train_weight=part(data.train_weight),
+        true_mass=part(data.true_mass),
+        class_index=part(data.class_index),
+    )
 
 
 def write_outputs(

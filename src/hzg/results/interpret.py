@@ -28,6 +28,7 @@ from hzg import metrics
 from hzg.learn.classifier import Classifier
 from hzg.learn.models.etn import EventClassifierTransformer, MultiHeadAttention
 from hzg.learn.models.ft_transformer import FTTransformer
+from hzg.learn.multiclass import unwrap
 from hzg.learn.training import load_dataset
 from hzg.registry import TEST
 
@@ -75,16 +76,19 @@ class Interpretation:
 
 def attention_modules(model: nn.Module) -> dict[str, MultiHeadAttention]:
     """The attention modules of `model` by module name, in the order they were registered (and run)."""
+    model = unwrap(model)  # a multiclass network: the binary model's modules and names
     return {name: m for name, m in model.named_modules() if isinstance(m, MultiHeadAttention)}
 
 
 def has_attention(model: nn.Module) -> bool:
     """Whether `interpret` supports `model` (the ETN and the FT-Transformer)."""
+    model = unwrap(model)
     return isinstance(model, (EventClassifierTransformer, FTTransformer))
 
 
 def token_module(model: nn.Module) -> nn.Module:
     """The module whose output are the feature tokens (B, n_features, d): the Grad-CAM layer."""
+    model = unwrap(model)
     if isinstance(model, EventClassifierTransformer):
         return model.embed
     if isinstance(model, FTTransformer):
@@ -94,6 +98,7 @@ def token_module(model: nn.Module) -> nn.Module:
 
 def block_tokens(model: nn.Module, features: Sequence[str]) -> dict[str, tuple[str, list[str], list[str]]]:
     """Title, query labels and key labels of every attention block of `model`, by module name."""
+    model = unwrap(model)
     feats = list(features)
     if isinstance(model, EventClassifierTransformer):
         return {
