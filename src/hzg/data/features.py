@@ -233,20 +233,21 @@ def jet_features(skim: Mapping[str, np.ndarray]) -> pd.DataFrame:
         )
     n_jets = np.asarray(skim["n_jets"])
     one, two = n_jets >= 1, n_jets >= 2
-    lm, lp, g = (
-        kinematics.four_momenta(skim[f"{p}_pt"], skim[f"{p}_eta"], skim[f"{p}_phi"])
-        for p in ("lm", "lp", "g")
-    )
-    j1, j2 = (
-        kinematics.four_momenta(
-            skim[f"jet{k}_pt"], skim[f"jet{k}_eta"], skim[f"jet{k}_phi"], skim[f"jet{k}_mass"]
-        )
-        for k in (0, 1)
-    )
-    llg, jj = lm + lp + g, j1 + j2
-    llg_eta, llg_phi = np.asarray(llg.eta), np.asarray(llg.phi)
-    j1_eta, j2_eta = np.asarray(skim["jet0_eta"], np.float64), np.asarray(skim["jet1_eta"], np.float64)
+    # padding slots (pT 0) give NaN on the way; they are masked below
     with np.errstate(invalid="ignore", divide="ignore"):
+        lm, lp, g = (
+            kinematics.four_momenta(skim[f"{p}_pt"], skim[f"{p}_eta"], skim[f"{p}_phi"])
+            for p in ("lm", "lp", "g")
+        )
+        j1, j2 = (
+            kinematics.four_momenta(
+                skim[f"jet{k}_pt"], skim[f"jet{k}_eta"], skim[f"jet{k}_phi"], skim[f"jet{k}_mass"]
+            )
+            for k in (0, 1)
+        )
+        llg, jj = lm + lp + g, j1 + j2
+        llg_eta, llg_phi = np.asarray(llg.eta), np.asarray(llg.phi)
+        j1_eta, j2_eta = np.asarray(skim["jet0_eta"], np.float64), np.asarray(skim["jet1_eta"], np.float64)
         values = {
             "jet1_pt": np.asarray(skim["jet0_pt"], np.float64),
             "jet1_eta": j1_eta,
