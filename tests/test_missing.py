@@ -320,3 +320,39 @@ def test_default_runs_read_what_they_always_read():
         "trial",
         "sigma_m",
     }
+
+
+def test_friend_trees_score_jet_models_from_the_ntuple_events(tmp_path, monkeypatch):
+    """The friend stage rebuilds the jet features from the n-tuple's events as skim and features do."""
+    from test_objects import CFG, _events
+
+    from hzg.data.selection import Cuts, preselect
+    from hzg.results import friends
+
+    spec = training.RunSpec(
+        model="etn_jets",
+        loss="bce",
+        loss_kind="bce",
+        disco_lambda=0.0,
+        hparams=CONFIG["models"]["etn_jets"],
+        training={**CONFIG["training"], "epochs": 1, "eval_every_early": 1, "batch_size": 256},
+        trial=0,
+    )
+    paths = _jet_feature_files(tmp_path, n=400)
+    clf = Classifier.load(training.run(paths, spec, tmp_path / "run", progress=False)["checkpoint"])
+    names = list(feat.FEATURES) + list(feat.DISCO_FEATURES)
+
+    def fixed_features(skim, res_map):  # the paper's features are not what this checks
+        return pd.DataFrame(np.ones((len(skim["flavour"]), len(names))), columns=names)
+
+    monkeypatch.setattr(friends.features, "compute_features", fixed_features)
+    events = _events()  # two jets in the first event, none in the second
+    out = friends.friend_columns(events, Cuts(), {}, [clf], "signal", 0, objects_cfg=CFG)
+    cols, _ = preselect(events, Cuts(), objects_cfg=CFG)
+    frame = pd.concat([fixed_features(cols, {}), feat.jet_features(cols)], axis=1)
+    assert frame["mjj"].isna().tolist() == [False, True]
+    score = out[friends.score_branch(clf)]
+    assert np.isfinite(score).all()
+    np.testing.assert_allclose(score, clf.predict(frame).astype(np.float32))
+    with pytest.raises(KeyError, match="mjj"):  # without the objects: the classifier names what it lacks
+        friends.friend_columns(events, Cuts(), {}, [clf], "signal", 0)
