@@ -16,6 +16,7 @@ from hzg.data import features as feat
 from hzg.learn import training
 from hzg.learn.classifier import SENTINEL, Classifier, Normaliser
 from hzg.learn.models import build_model, missing_inputs
+from hzg.registry import model_training
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = load_config(REPO / "config/ci.yaml")
@@ -270,13 +271,14 @@ def _jet_feature_files(tmp_path: Path, n: int = 1500) -> list[Path]:
 @pytest.mark.parametrize("name", ["etn_jets", "ft_transformer_jets_sentinel"])
 def test_training_smoke_with_missing_values_and_scores_agree_with_the_classifier(tmp_path, name):
     paths = _jet_feature_files(tmp_path)
+    hparams, tcfg = model_training(name, CONFIG["models"][name], CONFIG["training"])
     spec = training.RunSpec(
         model=name,
         loss="bce",
         loss_kind="bce",
         disco_lambda=0.0,
-        hparams=CONFIG["models"][name],
-        training={**CONFIG["training"], "epochs": 2, "eval_every_early": 1, "batch_size": 256},
+        hparams=hparams,
+        training={**tcfg, "epochs": 2, "eval_every_early": 1, "batch_size": 256},
         trial=0,
     )
     out = training.run(paths, spec, tmp_path / name, progress=False)
@@ -330,13 +332,14 @@ def test_friend_trees_score_jet_models_from_the_ntuple_events(tmp_path, monkeypa
     from hzg.data.selection import Cuts, preselect
     from hzg.results import friends
 
+    hparams, tcfg = model_training("etn_jets", CONFIG["models"]["etn_jets"], CONFIG["training"])
     spec = training.RunSpec(
         model="etn_jets",
         loss="bce",
         loss_kind="bce",
         disco_lambda=0.0,
-        hparams=CONFIG["models"]["etn_jets"],
-        training={**CONFIG["training"], "epochs": 1, "eval_every_early": 1, "batch_size": 256},
+        hparams=hparams,
+        training={**tcfg, "epochs": 1, "eval_every_early": 1, "batch_size": 256},
         trial=0,
     )
     paths = _jet_feature_files(tmp_path, n=400)
