@@ -237,7 +237,7 @@ def test_sentinel_models_and_the_others_have_no_missing_tokens():
 
 
 # ---------------------------------------------------------------- training, scoring, default runs unchanged
-def _jet_feature_files(tmp_path: Path, n: int = 1500) -> list[Path]:
+def _jet_feature_files(tmp_path: Path, n: int = 1500, n_trials: int = 1) -> list[Path]:
     """Feature files with the jet features: signal has more jets (a VBF-like tail), missing values NaN."""
     rng = np.random.default_rng(0)
     paths = []
@@ -264,7 +264,7 @@ def _jet_feature_files(tmp_path: Path, n: int = 1500) -> list[Path]:
         frame["mllg"] = rng.normal(125, 2, n) if is_sig else 100 + rng.exponential(30, n) % 80
         frame["weight"] = 0.01 if is_sig else 1.0
         frame["is_signal"] = np.int8(is_sig)
-        paths.append(write_feature_file(frame, name, tmp_path, n_trials=1))
+        paths.append(write_feature_file(frame, name, tmp_path, n_trials=n_trials))
     return paths
 
 
@@ -360,3 +360,32 @@ def test_friend_trees_score_jet_models_from_the_ntuple_events(tmp_path, monkeypa
     np.testing.assert_allclose(score, clf.predict(frame).astype(np.float32))
     with pytest.raises(KeyError, match="mjj"):  # without the objects: the classifier names what it lacks
         friends.friend_columns(events, Cuts(), {}, [clf], "signal", 0)
+
+
+def test_ensemble_of_an_embedding_run_equals_separate_runs(tmp_path):
+    """hzg.learn.ensemble (the trials of one run batched with torch.func) builds the learned tokens and the
+    NaN-aware normaliser as training.run does: the same losses and scores."""
+    import dataclasses
+
+    from hzg.learn import ensemble
+
+    paths = _jet_feature_files(tmp_path, n=600, n_trials=2)
+    hparams, tcfg = model_training("etn_jets", CONFIG["models"]["etn_jets"], CONFIG["training"])
+    base = training.RunSpec(
+        model="etn_jets",
+        loss="bce",
+        loss_kind="bce",
+        disco_lambda=0.0,
+        hparams={**hparams, "dropout": 0.0},
+        training={**tcfg, "epochs": 2, "eval_every_early": 1, "batch_size": 256, "events_per_epoch": None},
+        trial=0,
+    )
+    specs = [dataclasses.replace(base, trial=t) for t in range(2)]
+    datasets = [training.load_dataset(paths, COLUMNS, t) for t in range(2)]
+    together = ensemble.train_neural_ensemble(datasets, specs)
+    for s, data, got in zip(specs, datasets, together):
+        assert "missing.token" in got["state"]
+        alone = training.train_neural(data, s, tmp_path / f"alone{s.trial}", progress=False)
+        for a, b in zip(alone["history"], got["history"]):
+            assert b["train_loss"] == pytest.approx(a["train_loss"], rel=2e-4, abs=1e-6)
+        np.testing.assert_allclose(got["scores"], alone["scores"], rtol=1e-3, atol=1e-5)

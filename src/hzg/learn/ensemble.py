@@ -57,6 +57,9 @@ class StackedModels(nn.Module):
         self.names = list(params)
         self.params = nn.ParameterList([nn.Parameter(params[name]) for name in self.names])
         self.buffer_names = list(buffers)
+        # the keys of one model's state_dict: its non-persistent buffers (hzg.learn.models.missing) are
+        # stacked for the forward pass but are no part of a member's state
+        self.state_keys = set(models[0].state_dict())
         for i, name in enumerate(self.buffer_names):
             self.register_buffer(f"buffer{i}", buffers[name])
         base = copy.deepcopy(models[0]).to("meta")  # the architecture only; its own weights are never used
@@ -83,7 +86,11 @@ class StackedModels(nn.Module):
     def member_state(self, k: int) -> dict[str, torch.Tensor]:
         """Member k's state_dict, as that of one model (detached copies)."""
         params, buffers = self._state()
-        return {name: t[k].detach().clone() for name, t in {**params, **buffers}.items()}
+        return {
+            name: t[k].detach().clone()
+            for name, t in {**params, **buffers}.items()
+            if name in self.state_keys
+        }
 
 
 def _stack(
