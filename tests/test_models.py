@@ -17,6 +17,10 @@ NO_DROPOUT = {
     "resnet": {"hidden_dropout": 0.0, "residual_dropout": 0.0},
     "etn_objects": {"dropout": 0.0},
     "etn_objects_concat": {"dropout": 0.0},
+    "etn_jets": {"dropout": 0.0},
+    "etn_jets_sentinel": {"dropout": 0.0},
+    "ft_transformer_jets": {"attention_dropout": 0.0, "ffn_dropout": 0.0, "residual_dropout": 0.0},
+    "ft_transformer_jets_sentinel": {"attention_dropout": 0.0, "ffn_dropout": 0.0, "residual_dropout": 0.0},
 }
 
 

@@ -25,6 +25,10 @@ MODEL_LABELS: dict[str, str] = {
     "resnet": "ResNet",
     "etn_objects": "ETN+objects",
     "etn_objects_concat": "ETN+objects (concat.)",
+    "etn_jets": "ETN+jets (missing: embedding)",
+    "etn_jets_sentinel": "ETN+jets (missing: sentinel)",
+    "ft_transformer_jets": "FT-Transformer+jets (missing: embedding)",
+    "ft_transformer_jets_sentinel": "FT-Transformer+jets (missing: sentinel)",
 }
 #: the tree models (trained with hzg.learn.boosted)
 TREE_MODELS: tuple[str, ...] = ("xgboost", "bdt")
@@ -37,7 +41,29 @@ NEURAL_MODELS: tuple[str, ...] = (
     "resnet",
     "etn_objects",
     "etn_objects_concat",
+    "etn_jets",
+    "etn_jets_sentinel",
+    "ft_transformer_jets",
+    "ft_transformer_jets_sentinel",
 )
+#: how a missing value (NaN) enters a network (issue 14, seed paper 002): "embedding", a learned token in
+#: place of the feature's token; "sentinel", the number `hzg.learn.classifier.SENTINEL` in place of the value
+MISSING_MODES: tuple[str, ...] = ("embedding", "sentinel")
+#: the networks that read the jet features besides the paper's (hzg.data.features.JET_FEATURES, NaN where an
+#: event lacks the jets): name -> (architecture, missing mode); each a variant of the ETN or FT-Transformer
+JET_MODELS: dict[str, tuple[str, str]] = {
+    "etn_jets": ("etn", "embedding"),
+    "etn_jets_sentinel": ("etn", "sentinel"),
+    "ft_transformer_jets": ("ft_transformer", "embedding"),
+    "ft_transformer_jets_sentinel": ("ft_transformer", "sentinel"),
+}
+
+
+def missing_mode(model: str) -> str | None:
+    """How missing values enter model `model` (`MISSING_MODES`); None for a model without optional inputs."""
+    return JET_MODELS[model][1] if model in JET_MODELS else None
+
+
 #: the networks that read the reconstructed objects besides the event features (hzg.data.objects): their
 #: inputs end with the object block
 OBJECT_MODELS: tuple[str, ...] = ("etn_objects", "etn_objects_concat")

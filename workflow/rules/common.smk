@@ -6,6 +6,7 @@ from hzg.learn.classes import multiclass_spec, reads_multiclass_samples
 from hzg.registry import (
     ATTENTION_MODELS,
     DIRECTIONS,
+    JET_MODELS,
     MODELS,
     NOMINAL,
     OBJECT_MODELS,
@@ -42,9 +43,14 @@ ATTENTION_RUNS = run_names([r for r in config["runs"] if r["model"] in ATTENTION
 # Folders of a run take wildcards by default ("{model}_{loss}", "{trial}") for the rules' outputs, or values.
 FEATURES_DIR = "results/features"
 SYST_DIR = "results/syst"
-#: the object block (config `objects`) of the skim, features and friend trees, only where a run reads objects
-#: (an object model): the other configurations neither pay for it nor see their params change
-OBJECTS = config["objects"] if any(r["model"] in OBJECT_MODELS for r in config["runs"]) else None
+#: the object block (config `objects`) of the skim, features and friend trees, and the jet features made from
+#: it, only where a run reads objects or jet features (an object or jet model): the other configurations
+#: neither pay for it nor see their params change
+OBJECTS = (
+    config["objects"]
+    if any(r["model"] in (*OBJECT_MODELS, *JET_MODELS) for r in config["runs"])
+    else None
+)
 TABLES_DIR = "results/tables"
 BENCHMARKS = "results/benchmarks"
 EVAL_PLOTS = "results/plots/eval"

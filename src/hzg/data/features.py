@@ -50,6 +50,36 @@ FEATURES: tuple[str, ...] = feature_set()
 DISCO_FEATURES: tuple[str, ...] = ("photon_pt_over_mllg", "lep1_pt", "lep2_pt")
 #: Computed for every event but not a default input: the alternative form of sigma_m.
 ALT_FEATURES: tuple[str, ...] = ("sigma_m_over_m",)
+#: Jet features for a VBF / ggF-like categorisation of H -> Z gamma (issue 14, seed paper 002's missing
+#: values): the cleaned jets of the skim (`hzg.data.objects`: anti-kT R = 0.4, Delta R > clean_dr from the
+#: candidate's leptons and photon, pT-ordered). n_jets counts them; the others are NaN where the event has
+#: too few jets: jet1_* and jet1_dphi_llg need one jet, the rest two. Never a default input: the runs of
+#: the models `JET_MODELS` (registry) read them.
+JET_FEATURES: tuple[str, ...] = (
+    "n_jets",
+    "jet1_pt",
+    "jet1_eta",
+    "jet1_dphi_llg",
+    "jet2_pt",
+    "jet2_eta",
+    "mjj",
+    "detajj",
+    "dphi_llg_jj",
+    "zeppenfeld",
+)
+#: The features that may be missing (NaN) in the feature files, the only ones `check_finite` lets be NaN;
+#: the number of jets each needs.
+OPTIONAL_FEATURES: dict[str, int] = {
+    "jet1_pt": 1,
+    "jet1_eta": 1,
+    "jet1_dphi_llg": 1,
+    "jet2_pt": 2,
+    "jet2_eta": 2,
+    "mjj": 2,
+    "detajj": 2,
+    "dphi_llg_jj": 2,
+    "zeppenfeld": 2,
+}
 #: Units for axis labels; "" for dimensionless.
 #: file stems of the feature plots where the column name is not unique regardless of case (cos_Theta and
 #: cos_theta
@@ -192,13 +222,63 @@ def compute_features(skim: Mapping[str, np.ndarray], res_map: Mapping[str, Any])
     )
 
 
+def jet_features(skim: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """`JET_FEATURES` from the skim's candidate and jet columns (`hzg.data.objects.skim_columns`: n_jets
+    and at least two jet slots jet{k}_{pt,eta,phi,mass}); NaN where an event has too few jets
+    (`OPTIONAL_FEATURES`). The Z gamma system is the massless leptons and photon, as in `compute_features`."""
+    if "jet1_pt" not in skim:
+        raise KeyError(
+            "the jet features need the skim's n_jets and two jet slots (config objects.n_jets >= 2, and "
+            "n-tuples with a Jet collection)"
+        )
+    n_jets = np.asarray(skim["n_jets"])
+    one, two = n_jets >= 1, n_jets >= 2
+    # padding slots (pT 0) give NaN on the way; they are masked below
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lm, lp, g = (
+            kinematics.four_momenta(skim[f"{p}_pt"], skim[f"{p}_eta"], skim[f"{p}_phi"])
+            for p in ("lm", "lp", "g")
+        )
+        j1, j2 = (
+            kinematics.four_momenta(
+                skim[f"jet{k}_pt"], skim[f"jet{k}_eta"], skim[f"jet{k}_phi"], skim[f"jet{k}_mass"]
+            )
+            for k in (0, 1)
+        )
+        llg, jj = lm + lp + g, j1 + j2
+        llg_eta, llg_phi = np.asarray(llg.eta), np.asarray(llg.phi)
+        j1_eta, j2_eta = np.asarray(skim["jet0_eta"], np.float64), np.asarray(skim["jet1_eta"], np.float64)
+        values = {
+            "jet1_pt": np.asarray(skim["jet0_pt"], np.float64),
+            "jet1_eta": j1_eta,
+            "jet1_dphi_llg": np.abs(kinematics.delta_phi(skim["jet0_phi"], llg_phi)),
+            "jet2_pt": np.asarray(skim["jet1_pt"], np.float64),
+            "jet2_eta": j2_eta,
+            "mjj": np.asarray(jj.mass),
+            "detajj": np.abs(j1_eta - j2_eta),
+            "dphi_llg_jj": np.abs(kinematics.delta_phi(llg_phi, np.asarray(jj.phi))),
+            "zeppenfeld": llg_eta - 0.5 * (j1_eta + j2_eta),
+        }
+    out = {"n_jets": n_jets.astype(np.float64)}
+    for name, need in OPTIONAL_FEATURES.items():
+        out[name] = np.where(one if need == 1 else two, values[name], np.nan)
+    return pd.DataFrame(out, columns=list(JET_FEATURES))
+
+
 def check_finite(frame: pd.DataFrame, columns: Sequence[str], source: str) -> None:
-    """Raise naming the column and the number of events where a feature is NaN or infinite."""
+    """Raise naming the column and the number of events where a feature is NaN or infinite; NaN (a missing
+    value) is allowed in the declared `OPTIONAL_FEATURES` only, infinity nowhere."""
     for col in columns:
-        bad = ~np.isfinite(frame[col].to_numpy(dtype=np.float64))
+        values = frame[col].to_numpy(dtype=np.float64)
+        if col in OPTIONAL_FEATURES:
+            bad = np.isinf(values)
+            what = "infinite (NaN, a missing value, is allowed in this optional feature)"
+        else:
+            bad = ~np.isfinite(values)
+            what = "NaN or infinite"
         if bad.any():
             raise ValueError(
-                f"{source}: feature {col!r} is NaN or infinite in {int(bad.sum())} of {len(frame)} events"
+                f"{source}: feature {col!r} is {what} in {int(bad.sum())} of {len(frame)} events"
             )
 
 
@@ -233,6 +313,10 @@ def sample_frame(
         block = pd.DataFrame(objects.feature_block(skim, objects_cfg), index=frame.index)
         check_finite(block, list(block.columns), source=f"sample {sample!r} (objects)")
         frame = pd.concat([frame, block], axis=1)
+        if "jet1_pt" in skim:  # the jet features (NaN where missing) need two jet slots
+            jets = jet_features(skim).set_axis(frame.index)
+            check_finite(jets, list(jets.columns), source=f"sample {sample!r} (jet features)")
+            frame = pd.concat([frame, jets], axis=1)
     for trial, seed in enumerate(split_cfg["seeds"][: split_cfg["n_trials"]]):
         frame[split_column(trial)] = split_index(
             np.full(len(frame), sid),

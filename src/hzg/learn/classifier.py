@@ -15,30 +15,64 @@ from hzg.learn import boosted, strategies
 from hzg.registry import run_name
 
 
-class Normaliser:
-    """Standardisation with statistics of the training split only."""
+#: The number a missing value (NaN) becomes in the inputs of a network whose missing mode is "sentinel"
+#: (registry `missing_mode`), before standardisation: outside every jet feature's physical range, as the
+#: -999 of the n-tuples that encode a missing value so (seed paper 002, Sec. 2.3.4). The normaliser's
+#: statistics then include it, as they would for such an n-tuple.
+SENTINEL = -999.0
 
-    def __init__(self, mean: np.ndarray, std: np.ndarray) -> None:
+
+class Normaliser:
+    """Standardisation with statistics of the training split only.
+
+    Missing values (NaN; `hzg.data.features.OPTIONAL_FEATURES`): with `sentinel` None (the default) they stay
+    NaN, for the network to replace by its learned token, and the statistics are those of the present values
+    only; with a `sentinel` number, NaN becomes that number before the statistics and before standardising.
+    """
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray, sentinel: float | None = None) -> None:
         self.mean = np.asarray(mean, np.float32)
         self.std = np.where(np.asarray(std) > 0, std, 1.0).astype(np.float32)
+        self.sentinel = None if sentinel is None else float(sentinel)
 
     @classmethod
-    def fit(cls, x: np.ndarray, columns: Sequence[str] | None = None) -> "Normaliser":
-        """Mean and std of every column of `x`; given the column names, the object block (if any) is
-        treated as `hzg.data.objects.normalisation` says (type codes kept, padding left out)."""
-        mean, std = x.mean(axis=0), x.std(axis=0)
+    def fit(
+        cls, x: np.ndarray, columns: Sequence[str] | None = None, sentinel: float | None = None
+    ) -> "Normaliser":
+        """Mean and std of every column of `x` (of its present values where a column has NaN; NaN replaced
+        by `sentinel` first when given); given the column names, the object block (if any) is treated as
+        `hzg.data.objects.normalisation` says (type codes kept, padding left out)."""
+        if sentinel is not None:
+            x = _fill(x, float(sentinel))
+        if np.isnan(x).any():  # missing values: statistics of the present ones (an all-NaN column: 0, 1)
+            present = ~np.isnan(x)
+            n = present.sum(axis=0)
+            mean = np.where(n > 0, np.nansum(x, axis=0, dtype=np.float64) / np.maximum(n, 1), 0.0)
+            var = np.nansum((x - mean) ** 2, axis=0, dtype=np.float64) / np.maximum(n, 1)
+            mean, std = mean.astype(x.dtype), np.where(n > 0, np.sqrt(var), 1.0).astype(x.dtype)
+        else:  # as always (the runs without missing values keep their numbers bit for bit)
+            mean, std = x.mean(axis=0), x.std(axis=0)
         from hzg.data import objects
 
         if columns is not None and objects.count_objects(list(columns)):
             mean, std = mean.astype(np.float64), std.astype(np.float64)
             objects.normalisation(x, list(columns), mean, std)
-        return cls(mean, std)
+        return cls(mean, std, sentinel)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.sentinel is not None:
+            x = _fill(x, self.sentinel)
         return ((x - self.mean) / self.std).astype(np.float32)
 
     def to_dict(self) -> dict:
-        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+        out = {"mean": self.mean.tolist(), "std": self.std.tolist()}
+        return out if self.sentinel is None else {**out, "sentinel": self.sentinel}
+
+
+def _fill(x: np.ndarray, value: float) -> np.ndarray:
+    """`x` with its NaN replaced by `value` (a copy where there are any)."""
+    nan = np.isnan(x)
+    return np.where(nan, np.asarray(value, x.dtype), x) if nan.any() else x
 
 
 @torch.no_grad()
@@ -62,13 +96,17 @@ class Classifier:
         self.features: list[str] = list(checkpoint["features"])
         self.kind: str = checkpoint["kind"]
         if self.kind == "neural":
-            from hzg.learn.models import build_model
+            from hzg.learn.models import build_model, missing_inputs
 
             from hzg.data import objects
 
             n_objects = objects.count_objects(self.features)
             self.model = build_model(
-                checkpoint["model"], len(self.features), n_objects=n_objects, **checkpoint["hparams"]
+                checkpoint["model"],
+                len(self.features),
+                n_objects=n_objects,
+                missing=missing_inputs(checkpoint["model"], self.features),
+                **checkpoint["hparams"],
             )
             if checkpoint.get("multiclass"):  # C outputs, scored by the signal classes' probability
                 from hzg.learn import multiclass

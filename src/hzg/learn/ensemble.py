@@ -57,6 +57,9 @@ class StackedModels(nn.Module):
         self.names = list(params)
         self.params = nn.ParameterList([nn.Parameter(params[name]) for name in self.names])
         self.buffer_names = list(buffers)
+        # the keys of one model's state_dict: its non-persistent buffers (hzg.learn.models.missing) are
+        # stacked for the forward pass but are no part of a member's state
+        self.state_keys = set(models[0].state_dict())
         for i, name in enumerate(self.buffer_names):
             self.register_buffer(f"buffer{i}", buffers[name])
         base = copy.deepcopy(models[0]).to("meta")  # the architecture only; its own weights are never used
@@ -83,7 +86,11 @@ class StackedModels(nn.Module):
     def member_state(self, k: int) -> dict[str, torch.Tensor]:
         """Member k's state_dict, as that of one model (detached copies)."""
         params, buffers = self._state()
-        return {name: t[k].detach().clone() for name, t in {**params, **buffers}.items()}
+        return {
+            name: t[k].detach().clone()
+            for name, t in {**params, **buffers}.items()
+            if name in self.state_keys
+        }
 
 
 def _stack(
@@ -128,7 +135,7 @@ def train_neural_ensemble(
             )
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
-    from hzg.learn.models import build_model
+    from hzg.learn.models import build_model, missing_inputs
 
     tcfg = first.training
     torch.set_num_threads(int(tcfg["threads"]))
@@ -138,7 +145,7 @@ def train_neural_ensemble(
     for data, spec in zip(datasets, specs):
         scope = tr.training_scope(data.mass, data.y, spec.disco_lambda, tcfg)
         train_sel, val_sel = (data.split == 0) & scope, (data.split == 1) & scope
-        norm = tr.Normaliser.fit(data.x[train_sel], data.features)
+        norm = tr.fit_normaliser(data.x[train_sel], data.features, spec.model)
         w_val = np.zeros(len(data.y))
         w_val[val_sel] = tr.balanced_weights(data.weight[val_sel], data.y[val_sel])
         members.append(
@@ -161,10 +168,13 @@ def train_neural_ensemble(
     n_events = [len(d.y) for d in datasets]
 
     n_objects = objects.count_objects(datasets[0].features)
+    missing = missing_inputs(first.model, datasets[0].features)
     models = []
     for spec in specs:
         torch.manual_seed(spec.seed)  # as train_neural: the same initial weights as a separate run
-        models.append(build_model(spec.model, x.shape[2], n_objects=n_objects, **spec.hparams))
+        models.append(
+            build_model(spec.model, x.shape[2], n_objects=n_objects, missing=missing, **spec.hparams)
+        )
     torch.manual_seed(first.seed)
     ensemble = StackedModels(models, compile=compile).to(device)
     optimiser = torch.optim.Adam(
@@ -270,7 +280,9 @@ def train_neural_ensemble(
             )
     results = []
     for k, (m, spec) in enumerate(zip(members, specs)):
-        model = build_model(spec.model, x.shape[2], n_objects=n_objects, **spec.hparams).to(device)
+        model = build_model(spec.model, x.shape[2], n_objects=n_objects, missing=missing, **spec.hparams).to(
+            device
+        )
         model.load_state_dict(best[k]["state"])
         scores = tr.predict_neural(model, x[k, : n_events[k]]).cpu().numpy()
         results.append(

@@ -25,8 +25,18 @@ from hzg.data import features as feat
 from hzg.data import objects
 from hzg import checkpoints, io, metrics
 from hzg.learn import boosted, classes, losses, multiclass, strategies
-from hzg.learn.classifier import Normaliser, predict_neural
-from hzg.registry import OBJECT_MODELS, STANDARD, TRAIN, TREE_MODELS, VALIDATION, run_name, split_column
+from hzg.learn.classifier import SENTINEL, Normaliser, predict_neural
+from hzg.registry import (
+    JET_MODELS,
+    OBJECT_MODELS,
+    STANDARD,
+    TRAIN,
+    TREE_MODELS,
+    VALIDATION,
+    missing_mode,
+    run_name,
+    split_column,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +75,14 @@ def feature_names(disco_lambda: float, sigma_m: str = feat.SIGMA_M_DEFAULT) -> l
 def input_columns(
     model: str, disco_lambda: float, sigma_m: str = feat.SIGMA_M_DEFAULT, n_objects: int = 0
 ) -> list[str]:
-    """A run's input columns, in the order the model reads them: `feature_names`, and for an object model
-    (registry OBJECT_MODELS) the object block of `n_objects` slots after them (`hzg.data.objects`). The one
-    place that says what a run reads; its checkpoint keeps the list, which scoring and interpretation use."""
+    """A run's input columns, in the order the model reads them: `feature_names`, for a jet model (registry
+    JET_MODELS) the jet features after them (`hzg.data.features.JET_FEATURES`, NaN where missing), and for
+    an object model (registry OBJECT_MODELS) the object block of `n_objects` slots last (`hzg.data.objects`).
+    The one place that says what a run reads; its checkpoint keeps the list, which scoring and
+    interpretation use."""
     columns = feature_names(disco_lambda, sigma_m)
+    if model in JET_MODELS:
+        columns += list(feat.JET_FEATURES)
     if model in OBJECT_MODELS:
         if int(n_objects) < 1:
             raise ValueError(f"model {model!r} reads objects: n_objects must be positive, got {n_objects}")
@@ -87,6 +101,12 @@ def load_dataset(paths: Sequence[str | Path], features: Sequence[str], trial: in
     n_objects = objects.count_objects(list(features))
     if n_objects and any(c in objects.object_columns(n_objects) for c in missing):
         objects.check_object_columns(list(frame.columns), n_objects, f"feature files {list(map(str, paths))}")
+    if missing and set(missing) & set(feat.JET_FEATURES):
+        raise KeyError(
+            f"feature files {list(map(str, paths))} lack columns {missing}: the jet features are written "
+            "where a run reads them (registry JET_MODELS), the skim has at least two jet slots (config "
+            "objects.n_jets >= 2) and the n-tuples a Jet collection"
+        )
     if missing:
         raise KeyError(f"feature files {list(map(str, paths))} lack columns {missing}")
     if frame["is_signal"].nunique() < 2:
@@ -103,6 +123,13 @@ def load_dataset(paths: Sequence[str | Path], features: Sequence[str], trial: in
         keys=frame[list(KEY_COLUMNS)].reset_index(drop=True),
         features=list(features),
     )
+
+
+def fit_normaliser(x: np.ndarray, columns: Sequence[str], model: str) -> Normaliser:
+    """The normaliser of a run of `model` fitted on its training inputs `x`: missing values (NaN) stay NaN
+    and are left out of the statistics, or become `SENTINEL` for a model whose missing mode is "sentinel"
+    (registry `missing_mode`)."""
+    return Normaliser.fit(x, columns, sentinel=SENTINEL if missing_mode(model) == "sentinel" else None)
 
 
 def training_scope(
@@ -328,7 +355,7 @@ def _prepare_data(data: Dataset, spec: RunSpec, device: torch.device) -> _Prepar
     tcfg = spec.training
     scope = training_scope(data.mass, data.y, spec.disco_lambda, tcfg)
     train_sel, val_sel = (data.split == TRAIN) & scope, (data.split == VALIDATION) & scope
-    norm = Normaliser.fit(data.x[train_sel], data.features)
+    norm = fit_normaliser(data.x[train_sel], data.features, spec.model)
     x = torch.from_numpy(norm(data.x)).to(device)
     y = torch.from_numpy(data.y).to(device)
     m = torch.from_numpy(data.mass.astype(np.float32)).to(device)
@@ -371,10 +398,11 @@ def _build_model_and_optimiser(
     Returns:
         The model and the optimiser.
     """
-    from hzg.learn.models import build_model
+    from hzg.learn.models import build_model, missing_inputs
 
     n_objects = spec.n_objects if spec.model in OBJECT_MODELS else 0
-    model = build_model(spec.model, n_features, n_objects=n_objects, **spec.hparams)
+    missing = missing_inputs(spec.model, spec.input_columns())
+    model = build_model(spec.model, n_features, n_objects=n_objects, missing=missing, **spec.hparams)
     if spec.multiclass:
         model = multiclass.wrap(model, spec.multiclass)
     model = model.to(device)

@@ -38,8 +38,9 @@ def friend_columns(
     objects_cfg: Mapping[str, Any] | None = None,
 ) -> dict[str, np.ndarray]:
     """Branches of the friend tree of `events` (all entries of one n-tuple, in order); with `objects_cfg`
-    (config `objects`, given when a run reads objects) the scored frame also carries the object block, built
-    as the skim and features build it."""
+    (config `objects`, given when a run reads objects or jet features) the scored frame also carries the
+    object block and, where there are two jet slots, the jet features (NaN where missing), built as the skim
+    and features build them."""
     cols = selection.candidate_columns(events)  # the skim's candidates, bit for bit
     passed = selection.passes_all(selection.cut_masks(cols, cuts))
     n = len(events)
@@ -60,8 +61,12 @@ def friend_columns(
             skim = {k: v[passed] for k, v in cols.items()}
             skim.update(objects.skim_columns(events[passed], skim, objects_cfg))
             block = pd.DataFrame(objects.feature_block(skim, objects_cfg), index=frame.index)
+            if "jet1_pt" in skim:
+                block = pd.concat([block, features.jet_features(skim).set_axis(frame.index)], axis=1)
         else:
-            block = pd.DataFrame(columns=objects.object_columns(objects.n_objects(objects_cfg)))
+            block = pd.DataFrame(
+                columns=objects.object_columns(objects.n_objects(objects_cfg)) + list(features.JET_FEATURES)
+            )
         frame = pd.concat([frame, block], axis=1)
     for clf in classifiers:
         score = np.full(n, SENTINEL, dtype=np.float32)

@@ -27,6 +27,7 @@ events, features or heads. On the CPU attention runs in a compiled kernel made f
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +35,7 @@ from torch import nn
 
 from hzg.learn.models import small_attention
 from hzg.learn.models.dropout import Dropout
+from hzg.learn.models.missing import MissingTokens
 
 
 class FeatureEmbedding(nn.Module):
@@ -150,7 +152,11 @@ class MultiHeadAttention(nn.Module):
 
 
 class EventClassifierTransformer(nn.Module):
-    """Event classifier transformer: per-feature tokens, one encoder block, class-token attention."""
+    """Event classifier transformer: per-feature tokens, one encoder block, class-token attention.
+
+    `missing` (positions of the inputs that may be NaN; `hzg.learn.models.missing`): each gets a learned
+    token that replaces its embedding wherever it is NaN. Empty (the paper's ETN): no such parameter, and
+    the model is the one it always was."""
 
     def __init__(
         self,
@@ -160,6 +166,7 @@ class EventClassifierTransformer(nn.Module):
         n_heads: int = 4,
         ffn_hidden: int = 64,
         dropout: float = 0.1,
+        missing: Sequence[int] = (),
     ) -> None:
         super().__init__()
         self.embed = FeatureEmbedding(n_features, d_model, embed_hidden)
@@ -173,10 +180,19 @@ class EventClassifierTransformer(nn.Module):
         self.cls_norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, 1)
         self.drop = Dropout(dropout)
+        # last: the ETN without missing inputs (the paper's) draws its initial weights as it always did
+        self.missing = MissingTokens(n_features, missing, d_model) if len(missing) else None
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """The feature tokens (batch, n_features, d_model), learned tokens in place of missing values."""
+        if self.missing is None:
+            return self.embed(x)
+        x, mask = self.missing.zeroed(x)
+        return self.missing(self.embed(x), mask)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Pre-sigmoid output (batch,) for features x (batch, n_features)."""
-        t = self.embed(x)
+        t = self.tokens(x)
         t = t + self.drop(self.attn(self.attn_norm(t)))
         t = t + self.drop(self.ffn(self.ffn_norm(t)))
         cls = self.cls_token.expand(t.shape[0], -1, -1)

@@ -9,12 +9,14 @@ prediction head LayerNorm -> ReLU -> Linear on [CLS], followed by a sigmoid.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from hzg.learn.models.etn import MultiHeadAttention
+from hzg.learn.models.missing import MissingTokens
 
 
 class FeatureTokenizer(nn.Module):
@@ -77,7 +79,10 @@ class FTBlock(nn.Module):
 
 
 class FTTransformer(nn.Module):
-    """FT-Transformer binary classifier (output: signal probability)."""
+    """FT-Transformer binary classifier (output: signal probability).
+
+    `missing` (positions of the inputs that may be NaN; `hzg.learn.models.missing`): each gets a learned
+    token that replaces its tokenizer output wherever it is NaN. Empty: no such parameter."""
 
     def __init__(
         self,
@@ -89,6 +94,7 @@ class FTTransformer(nn.Module):
         attention_dropout: float = 0.2,
         ffn_dropout: float = 0.1,
         residual_dropout: float = 0.0,
+        missing: Sequence[int] = (),
     ) -> None:
         super().__init__()
         if n_blocks < 1:
@@ -113,10 +119,19 @@ class FTTransformer(nn.Module):
             )
         )
         self.head = nn.Sequential(nn.LayerNorm(d_token), nn.ReLU(), nn.Linear(d_token, 1))
+        # last: the model without missing inputs draws its initial weights as before
+        self.missing = MissingTokens(n_features, missing, d_token) if len(missing) else None
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """The feature tokens (batch, n_features, d_token), learned tokens in place of missing values."""
+        if self.missing is None:
+            return self.tokenizer(x)
+        x, mask = self.missing.zeroed(x)
+        return self.missing(self.tokenizer(x), mask)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Pre-sigmoid output (batch,) for features x (batch, n_features)."""
-        t = self.tokenizer(x)
+        t = self.tokens(x)
         t = torch.cat((t, self.cls_token.expand(t.shape[0], -1, -1)), dim=1)
         return self.head(self.blocks(t)[:, -1]).squeeze(-1)
 
