@@ -3,9 +3,11 @@
 import logging
 
 from hzg import io, logs
+from hzg.learn.classifier import pin_scoring_threads
 from hzg.results import evaluation, mass_scan
 
 logs.setup(snakemake.log[0])
+pin_scoring_threads(snakemake.threads)  # the same scores, to the last bit, in every run
 p = snakemake.params
 result = mass_scan.evaluate_run(
     snakemake.input.checkpoints,

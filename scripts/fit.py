@@ -8,9 +8,10 @@ import pandas as pd
 from hzg import io, logs, metrics, registry
 from hzg.results import fit
 from hzg.results.fit import templates
-from hzg.learn.classifier import Classifier
+from hzg.learn.classifier import Classifier, pin_scoring_threads
 
 logs.setup(snakemake.log[0])
+pin_scoring_threads(snakemake.threads)  # the same scores, to the last bit, in every run
 cfg = snakemake.params.fit
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 from hzg import logs
 from hzg.data import selection
 from hzg.results import friends
-from hzg.learn.classifier import Classifier
+from hzg.learn.classifier import Classifier, pin_scoring_threads
 
 logs.setup(snakemake.log[0])
+pin_scoring_threads(snakemake.threads)  # the same scores, to the last bit, in every run
 friends.write_sample_friends(
     list(snakemake.input.ntuples),
     snakemake.params.chunks,

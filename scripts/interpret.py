@@ -5,10 +5,11 @@ import logging
 from pathlib import Path
 
 from hzg import logs, registry
-from hzg.learn.classifier import Classifier
+from hzg.learn.classifier import Classifier, pin_scoring_threads
 from hzg.results import interpret, plotting
 
 logs.setup(snakemake.log[0])
+pin_scoring_threads(snakemake.threads)  # the same scores, to the last bit, in every run
 p, inp, out = snakemake.params, snakemake.input, snakemake.output
 classifier = Classifier.load(inp.checkpoint)
 x, is_signal, weight = interpret.held_out_events(classifier, inp.features, p.window)

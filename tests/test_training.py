@@ -548,3 +548,27 @@ def test_a_neural_models_learning_rate_drives_adam_and_never_reaches_the_model()
         tree["learning_rate"] == CONFIG["models"]["xgboost"]["learning_rate"]
         and tree_tcfg == CONFIG["training"]
     )
+
+
+def test_scoring_threads_are_pinned_by_every_script_that_scores():
+    from pathlib import Path
+
+    from hzg.learn.classifier import pin_scoring_threads
+
+    before = torch.get_num_threads()
+    try:
+        pin_scoring_threads(1)
+        assert torch.get_num_threads() == 1
+        pin_scoring_threads(0)  # a rule without threads: one
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    scripts = Path(__file__).resolve().parents[1] / "scripts"
+    scoring = [  # scripts that run a network: a Classifier's, or the mass scan's evaluation (it loads them)
+        p
+        for p in scripts.glob("*.py")
+        if "Classifier" in p.read_text() or "mass_scan.evaluate_run" in p.read_text()
+    ]
+    assert {p.name for p in scoring} >= {"fit.py", "friends.py", "interpret.py", "evaluate_mass_scan.py"}
+    for path in scoring:
+        assert "pin_scoring_threads(snakemake.threads)" in path.read_text(), path.name

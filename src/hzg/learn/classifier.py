@@ -75,6 +75,14 @@ def _fill(x: np.ndarray, value: float) -> np.ndarray:
     return np.where(nan, np.asarray(value, x.dtype), x) if nan.any() else x
 
 
+def pin_scoring_threads(threads: int) -> None:
+    """Score with a fixed number of torch CPU threads (a job's `threads`). A network's output can change
+    in its last bit with the thread count (etn_bce_disco on the default's 680 k background events: 1 event
+    differs between 1 and 2 threads, never between two runs with 2), enough to move an event across a
+    score-bin edge of the fit; with the count fixed by the rule, every run gives the same numbers."""
+    torch.set_num_threads(max(1, int(threads)))
+
+
 @torch.no_grad()
 def predict_neural(model: torch.nn.Module, x: torch.Tensor, batch: int = 65536) -> torch.Tensor:
     """Scores of a neural model in evaluation mode, in batches, on the device of `x`."""
