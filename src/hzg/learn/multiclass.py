@@ -36,6 +36,7 @@ from torch import nn
 
 from hzg.learn import classes as cls_mod
 from hzg.learn import losses
+from hzg.learn.draws import class_draw, draw_classes
 
 
 def _output_layer(model: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
@@ -166,15 +167,15 @@ class ClassEpochSampler:
                 f"events_per_epoch {events_per_epoch} is below the number of classes {n_classes}"
             )
         self.n_draw = min(self.events_per_epoch, len(self.idx))
-        self.classes = []
-        for k in range(n_classes):
-            n_k = self.n_draw // n_classes + (1 if k < self.n_draw % n_classes else 0)
-            pos = np.flatnonzero(c == k)
-            total, total_abs = w[pos].sum(), np.abs(w[pos]).sum()
-            if total <= 0:
-                raise ValueError(f"class {k} has non-positive total weight {total} in the training scope")
-            cdf = np.cumsum(np.abs(w[pos]))
-            self.classes.append((pos, cdf / cdf[-1], np.sign(w[pos]) * (total_abs / total), n_k))
+        self.classes = [
+            class_draw(
+                np.flatnonzero(c == k),
+                w,
+                self.n_draw // n_classes + (1 if k < self.n_draw % n_classes else 0),
+                k,
+            )
+            for k in range(n_classes)
+        ]
 
     def __len__(self) -> int:
         return len(self.idx) if self.events_per_epoch is None else self.n_draw
@@ -185,13 +186,8 @@ class ClassEpochSampler:
         if self.events_per_epoch is None:
             order = rng.permutation(len(self.idx))
             return self.idx[order], self.weight[order]
-        picks, weights = [], []
-        for pos, cdf, w_draw, n_k in self.classes:
-            at = np.searchsorted(cdf, rng.random(n_k), side="right")
-            picks.append(pos[at])
-            weights.append(w_draw[at])
-        shuffle = rng.permutation(self.n_draw)
-        return self.idx[np.concatenate(picks)[shuffle]], np.concatenate(weights)[shuffle]
+        picks, weights = draw_classes(self.classes, rng, self.n_draw)
+        return self.idx[picks], weights
 
 
 class Prepared:

@@ -25,6 +25,7 @@ from hzg.data import features as feat
 from hzg.data import objects
 from hzg import checkpoints, io, metrics
 from hzg.learn import boosted, classes, losses, multiclass, strategies
+from hzg.learn.draws import class_draw, draw_classes
 from hzg.learn.classifier import SENTINEL, Normaliser, predict_neural
 from hzg.registry import (
     JET_MODELS,
@@ -282,14 +283,10 @@ class EpochSampler:
             )
         self.n_draw = min(self.events_per_epoch, len(self.idx))
         # (positions in idx, cumulative |w| normalised to end at 1, weights of a draw, draws)
-        self.classes = []
-        for cls, n_cls in ((1, self.n_draw // 2), (0, self.n_draw - self.n_draw // 2)):
-            pos = np.flatnonzero(y == cls)
-            total, total_abs = w[pos].sum(), np.abs(w[pos]).sum()
-            if total <= 0:
-                raise ValueError(f"class {cls} has non-positive total weight {total} in the training scope")
-            cdf = np.cumsum(np.abs(w[pos]))
-            self.classes.append((pos, cdf / cdf[-1], np.sign(w[pos]) * (total_abs / total), n_cls))
+        self.classes = [
+            class_draw(np.flatnonzero(y == cls), w, n_cls, cls)
+            for cls, n_cls in ((1, self.n_draw // 2), (0, self.n_draw - self.n_draw // 2))
+        ]
 
     def __len__(self) -> int:
         return len(self.idx) if self.events_per_epoch is None else self.n_draw
@@ -299,15 +296,8 @@ class EpochSampler:
         if self.events_per_epoch is None:
             order = _batch_order(len(self.idx), self.seed, epoch).numpy()
             return self.idx[order], self.weight[order]
-        rng = np.random.default_rng([self.seed, epoch])
-        picks, weights = [], []
-        for pos, cdf, w_draw, n_cls in self.classes:
-            # u in [0, 1) falls in event i's interval [cdf[i-1], cdf[i]): zero-weight events are never drawn
-            at = np.searchsorted(cdf, rng.random(n_cls), side="right")
-            picks.append(pos[at])
-            weights.append(w_draw[at])
-        shuffle = rng.permutation(self.n_draw)
-        return self.idx[np.concatenate(picks)[shuffle]], np.concatenate(weights)[shuffle]
+        picks, weights = draw_classes(self.classes, np.random.default_rng([self.seed, epoch]), self.n_draw)
+        return self.idx[picks], weights
 
 
 @dataclass
@@ -1086,16 +1076,5 @@ def nominal_view(
     if strategies.HYPOTHESIS_FEATURE in data.features:
         frame = pd.DataFrame(data.x[keep], columns=data.features)
         scores = Classifier(dict(checkpoint)).predict(frame, hypothesis=nominal)
-    index = np.flatnonzero(keep)
-    view = dataclasses.replace(
-        data,
-        x=data.x[index],
-        y=data.y[index],
-        weight=data.weight[index],
-        mass=data.mass[index],
-        split=data.split[index],
-        keys=data.keys.iloc[index].reset_index(drop=True),
-        train_weight=None,
-        true_mass=data.true_mass[index],
-    )
+    view = dataclasses.replace(subset(data, keep), train_weight=None)
     return view, {**result, "scores": scores}
