@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import yaml
+from hzg.config_checks import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 TREES = ("xgboost", "bdt")
@@ -66,7 +66,7 @@ def main() -> None:
     ap.add_argument("--infer-rate", type=float, default=300e3, help="scoring, events/s/core (assumed)")
     args = ap.parse_args()
 
-    cfg = yaml.safe_load(args.config.read_text())
+    cfg = load_config(args.config)  # an overlay (config/paper.yaml) merged onto config/config.yaml
     samples = cfg["samples"]
     rate = {"signal": args.gen_rate_signal, "background": args.gen_rate, "background_fsr": args.gen_rate_fsr}
     frac = {"signal": args.sel_signal, "background": args.sel_background, "background_fsr": args.sel_fsr}
@@ -113,9 +113,9 @@ def main() -> None:
     )  # validation + test of every trial
     after = {
         "evaluate": (len(runs) * eval_job, eval_job),
-        "friends": (
+        "friends": (  # one job per sample scores all its n-tuples: the largest sample is the longest job
             len(runs) * selected / args.infer_rate,
-            selected / n_chunks * len(runs) / args.infer_rate,
+            max(g["n_events"] * frac[s] for s, g in gen.items()) * len(runs) / args.infer_rate,
         ),
         "fit": (len(runs) * args.fit_job_s, args.fit_job_s),
     }
