@@ -572,3 +572,22 @@ def test_scoring_threads_are_pinned_by_every_script_that_scores():
     assert {p.name for p in scoring} >= {"fit.py", "friends.py", "interpret.py", "evaluate_mass_scan.py"}
     for path in scoring:
         assert "pin_scoring_threads(snakemake.threads)" in path.read_text(), path.name
+
+
+def test_bdt_scores_are_scikit_learns_bit_for_bit():
+    """boosted.bdt_scores / bdt_staged_scores sum the trees' votes from their leaf indices: the same floats as
+    scikit-learn's predict_proba and staged_predict_proba, in and out of the training sample."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(3000, 4))
+    y = (x[:, 0] - 0.7 * x[:, 2] + rng.normal(size=3000) > 0).astype(int)
+    w = rng.uniform(0.2, 2.0, 3000)
+    model = boosted.fit_bdt(x, y, w, {**CONFIG["models"]["bdt"], "n_trees": 30}, seed=2)
+    other = rng.normal(size=(5000, 4)) * 1.5
+    for sample in (x, other):
+        assert np.array_equal(boosted.bdt_scores(model, sample), model.predict_proba(sample)[:, 1])
+    grid, boost = model[0], model[-1]
+    reference = {i: p[:, 1] for i, p in enumerate(boost.staged_predict_proba(grid.transform(other)), start=1)}
+    staged = boosted.bdt_staged_scores(model, other, [1, 5, 30])
+    assert sorted(staged) == [1, 5, 30]
+    for stage, scores in staged.items():
+        assert np.array_equal(scores, reference[stage]), stage
