@@ -68,10 +68,27 @@ def _bias_before(pthat, mhat, bias):
     return float(generate.selection_bias(pthat, mhat, bias))
 
 
+def _hard_process_summary_before(process):
+    """The process-level hook's two passes before issue 15: HT/2 over the final state, then the leptons and
+    photons through the old record loop."""
+    half_ht = 0.5 * sum(particle.mT() for particle in process.particles() if particle.isFinal())
+    leptons, photons = _final_leptons_and_photons_before(process)
+    return (
+        half_ht,
+        [p[0] for p in leptons],
+        [p[1] for p in leptons],
+        [p[0] for p in photons],
+        [p[1] for p in photons],
+    )
+
+
 BEFORE = {
     "_event_particles": _particles_before,
     "final_leptons_and_photons": _final_leptons_and_photons_before,
-    "_selection_bias_scalar": _bias_before,
+    "hard_process_summary": _hard_process_summary_before,
+    "_bias_function": lambda bias: (
+        lambda phase_space: _bias_before(phase_space.pTHat(), phase_space.mHat, bias)
+    ),
 }
 
 

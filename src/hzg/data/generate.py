@@ -303,14 +303,6 @@ def selection_bias(pthat: ArrayLike, mhat: ArrayLike, bias: Bias) -> np.ndarray:
     return (x / bias.pt_over_m_ref) ** bias.pt_over_m_power * peak
 
 
-def _selection_bias_scalar(pthat: float, mhat: float, bias: Bias) -> float:
-    """`selection_bias` of one phase-space point in plain Python floats (Pythia calls it for every trial
-    point)."""
-    x = max(pthat / mhat, BIAS_FLOOR)
-    peak = 1.0 + bias.mass_boost * math.exp(-0.5 * ((mhat - bias.mass_peak) / bias.mass_width) ** 2)
-    return (x / bias.pt_over_m_ref) ** bias.pt_over_m_power * peak
-
-
 #: Where the initial-state shower of the background starts (`generation.isr_max`):
 #: "factorization": at the factorisation scale, Pythia's default for a final state with a photon and
 #: the behaviour of an LHE event showered from its SCALUP; "power": at the kinematic limit (as the
@@ -550,9 +542,9 @@ ISR_EMITTED_STATUS = 43
 
 
 def _bias_function(bias: Bias) -> Callable[[Any], float]:
-    """`_selection_bias_scalar` of a Pythia PhaseSpace, with the bias' numbers bound as local floats: Pythia
-    calls it for every trial phase-space point (about 40 per accepted background event), so it does the
-    same arithmetic in the same order (bit-identical weights) with no attribute look-ups."""
+    """`selection_bias` of one Pythia PhaseSpace in plain Python floats, with the bias' numbers bound as
+    locals: Pythia calls it for every trial phase-space point (about 40 per accepted background event), so
+    it makes no attribute look-ups and no numpy scalars."""
     ref, power = float(bias.pt_over_m_ref), float(bias.pt_over_m_power)
     peak, width, boost = float(bias.mass_peak), float(bias.mass_width), float(bias.mass_boost)
     floor, exp = BIAS_FLOOR, math.exp

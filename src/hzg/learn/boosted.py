@@ -184,10 +184,10 @@ def bdt_staged_scores(model, x: np.ndarray, stages: list[int]) -> dict[int, np.n
     """Signal probability after each of `stages` trees, in one pass over the boosting stages:
     scikit-learn's `staged_predict_proba`, bit for bit (tested)."""
     wanted, out = set(stages), {}
-    total, norm = None, 0.0
+    total, norm = 0, 0.0
     for i, (w, votes) in enumerate(_tree_votes(model, x), start=1):
         norm += w
-        total = votes.copy() if total is None else total + votes
+        total = total + votes
         if i in wanted:
             signal = total / norm
             out[i] = _binary_proba(signal + signal)

@@ -117,6 +117,6 @@ def write_sample_friends(
             out,
         )
         written.append(out)
-    if classifiers:
+    if written:
         log.info("branches: %s", sorted(cols))
     return written
