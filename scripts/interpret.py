@@ -5,6 +5,7 @@ import logging
 from pathlib import Path
 
 from hzg import logs, registry
+from hzg.data import objects
 from hzg.learn.classifier import Classifier, pin_scoring_threads
 from hzg.results import interpret, plotting
 
@@ -14,7 +15,8 @@ p, inp, out = snakemake.params, snakemake.input, snakemake.output
 classifier = Classifier.load(inp.checkpoint)
 x, is_signal, weight = interpret.held_out_events(classifier, inp.features, p.window)
 logging.info("%d test events in the window (%d signal)", len(x), is_signal.sum())
-result = interpret.interpret(classifier.model, x, is_signal, weight, classifier.features)
+slots = objects.slot_names(p.objects) if p.info["model"] in registry.OBJECT_MODELS else None
+result = interpret.interpret(classifier.model, x, is_signal, weight, classifier.features, object_labels=slots)
 logging.info("%s_%s, trial %d:\n%s", p.info["model"], p.info["loss"], p.trial, interpret.describe(result))
 
 title = f"{registry.run_title(p.info['model'], p.info)}, trial {p.trial}"

@@ -68,7 +68,7 @@ def missing_mode(model: str) -> str | None:
 #: inputs end with the object block
 OBJECT_MODELS: tuple[str, ...] = ("etn_objects", "etn_objects_concat")
 #: the networks with attention: their attention maps and Grad-CAM attribution are plotted (rule interpret)
-ATTENTION_MODELS: tuple[str, ...] = ("etn", "ft_transformer")
+ATTENTION_MODELS: tuple[str, ...] = ("etn", "ft_transformer", *OBJECT_MODELS, *JET_MODELS)
 #: every model a run of the config may name (the schema's enum of runs[].model)
 MODELS: tuple[str, ...] = NEURAL_MODELS + TREE_MODELS
 #: the random classifier: evaluated like a run, never trained

@@ -67,6 +67,7 @@ rule interpret:
         info=get_run_info,
         trial=PLOT_TRIAL,
         window=config["evaluation"]["window"],
+        objects=config.get("objects"),
         luminosity_fb=config["luminosity_fb"],
         sqrt_s_tev=config["sqrt_s_tev"],
     log:

@@ -53,6 +53,13 @@ def n_objects(cfg: Mapping[str, Any] | None) -> int:
     return CANDIDATE_OBJECTS + int(s["n_extra_photons"]) + int(s["n_jets"])
 
 
+def slot_names(cfg: Mapping[str, Any] | None) -> list[str]:
+    """Name of every object slot, in order: l1, l2, gamma, photon1..., jet1... (config `objects`)."""
+    s = settings(cfg)
+    photons = [f"photon{k + 1}" for k in range(int(s["n_extra_photons"]))]
+    return ["l1", "l2", "gamma", *photons, *[f"jet{k + 1}" for k in range(int(s["n_jets"]))]]
+
+
 def column(i: int, prop: str) -> str:
     """Feature column of property `prop` of object slot `i`."""
     return f"obj{int(i)}_{prop}"

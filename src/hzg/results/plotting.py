@@ -450,7 +450,15 @@ def training_bands(
 
 # ------------------------------------------------------------- attention models (hzg.results.interpret)
 #: short token labels where the feature label is long
-TOKEN_LABELS: dict[str, str] = {"lep_flavour": "flavour"}
+TOKEN_LABELS: dict[str, str] = {
+    "lep_flavour": "flavour",
+    # the object slots of the object models (hzg.data.objects.slot_names)
+    "l1": r"$\ell_1$",
+    "l2": r"$\ell_2$",
+    "gamma": r"$\gamma$",
+    **{f"photon{k}": rf"$\gamma_{{{k + 1}}}$" for k in range(1, 10)},
+    **{f"jet{k}": rf"jet$_{{{k}}}$" for k in range(1, 10)},
+}
 
 
 def token_label(name: str) -> str:

@@ -67,17 +67,33 @@ class MaskedAttention(nn.Module):
         self.out_proj = nn.Linear(d_model, d_model)
         nn.init.xavier_uniform_(self.in_proj_weight)
         nn.init.zeros_(self.out_proj.bias)
+        # as etn.MultiHeadAttention's (hzg.results.interpret.recording_attention): with keep_weights set, the
+        # weights of the last call (batch, heads, Tq, Tk; 0 at a masked key) and which queries are real
+        # tokens (batch, Tq), not padding
+        self.keep_weights = False
+        self.weights: torch.Tensor | None = None
+        self.query_valid: torch.Tensor | None = None
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
         b, n, d = t.shape
         return t.reshape(b, n, self.n_heads, d // self.n_heads).transpose(1, 2)
 
-    def forward(self, query: torch.Tensor, key_value: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
-        """Attend from `query` (B, Tq, d) to `key_value` (B, Tk, d) over the keys where `key_mask` (B, Tk)."""
+    def forward(
+        self,
+        query: torch.Tensor,
+        key_value: torch.Tensor,
+        key_mask: torch.Tensor,
+        query_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Attend from `query` (B, Tq, d) to `key_value` (B, Tk, d) over the keys where `key_mask` (B, Tk).
+        `query_mask` (B, Tq), where the queries are padding too (a self-attention), is only recorded for the
+        attention maps: a padded query's output is never read."""
         d = query.shape[-1]
         q = F.linear(query, self.in_proj_weight[:d], self.in_proj_bias[:d])
         k, v = F.linear(key_value, self.in_proj_weight[d:], self.in_proj_bias[d:]).chunk(2, dim=-1)
         dropout = self.dropout if self.training else 0.0
+        if self.keep_weights:
+            return self._explicit(q, k, v, key_mask, query_mask, dropout)
         if small_attention.usable(q, k, v):
             return self.out_proj(self._masked_small_attention(q, k, v, key_mask, dropout))
         out = F.scaled_dot_product_attention(
@@ -88,6 +104,27 @@ class MaskedAttention(nn.Module):
             dropout_p=dropout,
         )
         return self.out_proj(out.transpose(1, 2).reshape(query.shape))
+
+    def _explicit(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        key_mask: torch.Tensor,
+        query_mask: torch.Tensor | None,
+        dropout: float,
+    ) -> torch.Tensor:
+        """Attention from the explicit weights softmax(q k^T / sqrt(d_head)) over the unmasked keys, kept in
+        `weights` with the query mask in `query_valid`."""
+        shape = q.shape
+        qh, kh, vh = self._heads(q), self._heads(k), self._heads(v)
+        scores = qh @ kh.transpose(-1, -2) * qh.shape[-1] ** -0.5
+        weights = scores.masked_fill(~key_mask[:, None, None, :], float("-inf")).softmax(dim=-1)
+        self.weights = weights.detach()
+        valid = query_mask if query_mask is not None else key_mask.new_ones(shape[:2])
+        self.query_valid = valid.detach()
+        out = F.dropout(weights, dropout, training=bool(dropout)) @ vh
+        return self.out_proj(out.transpose(1, 2).reshape(shape))
 
     def _masked_small_attention(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor, dropout: float
@@ -205,7 +242,7 @@ class ObjectETN(nn.Module):
         t = t + self.drop(self.ffn(self.ffn_norm(t)))
         o = self.obj_embed(props, types)
         on = self.obj_attn_norm(o)
-        o = o + self.drop(self.obj_attn(on, on, valid))
+        o = o + self.drop(self.obj_attn(on, on, valid, query_mask=valid))
         o = o + self.drop(self.obj_ffn(self.obj_ffn_norm(o)))
         cls = self.cls_token.expand(t.shape[0], -1, -1)
         if self.merge == "cross":
@@ -217,7 +254,7 @@ class ObjectETN(nn.Module):
             s = torch.cat((t, o), dim=1)
             mask = torch.cat((valid.new_ones(t.shape[:2]), valid), dim=1)
             sn = self.merge_q_norm(s)
-            s = s + self.drop(self.merge_attn(sn, sn, mask))
+            s = s + self.drop(self.merge_attn(sn, sn, mask, query_mask=mask))
             s = s + self.drop(self.merge_ffn(self.merge_ffn_norm(s)))
             kv = self.cls_kv_norm(torch.cat((cls, s), dim=1))
             mask = torch.cat((valid.new_ones(t.shape[0], 1), mask), dim=1)
