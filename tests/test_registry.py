@@ -88,7 +88,9 @@ def test_schema_validates_the_object_models_hyper_parameters():
 
     defs = SCHEMA["$defs"]
     # every constructor argument, and Adam's learning rate (registry.model_training moves it to training)
-    assert set(defs["object_etn"]["properties"]) == set(default_hparams("etn_objects")) | {registry.LEARNING_RATE}
+    assert set(defs["object_etn"]["properties"]) == set(default_hparams("etn_objects")) | {
+        registry.LEARNING_RATE
+    }
     assert set(default_hparams("etn_objects_concat")) == set(default_hparams("etn_objects")) - {"merge"}
     models = {"$defs": defs, **SCHEMA["properties"]["models"]}
     jsonschema.validate({"etn_objects": {"merge": "concat", "d_model": 8}}, models)
