@@ -311,7 +311,9 @@ def test_default_runs_read_what_they_always_read():
     default = load_config(REPO / "config/config.yaml")
     assert not any(r["model"] in registry.JET_MODELS for r in default["runs"])
     methods = load_config(REPO / "config/methods.yaml")
-    assert {r["model"] for r in methods["runs"]} >= set(registry.JET_MODELS)
+    assert {r["model"] for r in methods["runs"]} >= {"etn_jets", "etn_jets_sentinel"}
+    paper_runs = load_config(REPO / "config/paper.yaml")["runs"]
+    assert {r["model"] for r in paper_runs} >= set(registry.JET_MODELS)
     spec = training.RunSpec("etn", "bce", "bce", 0.0, {}, {"seed": 1}, 0)
     assert set(spec.describe()) == {
         "model",
