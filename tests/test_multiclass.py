@@ -336,6 +336,25 @@ def test_two_phase_continues_from_the_multiclass_weights_with_bce(tmp_path, monk
     assert list(hist.phase) == ["multiclass", "multiclass", "binary", "binary"]
 
 
+def test_two_phase_keeps_an_epoch_of_its_binary_phase(tmp_path, monkeypatch):
+    """The multiclass phase validates best (patched significances): the epoch kept is still a binary one."""
+    paths = synthetic_features(tmp_path, n=400)
+    spec = multiclass_spec(fraction=0.5, epochs=4, events_per_epoch=300)
+    significance = iter([9.0, 8.0, 1.0, 2.0])
+    real_validate = training._validate
+
+    def validate(*args, **kwargs):
+        loss, _ = real_validate(*args, **kwargs)
+        return loss, next(significance)
+
+    monkeypatch.setattr(training, "_validate", validate)
+    out = training.run(paths, spec, tmp_path / "t", progress=False)
+    ckpt = checkpoints.load(out["checkpoint"])
+    assert ckpt["best_epoch"] == 4 and ckpt["best_val_significance"] == 2.0
+    hist = pd.read_csv(out["history"])
+    assert list(hist.val_significance) == [9.0, 8.0, 1.0, 2.0]  # every epoch validated, in the curves
+
+
 def copy_state(model):
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 

@@ -21,8 +21,9 @@ its epoch draw and its phases. The classes and their weights: `hzg.learn.classes
   BCE on the signal probability above: the signal classes against the background classes (ggH and VBF
   against Z gamma and FSR in config/methods.yaml; VBF is signal by its kind, though Table I's signal is that
   of `samples`, ggH), drawn by `training.EpochSampler` as a binary run. The head stays C-wide: the binary
-  logit is the LLR, so no new parameters enter. The epoch kept is the best validation significance over both
-  phases.
+  logit is the LLR, so no new parameters enter. The epoch kept is the best validation significance of the
+  binary phase: the run's model is the fine-tuned one (the multiclass phase's epochs are validated and drawn
+  in the training curves, but a two-phase run that kept one of them would be the multiclass run again).
 """
 
 from __future__ import annotations

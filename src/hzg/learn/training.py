@@ -594,6 +594,8 @@ def train_neural(
         total=n_epochs,
         mininterval=5,
     )
+    # the epoch kept is one of the last phase: a two-phase run's model is the binary fine-tuned one (002)
+    final_phase = classes.phase(n_epochs, spec.multiclass) if spec.multiclass else None
     for epoch in bar:
         t0 = time.perf_counter()
         phase = classes.phase(epoch, spec.multiclass) if spec.multiclass else None
@@ -619,7 +621,7 @@ def train_neural(
                 int(tcfg["significance_bins"]),
                 multiclass_phase=phase == classes.MULTICLASS_PHASE,
             )
-            if row["val_significance"] > best["significance"]:
+            if phase == final_phase and row["val_significance"] > best["significance"]:
                 best = {
                     "significance": row["val_significance"],
                     "epoch": epoch,
