@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from hzg import checkpoints
+from hzg import checkpoints, registry
 from hzg.config_checks import load_config
 from hzg.data import features as feat
 from hzg.data import objects
@@ -162,13 +162,14 @@ def test_training_smoke_and_scores_agree_with_the_classifier(tmp_path, name):
     cfg = load_config(Path(__file__).resolve().parents[1] / "config/ci.yaml")
     n = objects.n_objects(cfg["objects"])
     paths = _feature_files(tmp_path, n)
+    hparams, tcfg = registry.model_training(name, cfg["models"][name], cfg["training"])  # as the rule does
     spec = training.RunSpec(
         model=name,
         loss="bce",
         loss_kind="bce",
         disco_lambda=0.0,
-        hparams=cfg["models"][name],
-        training={**cfg["training"], "epochs": 2, "eval_every_early": 1, "batch_size": 256},
+        hparams=hparams,
+        training={**tcfg, "epochs": 2, "eval_every_early": 1, "batch_size": 256},
         trial=0,
         n_objects=n,
     )
@@ -202,13 +203,14 @@ def test_friend_trees_score_object_models_from_the_ntuple_events(tmp_path, monke
     n = objects.n_objects(CFG)
     paths = _feature_files(tmp_path, n, n=300)
     cfg = load_config(Path(__file__).resolve().parents[1] / "config/ci.yaml")
+    hparams, tcfg = registry.model_training("etn_objects", cfg["models"]["etn_objects"], cfg["training"])
     spec = training.RunSpec(
         model="etn_objects",
         loss="bce",
         loss_kind="bce",
         disco_lambda=0.0,
-        hparams=cfg["models"]["etn_objects"],
-        training={**cfg["training"], "epochs": 1, "eval_every_early": 1, "batch_size": 256},
+        hparams=hparams,
+        training={**tcfg, "epochs": 1, "eval_every_early": 1, "batch_size": 256},
         trial=0,
         n_objects=n,
     )
