@@ -199,7 +199,7 @@ def test_interpretation_reads_the_binary_model_inside_a_multiclass_network():
     torch.manual_seed(0)
     net = multiclass.MulticlassNet(build_model("etn", 12), [True, False, False])
     assert interpret.has_attention(net) and set(interpret.attention_modules(net)) == {"attn", "cls_attn"}
-    weights, attribution = interpret.batch_interpretation(net, torch.randn(6, 12))
+    weights, _, attribution = interpret.batch_interpretation(net, torch.randn(6, 12))
     assert set(weights) == {"attn", "cls_attn"} and attribution.shape == (6, 12)
 
 
