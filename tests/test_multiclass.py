@@ -408,9 +408,9 @@ def test_table_labels():
 #: 4d31cab, the ETN's own learning rate)
 DEFAULT_HASHES = {
     ("etn", "bce"): "4a434c7d85a72f6b",
-    ("etn", "bce_disco"): "26227b8984b9834a",
+    ("etn", "bce_disco"): "5cf3ac3a121c9642",  # DisCo lambda 5 (was 10: 26227b8984b9834a)
     ("dfnn", "bce"): "1bfb5183b6815a5a",
-    ("dfnn", "bce_disco"): "5ee23b3df227982c",
+    ("dfnn", "bce_disco"): "52c18ef4bbb78a26",  # DisCo lambda 5 (was 10: 5ee23b3df227982c)
     ("xgboost", "bce"): "10527a00016fa3b6",
     ("bdt", "bce"): "e4285cc6923390a8",
 }
