@@ -40,10 +40,11 @@ def test_ensemble_losses_equal_separate_runs(tmp_path, model, loss, events_per_e
     hparams = {"dropout": 0.0} if model == "etn" else None
     specs, datasets = _runs(tmp_path, model, loss, events_per_epoch, hparams=hparams)
     if specs[0].disco_lambda:
-        # a fixed lambda, not the config's: DisCo's |s_i - s_j| has a kink at s_i = s_j, and where two scores of a
-        # batch come within float rounding of each other the ensemble's summation order can flip that
-        # subgradient's sign; the runs then part at 1e-5 and drift apart (at the default's lambda 5, trial 0 of
-        # these toys: 1e-5, 3e-4, 5e-4 over 3 epochs, the other trials 1e-7). At 10 (50 for extreme) they keep 1e-7.
+        # a fixed lambda, not the config's: DisCo's |s_i - s_j| has a kink at s_i = s_j, and where two scores
+        # of a batch come within float rounding of each other the ensemble's summation order can flip that
+        # subgradient's sign; the runs then part at 1e-5 and drift apart (at the default's lambda 5, trial 0
+        # of these toys: 1e-5, 3e-4, 5e-4 over 3 epochs, the other trials 1e-7). At 10 (50 for extreme) they
+        # keep 1e-7.
         specs = [dataclasses.replace(s, disco_lambda=10.0 if s.loss_kind == "bce" else 50.0) for s in specs]
     together = ensemble.train_neural_ensemble(datasets, specs)
     for s, data, got in zip(specs, datasets, together):
