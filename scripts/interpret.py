@@ -15,7 +15,8 @@ p, inp, out = snakemake.params, snakemake.input, snakemake.output
 classifier = Classifier.load(inp.checkpoint)
 x, is_signal, weight = interpret.held_out_events(classifier, inp.features, p.window)
 logging.info("%d test events in the window (%d signal)", len(x), is_signal.sum())
-slots = objects.slot_names(p.objects) if p.info["model"] in registry.OBJECT_MODELS else None
+# the object slots' names label an object model's tokens (interpret.token_labels); other models ignore them
+slots = objects.slot_names(p.objects)
 result = interpret.interpret(classifier.model, x, is_signal, weight, classifier.features, object_labels=slots)
 logging.info("%s_%s, trial %d:\n%s", p.info["model"], p.info["loss"], p.trial, interpret.describe(result))
 

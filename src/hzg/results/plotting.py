@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -452,17 +453,22 @@ def training_bands(
 #: short token labels where the feature label is long
 TOKEN_LABELS: dict[str, str] = {
     "lep_flavour": "flavour",
-    # the object slots of the object models (hzg.data.objects.slot_names)
+    # the candidate's object slots of the object models (hzg.data.objects.slot_names)
     "l1": r"$\ell_1$",
     "l2": r"$\ell_2$",
     "gamma": r"$\gamma$",
-    **{f"photon{k}": rf"$\gamma_{{{k + 1}}}$" for k in range(1, 10)},
-    **{f"jet{k}": rf"jet$_{{{k}}}$" for k in range(1, 10)},
 }
+#: the further object slots, photon<k> (the k-th photon beyond the candidate's: gamma_{k+1}) and jet<k>
+_EXTRA_SLOT = re.compile(r"^(photon|jet)([1-9][0-9]*)$")
 
 
 def token_label(name: str) -> str:
-    """Axis label of a token: the feature's label, shortened where long; the class token as it is."""
+    """Axis label of a token: the feature's label, shortened where long; an object slot's symbol; the class
+    token as it is."""
+    extra = _EXTRA_SLOT.match(name)
+    if extra:
+        kind, k = extra.group(1), int(extra.group(2))
+        return rf"$\gamma_{{{k + 1}}}$" if kind == "photon" else rf"jet$_{{{k}}}$"
     return TOKEN_LABELS.get(name, LABELS.get(name, name))
 
 
