@@ -301,3 +301,23 @@ def test_overfits_random_labels(name):
         loss.backward()
         opt.step()
     assert loss.item() < 0.05, (name, _, loss.item())
+
+
+@pytest.mark.parametrize("name", NEURAL_MODELS)
+def test_scores_do_not_depend_on_the_scoring_batch(name):
+    """predict_neural scores in batches of SCORING_BATCH[device] (4096 on a CPU, 65 536 on a GPU). A batch
+    of another size may change a score in its last bits (the matrix kernels round a short batch differently),
+    never more; the default batch is the device's, and the same batch gives the same bits every time."""
+    from hzg.learn.classifier import SCORING_BATCH, predict_neural, scoring_batch
+
+    net = _model(name, 12)
+    x = torch.randn(5000, 12, generator=torch.Generator().manual_seed(4))
+    reference = predict_neural(net, x, batch=len(x))
+    for batch in (1000, 4096, 65536):
+        torch.testing.assert_close(predict_neural(net, x, batch=batch), reference, rtol=1e-5, atol=1e-6)
+    assert torch.equal(predict_neural(net, x), predict_neural(net, x, batch=SCORING_BATCH["cpu"]))
+    assert torch.equal(predict_neural(net, x), predict_neural(net, x))
+    assert scoring_batch(torch.device("cpu")) == SCORING_BATCH["cpu"] < SCORING_BATCH["cuda"]
+    assert scoring_batch(torch.device("meta")) == SCORING_BATCH["cuda"]  # another accelerator: a GPU's batch
+    with pytest.raises(ValueError, match="positive"):
+        predict_neural(net, x, batch=0)

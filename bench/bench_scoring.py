@@ -1,0 +1,56 @@
+"""Scoring throughput of the neural models on CPU against the forward-pass batch size.
+
+`hzg.learn.classifier.predict_neural` scores in batches of `SCORING_BATCH[device]` events. This benchmark
+scores the same random inputs with each model at several batch sizes, interleaved in one process, and prints
+events/s and the ratio to the largest batch (the old default, 65 536), and whether the scores agree bit for
+bit with it.
+
+    .venv/bin/python bench/bench_scoring.py [--events 131072] [--threads 1] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from hzg.learn.classifier import SCORING_BATCH, predict_neural
+from hzg.learn.models import build_model, default_hparams
+
+#: (model, input features, object slots): the default's networks and the object model of the overlays
+MODELS = (("etn", 12, 0), ("dfnn", 12, 0), ("etn_objects", 12 + 5 * 8, 8))
+BATCHES = (65536, 16384, SCORING_BATCH["cpu"], 1024)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=131072)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (a workflow job's)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats; the fastest counts")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    print(f"{args.events} events, {args.threads} thread(s), fastest of {args.repeats} interleaved repeats")
+    print(f"{'model':12s} {'batch':>7s} {'k events/s':>11s} {'ratio':>7s}  identical to 65536")
+    for name, n_features, n_objects in MODELS:
+        model = build_model(name, n_features, n_objects, **default_hparams(name))
+        x = torch.randn(args.events, n_features)
+        predict_neural(model, x[:4096])  # warm-up (the ETN's CPU kernel loads on first use)
+        best = {b: float("inf") for b in BATCHES}
+        scores = {}
+        for _ in range(args.repeats):
+            for b in BATCHES:
+                t0 = time.perf_counter()
+                scores[b] = predict_neural(model, x, b).numpy()
+                best[b] = min(best[b], time.perf_counter() - t0)
+        for b in BATCHES:
+            same = bool(np.array_equal(scores[b], scores[BATCHES[0]]))
+            print(
+                f"{name:12s} {b:7d} {args.events / best[b] / 1e3:11.0f} {best[BATCHES[0]] / best[b]:7.2f}  {same}"
+            )
+
+
+if __name__ == "__main__":
+    main()
