@@ -25,7 +25,9 @@ BATCHES = (65536, 16384, SCORING_BATCH["cpu"], 1024)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=131072)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (a workflow job's)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats; the fastest counts")
@@ -47,9 +49,8 @@ def main() -> None:
                 best[b] = min(best[b], time.perf_counter() - t0)
         for b in BATCHES:
             same = bool(np.array_equal(scores[b], scores[BATCHES[0]]))
-            print(
-                f"{name:12s} {b:7d} {args.events / best[b] / 1e3:11.0f} {best[BATCHES[0]] / best[b]:7.2f}  {same}"
-            )
+            rate, ratio = args.events / best[b] / 1e3, best[BATCHES[0]] / best[b]
+            print(f"{name:12s} {b:7d} {rate:11.0f} {ratio:7.2f}  {same}")
 
 
 if __name__ == "__main__":

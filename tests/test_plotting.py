@@ -5,6 +5,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.image as mpimg  # noqa: E402
+from matplotlib.layout_engine import ConstrainedLayoutEngine  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
@@ -213,3 +214,21 @@ def test_roc_of_test_split_uses_the_test_events_in_the_window_only():
     np.testing.assert_allclose(fpr, [0.0, 0.0, 0.5, 0.5, 1.0])
     np.testing.assert_allclose(tpr, [0.0, 0.5, 0.5, 1.0, 1.0])
     assert auc == pytest.approx(0.75)
+
+
+def test_save_draws_a_constrained_layout_once_and_both_files_keep_it(tmp_path, figures):
+    """`save` places a constrained layout with its one draw and freezes it: the axes stay where that layout
+    put them (not where the figure was created), and the PDF and PNG are written from those positions."""
+    fig, axes = plotting.plt.subplots(2, 2, figsize=(6, 4), layout="constrained")
+    for ax in axes.flat:
+        ax.imshow(np.arange(12.0).reshape(3, 4))
+        ax.set_ylabel("a long label that moves the layout")
+    before = [ax.get_position().bounds for ax in axes.flat]
+    paths = plotting.save(fig, tmp_path / "maps")
+    assert [p.suffix for p in paths] == [".pdf", ".png"] and all(p.stat().st_size > 0 for p in paths)
+    assert not isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine)
+    placed = [ax.get_position().bounds for ax in figures[-1].axes]
+    assert placed != before  # the constrained layout moved the axes ...
+    fig.canvas.draw()
+    assert [ax.get_position().bounds for ax in fig.axes] == placed  # ... once: a later draw leaves them
+    assert mpimg.imread(paths[1]).shape[2] in (3, 4)

@@ -146,7 +146,9 @@ class Classifier:
         """Load a checkpoint file (CPU); a CheckpointError names the file if it is unreadable or unsafe."""
         return cls(checkpoints.load(path), str(path))  # weights only: a pickled object is refused, never run
 
-    def predict(self, frame: pd.DataFrame, batch: int | None = None, hypothesis: float | None = None) -> np.ndarray:
+    def predict(
+        self, frame: pd.DataFrame, batch: int | None = None, hypothesis: float | None = None
+    ) -> np.ndarray:
         """Signal probability of every row of `frame` (which must hold the checkpoint's features). A
         parametrised network (strategy pnn) scores with the Higgs mass `hypothesis`, by default its nominal
         mass (125 GeV) where the frame has no hypothesis column; other classifiers ignore it."""

@@ -59,11 +59,15 @@ SAVE_PAD_INCHES = 0.1
 def save(fig: plt.Figure, stem: str | Path) -> list[Path]:
     """Save `fig` as stem.pdf and stem.png atomically, then close it.
 
-    The tight bounding box is computed once, from one draw, and used for both files (`bbox_inches="tight"`
-    would draw the figure once more per file: a third of a fit plot's time).
+    The tight bounding box and the layout are computed once, from one draw, and used for both files
+    (`bbox_inches="tight"` would draw the figure once more per file: a third of a fit plot's time).
     """
     fig.canvas.draw()
     bbox = fig.get_tightbbox(fig.canvas.get_renderer()).padded(SAVE_PAD_INCHES)
+    if fig.get_layout_engine() is not None:
+        # the layout (constrained: the attention maps) was placed by that draw; frozen, it is not redone for
+        # each file (half of a large attention-map figure's time), and both files get the drawn positions
+        fig.set_layout_engine("none")
     paths = []
     for suffix in (".pdf", ".png"):
         path = Path(stem).with_suffix(suffix)
