@@ -84,7 +84,7 @@ def pin_scoring_threads(threads: int) -> None:
 
 
 #: Events per forward pass when scoring, per device type. On a CPU a small batch keeps the attention
-#: models' intermediate tensors in cache: the ETN scores 2.1x and the ETN + objects 2.6x faster in batches of
+#: models' intermediate tensors in cache: the ETN and the ETN + objects score 2.3x faster in batches of
 #: 4096 than of 65 536 (one thread; bench/bench_scoring.py); a GPU wants large batches.
 SCORING_BATCH: dict[str, int] = {"cpu": 4096, "cuda": 65536}
 
