@@ -227,7 +227,7 @@ def test_save_draws_a_constrained_layout_once_and_both_files_keep_it(tmp_path, f
     paths = plotting.save(fig, tmp_path / "maps")
     assert [p.suffix for p in paths] == [".pdf", ".png"] and all(p.stat().st_size > 0 for p in paths)
     assert not isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine)
-    placed = [ax.get_position().bounds for ax in figures[-1].axes]
+    placed = [ax.get_position().bounds for ax in fig.axes]  # `figures` keeps fig open after save
     assert placed != before  # the constrained layout moved the axes ...
     fig.canvas.draw()
     assert [ax.get_position().bounds for ax in fig.axes] == placed  # ... once: a later draw leaves them
