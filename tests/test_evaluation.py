@@ -169,6 +169,29 @@ def test_trial_records_the_mc_stat_uncertainty_and_the_background_mc_per_bin():
     w_bkg = w[bkg][0]
     assert [b["b_sumw2"] for b in bins] == pytest.approx([w_bkg * b["b"] for b in bins])
     assert res["min_background_mc"] == 0 and res["low_background_mc_bins"] == []
+    # equal weights: the effective number of background MC events is the raw number
+    assert res["background_mc_effective_per_bin"] == pytest.approx(counted)
+    assert "background_mc_by_sample" not in res  # the toy has no sample_id column
+
+
+def test_trial_records_each_background_sample_share_of_the_mc_variance():
+    frame = toy_events(3_000, 30_000, seed=5, separation=1.5)
+    bkg = frame["is_signal"].to_numpy() == 0
+    heavy = bkg & (np.arange(len(frame)) % 50 == 0)  # 1 background event in 50 from a second sample ...
+    frame = frame.assign(
+        sample_id=np.where(frame["is_signal"] == 1, 1, np.where(heavy, 3, 2)),
+        weight=np.where(heavy, frame["weight"] * 50.0, frame["weight"]),  # ... weighing 50 times more
+    )
+    res = ev.trial_metrics(frame, {**CFG, "min_background_mc": 0})
+    by_sample = res["background_mc_by_sample"]
+    assert len(by_sample) == 8
+    for per_bin, n_eff in zip(by_sample, res["background_mc_effective_per_bin"]):
+        assert set(per_bin) <= {"2", "3"}
+        if "3" in per_bin and per_bin["3"]["n_eff"] > 5:
+            # half the weight, but 50 / 51 of the variance
+            assert per_bin["3"]["sumw2"] > 0.9 > per_bin["3"]["sumw"]
+        assert n_eff < sum(v["n_eff"] for v in per_bin.values()) + 1e-9
+    json.dumps(res)  # JSON keys are strings
 
 
 def test_too_few_background_mc_events_warn_and_are_recorded(caplog):
@@ -420,6 +443,7 @@ def test_evaluate_run_writes_strict_json_with_every_trial_and_the_summary(tmp_pa
     assert res["summary"]["background_mc"] == {
         "threshold": 20,
         "min_count": min(map(min, counts)),
+        "min_effective": min(min(t["background_mc_effective_per_bin"]) for t in res["trials"]),
         "low_trials": [t for t, c in enumerate(counts) if min(c) < 20],
     }
 
@@ -565,3 +589,12 @@ def test_trial_metrics_carry_the_floor_and_dcor2_into_table_one():
     assert row["Bkg. Corr. floor (1e-3)"] == f"{t['bkg_correlation_floor'] * 1e3:.1f} ± 0.0"
     assert row["Bkg. dCor² (1e-3)"].startswith(f"{t['bkg_dcor2'] * 1e3:.1f}")
     assert row["Bkg. Corr. above noise (1e-3)"].startswith(f"{t['bkg_correlation_excess'] * 1e3:.1f}")
+    # the fewest background MC events of a score bin, raw and effective (unit weights: the same)
+    raw = min(t["background_mc_per_bin"])
+    assert summary["background_mc"]["min_count"] == raw
+    assert summary["background_mc"]["min_effective"] == pytest.approx(raw)
+    assert row["Bkg. MC per bin, min (raw / eff.)"] == f"{raw} / {raw}"
+    assert (
+        tables.table_row("etn", None, {**summary, "background_mc": {}})["Bkg. MC per bin, min (raw / eff.)"]
+        == "N.A."
+    )

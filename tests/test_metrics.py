@@ -12,6 +12,8 @@ from hzg.metrics import (
     bin_index,
     binned_significance,
     binned_significance_detail,
+    background_variance_shares,
+    effective_events,
     equal_signal_bin_edges,
     low_background_mc_bins,
     significance_mc_error,
@@ -269,3 +271,40 @@ def test_significance_is_invariant_under_monotonic_score_transform():
 def test_binned_significance_rejects_nan_scores():
     with pytest.raises(ValueError, match="finite"):
         binned_significance(np.array([0.1, np.nan]), np.array([125.0, 125.0]), np.ones(2), np.array([1, 0]))
+
+
+# ---------------------------------------------------------------- effective MC events and variance shares
+def test_effective_events_hand_values():
+    assert effective_events(np.full(40, 0.3)) == pytest.approx(40.0)
+    # one event of weight 10 among 10 of weight 1: (20)^2 / (100 + 10) = 3.636...
+    assert effective_events(np.r_[np.ones(10), 10.0]) == pytest.approx(400 / 110)
+    assert effective_events(np.array([])) == 0.0
+    assert effective_events([2.0]) == pytest.approx(1.0)
+
+
+def test_variance_shares_name_the_sample_that_limits_each_bin():
+    """Two background samples with the same total weight: 1000 events of weight 1 and 10 of weight 100. The
+    heavy sample holds half the weight but 100 / 101 of the sum of squared weights in every bin."""
+    rng = np.random.default_rng(3)
+    n_sig, light, heavy = 4000, 1000, 10
+    score = np.r_[rng.random(n_sig), rng.random(light), rng.random(heavy)]
+    mass = np.full(score.size, 125.0)
+    weight = np.r_[np.ones(n_sig), np.ones(light), np.full(heavy, 100.0)]
+    sig = np.r_[np.ones(n_sig), np.zeros(light + heavy)].astype(bool)
+    group = np.r_[np.zeros(n_sig), np.full(light, 7), np.full(heavy, 9)].astype(int)
+    detail = binned_significance_detail(score, mass, weight, sig, n_bins=1)
+    (shares,) = background_variance_shares(detail["bins"], score, mass, weight, sig, group)
+    assert set(shares) == {7, 9}  # background groups only
+    assert shares[9]["sumw"] == pytest.approx(0.5) and shares[7]["sumw"] == pytest.approx(0.5)
+    assert shares[9]["sumw2"] == pytest.approx(100 / 101) and shares[7]["sumw2"] == pytest.approx(1 / 101)
+    assert shares[7]["n_eff"] == pytest.approx(light) and shares[9]["n_eff"] == pytest.approx(heavy)
+    assert detail["bins"][0]["n_b_eff"] == pytest.approx(2000**2 / (1000 + 10 * 100**2))
+    # per bin, the shares add up to one and follow the bins' edges and windows
+    detail = binned_significance_detail(score, mass, weight, sig, n_bins=4)
+    shares = background_variance_shares(detail["bins"], score, mass, weight, sig, group)
+    for b, per_bin in zip(detail["bins"], shares):
+        assert sum(v["sumw"] for v in per_bin.values()) == pytest.approx(1.0)
+        assert sum(v["sumw2"] for v in per_bin.values()) == pytest.approx(1.0)
+        assert sum(v["n_eff"] for v in per_bin.values()) >= b["n_b_eff"] - 1e-9
+    with pytest.raises(ValueError, match="group"):
+        background_variance_shares(detail["bins"], score, mass, weight, sig, group[:-1])

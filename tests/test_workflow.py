@@ -194,6 +194,7 @@ def test_dag_produces_table_one_metrics_and_evaluation_plots(ci_run):
         "Bkg. Corr. floor (1e-3)",
         "Bkg. Corr. above noise (1e-3)",
         "Bkg. dCor² (1e-3)",
+        "Bkg. MC per bin, min (raw / eff.)",
         "Best epoch",
         "Overtraining p-value",
     ]

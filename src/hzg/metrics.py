@@ -166,7 +166,8 @@ def binned_significance_detail(
     one dict
     per score bin (lowest score first) with keys "edges", "window", "s", "b", "s_sumw2", "b_sumw2" (sums of
     w^2 in
-    the window), "n_s_mc", "n_b_mc" (raw MC events in the window), "z" and "z_mc_err".
+    the window), "n_s_mc", "n_b_mc" (raw MC events in the window), "n_b_eff" (their effective number,
+    `effective_events`), "z" and "z_mc_err".
     """
     q_lo, q_hi = mass_quantiles
     if not 0.0 <= q_lo < q_hi <= 1.0:
@@ -202,6 +203,7 @@ def binned_significance_detail(
                 "b_sumw2": b2,
                 "n_s_mc": int(w_s.size),
                 "n_b_mc": int(w_b.size),
+                "n_b_eff": effective_events(w_b),
                 "z": float(asimov_significance(s, b)),
                 "z_mc_err": float(significance_mc_error(s, b, s2, b2)),
             }
@@ -211,6 +213,49 @@ def binned_significance_detail(
         "significance_mc_err": float(np.sqrt(sum(d["z_mc_err"] ** 2 for d in details))),
         "bins": details,
     }
+
+
+def effective_events(weight: Any) -> float:
+    """Kish's effective number of MC events, (sum w)^2 / sum w^2: the number of unweighted events with the
+    same relative MC-statistical uncertainty on the sum (0 for no events)."""
+    w = np.asarray(weight, dtype=float).ravel()
+    w2 = float(np.sum(w * w))
+    return float(np.sum(w) ** 2 / w2) if w2 > 0 else 0.0
+
+
+def background_variance_shares(
+    bins: Sequence[Mapping[str, Any]],
+    score: np.ndarray,
+    mass: np.ndarray,
+    weight: np.ndarray,
+    is_signal: np.ndarray,
+    group: np.ndarray,
+) -> list[dict[int, dict[str, float]]]:
+    """Per score bin of `binned_significance_detail` (its "edges" and "window"), per background group (for
+    example the sample id): its share of the background's sum of weights ("sumw") and of its sum of squared
+    weights ("sumw2", the MC-statistical variance) in the bin's mass window, and its effective events
+    ("n_eff"). Tells which sample limits the MC precision of each bin."""
+    score, weight, sig = _checked(score, weight, is_signal)
+    mass = np.asarray(mass, dtype=float).ravel()
+    group = np.asarray(group).ravel()
+    if mass.shape != score.shape or group.shape != score.shape:
+        raise ValueError("background_variance_shares: mass and group must be as long as score")
+    out: list[dict[int, dict[str, float]]] = []
+    for d in bins:  # a loop over the bins and groups, not the events
+        (s_lo, s_hi), (m_lo, m_hi) = d["edges"], d["window"]
+        sel = ~sig & (score > s_lo) & (score <= s_hi) & (mass >= m_lo) & (mass <= m_hi)
+        w, g = weight[sel], group[sel]
+        total, total2 = float(w.sum()), float(np.sum(w * w))
+        shares: dict[int, dict[str, float]] = {}
+        for key in np.unique(g).tolist():
+            wk = w[g == key]
+            shares[int(key)] = {
+                "sumw": float(wk.sum()) / total if total else float("nan"),
+                "sumw2": float(np.sum(wk * wk)) / total2 if total2 else float("nan"),
+                "n_eff": effective_events(wk),
+            }
+        out.append(shares)
+    return out
 
 
 def binned_significance(

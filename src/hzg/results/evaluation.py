@@ -438,10 +438,33 @@ def trial_metrics(
         "overtraining": ot,
         "significance_bins": signi["bins"],
         "background_mc_per_bin": [d["n_b_mc"] for d in signi["bins"]],
+        "background_mc_effective_per_bin": [d["n_b_eff"] for d in signi["bins"]],
+        **(
+            {"background_mc_by_sample": background_mc_by_sample(signi["bins"], test, s, m, w, y)}
+            if "sample_id" in test.columns
+            else {}
+        ),
         "min_background_mc": min_mc,
         "low_background_mc_bins": low,
         "n_test": {"signal": int(y.sum()), "background": int((~y).sum())},
     }
+
+
+def background_mc_by_sample(
+    bins: list[dict[str, Any]],
+    test: pd.DataFrame,
+    score: np.ndarray,
+    mass: np.ndarray,
+    weight: np.ndarray,
+    is_signal: np.ndarray,
+) -> list[dict[str, dict[str, float]]]:
+    """Per score bin, per background sample id (as a string, the JSON key): its share of the background's
+    weight and MC variance in the bin's mass window and its effective events
+    (`metrics.background_variance_shares`)."""
+    shares = metrics.background_variance_shares(
+        bins, score, mass, weight, is_signal, test["sample_id"].to_numpy()
+    )
+    return [{str(k): v for k, v in per_bin.items()} for per_bin in shares]
 
 
 def random_scores(n: int, seed: int) -> np.ndarray:
@@ -492,7 +515,8 @@ def aggregate(values: Sequence[float | None]) -> dict[str, float | int | None]:
 
 def summarise(trials: Sequence[Mapping[str, Any]], label: str = "run") -> dict[str, dict[str, Any]]:
     """Mean and std of every Table I metric over the trials, and "background_mc": the fewest background MC
-    events in a score bin's mass window over all trials, the threshold and the trials with a bin below it.
+    events in a score bin's mass window over all trials (raw, "min_count", and effective, "min_effective"),
+    the threshold and the trials with a bin below it.
     A metric that some trials lack (NaN: e.g. no background in a bin) is averaged over the others, with a
     warning naming the trials; its count shows in Table I (`format_mean_std`)."""
     out: dict[str, dict[str, Any]] = {key: aggregate([t.get(key) for t in trials]) for key in METRICS}
@@ -509,11 +533,13 @@ def summarise(trials: Sequence[Mapping[str, Any]], label: str = "run") -> dict[s
                 len(trials),
             )
     counts = [n for t in trials for n in t.get("background_mc_per_bin", [])]
+    effective = [n for t in trials for n in t.get("background_mc_effective_per_bin", [])]
     out["background_mc"] = {
         "threshold": trials[0].get("min_background_mc", metrics.MIN_BACKGROUND_MC)
         if trials
         else metrics.MIN_BACKGROUND_MC,
         "min_count": min(counts) if counts else None,
+        "min_effective": min(effective) if effective else None,
         "low_trials": [t["trial"] for t in trials if t.get("low_background_mc_bins")],
     }
     return out

@@ -283,6 +283,7 @@ TABLE_COLUMNS = (
     "Bkg. Corr. floor (1e-3)",
     "Bkg. Corr. above noise (1e-3)",
     "Bkg. dCor² (1e-3)",
+    "Bkg. MC per bin, min (raw / eff.)",
     "Best epoch",
     "Overtraining p-value",
 )
@@ -305,6 +306,14 @@ def low_background_mc(summary: Mapping[str, Any]) -> bool:
     return bool(summary.get("background_mc", {}).get("low_trials"))
 
 
+def _mc_per_bin(background_mc: Mapping[str, Any]) -> str:
+    """ "raw / effective" fewest background MC events in a score bin's mass window over the trials."""
+    raw, eff = background_mc.get("min_count"), background_mc.get("min_effective")
+    if raw is None:
+        return "N.A."
+    return f"{raw} / {eff:.0f}" if eff is not None else str(raw)
+
+
 def table_row(
     model: str, loss: Mapping[str, Any] | None, summary: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, str]:
@@ -325,6 +334,7 @@ def table_row(
             summary.get("bkg_correlation_excess", _NONE), 1, scale=1e3
         ),
         "Bkg. dCor² (1e-3)": format_mean_std(summary.get("bkg_dcor2", _NONE), 1, scale=1e3),
+        "Bkg. MC per bin, min (raw / eff.)": _mc_per_bin(summary.get("background_mc", {})),
         "Best epoch": format_mean_std(summary["best_epoch"], 0),
         "Overtraining p-value": format_mean_std(summary["overtraining_p"], 2),
     }
@@ -350,7 +360,9 @@ def table_note(results: Sequence[tuple[str, Mapping[str, Any] | None, Mapping[st
         "mass bin from the weights each score bin holds (root mean square over mass bins; negative: "
         "consistent with no sculpting). "
         "Bkg. dCor²: weighted squared distance correlation of score and mℓℓγ of the background, "
-        "what DisCo lowers."
+        "what DisCo lowers. "
+        "Bkg. MC per bin, min: the fewest background MC events in a score bin's mass window over bins and "
+        "trials, raw and effective ((Σw)²/Σw², what the MC-statistical precision follows)."
     )
     if any(
         partial(stat)
