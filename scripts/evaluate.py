@@ -12,7 +12,9 @@ from hzg.results import evaluation, plotting
 
 logs.setup(snakemake.log[0])
 p, inp, out = snakemake.params, snakemake.input, snakemake.output
-result = evaluation.evaluate_run(inp.scores, inp.checkpoints, p.evaluation, p.info)
+result = evaluation.evaluate_run(
+    inp.scores, inp.checkpoints, p.evaluation, p.info, sample_names=list(snakemake.config["samples"])
+)
 logging.info("%s_%s, test split:\n%s", p.info["model"], p.info["loss"], evaluation.describe(result))
 io.write_json(out.metrics, result)
 

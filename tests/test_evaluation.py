@@ -14,6 +14,7 @@ from scipy import stats
 from hzg.results import evaluation as ev
 from hzg.results import tables
 from hzg import metrics, registry
+from hzg.data import features
 
 CFG = {
     "n_score_bins": 8,
@@ -184,6 +185,16 @@ def test_trial_records_each_background_sample_share_of_the_mc_variance():
     )
     res = ev.trial_metrics(frame, {**CFG, "min_background_mc": 0})
     by_sample = res["background_mc_by_sample"]
+    # keyed by sample name where the config's names give the id
+    named = ev.background_mc_by_sample(
+        res["significance_bins"],
+        frame.assign(sample_id=frame["sample_id"].map({2: features.sample_id("background"), 3: 3})),
+        *(frame[c].to_numpy() for c in ("score", "mllg")),
+        frame["weight"].to_numpy(),
+        frame["is_signal"].to_numpy() == 1,
+        ["signal", "background"],
+    )
+    assert any("background" in b for b in named) and all(set(b) <= {"background", "3"} for b in named)
     assert len(by_sample) == 8
     for per_bin, n_eff in zip(by_sample, res["background_mc_effective_per_bin"]):
         assert set(per_bin) <= {"2", "3"}
@@ -446,6 +457,20 @@ def test_evaluate_run_writes_strict_json_with_every_trial_and_the_summary(tmp_pa
         "min_effective": min(min(t["background_mc_effective_per_bin"]) for t in res["trials"]),
         "low_trials": [t for t, c in enumerate(counts) if min(c) < 20],
     }
+    assert "background_mc_by_sample" not in res["trials"][0]  # these files have no sample_id
+    # files with the event's sample id: each background sample's share of every bin, by name
+    for t, path in enumerate(paths):
+        frame = pd.read_parquet(path)
+        frame.assign(sample_id=np.where(frame["is_signal"] == 1, 5, features.sample_id("bkg"))).to_parquet(
+            path
+        )
+    res = ev.evaluate_run(paths, ckpts, CFG, {"model": "etn", "loss": "bce"}, sample_names=["bkg"])
+    for trial in res["trials"]:
+        by_sample = trial["background_mc_by_sample"]
+        assert len(by_sample) == 8 and sum(map(len, by_sample)) >= 3
+        for b, n in zip(by_sample, trial["background_mc_per_bin"]):
+            assert list(b) == (["bkg"] if n else [])  # a bin without background MC has no share
+            assert n == 0 or b["bkg"]["sumw2"] == pytest.approx(1.0)
 
 
 def test_random_classifier_through_the_feature_files(tmp_path):

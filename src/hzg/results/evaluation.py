@@ -390,9 +390,15 @@ def scaled_weights(frame: pd.DataFrame) -> np.ndarray:
 
 
 def trial_metrics(
-    frame: pd.DataFrame, cfg: Mapping[str, Any], best_epoch: int | None = None, label: str = ""
+    frame: pd.DataFrame,
+    cfg: Mapping[str, Any],
+    best_epoch: int | None = None,
+    label: str = "",
+    sample_names: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """All metrics of one trial from its scores (columns score, mllg, weight, is_signal, split).
+    """All metrics of one trial from its scores (columns score, mllg, weight, is_signal, split; with a
+    sample_id column also "background_mc_by_sample", keyed by the names in `sample_names` whose
+    `features.sample_id` it is, else by the id).
 
     cfg: the `evaluation` config (n_score_bins, mass_bins, window, overtraining_test, overtraining_bins and
     optionally min_background_mc, default 20). A score bin with fewer background MC events in its mass window
@@ -440,7 +446,11 @@ def trial_metrics(
         "background_mc_per_bin": [d["n_b_mc"] for d in signi["bins"]],
         "background_mc_effective_per_bin": [d["n_b_eff"] for d in signi["bins"]],
         **(
-            {"background_mc_by_sample": background_mc_by_sample(signi["bins"], test, s, m, w, y)}
+            {
+                "background_mc_by_sample": background_mc_by_sample(
+                    signi["bins"], test, s, m, w, y, sample_names
+                )
+            }
             if "sample_id" in test.columns
             else {}
         ),
@@ -457,14 +467,18 @@ def background_mc_by_sample(
     mass: np.ndarray,
     weight: np.ndarray,
     is_signal: np.ndarray,
+    sample_names: Sequence[str] | None = None,
 ) -> list[dict[str, dict[str, float]]]:
-    """Per score bin, per background sample id (as a string, the JSON key): its share of the background's
-    weight and MC variance in the bin's mass window and its effective events
+    """Per score bin, per background sample (its name from `sample_names`, else its id as a string): its share
+    of the background's weight and MC variance in the bin's mass window and its effective events
     (`metrics.background_variance_shares`)."""
+    from hzg.data.features import sample_id
+
+    names = {sample_id(n): n for n in sample_names or ()}
     shares = metrics.background_variance_shares(
         bins, score, mass, weight, is_signal, test["sample_id"].to_numpy()
     )
-    return [{str(k): v for k, v in per_bin.items()} for per_bin in shares]
+    return [{names.get(k, str(k)): v for k, v in per_bin.items()} for per_bin in shares]
 
 
 def random_scores(n: int, seed: int) -> np.ndarray:
@@ -486,8 +500,12 @@ def random_trial_frame(features: pd.DataFrame, trial: int, seed: int) -> pd.Data
 
 
 def read_scores(path: str | Path) -> pd.DataFrame:
-    """The columns of a training job's scores.parquet that the evaluation uses."""
-    return pd.read_parquet(path, columns=list(SCORE_COLUMNS))
+    """The columns of a training job's scores.parquet that the evaluation uses (with the event's sample id,
+    where the file has it: `background_mc_by_sample`)."""
+    import pyarrow.parquet as pq
+
+    extra = [c for c in ("sample_id",) if c in pq.read_schema(path).names]
+    return pd.read_parquet(path, columns=list(SCORE_COLUMNS) + extra)
 
 
 def best_epoch(checkpoint_path: str | Path) -> int | None:
@@ -563,13 +581,15 @@ def evaluate_run(
     checkpoint_paths: Sequence[str | Path] | None,
     cfg: Mapping[str, Any],
     info: Mapping[str, Any] | None = None,
+    sample_names: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """metrics.json of one (model, loss): every trial (in the order of the paths) and the summary."""
+    """metrics.json of one (model, loss): every trial (in the order of the paths) and the summary;
+    `sample_names` (the config's samples) name the samples of "background_mc_by_sample"."""
     trials = []
     for t, path in enumerate(score_paths):
         epoch = best_epoch(checkpoint_paths[t]) if checkpoint_paths else None
         label = f"{run_name((info or {}).get('model', 'run'), (info or {}).get('loss', ''))} trial {t}"
-        trials.append({"trial": t, **trial_metrics(read_scores(path), cfg, epoch, label)})
+        trials.append({"trial": t, **trial_metrics(read_scores(path), cfg, epoch, label, sample_names)})
     name = run_name((info or {}).get("model", "run"), (info or {}).get("loss", ""))
     return to_json_safe(
         {**(info or {}), "n_trials": len(trials), "summary": summarise(trials, name), "trials": trials}
