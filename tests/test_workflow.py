@@ -180,6 +180,14 @@ def test_dag_produces_table_one_metrics_and_evaluation_plots(ci_run):
             assert 0.0 <= trial["auc"] <= 1.0 and trial["significance"] > 0 and trial["bkg_correlation"] > 0
             assert 0.0 <= trial["overtraining_p"] <= 1.0
             assert len(trial["background_mc_per_bin"]) == cfg["evaluation"]["n_score_bins"]
+            effective = trial["background_mc_effective_per_bin"]
+            assert all(0 <= e <= n + 1e-6 for e, n in zip(effective, trial["background_mc_per_bin"]))
+            if run != "random":  # the sample of each event flows from the n-tuple through scores to metrics
+                backgrounds = {k for k, v in cfg["samples"].items() if v["kind"] == "background"}
+                for per_bin, n in zip(trial["background_mc_by_sample"], trial["background_mc_per_bin"]):
+                    assert set(per_bin) <= backgrounds and bool(per_bin) == (n > 0)
+                    if per_bin:
+                        assert sum(v["sumw2"] for v in per_bin.values()) == pytest.approx(1.0)
             assert trial["significance_mc_err"] > 0
             assert trial["min_background_mc"] == cfg["evaluation"]["min_background_mc"]
             assert (trial["best_epoch"] is None) == (run.split("_")[0] in ("xgboost", "bdt", "random"))
