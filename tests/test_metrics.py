@@ -275,11 +275,17 @@ def test_binned_significance_rejects_nan_scores():
 
 # ---------------------------------------------------------------- effective MC events and variance shares
 def test_effective_events_hand_values():
-    assert effective_events(np.full(40, 0.3)) == pytest.approx(40.0)
+    def from_weights(w):
+        w = np.asarray(w, dtype=float)
+        return effective_events(w.sum(), np.sum(w * w))
+
+    assert from_weights(np.full(40, 0.3)) == pytest.approx(40.0)
     # one event of weight 10 among 10 of weight 1: (20)^2 / (100 + 10) = 3.636...
-    assert effective_events(np.r_[np.ones(10), 10.0]) == pytest.approx(400 / 110)
-    assert effective_events(np.array([])) == 0.0
-    assert effective_events([2.0]) == pytest.approx(1.0)
+    assert from_weights(np.r_[np.ones(10), 10.0]) == pytest.approx(400 / 110)
+    assert from_weights(np.array([])) == 0.0
+    assert from_weights([2.0]) == pytest.approx(1.0)
+    # histograms are summed first: the same as the sums
+    assert effective_events(np.array([12.0, 8.0]), np.array([105.0, 5.0])) == pytest.approx(400 / 110)
 
 
 def test_variance_shares_name_the_sample_that_limits_each_bin():

@@ -203,7 +203,7 @@ def binned_significance_detail(
                 "b_sumw2": b2,
                 "n_s_mc": int(w_s.size),
                 "n_b_mc": int(w_b.size),
-                "n_b_eff": effective_events(w_b),
+                "n_b_eff": effective_events(b, b2),
                 "z": float(asimov_significance(s, b)),
                 "z_mc_err": float(significance_mc_error(s, b, s2, b2)),
             }
@@ -215,12 +215,12 @@ def binned_significance_detail(
     }
 
 
-def effective_events(weight: Any) -> float:
-    """Kish's effective number of MC events, (sum w)^2 / sum w^2: the number of unweighted events with the
-    same relative MC-statistical uncertainty on the sum (0 for no events)."""
-    w = np.asarray(weight, dtype=float).ravel()
-    w2 = float(np.sum(w * w))
-    return float(np.sum(w) ** 2 / w2) if w2 > 0 else 0.0
+def effective_events(sumw: Any, sumw2: Any) -> float:
+    """Kish's effective number of MC events, (sum w)^2 / sum w^2, from the sum of weights and the sum of
+    squared weights (numbers, or histograms that are summed): the number of unweighted events with the same
+    relative MC-statistical uncertainty on the sum (0 where the sum is not positive)."""
+    total, var = float(np.sum(sumw)), float(np.sum(sumw2))
+    return total**2 / var if total > 0 and var > 0 else 0.0
 
 
 def background_variance_shares(
@@ -249,10 +249,11 @@ def background_variance_shares(
         shares: dict[int, dict[str, float]] = {}
         for key in np.unique(g).tolist():
             wk = w[g == key]
+            sumw, sumw2 = float(wk.sum()), float(np.sum(wk * wk))
             shares[int(key)] = {
-                "sumw": float(wk.sum()) / total if total else float("nan"),
-                "sumw2": float(np.sum(wk * wk)) / total2 if total2 else float("nan"),
-                "n_eff": effective_events(wk),
+                "sumw": sumw / total if total else float("nan"),
+                "sumw2": sumw2 / total2 if total2 else float("nan"),
+                "n_eff": effective_events(sumw, sumw2),
             }
         out.append(shares)
     return out

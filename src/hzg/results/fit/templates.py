@@ -83,12 +83,6 @@ def background_config(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     return defaults_updated(DEFAULT_BACKGROUND, cfg, "fit.background")
 
 
-def effective_events(counts: np.ndarray, sumw2: np.ndarray) -> float:
-    """Kish's effective number of MC events (sum w)^2 / sum w^2 of a histogram (0 if empty)."""
-    total, var = float(np.sum(counts)), float(np.sum(sumw2))
-    return total**2 / var if total > 0 and var > 0 else 0.0
-
-
 def pooled(counts: np.ndarray, sumw2: np.ndarray, index: int, min_events: float) -> list[int]:
     """Categories whose background MC is pooled to fit the shape of category `index`: itself, then its
     neighbours in score (lower first, then higher), until the pool holds `min_events` effective MC events."""
@@ -96,7 +90,7 @@ def pooled(counts: np.ndarray, sumw2: np.ndarray, index: int, min_events: float)
     chosen: list[int] = []
     for j in order:
         chosen.append(j)
-        if effective_events(counts[chosen].sum(axis=0), sumw2[chosen].sum(axis=0)) >= min_events:
+        if metrics.effective_events(counts[chosen].sum(axis=0), sumw2[chosen].sum(axis=0)) >= min_events:
             break
     return sorted(chosen)
 
@@ -266,7 +260,7 @@ def build_templates(
         pools[c] = {
             "pooled_with": [categories[j] for j in pool if j != i],
             "scale": factor,
-            "effective_mc_events": effective_events(bkg[i], bkg2[i]),
+            "effective_mc_events": metrics.effective_events(bkg[i], bkg2[i]),
             "data_from_template": len(pool) > 1,
         }
     for i, c in enumerate(categories):
