@@ -188,10 +188,10 @@ def test_trial_records_each_background_sample_share_of_the_mc_variance():
     # keyed by sample name where the config's names give the id
     named = ev.background_mc_by_sample(
         res["significance_bins"],
-        frame.assign(sample_id=frame["sample_id"].map({2: features.sample_id("background"), 3: 3})),
         *(frame[c].to_numpy() for c in ("score", "mllg")),
         frame["weight"].to_numpy(),
         frame["is_signal"].to_numpy() == 1,
+        frame["sample_id"].map({2: features.sample_id("background"), 3: 3}).to_numpy(),
         ["signal", "background"],
     )
     assert any("background" in b for b in named) and all(set(b) <= {"background", "3"} for b in named)

@@ -448,7 +448,7 @@ def trial_metrics(
         **(
             {
                 "background_mc_by_sample": background_mc_by_sample(
-                    signi["bins"], test, s, m, w, y, sample_names
+                    signi["bins"], s, m, w, y, test["sample_id"].to_numpy(), sample_names
                 )
             }
             if "sample_id" in test.columns
@@ -462,11 +462,11 @@ def trial_metrics(
 
 def background_mc_by_sample(
     bins: list[dict[str, Any]],
-    test: pd.DataFrame,
     score: np.ndarray,
     mass: np.ndarray,
     weight: np.ndarray,
     is_signal: np.ndarray,
+    sample_ids: np.ndarray,
     sample_names: Sequence[str] | None = None,
 ) -> list[dict[str, dict[str, float]]]:
     """Per score bin, per background sample (its name from `sample_names`, else its id as a string): its share
@@ -475,9 +475,7 @@ def background_mc_by_sample(
     from hzg.data.features import sample_id
 
     names = {sample_id(n): n for n in sample_names or ()}
-    shares = metrics.background_variance_shares(
-        bins, score, mass, weight, is_signal, test["sample_id"].to_numpy()
-    )
+    shares = metrics.background_variance_shares(bins, score, mass, weight, is_signal, sample_ids)
     return [{names.get(k, str(k)): v for k, v in per_bin.items()} for per_bin in shares]
 
 
