@@ -25,7 +25,7 @@ def edited(*edits):
     return cfg
 
 
-@pytest.mark.parametrize("name", ["ci", "config", "paper", "methods"])
+@pytest.mark.parametrize("name", ["ci", "config", "paper", "methods", "mass_scan"])
 def test_shipped_configs_pass(name):
     assert problems(load_config(REPO / f"config/{name}.yaml")) == []
 
@@ -141,3 +141,23 @@ def test_an_overlay_merges_key_by_key_and_replaces_samples_whole(tmp_path):
         "training": {"epochs": 7, "seed": 1},
         "samples": {"s": {"kind": "signal", "k_factor": 2}},
     }
+
+
+def test_fsr_slice_needs_both_drell_yan_samples_and_its_pt():
+    assert CI["generation"]["fsr_slice_pt"] and CI["samples"]["background_fsr_jet"]
+    without_slice = copy.deepcopy(CI)
+    del without_slice["samples"]["background_fsr_jet"]
+    assert any(
+        "no sample generates the slice (process drellyan_jet_fsr)" in p for p in problems(without_slice)
+    )
+    without_below = copy.deepcopy(CI)
+    del without_below["samples"]["background_fsr"]
+    assert any("no sample generates drellyan_fsr" in p for p in problems(without_below))
+    assert any(
+        "generate drellyan_jet_fsr" in p and "generation.fsr_slice_pt is null" in p
+        for p in problems(edited(("generation.fsr_slice_pt", None)))
+    )
+    # unsliced: drellyan_fsr alone, no slice pT
+    unsliced = edited(("generation.fsr_slice_pt", None))
+    del unsliced["samples"]["background_fsr_jet"]
+    assert problems(unsliced) == []

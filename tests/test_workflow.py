@@ -21,7 +21,8 @@ from conftest import copy_workflow, snakemake  # noqa: E402  (the ci DAG runs on
 
 def test_dag_produces_features_tables_plots_and_logs(ci_run):
     cfg = load_config(ci_run / "config/ci.yaml")
-    assert list(cfg["samples"]) == ["signal", "background", "background_fsr"]  # ISR and FSR backgrounds
+    # ISR and FSR backgrounds, FSR as two slices of its first initial-state emission
+    assert list(cfg["samples"]) == ["signal", "background", "background_fsr", "background_fsr_jet"]
     for sample in cfg["samples"]:
         frame = pd.read_parquet(ci_run / f"results/features/{sample}.parquet")
         cols = list(features.FEATURES) + list(features.DISCO_FEATURES) + ["mllg", "weight"]

@@ -65,6 +65,37 @@ def _window_ok(window: Any) -> bool:
     return isinstance(window, (list, tuple)) and len(window) == 2 and window[0] < window[1]
 
 
+def _fsr_slice_problems(samples: Mapping[str, Any], generation: Mapping[str, Any]) -> list[str]:
+    """The Drell-Yan FSR slicing (`generation.fsr_slice_pt`) needs both halves: without the slice the events
+    above it would be missing, without the 2 -> 1 sample those below it."""
+    processes: dict[str, list[str]] = {}
+    for name, spec in samples.items():
+        if spec.get("generate"):
+            processes.setdefault(spec["generate"]["process"], []).append(name)
+    slice_pt = generation.get("fsr_slice_pt")
+    below, above = processes.get("drellyan_fsr", []), processes.get("drellyan_jet_fsr", [])
+    if above and slice_pt is None:
+        return [
+            f"samples {above} generate drellyan_jet_fsr, the Drell-Yan FSR slice above "
+            "generation.fsr_slice_pt, but generation.fsr_slice_pt is null"
+        ]
+    if slice_pt is None:
+        return []
+    out = []
+    if below and not above:
+        out.append(
+            f"generation.fsr_slice_pt is {slice_pt}: samples {below} (drellyan_fsr) drop their events above "
+            "it, "
+            "but no sample generates the slice (process drellyan_jet_fsr)"
+        )
+    if above and not below:
+        out.append(
+            f"generation.fsr_slice_pt is {slice_pt} and samples {above} generate the slice above it, but no "
+            "sample generates drellyan_fsr, the Drell-Yan FSR below it"
+        )
+    return out
+
+
 def problems(config: Mapping[str, Any]) -> list[str]:
     """Every broken cross-key constraint of a (schema-valid) config, as one sentence each."""
     out: list[str] = []
@@ -131,6 +162,7 @@ def problems(config: Mapping[str, Any]) -> list[str]:
             f"generation.qcd_final_state_shower is false but generation.level is {level!r}: only parton "
             "level (nothing hadronises) may skip the QCD final-state shower"
         )
+    out += _fsr_slice_problems(samples, generation)
     sel = config["selection"]
     if not sel["mllg_min"] < sel["mllg_max"]:
         out.append(f"selection.mllg_min {sel['mllg_min']} is not below selection.mllg_max {sel['mllg_max']}")

@@ -65,6 +65,18 @@ PROCESSES: dict[str, list[str]] = {
         "23:onIfAny = 11 13",
         "SpaceShower:QEDshowerByQ = off",
     ],
+    # Drell-Yan + jet, q qbar -> gamma*/Z g and q g -> gamma*/Z q, with the photon radiated off a lepton: the
+    # high-recoil slice of drellyan_fsr (`generation.fsr_slice_pt`; `FSR_PROCESSES`). Its first initial-state
+    # emission is the matrix element's parton, which drellyan_fsr reaches only through its shower (there the
+    # same matrix elements, Pythia's matrix-element correction of the first emission); drellyan_fsr drops
+    # its events whose first emission lies above the slice's p-hat_T, so that nothing is counted twice.
+    "drellyan_jet_fsr": [
+        "WeakBosonAndParton:qqbar2gmZg = on",
+        "WeakBosonAndParton:qg2gmZq = on",
+        "23:onMode = off",
+        "23:onIfAny = 11 13",
+        "SpaceShower:QEDshowerByQ = off",
+    ],
 }
 
 #: Switches of the generation level. "parton": no multi-parton interactions and no
@@ -85,6 +97,10 @@ class Bias:
     mass_peak: float = 125.0
     mass_width: float = 8.0
     mass_boost: float = 0.0
+    #: the mass m of the bias (its peak and its p-hat_T / m): "mhat" (the hard process' m-hat; m(gamma*/Z)
+    #: of a 2 -> 1 Drell-Yan event) or "m3" (the first outgoing particle's mass: m(gamma*/Z) of Drell-Yan
+    #: + jet)
+    mass_variable: str = "mhat"
 
 
 @dataclass(frozen=True)
@@ -263,6 +279,10 @@ class ChunkSpec:
     #: nothing hadronises: the leptons, the photon and the ISR recoil are unchanged (QED FSR stays on), and
     #: it saves 30 % (qqbar -> Z gamma) to 60 % (ggH) of a chunk's time (`generation.qcd_final_state_shower`)
     qcd_fsr: bool = True
+    #: the p-hat_T (GeV) that splits Drell-Yan FSR into two samples (`generation.fsr_slice_pt`): drellyan_fsr
+    #: drops its events whose first initial-state emission is harder; drellyan_jet_fsr generates p-hat_T above
+    #: it. None: drellyan_fsr alone, unsliced
+    fsr_slice_pt: float | None = None
 
     @property
     def hadron_veto(self) -> ShowerAcceptance | None:
@@ -331,7 +351,10 @@ BACKGROUND_PROCESSES = ("qqbar_Zgamma",)
 #: `isr_veto_ht` (both parts of the paper's one pp -> Z(ll)gamma sample were showered alike).
 BACKGROUND_ISR_PROCESSES = ("qqbar_Zgamma", "drellyan_fsr")
 #: Processes whose hard process gets the acceptance veto (leptons only for Drell-Yan).
-VETOED_PROCESSES = ("qqbar_Zgamma", "drellyan_fsr")
+VETOED_PROCESSES = ("qqbar_Zgamma", "drellyan_fsr", "drellyan_jet_fsr")
+#: Drell-Yan with the photon radiated off a lepton (`generation.fsr`, `generation.fsr_bias`): the 2 -> 1
+#: sample and its high-recoil slice.
+FSR_PROCESSES = ("drellyan_fsr", "drellyan_jet_fsr")
 
 
 def chunk_spec(
@@ -359,9 +382,20 @@ def chunk_spec(
     if veto is not None and process != "qqbar_Zgamma":
         veto["require_photon"] = False
     bias = generation.get("bias") if background else None
-    fsr = generation.get("fsr") if process == "drellyan_fsr" else None
-    if process == "drellyan_fsr" and generation.get("fsr_bias"):
-        bias = dict(generation["fsr_bias"])  # in m-hat = m(gamma*/Z) only: a 2 -> 1 process has no p-hat_T
+    fsr = generation.get("fsr") if process in FSR_PROCESSES else None
+    if process in FSR_PROCESSES and generation.get("fsr_bias"):
+        bias = dict(generation["fsr_bias"])  # in m(gamma*/Z); p-hat_T / m(gamma*/Z) for the slice only
+        if process == "drellyan_jet_fsr":
+            bias["mass_variable"] = "m3"
+        else:  # a 2 -> 1 process has no p-hat_T
+            bias.pop("pt_over_m_power", None)
+            bias.pop("pt_over_m_ref", None)
+    slice_pt = generation.get("fsr_slice_pt")
+    if process == "drellyan_jet_fsr" and slice_pt is None:
+        raise ValueError(
+            "process drellyan_jet_fsr is the high-recoil slice of drellyan_fsr: it needs "
+            "generation.fsr_slice_pt"
+        )
     return ChunkSpec(
         process=process,
         n_events=int(n_events),
@@ -377,7 +411,7 @@ def chunk_spec(
         isr_damp_fudge=float(generation.get("isr_damp_fudge", 1.0)),
         isr_max_fudge=float(generation.get("isr_max_fudge", 1.0)),
         isr_veto_ht=float(generation["isr_veto_ht"])
-        if isr and generation.get("isr_veto_ht") is not None
+        if (isr or process == "drellyan_jet_fsr") and generation.get("isr_veto_ht") is not None
         else None,
         veto=AcceptanceVeto(**veto) if veto else None,
         bias=Bias(**bias) if bias else None,
@@ -385,6 +419,7 @@ def chunk_spec(
         veto_before_hadronisation=bool(generation.get("veto_before_hadronisation", False)),
         higgs_mass=float(higgs_mass),
         qcd_fsr=bool(generation.get("qcd_final_state_shower", True)),
+        fsr_slice_pt=float(slice_pt) if process in FSR_PROCESSES and slice_pt is not None else None,
     )
 
 
@@ -450,11 +485,17 @@ def pythia_settings(spec: ChunkSpec) -> list[str]:
     ]
     if spec.process in BACKGROUND_ISR_PROCESSES:
         cuts += isr
-    if spec.process == "drellyan_fsr":
+    if spec.fsr_slice_pt is not None and not spec.fsr_slice_pt > 0.0:
+        raise ValueError(f"generation.fsr_slice_pt must be positive or null, got {spec.fsr_slice_pt}")
+    if spec.process in FSR_PROCESSES:
         # m(gamma*/Z) = m(llg) when the photon comes from a lepton: the mass range of the selection
         cuts += [f"23:mMin = {spec.mhat_min}"] + (
             [f"23:mMax = {spec.mhat_max}"] if spec.mhat_max > spec.mhat_min else []
         )
+        if spec.process == "drellyan_jet_fsr":
+            # the slice above drellyan_fsr's first emissions; its own shower starts at its p-hat_T (Pythia's
+            # default for a final state with a parton)
+            cuts += [f"PhaseSpace:pTHatMin = {spec.fsr_slice_pt}"]
         if spec.fsr is not None:
             cuts += [f"TimeShower:pTminChgL = {spec.fsr.lepton_qed_cutoff}"]
             if spec.fsr.enhance != 1.0:
@@ -549,8 +590,12 @@ def _bias_function(bias: Bias) -> Callable[[Any], float]:
     peak, width, boost = float(bias.mass_peak), float(bias.mass_width), float(bias.mass_boost)
     floor, exp = BIAS_FLOOR, math.exp
 
+    if bias.mass_variable not in ("mhat", "m3"):
+        raise ValueError(f"Bias.mass_variable must be 'mhat' or 'm3', got {bias.mass_variable!r}")
+    use_m3 = bias.mass_variable == "m3"
+
     def bias_of(phase_space: Any) -> float:
-        mhat = phase_space.mHat
+        mhat = phase_space.m3 if use_m3 else phase_space.mHat
         x = phase_space.pTHat() / mhat
         if x < floor:
             x = floor
@@ -582,14 +627,61 @@ def hard_process_summary(process: Any) -> tuple[float, list[float], list[float],
     return 0.5 * ht, lepton_pt, lepton_eta, photon_pt, photon_eta
 
 
+def rest_frame_half_ht(particles: Sequence[tuple[float, float, float, float, float]]) -> float:
+    """HT/2 of `particles` (px, py, pz, E, m) in their common rest frame: half the sum of sqrt(m^2 + pT^2),
+    pT transverse to the beam axis after the boost that brings their total momentum to rest.
+
+    For the leptons of a gamma*/Z this is the HT/2 that the 2 -> 1 Drell-Yan process has before its shower
+    (its gamma*/Z is at rest in the transverse plane), so the Drell-Yan + jet slice can apply the same limit
+    to its p-hat_T that drellyan_fsr's ISR veto applies to its emissions (`generation.isr_veto_ht`).
+    """
+    px = sum(p[0] for p in particles)
+    py = sum(p[1] for p in particles)
+    pz = sum(p[2] for p in particles)
+    e = sum(p[3] for p in particles)
+    bx, by, bz = px / e, py / e, pz / e
+    b2 = bx * bx + by * by + bz * bz
+    gamma = 1.0 / math.sqrt(1.0 - b2)
+    half = 0.0
+    for qx, qy, qz, qe, m in particles:
+        bp = bx * qx + by * qy + bz * qz
+        along = ((gamma - 1.0) * bp / b2 - gamma * qe) if b2 > 0.0 else 0.0
+        half += math.sqrt(m * m + (qx + along * bx) ** 2 + (qy + along * by) ** 2)
+    return 0.5 * half
+
+
+def slice_pthat_limit(process: Any, fudge: float) -> tuple[float, float]:
+    """(p-hat_T, f HT/2) of a Drell-Yan + jet hard process: the gamma*/Z's pT (its leptons' sum) and the limit
+    that drellyan_fsr's ISR veto would set, f times the leptons' HT/2 in the gamma*/Z rest frame
+    (`rest_frame_half_ht`)."""
+    leptons = [
+        (q.px(), q.py(), q.pz(), q.e(), q.m())
+        for q in process.particles()
+        if q.status() > 0 and q.idAbs() in (11, 13)
+    ]
+    pthat = math.hypot(sum(q[0] for q in leptons), sum(q[1] for q in leptons))
+    return pthat, fudge * rest_frame_half_ht(leptons)
+
+
 def _user_hook(
     bias: Bias | None,
     veto: AcceptanceVeto | None,
     fsr: FsrFilter | None = None,
     isr_scale_fudge: float | None = None,
+    drop_first_isr_above: float | None = None,
+    slice_pthat_fudge: float | None = None,
 ) -> Any:
     """A Pythia UserHooks object: selection bias (`selection_bias`), acceptance veto, FSR filter and, with
     isr_scale_fudge f, the veto of initial-state emissions of the hard system above f HT/2 (`ISR_MAX` text).
+
+    The Drell-Yan FSR slicing (`generation.fsr_slice_pt`): with drop_first_isr_above X (drellyan_fsr) the
+    event is dropped when the first initial-state emission of the hard system that the ISR veto keeps is
+    harder than X (pT of the emitted parton; the showers are pT-ordered, so it is the hardest); with
+    slice_pthat_fudge f (drellyan_jet_fsr) the hard process is vetoed when its p-hat_T exceeds the limit of
+    drellyan_fsr's ISR veto, f HT/2 of the leptons in the gamma*/Z frame (`slice_pthat_limit`). Together the
+    two samples hold every Drell-Yan FSR event once: the slice the events whose first emission is harder than
+    X, generated from the matrix elements that Pythia's matrix-element correction gives drellyan_fsr's first
+    emission.
 
     Pythia calls `biasSelectionBy` for every trial phase-space point (about 40 per accepted background
     event) and the ISR veto for every emission, so both stay in plain Python floats with local names
@@ -601,12 +693,17 @@ def _user_hook(
     veto_isr = isr_scale_fudge is not None
     fudge = float(isr_scale_fudge) if veto_isr else 0.0
     emitted = ISR_EMITTED_STATUS
+    drop_above = math.inf if drop_first_isr_above is None else float(drop_first_isr_above)
+    watch_first = drop_first_isr_above is not None
+    slice_fudge = slice_pthat_fudge
 
     class Hook(pythia8mc.UserHooks):
         isr_limit = math.inf
+        first_isr = True
+        drop = False
 
         def canVetoISREmission(self) -> bool:  # noqa: N802
-            return veto_isr
+            return veto_isr or watch_first
 
         def doVetoISREmission(self, size_old, event, i_sys) -> bool:  # noqa: N802
             if i_sys != 0:
@@ -614,7 +711,13 @@ def _user_hook(
             for i in range(size_old, event.size()):
                 particle = event[i]
                 if particle.status() == emitted:
-                    return particle.pT() > self.isr_limit
+                    pt = particle.pT()
+                    if pt > self.isr_limit:
+                        return True
+                    if self.first_isr:
+                        self.first_isr = False
+                        self.drop = pt > drop_above
+                    return False
             return False
 
         def canBiasSelection(self) -> bool:  # noqa: N802 (Pythia's names)
@@ -624,19 +727,26 @@ def _user_hook(
             return bias_of(phase_space)
 
         def canVetoProcessLevel(self) -> bool:  # noqa: N802
-            return veto is not None or veto_isr
+            return veto is not None or veto_isr or watch_first or slice_fudge is not None
 
         def doVetoProcessLevel(self, process) -> bool:  # noqa: N802
+            self.first_isr, self.drop = True, False
+            if slice_fudge is not None:
+                pthat, limit = slice_pthat_limit(process, slice_fudge)
+                if pthat > limit:
+                    return True
+            if veto is None and not veto_isr:
+                return False
             half, lepton_pt, lepton_eta, photon_pt, photon_eta = hard_process_summary(process)
             if veto_isr:
                 self.isr_limit = fudge * half
             return veto is not None and not veto.passes(lepton_pt, lepton_eta, photon_pt, photon_eta)
 
         def canVetoPartonLevel(self) -> bool:  # noqa: N802
-            return fsr is not None
+            return fsr is not None or watch_first
 
         def doVetoPartonLevel(self, event) -> bool:  # noqa: N802
-            return not fsr.passes(event)
+            return self.drop or (fsr is not None and not fsr.passes(event))
 
     return Hook()
 
@@ -659,14 +769,21 @@ class ChunkGenerator:
         self.n_hadron_vetoed = 0
         self._visible_ids: dict[int, bool] = {}
         self.hook = None
+        is_slice = spec.process == "drellyan_jet_fsr"
         if (
             spec.bias is not None
             or spec.veto is not None
             or spec.fsr is not None
             or spec.isr_veto_ht is not None
+            or spec.fsr_slice_pt is not None
         ):
             self.hook = _user_hook(
-                spec.bias, spec.veto, spec.fsr, spec.isr_veto_ht
+                spec.bias,
+                spec.veto,
+                spec.fsr,
+                None if is_slice else spec.isr_veto_ht,
+                drop_first_isr_above=spec.fsr_slice_pt if spec.process == "drellyan_fsr" else None,
+                slice_pthat_fudge=spec.isr_veto_ht if is_slice else None,
             )  # kept alive here: Pythia holds a raw pointer
             self.pythia.setUserHooksPtr(self.hook)
         if not self.pythia.init():
@@ -738,10 +855,21 @@ class ChunkGenerator:
         ):  # event by event, as numpy scalars: the same bits as before (see tests)
             pthat = np.sqrt(ak.to_numpy(info.pT2Hat)).tolist()
             mhat = ak.to_numpy(info.mHat).tolist()
+            if self.spec.bias.mass_variable == "m3":
+                mhat = self._m3(info).tolist()
             weights = weights / np.array(
                 [selection_bias(a, m, self.spec.bias) for a, m in zip(pthat, mhat)], np.float64
             )
         return ak.unflatten(ak.zip(fields), counts), weights
+
+    @staticmethod
+    def _m3(info: ak.Array) -> np.ndarray:
+        """Mass of the first outgoing particle of 2 -> 2 hard processes from nextBatch's info,
+        sqrt(s + t + u): Pythia's t-hat and u-hat of gamma*/Z + parton are those of a massless outgoing parton
+        (its mass is given after; checked against the gamma*/Z of the record, b quarks included, in the
+        tests)."""
+        stu = ak.to_numpy(info.sHat) + ak.to_numpy(info.tHat) + ak.to_numpy(info.uHat)
+        return np.sqrt(stu)
 
     def _visible(self, pid: np.ndarray) -> np.ndarray:
         """Pythia's isVisible() of each PDG id (per species, cached)."""
@@ -790,7 +918,8 @@ class ChunkGenerator:
             info = self.pythia.infoPython()
             weights[i] = info.weight()
             if self.spec.bias is not None:
-                weights[i] /= selection_bias(info.pTHat(), info.mHat(), self.spec.bias)
+                mass = info.m3Hat() if self.spec.bias.mass_variable == "m3" else info.mHat()
+                weights[i] /= selection_bias(info.pTHat(), mass, self.spec.bias)
             i += 1
             self.bar.update(1)
             seconds["extract"] += time.perf_counter() - t1
