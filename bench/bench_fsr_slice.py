@@ -31,14 +31,16 @@ EDGES = np.array([0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1.2]
 CUTS = (0.0, 0.2, 0.4, 0.6)
 
 
-def _chunk(args: tuple[str, int, int, float | None, float]) -> dict[str, np.ndarray | float]:
+def _chunk(args: tuple[str, int, int, float | None, float, bool]) -> dict[str, np.ndarray | float]:
     """One chunk: generate, detector, n-tuple, preselection; selected pT/m, m(llg), weight in fb."""
     from hzg import io
     from hzg.data import generate, selection
 
-    process, n_events, seed, slice_pt, power = args
+    process, n_events, seed, slice_pt, power, veto = args
     cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
     generation = dict(cfg["generation"], fsr_slice_pt=slice_pt)
+    if not veto:
+        generation["acceptance_veto"] = None
     if power:
         generation["fsr_bias"] = dict(generation["fsr_bias"], pt_over_m_power=power, pt_over_m_ref=0.3)
     spec = generate.chunk_spec(process, n_events, seed, generation, cfg["sqrt_s_tev"])
@@ -71,9 +73,10 @@ def make(
     slice_pt: float | None,
     workers: int,
     power: float = 0.0,
+    veto: bool = True,
 ) -> dict:
     """A sample of `n_events` in chunks; each chunk's weights are divided by the number of chunks."""
-    jobs = [(process, chunk, seed + i, slice_pt, power) for i in range(max(1, n_events // chunk))]
+    jobs = [(process, chunk, seed + i, slice_pt, power, veto) for i in range(max(1, n_events // chunk))]
     with ProcessPoolExecutor(workers) as pool:
         parts = list(pool.map(_chunk, jobs))
     out = {k: np.concatenate([p[k] for p in parts]) for k in ("pt_over_m", "mllg", "weight")}
@@ -112,6 +115,11 @@ def main() -> None:
         help="slice: bias (p-hat_T / m* / 0.3)^power (fsr_bias)",
     )
     ap.add_argument("--only-slice", action="store_true", help="make and print the slice alone")
+    ap.add_argument(
+        "--unsliced-without-veto",
+        action="store_true",
+        help="the unsliced sample without generation.acceptance_veto (it cuts leptons before the ISR recoil)",
+    )
     a = ap.parse_args()
     if a.only_slice:
         window_table(
@@ -121,7 +129,9 @@ def main() -> None:
             ),
         )
         return
-    base = make("drellyan_fsr", a.unsliced, a.chunk, a.seed, None, a.workers)
+    base = make(
+        "drellyan_fsr", a.unsliced, a.chunk, a.seed, None, a.workers, veto=not a.unsliced_without_veto
+    )
     below = make("drellyan_fsr", a.below, a.chunk, a.seed + 1000, a.slice_pt, a.workers)
     above = make(
         "drellyan_jet_fsr", a.above, a.chunk, a.seed + 2000, a.slice_pt, a.workers, a.slice_bias_power
