@@ -12,6 +12,10 @@ seconds, selected events, and for the selected events with 120 < m(llg) < 130 Ge
 effective number of events (sum w)^2 / sum w^2 for pT(llg)/m(llg) above 0, 0.2, 0.4 and 0.6, per CPU-second;
 then the pT(llg)/m(llg) spectrum of the selected events in 100-180 GeV for the unsliced sample and the sliced
 pair, bin by bin with the pull, and the chi^2.
+
+--unsliced-without-veto makes the unsliced sample without `generation.acceptance_veto`, which cuts the hard
+process' leptons before the initial-state shower recoils them; --veto-check PROCESS compares PROCESS (for
+example qqbar_Zgamma) with and without that veto, --unsliced events each, in the same way.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 PB_TO_FB = 1000.0
 EDGES = np.array([0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1.2])
 CUTS = (0.0, 0.2, 0.4, 0.6)
+#: --veto key=value,...: the acceptance veto's settings changed for the samples made with it
+VETO_OVERRIDE: dict[str, float] = {}
 
 
 def _chunk(args: tuple[str, int, int, float | None, float, bool]) -> dict[str, np.ndarray | float]:
@@ -41,6 +47,8 @@ def _chunk(args: tuple[str, int, int, float | None, float, bool]) -> dict[str, n
     generation = dict(cfg["generation"], fsr_slice_pt=slice_pt)
     if not veto:
         generation["acceptance_veto"] = None
+    elif VETO_OVERRIDE:
+        generation["acceptance_veto"] = dict(generation["acceptance_veto"], **VETO_OVERRIDE)
     if power:
         generation["fsr_bias"] = dict(generation["fsr_bias"], pt_over_m_power=power, pt_over_m_ref=0.3)
     spec = generate.chunk_spec(process, n_events, seed, generation, cfg["sqrt_s_tev"])
@@ -116,11 +124,26 @@ def main() -> None:
     )
     ap.add_argument("--only-slice", action="store_true", help="make and print the slice alone")
     ap.add_argument(
+        "--veto-check",
+        metavar="PROCESS",
+        help="instead: PROCESS (for example qqbar_Zgamma) with and without generation.acceptance_veto, "
+        "--unsliced events each",
+    )
+    ap.add_argument(
         "--unsliced-without-veto",
         action="store_true",
         help="the unsliced sample without generation.acceptance_veto (it cuts leptons before the ISR recoil)",
     )
+    ap.add_argument("--veto", default="", help="acceptance veto overrides, e.g. eta_max=5,lead_lepton_pt=10")
     a = ap.parse_args()
+    VETO_OVERRIDE.update({k: float(v) for k, v in (kv.split("=") for kv in a.veto.split(",") if kv)})
+    if a.veto_check:
+        with_veto = make(a.veto_check, a.unsliced, a.chunk, a.seed, None, a.workers)
+        without = make(a.veto_check, a.unsliced, a.chunk, a.seed + 500, None, a.workers, veto=False)
+        window_table("veto", with_veto)
+        window_table("no veto", without)
+        compare(with_veto, without, ("with veto", "without"))
+        return
     if a.only_slice:
         window_table(
             "above",
@@ -141,7 +164,12 @@ def main() -> None:
     print(f"slice at p-hat_T = {a.slice_pt} GeV")
     for name, s in (("unsliced", base), ("below", below), ("above", above), ("sliced", pair)):
         window_table(name, s)
-    print("selected, 100-180 GeV: pT(llg)/m(llg) bin | unsliced fb | sliced fb | pull")
+    compare(base, pair, ("unsliced", "sliced"))
+
+
+def compare(base: dict, pair: dict, names: tuple[str, str]) -> None:
+    """The selected pT(llg)/m(llg) spectrum of two samples, bin by bin with the pull, and the chi^2."""
+    print(f"selected, 100-180 GeV: pT(llg)/m(llg) bin | {names[0]} fb | {names[1]} fb | pull")
     chi2 = 0.0
     for lo, hi in zip(EDGES[:-1], EDGES[1:]):
         vals = []
