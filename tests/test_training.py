@@ -591,3 +591,18 @@ def test_bdt_scores_are_scikit_learns_bit_for_bit():
     assert sorted(staged) == [1, 5, 30]
     for stage, scores in staged.items():
         assert np.array_equal(scores, reference[stage]), stage
+
+
+def test_flush_denormals_sends_denormal_floats_to_zero():
+    import torch
+
+    from hzg.learn import training
+
+    tiny = torch.tensor([1e-39], dtype=torch.float32)  # below float32's smallest normal (1.2e-38)
+    try:
+        if not training.flush_denormals():
+            pytest.skip("this CPU cannot flush denormals")
+        assert (tiny * 1.0).item() == 0.0
+    finally:
+        torch.set_flush_denormal(False)
+    assert (tiny * 1.0).item() > 0.0
