@@ -593,16 +593,21 @@ def test_bdt_scores_are_scikit_learns_bit_for_bit():
         assert np.array_equal(scores, reference[stage]), stage
 
 
-def test_flush_denormals_sends_denormal_floats_to_zero():
+def test_training_flushes_denormals_and_restores_the_state_after():
     import torch
 
     from hzg.learn import training
 
-    tiny = torch.tensor([1e-39], dtype=torch.float32)  # below float32's smallest normal (1.2e-38)
-    try:
-        if not training.flush_denormals():
+    torch.set_flush_denormal(False)
+    assert not training.denormals_flushed()
+    with training.flushed_denormals() as supported:
+        if not supported:
             pytest.skip("this CPU cannot flush denormals")
-        assert (tiny * 1.0).item() == 0.0
-    finally:
-        torch.set_flush_denormal(False)
-    assert (tiny * 1.0).item() > 0.0
+        assert training.denormals_flushed()
+        assert (torch.tensor([1e-30]) * 1e-9).item() == 0.0
+    assert not training.denormals_flushed()  # other code (hypothesis) needs IEEE subnormals
+    with training.flushed_denormals():
+        with training.flushed_denormals():
+            pass
+        assert training.denormals_flushed()  # a nested block leaves the outer one's state
+    assert not training.denormals_flushed()

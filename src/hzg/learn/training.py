@@ -4,6 +4,7 @@ every event."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import hashlib
@@ -11,7 +12,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,14 +174,27 @@ def config_hash(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def flush_denormals() -> bool:
-    """Flush denormal floats to zero on the CPU (SSE3 FTZ/DAZ; torch.set_flush_denormal), for this process.
+def denormals_flushed() -> bool:
+    """Whether the CPU flushes denormal floats to zero now (a product that should be denormal comes out 0)."""
+    return float((torch.tensor([1e-30], dtype=torch.float32) * 1e-9).item()) == 0.0
+
+
+@contextlib.contextmanager
+def flushed_denormals() -> Iterator[bool]:
+    """Flush denormal floats to zero on the CPU (SSE3 FTZ/DAZ; torch.set_flush_denormal) inside the block, and
+    restore the previous state after it (it is per thread and global: other code, e.g. hypothesis, relies on
+    IEEE subnormals). Yields whether the CPU supports it (False leaves the default, e.g. on ARM).
 
     The object models' masked attention makes denormal numbers (softmax weights of padded tokens), and the
-    CPU computes on them tens of times slower: etn_objects trained 2.7 times slower with them (244 s
-    against 89 s a trial, alone on 2 cores; the same losses, best epoch and validation significance; README
-    "Seed methods"). Returns whether the CPU supports it (False leaves the default, e.g. on ARM)."""
-    return bool(torch.set_flush_denormal(True))
+    CPU computes on them many times slower: etn_objects trained 2.6 times slower with them (231 s against
+    89 s a trial, alone on 2 cores; the same losses, best epoch and validation significance; README "Seed
+    methods")."""
+    was_on = denormals_flushed()
+    supported = bool(torch.set_flush_denormal(True))
+    try:
+        yield supported
+    finally:
+        torch.set_flush_denormal(was_on)
 
 
 def pick_device(choice: str) -> torch.device:
@@ -581,9 +595,20 @@ def train_neural(
         The result: best state, normaliser, history, best epoch, best validation significance and the scores
         of all events (from the best state).
     """
+    with flushed_denormals():
+        return _train_neural(data, spec, outdir, progress, on_epoch_end)
+
+
+def _train_neural(
+    data: Dataset,
+    spec: RunSpec,
+    outdir: Path,
+    progress: bool,
+    on_epoch_end: Callable[[int], None] | None,
+) -> dict[str, Any]:
+    """`train_neural`'s body, with denormals flushed."""
     tcfg = spec.training
     torch.set_num_threads(int(tcfg["threads"]))
-    flush_denormals()
     device = pick_device(tcfg["device"])
     torch.manual_seed(spec.seed)
     prep = _prepare_data(data, spec, device)
