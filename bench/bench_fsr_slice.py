@@ -33,22 +33,22 @@ REPO = Path(__file__).resolve().parents[1]
 PB_TO_FB = 1000.0
 EDGES = np.array([0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1.2])
 CUTS = (0.0, 0.2, 0.4, 0.6)
-#: --veto key=value,...: the acceptance veto's settings changed for the samples made with it
-VETO_OVERRIDE: dict[str, float] = {}
 
 
-def _chunk(args: tuple[str, int, int, float | None, float, bool]) -> dict[str, np.ndarray | float]:
+def _chunk(
+    args: tuple[str, int, int, float | None, float, bool, tuple[tuple[str, float], ...]],
+) -> dict[str, np.ndarray | float]:
     """One chunk: generate, detector, n-tuple, preselection; selected pT/m, m(llg), weight in fb."""
     from hzg import io
     from hzg.data import generate, selection
 
-    process, n_events, seed, slice_pt, power, veto = args
+    process, n_events, seed, slice_pt, power, veto, override = args
     cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
     generation = dict(cfg["generation"], fsr_slice_pt=slice_pt)
     if not veto:
         generation["acceptance_veto"] = None
-    elif VETO_OVERRIDE:
-        generation["acceptance_veto"] = dict(generation["acceptance_veto"], **VETO_OVERRIDE)
+    elif override:
+        generation["acceptance_veto"] = dict(generation["acceptance_veto"], **dict(override))
     if power:
         generation["fsr_bias"] = dict(generation["fsr_bias"], pt_over_m_power=power, pt_over_m_ref=0.3)
     spec = generate.chunk_spec(process, n_events, seed, generation, cfg["sqrt_s_tev"])
@@ -82,9 +82,12 @@ def make(
     workers: int,
     power: float = 0.0,
     veto: bool = True,
+    override: tuple[tuple[str, float], ...] = (),
 ) -> dict:
     """A sample of `n_events` in chunks; each chunk's weights are divided by the number of chunks."""
-    jobs = [(process, chunk, seed + i, slice_pt, power, veto) for i in range(max(1, n_events // chunk))]
+    jobs = [
+        (process, chunk, seed + i, slice_pt, power, veto, override) for i in range(max(1, n_events // chunk))
+    ]
     with ProcessPoolExecutor(workers) as pool:
         parts = list(pool.map(_chunk, jobs))
     out = {k: np.concatenate([p[k] for p in parts]) for k in ("pt_over_m", "mllg", "weight")}
@@ -136,9 +139,9 @@ def main() -> None:
     )
     ap.add_argument("--veto", default="", help="acceptance veto overrides, e.g. eta_max=5,lead_lepton_pt=10")
     a = ap.parse_args()
-    VETO_OVERRIDE.update({k: float(v) for k, v in (kv.split("=") for kv in a.veto.split(",") if kv)})
+    override = tuple((k, float(v)) for k, v in (kv.split("=") for kv in a.veto.split(",") if kv))
     if a.veto_check:
-        with_veto = make(a.veto_check, a.unsliced, a.chunk, a.seed, None, a.workers)
+        with_veto = make(a.veto_check, a.unsliced, a.chunk, a.seed, None, a.workers, override=override)
         without = make(a.veto_check, a.unsliced, a.chunk, a.seed + 500, None, a.workers, veto=False)
         window_table("veto", with_veto)
         window_table("no veto", without)
@@ -148,16 +151,37 @@ def main() -> None:
         window_table(
             "above",
             make(
-                "drellyan_jet_fsr", a.above, a.chunk, a.seed + 2000, a.slice_pt, a.workers, a.slice_bias_power
+                "drellyan_jet_fsr",
+                a.above,
+                a.chunk,
+                a.seed + 2000,
+                a.slice_pt,
+                a.workers,
+                a.slice_bias_power,
+                override=override,
             ),
         )
         return
     base = make(
-        "drellyan_fsr", a.unsliced, a.chunk, a.seed, None, a.workers, veto=not a.unsliced_without_veto
+        "drellyan_fsr",
+        a.unsliced,
+        a.chunk,
+        a.seed,
+        None,
+        a.workers,
+        veto=not a.unsliced_without_veto,
+        override=override,
     )
-    below = make("drellyan_fsr", a.below, a.chunk, a.seed + 1000, a.slice_pt, a.workers)
+    below = make("drellyan_fsr", a.below, a.chunk, a.seed + 1000, a.slice_pt, a.workers, override=override)
     above = make(
-        "drellyan_jet_fsr", a.above, a.chunk, a.seed + 2000, a.slice_pt, a.workers, a.slice_bias_power
+        "drellyan_jet_fsr",
+        a.above,
+        a.chunk,
+        a.seed + 2000,
+        a.slice_pt,
+        a.workers,
+        a.slice_bias_power,
+        override=override,
     )
     pair = {k: np.concatenate([below[k], above[k]]) for k in ("pt_over_m", "mllg", "weight")}
     pair["cpu"] = below["cpu"] + above["cpu"]
