@@ -15,10 +15,14 @@ those 15 inputs. This script prints
 3. with further LABEL=results arguments, docs/paper_example_recoil.png: the background's pT(llg)/mllg and pTt
    of the paper's example (points, Poisson errors) against each of those runs' background, normalised alike,
    with the chi2 of each against the example.
+4. with --fsr-templates=RESULTS (a run with the Drell-Yan FSR samples, config/fsr.yaml): the fraction of the
+   example's background that is Drell-Yan with a photon off a lepton, fitted with that run's qqbar -> Z gamma
+   and FSR backgrounds as templates (hzg.results.composition) in each of mll, |cos theta|,
+   min Delta R(l, gamma) and mllg, with the chi2 of the best fit and of the run's own FSR fraction.
 
 Usage (the paper's code is not copied into this project; clone it anywhere):
     git clone https://github.com/jaebak/EventClassifierTransformer /tmp/ECT
-    python docs/compare_paper_example.py /tmp/ECT results [LABEL=results ...]
+    python docs/compare_paper_example.py /tmp/ECT results [LABEL=results ...] [--fsr-templates=RESULTS]
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import uproot
 from sklearn.metrics import roc_auc_score
 
 from hzg import metrics
+from hzg.results.composition import template_fraction
 
 # the paper's 15 inputs, their min-max normalisation (the authors' example code) and our column of each
 PAPER_INPUTS = {
@@ -169,8 +174,69 @@ def recoil_plot(paper: pd.DataFrame, runs: list[tuple[str, Path]], path: Path) -
     fig.savefig(path, dpi=60)
 
 
-def main(repo: Path, results: Path, runs: list[tuple[str, Path]] | None = None) -> None:
+#: variables that tell a photon off a lepton (FSR) from one off the quarks (ISR): the example's column, ours,
+#: bin edges; mll from the example's lepton pT, eta and phi (massless), ours from the skim
+FSR_VARIABLES = (
+    ("mll", "mll", np.array([50, 60, 70, 80, 85, 88, 90, 92, 94, 97, 100, 110, 130.0])),
+    ("abs_costheta", "abs_cos_theta", np.linspace(0, 1, 11)),
+    ("min_dR", "min_dr_lg", np.array([0.4, 0.6, 0.8, 1.0, 1.3, 1.6, 2.0, 2.5, 3.0, 4.0])),
+    ("llg_mass", "mllg", np.linspace(100, 180, 17)),
+)
+
+
+def example_mll(paper: pd.DataFrame) -> np.ndarray:
+    """mll of the example's leptons from their pT, eta (the tree's 'rapidity': equal for massless leptons)
+    and phi."""
+    pt1, pt2 = paper["lead_lep_pt"].to_numpy(float), paper["sublead_lep_pt"].to_numpy(float)
+    deta = paper["l1_rapidity"].to_numpy(float) - paper["l2_rapidity"].to_numpy(float)
+    dphi = paper["l1_phi"].to_numpy(float) - paper["l2_phi"].to_numpy(float)
+    return np.sqrt(np.maximum(2 * pt1 * pt2 * (np.cosh(deta) - np.cos(dphi)), 0.0))
+
+
+def background_with_mll(results: Path) -> pd.DataFrame:
+    """The selected background of a run (100 < mllg < 180 GeV) with each event's mll from its skim."""
+    frame = selected_events(results).query("is_signal == 0")
+    parts = []
+    for sample in frame["sample"].unique():
+        for path in sorted((results / "skim" / sample).glob("*.root")):
+            skim = uproot.open(path)["Skim"].arrays(["entry", "mll"], library="pd")
+            skim["chunk"], skim["sample"] = int(path.name.split(".")[0]), sample
+            parts.append(skim)
+    out = frame.merge(pd.concat(parts), on=["sample", "chunk", "entry"], how="left")
+    if out["mll"].isna().any():
+        raise ValueError(f"{results}/skim lacks the mll of some selected background events")
+    out["abs_cos_theta"] = out["cos_theta"].abs()
+    return out
+
+
+def fsr_fraction(paper: pd.DataFrame, results: Path) -> None:
+    """The example background's fraction of Drell-Yan FSR, fitted in each FSR_VARIABLES with templates."""
+    back = paper[paper["classID"] == 0].assign(mll=lambda f: example_mll(f))
+    back = back.assign(abs_costheta=back["costheta"].abs())
+    ours = background_with_mll(results)
+    is_fsr = ours["sample"].str.contains("fsr").to_numpy()
+    if not is_fsr.any():
+        raise ValueError(f"{results} holds no Drell-Yan FSR sample (run config/fsr.yaml for the templates)")
+    w = ours["weight"].to_numpy(float)
+    own = float(w[is_fsr].sum() / w.sum())
+    print(f"== Drell-Yan FSR in the paper's background ({len(back)} example events); {results}: {own:.1%}")
+    for pcol, ocol, edges in FSR_VARIABLES:
+        x = ours[ocol].to_numpy(float)
+        isr = np.histogram(x[~is_fsr], edges, weights=w[~is_fsr])[0]
+        fsr = np.histogram(x[is_fsr], edges, weights=w[is_fsr])[0]
+        fit = template_fraction(np.histogram(back[pcol], edges)[0], isr, fsr, at=(own,))
+        print(
+            f"{pcol:13s} FSR fraction {fit.fraction:6.1%} (68 %: {fit.low:.1%}-{fit.high:.1%}), "
+            f"chi2 {fit.chi2:.1f}/{fit.ndf}; at {own:.1%}: chi2 {fit.chi2_at[own]:.1f}"
+        )
+
+
+def main(
+    repo: Path, results: Path, runs: list[tuple[str, Path]] | None = None, fsr_templates: Path | None = None
+) -> None:
     paper = uproot.open(repo / "data/example_data.root")["eval_full_tree"].arrays(library="pd")
+    if fsr_templates is not None:
+        fsr_fraction(paper, fsr_templates)
     ours = selected_events(results)
     print(f"quantiles {QUANTILES}: paper's example | this workflow")
     for name, cls in (("background", 0), ("signal", 1)):
@@ -222,8 +288,10 @@ def main(repo: Path, results: Path, runs: list[tuple[str, Path]] | None = None) 
 if __name__ == "__main__":
     if len(sys.argv) < 3:
         sys.exit(__doc__)
+    options = [a for a in sys.argv[3:] if a.startswith("--fsr-templates=")]
     main(
         Path(sys.argv[1]),
         Path(sys.argv[2]),
-        [(arg.rsplit("=", 1)[0], Path(arg.rsplit("=", 1)[1])) for arg in sys.argv[3:]],
+        [(a.rsplit("=", 1)[0], Path(a.rsplit("=", 1)[1])) for a in sys.argv[3:] if a not in options],
+        Path(options[-1].split("=", 1)[1]) if options else None,
     )
