@@ -147,20 +147,21 @@ def main() -> None:
         window_table("no veto", without)
         compare(with_veto, without, ("with veto", "without"))
         return
-    if a.only_slice:
-        window_table(
-            "above",
-            make(
-                "drellyan_jet_fsr",
-                a.above,
-                a.chunk,
-                a.seed + 2000,
-                a.slice_pt,
-                a.workers,
-                a.slice_bias_power,
-                override=override,
-            ),
+
+    def slice_above() -> dict:
+        return make(
+            "drellyan_jet_fsr",
+            a.above,
+            a.chunk,
+            a.seed + 2000,
+            a.slice_pt,
+            a.workers,
+            a.slice_bias_power,
+            override=override,
         )
+
+    if a.only_slice:
+        window_table("above", slice_above())
         return
     base = make(
         "drellyan_fsr",
@@ -173,16 +174,7 @@ def main() -> None:
         override=override,
     )
     below = make("drellyan_fsr", a.below, a.chunk, a.seed + 1000, a.slice_pt, a.workers, override=override)
-    above = make(
-        "drellyan_jet_fsr",
-        a.above,
-        a.chunk,
-        a.seed + 2000,
-        a.slice_pt,
-        a.workers,
-        a.slice_bias_power,
-        override=override,
-    )
+    above = slice_above()
     pair = {k: np.concatenate([below[k], above[k]]) for k in ("pt_over_m", "mllg", "weight")}
     pair["cpu"] = below["cpu"] + above["cpu"]
     print(f"slice at p-hat_T = {a.slice_pt} GeV")

@@ -74,8 +74,11 @@ def template_fraction(
     best = minimize_scalar(nll, bounds=(0.0, 1.0), method="bounded", options={"xatol": 1e-7})
     grid = np.linspace(0.0, 1.0, SCAN_POINTS)
     scan = np.array([nll(f) for f in grid])
-    f_hat = float(best.x) if best.fun <= scan.min() else float(grid[np.argmin(scan)])
-    inside = grid[2.0 * (scan - min(scan.min(), nll(f_hat))) <= 1.0]
+    # the optimiser's minimum, or the scan's where the scan found a lower one
+    f_hat, nll_hat = (float(best.x), float(best.fun))
+    if scan.min() < nll_hat:
+        f_hat, nll_hat = float(grid[np.argmin(scan)]), float(scan.min())
+    inside = grid[2.0 * (scan - nll_hat) <= 1.0]
 
     def chi2(f: float) -> float:
         mu = expected(f)
