@@ -105,13 +105,14 @@ def normalisation(sample):
 
 NORMALISATION_NOTE = (
     "Signal: 5.01 fb = sigma(ggF) 48.58 pb x BR(H->Zgamma) 1.533e-3 x BR(Z->ee, mumu) 0.0673 (the paper's "
-    "7.52 fb includes Z->tautau, not generated here). Background: the paper normalises its MadGraph "
+    "7.52 fb includes Z->tautau on a sample of Z->ee/mumu: its 208 selected signal events are 1.5x the "
+    "physical yield; README, \"Normalisation\"). Background: the paper normalises its MadGraph "
     "pp->Z(ll)gamma sample to 55.5 pb for MadGraph's generator cuts, which Pythia cannot reproduce; what it "
     "fixes is the selected yield, 5 M of 45 M x 55.5 pb x 138/fb = 851 k. A background sample takes a "
     "k_factor on Pythia's LO cross-section of what is generated (right whatever generator cuts, veto, bias, "
     "enhancement or filter are used): the default generates the paper's photon from the quarks only "
-    "(qqbar->gamma*/Z gamma; the paper's published example holds no photon off a lepton), k = 9.04 gives "
-    "851 k selected; config/fsr.yaml adds Drell-Yan with a photon off a lepton, both parts with k = 7.05 "
+    "(qqbar->gamma*/Z gamma; the paper's published example holds no photon off a lepton), k = 10.07 gives "
+    "851 k selected; config/fsr.yaml adds Drell-Yan with a photon off a lepton, both parts with k = 8.07 "
     "(851 k together, Pythia's FSR/ISR ratio kept)."
 )
 

@@ -16,8 +16,13 @@ Numbers used (all resolutions are relative, sigma/E or sigma/pT):
 * Identification efficiencies (plateaus of the working points used there): electrons 92 % barrel,
   85 % endcap with a turn-on 1/(1+exp(-(pT-10)/2)); muons 99 %; photons 90 % barrel, 85 % endcap.
 * Isolation: scalar sum of the pT of all other visible final-state particles with pT > 0.5 GeV in a
-  cone Delta R < 0.3 around the object, divided by the object's pT (PF-like relative isolation).
-  Cuts come from config.
+  cone Delta R < `isolation_cone` around the object, divided by the object's pT (PF-like relative
+  isolation), as Delphes' Isolation module computes it over the energy-flow objects. The cone and the cuts
+  come from config; the default takes the paper's detector, Delphes' CMS card: Delta R < 0.5, at most 0.12
+  for electrons and photons and 0.25 for muons. A lepton within Delta R 0.5 of the photon then makes both
+  non-isolated, and a lepton that radiated a photon of more than 12 % (25 %) of its pT nearby is lost, as in
+  the paper's samples (README, "Detector response"). The n-tuple's `*_pfRelIso03_all` holds this value
+  whatever the cone.
 * Jets (`reconstruct_jets`): anti-kT, R = 0.4 (config `detector.jet.radius`), clustered with FastJet (the
   `fastjet` package's awkward interface, all events at once) from every visible final-state particle of
   the record (neutrinos are never in it), leptons and photons included, as CMS's generator-level jets;
