@@ -114,3 +114,50 @@ def test_reconstruct_jets_smears_with_its_resolution_and_applies_threshold_and_a
     expected = np.hypot(1.0 / np.sqrt(100.0), 0.05)
     assert detector.jet_resolution(np.array([100.0]))[0] == pytest.approx(expected)
     assert np.std(pt / 100.0 - 1.0) == pytest.approx(expected, rel=0.15)
+
+
+def test_default_isolation_is_the_paper_detectors():
+    """The paper's detector is Delphes' CMS card: Delta R < 0.5; pT sum / pT < 0.12 (e, gamma), 0.25 (mu)."""
+    assert CONFIG["isolation_cone"] == 0.5
+    assert (
+        CONFIG["electron"]["rel_iso_max"],
+        CONFIG["muon"]["rel_iso_max"],
+        CONFIG["photon"]["rel_iso_max"],
+    ) == (
+        0.12,
+        0.25,
+        0.12,
+    )
+
+
+@pytest.mark.parametrize("dr, kept", [(0.45, False), (0.55, True)])
+def test_a_lepton_near_the_photon_makes_both_non_isolated(dr, kept):
+    # e+ e- and a photon; the photon at dR from the e-: inside 0.5 each is in the other's cone
+    ev = _event(
+        np.array([11, -11, 22]),
+        np.array([40.0, 35.0, 30.0]),
+        np.array([0.0, -1.0, dr]),
+        np.array([0.0, 2.5, 0.0]),
+    )
+    out = detector.reconstruct(_particles([ev]), CONFIG, np.random.default_rng(1))
+    photon_iso = 40.0 / 30.0 if dr < 0.5 else 0.0
+    assert (ak.num(out["Photon"])[0] == 1) == kept
+    if kept:
+        assert float(out["Photon"][0].pfRelIso03_all[0]) == pytest.approx(photon_iso)
+    # the e- at dR < 0.5 from the photon: 30 / 40 > 0.12, never kept; at 0.55 its cone is empty
+    electrons = out["Electron"][0]
+    if kept:
+        assert ak.to_list(electrons.pfRelIso03_all) == [0.0] * len(electrons)
+    else:
+        assert 40.0 not in ak.to_list(electrons.genPt)
+
+
+@pytest.mark.parametrize("pid, kept", [(11, False), (13, True)])
+def test_final_state_radiation_near_a_lepton_costs_electrons_more_than_muons(pid, kept):
+    # a 35 GeV lepton, a 5 GeV photon at dR = 0.2: ratio 0.143, above the electrons' 0.12, below 0.25 (muons)
+    ev = _event(np.array([pid, 22]), np.array([35.0, 5.0]), np.array([0.0, 0.2]), np.array([0.0, 0.0]))
+    name = "Electron" if pid == 11 else "Muon"
+    rng = np.random.default_rng(3)
+    n = [int(ak.num(detector.reconstruct(_particles([ev]), CONFIG, rng)[name])[0]) for _ in range(20)]
+    # identification may lose the lepton now and then; isolation loses the electron always
+    assert (max(n) == 1) == kept
