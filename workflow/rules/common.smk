@@ -112,7 +112,7 @@ NORMALISATION_NOTE = (
     "k_factor on Pythia's LO cross-section of what is generated (right whatever generator cuts, veto, bias, "
     "enhancement or filter are used): the default generates the paper's photon from the quarks only "
     "(qqbar->gamma*/Z gamma; the paper's published example holds no photon off a lepton), k = 10.07 gives "
-    "851 k selected; config/fsr.yaml adds Drell-Yan with a photon off a lepton, both parts with k = 8.07 "
+    "851 k selected; config/fsr.yaml adds Drell-Yan with a photon off a lepton, both parts with k = 8.25 "
     "(851 k together, Pythia's FSR/ISR ratio kept)."
 )
 
