@@ -10,7 +10,9 @@ those 15 inputs. This script prints
 2. the paper's trained ETN applied to the paper's example and to this workflow's test split (trial 0): the
    binned significance of Table I with its MC-statistical uncertainty and the AUC in 120-130 GeV, both samples
    normalised to the paper's yields (208 signal, 851 k background events); and this workflow's test split
-   drawn down to the example's size many times, to show how precisely the example can measure a significance.
+   drawn down to the example's size many times, to show how precisely the example can measure a significance;
+   and, above the network's scores that keep 50, 25, 12.5 and 6 % of this workflow's signal, the signal and
+   background efficiencies of both (where the top score bins' background differs).
 
 3. with further LABEL=results arguments, docs/paper_example_recoil.png: the background's pT(llg)/mllg and pTt
    of the paper's example (points, Poisson errors) against each of those runs' background, normalised alike,
@@ -34,6 +36,7 @@ import numpy as np
 import pandas as pd
 import torch
 import uproot
+from scipy.stats import chi2
 from sklearn.metrics import roc_auc_score
 
 from hzg import metrics
@@ -281,8 +284,27 @@ def main(
         f"this workflow's test split drawn to the example's size (100 draws): Z = {np.mean(draws):.2f}, "
         f"spread {np.std(draws):.2f}"
     )
+    efficiencies(s_p, y_p, s_o, w_o, y_o)
     if runs:
         recoil_plot(paper, runs, Path(__file__).with_name("paper_example_recoil.png"))
+
+
+def efficiencies(s_p: np.ndarray, y_p: np.ndarray, s_o: np.ndarray, w_o: np.ndarray, y_o: np.ndarray) -> None:
+    """Above the paper's-ETN scores where this workflow's test split keeps 50, 25, 12.5 and 6 % of its
+    signal: the signal and background efficiencies of the paper's example beside this workflow's (100-180
+    GeV), with the example's Poisson 68 % interval on its background count (the top score bins' background).
+    """
+    print("paper's ETN: efficiencies above this workflow's signal-quantile thresholds (example | here)")
+    for eff in (0.5, 0.25, 0.125, 0.06):
+        cut = metrics.weighted_quantile(s_o[y_o], w_o[y_o], np.array([1.0 - eff]), method="hazen")[0]
+        n_sig, n_bkg = int((s_p[y_p] > cut).sum()), int((s_p[~y_p] > cut).sum())
+        lo, hi = (chi2.ppf(0.16, 2 * n_bkg) / 2 if n_bkg else 0.0), chi2.ppf(0.84, 2 * n_bkg + 2) / 2
+        b_here = w_o[~y_o & (s_o > cut)].sum() / w_o[~y_o].sum()
+        print(
+            f"  score > {cut:.3f}: signal {n_sig / y_p.sum():.4f} | {eff:.4f}; background "
+            f"{n_bkg / (~y_p).sum():.4f} ({n_bkg} events, 68 %: {lo / (~y_p).sum():.4f}-"
+            f"{hi / (~y_p).sum():.4f}) | {b_here:.4f}"
+        )
 
 
 if __name__ == "__main__":
