@@ -130,6 +130,44 @@ def test_spurious_signal_of_a_flat_toy_is_consistent_with_zero_and_of_a_sculpted
     assert strict.zeta == pytest.approx(abs(strict.signal))  # strict: the systematic is |S_spur|
 
 
+def test_asimov_signal_error_is_the_hesse_error_of_the_asimov_fit() -> None:
+    # sigma_S from the Fisher information at the Asimov point: MINUIT's HESSE of S + B fitted to the Asimov
+    shape = signal_hist(FINE, 1.0, width=1.9)
+    falling = exp_hist(FINE, 50000.0, 0.03)
+    turnon = np.diff(shapes.cdf_of("exponential_turnon", 105.0, 170.0)(FINE, 114466.5, 0.0398, 108.07, 4.56))
+    for function, mu in (("exponential", falling), ("power_law", falling), ("exponential_turnon", turnon)):
+        fitted = shapes.fit_function(mu, mu, FINE, function)
+        hesse = shapes._signal_plus_background(fitted.yields(FINE), 1.0, FINE, shape / shape.sum(), fitted)
+        assert hesse.fmin.has_posdef_covar, function
+        assert shapes.asimov_signal_error(FINE, shape / shape.sum(), fitted) == pytest.approx(
+            hesse.errors["S"], rel=0.02
+        ), function
+
+
+def test_background_choice_does_not_move_with_the_last_digits_of_its_input() -> None:
+    # a turn-on background whose fifth-order Bernstein fit puts a coefficient on its limit of 0: MINUIT's
+    # HESSE of the Asimov S + B fit was then not positive definite, and sigma_S moved by 10-50 % when the
+    # histogram changed in its 13th digit, which changed the function chosen (two runs of the same workflow
+    # chose differently). The Fisher-information sigma_S and the choice must not move.
+    mu = np.diff(shapes.cdf_of("exponential_turnon", 105.0, 170.0)(FINE, 114466.5, 0.0398, 108.07, 4.56))
+    counts = np.random.default_rng(7).poisson(mu).astype(float)
+    shape = signal_hist(FINE, 1.0, width=1.9)
+    runs = []
+    for k in range(4):
+        jitter = 1.0 + 1e-13 * np.random.default_rng(k).standard_normal(counts.size) * (k > 0)
+        runs.append(shapes.choose_background(counts * jitter, counts, FINE, shape))
+    bern = [next(c for c in r.candidates if c.function == "bernstein") for r in runs]
+    assert any(
+        shapes._on_limit(v, e, (0.0, None))
+        for v, e in zip(bern[0].background_fit.parameters, bern[0].background_fit.errors)
+    )
+    assert len({r.chosen.function for r in runs}) == 1
+    for r in runs[1:]:
+        for a, b in zip(r.candidates, runs[0].candidates):
+            assert a.sigma_signal == pytest.approx(b.sigma_signal, rel=1e-4), a.function
+            assert a.ratio == pytest.approx(b.ratio, rel=1e-3, abs=1e-3), a.function
+
+
 def test_relaxed_criterion_with_limited_weighted_mc() -> None:
     # background MC of weight 50 per event (as the default's ~57): dS_MC ~ sqrt(50) sigma_S. The flat toys'
     # S_spur scatter by dS_MC (so the sandwich error is right), the strict criterion fails them at random, the

@@ -29,6 +29,7 @@ Conventions, stated once:
 
 from __future__ import annotations
 
+
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -374,9 +375,7 @@ def spurious_signal(
     on_mc = _signal_plus_background(counts, k, e, shape, background)
     s = float(on_mc.values["S"])
     s_err = _mc_error(on_mc, e, shape, background, sumw2)
-    expected = background.yields(e)  # Asimov background at the luminosity: unit-weight events
-    on_asimov = _signal_plus_background(expected, 1.0, e, shape, background)
-    sigma = float(on_asimov.errors["S"])
+    sigma = asimov_signal_error(e, shape, background)
     ratio = s / sigma if sigma > 0 else float("inf") * np.sign(s)
     zeta = max(0.0, abs(s) - mc_tolerance * s_err)
     n_dof = max(e.size - 1 - background.n_parameters, 1)
@@ -395,6 +394,72 @@ def spurious_signal(
     )
 
 
+#: a parameter closer to a limit than this fraction of its HESSE error sits on the limit: its Hessian
+#: direction is then degenerate (MINUIT's transformation has no slope there) and it is held fixed
+AT_BOUND = 0.01
+#: relative step (of a parameter's HESSE error) of the central differences of `asimov_signal_error`
+FISHER_STEP = 1e-3
+
+
+def _on_limit(value: float, error: float, limit: tuple[float | None, float | None]) -> bool:
+    tol = AT_BOUND * (error if np.isfinite(error) and error > 0 else max(abs(value), 1.0))
+    lower, upper = limit
+    return bool((lower is not None and value - lower < tol) or (upper is not None and upper - value < tol))
+
+
+def at_bound(fitted: Minuit) -> np.ndarray:
+    """Which parameters of a fit sit on one of their limits (within AT_BOUND of their HESSE error)."""
+    return np.array(
+        [
+            _on_limit(
+                p.value,
+                p.error,
+                (p.lower_limit if p.has_lower_limit else None, p.upper_limit if p.has_upper_limit else None),
+            )
+            for p in fitted.params
+        ],
+        dtype=bool,
+    )
+
+
+def asimov_signal_error(edges: np.ndarray, shape: np.ndarray, background: ShapeFit) -> float:
+    """sigma_S: the statistical error of the signal yield S of `shape` fitted with `background` to that
+    background's own Asimov histogram (unit-weight events), from the Fisher information at the Asimov point
+    S = 0, theta = the background fit's parameters, where the NLL's minimum lies by construction:
+    I = sum_i J_i J_i^T / mu_i, J = d mu / d(S, theta) (S exactly, theta by central differences of
+    FISHER_STEP x its error), sigma_S^2 = (I^-1)_SS over the parameters not on a limit (those held fixed).
+    This is MINUIT's HESSE of that fit without its minimisation and numerical Hessian, which a Bernstein
+    coefficient on its limit of 0 makes not positive definite: its forced-positive sigma_S then moved by tens
+    of per cent with the last digits of the input, and with it the choice of the background function."""
+    lo, hi = float(edges[0]), float(edges[-1])
+    cdf = cdf_of(background.function, lo, hi)
+    theta = np.asarray(background.parameters, dtype=float)
+    errors = np.asarray(background.errors, dtype=float)
+    limits = _limits(background.function, [f"p{i}" for i in range(theta.size)])
+    mu = np.diff(cdf(edges, *theta))
+    columns = [np.asarray(shape, dtype=float)]
+    for j in range(theta.size):
+        if _on_limit(theta[j], errors[j], limits[j]):
+            continue
+        scale = errors[j] if np.isfinite(errors[j]) and errors[j] > 0 else max(abs(theta[j]), 1.0)
+        step = FISHER_STEP * scale
+        room = [abs(theta[j] - x) for x in limits[j] if x is not None]
+        step = min([step, *(0.5 * r for r in room)])
+        up, down = theta.copy(), theta.copy()
+        up[j] += step
+        down[j] -= step
+        columns.append((np.diff(cdf(edges, *up)) - np.diff(cdf(edges, *down))) / (2.0 * step))
+    jac = np.stack(columns, axis=1)
+    keep = mu > 0
+    info = jac[keep].T @ (jac[keep] / mu[keep, None])
+    try:
+        cov = np.linalg.inv(info)
+    except np.linalg.LinAlgError:
+        cov = np.linalg.pinv(info)
+    var = float(cov[0, 0])
+    return float(np.sqrt(var)) if np.isfinite(var) and var > 0 else float("nan")
+
+
 def _mc_error(
     fitted: Minuit, edges: np.ndarray, shape: np.ndarray, background: ShapeFit, sumw2: np.ndarray
 ) -> float:
@@ -407,13 +472,7 @@ def _mc_error(
         return par[0] * shape + np.diff(cdf(edges, *par[1:]))
 
     values, errors = np.asarray(fitted.values, float), np.asarray(fitted.errors, float)
-    free = np.array(
-        [
-            not (p.has_lower_limit and p.value - p.lower_limit < 1e-6 * max(p.error, 1e-12))
-            and not (p.has_upper_limit and p.upper_limit - p.value < 1e-6 * max(p.error, 1e-12))
-            for p in fitted.params
-        ]
-    )
+    free = ~at_bound(fitted)
     free[0] = True
     var = float(sandwich_covariance(model, values, errors, np.clip(sumw2, 0.0, None), free)[0, 0])
     return float(np.sqrt(var)) if np.isfinite(var) and var > 0 else float(fitted.errors["S"])
