@@ -13,11 +13,12 @@ radiated a photon. For each isolation this script prints, from generated events 
 * the signal m_llg quantiles (2, 5, 16, 50, 84, 95 %) per lepton flavour, and the fraction of events with
   min Delta R(l, gamma) < 0.5, for signal and background;
 * the background's selected cross-section (the k_factor follows it) and the fraction of it in the signal's
-  5-95 % m_llg window, which sets the random classifier's significance.
+  5-95 % m_llg window, which sets the random classifier's significance; with --hadron-background N, its
+  selected cross-section at hadron level too (config/paper.yaml's k_factor follows that one).
 
 Usage:
     python docs/isolation_study.py /tmp/ECT [--signal N] [--background N] [--hadron N] \
-        [--other CONE,E,MU,GAMMA]      # the isolation to compare with (default 0.3,0.35,0.35,0.30)
+        [--hadron-background N] [--other CONE,E,MU,GAMMA]   # the other isolation: default 0.3,0.35,0.35,0.30
 """
 
 from __future__ import annotations
@@ -87,6 +88,9 @@ def main() -> None:
     ap.add_argument("--signal", type=int, default=30000)
     ap.add_argument("--background", type=int, default=120000)
     ap.add_argument("--hadron", type=int, default=0, help="signal events at hadron level (0: none)")
+    ap.add_argument(
+        "--hadron-background", type=int, default=0, help="background events at hadron level (0: none)"
+    )
     ap.add_argument("--other", default="0.3,0.35,0.35,0.30", help="CONE,E,MU,GAMMA of the other isolation")
     args = ap.parse_args()
 
@@ -116,6 +120,8 @@ def main() -> None:
     samples["background"] = generated(cfg, "qqbar_Zgamma", args.background, 12, False)
     if args.hadron:
         samples["signal, hadron level"] = generated(cfg, "ggH_Zgamma", args.hadron, 21, True)
+    if args.hadron_background:
+        samples["background, hadron level"] = generated(cfg, "qqbar_Zgamma", args.hadron_background, 41, True)
     with tempfile.TemporaryDirectory() as tmp:
         for label, det in schemes.items():
             print(f"\nisolation {label} (cone, e, mu, gamma)")
@@ -146,6 +152,10 @@ def main() -> None:
                     f"  hadron level: signal efficiency {had_eff:.4f} (+- "
                     f"{np.sqrt(had_eff * (1 - had_eff) / args.hadron):.4f}), m_llg {quantiles(hm, hw)}"
                 )
+            if args.hadron_background:
+                hadron_bkg = samples["background, hadron level"]
+                _, had_bkg_xs = selected(cfg, det, hadron_bkg, Path(tmp), "hadron_bkg")
+                print(f"  hadron level: background selected {1e3 * had_bkg_xs:.1f} fb at LO")
 
 
 if __name__ == "__main__":
