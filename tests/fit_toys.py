@@ -9,7 +9,7 @@ import numpy as np
 from scipy.stats import norm
 
 from hzg.results.fit import Templates
-from hzg.results.fit.shapes import exponential_cdf
+from hzg.results.fit.shapes import cdf_of, exponential_cdf
 
 EDGES = np.linspace(105.0, 170.0, 27)  # 2.5 GeV bins: fast fits, still a peak over several bins
 
@@ -23,6 +23,12 @@ def signal_hist(edges: np.ndarray, total: float, width: float = 2.0, centre: flo
 def exp_hist(edges: np.ndarray, total: float, slope: float) -> np.ndarray:
     """Exponential background of `total` events, density ∝ exp(-slope (m - lo))."""
     return np.diff(exponential_cdf(edges, edges[0], edges[-1], total, slope))
+
+
+def turnon_hist(edges: np.ndarray) -> np.ndarray:
+    """A turned-on falling background of about 114 000 events (an exponential turn-on as a BDT category of the
+    default has it), on which a fifth-order Bernstein fit puts a coefficient on its limit of 0."""
+    return np.diff(cdf_of("exponential_turnon", edges[0], edges[-1])(edges, 114466.5, 0.0398, 108.07, 4.56))
 
 
 def toy_templates(

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pyhf
 import pytest
-from fit_toys import exp_hist, poisson_nll, signal_hist, toy_templates
+from fit_toys import exp_hist, poisson_nll, signal_hist, toy_templates, turnon_hist
 from scipy.integrate import quad
 from scipy.optimize import brentq, minimize, minimize_scalar
 from scipy.stats import norm
@@ -134,7 +134,7 @@ def test_asimov_signal_error_is_the_hesse_error_of_the_asimov_fit() -> None:
     # sigma_S from the Fisher information at the Asimov point: MINUIT's HESSE of S + B fitted to the Asimov
     shape = signal_hist(FINE, 1.0, width=1.9)
     falling = exp_hist(FINE, 50000.0, 0.03)
-    turnon = np.diff(shapes.cdf_of("exponential_turnon", 105.0, 170.0)(FINE, 114466.5, 0.0398, 108.07, 4.56))
+    turnon = turnon_hist(FINE)
     for function, mu in (("exponential", falling), ("power_law", falling), ("exponential_turnon", turnon)):
         fitted = shapes.fit_function(mu, mu, FINE, function)
         hesse = shapes._signal_plus_background(fitted.yields(FINE), 1.0, FINE, shape / shape.sum(), fitted)
@@ -149,18 +149,14 @@ def test_background_choice_does_not_move_with_the_last_digits_of_its_input() -> 
     # HESSE of the Asimov S + B fit was then not positive definite, and sigma_S moved by 10-50 % when the
     # histogram changed in its 13th digit, which changed the function chosen (two runs of the same workflow
     # chose differently). The Fisher-information sigma_S and the choice must not move.
-    mu = np.diff(shapes.cdf_of("exponential_turnon", 105.0, 170.0)(FINE, 114466.5, 0.0398, 108.07, 4.56))
-    counts = np.random.default_rng(7).poisson(mu).astype(float)
+    counts = np.random.default_rng(7).poisson(turnon_hist(FINE)).astype(float)
     shape = signal_hist(FINE, 1.0, width=1.9)
     runs = []
     for k in range(4):
         jitter = 1.0 + 1e-13 * np.random.default_rng(k).standard_normal(counts.size) * (k > 0)
         runs.append(shapes.choose_background(counts * jitter, counts, FINE, shape))
-    bern = [next(c for c in r.candidates if c.function == "bernstein") for r in runs]
-    assert any(
-        shapes._on_limit(v, e, (0.0, None))
-        for v, e in zip(bern[0].background_fit.parameters, bern[0].background_fit.errors)
-    )
+    bern = next(c for c in runs[0].candidates if c.function == "bernstein").background_fit
+    assert any(shapes._on_limit(v, e, (0.0, None)) for v, e in zip(bern.parameters, bern.errors))
     assert len({r.chosen.function for r in runs}) == 1
     for r in runs[1:]:
         for a, b in zip(r.candidates, runs[0].candidates):

@@ -29,7 +29,6 @@ Conventions, stated once:
 
 from __future__ import annotations
 
-
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -401,8 +400,13 @@ AT_BOUND = 0.01
 FISHER_STEP = 1e-3
 
 
+def _scale(value: float, error: float) -> float:
+    """A parameter's scale: its HESSE error, or its size where the error is not a positive number."""
+    return float(error) if np.isfinite(error) and error > 0 else max(abs(float(value)), 1.0)
+
+
 def _on_limit(value: float, error: float, limit: tuple[float | None, float | None]) -> bool:
-    tol = AT_BOUND * (error if np.isfinite(error) and error > 0 else max(abs(value), 1.0))
+    tol = AT_BOUND * _scale(value, error)
     lower, upper = limit
     return bool((lower is not None and value - lower < tol) or (upper is not None and upper - value < tol))
 
@@ -441,8 +445,7 @@ def asimov_signal_error(edges: np.ndarray, shape: np.ndarray, background: ShapeF
     for j in range(theta.size):
         if _on_limit(theta[j], errors[j], limits[j]):
             continue
-        scale = errors[j] if np.isfinite(errors[j]) and errors[j] > 0 else max(abs(theta[j]), 1.0)
-        step = FISHER_STEP * scale
+        step = FISHER_STEP * _scale(theta[j], errors[j])
         room = [abs(theta[j] - x) for x in limits[j] if x is not None]
         step = min([step, *(0.5 * r for r in room)])
         up, down = theta.copy(), theta.copy()
