@@ -110,8 +110,8 @@ def test_signal_takes_the_papers_selected_yield_wherever_the_paper_is_reproduced
 def test_measured_recoil_overlay_changes_the_background_shower_alone():
     """config/measured_recoil.yaml: the qqbar -> Z gamma background showered as ATLAS' measured recoil asks
     (power shower, no damping, no veto; docs/atlas_zgamma_recoil.py), the k_factor scaled by Pythia's selected
-    LO cross-sections with the two showers (616.4 and 627.6 fb) so that the paper's 851 k are kept; every other
-    key as the default's."""
+    LO cross-sections with the two showers (616.4 and 627.6 fb) so that the paper's 851 k are kept; every
+    other key as the default's."""
     default = load_config(REPO / "config/config.yaml")
     overlay = load_config(REPO / "config/measured_recoil.yaml")
     assert overlay["generation"]["isr_max"] == "power" and overlay["generation"]["isr_veto_ht"] is None
