@@ -62,17 +62,6 @@ def generated(cfg: dict, overrides: dict, n: int, seed: int) -> tuple[dict, np.n
     return {k: v[ok] for k, v in cols.items()}, weights[ok], sigma_fid
 
 
-def tail_ratio(ref: unfolded.Reference, x: np.ndarray, w: np.ndarray, cut: float) -> tuple[float, float]:
-    """Generated fraction above `cut` (a bin edge) over the measured one, and its MC-statistical error."""
-    above = ref.edges[:-1] >= cut
-    measured = np.sum((ref.values * ref.widths)[above]) / ref.integral()
-    inside = (x >= ref.edges[0]) & (x < ref.edges[-1])
-    sel = inside & (x >= cut)
-    frac = w[sel].sum() / w[inside].sum()
-    err = np.sqrt(np.sum(w[sel] ** 2)) / w[inside].sum()
-    return frac / measured, err / measured
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=120000, help="qq -> Z gamma events per setting")
@@ -129,7 +118,7 @@ def main() -> None:
             axes[1, col].stairs(cmp.ratio, ref.edges, color=colour)
             print(f"{label}: {name} raw events per bin {raw.tolist()}")
         for cut in TAILS:
-            r, e = tail_ratio(refs["pt_llg_over_m_llg"], cols["pt_llg_over_m_llg"], w, cut)
+            r, e = unfolded.tail_ratio(refs["pt_llg_over_m_llg"], cols["pt_llg_over_m_llg"], w, cut)
             cells.append(f"{r:.2f} ± {e:.2f}")
         cells.append(f"{1e3 * sigma_fid:.0f}")
         rows.append("| " + " | ".join(cells) + " |")

@@ -168,3 +168,15 @@ def test_bad_reference_files_name_the_file_or_spectrum(tmp_path):
         unfolded.load_references(bad)
     with pytest.raises(ValueError, match="need 3 increasing edges"):
         unfolded.Reference("y", np.array([0.0, 1.0]), np.array([1.0, 2.0]), {})
+
+
+def test_tail_ratio_is_the_generated_fraction_above_a_cut_over_the_measured_one():
+    ref = unfolded.Reference("x", np.array([0.0, 1.0, 2.0, 4.0]), np.array([4.0, 2.0, 1.0]), {})
+    measured = (2.0 + 2.0) / (4.0 + 2.0 + 2.0)  # the cross-section above 1.0 over the total
+    x = np.array([0.5, 0.5, 1.5, 3.0, 9.0])  # the last one outside the edges: left out
+    w = np.array([1.0, 1.0, 1.0, 1.0, 5.0])
+    ratio, err = unfolded.tail_ratio(ref, x, w, 1.0)
+    assert ratio == pytest.approx(0.5 / measured)
+    assert err == pytest.approx(np.sqrt(2.0) / 4.0 / measured)
+    with pytest.raises(ValueError, match="not one of its bin edges"):
+        unfolded.tail_ratio(ref, x, w, 1.5)

@@ -131,3 +131,18 @@ def compare_shapes(
         ratio = gen_frac / ref_frac
         ratio_err = np.sqrt(np.diag(gen_cov)) / ref_frac
     return ShapeComparison(chi2=chi2, ndf=len(diff), ratio=ratio, ratio_error=ratio_err)
+
+
+def tail_ratio(ref: Reference, x: ArrayLike, weights: ArrayLike, cut: float) -> tuple[float, float]:
+    """The weighted fraction of events above `cut` (one of the reference's edges) over the reference's
+    fraction of its cross-section there, with the MC-statistical error of the ratio; events outside the
+    reference's edges are left out of both fractions."""
+    if not np.any(np.isclose(ref.edges[:-1], cut)):
+        raise ValueError(f"reference {ref.name!r}: {cut} is not one of its bin edges {ref.edges.tolist()}")
+    x, w = np.asarray(x, dtype=np.float64), np.asarray(weights, dtype=np.float64)
+    above = ref.edges[:-1] >= cut - 1e-12
+    measured = np.sum((ref.values * ref.widths)[above]) / ref.integral()
+    inside = (x >= ref.edges[0]) & (x < ref.edges[-1])
+    total = w[inside].sum()
+    sel = inside & (x >= cut)
+    return w[sel].sum() / total / measured, float(np.sqrt(np.sum(w[sel] ** 2))) / total / measured
