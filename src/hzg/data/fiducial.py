@@ -17,7 +17,9 @@ states (jagged pid, px, py, pz, E, as `generate.ChunkGenerator.batch` gives them
 
 At parton level (this workflow's default generation) the "other particles" of the isolation are partons: a
 parton within 0.2 of the photon carrying more than 7 % of its ET fails it, which is what the hadrons of
-its jet would do. The measurement is per lepton flavour (the Rivet routine's 0.5 for e and mu together).
+its jet would do. At hadron level the record holds no ancestry, so leptons and photons from hadron decays are
+not told apart from the prompt ones the routine takes: above 25-30 GeV, isolated and away from the leptons
+they are rare. The measurement is per lepton flavour (the Rivet routine's 0.5 for e and mu together).
 """
 
 from __future__ import annotations
