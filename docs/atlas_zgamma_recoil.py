@@ -53,13 +53,21 @@ SETTINGS = {
 TAILS = (0.6, 0.8, 1.0)
 
 
+def generation_config(cfg: dict, overrides: dict, hadron: bool = False) -> dict:
+    """The config's generation section for one setting: no upper m-hat cut, gamma*/Z from 40 GeV (the
+    fiducial region has no m(llg) window and takes m(ll) > 40 GeV), the setting's ISR, and hadron level on
+    request."""
+    gen_cfg = dict(cfg["generation"]) | {"mhat_max": -1.0, "z_mass_min": 40.0} | overrides
+    if hadron:
+        gen_cfg |= {"level": "hadron", "qcd_final_state_shower": True}
+    return gen_cfg
+
+
 def generated(
     cfg: dict, overrides: dict, n: int, seed: int, hadron: bool = False
 ) -> tuple[dict, np.ndarray, float]:
     """Fiducial columns, weights and the fiducial cross-section per flavour (pb) of one setting."""
-    gen_cfg = dict(cfg["generation"]) | {"mhat_max": -1.0, "z_mass_min": 40.0} | overrides
-    if hadron:
-        gen_cfg |= {"level": "hadron", "qcd_final_state_shower": True}
+    gen_cfg = generation_config(cfg, overrides, hadron)
     spec = generate.chunk_spec("qqbar_Zgamma", n, seed, gen_cfg, cfg["sqrt_s_tev"])
     gen = generate.ChunkGenerator(spec, progress=True)
     particles, weights = gen.batch(n)

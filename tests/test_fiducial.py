@@ -203,8 +203,7 @@ def test_the_recoil_study_settings_are_the_showers_they_name():
     cfg = yaml.safe_load((REFERENCE.parents[2] / "config/config.yaml").read_text())
     lines = {}
     for label, overrides in script.SETTINGS.items():
-        gen_cfg = dict(cfg["generation"]) | {"mhat_max": -1.0, "z_mass_min": 40.0} | overrides
-        spec = generate.chunk_spec("qqbar_Zgamma", 10, 1, gen_cfg, 13.0)
+        spec = generate.chunk_spec("qqbar_Zgamma", 10, 1, script.generation_config(cfg, overrides), 13.0)
         lines[label] = (set(generate.pythia_settings(spec)), spec.isr_veto_ht)
     default, _ = lines["default: power, damped k = 3, veto 2 HT/2"]
     assert {"SpaceShower:pTdampMatch = 1", "SpaceShower:pTdampFudge = 3.0"} <= default

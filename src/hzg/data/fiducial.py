@@ -61,8 +61,7 @@ def _momenta(particles: ak.Array) -> ak.Array:
 
 def _dressed(bare: ak.Array, photons: ak.Array, dress_dr: float) -> ak.Array:
     """`bare` leptons plus the photons within dress_dr whose nearest bare lepton (of any flavour) they are."""
-    gam, lep = ak.unzip(ak.cartesian([photons, bare], nested=True))
-    dr = gam.deltaR(lep)
+    dr = _delta_r_to(photons, bare)
     nearest = ak.argmin(dr, axis=-1)
     assigned = ak.where(ak.fill_none(ak.min(dr, axis=-1), np.inf) < dress_dr, ak.fill_none(nearest, -1), -1)
     idx, owner = ak.unzip(ak.cartesian([ak.local_index(bare), assigned], nested=True))
@@ -104,18 +103,16 @@ def atlas_2019_zgamma(particles: ak.Array, cuts: FiducialCuts | None = None) -> 
 
     # isolation of the candidate photons: every final-state particle but the candidates and the dressed
     # muons (Rivet vetoes those from its isolation final state), so also the muons' bare constituents
-    cand = photons[(photons.pt > cuts.photon_pt) & (abs(photons.eta) < cuts.photon_eta)]
-    in_muon = ak.fill_none(ak.min(_delta_r_to(p, muons), axis=-1), np.inf) < cuts.dress_dr
     is_cand = (absid == PHOTON) & (p.pt > cuts.photon_pt) & (abs(p.eta) < cuts.photon_eta)
+    cand = p[is_cand]
+    in_muon = ak.fill_none(ak.min(_delta_r_to(p, muons), axis=-1), np.inf) < cuts.dress_dr
     others = p[~is_cand & ~((absid == MUON) | ((absid == PHOTON) & in_muon))]
-    c, o = ak.unzip(ak.cartesian([cand, others], nested=True))
-    et_other = o.E * o.pt / o.p
-    cone = ak.sum(ak.where(c.deltaR(o) < cuts.iso_dr, et_other, 0.0), axis=-1)
-    et_cand = cand.E * cand.pt / cand.p
+    _, o = ak.unzip(ak.cartesian([cand, others], nested=True))
+    cone = ak.sum(ak.where(_delta_r_to(cand, others) < cuts.iso_dr, _et(o), 0.0), axis=-1)
     far = ak.fill_none(
         (cand.deltaR(l1) > cuts.lepton_photon_dr) & (cand.deltaR(l2) > cuts.lepton_photon_dr), False
     )
-    chosen = cand[(cone / et_cand <= cuts.iso_max) & far]
+    chosen = cand[(cone / _et(cand) <= cuts.iso_max) & far]
     chosen = chosen[ak.argsort(chosen.pt, axis=-1, ascending=False)]
     gamma = ak.firsts(chosen)
     llg = ll + gamma
@@ -135,6 +132,11 @@ def atlas_2019_zgamma(particles: ak.Array, cuts: FiducialCuts | None = None) -> 
         "photon_pt": column(gamma.pt),
         "photon_abseta": column(abs(gamma.eta)),
     }
+
+
+def _et(p: ak.Array) -> ak.Array:
+    """Transverse energy E sin(theta), as Rivet's Et()."""
+    return p.E * p.pt / p.p
 
 
 def _delta_r_to(p: ak.Array, objects: ak.Array) -> ak.Array:

@@ -117,7 +117,6 @@ class ShapeComparison:
     chi2: float
     ndf: int
     ratio: FloatArray  # generated fraction / reference fraction per bin
-    ratio_error: FloatArray  # of the generated fraction alone
 
 
 def compare_shapes(
@@ -129,8 +128,7 @@ def compare_shapes(
     chi2 = float(diff @ np.linalg.solve(cov, diff))
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = gen_frac / ref_frac
-        ratio_err = np.sqrt(np.diag(gen_cov)) / ref_frac
-    return ShapeComparison(chi2=chi2, ndf=len(diff), ratio=ratio, ratio_error=ratio_err)
+    return ShapeComparison(chi2=chi2, ndf=len(diff), ratio=ratio)
 
 
 def tail_ratio(ref: Reference, x: ArrayLike, weights: ArrayLike, cut: float) -> tuple[float, float]:
