@@ -7,15 +7,20 @@ For each level (parton, hadron) the same chunk (same seed, the default config's 
 made in every mode in this process, interleaved --step events at a time, so a noisy machine slows all
 modes alike. "before": the code as it was before issue 15 (next() per event, numpy on scalars in the
 bias hook, one Python call per particle and property over the whole record). "after": as the workflow
-makes it now (Pythia's nextBatch, the record converted to arrays in C++ and filtered in numpy; the bias
-hook in plain floats). "veto" (hadron level): the loose acceptance (`generate.ShowerAcceptance`) checked
-after the shower and `forceHadronLevel()` only for the events that pass
+makes it now (Pythia's nextBatch, the record converted to arrays in C++ and filtered in numpy; the selection
+bias as Pythia's own p-hat_T bias and an m-hat thinning in the process-level hook, `generate.NativeBias`, in
+the default's m-hat strata, `generate.StratifiedGenerator`).
+"hook_bias": "after" with the whole selection bias in a Python hook (plain floats) and one Pythia run, as
+before NativeBias and the strata; it gives the n-tuple of "before" bit for bit, and "after" the same law from
+another random stream (compared by its selected distributions). "veto" (hadron level): the loose acceptance
+(`generate.ShowerAcceptance`) checked after the shower and `forceHadronLevel()` only for the events that pass
 (`generation.veto_before_hadronisation`).
 Printed per mode: the split of the chunk's time, events/s per core, selected events (full preselection) per
-core-second, the ratios to "before", whether "after" and "before" give identical n-tuples (they must), and
-for "veto", which changes the random stream, a comparison of the selected distributions. "no_qcd_fsr" (parton
-level): "after" without the QCD final-state shower (`generation.qcd_final_state_shower: false`, the default's
-setting; "before" and "after" keep it on, as before issue 15), compared with "before" in the same way.
+core-second, the ratios to "before", whether "hook_bias" and "before" give identical n-tuples (they must),
+and for "after" and "veto", which change the random stream, a comparison of the selected distributions.
+"no_qcd_fsr" (parton level): "after" without the QCD final-state shower
+(`generation.qcd_final_state_shower: false`, the default's setting; "before" and "after" keep it on, as
+before issue 15), compared with "before" in the same way.
 
 "Pythia" is the time inside next(), nextBatch() (which includes its conversion of the record to arrays)
 and forceHadronLevel(), the Python user hooks they call (selection bias, acceptance veto, FSR filter:
@@ -95,19 +100,27 @@ BEFORE = {
 class Mode:
     """One way of making the chunk: its own Pythia instance, run batch by batch with its code paths."""
 
-    def __init__(self, name: str, spec: generate.ChunkSpec, cfg: dict, before: bool) -> None:
+    def __init__(
+        self, name: str, spec: generate.ChunkSpec, cfg: dict, before: bool, hook_bias: bool = False
+    ) -> None:
         self.name, self.before, self.cfg = name, before, cfg
+        # the selection bias in the Python hook, in one Pythia run, as before NativeBias and the m-hat strata
+        self.hook_bias = hook_bias or before
+        if self.hook_bias:
+            spec = dataclasses.replace(spec, mhat_strata=None)
         self.spec = dataclasses.replace(spec, veto_before_hadronisation=False) if before else spec
         with self._code():
-            self.gen = generate.ChunkGenerator(self.spec, progress=False)
+            self.gen = generate.make_generator(self.spec, progress=False)
         self.rng = np.random.default_rng(generate.detector_seed(spec.seed, cfg["detector"]["seed_offset"]))
         self.batches, self.weights = [], []
         self.total = self.detector = self.cpu = 0.0
 
     @contextlib.contextmanager
     def _code(self):
-        saved = {name: getattr(generate, name) for name in BEFORE}
+        saved = {name: getattr(generate, name) for name in (*BEFORE, "native_bias")}
         saved_batch = generate.ChunkGenerator.batch
+        if self.hook_bias:
+            generate.native_bias = lambda *args, **kwargs: None
         if self.before:
             for name, func in BEFORE.items():
                 setattr(generate, name, func)
@@ -136,7 +149,7 @@ class Mode:
     def result(self, workdir: Path) -> dict:
         import awkward as ak
 
-        w = np.concatenate(self.weights)
+        w = self.gen.final_weights(np.concatenate(self.weights))
         objects = {name: ak.concatenate([b[name] for b in self.batches]) for name in detector.COLLECTIONS}
         path = workdir / f"{self.spec.level}_{self.name}.root"
         io.write_root(path, generate.nanoaod_trees(objects, w, self.gen.info(w.sum()), self.spec, 0))
@@ -171,6 +184,7 @@ def run_modes(
             ),
             cfg,
             name == "before",
+            hook_bias=name == "hook_bias",
         )
         for name in names
     ]
@@ -220,8 +234,8 @@ def main() -> None:
     workdir = Path(tmp.name)
     results = {}
     for level, n, names, step in (
-        ("parton", args.parton, ["before", "after", "no_qcd_fsr"], args.step),
-        ("hadron", args.hadron, ["before", "after", "veto"], args.hadron_step),
+        ("parton", args.parton, ["before", "hook_bias", "after", "no_qcd_fsr"], args.step),
+        ("hadron", args.hadron, ["before", "hook_bias", "after", "veto"], args.hadron_step),
     ):
         spec = generate.chunk_spec(
             args.process,
@@ -246,7 +260,12 @@ def main() -> None:
             )
         import uproot
 
-        a, b = (uproot.open(res[k]["path"])["Events"].arrays(library="np") for k in ("after", "before"))
+        hook, after = res["hook_bias"], res["after"]
+        print(
+            f"  after/hook_bias (Pythia's p-hat_T bias and the m-hat thinning against the bias in a Python "
+            f"hook): events/s {hook['total'] / after['total']:.2f}x, CPU {hook['cpu'] / after['cpu']:.2f}x"
+        )
+        a, b = (uproot.open(res[k]["path"])["Events"].arrays(library="np") for k in ("hook_bias", "before"))
         same = all(
             np.array_equal(
                 np.concatenate(a[k]) if a[k].dtype == object else a[k],
@@ -254,8 +273,9 @@ def main() -> None:
             )
             for k in a
         )
-        print(f"  identical n-tuples after/before (same seed): {same}")
-        for other in ("veto", "no_qcd_fsr"):  # another random stream: the selected distributions must agree
+        print(f"  identical n-tuples hook_bias/before (same seed): {same}")
+        # another random stream: the selected distributions must agree
+        for other in ("after", "veto", "no_qcd_fsr"):
             if other not in res:
                 continue
             from scipy import stats

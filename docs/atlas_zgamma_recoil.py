@@ -56,8 +56,10 @@ TAILS = (0.6, 0.8, 1.0)
 def generation_config(cfg: dict, overrides: dict, hadron: bool = False) -> dict:
     """The config's generation section for one setting: no upper m-hat cut, gamma*/Z from 40 GeV (the
     fiducial region has no m(llg) window and takes m(ll) > 40 GeV), the setting's ISR, and hadron level on
-    request."""
-    gen_cfg = dict(cfg["generation"]) | {"mhat_max": -1.0, "z_mass_min": 40.0} | overrides
+    request (one m-hat range: no strata)."""
+    gen_cfg = (
+        dict(cfg["generation"]) | {"mhat_max": -1.0, "mhat_strata": None, "z_mass_min": 40.0} | overrides
+    )
     if hadron:
         gen_cfg |= {"level": "hadron", "qcd_final_state_shower": True}
     return gen_cfg

@@ -57,9 +57,8 @@ def generated(cfg: dict, process: str, n: int, seed: int, hadron: bool) -> tuple
     if hadron:
         gen_cfg.update(level="hadron", qcd_final_state_shower=True)
     spec = generate.chunk_spec(process, n, seed, gen_cfg, cfg["sqrt_s_tev"])
-    gen = generate.ChunkGenerator(spec, progress=True)
-    particles, weights = gen.batch(n)
-    return particles, weights, (gen.info(weights.sum()), spec)
+    particles, weights, meta = generate.generate_chunk(spec, progress=True)
+    return particles, weights, (meta, spec)
 
 
 def selected(cfg: dict, det: dict, sample: tuple, workdir: Path, tag: str) -> tuple[dict, float]:

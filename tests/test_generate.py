@@ -767,3 +767,174 @@ def test_sliced_drell_yan_fsr_closes_on_the_unsliced_sample():
         assert abs(total[i] - unsliced[i, 0]) < 3.0 * np.hypot(err[i], unsliced[i, 1])
     assert err[1] < unsliced[1, 1]  # and the slice is the cheaper estimate of the high recoil
     assert above[1, 0] > 0.8 * total[1]
+
+
+def test_native_bias_factors_multiply_to_the_selection_bias():
+    """Pythia's p-hat_T factor b times the hook's m-hat thinning t is `selection_bias` / thin_max, t <= 1 over
+    the generated m-hat range, and the accepted events' weight is 1 / (b t)."""
+    gen = CONFIG["generation"]
+    spec = generate.chunk_spec("qqbar_Zgamma", 10, 3, gen, 13.0)
+    native = spec.native_bias
+    assert native is not None and native.bias == spec.bias and native.mass_ref == gen["mhat_min"]
+    rng = np.random.default_rng(5)
+    pt = rng.uniform(gen["pthat_min"], 300.0, 1000)
+    m = rng.uniform(gen["mhat_min"], gen["mhat_max"], 1000)
+    b = 1.0 / np.array([native.pythia_weight(x) for x in pt])
+    t = native.keep_probability(m)
+    np.testing.assert_allclose(b * t * native.thin_max, generate.selection_bias(pt, m, spec.bias), rtol=1e-12)
+    np.testing.assert_allclose(native.weights(pt, m), 1.0 / (b * t), rtol=1e-12)
+    grid = np.linspace(gen["mhat_min"], gen["mhat_max"], 100_003)
+    keep = native.keep_probability(grid)
+    assert keep.max() <= 1.0 and keep.max() > 0.999  # an upper bound, and a tight one
+    lines = generate.pythia_settings(spec)
+    assert "PhaseSpace:bias2Selection = on" in lines
+    assert f"PhaseSpace:bias2SelectionRef = {gen['bias']['pt_over_m_ref'] * gen['mhat_min']!r}" in lines
+
+
+@pytest.mark.parametrize(
+    ("process", "change"),
+    [
+        ("drellyan_jet_fsr", {"fsr_slice_pt": 30.0}),  # its bias mass is m(gamma*/Z), not m-hat
+        ("drellyan_fsr", {}),  # 2 -> 1
+        # no upper m-hat: p-hat_T / m-hat reaches the floor
+        ("qqbar_Zgamma", {"mhat_max": -1.0, "mhat_strata": None}),
+        ("qqbar_Zgamma", {"pthat_min": 1.0, "mhat_strata": None}),  # p-hat_T / m-hat below BIAS_FLOOR
+    ],
+)
+def test_bias_stays_in_the_hook_where_pythia_cannot_reproduce_it(process, change):
+    spec = generate.chunk_spec(process, 10, 3, {**CONFIG["generation"], **change}, 13.0)
+    assert spec.bias is not None and spec.native_bias is None
+    assert not any("bias2Selection" in line for line in generate.pythia_settings(spec))
+
+
+def test_pythia_weights_its_events_by_the_native_factor():
+    """Pythia's event weight is 1 / b of the event's p-hat_T (PhaseSpace:bias2Selection as `NativeBias` reads
+    it), and a thinned chunk's weights are those of `NativeBias.weights`."""
+    spec = generate.chunk_spec("qqbar_Zgamma", 300, 11, CONFIG["generation"], 13.0)
+    chunk = generate.ChunkGenerator(spec, progress=False)
+    events = chunk.pythia.nextBatch(300)
+    pthat = np.sqrt(ak.to_numpy(events.info.pT2Hat))
+    pythia = ak.to_numpy(ak.firsts(events.info.weights))
+    np.testing.assert_allclose(pythia, [chunk.native.pythia_weight(x) for x in pthat], rtol=1e-9)
+    _, weights = chunk._columns(events)
+    np.testing.assert_allclose(
+        weights, pythia / chunk.native.keep_probability(ak.to_numpy(events.info.mHat)), rtol=1e-9
+    )
+    assert chunk.hook.selected_weight_sum > 0.0
+
+
+def _weighted_fraction(weights, passed):
+    f = np.sum(weights * passed) / np.sum(weights)
+    return f, np.sqrt(np.sum((weights / weights.sum()) ** 2 * (passed - f) ** 2))
+
+
+def _closure_observables(parts, w):
+    """Weighted fractions (with errors) of events with m(ll gamma) in 120-130 GeV and with a photon above
+    40 GeV, from the generated particles, and the raw fraction of events in the window."""
+    photon = parts[parts.pid == 22]
+    lep = parts[(abs(parts.pid) == 11) | (abs(parts.pid) == 13)]
+    g = ak.firsts(photon[ak.argmax(np.hypot(photon.px, photon.py), axis=1, keepdims=True)])
+    pair = ak.combinations(lep, 2)
+    tot = {
+        k: ak.fill_none(ak.firsts(pair["0"][k] + pair["1"][k]), 0.0) + ak.fill_none(g[k], 0.0)
+        for k in ("px", "py", "pz", "E")
+    }
+    m = np.sqrt(np.maximum(tot["E"] ** 2 - tot["px"] ** 2 - tot["py"] ** 2 - tot["pz"] ** 2, 0.0))
+    in_window = ak.to_numpy((m > 120.0) & (m < 130.0)).astype(float)
+    hard = ak.to_numpy(ak.fill_none(np.hypot(g.px, g.py) > 40.0, False)).astype(float)
+    return _weighted_fraction(w, in_window), _weighted_fraction(w, hard), np.mean(in_window)
+
+
+def test_native_bias_and_strata_close_on_the_bias_in_the_hook_and_on_no_bias(monkeypatch):
+    """Closure with the default's generator settings (acceptance veto, ISR veto, bias, m-hat strata): Pythia's
+    p-hat_T bias with the m-hat thinning, in one run or in the default's strata, and the strata with fractions
+    far from the bias' shares, give the cross-section and weighted spectra of the bias in a Python hook and
+    of an unbiased sample, within their statistics; the default's strata put as many MC events into the
+    Higgs-mass region as the bias does, twice the unbiased sample's."""
+    gen = CONFIG["generation"]
+    skewed = {**gen["mhat_strata"], "fractions": [0.4, 0.15, 0.15, 0.15, 0.15]}
+    specs = {
+        "strata": generate.chunk_spec("qqbar_Zgamma", 4000, 31, gen, 13.0),
+        "one run": generate.chunk_spec("qqbar_Zgamma", 4000, 34, {**gen, "mhat_strata": None}, 13.0),
+        "skewed strata": generate.chunk_spec("qqbar_Zgamma", 4000, 35, {**gen, "mhat_strata": skewed}, 13.0),
+        "plain": generate.chunk_spec(
+            "qqbar_Zgamma", 4000, 32, {**gen, "bias": None, "mhat_strata": None}, 13.0
+        ),
+    }
+    assert specs["strata"].mhat_strata and specs["strata"].native_bias is not None
+    results = {name: generate.generate_chunk(spec, progress=False) for name, spec in specs.items()}
+    monkeypatch.setattr(generate, "native_bias", lambda *a, **k: None)
+    hook = generate.chunk_spec("qqbar_Zgamma", 4000, 33, {**gen, "mhat_strata": None}, 13.0)
+    assert hook.native_bias is None
+    results["hook"] = generate.generate_chunk(hook, progress=False)
+    observed = {name: _closure_observables(parts, w) for name, (parts, w, _) in results.items()}
+    ref_meta = results["plain"][2]
+    for name in ("strata", "one run", "skewed strata", "hook"):
+        _, w, meta = results[name]
+        assert meta.sum_weights == pytest.approx(w.sum())
+        err = np.hypot(meta.sigma_err_pb, ref_meta.sigma_err_pb)
+        assert abs(meta.sigma_gen_pb - ref_meta.sigma_gen_pb) < 4 * err, name
+        for got, ref in zip(observed[name][:2], observed["plain"][:2]):
+            assert abs(got[0] - ref[0]) < 4 * np.hypot(got[1], ref[1]), name
+    assert results["strata"][1].sum() == pytest.approx(4000.0)  # each stratum scaled to its cross-section
+    # the same law as the hook's bias: as many MC events in the window, twice the unbiased sample's
+    for name in ("strata", "one run"):
+        assert observed[name][2] == pytest.approx(observed["hook"][2], rel=0.15), name
+    assert observed["strata"][2] > 2.0 * observed["plain"][2]
+
+
+def test_stratum_counts_apportion_the_events():
+    assert generate.stratum_counts(1000, [0.048, 0.183, 0.451, 0.157, 0.161]) == [48, 183, 451, 157, 161]
+    counts = generate.stratum_counts(7, [0.5, 0.3, 0.2])
+    assert sum(counts) == 7 and counts == [4, 2, 1]
+    assert generate.stratum_counts(3, [0.98, 0.01, 0.01]) == [1, 1, 1]  # every stratum gets an event
+    with pytest.raises(ValueError, match="cannot fill 3 m-hat strata"):
+        generate.stratum_counts(2, [0.5, 0.3, 0.2])
+
+
+@pytest.mark.parametrize(
+    ("strata", "match"),
+    [
+        ({"edges": [95.0, 130.0, 190.0], "fractions": [0.5, 0.5]}, "must increase from"),
+        ({"edges": [95.0, 130.0, 120.0, 200.0], "fractions": [0.3, 0.3, 0.4]}, "must increase from"),
+        ({"edges": [95.0, 130.0, 200.0], "fractions": [0.5, 0.4]}, "summing to 1"),
+        ({"edges": [95.0, 130.0, 200.0], "fractions": [1.0]}, "one positive fraction per stratum"),
+    ],
+)
+def test_bad_mhat_strata_are_refused_by_name(strata, match):
+    gen = {**CONFIG["generation"], "mhat_strata": strata}
+    with pytest.raises(ValueError, match=match):
+        generate.chunk_spec("qqbar_Zgamma", 100, 3, gen, 13.0)
+    from hzg import config_checks
+
+    assert any("generation.mhat_strata" in p for p in config_checks._mhat_strata_problems(gen))
+
+
+def test_strata_apply_to_the_background_only_and_set_each_run_s_m_hat_range():
+    gen = CONFIG["generation"]
+    assert generate.chunk_spec("ggH_Zgamma", 100, 3, gen, 13.0).mhat_strata is None
+    spec = generate.chunk_spec("qqbar_Zgamma", 1000, 3, gen, 13.0)
+    edges = gen["mhat_strata"]["edges"]
+    assert [s[:2] for s in spec.mhat_strata] == list(zip(edges[:-1], edges[1:]))
+    chunk = generate.make_generator(spec, progress=False)
+    assert isinstance(chunk, generate.StratifiedGenerator) and sum(chunk.counts) == 1000
+    assert [(s.mhat_min, s.mhat_max) for s in chunk.specs] == list(zip(edges[:-1], edges[1:]))
+    assert len({s.seed for s in chunk.specs}) == len(edges) - 1
+    for sub in chunk.specs:  # each stratum: Pythia's m-hat range, its own thinning maximum
+        lines = generate.pythia_settings(sub)
+        assert (
+            f"PhaseSpace:mHatMin = {sub.mhat_min}" in lines
+            and f"PhaseSpace:mHatMax = {sub.mhat_max}" in lines
+        )
+        assert sub.native_bias.mass_ref == sub.mhat_min
+    with pytest.raises(RuntimeError, match="not complete"):
+        chunk.final_weights(np.ones(1000))
+
+
+def test_stratified_chunk_is_reproducible():
+    spec = generate.chunk_spec("qqbar_Zgamma", 60, 8, CONFIG["generation"], 13.0)
+    a = generate.simulate_chunk(spec, CONFIG["detector"], chunk=0, progress=False)
+    b = generate.simulate_chunk(spec, CONFIG["detector"], chunk=0, progress=False)
+    assert np.array_equal(a["Events"]["genWeight"], b["Events"]["genWeight"])
+    assert ak.to_list(a["Events"]["Photon"]) == ak.to_list(b["Events"]["Photon"])
+    assert a["Runs"]["sigmaGen_pb"][0] == b["Runs"]["sigmaGen_pb"][0] > 0

@@ -285,12 +285,21 @@ class ChunkSpec:
     #: drops its events whose first initial-state emission is harder; drellyan_jet_fsr generates p-hat_T above
     #: it. None: drellyan_fsr alone, unsliced
     fsr_slice_pt: float | None = None
+    #: strata of m-hat, (low edge, high edge, fraction of the chunk's events) each, made one Pythia run after
+    #: the other (`generation.mhat_strata`, `StratifiedGenerator`); None: one run over [mhat_min, mhat_max]
+    mhat_strata: tuple[tuple[float, float, float], ...] | None = None
 
     @property
     def hadron_veto(self) -> ShowerAcceptance | None:
         """The acceptance checked after the shower and before hadronisation (None: every event is
         hadronised)."""
         return ShowerAcceptance() if self.level == "hadron" and self.veto_before_hadronisation else None
+
+    @property
+    def native_bias(self) -> NativeBias | None:
+        """The selection bias as Pythia's p-hat_T bias and an m-hat thinning (`NativeBias`), where it applies;
+        None: the bias (if any) in the user hook."""
+        return native_bias(self.process, self.bias, self.pthat_min, self.mhat_min, self.mhat_max)
 
 
 @dataclass(frozen=True)
@@ -323,6 +332,93 @@ def selection_bias(pthat: ArrayLike, mhat: ArrayLike, bias: Bias) -> np.ndarray:
     x = np.maximum(np.asarray(pthat, np.float64) / mhat, BIAS_FLOOR)
     peak = 1.0 + bias.mass_boost * np.exp(-0.5 * ((mhat - bias.mass_peak) / bias.mass_width) ** 2)
     return (x / bias.pt_over_m_ref) ** bias.pt_over_m_power * peak
+
+
+#: Hard processes whose selection bias Pythia applies itself (`NativeBias`): 2 -> 2 processes whose bias mass
+#: is m-hat (PhaseSpace:bias2Selection accepts 2 -> 2 processes only).
+NATIVE_BIAS_PROCESSES = ("qqbar_Zgamma",)
+#: Third entropy word of the m-hat thinning's random stream (`NativeBias`), apart from Pythia's and the
+#: detector's.
+THINNING_STREAM = 2
+
+
+@dataclass(frozen=True)
+class NativeBias:
+    """`selection_bias` of a 2 -> 2 process in two factors, so that no Python runs per trial phase-space
+    point: Pythia's own p-hat_T power (PhaseSpace:bias2Selection, b = (p-hat_T / pthat_ref)^power, in C++)
+    for every trial point, and a thinning of the selected hard processes in m-hat (kept with probability
+    t(m-hat) = (mass_ref / m-hat)^power x peak(m-hat) / thin_max, by the process-level user hook, before the
+    shower). The product b t is `selection_bias` / thin_max: the accepted events follow the same law as with
+    the bias in a user hook, and carry the weight thin_max / selection_bias. Pythia calls a Python bias hook
+    about 40 times per accepted event (the trial points); the thinning runs once per selected event. Over the
+    whole m-hat range it keeps only about a third of them (the bias' mass peak is 3x its sidebands), which
+    costs more trial points than the hook saves; within the m-hat strata of `StratifiedGenerator`, where the
+    m-hat factor changes little, it keeps about 80 % (README, "Generation").
+    """
+
+    bias: Bias
+    #: m-hat of the reference (the lower end of the generated m-hat range), GeV
+    mass_ref: float
+    #: maximum of (mass_ref / m-hat)^power x peak(m-hat) over the generated m-hat range
+    thin_max: float
+
+    @property
+    def pthat_ref(self) -> float:
+        """Pythia's PhaseSpace:bias2SelectionRef, GeV: pt_over_m_ref x mass_ref."""
+        return self.bias.pt_over_m_ref * self.mass_ref
+
+    def pythia_lines(self) -> list[str]:
+        """Pythia's settings of the p-hat_T factor (none for a bias without p-hat_T power)."""
+        if self.bias.pt_over_m_power == 0.0:
+            return []
+        return [
+            "PhaseSpace:bias2Selection = on",
+            f"PhaseSpace:bias2SelectionPow = {self.bias.pt_over_m_power!r}",
+            f"PhaseSpace:bias2SelectionRef = {self.pthat_ref!r}",
+        ]
+
+    def pythia_weight(self, pthat: float) -> float:
+        """The weight Pythia gives an event of this p-hat_T, 1 / b."""
+        return (self.pthat_ref / pthat) ** self.bias.pt_over_m_power
+
+    def keep_probability(self, mhat: ArrayLike) -> np.ndarray:
+        """t(m-hat), the probability that the thinning keeps a selected hard process (at most 1)."""
+        return _mass_shape(np.asarray(mhat, np.float64), self.bias, self.mass_ref) / self.thin_max
+
+    def weights(self, pthat: ArrayLike, mhat: ArrayLike) -> np.ndarray:
+        """The accepted events' weights, 1 / (b t) = thin_max / selection_bias."""
+        return self.thin_max / selection_bias(pthat, mhat, self.bias)
+
+
+def _mass_shape(mhat: np.ndarray, bias: Bias, mass_ref: float) -> np.ndarray:
+    """(mass_ref / m-hat)^power x (1 + boost exp(-(m-hat - peak)^2 / 2 width^2)): the m-hat factor of
+    `selection_bias` once its p-hat_T power is taken as (p-hat_T / (ref mass_ref))^power."""
+    peak = 1.0 + bias.mass_boost * np.exp(-0.5 * ((mhat - bias.mass_peak) / bias.mass_width) ** 2)
+    return (mass_ref / mhat) ** bias.pt_over_m_power * peak
+
+
+#: Points of the grid on which `native_bias` finds the maximum of the thinning's m-hat shape, and the margin
+#: above it (the grid's spacing, under 0.01 GeV, misses the maximum by a relative 1e-9 at most).
+_THIN_GRID = 200_001
+_THIN_MARGIN = 1.0 + 1e-6
+
+
+def native_bias(
+    process: str, bias: Bias | None, pthat_min: float, mhat_min: float, mhat_max: float
+) -> NativeBias | None:
+    """The `NativeBias` of a process' bias, or None where it cannot reproduce `selection_bias` and the bias
+    stays in the user hook: a process Pythia cannot bias (not 2 -> 2 in m-hat), no upper m-hat cut, or a
+    p-hat_T / m-hat that can fall below BIAS_FLOOR (where `selection_bias` stops falling; Pythia's factor has
+    no floor)."""
+    if bias is None or process not in NATIVE_BIAS_PROCESSES or bias.mass_variable != "mhat":
+        return None
+    if not mhat_max > mhat_min > 0.0 or pthat_min / mhat_max < BIAS_FLOOR:
+        return None
+    if not 0.0 <= bias.pt_over_m_power <= 10.0 or bias.pt_over_m_ref * mhat_min < 1.0:
+        return None  # outside PhaseSpace:bias2SelectionPow's and bias2SelectionRef's ranges
+    grid = np.linspace(mhat_min, mhat_max, _THIN_GRID)
+    thin_max = float(np.max(_mass_shape(grid, bias, mhat_min))) * _THIN_MARGIN
+    return NativeBias(bias=bias, mass_ref=float(mhat_min), thin_max=thin_max)
 
 
 #: Where the initial-state shower of the background starts (`generation.isr_max`):
@@ -392,6 +488,7 @@ def chunk_spec(
         else:  # a 2 -> 1 process has no p-hat_T
             bias.pop("pt_over_m_power", None)
             bias.pop("pt_over_m_ref", None)
+    strata = mhat_strata(generation) if background else None
     slice_pt = generation.get("fsr_slice_pt")
     if process == "drellyan_jet_fsr" and slice_pt is None:
         raise ValueError(
@@ -422,7 +519,62 @@ def chunk_spec(
         higgs_mass=float(higgs_mass),
         qcd_fsr=bool(generation.get("qcd_final_state_shower", True)),
         fsr_slice_pt=float(slice_pt) if process in FSR_PROCESSES and slice_pt is not None else None,
+        mhat_strata=strata,
     )
+
+
+def mhat_strata(generation: Mapping[str, Any]) -> tuple[tuple[float, float, float], ...] | None:
+    """(low, high, fraction) of each m-hat stratum of `generation.mhat_strata`, checked: the edges tile
+    [mhat_min, mhat_max] and the fractions, one per stratum, are positive and sum to 1."""
+    strata = generation.get("mhat_strata")
+    if not strata:
+        return None
+    edges = [float(e) for e in strata["edges"]]
+    fractions = [float(f) for f in strata["fractions"]]
+    lo, hi = float(generation["mhat_min"]), float(generation.get("mhat_max", -1.0))
+    if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])) or (edges[0], edges[-1]) != (lo, hi):
+        raise ValueError(
+            f"generation.mhat_strata.edges {edges} must increase from generation.mhat_min ({lo}) to "
+            f"generation.mhat_max ({hi})"
+        )
+    if len(fractions) != len(edges) - 1 or min(fractions) <= 0 or abs(sum(fractions) - 1.0) > 1e-6:
+        raise ValueError(
+            f"generation.mhat_strata.fractions {fractions} must be one positive fraction per stratum "
+            f"({len(edges) - 1}), summing to 1"
+        )
+    return tuple(zip(edges[:-1], edges[1:], fractions))
+
+
+def stratum_counts(n_events: int, fractions: Sequence[float]) -> list[int]:
+    """Events of each stratum: the largest-remainder apportionment of n_events by the fractions, at least one
+    per stratum (a stratum without events would leave its cross-section out of the chunk's)."""
+    k = len(fractions)
+    if n_events < k:
+        raise ValueError(
+            f"a chunk of {n_events} events cannot fill {k} m-hat strata (generation.mhat_strata)"
+        )
+    share = n_events * np.asarray(fractions, np.float64) / float(np.sum(fractions))
+    counts = np.floor(share).astype(np.int64)
+    order = np.argsort(-(share - counts), kind="stable")
+    counts[order[: n_events - int(counts.sum())]] += 1
+    for i in np.flatnonzero(counts == 0):
+        counts[int(np.argmax(counts))] -= 1
+        counts[i] = 1
+    return counts.tolist()
+
+
+#: Offset of the strata's index in `chunk_seed` (`stratum_seed`), apart from any chunk number.
+_STRATUM_SEED_OFFSET = 1_000_000
+
+
+def stratum_seed(seed: int, stratum: int) -> int:
+    """Pythia seed of one m-hat stratum of a chunk, from the chunk's seed."""
+    return chunk_seed(seed, _STRATUM_SEED_OFFSET + int(stratum))
+
+
+def thinning_seed(seed: int) -> int:
+    """Seed of the m-hat thinning's random stream of a chunk (`NativeBias`), from the chunk's Pythia seed."""
+    return int(np.random.SeedSequence([int(seed), THINNING_STREAM]).generate_state(1, dtype=np.uint64)[0])
 
 
 def chunk_seed(sample_seed: int, chunk: int) -> int:
@@ -511,7 +663,9 @@ def pythia_settings(spec: ChunkSpec) -> list[str]:
     ):  # hadronised by hand (forceHadronLevel) for the events that pass the veto
         level = [line.replace("HadronLevel:all = on", "HadronLevel:all = off") for line in level]
     shower = [] if spec.qcd_fsr else ["TimeShower:QCDshower = off"]
-    return common + process_settings(spec) + cuts + level + shower
+    native = spec.native_bias
+    bias = native.pythia_lines() if native is not None else []
+    return common + process_settings(spec) + cuts + level + shower + bias
 
 
 def process_settings(spec: ChunkSpec) -> list[str]:
@@ -672,6 +826,8 @@ def _user_hook(
     isr_scale_fudge: float | None = None,
     drop_first_isr_above: float | None = None,
     slice_pthat_fudge: float | None = None,
+    thinning: NativeBias | None = None,
+    thinning_seed: int = 0,
 ) -> Any:
     """A Pythia UserHooks object: selection bias (`selection_bias`), acceptance veto, FSR filter and, with
     isr_scale_fudge f, the veto of initial-state emissions of the hard system above f HT/2 (`ISR_MAX` text).
@@ -685,10 +841,16 @@ def _user_hook(
     X, generated from the matrix elements that Pythia's matrix-element correction gives drellyan_fsr's first
     emission.
 
+    With `thinning` (a `NativeBias`; `bias` is then None) the hook keeps each selected hard process with the
+    thinning's probability t(m-hat), drawn from its own random stream (`thinning_seed`), and sums Pythia's
+    weight 1 / b over the selected processes that reach it (`Hook.selected_weight_sum`), which the
+    cross-section needs (`ChunkGenerator.info`).
+
     Pythia calls `biasSelectionBy` for every trial phase-space point (about 40 per accepted background
     event) and the ISR veto for every emission, so both stay in plain Python floats with local names
     (`bench/bench_generate.py` measures them against the earlier hooks; the events are bit-identical).
     """
+    import random
     import pythia8mc
 
     bias_of = _bias_function(bias) if bias is not None else None
@@ -698,11 +860,25 @@ def _user_hook(
     drop_above = math.inf if drop_first_isr_above is None else float(drop_first_isr_above)
     watch_first = drop_first_isr_above is not None
     slice_fudge = slice_pthat_fudge
+    thin = thinning is not None
+    if thin:
+        if bias is not None:
+            raise ValueError("a bias in the hook and an m-hat thinning (NativeBias) exclude each other")
+        pthat_ref, power = thinning.pthat_ref, float(thinning.bias.pt_over_m_power)
+        mass_ref, thin_max = thinning.mass_ref, thinning.thin_max
+        peak, width, boost = (
+            float(thinning.bias.mass_peak),
+            float(thinning.bias.mass_width),
+            float(thinning.bias.mass_boost),
+        )
+        uniform = random.Random(int(thinning_seed)).random  # Mersenne Twister: the same draws everywhere
+        exp = math.exp
 
     class Hook(pythia8mc.UserHooks):
         isr_limit = math.inf
         first_isr = True
         drop = False
+        selected_weight_sum = 0.0
 
         def canVetoISREmission(self) -> bool:  # noqa: N802
             return veto_isr or watch_first
@@ -729,10 +905,20 @@ def _user_hook(
             return bias_of(phase_space)
 
         def canVetoProcessLevel(self) -> bool:  # noqa: N802
-            return veto is not None or veto_isr or watch_first or slice_fudge is not None
+            return veto is not None or veto_isr or watch_first or slice_fudge is not None or thin
 
         def doVetoProcessLevel(self, process) -> bool:  # noqa: N802
             self.first_isr, self.drop = True, False
+            if thin:  # the 2 -> 2 process' outgoing pair: entries 5 and 6 of the process record
+                a = process[5]
+                mhat = (a.p() + process[6].p()).mCalc()
+                if power != 0.0:
+                    self.selected_weight_sum += (pthat_ref / a.pT()) ** power
+                else:
+                    self.selected_weight_sum += 1.0
+                shape = (mass_ref / mhat) ** power * (1.0 + boost * exp(-0.5 * ((mhat - peak) / width) ** 2))
+                if uniform() * thin_max >= shape:
+                    return True
             if slice_fudge is not None:
                 pthat, limit = slice_pthat_limit(process, slice_fudge)
                 if pthat > limit:
@@ -771,6 +957,8 @@ class ChunkGenerator:
         self.n_hadron_vetoed = 0
         self._visible_ids: dict[int, bool] = {}
         self.hook = None
+        #: the bias as Pythia's p-hat_T bias and the hook's m-hat thinning (None: in the hook, or no bias)
+        self.native = spec.native_bias
         is_slice = spec.process == "drellyan_jet_fsr"
         if (
             spec.bias is not None
@@ -780,12 +968,14 @@ class ChunkGenerator:
             or spec.fsr_slice_pt is not None
         ):
             self.hook = _user_hook(
-                spec.bias,
+                spec.bias if self.native is None else None,
                 spec.veto,
                 spec.fsr,
                 None if is_slice else spec.isr_veto_ht,
                 drop_first_isr_above=spec.fsr_slice_pt if spec.process == "drellyan_fsr" else None,
                 slice_pthat_fudge=spec.isr_veto_ht if is_slice else None,
+                thinning=self.native,
+                thinning_seed=thinning_seed(spec.seed),
             )  # kept alive here: Pythia holds a raw pointer
             self.pythia.setUserHooksPtr(self.hook)
         if not self.pythia.init():
@@ -852,7 +1042,10 @@ class ChunkGenerator:
         }
         info = events.info
         weights = ak.to_numpy(ak.firsts(info.weights)).astype(np.float64)
-        if (
+        if self.native is not None:  # Pythia's weight 1 / b over the thinning's t: thin_max / selection_bias
+            pthat = np.sqrt(ak.to_numpy(info.pT2Hat).astype(np.float64))
+            weights = self.native.weights(pthat, ak.to_numpy(info.mHat))
+        elif (
             self.spec.bias is not None
         ):  # event by event, as numpy scalars: the same bits as before (see tests)
             pthat = np.sqrt(ak.to_numpy(info.pT2Hat)).tolist()
@@ -919,7 +1112,9 @@ class ChunkGenerator:
             counts[i] = len(particles)
             info = self.pythia.infoPython()
             weights[i] = info.weight()
-            if self.spec.bias is not None:
+            if self.native is not None:
+                weights[i] = self.native.weights(info.pTHat(), info.mHat())
+            elif self.spec.bias is not None:
                 mass = info.m3Hat() if self.spec.bias.mass_variable == "m3" else info.mHat()
                 weights[i] /= selection_bias(info.pTHat(), mass, self.spec.bias)
             i += 1
@@ -939,6 +1134,10 @@ class ChunkGenerator:
         }
         return ak.unflatten(ak.zip(fields), counts), weights
 
+    def final_weights(self, weights: np.ndarray) -> np.ndarray:
+        """The events' weights once the chunk is made, from those `batch` returned (unchanged here)."""
+        return weights
+
     def info(self, sum_weights: float) -> ChunkInfo:
         """Metadata once all events are made: generated events, sum of weights, cross-section."""
         self.bar.close()
@@ -948,6 +1147,13 @@ class ChunkGenerator:
         # unweighted, and the mean kept weight turns it into their weighted cross-section.
         weighted = self.spec.bias is not None or self.spec.fsr is not None
         unbias = float(sum_weights) / self.spec.n_events if weighted else 1.0
+        if self.native is not None:
+            # Pythia's sigma with its own bias is the unbiased sigma S of the selected processes times the
+            # fraction it accepted, n_acc / n_sel; the thinning and the acceptance veto keep the events
+            # sum(w) / sum_selected(1 / b) of S (`NativeBias`)
+            n_sel, n_acc = info.nSelected(), info.nAccepted()
+            selected = self.hook.selected_weight_sum
+            unbias = (n_sel / n_acc) * float(sum_weights) / selected if n_acc and selected > 0 else 0.0
         meta = ChunkInfo(
             n_generated=self.spec.n_events,
             sum_weights=float(sum_weights),
@@ -965,10 +1171,149 @@ class ChunkGenerator:
         return meta
 
 
+class StratifiedGenerator:
+    """A chunk made in strata of m-hat (`ChunkSpec.mhat_strata`): one `ChunkGenerator` per stratum, the strata
+    one after the other (only one Pythia alive at a time), each with its share of the chunk's events, its own
+    seed (`stratum_seed`) and its m-hat range as Pythia's PhaseSpace:mHatMin / mHatMax.
+
+    Within a stratum the events follow the chunk's law (the bias as `NativeBias`, with the stratum's own
+    thinning maximum, which keeps most selected processes where the bias' m-hat factor changes little); the
+    fractions set how many MC events each stratum gets. Each stratum's weights are scaled to its own
+    cross-section sigma_k (`final_weights`): an event of stratum k weighs n sigma_k / sigma (w / sum_k w), so
+    the chunk's weights sum to n, and every distribution, the cross-section sigma = sum_k sigma_k included,
+    is that of the unstratified chunk whatever the fractions. Events come in stratum order (nothing downstream
+    reads the order: the splits hash the event number).
+    """
+
+    def __init__(self, spec: ChunkSpec, progress: bool = True) -> None:
+        if not spec.mhat_strata:
+            raise ValueError("StratifiedGenerator needs ChunkSpec.mhat_strata")
+        import dataclasses
+
+        self.spec = spec
+        self.counts = stratum_counts(spec.n_events, [f for _, _, f in spec.mhat_strata])
+        self.specs = [
+            dataclasses.replace(
+                spec,
+                n_events=n,
+                seed=stratum_seed(spec.seed, k),
+                mhat_min=lo,
+                mhat_max=hi,
+                mhat_strata=None,
+            )
+            for k, ((lo, hi, _), n) in enumerate(zip(spec.mhat_strata, self.counts))
+        ]
+        self._current: ChunkGenerator | None = None
+        self._stratum = 0
+        self._made = 0  # events of the current stratum made so far
+        self._sums = [0.0] * len(self.counts)  # sum of each stratum's weights from `batch`
+        self.metas: list[ChunkInfo] = []
+        self._seconds = {"pythia": 0.0, "hadron_veto": 0.0, "extract": 0.0}
+        self._failed = self._vetoed = 0
+        self.bar = tqdm(
+            total=spec.n_events, desc=f"pythia {spec.process}", disable=not progress, mininterval=5
+        )
+
+    @property
+    def seconds(self) -> dict[str, float]:
+        """Seconds in Pythia, the acceptance before hadronisation and the record extraction, all strata."""
+        now = self._current.seconds if self._current is not None else {}
+        return {k: v + now.get(k, 0.0) for k, v in self._seconds.items()}
+
+    @property
+    def n_failed(self) -> int:
+        return self._failed + (self._current.n_failed if self._current is not None else 0)
+
+    @property
+    def n_hadron_vetoed(self) -> int:
+        return self._vetoed + (self._current.n_hadron_vetoed if self._current is not None else 0)
+
+    def batch(self, n_events: int) -> tuple[ak.Array, np.ndarray]:
+        """The next `n_events` events of the chunk (stratum after stratum) and their weights within their
+        stratum."""
+        pieces: list[ak.Array] = []
+        weights: list[np.ndarray] = []
+        need = n_events
+        while need > 0:
+            if self._stratum >= len(self.counts):
+                raise ValueError(f"the chunk has {self.spec.n_events} events; asked for more")
+            if self._current is None:  # Pythia's set-up of the stratum (about 0.25 s) counts as Pythia's time
+                t0 = time.perf_counter()
+                self._current = ChunkGenerator(self.specs[self._stratum], progress=False)
+                self._seconds["pythia"] += time.perf_counter() - t0
+                self._made = 0
+            take = min(need, self.counts[self._stratum] - self._made)
+            particles, w = self._current.batch(take)
+            pieces.append(particles)
+            weights.append(w)
+            self._sums[self._stratum] += float(w.sum())
+            self._made += take
+            need -= take
+            self.bar.update(take)
+            if self._made == self.counts[self._stratum]:
+                self._close_stratum()
+        return (ak.concatenate(pieces) if len(pieces) > 1 else pieces[0]), np.concatenate(weights)
+
+    def _close_stratum(self) -> None:
+        """Keep the finished stratum's metadata and counters, and let its Pythia go."""
+        gen = self._current
+        assert gen is not None
+        self.metas.append(gen.info(self._sums[self._stratum]))
+        for k, v in gen.seconds.items():
+            self._seconds[k] += v
+        self._failed += gen.n_failed
+        self._vetoed += gen.n_hadron_vetoed
+        self._current = None
+        self._stratum += 1
+
+    def _sigmas(self) -> np.ndarray:
+        if len(self.metas) != len(self.counts):
+            raise RuntimeError(
+                f"{len(self.metas)} of {len(self.counts)} m-hat strata made: the chunk is not complete"
+            )
+        return np.array([m.sigma_gen_pb for m in self.metas], np.float64)
+
+    def final_weights(self, weights: np.ndarray) -> np.ndarray:
+        """Weights scaled stratum by stratum to its cross-section: n sigma_k / sigma x w / sum_k w."""
+        sigma = self._sigmas()
+        if len(weights) != self.spec.n_events:
+            raise ValueError(f"{len(weights)} weights for a chunk of {self.spec.n_events} events")
+        scale = self.spec.n_events * (sigma / sigma.sum()) / np.array(self._sums, np.float64)
+        return np.asarray(weights, np.float64) * np.repeat(scale, self.counts)
+
+    def info(self, sum_weights: float) -> ChunkInfo:
+        """Metadata once all strata are made: the cross-section is the sum of the strata's."""
+        self.bar.close()
+        sigma = self._sigmas()
+        meta = ChunkInfo(
+            n_generated=self.spec.n_events,
+            sum_weights=float(sum_weights),
+            sigma_gen_pb=float(sigma.sum()),
+            sigma_err_pb=float(np.sqrt(np.sum(np.array([m.sigma_err_pb for m in self.metas]) ** 2))),
+        )
+        log.info(
+            "generated %d %s events in %d m-hat strata (%s events; sigma %s pb), sigma_gen = %.4g +- %.2g pb",
+            self.spec.n_events,
+            self.spec.process,
+            len(self.counts),
+            "/".join(str(c) for c in self.counts),
+            "/".join(f"{s:.3g}" for s in sigma),
+            meta.sigma_gen_pb,
+            meta.sigma_err_pb,
+        )
+        return meta
+
+
+def make_generator(spec: ChunkSpec, progress: bool = True) -> ChunkGenerator | StratifiedGenerator:
+    """The generator of a chunk: in m-hat strata when the spec has them, else one Pythia run."""
+    return StratifiedGenerator(spec, progress) if spec.mhat_strata else ChunkGenerator(spec, progress)
+
+
 def generate_chunk(spec: ChunkSpec, progress: bool = True) -> tuple[ak.Array, np.ndarray, ChunkInfo]:
     """All events of a chunk at once: particles, generator weights and the chunk metadata."""
-    gen = ChunkGenerator(spec, progress)
+    gen = make_generator(spec, progress)
     particles, weights = gen.batch(spec.n_events)
+    weights = gen.final_weights(weights)
     return particles, weights, gen.info(weights.sum())
 
 
@@ -1013,7 +1358,7 @@ def simulate_chunk(
     """Generate one chunk batch by batch, apply the detector response and return its n-tuple trees."""
     from hzg.data import detector
 
-    gen = ChunkGenerator(spec, progress)
+    gen = make_generator(spec, progress)
     rng = np.random.default_rng(detector_seed(spec.seed, detector_cfg["seed_offset"]))
     jet_cfg = detector_cfg.get("jet")
     jet_rng = np.random.default_rng(jet_seed(spec.seed, detector_cfg["seed_offset"]))
@@ -1038,7 +1383,7 @@ def simulate_chunk(
         detector_s,
         gen.n_hadron_vetoed,
     )
-    all_weights = np.concatenate(weights)
+    all_weights = gen.final_weights(np.concatenate(weights))
     meta = gen.info(all_weights.sum())
     names = list(detector.COLLECTIONS) + ([detector.JET_COLLECTION] if jet_cfg is not None else [])
     objects = {name: ak.concatenate([b[name] for b in batches]) for name in names}
