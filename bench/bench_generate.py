@@ -20,7 +20,8 @@ core-second, the ratios to "before", whether "hook_bias" and "before" give ident
 and for "after" and "veto", which change the random stream, a comparison of the selected distributions.
 "no_qcd_fsr" (parton level): "after" without the QCD final-state shower
 (`generation.qcd_final_state_shower: false`, the default's setting; "before" and "after" keep it on, as
-before issue 15), compared with "before" in the same way.
+before issue 15), compared with "before" in the same way; "no_qcd_fsr_hook_bias": the same with the bias in
+the Python hook and one Pythia run, the default's generation before the m-hat strata.
 
 "Pythia" is the time inside next(), nextBatch() (which includes its conversion of the record to arrays)
 and forceHadronLevel(), the Python user hooks they call (selection bias, acceptance veto, FSR filter:
@@ -180,11 +181,13 @@ def run_modes(
         Mode(
             name,
             dataclasses.replace(
-                spec, veto_before_hadronisation=name == "veto", qcd_fsr=spec.qcd_fsr and name != "no_qcd_fsr"
+                spec,
+                veto_before_hadronisation=name == "veto",
+                qcd_fsr=spec.qcd_fsr and not name.startswith("no_qcd_fsr"),
             ),
             cfg,
             name == "before",
-            hook_bias=name == "hook_bias",
+            hook_bias=name in ("hook_bias", "no_qcd_fsr_hook_bias"),
         )
         for name in names
     ]
@@ -234,7 +237,12 @@ def main() -> None:
     workdir = Path(tmp.name)
     results = {}
     for level, n, names, step in (
-        ("parton", args.parton, ["before", "hook_bias", "after", "no_qcd_fsr"], args.step),
+        (
+            "parton",
+            args.parton,
+            ["before", "hook_bias", "after", "no_qcd_fsr", "no_qcd_fsr_hook_bias"],
+            args.step,
+        ),
         ("hadron", args.hadron, ["before", "hook_bias", "after", "veto"], args.hadron_step),
     ):
         spec = generate.chunk_spec(
@@ -260,11 +268,13 @@ def main() -> None:
             )
         import uproot
 
-        hook, after = res["hook_bias"], res["after"]
-        print(
-            f"  after/hook_bias (Pythia's p-hat_T bias and the m-hat thinning against the bias in a Python "
-            f"hook): events/s {hook['total'] / after['total']:.2f}x, CPU {hook['cpu'] / after['cpu']:.2f}x"
-        )
+        for new, old in (("after", "hook_bias"), ("no_qcd_fsr", "no_qcd_fsr_hook_bias")):
+            if new in res and old in res:
+                print(
+                    f"  {new}/{old} (Pythia's p-hat_T bias and the m-hat thinning in m-hat strata against "
+                    f"the bias in a Python hook): events/s {res[old]['total'] / res[new]['total']:.2f}x, "
+                    f"CPU {res[old]['cpu'] / res[new]['cpu']:.2f}x"
+                )
         a, b = (uproot.open(res[k]["path"])["Events"].arrays(library="np") for k in ("hook_bias", "before"))
         same = all(
             np.array_equal(

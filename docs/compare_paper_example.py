@@ -7,7 +7,7 @@ those 15 inputs. This script prints
 
 1. weighted quantiles (10, 50, 90, 99 %) of every input for signal and background, the paper's example against
    this workflow's feature files (100 < mllg < 180 GeV);
-2. the paper's trained ETN applied to the paper's example and to this workflow's test split (trial 0): the
+2. the paper's trained ETN applied to the paper's example and to this workflow's test splits (each trial): the
    binned significance of Table I with its MC-statistical uncertainty and the AUC in 120-130 GeV, both samples
    normalised to the paper's yields (208 signal, 851 k background events); and this workflow's test split
    drawn down to the example's size many times, to show how precisely the example can measure a significance;
@@ -267,6 +267,18 @@ def main(
     s_o = etn_scores(net, test[[c for c, _ in PAPER_INPUTS.values()]].to_numpy())
     m_o = test["mllg"].to_numpy(float)
     print(significance_line("paper's ETN on this workflow's test split (trial 0)", s_o, m_o, w_o, y_o))
+    for trial in range(1, sum(c.startswith("split_") for c in ours.columns)):
+        other = ours[ours[f"split_{trial}"] == 2]
+        y_t = other["is_signal"].to_numpy().astype(bool)
+        print(
+            significance_line(
+                f"paper's ETN on this workflow's test split (trial {trial})",
+                etn_scores(net, other[[c for c, _ in PAPER_INPUTS.values()]].to_numpy()),
+                other["mllg"].to_numpy(float),
+                yields_weights(other["weight"].to_numpy(float), y_t),
+                y_t,
+            )
+        )
     rng = np.random.default_rng(2024)
     draws = []
     for _ in range(100):  # the example's event counts, background drawn by weight (the example's are equal)
