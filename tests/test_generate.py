@@ -938,3 +938,13 @@ def test_stratified_chunk_is_reproducible():
     assert np.array_equal(a["Events"]["genWeight"], b["Events"]["genWeight"])
     assert ak.to_list(a["Events"]["Photon"]) == ak.to_list(b["Events"]["Photon"])
     assert a["Runs"]["sigmaGen_pb"][0] == b["Runs"]["sigmaGen_pb"][0] > 0
+
+
+def test_a_stratum_without_phase_space_is_named():
+    """A stratum where Pythia finds no cross-section (here p-hat_T > 60 GeV with m-hat below 100 GeV) fails
+    with the stratum and the config key named, not Pythia's bare initialisation error."""
+    strata = {"edges": [95.0, 100.0, 200.0], "fractions": [0.5, 0.5]}
+    gen = {**CONFIG["generation"], "pthat_min": 60.0, "mhat_strata": strata}
+    spec = generate.chunk_spec("qqbar_Zgamma", 20, 3, gen, 13.0)
+    with pytest.raises(RuntimeError, match=r"m-hat stratum 95-100 GeV \(generation.mhat_strata\)"):
+        generate.generate_chunk(spec, progress=False)

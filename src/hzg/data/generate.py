@@ -1239,7 +1239,16 @@ class StratifiedGenerator:
                 raise ValueError(f"the chunk has {self.spec.n_events} events; asked for more")
             if self._current is None:  # Pythia's set-up of the stratum (about 0.25 s) counts as Pythia's time
                 t0 = time.perf_counter()
-                self._current = ChunkGenerator(self.specs[self._stratum], progress=False)
+                sub = self.specs[self._stratum]
+                try:
+                    self._current = ChunkGenerator(sub, progress=False)
+                except RuntimeError as err:
+                    raise RuntimeError(
+                        f"m-hat stratum {sub.mhat_min:g}-{sub.mhat_max:g} GeV (generation.mhat_strata) of "
+                        f"{self.spec.process!r}: {err}. A stratum must hold phase space for the generator "
+                        f"cuts (p-hat_T > {sub.pthat_min:g} GeV, gamma*/Z mass > {sub.z_mass_min:g} GeV): "
+                        "move generation.mhat_strata.edges"
+                    ) from err
                 self._seconds["pythia"] += time.perf_counter() - t0
                 self._made = 0
             take = min(need, self.counts[self._stratum] - self._made)
