@@ -783,6 +783,10 @@ def test_native_bias_factors_multiply_to_the_selection_bias():
     t = native.keep_probability(m)
     np.testing.assert_allclose(b * t * native.thin_max, generate.selection_bias(pt, m, spec.bias), rtol=1e-12)
     np.testing.assert_allclose(native.weights(pt, m), 1.0 / (b * t), rtol=1e-12)
+    shape_of = generate._mass_shape_function(native)  # the hook's, in plain floats
+    assert [shape_of(x) / native.thin_max for x in m[:50]] == pytest.approx(
+        native.keep_probability(m[:50]), rel=1e-14
+    )
     grid = np.linspace(gen["mhat_min"], gen["mhat_max"], 100_003)
     keep = native.keep_probability(grid)
     assert keep.max() <= 1.0 and keep.max() > 0.999  # an upper bound, and a tight one

@@ -97,29 +97,15 @@ def _fsr_slice_problems(samples: Mapping[str, Any], generation: Mapping[str, Any
 
 
 def _mhat_strata_problems(generation: Mapping[str, Any]) -> list[str]:
-    """`generation.mhat_strata` must tile [mhat_min, mhat_max] with one positive fraction per stratum, summing
-    to 1."""
-    strata = generation.get("mhat_strata")
-    if not strata:
-        return []
-    edges, fractions = list(strata["edges"]), list(strata["fractions"])
-    lo, hi = generation.get("mhat_min"), generation.get("mhat_max", -1.0)
-    out = []
-    if any(b <= a for a, b in zip(edges, edges[1:])):
-        out.append(f"generation.mhat_strata.edges must increase, got {edges}")
-    if not edges or edges[0] != lo or edges[-1] != hi:
-        out.append(
-            f"generation.mhat_strata.edges must run from generation.mhat_min ({lo}) to generation.mhat_max "
-            f"({hi}), got {edges}"
-        )
-    if len(fractions) != len(edges) - 1:
-        out.append(
-            f"generation.mhat_strata has {len(edges) - 1} strata but {len(fractions)} fractions: "
-            "one per stratum"
-        )
-    if abs(sum(fractions) - 1.0) > 1e-6:
-        out.append(f"generation.mhat_strata.fractions must sum to 1, got {sum(fractions)}")
-    return out
+    """`generation.mhat_strata` as `hzg.data.generate.mhat_strata` checks it: edges tiling [mhat_min,
+    mhat_max], one positive fraction per stratum, summing to 1."""
+    from hzg.data.generate import mhat_strata
+
+    try:
+        mhat_strata(generation)
+    except ValueError as err:
+        return [str(err)]
+    return []
 
 
 def problems(config: Mapping[str, Any]) -> list[str]:

@@ -760,6 +760,23 @@ def _bias_function(bias: Bias) -> Callable[[Any], float]:
     return bias_of
 
 
+def _mass_shape_function(native: NativeBias) -> Callable[[float], float]:
+    """`_mass_shape` of one m-hat in plain Python floats, with the bias' numbers bound as locals (the
+    thinning hook calls it for every selected hard process; `_bias_function`'s reasons)."""
+    power, mass_ref = float(native.bias.pt_over_m_power), float(native.mass_ref)
+    peak, width, boost = (
+        float(native.bias.mass_peak),
+        float(native.bias.mass_width),
+        float(native.bias.mass_boost),
+    )
+    exp = math.exp
+
+    def shape_of(mhat: float) -> float:
+        return (mass_ref / mhat) ** power * (1.0 + boost * exp(-0.5 * ((mhat - peak) / width) ** 2))
+
+    return shape_of
+
+
 def hard_process_summary(process: Any) -> tuple[float, list[float], list[float], list[float], list[float]]:
     """One pass over the final state of Pythia's process record: (HT/2, lepton pT, lepton eta, photon pT,
     photon eta), the e/mu leptons and photons in record order. HT/2 is MadGraph's default dynamic scale, half
@@ -864,15 +881,12 @@ def _user_hook(
     if thin:
         if bias is not None:
             raise ValueError("a bias in the hook and an m-hat thinning (NativeBias) exclude each other")
-        pthat_ref, power = thinning.pthat_ref, float(thinning.bias.pt_over_m_power)
-        mass_ref, thin_max = thinning.mass_ref, thinning.thin_max
-        peak, width, boost = (
-            float(thinning.bias.mass_peak),
-            float(thinning.bias.mass_width),
-            float(thinning.bias.mass_boost),
+        pythia_weight, mass_shape, thin_max = (
+            thinning.pythia_weight,
+            _mass_shape_function(thinning),
+            thinning.thin_max,
         )
         uniform = random.Random(int(thinning_seed)).random  # Mersenne Twister: the same draws everywhere
-        exp = math.exp
 
     class Hook(pythia8mc.UserHooks):
         isr_limit = math.inf
@@ -911,13 +925,8 @@ def _user_hook(
             self.first_isr, self.drop = True, False
             if thin:  # the 2 -> 2 process' outgoing pair: entries 5 and 6 of the process record
                 a = process[5]
-                mhat = (a.p() + process[6].p()).mCalc()
-                if power != 0.0:
-                    self.selected_weight_sum += (pthat_ref / a.pT()) ** power
-                else:
-                    self.selected_weight_sum += 1.0
-                shape = (mass_ref / mhat) ** power * (1.0 + boost * exp(-0.5 * ((mhat - peak) / width) ** 2))
-                if uniform() * thin_max >= shape:
+                self.selected_weight_sum += pythia_weight(a.pT())
+                if uniform() * thin_max >= mass_shape((a.p() + process[6].p()).mCalc()):
                     return True
             if slice_fudge is not None:
                 pthat, limit = slice_pthat_limit(process, slice_fudge)
