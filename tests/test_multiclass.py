@@ -404,8 +404,8 @@ def test_table_labels():
     assert run_title("etn", two) == "ETN, Multiclass (two-phase)"
 
 
-#: config_hash(RunSpec.describe()) of the default runs (trial 0) before multiclass training existed (main at
-#: 4d31cab, the ETN's own learning rate)
+#: config_hash(RunSpec.describe()) of the default runs (trial 0): as before multiclass training existed (main
+#: at 4d31cab, the ETN's own learning rate), updated only for deliberate changes of the default (commented)
 DEFAULT_HASHES = {
     ("etn", "bce"): "287bfd798a674f87",  # the ETN's step 6e-3 (was 3e-3: 4a434c7d85a72f6b)
     # step 6e-3 (3e-3: 5cf3ac3a121c9642), DisCo lambda 5 (was 10: 26227b8984b9834a)
