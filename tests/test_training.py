@@ -593,6 +593,37 @@ def test_bdt_scores_are_scikit_learns_bit_for_bit():
         assert np.array_equal(scores, reference[stage]), stage
 
 
+@pytest.mark.parametrize("depth", [1, 3, 4, 5])
+def test_bdt_tree_tables_give_the_walks_votes_at_every_depth(depth):
+    """The trees' tables (8-bit codes up to 8 splits, 16-bit up to 16) and the node-by-node walk of the trees
+    too deep for a table (depth 5: up to 31 splits) vote as scikit-learn's trees, in the pipeline and in the
+    BDT loaded from its arrays; the one-pass final + staged scores of the training are the two functions'."""
+    rng = np.random.default_rng(depth)
+    x = rng.normal(size=(4000, 6))
+    y = (x[:, 0] * x[:, 1] - 0.5 * x[:, 2] + rng.normal(size=4000) > 0).astype(int)
+    w = rng.uniform(0.2, 2.0, 4000)
+    hp = {**CONFIG["models"]["bdt"], "n_trees": 12, "max_depth": depth, "min_node_fraction": 0.001}
+    model = boosted.fit_bdt(x, y, w, hp, seed=4)
+    splits = [int((e.tree_.children_left >= 0).sum()) for e in model[-1].estimators_]
+    assert max(splits) <= 2**depth - 1
+    if depth == 4:
+        assert max(splits) > 8  # 16-bit codes are exercised
+    if depth == 5:
+        assert max(splits) > boosted.TABLE_MAX_SPLITS  # the walk is exercised
+    other = rng.normal(size=(3000, 6)) * 1.5
+    assert np.array_equal(boosted.bdt_scores(model, other), model.predict_proba(other)[:, 1])
+    loaded = boosted.from_bytes("bdt", boosted.to_bytes(model))
+    mine = boosted.bdt_scores(loaded, other)
+    np.testing.assert_allclose(mine, boosted.bdt_scores(model, other), rtol=1e-12)
+    for est, (_, votes) in zip(model[-1].estimators_, boosted._tree_votes(model, other)):
+        assert np.array_equal(votes > 0, est.predict(model[0].transform(other)) == 1)
+    needed = rng.uniform(size=len(other)) < 0.3
+    final, staged = boosted.bdt_scores_and_staged(model, other, needed, [1, 7, 12])
+    assert np.array_equal(final, boosted.bdt_scores(model, other))
+    alone = boosted.bdt_staged_scores(model, other[needed], [1, 7, 12])
+    assert all(np.array_equal(staged[k], alone[k]) for k in (1, 7, 12))
+
+
 def test_training_flushes_denormals_and_restores_the_state_after():
     import torch
 

@@ -873,9 +873,11 @@ def train_tree(data: Dataset, spec: RunSpec) -> dict[str, Any]:
     else:
         model = boosted.fit_bdt(data.x[train_sel], data.y[train_sel], w, hparams, spec.seed)
         n_stages = len(model[-1].estimators_)
-        staged_needed = boosted.bdt_staged_scores(model, data.x[needed], eval_epochs(n_stages, 5, 50, 10))
+        # one pass over the trees: the final scores of every event, the staged ones of the needed events
+        scores, staged_needed = boosted.bdt_scores_and_staged(
+            model, data.x, needed, eval_epochs(n_stages, 5, 50, 10)
+        )
         staged = {k: _scattered(v, needed) for k, v in staged_needed.items()}
-        scores = boosted.bdt_scores(model, data.x)
     history = [
         {
             "epoch": k,
