@@ -232,3 +232,32 @@ def test_save_draws_a_constrained_layout_once_and_both_files_keep_it(tmp_path, f
     fig.canvas.draw()
     assert [ax.get_position().bounds for ax in fig.axes] == placed  # ... once: a later draw leaves them
     assert mpimg.imread(paths[1]).shape[2] in (3, 4)
+
+
+@pytest.mark.parametrize("top", [130.0, 3.0e7, 1.0e-5])
+def test_simulation_label_sits_where_mplhep_puts_it_without_its_extra_draw(top):
+    """`label_simulation` lets mplhep skip its draw for the y axis' offset text where there is none: every
+    text of the label lands where mplhep's own check (which draws the figure) puts it, with and without an
+    offset text ("1e7", "1e-5") on the axis."""
+    placed = {}
+    for mine in (True, False):
+        fig, ax = plotting.plt.subplots(figsize=(8, 6))
+        ax.plot([0.0, 1.0], [0.0, top])
+        if mine:
+            assert plotting.shows_offset_text(ax) == (top != 130.0)
+            plotting.label_simulation(ax, 138.0, 13.0)
+        else:
+            plotting.hep.label.exp_label(
+                exp="",
+                llabel=plotting.SIMULATION_LABEL,
+                data=False,
+                lumi="138",
+                com="13",
+                ax=ax,
+                loc=0,
+                fontsize=16,
+            )
+        fig.canvas.draw()
+        placed[mine] = [(t.get_text(), t.get_position()) for t in ax.texts]
+        plotting.plt.close(fig)
+    assert placed[True] == placed[False] and len(placed[True]) >= 2
