@@ -234,18 +234,47 @@ def test_save_draws_a_constrained_layout_once_and_both_files_keep_it(tmp_path, f
     assert mpimg.imread(paths[1]).shape[2] in (3, 4)
 
 
+def _simple(top, layout=None):
+    fig, ax = plotting.plt.subplots(figsize=(8, 6), layout=layout)
+    ax.plot([0.0, 1.0], [0.0, top])
+    return fig, ax
+
+
+def _two_panels(top, layout=None):
+    """Like a fit plot: stacked histograms, error bars and a legend over a ratio panel."""
+    fig, (ax, low) = plotting.plt.subplots(
+        2, 1, figsize=(10, 10), sharex=True, gridspec_kw={"height_ratios": [3, 1]}, layout=layout
+    )
+    edges = np.linspace(100.0, 180.0, 41)
+    plotting.hep.histplot(
+        [np.full(40, top), np.full(40, top / 10)],
+        edges,
+        stack=True,
+        histtype="fill",
+        ax=ax,
+        label=["background", "signal"],
+    )
+    ax.errorbar(0.5 * (edges[1:] + edges[:-1]), np.full(40, top), yerr=top / 10, fmt="o", label="data")
+    ax.legend(loc="upper right", title="category 0")
+    low.plot(edges, np.zeros_like(edges))
+    low.set_ylabel("Data - Bkg.")
+    return fig, ax
+
+
+@pytest.mark.parametrize("layout", [None, "constrained"])
+@pytest.mark.parametrize("build", [_simple, _two_panels])
 @pytest.mark.parametrize("top", [130.0, 3.0e7, 1.0e-5])
-def test_simulation_label_sits_where_mplhep_puts_it_without_its_extra_draw(top):
-    """`label_simulation` lets mplhep skip its draw for the y axis' offset text where there is none: every
-    text of the label lands where mplhep's own check (which draws the figure) puts it, with and without an
-    offset text ("1e7", "1e-5") on the axis."""
+def test_simulation_label_sits_where_mplhep_puts_it_without_its_draws(top, build, layout):
+    """`label_simulation` spares mplhep its figure draws where they move nothing: every text of the label
+    lands where mplhep's own draws put it, with and without an offset text ("1e7", "1e-5") on the y axis, in
+    a plain and a fit-plot-like figure; a constrained layout keeps mplhep's draws."""
     placed = {}
     for mine in (True, False):
-        fig, ax = plotting.plt.subplots(figsize=(8, 6))
-        ax.plot([0.0, 1.0], [0.0, top])
+        fig, ax = build(top, layout)
         if mine:
             assert plotting.shows_offset_text(ax) == (top != 130.0)
             plotting.label_simulation(ax, 138.0, 13.0)
+            assert "draw" not in vars(fig.canvas)  # the canvas draws again
         else:
             plotting.hep.label.exp_label(
                 exp="",
