@@ -178,7 +178,7 @@ def test_isr_veto_hook_vetoes_emissions_of_the_hard_system_above_its_limit():
     process = _Record([_RecordParticle(23, 100.0), _RecordParticle(23, 30.0, pt=30.0, pid=22)])
     assert hook.doVetoProcessLevel(process) is False  # no acceptance veto: only the limit is set
     assert hook.isr_limit == pytest.approx(2.0 * 65.0)
-    # an ISR branching appends the new mother (-41), the emitted parton (43) and recoiler copies (44)
+    # an ISR branching appends the recoiler copies (44), the new mother (-41) and the emitted parton (43)
     event = _Event(
         [_RecordParticle(23, pt=30.0), _RecordParticle(-41, pt=5.0), _RecordParticle(43, pt=142.0)]
     )
@@ -187,6 +187,37 @@ def test_isr_veto_hook_vetoes_emissions_of_the_hard_system_above_its_limit():
     assert hook.doVetoISREmission(3, event, 0) is False  # no emitted parton among the new entries
     event[2] = _RecordParticle(43, pt=120.0)
     assert hook.doVetoISREmission(1, event, 0) is False
+    # the emitted parton not last (Pythia's shower never does this): found among the new entries
+    event = _Event([_RecordParticle(-41, pt=5.0), _RecordParticle(43, pt=142.0), _RecordParticle(44, pt=1.0)])
+    assert hook.doVetoISREmission(0, event, 0) is True
+
+
+def test_pythia_appends_the_emitted_isr_parton_last(monkeypatch):
+    """The ISR veto reads the emitted parton from `event.back()`: at every ISR branching of the hard system
+    in a Pythia run of the default background it is the parton `emitted_isr_parton` finds among the new
+    entries, so the events are those of the search."""
+    seen = []
+    make_hook = generate._user_hook
+
+    def checking_hook(*args, **kwargs):
+        hook = make_hook(*args, **kwargs)
+        veto = type(hook).doVetoISREmission
+
+        def check(self, size_old, event, i_sys):
+            if i_sys == 0:
+                found = generate.emitted_isr_parton(event, size_old)
+                last = event.back()
+                seen.append(found is not None and (found.pT(), found.id()) == (last.pT(), last.id()))
+                assert last.status() == generate.ISR_EMITTED_STATUS
+            return veto(self, size_old, event, i_sys)
+
+        type(hook).doVetoISREmission = check
+        return hook
+
+    monkeypatch.setattr(generate, "_user_hook", checking_hook)
+    spec = generate.chunk_spec("qqbar_Zgamma", 300, 5, CONFIG["generation"], 13.0)
+    generate.generate_chunk(spec, progress=False)
+    assert len(seen) > 300 and all(seen)
 
 
 @pytest.mark.slow
@@ -370,6 +401,9 @@ class _Particle:
 class _Event(list):
     def size(self):
         return len(self)
+
+    def back(self):
+        return self[-1]
 
     def particles(self):
         return list(self)

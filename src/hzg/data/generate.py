@@ -738,6 +738,23 @@ def final_leptons_and_photons(
 ISR_EMITTED_STATUS = 43
 
 
+def emitted_isr_parton(event: Any, size_old: int) -> Any | None:
+    """The parton (status `ISR_EMITTED_STATUS`, one per branching) emitted by the initial-state branching
+    that appended the entries from `size_old` on to `event`; None when there is none.
+
+    Pythia's space-like shower appends it last, after the copies of the system (44) and the new mother
+    (-41): the ISR veto looks at `event.back()` first, one call instead of one per new entry (an ISR veto
+    call went from 11 to 2 microseconds, about a tenth of a background chunk's generation; the same parton
+    as this search at every call of a Pythia run, tested), and searches here only when the last entry is
+    another.
+    """
+    for i in range(size_old, event.size()):
+        particle = event[i]
+        if particle.status() == ISR_EMITTED_STATUS:
+            return particle
+    return None
+
+
 def _bias_function(bias: Bias) -> Callable[[Any], float]:
     """`selection_bias` of one Pythia PhaseSpace in plain Python floats, with the bias' numbers bound as
     locals: Pythia calls it for every trial phase-space point (about 40 per accepted background event), so
@@ -900,16 +917,19 @@ def _user_hook(
         def doVetoISREmission(self, size_old, event, i_sys) -> bool:  # noqa: N802
             if i_sys != 0:
                 return False
-            for i in range(size_old, event.size()):
-                particle = event[i]
-                if particle.status() == emitted:
-                    pt = particle.pT()
-                    if pt > self.isr_limit:
-                        return True
-                    if self.first_isr:
-                        self.first_isr = False
-                        self.drop = pt > drop_above
+            if event.size() <= size_old:
+                return False
+            particle = event.back()  # Pythia appends the emitted parton last (`emitted_isr_parton`)
+            if particle.status() != emitted:
+                particle = emitted_isr_parton(event, size_old)
+                if particle is None:
                     return False
+            pt = particle.pT()
+            if pt > self.isr_limit:
+                return True
+            if self.first_isr:
+                self.first_isr = False
+                self.drop = pt > drop_above
             return False
 
         def canBiasSelection(self) -> bool:  # noqa: N802 (Pythia's names)
