@@ -13,7 +13,16 @@ import torch
 import torch.nn.functional as F
 
 from hzg.config_checks import load_config
-from hzg.learn.losses import bce, classifier_mask, disco_mask, distance_correlation, extreme, total_loss
+from hzg.learn.losses import (
+    bce,
+    class_balanced_weights,
+    classifier_mask,
+    disco_mask,
+    distance_correlation,
+    extreme,
+    total_loss,
+    total_loss_by_weight,
+)
 
 DT = torch.float64
 
@@ -350,6 +359,32 @@ def test_total_loss_adds_lambda_disco_on_the_right_events(data_scope):
     assert parts["classifier"] == pytest.approx(expected_cls, rel=1e-12)
     assert loss.item() == pytest.approx(expected_cls + lam * expected_disco, rel=1e-12)
     assert parts["total"] == pytest.approx(loss.item())
+
+
+@pytest.mark.parametrize("kind, fn", [("bce", bce), ("extreme", extreme)])
+def test_balanced_classifier_term_is_the_mean_of_the_two_classes_means(kind, fn):
+    """balance_classifier: the classifier term is the mean of the signal's and the background's weighted mean
+    losses in the narrow window, however unequal their weights; DisCo keeps the weights as drawn; the
+    GPU path (weights zeroed outside the scope) gives the same value; a class missing from the scope leaves
+    the weights as they are."""
+    y_hat, y, w, mass = loss_sample(600)
+    w = torch.where(y == 1, 5.0 * w, w)  # the signal outweighs the background, as in a DisCo run's scope
+    args = dict(kind=kind, disco_lambda=5.0, data_scope=True, narrow=NARROW, wide=WIDE)
+    loss, parts = total_loss(y_hat, y, w, mass, balance_classifier=True, **args)
+    c = (mass > 120) & (mass < 130)
+    sig, bkg = c & (y == 1), c & (y == 0)
+    expected = 0.5 * (fn(y_hat[sig], y[sig], w[sig]) + fn(y_hat[bkg], y[bkg], w[bkg])).item()
+    assert parts["classifier"] == pytest.approx(expected, rel=1e-12)
+    assert parts["classifier"] != pytest.approx(fn(y_hat[c], y[c], w[c]).item(), rel=1e-3)
+    _, plain = total_loss(y_hat, y, w, mass, **args)
+    assert parts["disco"] == plain["disco"]
+    gpu = total_loss_by_weight(y_hat, y, w, mass, balance_classifier=True, **args)
+    assert gpu.item() == pytest.approx(loss.item(), rel=1e-10)
+    balanced = class_balanced_weights(w[c], y[c])
+    assert balanced[y[c] == 1].sum().item() == pytest.approx(balanced[y[c] == 0].sum().item(), rel=1e-12)
+    assert balanced.sum().item() == pytest.approx(w[c].sum().item(), rel=1e-12)
+    only_signal = class_balanced_weights(w[sig], y[sig])
+    assert torch.equal(only_signal, w[sig])
 
 
 def test_total_loss_unknown_kind_is_named():

@@ -409,6 +409,8 @@ def get_run_spec(wildcards):
         **({"n_objects": n_objects(config["objects"])} if wildcards.model in OBJECT_MODELS else {}),
         # a multiclass loss' classes (hzg.learn.classes); {} for the binary losses, whose params stay as they were
         **multiclass_spec(config, wildcards.loss),
+        # only where a loss sets it: the other runs' params stay as they were
+        **({"balance_classifier": True} if loss.get("balance_classifier") else {}),
     }
 
 

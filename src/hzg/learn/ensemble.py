@@ -186,6 +186,7 @@ def train_neural_ensemble(
         "data_scope": bool(tcfg["data_scope"]),
         "narrow": tuple(tcfg["narrow_window"]),
         "wide": tuple(tcfg["wide_window"]),
+        "balance_classifier": first.balance_classifier,
     }
     n_epochs, batch = int(tcfg["epochs"]), int(tcfg["batch_size"])
     schedule = set(

@@ -176,6 +176,18 @@ def disco_mask(mass: torch.Tensor, y: torch.Tensor, window: tuple[float, float])
     return (_flat(y) == 0) & in_window(mass, window)
 
 
+def class_balanced_weights(w: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """`w` rescaled so that signal (y = 1) and background each sum to half of its total: a weighted mean over
+    them is the mean of the two classes' weighted means. Unchanged where a class sums to zero or less (it is
+    missing from the batch, or its negative weights win). No host synchronisation (the GPU path)."""
+    signal = (y == 1).to(w.dtype)
+    s, b = (w * signal).sum(), (w * (1.0 - signal)).sum()
+    usable = (s > 0) & (b > 0)
+    tiny = torch.finfo(w.dtype).tiny
+    scale = 0.5 * (s + b) * (signal / s.clamp_min(tiny) + (1.0 - signal) / b.clamp_min(tiny))
+    return w * torch.where(usable, scale, torch.ones_like(scale))
+
+
 def total_loss(
     y_hat: torch.Tensor,
     y: torch.Tensor,
@@ -186,9 +198,11 @@ def total_loss(
     data_scope: bool,
     narrow: tuple[float, float],
     wide: tuple[float, float],
+    balance_classifier: bool = False,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Eqs. (5)-(6): classifier loss + lambda * DisCo(mass, y_hat); returns the loss and its parts as
-    floats."""
+    floats. `balance_classifier`: the classifier term weighs the two classes of its scope equally
+    (`class_balanced_weights`, config `losses.<loss>.balance_classifier`); DisCo keeps the weights."""
     # data_scope: classifier on classifier_mask(mass, narrow), DisCo on disco_mask(mass, y, wide);
     # otherwise classifier on all events and DisCo on all background events.
     if kind not in LOSS_KINDS:
@@ -196,7 +210,8 @@ def total_loss(
     y_hat, y, w, mass = _flat(y_hat), _flat(y), _flat(w), _flat(mass)
     classifier = bce if kind == "bce" else extreme
     cmask = classifier_mask(mass, narrow) if data_scope else torch.ones_like(y, dtype=torch.bool)
-    cls_term = classifier(y_hat[cmask], y[cmask], w[cmask])
+    cw = class_balanced_weights(w[cmask], y[cmask]) if balance_classifier else w[cmask]
+    cls_term = classifier(y_hat[cmask], y[cmask], cw)
     loss = cls_term
     parts = {"classifier": float(cls_term.detach())}
     if disco_lambda > 0:
@@ -220,6 +235,7 @@ def total_loss_by_weight(
     data_scope: bool,
     narrow: tuple[float, float],
     wide: tuple[float, float],
+    balance_classifier: bool = False,
 ) -> torch.Tensor:
     """`total_loss` without a host synchronisation (for the GPU): the data scope zeroes weights instead of
     selecting events (boolean indexing waits for the device), and no float() of the parts. Events of weight 0
@@ -230,6 +246,8 @@ def total_loss_by_weight(
     y_hat, y, w, mass = _flat(y_hat), _flat(y), _flat(w), _flat(mass)
     classifier = bce if kind == "bce" else extreme
     cw = w * classifier_mask(mass, narrow).to(w.dtype) if data_scope else w
+    if balance_classifier:
+        cw = class_balanced_weights(cw, y)
     loss = classifier(y_hat, y, cw)
     if disco_lambda > 0:
         dmask = disco_mask(mass, y, wide) if data_scope else (y == 0)

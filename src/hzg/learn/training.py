@@ -225,6 +225,8 @@ class RunSpec:
     n_objects: int = 0  # object slots of an object model's inputs (config objects), 0 for the others
     #: the classes of a multiclass loss (hzg.learn.classes.multiclass_spec); None for the binary losses
     multiclass: dict | None = None
+    #: the classifier term weighs its scope's two classes equally (config losses.<loss>.balance_classifier)
+    balance_classifier: bool = False
 
     @property
     def seed(self) -> int:
@@ -245,6 +247,7 @@ class RunSpec:
             # only where set: the description (and so the hashes) of the other runs stays as it was
             **({"n_objects": self.n_objects} if self.n_objects else {}),
             **({"multiclass": self.multiclass} if self.multiclass else {}),
+            **({"balance_classifier": True} if self.balance_classifier else {}),
         }
 
     def input_columns(self) -> list[str]:
@@ -435,6 +438,7 @@ def _loss_args(spec: RunSpec) -> dict[str, Any]:
         "data_scope": bool(tcfg["data_scope"]),
         "narrow": tuple(tcfg["narrow_window"]),
         "wide": tuple(tcfg["wide_window"]),
+        "balance_classifier": spec.balance_classifier,
     }
 
 
