@@ -23,16 +23,7 @@ from hzg.results.fit import plots
 
 
 def mplhep_label(ax, luminosity_fb: float, sqrt_s_tev: float) -> None:
-    plotting.hep.label.exp_label(
-        exp="",
-        llabel=plotting.SIMULATION_LABEL,
-        data=False,
-        lumi=f"{luminosity_fb:g}",
-        com=f"{sqrt_s_tev:g}",
-        ax=ax,
-        loc=0,
-        fontsize=16,
-    )
+    plotting.hep.label.exp_label(ax=ax, **plotting.simulation_label_args(luminosity_fb, sqrt_s_tev))
 
 
 def main() -> None:

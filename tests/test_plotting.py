@@ -276,16 +276,7 @@ def test_simulation_label_sits_where_mplhep_puts_it_without_its_draws(top, build
             plotting.label_simulation(ax, 138.0, 13.0)
             assert "draw" not in vars(fig.canvas)  # the canvas draws again
         else:
-            plotting.hep.label.exp_label(
-                exp="",
-                llabel=plotting.SIMULATION_LABEL,
-                data=False,
-                lumi="138",
-                com="13",
-                ax=ax,
-                loc=0,
-                fontsize=16,
-            )
+            plotting.hep.label.exp_label(ax=ax, **plotting.simulation_label_args(138.0, 13.0))
         fig.canvas.draw()
         placed[mine] = [(t.get_text(), t.get_position()) for t in ax.texts]
         plotting.plt.close(fig)

@@ -50,6 +50,19 @@ def shows_offset_text(ax: plt.Axes) -> bool:
     return bool(probe.get_offset())
 
 
+def simulation_label_args(luminosity_fb: float, sqrt_s_tev: float) -> dict[str, Any]:
+    """mplhep `exp_label`'s arguments of the Simulation label (no experiment's name), without the axes."""
+    return {
+        "exp": "",
+        "llabel": SIMULATION_LABEL,
+        "data": False,
+        "lumi": f"{luminosity_fb:g}",
+        "com": f"{sqrt_s_tev:g}",
+        "loc": 0,
+        "fontsize": 16,
+    }
+
+
 def label_simulation(ax: plt.Axes, luminosity_fb: float, sqrt_s_tev: float) -> None:
     """'Simulation' label naming the generator and the detector response, with luminosity and sqrt(s).
 
@@ -67,14 +80,8 @@ def label_simulation(ax: plt.Axes, luminosity_fb: float, sqrt_s_tev: float) -> N
         fig.canvas.draw = lambda *args, **kwargs: None  # an instance attribute over the canvas' method
     try:
         hep.label.exp_label(
-            exp="",
-            llabel=SIMULATION_LABEL,
-            data=False,
-            lumi=f"{luminosity_fb:g}",
-            com=f"{sqrt_s_tev:g}",
             ax=ax,
-            loc=0,
-            fontsize=16,
+            **simulation_label_args(luminosity_fb, sqrt_s_tev),
             scilocator_adjust=shows_offset_text(ax) if frozen else True,
         )
     finally:
