@@ -101,3 +101,19 @@ def test_schema_validates_the_object_models_hyper_parameters():
     ):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, models)
+
+
+@pytest.mark.parametrize(
+    "share, valid", [(0.5, True), (None, True), (0.0, False), (1.0, False), ("half", False)]
+)
+def test_a_loss_narrow_share_is_a_fraction_or_null(share, valid):
+    """losses.<loss>.narrow_share (the DisCo background's share drawn in the narrow window) lies in (0, 1)."""
+    from snakemake.utils import validate
+
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config["losses"]["bce_disco"]["narrow_share"] = share
+    if valid:
+        validate(config, str(REPO / "workflow/schemas/config.schema.yaml"))
+    else:
+        with pytest.raises(Exception, match="narrow_share|losses"):
+            validate(config, str(REPO / "workflow/schemas/config.schema.yaml"))

@@ -137,6 +137,50 @@ def test_weight_proportional_draw_recovers_weighted_means(negative):
         assert abs(f[bkg].mean() - truth) > 6 * sigma  # a draw that ignored the weights would fail above
 
 
+@pytest.mark.parametrize("negative", [0.0, 0.1])
+def test_narrow_share_draws_that_share_in_the_window_and_keeps_every_weighted_mean(negative):
+    """`narrow_share`: half of the background draws fall in 120-130 GeV (where |w| puts far fewer), and the
+    scaled weights still estimate the background's weighted means over the wide window (what DisCo sees)
+    and its weight sum (the classes' balance); the signal draw is the one without a share."""
+    y, w, mass = weighted_events(n_sig=20_000, n_bkg=60_000, negative=negative)
+    narrow = (mass > 120) & (mass < 130)
+    bkg = y == 0
+    sampler = training.EpochSampler(np.arange(len(y)), y, w, 80_000, seed=5, narrow=narrow, narrow_share=0.5)
+    events, weights = sampler(3)
+    drawn = y[events] == 0
+    assert np.mean(narrow[events[drawn]]) == pytest.approx(0.5, abs=1e-4)
+    share = np.abs(w[bkg & narrow]).sum() / np.abs(w[bkg]).sum()
+    assert share < 0.3  # what a draw by |w| alone would put there
+    for f in (mass, narrow.astype(float), (mass > 150).astype(float)):
+        truth = np.sum(w[bkg] * f[bkg]) / np.sum(w[bkg])
+        estimate = np.sum(weights[drawn] * f[events[drawn]]) / np.sum(weights[drawn])
+        assert estimate == pytest.approx(truth, abs=0.02 * max(truth, 1.0)), (estimate, truth)
+    assert weights[drawn].sum() == pytest.approx(drawn.sum(), rel=0.05)
+    plain = training.EpochSampler(np.arange(len(y)), y, w, 80_000, seed=5)
+    np.testing.assert_array_equal(np.sort(events[~drawn]), np.sort(plain(3)[0][y[plain(3)[0]] == 1]))
+    with pytest.raises(ValueError, match=r"\(0, 1\)"):
+        training.EpochSampler(np.arange(len(y)), y, w, 100, seed=5, narrow=narrow, narrow_share=1.0)
+    with pytest.raises(ValueError, match="no training events in"):
+        training.EpochSampler(
+            np.arange(len(y)), y, w, 100, seed=5, narrow=np.zeros(len(y), bool), narrow_share=0.5
+        )
+
+
+def test_narrow_share_needs_disco_with_the_data_scope_and_a_drawn_epoch():
+    base = spec(loss="bce_disco")
+    assert training.sampler_narrow_share(base) is None
+    shared = training.RunSpec(**{**base.__dict__, "narrow_share": 0.5})
+    assert training.sampler_narrow_share(shared) == 0.5
+    assert shared.describe()["narrow_share"] == 0.5 and "narrow_share" not in base.describe()
+    for change in (
+        {"disco_lambda": 0.0},
+        {"training": {**base.training, "data_scope": False}},
+        {"training": {**base.training, "events_per_epoch": None}},
+    ):
+        with pytest.raises(ValueError, match="losses.bce_disco.narrow_share"):
+            training.sampler_narrow_share(training.RunSpec(**{**shared.__dict__, **change}))
+
+
 def test_epoch_draw_weights_keep_the_signs_and_balance():
     y, w, _ = weighted_events(negative=0.1)
     events, weights = training.EpochSampler(np.arange(len(y)), y, w, 20_000, seed=2)(1)

@@ -411,6 +411,7 @@ def get_run_spec(wildcards):
         **multiclass_spec(config, wildcards.loss),
         # only where a loss sets it: the other runs' params stay as they were
         **({"balance_classifier": True} if loss.get("balance_classifier") else {}),
+        **({"narrow_share": float(loss["narrow_share"])} if loss.get("narrow_share") is not None else {}),
     }
 
 

@@ -26,6 +26,39 @@ def class_draw(pos: np.ndarray, w: np.ndarray, n: int, label: object) -> ClassDr
     return pos, cdf / cdf[-1], np.sign(w[pos]) * (total_abs / total), n
 
 
+def split_class_draw(
+    pos: np.ndarray, inside: np.ndarray, w: np.ndarray, n: int, share: float, label: object
+) -> list[ClassDraw]:
+    """How an epoch draws `n` events of one class in two groups: `share` of the draws among the class'
+    events where `inside` (positions `pos` into the arrays), the rest among the others, each group by |weight|
+    (`class_draw`). A drawn event's weight is scaled by (its group's share of the class' |w|) / (its share of
+    the draws), so every weighted sum over the epoch estimates what drawing the class by |w| alone does, with
+    more events of the group that the share favours.
+
+    Raises:
+        ValueError: the share is not inside (0, 1), or a group is empty (the message names the class).
+    """
+    if not 0.0 < share < 1.0:
+        raise ValueError(
+            f"the share of class {label}'s draws in its inner group must be in (0, 1), not {share}"
+        )
+    inner, outer = pos[inside[pos]], pos[~inside[pos]]
+    if inner.size == 0 or outer.size == 0:
+        raise ValueError(
+            f"class {label} has no training events {'in' if inner.size == 0 else 'outside'} its group"
+        )
+    frac = float(np.abs(w[inner]).sum() / np.abs(w[pos]).sum())
+    n_in = int(round(n * share))
+    drawn = []
+    for group, count, scale, name in (
+        (inner, n_in, frac / share, "inside"),
+        (outer, n - n_in, (1 - frac) / (1 - share), "outside"),
+    ):
+        g_pos, cdf, w_draw, _ = class_draw(group, w, count, f"{label} ({name})")
+        drawn.append((g_pos, cdf, w_draw * scale, count))
+    return drawn
+
+
 def draw_classes(
     classes: Sequence[ClassDraw], rng: np.random.Generator, n_draw: int
 ) -> tuple[np.ndarray, np.ndarray]:

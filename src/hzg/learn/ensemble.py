@@ -153,9 +153,7 @@ def train_neural_ensemble(
                 "data": data,
                 "norm": norm,
                 "val_sel": val_sel,
-                "sampler": tr.EpochSampler(
-                    np.flatnonzero(train_sel), data.y, data.weight, tcfg.get("events_per_epoch"), spec.seed
-                ),
+                "sampler": tr.epoch_sampler(np.flatnonzero(train_sel), data, data.weight, spec),
                 "eval_w": metrics.split_scaled_weights(data.weight, data.y, data.split),
                 "w_val": w_val,
             }

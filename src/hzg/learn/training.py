@@ -26,7 +26,7 @@ from hzg.data import features as feat
 from hzg.data import objects
 from hzg import checkpoints, io, metrics
 from hzg.learn import boosted, classes, losses, multiclass, strategies
-from hzg.learn.draws import class_draw, draw_classes
+from hzg.learn.draws import class_draw, draw_classes, split_class_draw
 from hzg.learn.classifier import SENTINEL, Normaliser, predict_neural
 from hzg.registry import (
     JET_MODELS,
@@ -227,6 +227,8 @@ class RunSpec:
     multiclass: dict | None = None
     #: the classifier term weighs its scope's two classes equally (config losses.<loss>.balance_classifier)
     balance_classifier: bool = False
+    #: the share of a DisCo run's background draws in the narrow window (config losses.<loss>.narrow_share)
+    narrow_share: float | None = None
 
     @property
     def seed(self) -> int:
@@ -248,6 +250,7 @@ class RunSpec:
             **({"n_objects": self.n_objects} if self.n_objects else {}),
             **({"multiclass": self.multiclass} if self.multiclass else {}),
             **({"balance_classifier": True} if self.balance_classifier else {}),
+            **({"narrow_share": self.narrow_share} if self.narrow_share is not None else {}),
         }
 
     def input_columns(self) -> list[str]:
@@ -294,7 +297,14 @@ class EpochSampler:
     """
 
     def __init__(
-        self, idx: np.ndarray, y: np.ndarray, weight: np.ndarray, events_per_epoch: int | None, seed: int
+        self,
+        idx: np.ndarray,
+        y: np.ndarray,
+        weight: np.ndarray,
+        events_per_epoch: int | None,
+        seed: int,
+        narrow: np.ndarray | None = None,
+        narrow_share: float | None = None,
     ) -> None:
         self.idx = np.asarray(idx, np.int64)
         self.seed = int(seed)
@@ -314,6 +324,17 @@ class EpochSampler:
             class_draw(np.flatnonzero(y == cls), w, n_cls, cls)
             for cls, n_cls in ((1, self.n_draw // 2), (0, self.n_draw - self.n_draw // 2))
         ]
+        if (
+            narrow_share is not None
+        ):  # the background in two groups (`split_class_draw`, `sampler_narrow_share`)
+            self.classes[1:] = split_class_draw(
+                np.flatnonzero(y == 0),
+                np.asarray(narrow, bool)[self.idx],
+                w,
+                self.n_draw - self.n_draw // 2,
+                float(narrow_share),
+                "0 (background)",
+            )
 
     def __len__(self) -> int:
         return len(self.idx) if self.events_per_epoch is None else self.n_draw
@@ -325,6 +346,37 @@ class EpochSampler:
             return self.idx[order], self.weight[order]
         picks, weights = draw_classes(self.classes, np.random.default_rng([self.seed, epoch]), self.n_draw)
         return self.idx[picks], weights
+
+
+def sampler_narrow_share(spec: RunSpec) -> float | None:
+    """The run's `narrow_share` where it applies: a DisCo run with the data scope and a drawn epoch.
+
+    Raises:
+        ValueError: the loss sets narrow_share for a run it cannot apply to (the message names the key).
+    """
+    if spec.narrow_share is None:
+        return None
+    tcfg = spec.training
+    if spec.disco_lambda <= 0 or not tcfg["data_scope"] or tcfg.get("events_per_epoch") is None:
+        raise ValueError(
+            f"config key losses.{spec.loss}.narrow_share needs DisCo (disco_lambda > 0), training.data_scope "
+            "and training.events_per_epoch: it splits the background drawn for DisCo in the wide window"
+        )
+    return spec.narrow_share
+
+
+def epoch_sampler(idx: np.ndarray, data: Dataset, weight: np.ndarray, spec: RunSpec) -> EpochSampler:
+    """The run's `EpochSampler` over the training events `idx`: with the loss' `narrow_share`, the background
+    drawn that share in the narrow window (`split_class_draw`)."""
+    return EpochSampler(
+        idx,
+        data.y,
+        weight,
+        spec.training.get("events_per_epoch"),
+        spec.seed,
+        narrow=metrics.in_window(data.mass, spec.training["narrow_window"]),
+        narrow_share=sampler_narrow_share(spec),
+    )
 
 
 @dataclass
@@ -376,9 +428,7 @@ def _prepare_data(data: Dataset, spec: RunSpec, device: torch.device) -> _Prepar
     x = torch.from_numpy(norm(data.x)).to(device)
     y = torch.from_numpy(data.y).to(device)
     m = torch.from_numpy(data.mass.astype(np.float32)).to(device)
-    sampler = EpochSampler(
-        np.flatnonzero(train_sel), data.y, data.training_weight, tcfg.get("events_per_epoch"), spec.seed
-    )
+    sampler = epoch_sampler(np.flatnonzero(train_sel), data, data.training_weight, spec)
     # validation loss: the in-scope validation events (at most training.validation_loss_events of them, drawn
     # uniformly once), balanced true weights
     val_sel = capped_training_events(val_sel, tcfg.get("validation_loss_events"), spec.seed + 1)
