@@ -242,11 +242,10 @@ def forest_votes(
     """Per tree, in order: (its weight w, +w / -w per event as the tree votes signal / background), from the
     events' grid bins `binned` (n events x features, the grid transform's output); `tables`: the trees'
     `_tree_tables`, when the caller keeps them."""
-    columns = bin_columns(binned) if len(binned) else []
+    columns = bin_columns(binned)
     for tree, table, w in zip(trees, _tree_tables(trees) if tables is None else tables, weights):
         if table is not None:
-            votes = np.where(table.code_class == 1, w, -w)
-            yield w, (votes[table.codes(columns)] if columns else np.zeros(0))
+            yield w, np.where(table.code_class == 1, w, -w)[table.codes(columns)]
         else:
             yield w, np.where(_walk_class(tree, binned) == 1, w, -w)
 

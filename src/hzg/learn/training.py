@@ -320,20 +320,14 @@ class EpochSampler:
             )
         self.n_draw = min(self.events_per_epoch, len(self.idx))
         # (positions in idx, cumulative |w| normalised to end at 1, weights of a draw, draws)
-        self.classes = [
-            class_draw(np.flatnonzero(y == cls), w, n_cls, cls)
-            for cls, n_cls in ((1, self.n_draw // 2), (0, self.n_draw - self.n_draw // 2))
-        ]
-        if (
-            narrow_share is not None
-        ):  # the background in two groups (`split_class_draw`, `sampler_narrow_share`)
-            self.classes[1:] = split_class_draw(
-                np.flatnonzero(y == 0),
-                np.asarray(narrow, bool)[self.idx],
-                w,
-                self.n_draw - self.n_draw // 2,
-                float(narrow_share),
-                "0 (background)",
+        n_signal = self.n_draw // 2
+        background, n_background = np.flatnonzero(y == 0), self.n_draw - n_signal
+        self.classes = [class_draw(np.flatnonzero(y == 1), w, n_signal, 1)]
+        if narrow_share is None:
+            self.classes.append(class_draw(background, w, n_background, 0))
+        else:  # the background in two groups (`split_class_draw`, `sampler_narrow_share`)
+            self.classes += split_class_draw(
+                background, np.asarray(narrow, bool)[self.idx], w, n_background, float(narrow_share), "0"
             )
 
     def __len__(self) -> int:
@@ -368,14 +362,16 @@ def sampler_narrow_share(spec: RunSpec) -> float | None:
 def epoch_sampler(idx: np.ndarray, data: Dataset, weight: np.ndarray, spec: RunSpec) -> EpochSampler:
     """The run's `EpochSampler` over the training events `idx`: with the loss' `narrow_share`, the background
     drawn that share in the narrow window (`split_class_draw`)."""
+    share = sampler_narrow_share(spec)
+    narrow = None if share is None else metrics.in_window(data.mass, spec.training["narrow_window"])
     return EpochSampler(
         idx,
         data.y,
         weight,
         spec.training.get("events_per_epoch"),
         spec.seed,
-        narrow=metrics.in_window(data.mass, spec.training["narrow_window"]),
-        narrow_share=sampler_narrow_share(spec),
+        narrow=narrow,
+        narrow_share=share,
     )
 
 
