@@ -50,6 +50,19 @@ def test_shipped_configs_pass(name):
         ),
         ([("training.narrow_window", [90.0, 130.0])], "training.narrow_window [90.0, 130.0] is not inside"),
         ([("training.events_per_epoch", 1)], "training.events_per_epoch is 1"),
+        (
+            [("training.events_per_epoch", None)],
+            "runs[1] (etn_bce_disco): losses.bce_disco.narrow_share is 0.3 but it needs "
+            "training.events_per_epoch (not null)",
+        ),
+        (
+            [("training.data_scope", False)],
+            "runs[1] (etn_bce_disco): losses.bce_disco.narrow_share is 0.3 but it needs training.data_scope;",
+        ),
+        (
+            [("losses.bce_disco.disco_lambda", 0.0)],
+            "narrow_share is 0.3 but it needs losses.bce_disco.disco_lambda > 0;",
+        ),
         ([("selection.mllg_min", 180.0)], "selection.mllg_min 180.0 is not below selection.mllg_max 180.0"),
         (
             [("generation.level", "hadron"), ("generation.qcd_final_state_shower", False)],

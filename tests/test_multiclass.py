@@ -409,11 +409,13 @@ def test_table_labels():
 DEFAULT_HASHES = {
     ("etn", "bce"): "287bfd798a674f87",  # the ETN's step 6e-3 (was 3e-3: 4a434c7d85a72f6b)
     # step 6e-3 (3e-3: 5cf3ac3a121c9642), DisCo lambda 5 (was 10: 26227b8984b9834a), balanced classifier
-    # term (without: 3080d207c56d6597)
-    ("etn", "bce_disco"): "66e02ff82751680e",
+    # term (without: 3080d207c56d6597), 30 % of the background drawn in the narrow window (without:
+    # 66e02ff82751680e)
+    ("etn", "bce_disco"): "a15869145498405a",
     ("dfnn", "bce"): "1bfb5183b6815a5a",
-    # DisCo lambda 5 (was 10: 5ee23b3df227982c), balanced classifier term (without: 52c18ef4bbb78a26)
-    ("dfnn", "bce_disco"): "17a4711fc90d32fe",
+    # DisCo lambda 5 (was 10: 5ee23b3df227982c), balanced classifier term (without: 52c18ef4bbb78a26), 30 % of
+    # the background drawn in the narrow window (without: 17a4711fc90d32fe)
+    ("dfnn", "bce_disco"): "833d010cfeb2b461",
     ("xgboost", "bce"): "10527a00016fa3b6",
     ("bdt", "bce"): "e4285cc6923390a8",
 }
@@ -437,6 +439,7 @@ def test_default_runs_specs_and_hashes_are_unchanged():
             sigma_m=c["features"]["sigma_m"],
             # as the rule's get_run_spec: only where the loss sets it
             **({"balance_classifier": True} if loss.get("balance_classifier") else {}),
+            **({"narrow_share": float(loss["narrow_share"])} if loss.get("narrow_share") is not None else {}),
             **extra,
         )
         assert "multiclass" not in spec.describe()

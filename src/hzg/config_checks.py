@@ -108,6 +108,31 @@ def _mhat_strata_problems(generation: Mapping[str, Any]) -> list[str]:
     return []
 
 
+def _narrow_share_problems(
+    i: int, run: Mapping[str, Any], losses: Mapping[str, Any], training: Mapping[str, Any]
+) -> list[str]:
+    """A run whose loss sets `narrow_share` needs what the sampler splits: DisCo, the data scope and a drawn
+    epoch (`hzg.learn.training.sampler_narrow_share`, which the training job would otherwise stop on)."""
+    loss = losses.get(run["loss"], {})
+    if loss.get("narrow_share") is None or run["model"] in TREE_MODELS:
+        return []
+    missing = [
+        what
+        for what, ok in (
+            (f"losses.{run['loss']}.disco_lambda > 0", float(loss["disco_lambda"]) > 0),
+            ("training.data_scope", bool(training.get("data_scope"))),
+            ("training.events_per_epoch (not null)", training.get("events_per_epoch") is not None),
+        )
+        if not ok
+    ]
+    if not missing:
+        return []
+    return [
+        f"runs[{i}] ({run_name(run['model'], run['loss'])}): losses.{run['loss']}.narrow_share is "
+        f"{loss['narrow_share']} but it needs {', '.join(missing)}; set it to null there"
+    ]
+
+
 def problems(config: Mapping[str, Any]) -> list[str]:
     """Every broken cross-key constraint of a (schema-valid) config, as one sentence each."""
     out: list[str] = []
@@ -153,6 +178,7 @@ def problems(config: Mapping[str, Any]) -> list[str]:
             out.append(
                 f"runs[{i}]: model {run['model']!r} takes its hyper-parameters from models.{run['model']}"
             )
+        out += _narrow_share_problems(i, run, losses, config["training"])
     training = config["training"]
     for key in ("narrow_window", "wide_window"):
         if not _window_ok(training[key]):
