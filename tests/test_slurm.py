@@ -363,12 +363,14 @@ def test_part_of_the_dag_runs_through_slurm_with_the_shipped_profile(slurm_clust
 
 
 @pytest.mark.slow
-def test_a_training_job_gets_the_profiles_gpu_on_slurm_and_the_report_builds(slurm_cluster, tmp_path):
-    """One neural training job (and the data side it needs) through the shipped profile, with the profile's
-    own `gpu`
-    resource of rule train (the node has one fake GPU: sbatch --gpus=1 is scheduled on it); then the report.
-    Conda stays off (no conda and no network here: every job runs in this Python environment)."""
+def test_a_training_job_gets_the_profiles_gpu_on_slurm_and_the_report_builds(slurm_cluster, ci_run, tmp_path):
+    """One neural training job (and the skims and features it needs) through the shipped profile, with the
+    profile's own `gpu` resource of rule train (the node has one fake GPU: sbatch --gpus=1 is scheduled on
+    it); then the report. The n-tuples are the ci run's (their generation on Slurm is the test above's; the
+    Drell-Yan FSR chunks alone took 100 s here). Conda stays off (no conda and no network here: every job
+    runs in this Python environment)."""
     work, env = _workflow_copy(tmp_path / "wf")
+    shutil.copytree(ci_run / "results/mc", work / "results/mc")  # copy2: the n-tuples keep their times
     target = "results/models/etn_bce/trial0/checkpoint.pt"
     profile_train = [e for e in profile_args()["set-resources"] if e.startswith("train:")]
     assert any(e.startswith("train:gpu=") for e in profile_train), profile_train
@@ -406,6 +408,9 @@ def test_a_training_job_gets_the_profiles_gpu_on_slurm_and_the_report_builds(slu
     assert returncode == 0, output[-6000:]
     submitted = dict(re.findall(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)", output))
     jobs = _squeue_all()
+    assert not [i for i in submitted if jobs[i]["comment"].startswith("rule_generate")], (
+        "n-tuples regenerated"
+    )
     train = [i for i in submitted if jobs[i]["comment"] == "rule_train_wildcards_etn_bce_0"]
     assert len(train) == 1, {i: jobs[i]["comment"] for i in submitted}
     assert jobs[train[0]]["state"] == "COMPLETED", jobs[train[0]]
