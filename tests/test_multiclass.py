@@ -19,7 +19,7 @@ from hzg.data import generate
 from hzg.learn import classes, losses, multiclass, training
 from hzg.learn.classifier import Classifier
 from hzg.learn.models import build_model
-from hzg.registry import NEURAL_MODELS, OBJECT_MODELS, loss_label, model_training, run_title
+from hzg.registry import NEURAL_MODELS, OBJECT_MODELS, loss_label, loss_options, model_training, run_title
 from feature_files import write_feature_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -437,9 +437,7 @@ def test_default_runs_specs_and_hashes_are_unchanged():
             training=tcfg,
             trial=0,
             sigma_m=c["features"]["sigma_m"],
-            # as the rule's get_run_spec: only where the loss sets it
-            **({"balance_classifier": True} if loss.get("balance_classifier") else {}),
-            **({"narrow_share": float(loss["narrow_share"])} if loss.get("narrow_share") is not None else {}),
+            **loss_options(loss),  # as the rule's get_run_spec
             **extra,
         )
         assert "multiclass" not in spec.describe()

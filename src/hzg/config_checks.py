@@ -111,20 +111,14 @@ def _mhat_strata_problems(generation: Mapping[str, Any]) -> list[str]:
 def _narrow_share_problems(
     i: int, run: Mapping[str, Any], losses: Mapping[str, Any], training: Mapping[str, Any]
 ) -> list[str]:
-    """A run whose loss sets `narrow_share` needs what the sampler splits: DisCo, the data scope and a drawn
-    epoch (`hzg.learn.training.sampler_narrow_share`, which the training job would otherwise stop on)."""
+    """A run whose loss sets `narrow_share` needs what the sampler splits
+    (`hzg.learn.draws.narrow_share_missing`, which the training job would otherwise stop on)."""
+    from hzg.learn.draws import narrow_share_missing
+
     loss = losses.get(run["loss"], {})
     if loss.get("narrow_share") is None or run["model"] in TREE_MODELS:
         return []
-    missing = [
-        what
-        for what, ok in (
-            (f"losses.{run['loss']}.disco_lambda > 0", float(loss["disco_lambda"]) > 0),
-            ("training.data_scope", bool(training.get("data_scope"))),
-            ("training.events_per_epoch (not null)", training.get("events_per_epoch") is not None),
-        )
-        if not ok
-    ]
+    missing = narrow_share_missing(run["loss"], loss["disco_lambda"], training)
     if not missing:
         return []
     return [

@@ -125,6 +125,15 @@ def model_training(
     return hparams, training
 
 
+def loss_options(loss: Mapping[str, Any]) -> dict[str, Any]:
+    """The run-spec fields a loss section sets, only where it sets them (`balance_classifier`,
+    `narrow_share`): the params and hashes of the runs whose loss leaves them out stay as they were."""
+    return {
+        **({"balance_classifier": True} if loss.get("balance_classifier") else {}),
+        **({"narrow_share": float(loss["narrow_share"])} if loss.get("narrow_share") is not None else {}),
+    }
+
+
 def split_column(trial: int) -> str:
     """Column of the feature table holding the split code of every event in trial `trial`."""
     return f"split_{int(trial)}"

@@ -14,6 +14,7 @@ from hzg.registry import (
     TREE_MODELS,
     VARIATIONS,
     epoch_label,
+    loss_options,
     model_training,
     run_names,
 )
@@ -409,9 +410,8 @@ def get_run_spec(wildcards):
         **({"n_objects": n_objects(config["objects"])} if wildcards.model in OBJECT_MODELS else {}),
         # a multiclass loss' classes (hzg.learn.classes); {} for the binary losses, whose params stay as they were
         **multiclass_spec(config, wildcards.loss),
-        # only where a loss sets it: the other runs' params stay as they were
-        **({"balance_classifier": True} if loss.get("balance_classifier") else {}),
-        **({"narrow_share": float(loss["narrow_share"])} if loss.get("narrow_share") is not None else {}),
+        # only where a loss sets them: the other runs' params stay as they were
+        **loss_options(loss),
     }
 
 

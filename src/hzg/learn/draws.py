@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -57,6 +58,20 @@ def split_class_draw(
         g_pos, cdf, w_draw, _ = class_draw(group, w, count, f"{label} ({name})")
         drawn.append((g_pos, cdf, w_draw * scale, count))
     return drawn
+
+
+def narrow_share_missing(loss: str, disco_lambda: float, training: Mapping[str, Any]) -> list[str]:
+    """What a loss' `narrow_share` needs and the run lacks (empty: it applies), by config key: DisCo, the data
+    scope (DisCo draws its background in the wide window) and a drawn epoch (`training.events_per_epoch`)."""
+    return [
+        what
+        for what, ok in (
+            (f"losses.{loss}.disco_lambda > 0", float(disco_lambda) > 0),
+            ("training.data_scope", bool(training.get("data_scope"))),
+            ("training.events_per_epoch (not null)", training.get("events_per_epoch") is not None),
+        )
+        if not ok
+    ]
 
 
 def draw_classes(

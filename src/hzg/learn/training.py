@@ -26,7 +26,7 @@ from hzg.data import features as feat
 from hzg.data import objects
 from hzg import checkpoints, io, metrics
 from hzg.learn import boosted, classes, losses, multiclass, strategies
-from hzg.learn.draws import class_draw, draw_classes, split_class_draw
+from hzg.learn.draws import class_draw, draw_classes, narrow_share_missing, split_class_draw
 from hzg.learn.classifier import SENTINEL, Normaliser, predict_neural
 from hzg.registry import (
     JET_MODELS,
@@ -350,11 +350,11 @@ def sampler_narrow_share(spec: RunSpec) -> float | None:
     """
     if spec.narrow_share is None:
         return None
-    tcfg = spec.training
-    if spec.disco_lambda <= 0 or not tcfg["data_scope"] or tcfg.get("events_per_epoch") is None:
+    missing = narrow_share_missing(spec.loss, spec.disco_lambda, spec.training)
+    if missing:
         raise ValueError(
-            f"config key losses.{spec.loss}.narrow_share needs DisCo (disco_lambda > 0), training.data_scope "
-            "and training.events_per_epoch: it splits the background drawn for DisCo in the wide window"
+            f"config key losses.{spec.loss}.narrow_share needs {', '.join(missing)}: it splits the "
+            "background drawn for DisCo in the wide window"
         )
     return spec.narrow_share
 
