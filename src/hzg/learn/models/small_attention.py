@@ -26,7 +26,7 @@ of 8192 events,
 more than the attention itself. The drop probability is round(p 2^31) / 2^31 (p to within 2^-32, as in
 `hzg.learn.models.dropout`), and kept weights are scaled by the inverse of one minus it.
 
-It is compiled on first use with `torch.utils.cpp_extension` (a C++ compiler and ninja are needed; about 30 s,
+It is compiled on first use with `torch.utils.cpp_extension` (a C++ compiler and ninja are needed; about 6 s,
 then cached in TORCH_EXTENSIONS_DIR, ~/.cache/torch_extensions by default). The build directory is named by a
 hash of
 the kernel's source, flags and torch version (`build_name`), and compiled from a copy of the source named the
@@ -60,7 +60,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,7 +72,7 @@ log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("csrc") / "small_attention.cpp"
 ENV_SWITCH = "HZG_SMALL_ATTENTION"
 DTYPES = (torch.float32, torch.float64)
-#: Longest wait for another job's build of the kernel (a build takes about 30 s); then PyTorch's attention
+#: Longest wait for another job's build of the kernel (a build takes about 6 s); then PyTorch's attention
 #: is used.
 BUILD_WAIT_SECONDS = 900.0
 WAIT_ENV = "HZG_SMALL_ATTENTION_WAIT"
@@ -161,8 +161,9 @@ def _source_copy(root: Path, name: str) -> Path:
 
 
 @functools.cache
-def extension() -> ModuleType | None:
-    """The compiled kernel, built on first call; None where it is switched off or cannot be built."""
+def extension() -> Any | None:
+    """The compiled kernel's operators (torch.ops.<name>: .forward, .backward), built on first call; None where
+    it is switched off or cannot be built."""
     if os.environ.get(ENV_SWITCH, "1") == "0":
         return None
     name, flags = build_name(torch.backends.cpu.get_cpu_capability())
@@ -173,14 +174,16 @@ def extension() -> ModuleType | None:
         build_directory = Path(_get_build_directory(name, verbose=False))
         with build_lock(build_directory, float(os.environ.get(WAIT_ENV, BUILD_WAIT_SECONDS))):
             source = _source_copy(build_directory.parent, name)
-            log.info("loading the small-attention CPU kernel %s (compiled on first use, about 30 s)", name)
-            return load(
+            log.info("loading the small-attention CPU kernel %s (compiled on first use, about 6 s)", name)
+            load(
                 name=name,
                 sources=[str(source)],
                 extra_cflags=flags,
                 build_directory=str(build_directory),
                 verbose=False,
+                is_python_module=False,  # loaded with torch.ops.load_library: operators, no pybind11
             )
+            return getattr(torch.ops, name)
     except Exception as err:  # no compiler, no ninja, a failed build, a build lock held too long
         log.warning(
             "small-attention CPU kernel not built (%s: %s); using PyTorch's attention instead",
