@@ -418,6 +418,7 @@ DEFAULT_HASHES = {
     ("dfnn", "bce_disco"): "833d010cfeb2b461",
     ("xgboost", "bce"): "10527a00016fa3b6",
     ("bdt", "bce"): "e4285cc6923390a8",
+    ("etn_objects", "bce"): "7cd4deb75b353d4f",  # the cross-attention object model (issue 14)
 }
 
 
