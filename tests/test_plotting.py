@@ -234,6 +234,76 @@ def test_save_draws_a_constrained_layout_once_and_both_files_keep_it(tmp_path, f
     assert mpimg.imread(paths[1]).shape[2] in (3, 4)
 
 
+def _reference_png(make, path):
+    """What savefig draws for the figure of `make` at the box `save` uses: the same single draw at the PNG's
+    resolution, its tight box padded and grown to whole pixels, a constrained layout placed and frozen."""
+    fig = make()
+    fig.set_dpi(plotting.SAVE_DPI)
+    fig.canvas.draw()
+    tight = fig.get_tightbbox(fig.canvas.get_renderer())
+    if fig.get_layout_engine() is not None:
+        fig.set_layout_engine("none")
+    box = plotting.pixel_bbox(tight.padded(plotting.SAVE_PAD_INCHES), plotting.SAVE_DPI)
+    fig.savefig(path, dpi=plotting.SAVE_DPI, bbox_inches=box)
+    plotting.plt.close(fig)
+    return path.read_bytes()
+
+
+def _labelled_two_panels():
+    plotting.hep.style.use("CMS")
+    fig, ax = _two_panels(1e4)
+    plotting.label_simulation(ax, 138.0, 13.0)
+    return fig
+
+
+def _constrained_maps():
+    fig, axes = plotting.plt.subplots(2, 3, figsize=(14, 8), layout="constrained")
+    for i, ax in enumerate(axes.flat):
+        ax.imshow(np.random.default_rng(i).random((4, 5)))
+        ax.set_title(f"head {i}")
+    return fig
+
+
+@pytest.mark.parametrize("make", [_labelled_two_panels, _constrained_maps])
+def test_save_writes_the_png_from_its_one_draw_byte_for_byte_as_savefig(tmp_path, make, monkeypatch):
+    """The PNG is the crop of `save`'s one draw: the same bytes as savefig's own draw of that box, and savefig
+    is called for the PDF only."""
+    reference = _reference_png(make, tmp_path / "reference.png")
+    formats = []
+    real_savefig = plotting.plt.Figure.savefig
+
+    def savefig(self, fname, **kwargs):
+        formats.append(kwargs.get("format"))
+        return real_savefig(self, fname, **kwargs)
+
+    monkeypatch.setattr(plotting.plt.Figure, "savefig", savefig)
+    paths = plotting.save(make(), tmp_path / "saved")
+    assert formats == ["pdf"]
+    assert paths[1].read_bytes() == reference
+
+
+def test_save_draws_the_png_again_when_an_artist_reaches_past_the_figure(tmp_path, figures):
+    """Text beyond the figure's edge was clipped by the draw: savefig draws the PNG, and it holds the text."""
+    fig, ax = _simple(1.0)
+    ax.text(1.0, 1.3, "a note beyond the top edge", transform=ax.transAxes, fontsize=30)
+    fig.canvas.draw()
+    tight = fig.get_tightbbox(fig.canvas.get_renderer())
+    assert tight.y1 > fig.get_size_inches()[1]
+    assert plotting.drawn_png(fig, plotting.pixel_bbox(tight, fig.dpi), tight) is None
+    paths = plotting.save(fig, tmp_path / "beyond")
+    rows = mpimg.imread(paths[1]).shape[0]
+    assert rows > fig.get_size_inches()[1] * plotting.SAVE_DPI  # taller than the figure: the note is in it
+
+
+def test_pixel_bbox_grows_outwards_to_whole_pixels():
+    from matplotlib.transforms import Bbox
+
+    box = plotting.pixel_bbox(Bbox.from_extents(0.104, -0.05, 3.3, 2.0), 100)
+    assert box.extents == pytest.approx([0.10, -0.05, 3.30, 2.00])
+    box = plotting.pixel_bbox(Bbox.from_extents(0.1049, 0.0151, 3.3001, 1.999), 100)
+    assert box.extents == pytest.approx([0.10, 0.01, 3.31, 2.00])
+
+
 def _simple(top, layout=None):
     fig, ax = plotting.plt.subplots(figsize=(8, 6), layout=layout)
     ax.plot([0.0, 1.0], [0.0, top])
