@@ -153,3 +153,11 @@ def test_the_same_values_in_another_key_order_rerun_nothing(finished, tmp_path):
     path = tmp_path / "reordered.yaml"
     path.write_text(yaml.safe_dump(shuffled, sort_keys=False))
     assert dry_run_jobs(work, path) == []
+
+
+def test_how_often_training_saves_its_state_reruns_nothing(finished, tmp_path):
+    """training.resume_every does not change a result: not a param of the training jobs, so an edit of it
+    reruns no job (the jobs read it from the config when they run)."""
+    work, cfg = finished
+    path = edited(cfg, tmp_path, "resume", "training", "resume_every", cfg["training"]["resume_every"] + 4)
+    assert dry_run_jobs(work, path) == []

@@ -277,6 +277,49 @@ def test_resume_after_kill_gives_the_same_history(tmp_path, events_per_epoch):
     pd.testing.assert_frame_equal(pd.read_parquet(full["scores"]), pd.read_parquet(resumed["scores"]))
 
 
+def test_resume_files_are_written_every_resume_every_epochs():
+    assert [e for e in range(1, 31) if training.resume_epoch(e, 10)] == [10, 20, 30]
+    assert all(training.resume_epoch(e, 1) for e in range(1, 5))
+    with pytest.raises(ValueError, match="resume_every"):
+        training.resume_epoch(3, 0)
+
+
+def test_resume_every_is_not_part_of_a_runs_description_hash_or_resume_key():
+    """How often a job saves its state does not change its result: the same description (spec hash, resume
+    key) whatever resume_every is, and the default's hashes stay those of its trained runs."""
+    assert spec(resume_every=1).describe() == spec(resume_every=10).describe()
+    assert "resume_every" not in spec(resume_every=7).describe()["training"]
+
+
+@pytest.mark.slow
+def test_a_job_killed_between_resume_files_goes_on_from_the_last_one(tmp_path):
+    """resume_every = 3: killed after epoch 5, the job left epoch 3's resume file; rerun, it trains epochs 4-6
+    again and ends with the history and scores of an uninterrupted run."""
+    paths = synthetic_features(tmp_path, n=1500)
+    s = spec("etn", "bce", epochs=6, eval_every_early=2, resume_every=3)
+    full = training.run(paths, s, tmp_path / "full", progress=False)
+    assert not (tmp_path / "full/resume.pt").exists()
+
+    def kill_after_5(epoch):
+        if epoch == 5:
+            raise Killed
+
+    with pytest.raises(Killed):
+        training.run(paths, s, tmp_path / "resumed", progress=False, on_epoch_end=kill_after_5)
+    state = training.load_resume(
+        tmp_path / "resumed/resume.pt",
+        training.resume_key(s, training.load_dataset(paths, s.input_columns(), 0)),
+    )
+    assert state is not None and state["epoch"] == 3
+    epochs = []
+    resumed = training.run(paths, s, tmp_path / "resumed", progress=False, on_epoch_end=epochs.append)
+    assert epochs == [4, 5, 6]
+    a = pd.read_csv(full["history"]).drop(columns="seconds")
+    b = pd.read_csv(resumed["history"]).drop(columns="seconds")
+    pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(pd.read_parquet(full["scores"]), pd.read_parquet(resumed["scores"]))
+
+
 @pytest.mark.slow
 def test_neural_training_selects_the_best_validation_epoch(tmp_path):
     paths = synthetic_features(tmp_path, n=1500)

@@ -108,6 +108,10 @@ TRAIN, VALIDATION, TEST = 0, 1, 2
 SPLIT_NAMES: tuple[str, ...] = ("train", "validation", "test")
 
 
+#: training settings that leave a run's result as it is (how often a job saves its state): not part of the
+#: training job's params (an edit reruns nothing), its description, hash or resume key
+RESULT_FREE_TRAINING_KEYS = ("resume_every",)
+
 #: optional key of a neural model's section `models.<model>`: its own Adam learning rate, instead of
 #: training.learning_rate (tree models' `learning_rate` is their shrinkage, a hyper-parameter of the fit)
 LEARNING_RATE = "learning_rate"

@@ -11,6 +11,7 @@ from hzg.registry import (
     NOMINAL,
     OBJECT_MODELS,
     RANDOM,
+    RESULT_FREE_TRAINING_KEYS,
     TREE_MODELS,
     VARIATIONS,
     epoch_label,
@@ -396,6 +397,8 @@ def get_run_spec(wildcards):
     loss = config["losses"][wildcards.loss]
     # a neural model's own learning_rate (models.<model>) replaces training.learning_rate for its runs
     hparams, training = model_training(wildcards.model, config["models"].get(wildcards.model), config["training"])
+    # not a param: an edit of how often a job saves its state (training.resume_every) reruns nothing
+    training = {k: v for k, v in training.items() if k not in RESULT_FREE_TRAINING_KEYS}
     return {
         "model": wildcards.model,
         "loss": wildcards.loss,

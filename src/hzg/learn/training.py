@@ -30,6 +30,7 @@ from hzg.learn.draws import class_draw, draw_classes, narrow_share_missing, spli
 from hzg.learn.classifier import SENTINEL, Normaliser, predict_neural
 from hzg.registry import (
     JET_MODELS,
+    RESULT_FREE_TRAINING_KEYS,
     OBJECT_MODELS,
     STANDARD,
     TRAIN,
@@ -159,6 +160,14 @@ def balanced_weights(weight: np.ndarray, y: np.ndarray) -> np.ndarray:
     return out
 
 
+def resume_epoch(epoch: int, every: int) -> bool:
+    """Whether a resume file is written after `epoch` (1-based): every `every` epochs (training.resume_every;
+    1: after each)."""
+    if every < 1:
+        raise ValueError(f"training.resume_every must be at least 1 epoch, got {every}")
+    return epoch % every == 0
+
+
 def eval_epochs(n_epochs: int, every_early: int, early_until: int, every_late: int) -> list[int]:
     """Epochs (1-based) with a validation pass: every `every_early` up to `early_until`, then every
     `every_late`; the last epoch always."""
@@ -241,7 +250,8 @@ class RunSpec:
             "loss_kind": self.loss_kind,
             "disco_lambda": self.disco_lambda,
             "hparams": self.hparams,
-            "training": self.training,
+            # what the result depends on: not how often a resume file is written (resume_every)
+            "training": {k: v for k, v in self.training.items() if k not in RESULT_FREE_TRAINING_KEYS},
             "trial": self.trial,
             "sigma_m": self.sigma_m,
             # only for a mass-scan strategy: the standard runs' hashes and resume keys stay as they were
@@ -631,22 +641,27 @@ def train_neural(
     outdir: Path,
     progress: bool = True,
     on_epoch_end: Callable[[int], None] | None = None,
+    resume_every: int | None = None,
 ) -> dict[str, Any]:
     """Train a neural model; resume from `outdir/resume.pt` if a previous run was killed.
 
     Args:
         data: All events of the run (every split).
         spec: The run: model, loss, hyper-parameters, training section, trial.
-        outdir: The run's folder; `resume.pt` is written there after every epoch.
+        outdir: The run's folder; `resume.pt` is written there after every `resume_every`-th epoch.
         progress: Show a progress bar.
-        on_epoch_end: Called with the epoch number after each epoch (and its resume file).
+        on_epoch_end: Called with the epoch number after each epoch (and its resume file, if one is due).
+        resume_every: Epochs between resume files; None: the spec's training.resume_every, else 1 (each
+            epoch). It does not change the result.
 
     Returns:
         The result: best state, normaliser, history, best epoch, best validation significance and the scores
         of all events (from the best state).
     """
     with flushed_denormals():
-        return _train_neural(data, spec, outdir, progress, on_epoch_end)
+        if resume_every is None:
+            resume_every = int(spec.training.get("resume_every", 1))
+        return _train_neural(data, spec, outdir, progress, on_epoch_end, resume_every)
 
 
 def _train_neural(
@@ -655,6 +670,7 @@ def _train_neural(
     outdir: Path,
     progress: bool,
     on_epoch_end: Callable[[int], None] | None,
+    resume_every: int,
 ) -> dict[str, Any]:
     """`train_neural`'s body, with denormals flushed."""
     tcfg = spec.training
@@ -722,7 +738,8 @@ def _train_neural(
                 row["val_significance"],
             )
         history.append(row)
-        _save_resume(resume_path, model, optimiser, history, best, epoch, key)
+        if resume_epoch(epoch, resume_every):
+            _save_resume(resume_path, model, optimiser, history, best, epoch, key)
         if on_epoch_end is not None:
             on_epoch_end(epoch)
     model.load_state_dict(best["state"])
@@ -972,8 +989,10 @@ def run(
     outdir: str | Path,
     progress: bool = True,
     on_epoch_end: Callable[[int], None] | None = None,
+    resume_every: int | None = None,
 ) -> dict[str, Path]:
-    """Train one (model, loss, trial) and write checkpoint.pt, history.csv and scores.parquet."""
+    """Train one (model, loss, trial) and write checkpoint.pt, history.csv and scores.parquet; a neural model
+    saves its state every `resume_every` epochs (`train_neural`)."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     features = spec.input_columns()
@@ -1008,7 +1027,7 @@ def run(
         result = train_tree(data, spec)
         checkpoint.update(kind=spec.model, blob=boosted.to_bytes(result["model"]), normaliser=None)
     else:
-        result = train_neural(data, spec, outdir, progress, on_epoch_end)
+        result = train_neural(data, spec, outdir, progress, on_epoch_end, resume_every)
         checkpoint.update(
             kind="neural", state_dict=result["state"], normaliser=result["normaliser"].to_dict()
         )
