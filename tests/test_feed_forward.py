@@ -1,0 +1,97 @@
+"""The attention models' feed-forward network: the fused oneDNN path when scoring against the plain layers."""
+
+import pytest
+import torch
+from torch import nn
+
+from hzg.learn.models import build_model, feed_forward
+from hzg.learn.models.feed_forward import FeedForward
+
+needs_fused = pytest.mark.skipif(
+    feed_forward._FUSED is None or not torch.backends.mkldnn.is_available(),
+    reason="this PyTorch has no oneDNN linear + pointwise kernel",
+)
+
+
+def _plain(ffn: FeedForward, x: torch.Tensor) -> torch.Tensor:
+    return ffn[2](ffn[1](ffn[0](x)))
+
+
+def test_feed_forward_is_the_sequential_it_replaces():
+    """Same modules, parameter names and initial values as nn.Sequential(Linear, GELU, Linear): checkpoints of
+    either load into the other."""
+    torch.manual_seed(3)
+    ffn = FeedForward(16, 64, 16)
+    torch.manual_seed(3)
+    seq = nn.Sequential(nn.Linear(16, 64), nn.GELU(), nn.Linear(64, 16))
+    assert list(ffn.state_dict()) == list(seq.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert all(torch.equal(a, b) for a, b in zip(ffn.state_dict().values(), seq.state_dict().values()))
+    assert ffn[1].approximate == "none"  # GELU with erf, as the fused kernel's "gelu" / "none"
+    x = torch.randn(5, 12, 16)
+    torch.testing.assert_close(ffn(x), seq(x), rtol=0, atol=0)  # autograd on: the plain layers
+
+
+@needs_fused
+@pytest.mark.parametrize("shape", [(3, 16), (257, 12, 16), (1, 1, 16)])
+def test_scoring_takes_the_fused_kernel_with_the_plain_numbers(shape, monkeypatch):
+    torch.manual_seed(0)
+    ffn = FeedForward(16, 64, 16).eval()
+    x = torch.randn(shape)
+    calls = []
+    real = feed_forward._FUSED
+    monkeypatch.setattr(feed_forward, "_FUSED", lambda *a: calls.append(a[3]) or real(*a))
+    with torch.no_grad():
+        fused = ffn(x)
+        plain = _plain(ffn, x)
+    assert calls == ["gelu", "none"]  # both layers in oneDNN, the GELU in the first's epilogue
+    assert fused.shape == plain.shape
+    torch.testing.assert_close(fused, plain, rtol=1e-6, atol=1e-6)
+
+
+@needs_fused
+def test_fusable_only_without_an_autograd_graph_on_dense_float32_cpu_tensors():
+    ffn = FeedForward(4, 8, 4)
+    layers = (ffn[0], ffn[2])
+    x = torch.randn(10, 4)
+    assert not feed_forward.fusable(x, *layers)  # parameters require grad: training
+    with torch.no_grad():
+        assert feed_forward.fusable(x, *layers)
+        assert not feed_forward.fusable(x.double(), *layers)
+        assert not feed_forward.fusable(torch.randn(4, 10).t(), *layers)  # not contiguous
+        assert not feed_forward.fusable(x[:0], *layers)  # no events
+        assert not feed_forward.fusable(x.to("meta"), *layers)
+    with torch.inference_mode():
+        assert feed_forward.fusable(x, *layers)
+    ffn.requires_grad_(False)
+    assert feed_forward.fusable(x, *layers)  # a frozen model, no input gradient: nothing to record
+    assert not feed_forward.fusable(x.requires_grad_(), *layers)
+
+
+def test_without_the_kernel_or_inside_vmap_the_plain_layers_score(monkeypatch):
+    torch.manual_seed(1)
+    ffn = FeedForward(16, 32, 16).eval()
+    x = torch.randn(2, 6, 16)
+    with torch.no_grad():
+        expected = _plain(ffn, x)
+        batched = torch.func.vmap(ffn)(x)  # a batched tensor: no fused kernel for it
+        monkeypatch.setattr(feed_forward, "_FUSED", None)
+        assert not feed_forward.fusable(x, ffn[0], ffn[2])
+        unfused = ffn(x)
+    torch.testing.assert_close(batched, expected, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(unfused, expected, rtol=0, atol=0)
+
+
+@needs_fused
+@pytest.mark.parametrize("name, n_features", [("etn", 12), ("etn_objects", 12 + 8 * 5)])
+def test_models_score_the_same_with_and_without_the_fused_kernel(name, n_features, monkeypatch):
+    torch.manual_seed(2)
+    kwargs = {"n_objects": 8} if name == "etn_objects" else {}
+    model = build_model(name, n_features, **kwargs).eval()
+    x = torch.randn(300, n_features)
+    if name == "etn_objects":  # object types: padding (0) or an object (1-4), as the object block holds them
+        x.view(300, -1)[:, 12 + 4 :: 5] = torch.randint(0, 5, (300, 8)).float()
+    with torch.no_grad():
+        fused = model(x)
+        monkeypatch.setattr(feed_forward, "_FUSED", None)
+        plain = model(x)
+    torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-6)
