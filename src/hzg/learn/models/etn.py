@@ -35,7 +35,8 @@ from torch import nn
 
 from hzg.learn.models import small_attention
 from hzg.learn.models.dropout import Dropout
-from hzg.learn.models.feed_forward import FeedForward
+from hzg.learn.models import fused
+from hzg.learn.models.fused import FeedForward
 from hzg.learn.models.missing import MissingTokens
 
 
@@ -117,15 +118,16 @@ class MultiHeadAttention(nn.Module):
         """Attend from `query` (B, Tq, d) to `key_value` (B, Tk, d); self-attention when it is None."""
         d = query.shape[-1]
         if key_value is None:
-            q, k, v = F.linear(query, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
+            q, k, v = fused.linear(query, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
         else:
-            q = F.linear(query, self.in_proj_weight[:d], self.in_proj_bias[:d])
-            k, v = F.linear(key_value, self.in_proj_weight[d:], self.in_proj_bias[d:]).chunk(2, dim=-1)
+            q = fused.linear(query, self.in_proj_weight[:d], self.in_proj_bias[:d])
+            k, v = fused.linear(key_value, self.in_proj_weight[d:], self.in_proj_bias[d:]).chunk(2, dim=-1)
         dropout = self.dropout if self.training else 0.0
         if self.keep_weights:
             return self._explicit(q, k, v, dropout, query.shape)
         if small_attention.usable(q, k, v):
-            return self.out_proj(small_attention.attention(q, k, v, self.n_heads, dropout))
+            out = small_attention.attention(q, k, v, self.n_heads, dropout)
+            return fused.linear(out, self.out_proj.weight, self.out_proj.bias)
         q, k, v = self._heads(q), self._heads(k), self._heads(v)
         if torch._C._functorch.is_batchedtensor(q):
             # inside torch.func.vmap (hzg.ensemble): plain matrix products, which vmap batches on every

@@ -44,7 +44,8 @@ from hzg.data import objects as obj
 from hzg.learn.models import small_attention
 from hzg.learn.models.dropout import Dropout
 from hzg.learn.models.etn import FeatureEmbedding, MultiHeadAttention
-from hzg.learn.models.feed_forward import FeedForward
+from hzg.learn.models import fused
+from hzg.learn.models.fused import FeedForward
 
 MERGES = ("cross", "concat")
 #: added to a masked key's score (times sqrt(d_head + 1)) in the CPU kernel: exp of it is exactly 0
@@ -90,13 +91,14 @@ class MaskedAttention(nn.Module):
         `query_mask` (B, Tq), where the queries are padding too (a self-attention), is only recorded for the
         attention maps: a padded query's output is never read."""
         d = query.shape[-1]
-        q = F.linear(query, self.in_proj_weight[:d], self.in_proj_bias[:d])
-        k, v = F.linear(key_value, self.in_proj_weight[d:], self.in_proj_bias[d:]).chunk(2, dim=-1)
+        q = fused.linear(query, self.in_proj_weight[:d], self.in_proj_bias[:d])
+        k, v = fused.linear(key_value, self.in_proj_weight[d:], self.in_proj_bias[d:]).chunk(2, dim=-1)
         dropout = self.dropout if self.training else 0.0
         if self.keep_weights:
             return self._explicit(q, k, v, key_mask, query_mask, dropout)
         if small_attention.usable(q, k, v):
-            return self.out_proj(self._masked_small_attention(q, k, v, key_mask, dropout))
+            out = self._masked_small_attention(q, k, v, key_mask, dropout)
+            return fused.linear(out, self.out_proj.weight, self.out_proj.bias)
         out = F.scaled_dot_product_attention(
             self._heads(q),
             self._heads(k),

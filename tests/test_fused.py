@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from hzg.learn.models import build_model, feed_forward
-from hzg.learn.models.feed_forward import FeedForward
+from hzg.learn.models import build_model, fused as feed_forward
+from hzg.learn.models.fused import FeedForward
 
 needs_fused = pytest.mark.skipif(
     feed_forward._FUSED is None or not torch.backends.mkldnn.is_available(),
@@ -95,3 +95,21 @@ def test_models_score_the_same_with_and_without_the_fused_kernel(name, n_feature
         monkeypatch.setattr(feed_forward, "_FUSED", None)
         plain = model(x)
     torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-6)
+
+
+@needs_fused
+def test_linear_scores_through_the_kernel_and_trains_through_f_linear(monkeypatch):
+    torch.manual_seed(4)
+    layer = nn.Linear(16, 48)
+    x = torch.randn(64, 12, 16)
+    calls = []
+    real = feed_forward._FUSED
+    monkeypatch.setattr(feed_forward, "_FUSED", lambda *a: calls.append(a[3]) or real(*a))
+    out = feed_forward.linear(x, layer.weight, layer.bias)  # an autograd graph: F.linear
+    assert calls == [] and out.requires_grad
+    with torch.no_grad():
+        scored = feed_forward.linear(x, layer.weight, layer.bias)
+        sliced = feed_forward.linear(x, layer.weight[16:], layer.bias[16:])  # rows of a packed projection
+    assert calls == ["none", "none"]
+    torch.testing.assert_close(scored, out.detach(), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(sliced, out.detach()[..., 16:], rtol=1e-6, atol=1e-6)

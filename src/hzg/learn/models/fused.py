@@ -1,0 +1,66 @@
+"""Linear layers fused with their bias and activation when scoring: the attention models' feed-forward
+networks (Linear - GELU - Linear) and attention projections.
+
+Without an autograd graph (scoring, validation) on a CPU with oneDNN, a linear layer is one oneDNN matrix
+product with its bias, and a GELU after it, in the product's epilogue (`torch.ops.mkldnn._linear_pointwise`,
+the fused kernel PyTorch's inductor emits for linear + pointwise on a CPU). PyTorch's own `F.linear` first
+copies the bias into every row of the output and then adds the product to it, and the GELU reads and writes
+the whole (events, tokens, hidden) tensor once more: most of the ETN's scoring time at a large batch. The
+numbers are PyTorch's unfused ones: equal to the last bit on this project's CPUs (the default's trained
+models score and select the same epochs, bit for bit; tested to float32 rounding). Training (an autograd
+graph), other devices and dtypes, `torch.func.vmap` and a PyTorch without the kernel take the plain layers.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: oneDNN's fused linear + pointwise kernel, where this PyTorch has one (x86 and ARM builds with oneDNN)
+_FUSED = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
+
+
+def fusable(x: torch.Tensor, *layers: nn.Linear) -> bool:
+    """Whether the fused oneDNN kernel can compute these layers on `x`: no autograd graph to record, a dense
+    float32 CPU tensor (not a `vmap` batch), float32 CPU layers with biases, oneDNN present."""
+    return _fusable(x, [p for layer in layers for p in (layer.weight, layer.bias)])
+
+
+def _fusable(x: torch.Tensor, params: list[torch.Tensor | None]) -> bool:
+    """`fusable` for the weights and biases `params`."""
+    if _FUSED is None or not torch.backends.mkldnn.is_available():
+        return False
+    if x.device.type != "cpu" or x.dtype != torch.float32 or not x.is_contiguous() or x.numel() == 0:
+        return False
+    if torch._C._functorch.is_batchedtensor(x):
+        return False
+    if any(
+        p is None or p.device.type != "cpu" or p.dtype != torch.float32 or not p.is_contiguous()
+        for p in params
+    ):
+        return False
+    return not (torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)))
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """`F.linear(x, weight, bias)`; without an autograd graph on a CPU one oneDNN product with the bias in
+    its epilogue (module doc)."""
+    if _fusable(x, [weight, bias]):
+        return _FUSED(x, weight, bias, "none", [], "")
+    return F.linear(x, weight, bias)
+
+
+class FeedForward(nn.Sequential):
+    """Linear(d_in, hidden) - GELU - Linear(hidden, d_out): the `nn.Sequential` it replaces (the same modules,
+    parameter names 0.weight ... 2.bias and initialisation), fused when scoring on a CPU (module doc)."""
+
+    def __init__(self, d_in: int, hidden: int, d_out: int) -> None:
+        super().__init__(nn.Linear(d_in, hidden), nn.GELU(), nn.Linear(hidden, d_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        first, activation, second = self[0], self[1], self[2]
+        if fusable(x, first, second):
+            h = _FUSED(x, first.weight, first.bias, "gelu", [], "none")  # GELU with erf, as nn.GELU()
+            return _FUSED(h, second.weight, second.bias, "none", [], "")
+        return second(activation(first(x)))
