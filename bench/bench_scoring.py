@@ -3,7 +3,9 @@
 `hzg.learn.classifier.predict_neural` scores in batches of `SCORING_BATCH[device]` events. This benchmark
 scores the same random inputs with each model at several batch sizes, interleaved in one process, and prints
 events/s and the ratio to the largest batch (the old default, 65 536), and whether the scores agree bit for
-bit with it.
+bit with it. Then, at the workflow's batch, the attention models with their linear layers fused with bias and
+GELU (`hzg.learn.models.fused`, what scoring runs) against the plain layers, interleaved: the ratio, and
+whether the scores are identical bit for bit.
 
     .venv/bin/python bench/bench_scoring.py [--events 131072] [--threads 1] [--repeats 3]
 """
@@ -11,13 +13,15 @@ bit with it.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import statistics
 import time
 
 import numpy as np
 import torch
 
 from hzg.learn.classifier import SCORING_BATCH, predict_neural
-from hzg.learn.models import build_model, default_hparams
+from hzg.learn.models import build_model, default_hparams, fused
 
 #: (model, input features, object slots): the default's networks and the object model of the overlays
 MODELS = (("etn", 12, 0), ("dfnn", 12, 0), ("etn_objects", 12 + 5 * 8, 8))
@@ -51,6 +55,28 @@ def main() -> None:
             same = bool(np.array_equal(scores[b], scores[BATCHES[0]]))
             rate, ratio = args.events / best[b] / 1e3, best[BATCHES[0]] / best[b]
             print(f"{name:12s} {b:7d} {rate:11.0f} {ratio:7.2f}  {same}")
+    batch = SCORING_BATCH["cpu"]
+    print(f"\nbatch {batch}: fused linear layers (scoring) against the plain ones, fastest and median")
+    print(f"{'model':12s} {'plain':>11s} {'fused':>11s} {'ratio':>7s} {'median ratio':>13s}  identical")
+    for name, n_features, n_objects in MODELS:
+        if name == "dfnn":
+            continue  # no fused layers
+        model = build_model(name, n_features, n_objects, **default_hparams(name))
+        x = torch.randn(args.events, n_features)
+        predict_neural(model, x[:4096])
+        seconds: dict[str, list[float]] = {"plain": [], "fused": []}
+        scores = {}
+        for _ in range(args.repeats):
+            for mode, times in seconds.items():
+                with fused.disabled() if mode == "plain" else contextlib.nullcontext():
+                    t0 = time.perf_counter()
+                    scores[mode] = predict_neural(model, x, batch).numpy()
+                    times.append(time.perf_counter() - t0)
+        rate = {m: args.events / min(t) / 1e3 for m, t in seconds.items()}
+        ratio = min(seconds["plain"]) / min(seconds["fused"])
+        median = statistics.median(seconds["plain"]) / statistics.median(seconds["fused"])
+        same = bool(np.array_equal(scores["plain"], scores["fused"]))
+        print(f"{name:12s} {rate['plain']:11.0f} {rate['fused']:11.0f} {ratio:7.2f} {median:13.2f}  {same}")
 
 
 if __name__ == "__main__":

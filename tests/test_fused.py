@@ -113,3 +113,16 @@ def test_linear_scores_through_the_kernel_and_trains_through_f_linear(monkeypatc
     assert calls == ["none", "none"]
     torch.testing.assert_close(scored, out.detach(), rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(sliced, out.detach()[..., 16:], rtol=1e-6, atol=1e-6)
+
+
+def test_disabled_scores_through_the_plain_layers_inside_the_block_only():
+    ffn = FeedForward(4, 8, 4).eval()
+    x = torch.randn(6, 4)
+    with torch.no_grad():
+        usable = feed_forward.fusable(x, ffn[0], ffn[2])
+        with feed_forward.disabled():
+            assert not feed_forward.fusable(x, ffn[0], ffn[2])
+            with feed_forward.disabled():
+                pass
+            assert not feed_forward.fusable(x, ffn[0], ffn[2])  # nested: still off
+        assert feed_forward.fusable(x, ffn[0], ffn[2]) == usable

@@ -13,12 +13,29 @@ graph), other devices and dtypes, `torch.func.vmap` and a PyTorch without the ke
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 #: oneDNN's fused linear + pointwise kernel, where this PyTorch has one (x86 and ARM builds with oneDNN)
 _FUSED = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
+
+
+_enabled = True
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """The plain layers everywhere inside the block (benchmarks: the same scores, unfused)."""
+    global _enabled
+    before, _enabled = _enabled, False
+    try:
+        yield
+    finally:
+        _enabled = before
 
 
 def fusable(x: torch.Tensor, *layers: nn.Linear) -> bool:
@@ -29,7 +46,7 @@ def fusable(x: torch.Tensor, *layers: nn.Linear) -> bool:
 
 def _fusable(x: torch.Tensor, params: list[torch.Tensor | None]) -> bool:
     """`fusable` for the weights and biases `params`."""
-    if _FUSED is None or not torch.backends.mkldnn.is_available():
+    if not _enabled or _FUSED is None or not torch.backends.mkldnn.is_available():
         return False
     if x.device.type != "cpu" or x.dtype != torch.float32 or not x.is_contiguous() or x.numel() == 0:
         return False
