@@ -112,6 +112,12 @@ SPLIT_NAMES: tuple[str, ...] = ("train", "validation", "test")
 #: training job's params (an edit reruns nothing), its description, hash or resume key
 RESULT_FREE_TRAINING_KEYS = ("resume_every",)
 
+
+def result_training(training: Mapping[str, Any]) -> dict[str, Any]:
+    """The training settings a run's result depends on: `training` without `RESULT_FREE_TRAINING_KEYS`."""
+    return {k: v for k, v in training.items() if k not in RESULT_FREE_TRAINING_KEYS}
+
+
 #: optional key of a neural model's section `models.<model>`: its own Adam learning rate, instead of
 #: training.learning_rate (tree models' `learning_rate` is their shrinkage, a hyper-parameter of the fit)
 LEARNING_RATE = "learning_rate"

@@ -11,12 +11,12 @@ from hzg.registry import (
     NOMINAL,
     OBJECT_MODELS,
     RANDOM,
-    RESULT_FREE_TRAINING_KEYS,
     TREE_MODELS,
     VARIATIONS,
     epoch_label,
     loss_options,
     model_training,
+    result_training,
     run_names,
 )
 
@@ -398,7 +398,7 @@ def get_run_spec(wildcards):
     # a neural model's own learning_rate (models.<model>) replaces training.learning_rate for its runs
     hparams, training = model_training(wildcards.model, config["models"].get(wildcards.model), config["training"])
     # not a param: an edit of how often a job saves its state (training.resume_every) reruns nothing
-    training = {k: v for k, v in training.items() if k not in RESULT_FREE_TRAINING_KEYS}
+    training = result_training(training)
     return {
         "model": wildcards.model,
         "loss": wildcards.loss,

@@ -30,13 +30,13 @@ from hzg.learn.draws import class_draw, draw_classes, narrow_share_missing, spli
 from hzg.learn.classifier import SENTINEL, Normaliser, predict_neural
 from hzg.registry import (
     JET_MODELS,
-    RESULT_FREE_TRAINING_KEYS,
     OBJECT_MODELS,
     STANDARD,
     TRAIN,
     TREE_MODELS,
     VALIDATION,
     missing_mode,
+    result_training,
     run_name,
     split_column,
 )
@@ -251,7 +251,7 @@ class RunSpec:
             "disco_lambda": self.disco_lambda,
             "hparams": self.hparams,
             # what the result depends on: not how often a resume file is written (resume_every)
-            "training": {k: v for k, v in self.training.items() if k not in RESULT_FREE_TRAINING_KEYS},
+            "training": result_training(self.training),
             "trial": self.trial,
             "sigma_m": self.sigma_m,
             # only for a mass-scan strategy: the standard runs' hashes and resume keys stay as they were

@@ -33,10 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hzg.learn.models import small_attention
+from hzg.learn.models import fused, small_attention
 from hzg.learn.models.dropout import Dropout
-from hzg.learn.models import fused
-from hzg.learn.models.fused import FeedForward
 from hzg.learn.models.missing import MissingTokens
 
 
@@ -175,7 +173,9 @@ class EventClassifierTransformer(nn.Module):
         self.embed = FeatureEmbedding(n_features, d_model, embed_hidden)
         self.attn = MultiHeadAttention(d_model, n_heads, dropout)
         self.attn_norm = nn.LayerNorm(d_model)
-        self.ffn = FeedForward(d_model, ffn_hidden, d_model)  # the authors' Sequential, fused when scoring
+        self.ffn = fused.FeedForward(
+            d_model, ffn_hidden, d_model
+        )  # the authors' Sequential, fused when scoring
         self.ffn_norm = nn.LayerNorm(d_model)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d_model))
         self.cls_kv_norm = nn.LayerNorm(d_model)

@@ -41,11 +41,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from hzg.data import objects as obj
-from hzg.learn.models import small_attention
+from hzg.learn.models import fused, small_attention
 from hzg.learn.models.dropout import Dropout
 from hzg.learn.models.etn import FeatureEmbedding, MultiHeadAttention
-from hzg.learn.models import fused
-from hzg.learn.models.fused import FeedForward
 
 MERGES = ("cross", "concat")
 #: added to a masked key's score (times sqrt(d_head + 1)) in the CPU kernel: exp of it is exactly 0
@@ -153,8 +151,8 @@ class MaskedAttention(nn.Module):
         return out.view(b, tq, h, dh + 1)[..., :dh].reshape(b, tq, d)
 
 
-def _ffn(d_model: int, hidden: int) -> FeedForward:
-    return FeedForward(d_model, hidden, d_model)
+def _ffn(d_model: int, hidden: int) -> fused.FeedForward:
+    return fused.FeedForward(d_model, hidden, d_model)
 
 
 class ObjectEmbedding(nn.Module):
@@ -163,7 +161,7 @@ class ObjectEmbedding(nn.Module):
     def __init__(self, d_model: int) -> None:
         super().__init__()
         n_cont = len(obj.CONTINUOUS)
-        self.net = FeedForward(n_cont, d_model, d_model)
+        self.net = fused.FeedForward(n_cont, d_model, d_model)
         self.type_embedding = nn.Embedding(obj.N_TYPES, d_model)
 
     def forward(self, props: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
