@@ -82,6 +82,54 @@ def test_skim_objects_are_cleaned_ordered_and_padded_and_leave_the_candidate_col
     np.testing.assert_array_equal(no_jets["pho0_pt"], cols["pho0_pt"])
 
 
+def _reference_slots(objs, cand, clean_dr, n, fields, prefix):
+    """The object block as awkward expresses it directly (the skim's code before it went flat): mask by
+    Delta R, stable descending sort by pT, pad and clip to `n` slots."""
+    keep = ak.ones_like(objs.pt, dtype=bool)
+    for name in ("lm", "lp", "g"):
+        dphi = (objs.phi - ak.Array(cand[f"{name}_phi"]) + np.pi) % (2 * np.pi) - np.pi
+        with np.errstate(invalid="ignore"):
+            keep = keep & (np.hypot(objs.eta - ak.Array(cand[f"{name}_eta"]), dphi) > clean_dr)
+    kept = objs[keep]
+    kept = kept[ak.argsort(kept.pt, axis=-1, ascending=False, stable=True)]
+    padded = ak.pad_none(kept, n, axis=1, clip=True)
+    out = {
+        f"{prefix}{k}_{f}": ak.to_numpy(ak.fill_none(padded[f][:, k], 0.0)).astype(np.float64)
+        for k in range(n)
+        for f in fields
+    }
+    return out, ak.to_numpy(ak.num(kept)).astype(np.int32)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_flat_object_block_equals_the_awkward_expression_bit_for_bit(seed):
+    """Random events: 0-9 objects each, pT ties (the order among equal pT is the n-tuple's), objects on the
+    candidate (cleaned), phi across the +-pi seam, and a NaN candidate angle (no object passes it)."""
+    rng = np.random.default_rng(seed)
+    n_events = 400
+    counts = rng.integers(0, 10, n_events)
+    total = int(counts.sum())
+    pt = rng.choice([20.0, 25.0, 30.0, 31.5], total).astype(np.float32)  # many ties
+    eta = rng.uniform(-2.5, 2.5, total).astype(np.float32)
+    phi = rng.uniform(-np.pi, np.pi, total).astype(np.float32)
+    cand = {f"{n}_{v}": rng.uniform(-2.5, 2.5, n_events) for n in ("lm", "lp", "g") for v in ("eta", "phi")}
+    cand["g_phi"][:5] = np.nan
+    first = np.cumsum(counts) - counts
+    on_photon = first[counts > 0][:50]
+    eta[on_photon], phi[on_photon] = cand["g_eta"][counts > 0][:50] + 0.1, cand["g_phi"][counts > 0][:50]
+    mass = rng.uniform(0, 20, total).astype(np.float32)
+    objs = ak.unflatten(ak.zip({"pt": pt, "eta": eta, "phi": phi, "mass": mass}), counts)
+    for n, fields in ((2, ("pt", "eta", "phi")), (3, ("pt", "eta", "phi", "mass")), (12, ("pt", "mass"))):
+        got = objects._cleaned_slots(objs, cand, 0.4, n, fields, "x")
+        want, n_kept = _reference_slots(objs, cand, 0.4, n, fields, "x")
+        np.testing.assert_array_equal(got.pop("n_kept"), n_kept)
+        assert list(got) == list(want)
+        for key in want:
+            assert got[key].dtype == want[key].dtype
+            np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+    assert (n_kept[:5] == 0).all()  # NaN candidate: nothing is farther than clean_dr from it
+
+
 def test_feature_block_orders_types_and_pads():
     cols, _ = preselect(_events(), Cuts(), objects_cfg=CFG)
     block = objects.feature_block(cols, CFG)

@@ -106,24 +106,49 @@ def _delta_r(eta1, phi1, eta2, phi2):
     return np.hypot(eta1 - eta2, dphi)
 
 
-def _cleaned(objects: ak.Array, cand: Mapping[str, np.ndarray], clean_dr: float) -> ak.Array:
-    """`objects` (jagged) farther than `clean_dr` from the candidate's two leptons and photon, pT-ordered."""
-    keep = ak.ones_like(objects.pt, dtype=bool)
+def _flat_collection(objects: ak.Array, fields: Sequence[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A jagged collection as (objects per event, {field: flat numpy values}): the few awkward calls the
+    object block makes; everything after them is numpy."""
+    counts = ak.to_numpy(ak.num(objects, axis=1)).astype(np.int64)
+    return counts, {f: ak.to_numpy(ak.flatten(objects[f], axis=1)) for f in fields}
+
+
+def _cleaned_slots(
+    objects: ak.Array,
+    cand: Mapping[str, np.ndarray],
+    clean_dr: float,
+    n: int,
+    fields: Sequence[str],
+    prefix: str,
+) -> dict[str, np.ndarray]:
+    """The first `n` of `objects` (jagged) farther than `clean_dr` from the candidate's two leptons and
+    photon, pT-ordered (ties keep the n-tuple's order), as flat columns {prefix}{k}_{field}, 0 where the event
+    has fewer; and `n_kept`, how many pass the cleaning (before the truncation to `n`).
+
+    Columnar on flat arrays: each object carries its event's index, the cleaning is one mask, the order one
+    stable lexsort by (event, -pT), and an object's slot is its rank within its event."""
+    counts, flat = _flat_collection(objects, list(dict.fromkeys(("pt", "eta", "phi", *fields))))
+    n_events = len(counts)
+    event = np.repeat(np.arange(n_events), counts)
+    keep = np.ones(len(event), dtype=bool)
     for name in ("lm", "lp", "g"):
-        eta, phi = ak.Array(cand[f"{name}_eta"]), ak.Array(cand[f"{name}_phi"])
+        eta, phi = np.asarray(cand[f"{name}_eta"])[event], np.asarray(cand[f"{name}_phi"])[event]
         with np.errstate(invalid="ignore"):
-            keep = keep & (_delta_r(objects.eta, objects.phi, eta, phi) > clean_dr)
-    kept = objects[keep]
-    return kept[ak.argsort(kept.pt, axis=-1, ascending=False, stable=True)]
-
-
-def _slots(objects: ak.Array, n: int, fields: Sequence[str], prefix: str) -> dict[str, np.ndarray]:
-    """The first `n` objects as flat columns {prefix}{k}_{field}, 0 where the event has fewer."""
-    padded = ak.pad_none(objects, n, axis=1, clip=True)
-    out = {}
-    for k in range(n):
-        for f in fields:
-            out[f"{prefix}{k}_{f}"] = ak.to_numpy(ak.fill_none(padded[f][:, k], 0.0)).astype(np.float64)
+            keep &= _delta_r(flat["eta"], flat["phi"], eta, phi) > clean_dr
+    kept = np.flatnonzero(keep)
+    kept_event = event[kept]
+    kept = kept[np.lexsort((-flat["pt"][kept], kept_event))]
+    kept_event = event[kept]
+    n_kept = np.bincount(kept_event, minlength=n_events)
+    rank = np.arange(len(kept)) - (np.cumsum(n_kept) - n_kept)[kept_event]
+    in_slot = rank < n
+    slot_event, slot = kept_event[in_slot], rank[in_slot]
+    tables = {}
+    for f in fields:
+        tables[f] = np.zeros((n, n_events), dtype=np.float64)
+        tables[f][slot, slot_event] = flat[f][kept[in_slot]]
+    out = {f"{prefix}{k}_{f}": tables[f][k] for k in range(n) for f in fields}  # slot by slot
+    out["n_kept"] = n_kept.astype(np.int32)
     return out
 
 
@@ -134,13 +159,16 @@ def skim_columns(
     candidate columns `cand` (`hzg.data.selection.candidate_columns`: lm_, lp_, g_ eta and phi)."""
     s = settings(cfg)
     clean_dr = float(s["clean_dr"])
-    photons = _cleaned(events.photon, cand, clean_dr)
-    cols = _slots(photons, int(s["n_extra_photons"]), ("pt", "eta", "phi"), "pho")
-    cols["n_extra_photons"] = ak.to_numpy(ak.num(photons)).astype(np.int32)
+    cols = _cleaned_slots(
+        events.photon, cand, clean_dr, int(s["n_extra_photons"]), ("pt", "eta", "phi"), "pho"
+    )
+    cols["n_extra_photons"] = cols.pop("n_kept")
     if "jet" in ak.fields(events):
-        jets = _cleaned(events.jet, cand, clean_dr)
-        cols.update(_slots(jets, int(s["n_jets"]), ("pt", "eta", "phi", "mass"), "jet"))
-        cols["n_jets"] = ak.to_numpy(ak.num(jets)).astype(np.int32)
+        jets = _cleaned_slots(
+            events.jet, cand, clean_dr, int(s["n_jets"]), ("pt", "eta", "phi", "mass"), "jet"
+        )
+        jets["n_jets"] = jets.pop("n_kept")
+        cols.update(jets)
     return cols
 
 
