@@ -119,37 +119,47 @@ def open_tree(path: str | os.PathLike, tree: str) -> uproot.TTree:
     return obj
 
 
-def _find_branch(tree: uproot.TTree, name: str, path: Path) -> str:
-    """Branch `name` as uproot spells it, also inside a split Delphes branch (`Electron/Electron.PT`)."""
-    keys = set(tree.keys(recursive=True))
+def _branch_keys(tree: uproot.TTree) -> frozenset[str]:
+    """Every branch name of `tree`, nested ones as uproot spells them (`Electron/Electron.PT`)."""
+    return frozenset(tree.keys(recursive=True))
+
+
+def _find_branch(tree: uproot.TTree, name: str, path: Path, keys: frozenset[str] | None = None) -> str:
+    """Branch `name` as uproot spells it, also inside a split Delphes branch (`Electron/Electron.PT`).
+    `keys`: `_branch_keys(tree)`, when the caller looks up several names (listing them costs more than the
+    lookup)."""
+    keys = _branch_keys(tree) if keys is None else keys
     for candidate in (name, f"{name.split('.')[0]}/{name}"):
         if candidate in keys:
             return candidate
     raise InputError(f"{path}: tree {tree.name!r} has no branch {name!r}")
 
 
-def _has_branches(tree: uproot.TTree, names: Any) -> bool:
+def _has_branches(tree: uproot.TTree, names: Any, keys: frozenset[str] | None = None) -> bool:
     """True when `tree` has every branch of `names` (also inside a split Delphes branch)."""
-    keys = set(tree.keys(recursive=True))
+    keys = _branch_keys(tree) if keys is None else keys
     return all(name in keys or f"{name.split('.')[0]}/{name}" in keys for name in names)
 
 
-def _read(tree: uproot.TTree, name: str, path: Path) -> ak.Array:
-    branch = _find_branch(tree, name, path)
+def _read(tree: uproot.TTree, name: str, path: Path, keys: frozenset[str] | None = None) -> ak.Array:
+    branch = _find_branch(tree, name, path, keys)
     try:
         return tree[branch].array(library="ak")
     except Exception as err:
         raise InputError(f"{path}: cannot read branch {branch!r} of tree {tree.name!r}: {err}") from err
 
 
-def _read_many(tree: uproot.TTree, names: list[str], path: Path) -> dict[str, ak.Array]:
+def _read_many(
+    tree: uproot.TTree, names: list[str], path: Path, keys: frozenset[str] | None = None
+) -> dict[str, ak.Array]:
     """Several branches in one uproot call (a shared counter branch is read once), keyed by the names
     given."""
-    found = {name: _find_branch(tree, name, path) for name in names}
+    keys = _branch_keys(tree) if keys is None else keys
+    found = {name: _find_branch(tree, name, path, keys) for name in names}
     try:
         arrays = tree.arrays(list(dict.fromkeys(found.values())), library="ak", how=dict)
     except Exception:  # name the branch that cannot be read
-        return {name: _read(tree, name, path) for name in names}
+        return {name: _read(tree, name, path, keys) for name in names}
     return {name: arrays[branch] for name, branch in found.items()}
 
 
@@ -162,12 +172,15 @@ def read_events(path: str | os.PathLike, branch_map: str | Mapping[str, Any]) ->
     path = Path(path)
     bmap = resolve_branch_map(branch_map)
     tree = open_tree(path, bmap["tree"])
+    keys = _branch_keys(tree)
     collections = {
         coll: branches
         for coll, branches in bmap["collections"].items()
-        if coll not in OPTIONAL_COLLECTIONS or _has_branches(tree, branches.values())
+        if coll not in OPTIONAL_COLLECTIONS or _has_branches(tree, branches.values(), keys)
     }
-    arrays = _read_many(tree, [b for branches in collections.values() for b in branches.values()], path)
+    names = [b for branches in collections.values() for b in branches.values()]
+    weight_branch = bmap.get("weight")
+    arrays = _read_many(tree, names + ([weight_branch] if weight_branch else []), path, keys)
     fields: dict[str, ak.Array] = {}
     for coll, branches in collections.items():
         columns = {field: arrays[branch] for field, branch in branches.items()}
@@ -177,7 +190,7 @@ def read_events(path: str | os.PathLike, branch_map: str | Mapping[str, Any]) ->
         if "gen_pt" not in columns:  # no truth: same record type as with truth, NaN-filled
             columns["gen_pt"] = columns["pt"] * np.nan
         fields[coll] = ak.zip(columns)
-    fields["weight"] = _event_weights(tree, bmap, path)
+    fields["weight"] = _event_weights(tree, bmap, path, arrays.get(weight_branch) if weight_branch else None)
     fields["entry"] = ak.Array(np.arange(tree.num_entries, dtype=np.int64))
     return ak.zip(fields, depth_limit=1)
 
@@ -234,12 +247,16 @@ def check_finite_branch(
         )
 
 
-def _event_weights(tree: uproot.TTree, bmap: Mapping[str, Any], path: Path) -> ak.Array:
+def _event_weights(
+    tree: uproot.TTree, bmap: Mapping[str, Any], path: Path, weight: ak.Array | None = None
+) -> ak.Array:
     """Per-event weights (float64), 1 where the layout has no weight branch. A Delphes weight is a one-element
-    array per event: an entry with no element, or a non-finite weight, is an InputError naming the entry."""
+    array per event: an entry with no element, or a non-finite weight, is an InputError naming the entry.
+    `weight`: the weight branch when the caller has read it already."""
     if not bmap.get("weight"):
         return ak.Array(np.ones(tree.num_entries))
-    weight = _read(tree, bmap["weight"], path)
+    if weight is None:
+        weight = _read(tree, bmap["weight"], path)
     if weight.ndim > 1:
         empty = np.flatnonzero(ak.to_numpy(ak.num(weight, axis=1)) == 0)
         if empty.size:
