@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from hzg.learn.models import build_model, fused as feed_forward
+from hzg.learn.models import build_model, fused as feed_forward, small_attention
 from hzg.learn.models.fused import FeedForward
 
 needs_fused = pytest.mark.skipif(
@@ -126,3 +126,88 @@ def test_disabled_scores_through_the_plain_layers_inside_the_block_only():
                 pass
             assert not feed_forward.fusable(x, ffn[0], ffn[2])  # nested: still off
         assert feed_forward.fusable(x, ffn[0], ffn[2]) == usable
+
+
+needs_kernel = pytest.mark.skipif(
+    small_attention.extension() is None, reason="the project's CPU kernel library is not built here"
+)
+
+
+def test_layer_norm_is_the_module_it_replaces_and_trains_through_pytorch():
+    """Same parameters, names and initial values as nn.LayerNorm; with an autograd graph PyTorch's own
+    layer norm, bit for bit, gradients included."""
+    fused_norm, plain_norm = feed_forward.LayerNorm(16), nn.LayerNorm(16)
+    assert list(fused_norm.state_dict()) == list(plain_norm.state_dict()) == ["weight", "bias"]
+    torch.manual_seed(5)
+    with torch.no_grad():
+        for p in (*fused_norm.parameters(), *plain_norm.parameters()):
+            p.copy_(torch.randn(16, generator=torch.Generator().manual_seed(p.numel() + int(p.ndim))))
+    fused_norm.load_state_dict(plain_norm.state_dict())
+    x = torch.randn(40, 12, 16, requires_grad=True)
+    out = fused_norm(x)
+    out.square().sum().backward()
+    grad = x.grad.clone()
+    x.grad = None
+    expected = plain_norm(x)
+    expected.square().sum().backward()
+    assert torch.equal(out, expected) and torch.equal(grad, x.grad)
+
+
+@needs_kernel
+@pytest.mark.parametrize("shape", [(3, 16), (4096, 13, 16), (7, 1, 16), (50, 10), (9, 2, 64)])
+def test_layer_norm_scores_through_the_kernel_to_float_rounding(shape, monkeypatch):
+    """16-wide tokens (the attention models') and other widths (the kernel's generic loop), with a scale
+    and offset far from 1 and 0 and large token means."""
+    torch.manual_seed(6)
+    norm = feed_forward.LayerNorm(shape[-1], eps=1e-5)
+    with torch.no_grad():
+        norm.weight.copy_(torch.randn(shape[-1]) * 3)
+        norm.bias.copy_(torch.randn(shape[-1]))
+    x = torch.randn(shape) * 4 + torch.randn(shape[:-1] + (1,)) * 20
+    calls = []
+    kernel = small_attention.extension()
+
+    class Recording:
+        def layer_norm(self, *args):
+            calls.append(args[0].shape)
+            return kernel.layer_norm(*args)
+
+    monkeypatch.setattr(small_attention, "extension", lambda: Recording())
+    with torch.no_grad():
+        scored = norm(x)
+        expected = nn.functional.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+    exact = nn.functional.layer_norm(
+        x.double(), norm.normalized_shape, norm.weight.double(), norm.bias.double(), norm.eps
+    )
+    assert calls == [x.shape]
+    assert scored.shape == expected.shape and scored.dtype == torch.float32
+    # float32 rounding, mostly of the token's centring (a mean of 20 against a spread of 4 here): as large as
+    # PyTorch's own, measured against the float64 layer norm
+    eps32 = torch.finfo(torch.float32).eps * float(exact.abs().max())
+    kernel_error = float((scored.double() - exact).abs().max())
+    pytorch_error = float((expected.double() - exact).abs().max())
+    assert kernel_error < 2 * pytorch_error + 2 * eps32
+
+
+def test_layer_norm_falls_back_to_pytorch(monkeypatch):
+    """float64, a non-contiguous input, a multi-dimensional normalised shape, `disabled()`, inside vmap and
+    without the kernel: PyTorch's layer norm, bit for bit."""
+    torch.manual_seed(7)
+    norm = feed_forward.LayerNorm(16).eval()
+    x = torch.randn(20, 5, 16)
+
+    def plain(t, module=norm):
+        return nn.functional.layer_norm(t, module.normalized_shape, module.weight, module.bias, module.eps)
+
+    with torch.no_grad():
+        double = feed_forward.LayerNorm(16).double()
+        assert torch.equal(double(x.double()), plain(x.double(), double))
+        strided = torch.randn(16, 20).t()
+        assert torch.equal(norm(strided), plain(strided))
+        wide = feed_forward.LayerNorm((5, 16))
+        assert torch.equal(wide(x), plain(x, wide))
+        with feed_forward.disabled():
+            assert torch.equal(norm(x), plain(x))
+        assert torch.equal(torch.func.vmap(norm)(x), torch.func.vmap(plain)(x))
+        monkeypatch.setattr(small_attention, "extension", lambda: None)
+        assert torch.equal(norm(x), plain(x))

@@ -252,7 +252,8 @@ def test_etn_train_mode_is_random_and_seeded_eval_mode_deterministic():
         model.eval()
         p = model(x)
         assert torch.equal(model(x), p) and not torch.equal(a, p)
-    assert torch.equal(model(x).detach(), p)  # with autograd too
+    # with autograd too (PyTorch's layer norm there, the kernel's when scoring: the same to float rounding)
+    torch.testing.assert_close(model(x).detach(), p, rtol=1e-5, atol=1e-6)
     # the attention-weight dropout alone (residual dropout off) changes the output in training
     model.train()
     model.drop.p = 0.0

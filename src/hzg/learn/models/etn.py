@@ -172,15 +172,15 @@ class EventClassifierTransformer(nn.Module):
         super().__init__()
         self.embed = FeatureEmbedding(n_features, d_model, embed_hidden)
         self.attn = MultiHeadAttention(d_model, n_heads, dropout)
-        self.attn_norm = nn.LayerNorm(d_model)
+        self.attn_norm = fused.LayerNorm(d_model)
         self.ffn = fused.FeedForward(
             d_model, ffn_hidden, d_model
         )  # the authors' Sequential, fused when scoring
-        self.ffn_norm = nn.LayerNorm(d_model)
+        self.ffn_norm = fused.LayerNorm(d_model)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d_model))
-        self.cls_kv_norm = nn.LayerNorm(d_model)
+        self.cls_kv_norm = fused.LayerNorm(d_model)
         self.cls_attn = MultiHeadAttention(d_model, n_heads, dropout)
-        self.cls_norm = nn.LayerNorm(d_model)
+        self.cls_norm = fused.LayerNorm(d_model)
         self.head = nn.Linear(d_model, 1)
         self.drop = Dropout(dropout)
         # last: the ETN without missing inputs (the paper's) draws its initial weights as it always did

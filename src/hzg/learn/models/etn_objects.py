@@ -199,27 +199,27 @@ class ObjectETN(nn.Module):
         # feature tokens: the ETN's embedding and encoder block
         self.embed = FeatureEmbedding(self.n_event, d_model, embed_hidden)
         self.attn = MultiHeadAttention(d_model, n_heads, dropout)
-        self.attn_norm = nn.LayerNorm(d_model)
+        self.attn_norm = fused.LayerNorm(d_model)
         self.ffn = _ffn(d_model, ffn_hidden)
-        self.ffn_norm = nn.LayerNorm(d_model)
+        self.ffn_norm = fused.LayerNorm(d_model)
         # object tokens: embedding and a masked encoder block
         self.obj_embed = ObjectEmbedding(d_model)
         self.obj_attn = MaskedAttention(d_model, n_heads, dropout)
-        self.obj_attn_norm = nn.LayerNorm(d_model)
+        self.obj_attn_norm = fused.LayerNorm(d_model)
         self.obj_ffn = _ffn(d_model, ffn_hidden)
-        self.obj_ffn_norm = nn.LayerNorm(d_model)
+        self.obj_ffn_norm = fused.LayerNorm(d_model)
         # merge
         self.merge_attn = MaskedAttention(d_model, n_heads, dropout)
-        self.merge_q_norm = nn.LayerNorm(d_model)
-        self.merge_kv_norm = nn.LayerNorm(d_model) if merge == "cross" else None
+        self.merge_q_norm = fused.LayerNorm(d_model)
+        self.merge_kv_norm = fused.LayerNorm(d_model) if merge == "cross" else None
         self.merge_ffn = _ffn(d_model, ffn_hidden)
-        self.merge_ffn_norm = nn.LayerNorm(d_model)
+        self.merge_ffn_norm = fused.LayerNorm(d_model)
         # class-token head, as the ETN's
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d_model))
-        self.cls_kv_norm = nn.LayerNorm(d_model)
+        self.cls_kv_norm = fused.LayerNorm(d_model)
         self.cls_attn = MultiHeadAttention(d_model, n_heads, dropout) if merge == "cross" else None
         self.cls_masked_attn = MaskedAttention(d_model, n_heads, dropout) if merge == "concat" else None
-        self.cls_norm = nn.LayerNorm(d_model)
+        self.cls_norm = fused.LayerNorm(d_model)
         self.head = nn.Linear(d_model, 1)
         self.drop = Dropout(dropout)
 

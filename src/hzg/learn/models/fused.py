@@ -1,5 +1,5 @@
-"""Linear layers fused with their bias and activation when scoring: the attention models' feed-forward
-networks (Linear - GELU - Linear) and attention projections.
+"""Linear layers fused with their bias and activation, and a faster layer norm, when scoring: the attention
+models' feed-forward networks (Linear - GELU - Linear), attention projections and layer norms.
 
 Without an autograd graph (scoring, validation) on a CPU with oneDNN, a linear layer is one oneDNN matrix
 product with its bias, and a GELU after it, in the product's epilogue (`torch.ops.mkldnn._linear_pointwise`,
@@ -9,6 +9,14 @@ the whole (events, tokens, hidden) tensor once more: most of the ETN's scoring t
 numbers are PyTorch's unfused ones: equal to the last bit on this project's CPUs (the default's trained
 models score and select the same epochs, bit for bit; tested to float32 rounding). Training (an autograd
 graph), other devices and dtypes, `torch.func.vmap` and a PyTorch without the kernel take the plain layers.
+
+The layer norm (`LayerNorm`) runs, under the same conditions, in the project's CPU kernel library
+(`hzg.learn.models.small_attention`'s `layer_norm` operator): PyTorch's CPU layer norm pays a fixed cost per
+row that dominated at the attention models' 16-wide tokens (a fifth of the ETN's scoring time at a batch of
+8192). It gives PyTorch's result to float rounding, not bit for bit (the sums run in another order; at most a
+few 1e-6 on unit-size tokens, tested), so the scores, and through the validation significance the epochs
+kept, are this kernel's: the default's Table I comes from them. Where the kernel is not built
+(`HZG_SMALL_ATTENTION=0`, no compiler) the layer norm is PyTorch's.
 """
 
 from __future__ import annotations
@@ -19,6 +27,8 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from hzg.learn.models import small_attention
 
 #: oneDNN's fused linear + pointwise kernel, where this PyTorch has one (x86 and ARM builds with oneDNN)
 _FUSED = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
@@ -46,7 +56,15 @@ def fusable(x: torch.Tensor, *layers: nn.Linear) -> bool:
 
 def _fusable(x: torch.Tensor, params: list[torch.Tensor | None]) -> bool:
     """`fusable` for the weights and biases `params`."""
-    if not _enabled or _FUSED is None or not torch.backends.mkldnn.is_available():
+    if _FUSED is None or not torch.backends.mkldnn.is_available():
+        return False
+    return _scoring_on_cpu(x, params)
+
+
+def _scoring_on_cpu(x: torch.Tensor, params: list[torch.Tensor | None]) -> bool:
+    """No autograd graph to record, a dense float32 CPU tensor `x` (not a `vmap` batch) and float32 CPU
+    parameters `params` (none missing), fusion not `disabled`."""
+    if not _enabled:
         return False
     if x.device.type != "cpu" or x.dtype != torch.float32 or not x.is_contiguous() or x.numel() == 0:
         return False
@@ -81,3 +99,15 @@ class FeedForward(nn.Sequential):
             h = _FUSED(x, first.weight, first.bias, "gelu", [], "none")  # GELU with erf, as nn.GELU()
             return _FUSED(h, second.weight, second.bias, "none", [], "")
         return second(activation(first(x)))
+
+
+class LayerNorm(nn.LayerNorm):
+    """`nn.LayerNorm` over the last dimension (the same parameters, names and initialisation), computed by
+    the project's CPU kernel when scoring (module doc)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if len(self.normalized_shape) == 1 and _scoring_on_cpu(x, [self.weight, self.bias]):
+            kernel = small_attention.extension()
+            if kernel is not None:
+                return kernel.layer_norm(x, self.weight, self.bias, self.eps)
+        return super().forward(x)

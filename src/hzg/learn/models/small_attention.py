@@ -162,8 +162,8 @@ def _source_copy(root: Path, name: str) -> Path:
 
 @functools.cache
 def extension() -> Any | None:
-    """The compiled kernel's operators (torch.ops.<name>: .forward, .backward), built on first call; None
-    where it is switched off or cannot be built."""
+    """The compiled kernel's operators (torch.ops.<name>: .forward, .backward, .layer_norm), built on first
+    call; None where it is switched off or cannot be built."""
     if os.environ.get(ENV_SWITCH, "1") == "0":
         return None
     name, flags = build_name(torch.backends.cpu.get_cpu_capability())
