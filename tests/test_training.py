@@ -166,6 +166,39 @@ def test_narrow_share_draws_that_share_in_the_window_and_keeps_every_weighted_me
         )
 
 
+@pytest.mark.parametrize(
+    "negative_where", ["nowhere", "everywhere", "outside the window only", "inside the window only"]
+)
+def test_split_draw_expectations_are_exact_for_any_sign_of_the_weights(negative_where):
+    """The draw's exact expectation (each group's per-draw probabilities times what a drawn event carries,
+    no sampling) of every weighted sum is n sum(w f) / sum(w): a draw of the class by |w| alone, whatever
+    the share, its rounding to whole draws, and where the negative weights sit."""
+    from hzg.learn import draws
+
+    rng = np.random.default_rng(8)
+    n_events = 5000
+    mass = rng.uniform(100, 180, n_events)
+    inside = (mass > 120) & (mass < 130)
+    w = rng.exponential(1.0, n_events)
+    flip = {
+        "nowhere": np.zeros(n_events, bool),
+        "everywhere": rng.random(n_events) < 0.2,
+        "outside the window only": ~inside & (rng.random(n_events) < 0.25),
+        "inside the window only": inside & (rng.random(n_events) < 0.3),
+    }[negative_where]
+    w = np.where(flip, -0.5 * w, w)
+    pos = np.arange(n_events)
+    for n, share in ((4096, 0.3), (1000, 0.5), (7, 0.3)):
+        groups = draws.split_class_draw(pos, inside, w, n, share, "background")
+        assert sum(count for *_, count in groups) == n and all(count >= 1 for *_, count in groups)
+        for f in (np.ones(n_events), mass, inside.astype(float), (mass > 150).astype(float)):
+            expected = 0.0
+            for g_pos, cdf, carried, count in groups:
+                prob = np.diff(np.concatenate([[0.0], cdf]))
+                expected += count * np.sum(prob * carried * f[g_pos])
+            assert expected == pytest.approx(n * np.sum(w * f) / np.sum(w), rel=1e-9)
+
+
 def test_narrow_share_needs_disco_with_the_data_scope_and_a_drawn_epoch():
     base = spec(loss="bce_disco")
     assert training.sampler_narrow_share(base) is None
@@ -333,6 +366,21 @@ def test_neural_training_selects_the_best_validation_epoch(tmp_path):
     assert ckpt["best_epoch"] == int(evaluated.loc[evaluated.val_significance.idxmax(), "epoch"])
     assert ckpt["best_val_significance"] == pytest.approx(evaluated.val_significance.max())
     assert set(ckpt["normaliser"]) == {"mean", "std"} and len(ckpt["normaliser"]["mean"]) == 12
+
+
+def test_a_non_finite_training_loss_stops_the_job_naming_the_run_and_epoch(tmp_path, monkeypatch):
+    """A diverged model (NaN loss) stops the job at that epoch, with no checkpoint or scores written."""
+    paths = synthetic_features(tmp_path, n=600)
+    real = training._train_epoch
+
+    def diverging(model, optimiser, prep, epoch, batch, args):
+        loss = real(model, optimiser, prep, epoch, batch, args)
+        return float("nan") if epoch == 3 else loss
+
+    monkeypatch.setattr(training, "_train_epoch", diverging)
+    with pytest.raises(FloatingPointError, match=r"dfnn_bce trial 0: the training loss is nan at epoch 3"):
+        training.run(paths, spec("dfnn", "bce", epochs=5), tmp_path / "d", progress=False)
+    assert not any((tmp_path / "d" / name).exists() for name in ("checkpoint.pt", "scores.parquet"))
 
 
 def test_training_draws_events_per_epoch_from_the_training_scope(tmp_path, monkeypatch):

@@ -31,13 +31,19 @@ def split_class_draw(
     pos: np.ndarray, inside: np.ndarray, w: np.ndarray, n: int, share: float, label: object
 ) -> list[ClassDraw]:
     """How an epoch draws `n` events of one class in two groups: `share` of the draws among the class'
-    events where `inside` (positions `pos` into the arrays), the rest among the others, each group by |weight|
-    (`class_draw`). A drawn event's weight is scaled by (its group's share of the class' |w|) / (its share of
-    the draws), so every weighted sum over the epoch estimates what drawing the class by |w| alone does, with
-    more events of the group that the share favours.
+    events where `inside` (positions `pos` into the arrays), the rest among the others, each group by
+    |weight|.
+
+    A group g of the class drawn `n_g` times picks event i with probability |w_i| / A_g per draw (A_g: the
+    group's sum of |w|); the event then carries sign(w_i) (A_g / S) (n / n_g), S the class' sum of w. Its
+    expected weight over the epoch is then n w_i / S, what a draw of the class by |w| alone gives it
+    (`class_draw`), for every sign of the weights: every weighted sum over the epoch estimates the same
+    thing, with more events of the group that the share favours. `n_g` is the share rounded to whole draws
+    (at least one per group), and the weights use it, not the share.
 
     Raises:
-        ValueError: the share is not inside (0, 1), or a group is empty (the message names the class).
+        ValueError: the share is not inside (0, 1), a group is empty, or the class' total weight is not
+        positive (the message names the class).
     """
     if not 0.0 < share < 1.0:
         raise ValueError(
@@ -48,15 +54,19 @@ def split_class_draw(
         raise ValueError(
             f"class {label} has no training events {'in' if inner.size == 0 else 'outside'} its group"
         )
-    frac = float(np.abs(w[inner]).sum() / np.abs(w[pos]).sum())
-    n_in = int(round(n * share))
+    total = float(w[pos].sum())
+    if total <= 0:
+        raise ValueError(f"class {label} has non-positive total weight {total} in the training scope")
+    n_in = min(max(int(round(n * share)), 1), n - 1) if n >= 2 else int(round(n * share))
     drawn = []
-    for group, count, scale, name in (
-        (inner, n_in, frac / share, "inside"),
-        (outer, n - n_in, (1 - frac) / (1 - share), "outside"),
-    ):
-        g_pos, cdf, w_draw, _ = class_draw(group, w, count, f"{label} ({name})")
-        drawn.append((g_pos, cdf, w_draw * scale, count))
+    for group, count in ((inner, n_in), (outer, n - n_in)):
+        cdf = np.cumsum(np.abs(w[group]))
+        if cdf[-1] <= 0:
+            raise ValueError(
+                f"class {label} has no weight to draw from {'in' if group is inner else 'outside'} its group"
+            )
+        carried = np.sign(w[group]) * (cdf[-1] / total) * (n / count if count else 0.0)
+        drawn.append((group, cdf / cdf[-1], carried, count))
     return drawn
 
 
