@@ -411,3 +411,23 @@ def test_total_loss_with_empty_scopes_is_zero_and_differentiable():
     assert loss.item() == 0.0 and parts == {"classifier": 0.0, "disco": 0.0, "total": 0.0}
     loss.backward()
     assert torch.all(y_hat.grad == 0)
+
+
+def test_disco_of_a_nan_input_is_nan_with_a_finite_loss_nowhere():
+    """A NaN output (a diverged model) or weight shows in DisCo, and so in the loss that the training checks,
+    instead of a 0 whose gradient is NaN; a constant input keeps its 0 and its zero gradient."""
+    x, y, w = sample(64, 11)
+    for bad_y, bad_w in ((True, False), (False, True)):
+        yy = y.clone().detach()
+        ww = w.clone()
+        if bad_y:
+            yy[5] = float("nan")
+        if bad_w:
+            ww[7] = float("nan")
+        yy.requires_grad_()
+        value = distance_correlation(x, yy, ww)
+        assert math.isnan(value.item())
+    constant = torch.full((64,), 0.7, dtype=DT, requires_grad=True)
+    value = distance_correlation(x, constant, w)
+    value.backward()
+    assert value.item() == 0.0 and torch.equal(constant.grad, torch.zeros_like(constant))

@@ -104,11 +104,13 @@ class _DistanceCorrelation(torch.autograd.Function):
         var_x = 2.0 * (wmean(xc**2) - wmean(xc) ** 2) - 2.0 * wmean(a_row**2) + a_all**2
         var_y = 2.0 * (wmean(yc**2) - wmean(yc) ** 2) - 2.0 * wmean(b_row**2) + b_all**2
         denom = var_x * var_y
-        # A constant input has all distances exactly 0 (a_all == 0): dCor is 0 there, with no gradient.
-        ok = (a_all > 0) & (b_all > 0) & (denom > 0) & torch.isfinite(denom)
+        # A constant input has all distances exactly 0 (a_all == 0): dCor is 0 there, with no gradient. A NaN
+        # or infinite input (or weight) gives NaN, so that the loss shows it (the training stops on it).
+        finite = torch.isfinite(denom) & torch.isfinite(dcov)
+        ok = (a_all > 0) & (b_all > 0) & (denom > 0) & finite
         one = torch.ones_like(denom)
         var_x, var_y = torch.where(ok, var_x, one), torch.where(ok, var_y, one)
-        r = torch.where(ok, dcov / torch.sqrt(var_x * var_y), torch.zeros_like(dcov))
+        r = torch.where(ok, dcov / torch.sqrt(var_x * var_y), torch.where(finite, 0.0, torch.nan).to(dcov))
         ctx.power, ctx.dtype = power, dtype
         ctx.save_for_backward(xc, yc, xs.order, ys.order, wn, a_row, b_row, a_all, b_all, var_x, var_y, r, ok)
         return (r if power == 1 else r**power).to(dtype)
@@ -132,7 +134,7 @@ class _DistanceCorrelation(torch.autograd.Function):
             t_sign, t_u = pairsums.signed_sums(own, torch.stack((wn, wn * u), dim=1)).unbind(dim=1)
             own = own.values
             inner = c_cov * t_other - c_own * n * (own - (wn * own).mean()) + (const - u) * t_sign - t_u
-            return (scale * wn * inner).to(ctx.dtype)
+            return torch.where(ok, scale * wn * inner, 0.0).to(ctx.dtype)  # no gradient where dCor is 0
 
         gx = gradient(xs, ys, a_row, b_row, a_all, b_all, var_x) if ctx.needs_input_grad[0] else None
         gy = gradient(ys, xs, b_row, a_row, b_all, a_all, var_y) if ctx.needs_input_grad[1] else None
