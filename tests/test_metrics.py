@@ -105,6 +105,21 @@ def test_bins_are_right_closed():
     assert bin_index(np.array([0.1, 0.4, 0.41, 0.7, 0.9]), edges).tolist() == [0, 0, 1, 1, 2]
 
 
+def test_a_tied_block_of_scores_forms_the_highest_bin_it_spans():
+    """30 % of the signal saturated at exactly 1: the top two inner edges are 1, and the block is the top bin
+    (the paper's code keeps it there), the bins between stay empty; untied edges stay right-closed."""
+    rng = np.random.default_rng(4)
+    score = np.concatenate([rng.uniform(0, 0.99, 700), np.ones(300)])
+    sig = np.ones(1000, bool)
+    edges = equal_signal_bin_edges(score, np.ones(1000), sig, n_bins=8)
+    assert edges[6] == edges[7] == 1.0
+    counts = np.bincount(bin_index(score, edges), minlength=8)
+    assert counts[7] == 300 and counts[6] == 0 and counts[:6].sum() == 700
+    assert bin_index(np.array([edges[3]]), edges).tolist() == [2]  # an untied edge: right-closed
+    middle = np.array([-np.inf, 0.2, 0.5, 0.5, 0.5, 0.8, np.inf])
+    assert bin_index(np.array([0.2, 0.5, 0.50001, 0.8]), middle).tolist() == [0, 4, 4, 4]
+
+
 # ---------------------------------------------------------------- binned significance
 def test_binned_significance_hand_sample():
     # (score, mass, weight); 4 signal events of weight 0.5 -> signal-score median edge at 0.4 (cum. 1.0 of

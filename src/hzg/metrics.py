@@ -11,7 +11,9 @@ count
 * Score bins hold equal weighted signal: inner edge k is the "inverted_cdf" signal-score quantile k / n_bins
   and bins are right-closed, edges[i] < score <= edges[i+1], edges[0] = -inf, edges[-1] = +inf. Each bin then
   holds 1/n_bins of the signal to within one event weight (exactly for equal weights and a signal count
-  divisible by n_bins), and the binning, hence the significance, depends only on the order of the scores:
+  divisible by n_bins), unless a block of tied signal scores spans several quantiles: the edges inside it
+  coincide, the block goes to the highest of those bins (the paper's code does the same) and the ones below
+  it stay empty. The binning, hence the significance, depends only on the order of the scores:
   it is invariant under any strictly increasing transform of the score.
 * In each score bin the mass window is the closed interval between the weighted "hazen" quantiles
   mass_quantiles (5 % and 95 %) of that bin's signal mass, so its width changes from bin to bin; s and b are
@@ -104,8 +106,16 @@ def equal_signal_bin_edges(
 
 
 def bin_index(score: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Bin of each score for right-closed bins edges[i] < score <= edges[i+1]."""
-    idx = np.searchsorted(edges, np.asarray(score, dtype=float), side="left") - 1
+    """Bin of each score for right-closed bins edges[i] < score <= edges[i+1] (module text), except a score
+    equal to an edge that repeats (a block of tied scores spans several quantiles): it goes to the highest
+    bin starting there, as in the paper's code, so that saturated scores (e.g. all at 1) form the top bin."""
+    score = np.asarray(score, dtype=float)
+    edges = np.asarray(edges, dtype=float)
+    idx = np.searchsorted(edges, score, side="left") - 1
+    repeated = edges[1:][edges[1:] == edges[:-1]]
+    if repeated.size:
+        tied = np.isin(score, repeated)
+        idx[tied] = np.searchsorted(edges, score[tied], side="right") - 1
     return np.clip(idx, 0, len(edges) - 2)
 
 
