@@ -706,6 +706,12 @@ def _train_neural(
         else:  # a binary run, or the binary phase of a two-phase run (BCE on the signal probability)
             args = {**loss_args, "kind": "bce"} if phase else loss_args
             train_loss = _train_epoch(model, optimiser, prep, epoch, batch, args)
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(
+                f"{run_name(spec.model, spec.loss)} trial {spec.trial}: the training loss is {train_loss} at "
+                f"epoch {epoch}: a NaN or infinite output, input or weight (a diverged model: lower "
+                f"models.{spec.model}.learning_rate or training.learning_rate, or check the features)"
+            )
         row = {
             "epoch": epoch,
             "train_loss": train_loss,
