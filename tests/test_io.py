@@ -73,8 +73,8 @@ def objects_dict():
     }
 
 
-def write_nanoaod(path, drop=()):
-    trees = nanoaod_trees(objects_dict(), ak.Array(WEIGHTS), RUNS, SPEC, chunk=3)
+def write_nanoaod(path, drop=(), extra=None):
+    trees = nanoaod_trees({**objects_dict(), **(extra or {})}, ak.Array(WEIGHTS), RUNS, SPEC, chunk=3)
     if drop:  # rewrite the Events tree as flat branches without the named ones
         events = {}
         for name, value in trees["Events"].items():
@@ -650,3 +650,24 @@ def test_jets_are_read_where_the_ntuple_has_them_and_left_out_where_not(tmp_path
     delphes = read_events(tmp_path / "delphes_jets.root", "delphes")
     assert delphes.jet.eta.to_list() == events.jet.eta.to_list()
     assert np.isnan(ak.to_numpy(ak.flatten(delphes.jet.gen_pt))).all()
+
+
+@pytest.mark.parametrize("missing", ["Jet_genPt", "Jet_mass", "Jet_pt,Jet_eta"])
+def test_a_jet_collection_without_truth_is_read_and_a_partial_one_is_refused(tmp_path, missing):
+    """The jets' truth is optional as every collection's (gen_pt NaN); a jet collection that lacks one of
+    its measured branches is a broken n-tuple, refused naming the file and the branches (it used to be left
+    out without a word, and the object model then named its checkpoint instead)."""
+    drop = tuple(missing.split(","))
+    path = write_nanoaod(tmp_path / "partial.root", drop=drop, extra={"Jet": _jets()})
+    if missing == "Jet_genPt":
+        events = read_events(path, "nanoaod")
+        assert events.jet.pt.to_list() == [[120.0, 40.0], [], [35.0], []]
+        assert np.isnan(ak.to_numpy(ak.flatten(events.jet.gen_pt))).all()
+    else:
+        named = ", ".join(f"'{b}'" for b in drop)
+        with pytest.raises(
+            InputError,
+            match=rf"partial\.root: tree 'Events' holds part of the jet collection "
+            rf"but has no branch {named} \(have ",
+        ):
+            read_events(path, "nanoaod")

@@ -167,17 +167,20 @@ def read_events(path: str | os.PathLike, branch_map: str | Mapping[str, Any]) ->
     """Events of one n-tuple as records: electron, muon, photon (jagged), jet where present, weight, entry.
 
     Photons may lack `charge` (Delphes); objects without truth get `gen_pt` = NaN. A collection of
-    OPTIONAL_COLLECTIONS whose branches the tree lacks is left out.
+    OPTIONAL_COLLECTIONS is left out where the tree has none of its branches, and read without truth
+    where it lacks only its `gen_pt` branch; a part of one is an InputError naming what is missing.
     """
     path = Path(path)
     bmap = resolve_branch_map(branch_map)
     tree = open_tree(path, bmap["tree"])
     keys = _branch_keys(tree)
-    collections = {
-        coll: branches
-        for coll, branches in bmap["collections"].items()
-        if coll not in OPTIONAL_COLLECTIONS or _has_branches(tree, branches.values(), keys)
-    }
+    collections = {}
+    for coll, branches in bmap["collections"].items():
+        if coll in OPTIONAL_COLLECTIONS:
+            branches = _optional_collection(tree, coll, branches, keys, path)
+            if branches is None:
+                continue
+        collections[coll] = branches
     names = [b for branches in collections.values() for b in branches.values()]
     weight_branch = bmap.get("weight")
     arrays = _read_many(tree, names + ([weight_branch] if weight_branch else []), path, keys)
@@ -193,6 +196,24 @@ def read_events(path: str | os.PathLike, branch_map: str | Mapping[str, Any]) ->
     fields["weight"] = _event_weights(tree, bmap, path, arrays.get(weight_branch) if weight_branch else None)
     fields["entry"] = ak.Array(np.arange(tree.num_entries, dtype=np.int64))
     return ak.zip(fields, depth_limit=1)
+
+
+def _optional_collection(
+    tree: uproot.TTree, coll: str, branches: Mapping[str, str], keys: frozenset[str], path: Path
+) -> dict[str, str] | None:
+    """The branches to read of an optional collection: None where the tree has none of them (no such
+    collection), all but `gen_pt` where only the truth is missing; raises InputError, naming the file and the
+    missing branches, where the tree holds only a part of the collection."""
+    present = {field: branch for field, branch in branches.items() if _has_branches(tree, [branch], keys)}
+    missing = [branch for field, branch in branches.items() if field not in present and field != "gen_pt"]
+    if not present:
+        return None
+    if missing:
+        raise InputError(
+            f"{path}: tree {tree.name!r} holds part of the {coll} collection but has no branch "
+            f"{', '.join(map(repr, missing))} (have {', '.join(map(repr, present.values()))})"
+        )
+    return present
 
 
 def read_metadata(path: str | os.PathLike, branch_map: str | Mapping[str, Any]) -> dict[str, float]:
