@@ -1,6 +1,7 @@
 """Friend trees: entry-for-entry alignment with the input n-tuple, scores equal to the training
 stage's, readable as a friend by ROOT itself; bad input stops with a clear error and no output."""
 
+import json
 import subprocess
 import sys
 
@@ -55,7 +56,38 @@ def test_friend_scores_equal_the_training_stage_scores(ci_run):
         )
         merged = friends.merge(scores, on=["sample_id", "chunk", "entry"], validate="one_to_one")
         assert len(merged) == len(scores) == len(friends)
+        assert friends[f"score_{run}"].dtype == np.float64  # as the models give them: no float32 rounding
+        if run.split("_")[0] in ("bdt", "xgboost"):  # float64 trees' scores: float64 agreement, not float32's
+            np.testing.assert_allclose(merged[f"score_{run}"], merged["score"], rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(merged[f"score_{run}"], merged["score"], rtol=1e-5, atol=1e-6)
+
+
+def test_a_chunk_where_no_event_passes_carries_every_feature_column(ci_run):
+    """An n-tuple chunk without a selected event still has the features stage's columns (an empty frame),
+    so that every classifier scores it: one reading sigma_m / m_llg (features.sigma_m: relative) and one
+    reading m_llg (a mass-parametrised network's input). Before, such a chunk stopped the job."""
+    from hzg import checkpoints
+    from hzg.data import selection
+    from hzg.learn.classifier import Classifier
+    from hzg.results import friends as friend_trees
+
+    cfg = load_config(ci_run / "config/ci.yaml")
+    checkpoint = checkpoints.load(ci_run / "results/models/xgboost_bce/trial0/checkpoint.pt")
+    renamed = [
+        Classifier({**checkpoint, "features": [new if f == old else f for f in checkpoint["features"]]})
+        for old, new in (("sigma_m", "sigma_m_over_m"), ("cos_theta", "mllg"))
+    ]
+    events = io.read_events(ci_run / "results/mc/background/0.root", cfg["branch_map"])
+    res_map = json.loads((ci_run / "results/features/resolution_map.json").read_text())
+    nothing = selection.Cuts.from_config({**cfg["selection"], "mllg_min": 1e5, "mllg_max": 2e5})
+    cols = friend_trees.friend_columns(events, nothing, res_map, renamed, "background", 0)
+    assert not cols["passed_preselection"].any()
+    for clf in renamed:
+        assert (cols[friend_trees.score_branch(clf)] == -1.0).all()
+    passing = friend_trees.friend_columns(
+        events, selection.Cuts.from_config(cfg["selection"]), res_map, renamed, "background", 0
+    )
+    assert passing["passed_preselection"].any()
 
 
 ROOT_SCRIPT = r"""

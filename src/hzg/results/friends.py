@@ -51,25 +51,17 @@ def friend_columns(
         "passed_preselection": passed,
         "mllg": np.where(passed, cols["mllg"], SENTINEL),
     }
-    frame = (
-        features.compute_features({k: v[passed] for k, v in cols.items()}, res_map)
-        if passed.any()
-        else pd.DataFrame(columns=list(features.FEATURES) + list(features.DISCO_FEATURES))
-    )
+    # the features stage's columns, every one of them also for a chunk where no event passes (an empty frame)
+    frame = features.compute_features({k: v[passed] for k, v in cols.items()}, res_map)
     if objects_cfg is not None:
-        if passed.any():
-            skim = {k: v[passed] for k, v in cols.items()}
-            skim.update(objects.skim_columns(events[passed], skim, objects_cfg))
-            block = pd.DataFrame(objects.feature_block(skim, objects_cfg), index=frame.index)
-            if "jet1_pt" in skim:
-                block = pd.concat([block, features.jet_features(skim).set_axis(frame.index)], axis=1)
-        else:
-            block = pd.DataFrame(
-                columns=objects.object_columns(objects.n_objects(objects_cfg)) + list(features.JET_FEATURES)
-            )
+        skim = {k: v[passed] for k, v in cols.items()}
+        skim.update(objects.skim_columns(events[passed], skim, objects_cfg))
+        block = pd.DataFrame(objects.feature_block(skim, objects_cfg), index=frame.index)
+        if "jet1_pt" in skim:
+            block = pd.concat([block, features.jet_features(skim).set_axis(frame.index)], axis=1)
         frame = pd.concat([frame, block], axis=1)
     for clf in classifiers:
-        score = np.full(n, SENTINEL, dtype=np.float32)
+        score = np.full(n, SENTINEL, dtype=np.float64)  # the scores as the models give them (float64)
         score[passed] = clf.predict(frame)
         out[score_branch(clf)] = score
     return out
