@@ -41,12 +41,13 @@ for cat, info in categories.items():
     else:
         logging.log(
             logging.WARNING if info["mc_limited"] or not info["passes"] else logging.INFO,
-            "category %s: %s (%d parameters, F-test order %d, chi2 p %.2g), spurious signal %.3g +- %.3g "
+            "category %s: %s (%d parameters, F-test order %d%s, chi2 p %.2g), spurious signal %.3g +- %.3g "
             "(MC), sigma_S %.3g, ratio %.2f, zeta %.3g (the systematic), %s%s",
             cat,
             info["function"],
             info["n_parameters"],
             info["f_test"]["order"],
+            " = its highest, a higher one may still improve the fit" if info["f_test"].get("capped") else "",
             info["gof_p"],
             info["spurious_signal"],
             info["spurious_signal_mc_error"] * info["scale"],

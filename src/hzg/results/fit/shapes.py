@@ -232,12 +232,13 @@ def fit_function(
 @dataclass(frozen=True)
 class FTest:
     """Bernstein order chosen by the F-test, the deviance of every order tried, p-values of the steps n ->
-    n+1."""
+    n+1; `capped`: the choice is the highest order tried, so a higher one might still improve the fit."""
 
     order: int
     orders: tuple[int, ...]
     deviances: tuple[float, ...]
     p_values: tuple[float, ...]
+    capped: bool = False
 
 
 def f_test(
@@ -265,7 +266,8 @@ def f_test(
         if all(chi2.sf(max(devs[i] - devs[j], 0.0), j - i) >= p_threshold for j in range(i + 1, len(orders))):
             chosen = n
             break
-    return FTest(chosen, tuple(orders), tuple(devs), tuple(pvals)), fits[chosen]
+    capped = chosen == max_order
+    return FTest(chosen, tuple(orders), tuple(devs), tuple(pvals), capped), fits[chosen]
 
 
 @dataclass(frozen=True)
