@@ -124,21 +124,19 @@ def _branch_keys(tree: uproot.TTree) -> frozenset[str]:
     return frozenset(tree.keys(recursive=True))
 
 
+def _spelled(name: str, keys: frozenset[str]) -> str | None:
+    """Branch `name` as uproot spells it among `keys` (`_branch_keys`), also inside a split Delphes branch
+    (`Electron/Electron.PT`); None where the tree has no such branch."""
+    return next((c for c in (name, f"{name.split('.')[0]}/{name}") if c in keys), None)
+
+
 def _find_branch(tree: uproot.TTree, name: str, path: Path, keys: frozenset[str] | None = None) -> str:
-    """Branch `name` as uproot spells it, also inside a split Delphes branch (`Electron/Electron.PT`).
-    `keys`: `_branch_keys(tree)`, when the caller looks up several names (listing them costs more than the
-    lookup)."""
-    keys = _branch_keys(tree) if keys is None else keys
-    for candidate in (name, f"{name.split('.')[0]}/{name}"):
-        if candidate in keys:
-            return candidate
-    raise InputError(f"{path}: tree {tree.name!r} has no branch {name!r}")
-
-
-def _has_branches(tree: uproot.TTree, names: Any, keys: frozenset[str] | None = None) -> bool:
-    """True when `tree` has every branch of `names` (also inside a split Delphes branch)."""
-    keys = _branch_keys(tree) if keys is None else keys
-    return all(name in keys or f"{name.split('.')[0]}/{name}" in keys for name in names)
+    """`_spelled`, or an InputError naming the file, tree and branch. `keys`: `_branch_keys(tree)`, when the
+    caller looks up several names (listing them costs more than the lookup)."""
+    branch = _spelled(name, _branch_keys(tree) if keys is None else keys)
+    if branch is None:
+        raise InputError(f"{path}: tree {tree.name!r} has no branch {name!r}")
+    return branch
 
 
 def _read(tree: uproot.TTree, name: str, path: Path, keys: frozenset[str] | None = None) -> ak.Array:
@@ -193,7 +191,7 @@ def read_events(path: str | os.PathLike, branch_map: str | Mapping[str, Any]) ->
         if "gen_pt" not in columns:  # no truth: same record type as with truth, NaN-filled
             columns["gen_pt"] = columns["pt"] * np.nan
         fields[coll] = ak.zip(columns)
-    fields["weight"] = _event_weights(tree, bmap, path, arrays.get(weight_branch) if weight_branch else None)
+    fields["weight"] = _event_weights(tree, bmap, path, arrays.get(weight_branch))
     fields["entry"] = ak.Array(np.arange(tree.num_entries, dtype=np.int64))
     return ak.zip(fields, depth_limit=1)
 
@@ -204,7 +202,7 @@ def _optional_collection(
     """The branches to read of an optional collection: None where the tree has none of them (no such
     collection), all but `gen_pt` where only the truth is missing; raises InputError, naming the file and the
     missing branches, where the tree holds only a part of the collection."""
-    present = {field: branch for field, branch in branches.items() if _has_branches(tree, [branch], keys)}
+    present = {field: branch for field, branch in branches.items() if _spelled(branch, keys) is not None}
     missing = [branch for field, branch in branches.items() if field not in present and field != "gen_pt"]
     if not present:
         return None

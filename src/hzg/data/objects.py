@@ -136,8 +136,7 @@ def _cleaned_slots(
         with np.errstate(invalid="ignore"):
             keep &= _delta_r(flat["eta"], flat["phi"], eta, phi) > clean_dr
     kept = np.flatnonzero(keep)
-    kept_event = event[kept]
-    kept = kept[np.lexsort((-flat["pt"][kept], kept_event))]
+    kept = kept[np.lexsort((-flat["pt"][kept], event[kept]))]
     kept_event = event[kept]
     n_kept = np.bincount(kept_event, minlength=n_events)
     rank = np.arange(len(kept)) - (np.cumsum(n_kept) - n_kept)[kept_event]
