@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from hzg.learn.models.dropout import Dropout, keep_mask
+from hzg.learn.models import small_attention
+from hzg.learn.models.dropout import Dropout, hashed_dropout, hashed_keep_mask, keep_mask
 
 
 def test_drop_rate_and_scale_match_nn_dropout():
@@ -72,3 +73,54 @@ def test_invalid_probability():
 def test_same_interface_as_nn_dropout():
     assert Dropout(0.1).state_dict() == nn.Dropout(0.1).state_dict() == {}
     assert "p=0.1" in repr(Dropout(0.1))
+
+
+needs_kernel = pytest.mark.skipif(
+    small_attention.extension() is None, reason="the project's CPU kernel library is not built here"
+)
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(1,), (7,), (33, 13, 16), (5, 3)])
+def test_kernel_dropout_is_the_hashed_keep_mask(shape, dtype):
+    """Forward: x where the keyed hash of the element's row-major index keeps it, times 1 / (1 - p); backward:
+    the same mask on the gradient (the same seed, nothing stored)."""
+    torch.manual_seed(10)
+    x = torch.randn(shape, dtype=dtype, requires_grad=True)
+    grad = torch.randn(shape, dtype=dtype)
+    seed = -(2**62) + 12345  # a negative signed seed, as the kernel takes it
+    y = hashed_dropout(x, 0.3, seed)
+    y.backward(grad)
+    keep, p_drop = hashed_keep_mask(seed, shape, 0.3)
+    scale = torch.tensor(1.0 / (1.0 - p_drop), dtype=torch.float64).to(dtype)
+    assert torch.equal(y.detach(), torch.where(keep, x.detach() * scale, torch.zeros((), dtype=dtype)))
+    assert torch.equal(x.grad, torch.where(keep, grad * scale, torch.zeros((), dtype=dtype)))
+
+
+@needs_kernel
+def test_kernel_dropout_of_a_strided_tensor_masks_its_logical_layout():
+    torch.manual_seed(11)
+    x = torch.randn(16, 40).t()
+    assert torch.equal(hashed_dropout(x, 0.5, 99), hashed_dropout(x.contiguous(), 0.5, 99))
+
+
+@needs_kernel
+def test_module_takes_the_kernel_with_one_seed_from_torchs_generator():
+    x = torch.randn(64, 12, 16)
+    torch.manual_seed(12)
+    y = Dropout(0.1).train()(x)
+    torch.manual_seed(12)
+    seed = small_attention.draw_seed()
+    assert torch.equal(y, hashed_dropout(x, 0.1, seed))
+    assert not torch.equal(Dropout(0.1).train()(x), y)  # the next call draws another seed
+
+
+def test_without_the_kernel_the_mask_comes_from_torchs_generator(monkeypatch):
+    monkeypatch.setattr(small_attention, "extension", lambda: None)
+    x = torch.ones(100_000)
+    torch.manual_seed(13)
+    y = Dropout(0.2).train()(x)
+    torch.manual_seed(13)
+    keep, p_drop = keep_mask(x.shape, 0.2)
+    assert torch.equal(y, x * keep.float() * (1.0 / (1.0 - p_drop)))

@@ -133,24 +133,90 @@ needs_kernel = pytest.mark.skipif(
 )
 
 
-def test_layer_norm_is_the_module_it_replaces_and_trains_through_pytorch():
-    """Same parameters, names and initial values as nn.LayerNorm; with an autograd graph PyTorch's own
-    layer norm, bit for bit, gradients included."""
+def _norm_pair(width: int = 16) -> tuple[feed_forward.LayerNorm, nn.LayerNorm]:
+    """The project's layer norm and nn.LayerNorm with the same weight and bias, far from 1 and 0."""
+    fused_norm, plain_norm = feed_forward.LayerNorm(width), nn.LayerNorm(width)
+    gen = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        plain_norm.weight.copy_(torch.randn(width, generator=gen) * 3)
+        plain_norm.bias.copy_(torch.randn(width, generator=gen))
+    fused_norm.load_state_dict(plain_norm.state_dict())
+    return fused_norm, plain_norm
+
+
+def _trained(norm: nn.Module, x: torch.Tensor, grad: torch.Tensor) -> list[torch.Tensor]:
+    """Output and the gradients of x, weight and bias for the output gradient `grad`."""
+    x = x.detach().clone().requires_grad_()
+    norm.zero_grad(set_to_none=True)
+    out = norm(x)
+    out.backward(grad)
+    return [out.detach(), x.grad, norm.weight.grad, norm.bias.grad]
+
+
+def test_layer_norm_is_the_module_it_replaces():
+    """Same parameters, names and initial values as nn.LayerNorm."""
     fused_norm, plain_norm = feed_forward.LayerNorm(16), nn.LayerNorm(16)
     assert list(fused_norm.state_dict()) == list(plain_norm.state_dict()) == ["weight", "bias"]
-    torch.manual_seed(5)
-    with torch.no_grad():
-        for p in (*fused_norm.parameters(), *plain_norm.parameters()):
-            p.copy_(torch.randn(16, generator=torch.Generator().manual_seed(p.numel() + int(p.ndim))))
-    fused_norm.load_state_dict(plain_norm.state_dict())
-    x = torch.randn(40, 12, 16, requires_grad=True)
-    out = fused_norm(x)
-    out.square().sum().backward()
-    grad = x.grad.clone()
-    x.grad = None
-    expected = plain_norm(x)
-    expected.square().sum().backward()
-    assert torch.equal(out, expected) and torch.equal(grad, x.grad)
+    assert all(torch.equal(a, b) for a, b in zip(fused_norm.parameters(), plain_norm.parameters()))
+
+
+@needs_kernel
+@pytest.mark.parametrize("shape", [(3, 16), (4096, 13, 16), (7, 1, 16), (600, 10), (9, 2, 64)])
+def test_layer_norm_trains_through_the_kernel_to_float_rounding(shape):
+    """With an autograd graph: the kernel's forward and backward passes (one autograd node), output and the
+    gradients of input, weight and bias as close to the float64 layer norm as PyTorch's float32 ones."""
+    fused_norm, plain_norm = _norm_pair(shape[-1])
+    torch.manual_seed(6)
+    x = torch.randn(shape) * 4 + torch.randn(shape[:-1] + (1,)) * 20
+    grad = torch.randn(shape)
+    assert type(fused_norm(x.requires_grad_()).grad_fn).__name__ == "_LayerNormBackward"
+    kernel = _trained(fused_norm, x, grad)
+    pytorch = _trained(plain_norm, x, grad)
+    exact = _trained(plain_norm.double(), x.double(), grad.double())
+    for name, k, p, e in zip(("output", "dx", "dweight", "dbias"), kernel, pytorch, exact):
+        assert k.dtype == torch.float32 and k.shape == e.shape, name
+        eps32 = torch.finfo(torch.float32).eps * float(e.abs().max())
+        kernel_error, pytorch_error = (float((t.double() - e).abs().max()) for t in (k, p))
+        assert kernel_error < 2 * pytorch_error + 4 * eps32, name
+
+
+@needs_kernel
+def test_layer_norm_training_gradients_do_not_depend_on_the_number_of_threads():
+    """The weight and bias gradients are summed per fixed block of rows, then over the blocks in order."""
+    fused_norm, _ = _norm_pair()
+    torch.manual_seed(8)
+    x, grad = torch.randn(5000, 13, 16), torch.randn(5000, 13, 16)
+    threads = torch.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            results.append(_trained(fused_norm, x, grad))
+    finally:
+        torch.set_num_threads(threads)
+    for other in results[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(results[0], other))
+
+
+@needs_kernel
+def test_layer_norm_training_kernel_passes_gradcheck_in_float64():
+    norm, _ = _norm_pair(16)
+    norm.double()
+    x = torch.randn(6, 3, 16, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(norm, (x,))
+    assert type(norm(x).grad_fn).__name__ == "_LayerNormBackward"
+
+
+def test_layer_norm_trains_through_pytorch_without_the_kernel(monkeypatch):
+    """`disabled()` and without the kernel: PyTorch's layer norm in training, bit for bit."""
+    fused_norm, plain_norm = _norm_pair()
+    torch.manual_seed(9)
+    x, grad = torch.randn(40, 12, 16), torch.randn(40, 12, 16)
+    expected = _trained(plain_norm, x, grad)
+    with feed_forward.disabled():
+        assert all(torch.equal(a, b) for a, b in zip(_trained(fused_norm, x, grad), expected))
+    monkeypatch.setattr(small_attention, "extension", lambda: None)
+    assert all(torch.equal(a, b) for a, b in zip(_trained(fused_norm, x, grad), expected))
 
 
 @needs_kernel

@@ -10,15 +10,26 @@ its integer is >= round(p 2^31): the drop probability is p to within 2^-32, and 
 The mask comes from torch's default generator, so `torch.manual_seed` fixes it and a checkpoint's RNG state
 resumes it.
 Off the CPU, inside `torch.func.vmap`, and in eval mode, it is `torch.nn.functional.dropout` / the identity.
+
+Where the project's CPU kernel library is built (`hzg.learn.models.small_attention`) and the tensor is float32
+or float64, the mask is not drawn at all: the kernel's `dropout` operator keeps element n (its row-major index)
+where a keyed hash of n passes the threshold, the attention dropout's counter-based generator with one 64-bit
+seed per call from torch's generator (`small_attention.draw_seed`, so `torch.manual_seed` and a checkpoint's
+RNG state still fix it). The backward pass is the same operator on the gradient with the same seed: no mask is
+stored, and masking, scaling and the mask's random numbers are one pass over the tensor. `hashed_keep_mask`
+computes that mask in numpy (tested). The drop probability is the same round(p 2^31) / 2^31.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from hzg.learn.models import small_attention
 
 _BITS = 31
 
@@ -41,6 +52,34 @@ def keep_mask(
     return (uniform >= threshold).view(shape), threshold / 2**_BITS
 
 
+def hashed_keep_mask(seed: int, shape: torch.Size | tuple[int, ...], p: float) -> tuple[torch.Tensor, float]:
+    """The kernel's keep mask of a tensor of `shape` for `seed` (module doc), and its drop probability."""
+    keep, p_drop = small_attention.dropout_keep_mask(seed, 1, 1, 1, math.prod(shape), _checked(p))
+    return keep.reshape(shape), p_drop
+
+
+class _HashedDropout(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, seed: int, threshold: int) -> torch.Tensor:
+        ctx.seed, ctx.threshold = seed, threshold
+        return small_attention.extension().dropout(x, seed, threshold)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        return small_attention.extension().dropout(grad, ctx.seed, ctx.threshold), None, None
+
+
+def hashed_dropout(x: torch.Tensor, p: float, seed: int | None = None) -> torch.Tensor:
+    """x with elements dropped by the kernel's keyed hash (module doc), the rest scaled by 1 / (1 - p); `seed`
+    drawn from torch's generator when not given. Needs `small_attention.usable(x)`."""
+    threshold, _ = small_attention.dropout_threshold(_checked(p))
+    if seed is None:
+        seed = small_attention.draw_seed()
+    seed = (seed + 2**63) % 2**64 - 2**63  # the kernel takes it as a signed 64-bit integer
+    return _HashedDropout.apply(x, seed, threshold)
+
+
 class Dropout(nn.Module):
     """Drop-in for `nn.Dropout(p)` (no parameters, so checkpoints are unchanged)."""
 
@@ -53,6 +92,8 @@ class Dropout(nn.Module):
             return x
         if x.device.type != "cpu" or torch._C._functorch.is_batchedtensor(x):  # vmap: its own random numbers
             return F.dropout(x, self.p, training=True)
+        if small_attention.usable(x):
+            return hashed_dropout(x, self.p)
         keep, p_drop = keep_mask(x.shape, self.p, x.device)
         return x * keep.to(x.dtype).mul_(1.0 / (1.0 - p_drop))
 

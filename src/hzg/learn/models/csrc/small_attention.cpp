@@ -411,12 +411,192 @@ at::Tensor small_layer_norm(const at::Tensor& x, const at::Tensor& weight, const
   return y;
 }
 
+// ---- The attention models' training path (autograd functions in hzg.learn.models.fused and .dropout) ----
+//
+// dropout(x, seed, threshold) -> x m s: the residual dropout, with the attention dropout's keyed hash (keep_of) of
+// each element's row-major index n in x and s = 1 / (1 - threshold / 2^31). Its backward is the same call on the
+// gradient (same seed): no mask is stored, and no random number is drawn per element.
+//
+// layer_norm_train(x, weight, bias, eps) -> [y, mean, rstd] and layer_norm_backward(grad, x, weight, mean, rstd)
+// -> [dx, dweight, dbias]: layer norm over the last dimension, as torch.nn.functional.layer_norm, to float rounding.
+// The weight and bias gradients are summed per block of kNormBlock rows, then over the blocks in order: the same
+// bits whatever the number of threads.
+namespace {
+
+template <typename T>
+inline Vec<T> load(const T* p, int64_t n) {  // n <= kLanes values; the rest 0
+  Vec<T> v = splat(T(0));
+  if (n == kLanes) std::memcpy(&v, p, sizeof v);  // a constant size: one vector load
+  else std::memcpy(&v, p, n * sizeof(T));
+  return v;
+}
+
+template <typename T>
+inline void store(T* p, Vec<T> v, int64_t n) {
+  if (n == kLanes) std::memcpy(p, &v, sizeof v);
+  else std::memcpy(p, &v, n * sizeof(T));
+}
+
+constexpr int64_t kGrain = 1 << 14;  // elements per task of the elementwise kernels
+
+}  // namespace
+
+at::Tensor hashed_dropout(const at::Tensor& input, int64_t seed, int64_t threshold) {
+  TORCH_CHECK(input.device().is_cpu(), "dropout: CPU only");
+  TORCH_CHECK(input.numel() <= (int64_t(1) << 32), "dropout: at most 2^32 elements per call");
+  const Dropout drop = make_dropout(seed, threshold);
+  auto x = input.contiguous();
+  auto y = at::empty(x.sizes(), x.options());
+  const int64_t n = x.numel();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "hashed_dropout", [&] {
+    using V = Vec<scalar_t>;
+    const scalar_t* xp = x.data_ptr<scalar_t>();
+    scalar_t* yp = y.data_ptr<scalar_t>();
+    const V scale = splat(static_cast<scalar_t>(drop.scale)), zero = splat(scalar_t(0));
+    U32 lane;
+    for (int64_t l = 0; l < kLanes; ++l) lane[l] = static_cast<std::uint32_t>(l);
+    at::parallel_for(0, (n + kLanes - 1) / kLanes, kGrain / kLanes, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        const int64_t i = c * kLanes, m = std::min(kLanes, n - i);
+        const auto keep = keep_of<scalar_t>(lane + static_cast<std::uint32_t>(i), drop);
+        store(yp + i, keep ? load(xp + i, m) * scale : zero, m);
+      }
+    });
+  });
+  return y;
+}
+
+namespace {
+
+constexpr int64_t kNormBlock = 512;  // rows per partial sum of the weight and bias gradients
+
+template <typename T, int64_t N>
+void layer_norm_train_rows(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, int64_t n_dyn, int64_t r0,
+                           int64_t r1, T eps) {
+  const int64_t n = N > 0 ? N : n_dyn;
+  const T inv_n = T(1) / static_cast<T>(n);
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* p = x + r * n;
+    T sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < n; ++j) sum += p[j];
+    const T mu = sum * inv_n;
+    T ss = 0;
+#pragma omp simd reduction(+ : ss)
+    for (int64_t j = 0; j < n; ++j) ss += (p[j] - mu) * (p[j] - mu);
+    const T rs = T(1) / std::sqrt(ss * inv_n + eps);
+    mean[r] = mu;
+    rstd[r] = rs;
+    T* q = y + r * n;
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) q[j] = (p[j] - mu) * rs * w[j] + b[j];
+  }
+}
+
+// dx = rstd (g - mean(g) - xhat mean(g xhat)) with g = grad w, xhat = (x - mean) rstd; the block's sums of
+// grad xhat and grad into dw, db (n values each).
+template <typename T, int64_t N>
+void layer_norm_backward_rows(const T* grad, const T* x, const T* w, const T* mean, const T* rstd, T* dx, T* dw,
+                              T* db, int64_t n_dyn, int64_t r0, int64_t r1) {
+  const int64_t n = N > 0 ? N : n_dyn;
+  const T inv_n = T(1) / static_cast<T>(n);
+  for (int64_t j = 0; j < n; ++j) dw[j] = db[j] = T(0);
+  for (int64_t r = r0; r < r1; ++r) {
+    const T *gr = grad + r * n, *xr = x + r * n;
+    const T mu = mean[r], rs = rstd[r];
+    T sg = 0, sgx = 0;
+#pragma omp simd reduction(+ : sg, sgx)
+    for (int64_t j = 0; j < n; ++j) {
+      const T xhat = (xr[j] - mu) * rs, g = gr[j] * w[j];
+      sg += g;
+      sgx += g * xhat;
+      dw[j] += gr[j] * xhat;
+      db[j] += gr[j];
+    }
+    const T mg = sg * inv_n, mgx = sgx * inv_n;
+    T* d = dx + r * n;
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) d[j] = rs * (gr[j] * w[j] - mg - (xr[j] - mu) * rs * mgx);
+  }
+}
+
+void check_norm(const at::Tensor& x, const at::Tensor& weight, const char* what) {
+  TORCH_CHECK(x.dim() >= 1 && x.device().is_cpu(), what, ": x must be a CPU tensor");
+  const int64_t n = x.size(-1);
+  TORCH_CHECK(n > 0 && weight.numel() == n && weight.is_contiguous() && weight.scalar_type() == x.scalar_type(),
+              what, ": weight must be contiguous, of x's dtype, one value per element of the last dimension");
+}
+
+}  // namespace
+
+std::vector<at::Tensor> layer_norm_train(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias,
+                                         double eps) {
+  check_norm(input, weight, "layer_norm_train");
+  check_norm(input, bias, "layer_norm_train");
+  auto x = input.contiguous();
+  const int64_t n = x.size(-1), rows = x.numel() / n;
+  auto y = at::empty(x.sizes(), x.options());
+  auto mean = at::empty({rows}, x.options()), rstd = at::empty({rows}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "layer_norm_train", [&] {
+    const scalar_t *xp = x.data_ptr<scalar_t>(), *wp = weight.data_ptr<scalar_t>(), *bp = bias.data_ptr<scalar_t>();
+    scalar_t *yp = y.data_ptr<scalar_t>(), *mp = mean.data_ptr<scalar_t>(), *sp = rstd.data_ptr<scalar_t>();
+    const auto e = static_cast<scalar_t>(eps);
+    at::parallel_for(0, rows, 2048, [&](int64_t r0, int64_t r1) {
+      if (n == 16) layer_norm_train_rows<scalar_t, 16>(xp, wp, bp, yp, mp, sp, n, r0, r1, e);
+      else layer_norm_train_rows<scalar_t, 0>(xp, wp, bp, yp, mp, sp, n, r0, r1, e);
+    });
+  });
+  return {y, mean, rstd};
+}
+
+std::vector<at::Tensor> layer_norm_backward(const at::Tensor& grad_in, const at::Tensor& input,
+                                            const at::Tensor& weight, const at::Tensor& mean, const at::Tensor& rstd) {
+  check_norm(input, weight, "layer_norm_backward");
+  auto x = input.contiguous(), grad = grad_in.contiguous();
+  const int64_t n = x.size(-1), rows = x.numel() / n, blocks = (rows + kNormBlock - 1) / kNormBlock;
+  TORCH_CHECK(grad.sizes() == x.sizes(), "layer_norm_backward: gradient shape differs from x");
+  TORCH_CHECK(mean.numel() == rows && rstd.numel() == rows && mean.is_contiguous() && rstd.is_contiguous(),
+              "layer_norm_backward: mean and rstd do not come from the forward pass of x");
+  auto dx = at::empty(x.sizes(), x.options());
+  auto partial = at::empty({blocks, 2, n}, x.options());
+  auto dweight = at::empty({n}, x.options()), dbias = at::empty({n}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "layer_norm_backward", [&] {
+    const scalar_t *gp = grad.data_ptr<scalar_t>(), *xp = x.data_ptr<scalar_t>(), *wp = weight.data_ptr<scalar_t>(),
+                   *mp = mean.data_ptr<scalar_t>(), *sp = rstd.data_ptr<scalar_t>();
+    scalar_t *dp = dx.data_ptr<scalar_t>(), *pp = partial.data_ptr<scalar_t>();
+    at::parallel_for(0, blocks, 1, [&](int64_t k0, int64_t k1) {
+      for (int64_t k = k0; k < k1; ++k) {
+        const int64_t r0 = k * kNormBlock, r1 = std::min(rows, r0 + kNormBlock);
+        scalar_t *dw = pp + k * 2 * n, *db = dw + n;
+        if (n == 16) layer_norm_backward_rows<scalar_t, 16>(gp, xp, wp, mp, sp, dp, dw, db, n, r0, r1);
+        else layer_norm_backward_rows<scalar_t, 0>(gp, xp, wp, mp, sp, dp, dw, db, n, r0, r1);
+      }
+    });
+    scalar_t *dw = dweight.data_ptr<scalar_t>(), *db = dbias.data_ptr<scalar_t>();
+    for (int64_t j = 0; j < n; ++j) {  // over the blocks, in order
+      double sw = 0, sb = 0;
+      for (int64_t k = 0; k < blocks; ++k) {
+        sw += pp[k * 2 * n + j];
+        sb += pp[k * 2 * n + n + j];
+      }
+      dw[j] = static_cast<scalar_t>(sw);
+      db[j] = static_cast<scalar_t>(sb);
+    }
+  });
+  return {dx, dweight, dbias};
+}
+
 // forward(q, k, v, heads, keep_probs, seed, threshold) -> [out, probs];
-// backward(grad, q, k, v, probs, heads, threshold) -> [dq, dk, dv]; layer_norm(x, weight, bias, eps) -> y
+// backward(grad, q, k, v, probs, heads, threshold) -> [dq, dk, dv]; layer_norm(x, weight, bias, eps) -> y;
+// dropout(x, seed, threshold) -> y; layer_norm_train(x, weight, bias, eps) ->
+// [y, mean, rstd]; layer_norm_backward(grad, x, weight, mean, rstd) -> [dx, dweight, dbias]
 // (through a second macro, so that TORCH_EXTENSION_NAME is expanded before TORCH_LIBRARY pastes it)
 #define SMALL_ATTENTION_LIBRARY(ns, m) TORCH_LIBRARY(ns, m)
 SMALL_ATTENTION_LIBRARY(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &small_attention_forward);
   m.def("backward", &small_attention_backward);
   m.def("layer_norm", &small_layer_norm);
+  m.def("dropout", &hashed_dropout);
+  m.def("layer_norm_train", &layer_norm_train);
+  m.def("layer_norm_backward", &layer_norm_backward);
 }
