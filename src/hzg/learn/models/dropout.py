@@ -11,13 +11,14 @@ The mask comes from torch's default generator, so `torch.manual_seed` fixes it a
 resumes it.
 Off the CPU, inside `torch.func.vmap`, and in eval mode, it is `torch.nn.functional.dropout` / the identity.
 
-Where the project's CPU kernel library is built (`hzg.learn.models.small_attention`) and the tensor is float32
-or float64, the mask is not drawn at all: the kernel's `dropout` operator keeps element n (its row-major index)
-where a keyed hash of n passes the threshold, the attention dropout's counter-based generator with one 64-bit
-seed per call from torch's generator (`small_attention.draw_seed`, so `torch.manual_seed` and a checkpoint's
-RNG state still fix it). The backward pass is the same operator on the gradient with the same seed: no mask is
-stored, and masking, scaling and the mask's random numbers are one pass over the tensor. `hashed_keep_mask`
-computes that mask in numpy (tested). The drop probability is the same round(p 2^31) / 2^31.
+Where the project's CPU kernel library is built (`hzg.learn.models.small_attention`) and the tensor is
+float32 or float64, the mask is not drawn at all: the kernel's `dropout` operator keeps element n (its
+row-major index) where a keyed hash of n passes the threshold, the attention dropout's counter-based
+generator with one 64-bit seed per call from torch's generator (`small_attention.draw_seed`, so
+`torch.manual_seed` and a checkpoint's RNG state still fix it). The backward pass is the same operator on the
+gradient with the same seed: no mask is stored, and masking, scaling and the mask's random numbers are one
+pass over the tensor. `hashed_keep_mask` computes that mask in numpy (tested). The drop probability is the
+same round(p 2^31) / 2^31.
 """
 
 from __future__ import annotations

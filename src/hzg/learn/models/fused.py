@@ -20,9 +20,9 @@ kept, are this kernel's: the default's Table I comes from them. Where the kernel
 
 Training (an autograd graph on a CPU, float32 or float64) takes the library's training layer norm: its forward
 pass keeps each row's mean and 1/std, and its backward pass is one kernel, where PyTorch's CPU layer norm pays
-its per-row cost in both passes (5.4 ms against 1.7 ms forward + backward for the ETN's 106 k tokens of a batch
-of 8192). It gives PyTorch's values and gradients to float rounding (tested against float64), and its weight and
-bias gradients are the same bits whatever the number of threads.
+its per-row cost in both passes (5.4 ms against 1.7 ms forward + backward for the ETN's 106 k tokens of a
+batch of 8192). It gives PyTorch's values and gradients to float rounding (tested against float64), and its
+weight and bias gradients are the same bits whatever the number of threads.
 """
 
 from __future__ import annotations
@@ -99,7 +99,9 @@ def _training_kernel(x: torch.Tensor, params: list[torch.Tensor | None]) -> Any 
 
 class _LayerNorm(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
+    def forward(
+        ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float
+    ) -> torch.Tensor:
         y, mean, rstd = small_attention.extension().layer_norm_train(x, weight, bias, eps)
         ctx.save_for_backward(x, weight, mean, rstd)
         return y
