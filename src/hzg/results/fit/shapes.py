@@ -8,9 +8,14 @@ Conventions, stated once:
   ``power_law_turnon``: yield, slope or index, turn-on point m0 and width, as the CMS H→Zγ analysis models
   the selection's turn-on; integrated numerically). The first parameter of all but Bernstein is the yield.
 * Weighted MC (generator weights, possibly non-uniform): the Poisson likelihood of a weighted histogram is
-  approximated by the scaled Poisson of Bohm and Zech (NIM A 748 (2014) 1) with one scale per category,
-  k = sum w^2 / sum w: counts w / k, predictions f / k. One scale for all bins keeps empty bins informative
-  (they say "no event of weight about k here"). Minimised with iminuit's ExtendedBinnedNLL (MIGRAD + HESSE).
+  approximated by the scaled Poisson of Bohm and Zech (NIM A 748 (2014) 1), bin by bin: each bin's count
+  and prediction scaled by s_i = sum w / sum w^2 of that bin (iminuit's ExtendedBinnedNLL of the (sum w,
+  sum w^2) histogram; a bin without entries takes the median scale of the others, so it still says "no
+  event of the typical weight here"). Minimised with MIGRAD + HESSE. The scale varies across a category's
+  mass window (the generator's bias towards 125 GeV: 3-4 at the peak, 15-20 in the sidebands in the
+  default); one scale for the whole window, as before, left the fits' deviances in the wrong units, bin by
+  bin: in toys with such weights the true function's goodness of fit fell below p = 0.05 in 31 % of them
+  and the F-test's step 4 -> 5 in 9.5 % (per bin: 8.5 % and 7 %, for the nominal 5 %).
 * Signal (optional, `dscb_template`): a double-sided Crystal Ball (Gaussian core, power-law tails) fitted to
   a category's signal MC the same way, integrated over each bin; the MC template stays the default.
 * F-test (as the CMS H→Zγ analyses): Bernstein orders from `min_order` up; the next order is taken while
@@ -19,7 +24,7 @@ Conventions, stated once:
   normalised, from its MC) and the background function to the background-only MC. S_spur is the fitted
   signal yield; its MC-statistical error dS_MC is the sandwich (Eicker-Huber-White) error of that fit with
   each bin's own sum of w^2 (`sandwich_covariance`: equal to the HESSE error of the scaled Poisson fit where
-  the weights do not vary across the window, right where they do); sigma_S is the statistical error of the
+  the weights do not vary within a bin, right where they do); sigma_S is the statistical error of the
   signal yield of the same fit to the expected background at the analysis' luminosity (the function's
   background-only prediction as Asimov data). ATLAS' relaxed criterion with tolerance t (2 by default):
   zeta = max(0, |S_spur| - t dS_MC), the function passes where zeta < criterion * sigma_S, and zeta (not
@@ -149,10 +154,29 @@ def cdf_of(function: str, lo: float, hi: float) -> Callable[..., np.ndarray]:
     raise ValueError(f"shapes: unknown background function {function!r}; expected one of {FUNCTIONS}")
 
 
-def effective_scale(counts: np.ndarray, sumw2: np.ndarray) -> float:
-    """Bohm-Zech scale k = sum w^2 / sum w of a weighted histogram (1 for an unweighted or empty one)."""
-    total, var = float(np.sum(counts)), float(np.sum(sumw2))
-    return var / total if total > 0 and var > 0 else 1.0
+def bin_scales(counts: np.ndarray, sumw2: np.ndarray) -> np.ndarray:
+    """Bohm-Zech scale of every bin, s_i = sum w / sum w^2 of the bin (counts clipped at 0), as iminuit's
+    weighted binned costs take it: a bin without entries gets the median scale of the others; all 1 where
+    no bin has entries."""
+    counts, sumw2 = np.clip(np.asarray(counts, float), 0.0, None), np.asarray(sumw2, float)
+    filled = sumw2 > 0
+    if not filled.any():
+        return np.ones_like(counts)
+    scales = np.full_like(counts, 0.0)
+    scales[filled] = counts[filled] / sumw2[filled]
+    scales[~filled] = np.median(scales[filled])
+    return scales
+
+
+def weighted_nll(
+    counts: np.ndarray, sumw2: np.ndarray, edges: np.ndarray, cdf: Callable[..., np.ndarray], names: list[str]
+) -> ExtendedBinnedNLL:
+    """iminuit's extended binned likelihood of the weighted histogram (counts clipped at 0, sumw2), scaled
+    Poisson bin by bin (`bin_scales`, module text); `cdf(edges, *parameters)` the expected cumulative yield."""
+    counts, sumw2 = np.clip(np.asarray(counts, float), 0.0, None), np.clip(np.asarray(sumw2, float), 0.0, None)
+    if not np.any(sumw2 > 0):  # no weights to scale by: unit-weight counts
+        return ExtendedBinnedNLL(counts, edges, cdf, name=names)
+    return ExtendedBinnedNLL(np.stack([counts, sumw2], axis=-1), edges, cdf, name=names)
 
 
 def _start(function: str, order: int, counts: np.ndarray, edges: np.ndarray) -> tuple[list[float], list[str]]:
@@ -219,10 +243,8 @@ def fit_function(
         raise ValueError(
             f"fit_function: counts {counts.shape} and sumw2 {sumw2.shape} must have {e.size - 1} bins"
         )
-    k = effective_scale(counts, sumw2)
     start, names = _start(function, order, counts, e)
-    cdf = cdf_of(function, lo, hi)
-    cost = ExtendedBinnedNLL(np.clip(counts, 0.0, None) / k, e, lambda m, *p: cdf(m, *p) / k, name=names)
+    cost = weighted_nll(counts, sumw2, e, cdf_of(function, lo, hi), names)
     m = _minimise(cost, start, _limits(function, names))
     return ShapeFit(
         function, tuple(map(float, m.values)), tuple(map(float, m.errors)), float(m.fval), bool(m.valid)
@@ -298,12 +320,14 @@ def sandwich_covariance(
     errors: np.ndarray,
     sumw2: np.ndarray,
     free: np.ndarray | None = None,
+    scales: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Covariance of the Poisson maximum-likelihood estimate of `values` (bin predictions `model(values)`)
-    when the fitted counts are weighted sums with variance `sumw2` per bin: A^-1 B A^-1 with a_i = d ln
-    lambda_i / d theta, A = sum_i lambda_i a_i a_i^T (Fisher information of unit-weight counts) and B = sum_i
-    sumw2_i a_i a_i^T. Equal to A^-1 where sumw2 = lambda (unit weights) and to k A^-1 where sumw2 = k lambda
-    (uniform weights k); right for weights that vary bin by bin. Parameters not `free` (e.g. on a bound) are
+    """Covariance of the (scaled) Poisson maximum-likelihood estimate of `values` (bin predictions
+    `model(values)`) when the fitted counts are weighted sums with variance `sumw2` per bin: A^-1 B A^-1 with
+    a_i = d ln lambda_i / d theta, A = sum_i s_i lambda_i a_i a_i^T and B = sum_i s_i^2 sumw2_i a_i a_i^T, s_i
+    the bins' Bohm-Zech `scales` of the fit (None: all 1, the unit-weight Poisson likelihood). Equal to A^-1
+    where sumw2 = lambda / s (the scaled Poisson's own variance); right for weights that vary within a bin
+    or from the scale the fit assumed. Parameters not `free` (e.g. on a bound) are
     held fixed (zero rows); derivatives are central differences with steps of 1e-3 of `errors`. All NaN where
     the model is not finite at a step or the information matrix cannot be inverted (callers fall back)."""
     values = np.asarray(values, dtype=float)
@@ -320,7 +344,8 @@ def sandwich_covariance(
     if not grads:
         return out
     a = np.asarray(grads) / lam[None, :]
-    fisher = (a * lam[None, :]) @ a.T
+    s = np.ones_like(lam) if scales is None else np.asarray(scales, dtype=float)
+    fisher = (a * (s * lam)[None, :]) @ a.T
     if not np.all(np.isfinite(fisher)):  # the model overflowed at a step (e.g. a steep exponential): unknown
         return np.full((values.size, values.size), np.nan)
     try:
@@ -328,23 +353,23 @@ def sandwich_covariance(
     except np.linalg.LinAlgError:
         return np.full((values.size, values.size), np.nan)
     idx = np.flatnonzero(free)
-    out[np.ix_(idx, idx)] = inv @ ((a * np.asarray(sumw2, float)[None, :]) @ a.T) @ inv
+    out[np.ix_(idx, idx)] = inv @ ((a * (s**2 * np.asarray(sumw2, float))[None, :]) @ a.T) @ inv
     return out
 
 
 def _signal_plus_background(
-    counts: np.ndarray, scale: float, edges: np.ndarray, signal_shape: np.ndarray, background: ShapeFit
+    counts: np.ndarray, sumw2: np.ndarray, edges: np.ndarray, signal_shape: np.ndarray, background: ShapeFit
 ) -> Minuit:
-    """S * signal_shape + background function fitted to counts (scaled Poisson with scale k)."""
+    """S * signal_shape + background function fitted to the weighted histogram (`weighted_nll`)."""
     lo, hi = float(edges[0]), float(edges[-1])
     cdf = cdf_of(background.function, lo, hi)
     sig_cdf = np.concatenate([[0.0], np.cumsum(signal_shape)])
     names = ["S", *(f"p{i}" for i in range(background.n_parameters))]
 
     def model(m: np.ndarray, *par: float) -> np.ndarray:
-        return (par[0] * sig_cdf + cdf(m, *par[1:])) / scale
+        return par[0] * sig_cdf + cdf(m, *par[1:])
 
-    cost = ExtendedBinnedNLL(np.clip(counts, 0.0, None) / scale, edges, model, name=names)
+    cost = weighted_nll(counts, sumw2, edges, model, names)
     # S may be negative, but not so that a bin's prediction is: bound it by the background under the peak
     b = np.diff(background.cdf(edges, lo, hi))
     peak = signal_shape > 0.01 * signal_shape.max()
@@ -372,10 +397,9 @@ def spurious_signal(
         raise ValueError("spurious_signal: signal_shape must be non-negative per bin, not all zero")
     shape = shape / shape.sum()
     counts, sumw2 = np.asarray(counts, dtype=float), np.asarray(sumw2, dtype=float)
-    k = effective_scale(counts, sumw2)
-    on_mc = _signal_plus_background(counts, k, e, shape, background)
+    on_mc = _signal_plus_background(counts, sumw2, e, shape, background)
     s = float(on_mc.values["S"])
-    s_err = _mc_error(on_mc, e, shape, background, sumw2)
+    s_err = _mc_error(on_mc, e, shape, background, counts, sumw2)
     sigma = asimov_signal_error(e, shape, background)
     ratio = s / sigma if sigma > 0 else float("inf") * np.sign(s)
     zeta = max(0.0, abs(s) - mc_tolerance * s_err)
@@ -466,10 +490,16 @@ def asimov_signal_error(edges: np.ndarray, shape: np.ndarray, background: ShapeF
 
 
 def _mc_error(
-    fitted: Minuit, edges: np.ndarray, shape: np.ndarray, background: ShapeFit, sumw2: np.ndarray
+    fitted: Minuit,
+    edges: np.ndarray,
+    shape: np.ndarray,
+    background: ShapeFit,
+    counts: np.ndarray,
+    sumw2: np.ndarray,
 ) -> float:
-    """dS_MC: the sandwich error of S of a `_signal_plus_background` fit, each bin with its own sum of w^2;
-    parameters on a bound held fixed (the HESSE error where the sandwich cannot be formed)."""
+    """dS_MC: the sandwich error of S of a `_signal_plus_background` fit, each bin with its own sum of w^2 and
+    the fit's own scale; parameters on a bound held fixed (the HESSE error where the sandwich cannot be
+    formed)."""
     lo, hi = float(edges[0]), float(edges[-1])
     cdf = cdf_of(background.function, lo, hi)
 
@@ -479,7 +509,9 @@ def _mc_error(
     values, errors = np.asarray(fitted.values, float), np.asarray(fitted.errors, float)
     free = ~at_bound(fitted)
     free[0] = True
-    var = float(sandwich_covariance(model, values, errors, np.clip(sumw2, 0.0, None), free)[0, 0])
+    clipped = np.clip(sumw2, 0.0, None)
+    scales = bin_scales(counts, sumw2) if np.any(clipped > 0) else None
+    var = float(sandwich_covariance(model, values, errors, clipped, free, scales)[0, 0])
     return float(np.sqrt(var)) if np.isfinite(var) and var > 0 else float(fitted.errors["S"])
 
 
@@ -635,7 +667,6 @@ def fit_dscb(counts: np.ndarray, sumw2: np.ndarray, edges: Sequence[float]) -> S
     counts, sumw2 = np.asarray(counts, dtype=float), np.asarray(sumw2, dtype=float)
     if counts.shape != (e.size - 1,) or sumw2.shape != counts.shape or counts.sum() <= 0:
         raise ValueError(f"fit_dscb: counts and sumw2 must have {e.size - 1} bins and a positive sum")
-    k = effective_scale(counts, sumw2)
     centres = 0.5 * (e[1:] + e[:-1])
     w = np.clip(counts, 0.0, None)
     mean = float(np.average(centres, weights=w))
@@ -643,7 +674,7 @@ def fit_dscb(counts: np.ndarray, sumw2: np.ndarray, edges: Sequence[float]) -> S
     sigma = float(
         np.clip(np.sqrt(np.average((centres[core] - mean) ** 2, weights=w[core] + 1e-12)), 0.5, 10.0)
     )
-    cost = ExtendedBinnedNLL(w / k, e, lambda m, *p: dscb_cdf(m, lo, hi, *p) / k, name=list(DSCB_PARAMETERS))
+    cost = weighted_nll(w, sumw2, e, lambda m, *p: dscb_cdf(m, lo, hi, *p), list(DSCB_PARAMETERS))
     start = [float(w.sum()), mean, sigma, 1.5, 5.0, 1.5, 5.0]
     limits = [(0.0, None), (lo, hi), (0.1, 20.0), (0.2, 10.0), (1.01, 100.0), (0.2, 10.0), (1.01, 100.0)]
     m = _minimise(cost, start, limits)
