@@ -176,7 +176,9 @@ def test_asimov_signal_error_is_the_hesse_error_of_the_asimov_fit() -> None:
     turnon = turnon_hist(FINE)
     for function, mu in (("exponential", falling), ("power_law", falling), ("exponential_turnon", turnon)):
         fitted = shapes.fit_function(mu, mu, FINE, function)
-        hesse = shapes._signal_plus_background(fitted.yields(FINE), fitted.yields(FINE), FINE, shape / shape.sum(), fitted)
+        hesse = shapes._signal_plus_background(
+            fitted.yields(FINE), fitted.yields(FINE), FINE, shape / shape.sum(), fitted
+        )
         assert hesse.fmin.has_posdef_covar, function
         assert shapes.asimov_signal_error(FINE, shape / shape.sum(), fitted) == pytest.approx(
             hesse.errors["S"], rel=0.02

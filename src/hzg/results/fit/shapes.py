@@ -172,8 +172,10 @@ def weighted_nll(
     counts: np.ndarray, sumw2: np.ndarray, edges: np.ndarray, cdf: Callable[..., np.ndarray], names: list[str]
 ) -> ExtendedBinnedNLL:
     """iminuit's extended binned likelihood of the weighted histogram (counts clipped at 0, sumw2), scaled
-    Poisson bin by bin (`bin_scales`, module text); `cdf(edges, *parameters)` the expected cumulative yield."""
-    counts, sumw2 = np.clip(np.asarray(counts, float), 0.0, None), np.clip(np.asarray(sumw2, float), 0.0, None)
+    Poisson bin by bin (`bin_scales`, module text); `cdf(edges, *parameters)` the expected cumulative
+    yield."""
+    counts = np.clip(np.asarray(counts, float), 0.0, None)
+    sumw2 = np.clip(np.asarray(sumw2, float), 0.0, None)
     if not np.any(sumw2 > 0):  # no weights to scale by: unit-weight counts
         return ExtendedBinnedNLL(counts, edges, cdf, name=names)
     return ExtendedBinnedNLL(np.stack([counts, sumw2], axis=-1), edges, cdf, name=names)
