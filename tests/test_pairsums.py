@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from hzg.learn import pairsums
+from hzg.learn.models import small_attention
 
 DT = torch.float64
 
@@ -67,13 +68,36 @@ def test_ordered_abs_sums_sum_over_the_events_before(n, seed, ties):
     torch.testing.assert_close(pairsums.ordered_abs_sums(order, pairsums.Sorted.of(v), g), expected)
 
 
+@pytest.mark.parametrize("dtype", [DT, torch.float32])
 @pytest.mark.parametrize("n", [1, 2, 7, 64, 65, 300])
-def test_dominance_sums_count_earlier_smaller_events(n):
+def test_dominance_sums_count_earlier_smaller_events(n, dtype):
+    """Both implementations: the kernel's Fenwick tree (where it is built) and the merge sort of tensor
+    operations (the fallback off the CPU)."""
     rank = torch.randperm(n, generator=torch.Generator().manual_seed(n))
-    g = torch.rand(n, 2, dtype=DT)
+    g = torch.rand(n, 2, dtype=dtype)
     pos = torch.arange(n)
-    mask = ((pos[None, :] < pos[:, None]) & (rank[None, :] < rank[:, None])).to(DT)
-    torch.testing.assert_close(pairsums.dominance_sums(torch.argsort(rank), g), mask @ g)
+    mask = ((pos[None, :] < pos[:, None]) & (rank[None, :] < rank[:, None])).to(dtype)
+    by_rank = torch.argsort(rank)
+    torch.testing.assert_close(pairsums.dominance_sums(by_rank, g), mask @ g)
+    torch.testing.assert_close(pairsums.merge_sort_dominance_sums(by_rank, g), mask @ g)
+
+
+@pytest.mark.skipif(small_attention.extension() is None, reason="the project's kernel library is not built")
+def test_dominance_sums_take_the_kernel_and_check_the_permutation(monkeypatch):
+    calls = []
+    kernel = small_attention.extension()
+
+    class Recording:
+        def dominance_sums(self, *args):
+            calls.append(args[0].shape)
+            return kernel.dominance_sums(*args)
+
+    monkeypatch.setattr(small_attention, "extension", lambda: Recording())
+    g = torch.rand(10, 3, dtype=DT)
+    pairsums.dominance_sums(torch.arange(10).flip(0), g)
+    assert calls == [(10,)]
+    with pytest.raises(RuntimeError, match="not a permutation"):
+        kernel.dominance_sums(torch.tensor([0, 0, 2]), torch.rand(3, 1, dtype=DT))
 
 
 @pytest.mark.parametrize(

@@ -581,10 +581,48 @@ std::vector<at::Tensor> layer_norm_backward(const at::Tensor& grad_in, const at:
   return {dx, dweight, dbias};
 }
 
+// dominance_sums(by_rank, g) -> out (n, c): out[p] = sum of g[q] over the places q < p whose rank is below p's,
+// by_rank the places listed by increasing rank (a permutation of 0..n-1), g (n, c). The 2-D dominance sums of the
+// distance correlation's pair sums (hzg.learn.pairsums.dominance_sums, whose merge sort of tensor operations is
+// the fallback): a Fenwick tree over the ranks, filled in the places' order, O(n log n c) and sequential (the
+// same bits whatever the number of threads).
+at::Tensor dominance_sums(const at::Tensor& by_rank, const at::Tensor& weights) {
+  TORCH_CHECK(by_rank.dim() == 1 && by_rank.scalar_type() == at::kLong && by_rank.device().is_cpu(),
+              "dominance_sums: by_rank must be a 1-D int64 CPU tensor");
+  TORCH_CHECK(weights.dim() == 2 && weights.size(0) == by_rank.size(0) && weights.device().is_cpu(),
+              "dominance_sums: g must be a (n, c) CPU tensor with n = len(by_rank)");
+  auto order = by_rank.contiguous();
+  auto g = weights.contiguous();
+  const int64_t n = g.size(0), c = g.size(1);
+  const int64_t* op = order.data_ptr<int64_t>();
+  std::vector<int64_t> rank(n, -1);
+  for (int64_t r = 0; r < n; ++r) {
+    const int64_t p = op[r];
+    TORCH_CHECK(p >= 0 && p < n && rank[p] < 0, "dominance_sums: by_rank is not a permutation of 0..n-1");
+    rank[p] = r;
+  }
+  auto out = at::empty({n, c}, g.options());
+  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "dominance_sums", [&] {
+    const scalar_t* gp = g.data_ptr<scalar_t>();
+    scalar_t* outp = out.data_ptr<scalar_t>();
+    std::vector<scalar_t> tree((n + 1) * c, scalar_t(0));  // node i holds the sum over ranks (i - lowbit(i), i]
+    for (int64_t p = 0; p < n; ++p) {
+      scalar_t* o = outp + p * c;
+      for (int64_t k = 0; k < c; ++k) o[k] = scalar_t(0);
+      for (int64_t i = rank[p]; i > 0; i -= i & -i)  // ranks 0 .. rank[p] - 1 (tree nodes 1 .. rank[p])
+        for (int64_t k = 0; k < c; ++k) o[k] += tree[i * c + k];
+      for (int64_t i = rank[p] + 1; i <= n; i += i & -i)
+        for (int64_t k = 0; k < c; ++k) tree[i * c + k] += gp[p * c + k];
+    }
+  });
+  return out;
+}
+
 // forward(q, k, v, heads, keep_probs, seed, threshold) -> [out, probs];
 // backward(grad, q, k, v, probs, heads, threshold) -> [dq, dk, dv]; layer_norm(x, weight, bias, eps) -> y;
 // dropout(x, seed, threshold) -> y; layer_norm_train(x, weight, bias, eps) ->
-// [y, mean, rstd]; layer_norm_backward(grad, x, weight, mean, rstd) -> [dx, dweight, dbias]
+// [y, mean, rstd]; layer_norm_backward(grad, x, weight, mean, rstd) -> [dx, dweight, dbias];
+// dominance_sums(by_rank, g) -> out
 // (through a second macro, so that TORCH_EXTENSION_NAME is expanded before TORCH_LIBRARY pastes it)
 #define SMALL_ATTENTION_LIBRARY(ns, m) TORCH_LIBRARY(ns, m)
 SMALL_ATTENTION_LIBRARY(TORCH_EXTENSION_NAME, m) {
@@ -594,4 +632,5 @@ SMALL_ATTENTION_LIBRARY(TORCH_EXTENSION_NAME, m) {
   m.def("dropout", &hashed_dropout);
   m.def("layer_norm_train", &layer_norm_train);
   m.def("layer_norm_backward", &layer_norm_backward);
+  m.def("dominance_sums", &dominance_sums);
 }
