@@ -75,10 +75,7 @@ def hashed_dropout(x: torch.Tensor, p: float, seed: int | None = None) -> torch.
     """x with elements dropped by the kernel's keyed hash (module doc), the rest scaled by 1 / (1 - p); `seed`
     drawn from torch's generator when not given. Needs `small_attention.usable(x)`."""
     threshold, _ = small_attention.dropout_threshold(_checked(p))
-    if seed is None:
-        seed = small_attention.draw_seed()
-    seed = (seed + 2**63) % 2**64 - 2**63  # the kernel takes it as a signed 64-bit integer
-    return _HashedDropout.apply(x, seed, threshold)
+    return _HashedDropout.apply(x, small_attention.kernel_seed(seed), threshold)
 
 
 class Dropout(nn.Module):

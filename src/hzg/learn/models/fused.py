@@ -85,16 +85,16 @@ def _scoring_on_cpu(x: torch.Tensor, params: list[torch.Tensor | None]) -> bool:
     return not (torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)))
 
 
-def _training_kernel(x: torch.Tensor, params: list[torch.Tensor | None]) -> Any | None:
-    """The kernel library, where an autograd graph is being recorded through `x` or `params` and the kernel
-    can compute on them (dense CPU float32/float64 tensors of one dtype, not a `vmap` batch, fusion not
-    `disabled`, kernel built); else None."""
+def _training_on_cpu(x: torch.Tensor, params: list[torch.Tensor | None]) -> bool:
+    """Whether an autograd graph is being recorded through `x` or `params` and the kernel library can compute
+    on them (CPU float32/float64 tensors of one dtype, not a `vmap` batch, fusion not `disabled`, kernel
+    built)."""
     if not (_enabled and torch.is_grad_enabled()) or any(p is None for p in params):
-        return None
+        return False
     tensors = [x, *params]
     if not any(t.requires_grad for t in tensors) or any(t.dtype != x.dtype for t in params):
-        return None
-    return small_attention.extension() if small_attention.usable(*tensors) else None
+        return False
+    return small_attention.usable(*tensors)
 
 
 class _LayerNorm(torch.autograd.Function):
@@ -146,6 +146,6 @@ class LayerNorm(nn.LayerNorm):
             kernel = small_attention.extension()
             if kernel is not None:
                 return kernel.layer_norm(x, self.weight, self.bias, self.eps)
-        if len(self.normalized_shape) == 1 and _training_kernel(x, [self.weight, self.bias]) is not None:
+        if len(self.normalized_shape) == 1 and _training_on_cpu(x, [self.weight, self.bias]):
             return _LayerNorm.apply(x, self.weight, self.bias, self.eps)
         return super().forward(x)

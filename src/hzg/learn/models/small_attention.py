@@ -232,6 +232,11 @@ def draw_seed() -> int:
     return int(torch.empty((), dtype=torch.int64).random_())
 
 
+def kernel_seed(seed: int | None) -> int:
+    """`seed` (any integer; None: one `draw_seed`) as the kernel's signed 64-bit integer (same 64 bits)."""
+    return ((draw_seed() if seed is None else seed) + 2**63) % 2**64 - 2**63
+
+
 def dropout_keep_mask(
     seed: int, batch: int, heads: int, tq: int, tk: int, p: float
 ) -> tuple[torch.Tensor, float]:
@@ -292,10 +297,6 @@ def attention(
     if q.shape[-1] % heads:
         raise ValueError(f"small attention: embedding size {q.shape[-1]} is not divisible by {heads} heads")
     threshold, _ = dropout_threshold(dropout)
-    if threshold and seed is None:
-        seed = draw_seed()
-    seed = (
-        0 if seed is None else (seed + 2**63) % 2**64 - 2**63
-    )  # the kernel takes it as a signed 64-bit integer
+    seed = kernel_seed(seed) if threshold or seed is not None else 0
     q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))
     return _SmallAttention.apply(q, k, v, heads, seed, threshold)
