@@ -1,5 +1,7 @@
 """The attention models' feed-forward network: the fused oneDNN path when scoring against the plain layers."""
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -277,3 +279,63 @@ def test_layer_norm_falls_back_to_pytorch(monkeypatch):
         assert torch.equal(torch.func.vmap(norm)(x), torch.func.vmap(plain)(x))
         monkeypatch.setattr(small_attention, "extension", lambda: None)
         assert torch.equal(norm(x), plain(x))
+
+
+def _graph_nodes(out: torch.Tensor) -> set[str]:
+    """Names of the autograd nodes that `out` was computed through."""
+    names, todo = set(), [out.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is not None and type(node).__name__ not in names:
+            names.add(type(node).__name__)
+            todo.extend(n for n, _ in node.next_functions)
+    return names
+
+
+@pytest.mark.parametrize("chunk", [7, 4096])
+@pytest.mark.parametrize("shape", [(3, 16), (40, 12, 16), (5, 1, 16)])
+def test_feed_forward_trains_over_chunks_with_the_plain_gradients(shape, chunk, monkeypatch):
+    """In training on a CPU the chunked forward/backward (one autograd node), with chunk edges inside the
+    input: output and every gradient as close to the float64 layers as PyTorch's float32 ones."""
+    monkeypatch.setattr(feed_forward, "FFN_CHUNK_ROWS", chunk)
+    torch.manual_seed(12)
+    ffn = FeedForward(16, 64, 16)
+    x, grad = torch.randn(shape) * 2, torch.randn(shape[:-1] + (16,))
+
+    def trained(module: nn.Module, inputs: torch.Tensor, plain: bool = False) -> list[torch.Tensor]:
+        inputs = inputs.detach().clone().requires_grad_()
+        module.zero_grad(set_to_none=True)
+        out = _plain(module, inputs) if plain else module(inputs)
+        out.backward(grad.to(inputs.dtype))
+        return [out.detach(), inputs.grad, *(p.grad for p in module.parameters())]
+
+    assert "_ChunkedFeedForwardBackward" in _graph_nodes(ffn(x.requires_grad_()))
+    chunked, pytorch = trained(ffn, x), trained(ffn, x, plain=True)
+    exact = trained(copy.deepcopy(ffn).double(), x.double(), plain=True)
+    for k, p, e in zip(chunked, pytorch, exact):
+        assert k.shape == e.shape and k.dtype == torch.float32
+        eps32 = torch.finfo(torch.float32).eps * float(e.abs().max())
+        assert float((k.double() - e).abs().max()) < 2 * float((p.double() - e).abs().max()) + 8 * eps32
+
+
+def test_chunked_feed_forward_passes_gradcheck_in_float64(monkeypatch):
+    monkeypatch.setattr(feed_forward, "FFN_CHUNK_ROWS", 4)
+    ffn = FeedForward(3, 5, 2).double()
+    x = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
+    assert "_ChunkedFeedForwardBackward" in _graph_nodes(ffn(x))
+    assert torch.autograd.gradcheck(ffn, (x,))
+
+
+def test_feed_forward_trains_through_the_plain_layers_where_it_cannot_chunk():
+    """`disabled()`, another activation than GELU with erf, and inside vmap: the plain layers, bit for bit."""
+    torch.manual_seed(13)
+    ffn = FeedForward(16, 64, 16)
+    x = torch.randn(10, 12, 16, requires_grad=True)
+    with feed_forward.disabled():
+        assert torch.equal(ffn(x), _plain(ffn, x))
+        assert "_ChunkedFeedForwardBackward" not in _graph_nodes(ffn(x))
+    tanh = FeedForward(16, 64, 16)
+    tanh[1] = nn.GELU(approximate="tanh")
+    assert torch.equal(tanh(x), _plain(tanh, x))
+    batched = torch.func.vmap(ffn)(x)
+    assert torch.allclose(batched, _plain(ffn, x), atol=1e-6)

@@ -18,7 +18,11 @@ few 1e-6 on unit-size tokens, tested), so the scores, and through the validation
 kept, are this kernel's: the default's Table I comes from them. Where the kernel is not built
 (`HZG_SMALL_ATTENTION=0`, no compiler) the layer norm is PyTorch's.
 
-Training (an autograd graph on a CPU, float32 or float64) takes the library's training layer norm: its forward
+Training (an autograd graph on a CPU, float32 or float64) runs the feed-forward network over chunks of 4096
+rows (`_ChunkedFeedForward`): each chunk's (4096, hidden) layer stays in cache from one product to the GELU
+and the next, and the backward pass recomputes it instead of reading a saved one from memory; 1.15-1.3x
+faster forward + backward on the ETN's (8192 x 12, 16 -> 64 -> 16) at 2 threads, 1.4x at 1 thread, and the
+same gradients to float rounding (tested). It takes the library's training layer norm: its forward
 pass keeps each row's mean and 1/std, and its backward pass is one kernel, where PyTorch's CPU layer norm pays
 its per-row cost in both passes (5.4 ms against 1.7 ms forward + backward for the ETN's 106 k tokens of a
 batch of 8192). It gives PyTorch's values and gradients to float rounding (tested against float64), and its
@@ -85,16 +89,61 @@ def _scoring_on_cpu(x: torch.Tensor, params: list[torch.Tensor | None]) -> bool:
     return not (torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)))
 
 
-def _training_on_cpu(x: torch.Tensor, params: list[torch.Tensor | None]) -> bool:
-    """Whether an autograd graph is being recorded through `x` or `params` and the kernel library can compute
-    on them (CPU float32/float64 tensors of one dtype, not a `vmap` batch, fusion not `disabled`, kernel
-    built)."""
+def _training_on_cpu(x: torch.Tensor, params: list[torch.Tensor | None], kernel: bool = True) -> bool:
+    """Whether an autograd graph is being recorded through `x` or `params` on CPU float32/float64 tensors of
+    one dtype (not a `vmap` batch, fusion not `disabled`), and, with `kernel`, the kernel library is built."""
     if not (_enabled and torch.is_grad_enabled()) or any(p is None for p in params):
         return False
     tensors = [x, *params]
     if not any(t.requires_grad for t in tensors) or any(t.dtype != x.dtype for t in params):
         return False
-    return small_attention.usable(*tensors)
+    if kernel:
+        return small_attention.usable(*tensors)
+    return all(
+        t.device.type == "cpu"
+        and t.dtype in small_attention.DTYPES
+        and not torch._C._functorch.is_batchedtensor(t)
+        for t in tensors
+    )
+
+
+#: rows of the feed-forward network's input per chunk in training on a CPU (`_ChunkedFeedForward`): the
+#: chunk's hidden layer (4096 x 64 float32, 1 MB) stays in cache between the products and the GELU
+FFN_CHUNK_ROWS = 4096
+
+
+class _ChunkedFeedForward(torch.autograd.Function):
+    """Linear - GELU - Linear over chunks of FFN_CHUNK_ROWS rows: the forward pass keeps only its input, the
+    backward pass recomputes each chunk's hidden layer (one more product and GELU) and accumulates the weight
+    gradients chunk by chunk, in order."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor
+    ) -> torch.Tensor:
+        ctx.save_for_backward(x, w1, b1, w2)
+        out = x.new_empty(x.shape[0], w2.shape[0])
+        for i in range(0, x.shape[0], FFN_CHUNK_ROWS):
+            hidden = F.gelu(torch.addmm(b1, x[i : i + FFN_CHUNK_ROWS], w1.t()))
+            torch.addmm(b2, hidden, w2.t(), out=out[i : i + FFN_CHUNK_ROWS])
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        x, w1, b1, w2 = ctx.saved_tensors
+        grad = grad.contiguous()
+        dx = torch.empty_like(x)
+        dw1, db1, dw2 = torch.zeros_like(w1), torch.zeros_like(b1), torch.zeros_like(w2)
+        for i in range(0, x.shape[0], FFN_CHUNK_ROWS):
+            xc, gc = x[i : i + FFN_CHUNK_ROWS], grad[i : i + FFN_CHUNK_ROWS]
+            pre = torch.addmm(b1, xc, w1.t())
+            dw2.addmm_(gc.t(), F.gelu(pre))
+            dpre = torch.ops.aten.gelu_backward(gc @ w2, pre)
+            dw1.addmm_(dpre.t(), xc)
+            db1 += dpre.sum(0)
+            torch.mm(dpre, w1, out=dx[i : i + FFN_CHUNK_ROWS])
+        return dx, dw1, db1, dw2, grad.sum(0)
 
 
 class _LayerNorm(torch.autograd.Function):
@@ -134,6 +183,14 @@ class FeedForward(nn.Sequential):
         if fusable(x, first, second):
             h = _FUSED(x, first.weight, first.bias, "gelu", [], "none")  # GELU with erf, as nn.GELU()
             return _FUSED(h, second.weight, second.bias, "none", [], "")
+        params = [first.weight, first.bias, second.weight, second.bias]
+        if (
+            isinstance(activation, nn.GELU)
+            and activation.approximate == "none"
+            and _training_on_cpu(x, params, kernel=False)
+        ):
+            flat = x.reshape(-1, x.shape[-1]).contiguous()
+            return _ChunkedFeedForward.apply(flat, *params).view(*x.shape[:-1], second.out_features)
         return second(activation(first(x)))
 
 
