@@ -368,8 +368,10 @@ std::vector<at::Tensor> small_attention_backward(const at::Tensor& grad, const a
 // by the compiler, and rows are split over torch's intra-op threads.
 namespace {
 
+// Rows r0..r1 of x (rows of n values); mean and rstd (1 / std) of each row kept where they are not null (training).
 template <typename T, int64_t N>
-void layer_norm_rows(const T* x, const T* w, const T* b, T* y, int64_t n_dyn, int64_t r0, int64_t r1, T eps) {
+void layer_norm_rows(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, int64_t n_dyn, int64_t r0,
+                     int64_t r1, T eps) {
   const int64_t n = N > 0 ? N : n_dyn;
   const T inv_n = T(1) / static_cast<T>(n);
   for (int64_t r = r0; r < r1; ++r) {
@@ -377,14 +379,18 @@ void layer_norm_rows(const T* x, const T* w, const T* b, T* y, int64_t n_dyn, in
     T sum = 0;
 #pragma omp simd reduction(+ : sum)
     for (int64_t j = 0; j < n; ++j) sum += p[j];
-    const T mean = sum * inv_n;
+    const T mu = sum * inv_n;
     T ss = 0;
 #pragma omp simd reduction(+ : ss)
-    for (int64_t j = 0; j < n; ++j) ss += (p[j] - mean) * (p[j] - mean);
-    const T rstd = T(1) / std::sqrt(ss * inv_n + eps);
+    for (int64_t j = 0; j < n; ++j) ss += (p[j] - mu) * (p[j] - mu);
+    const T rs = T(1) / std::sqrt(ss * inv_n + eps);
+    if (mean) {
+      mean[r] = mu;
+      rstd[r] = rs;
+    }
     T* q = y + r * n;
 #pragma omp simd
-    for (int64_t j = 0; j < n; ++j) q[j] = (p[j] - mean) * rstd * w[j] + b[j];
+    for (int64_t j = 0; j < n; ++j) q[j] = (p[j] - mu) * rs * w[j] + b[j];
   }
 }
 
@@ -404,8 +410,8 @@ at::Tensor small_layer_norm(const at::Tensor& x, const at::Tensor& weight, const
     scalar_t* yp = y.data_ptr<scalar_t>();
     const auto e = static_cast<scalar_t>(eps);
     at::parallel_for(0, rows, 2048, [&](int64_t r0, int64_t r1) {
-      if (n == 16) layer_norm_rows<scalar_t, 16>(xp, wp, bp, yp, n, r0, r1, e);
-      else layer_norm_rows<scalar_t, 0>(xp, wp, bp, yp, n, r0, r1, e);
+      if (n == 16) layer_norm_rows<scalar_t, 16>(xp, wp, bp, yp, nullptr, nullptr, n, r0, r1, e);
+      else layer_norm_rows<scalar_t, 0>(xp, wp, bp, yp, nullptr, nullptr, n, r0, r1, e);
     });
   });
   return y;
@@ -465,29 +471,6 @@ namespace {
 
 constexpr int64_t kNormBlock = 512;  // rows per partial sum of the weight and bias gradients
 
-template <typename T, int64_t N>
-void layer_norm_train_rows(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, int64_t n_dyn, int64_t r0,
-                           int64_t r1, T eps) {
-  const int64_t n = N > 0 ? N : n_dyn;
-  const T inv_n = T(1) / static_cast<T>(n);
-  for (int64_t r = r0; r < r1; ++r) {
-    const T* p = x + r * n;
-    T sum = 0;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < n; ++j) sum += p[j];
-    const T mu = sum * inv_n;
-    T ss = 0;
-#pragma omp simd reduction(+ : ss)
-    for (int64_t j = 0; j < n; ++j) ss += (p[j] - mu) * (p[j] - mu);
-    const T rs = T(1) / std::sqrt(ss * inv_n + eps);
-    mean[r] = mu;
-    rstd[r] = rs;
-    T* q = y + r * n;
-#pragma omp simd
-    for (int64_t j = 0; j < n; ++j) q[j] = (p[j] - mu) * rs * w[j] + b[j];
-  }
-}
-
 // dx = rstd (g - mean(g) - xhat mean(g xhat)) with g = grad w, xhat = (x - mean) rstd; the block's sums of
 // grad xhat and grad into dw, db (n values each).
 template <typename T, int64_t N>
@@ -537,8 +520,8 @@ std::vector<at::Tensor> layer_norm_train(const at::Tensor& input, const at::Tens
     scalar_t *yp = y.data_ptr<scalar_t>(), *mp = mean.data_ptr<scalar_t>(), *sp = rstd.data_ptr<scalar_t>();
     const auto e = static_cast<scalar_t>(eps);
     at::parallel_for(0, rows, 2048, [&](int64_t r0, int64_t r1) {
-      if (n == 16) layer_norm_train_rows<scalar_t, 16>(xp, wp, bp, yp, mp, sp, n, r0, r1, e);
-      else layer_norm_train_rows<scalar_t, 0>(xp, wp, bp, yp, mp, sp, n, r0, r1, e);
+      if (n == 16) layer_norm_rows<scalar_t, 16>(xp, wp, bp, yp, mp, sp, n, r0, r1, e);
+      else layer_norm_rows<scalar_t, 0>(xp, wp, bp, yp, mp, sp, n, r0, r1, e);
     });
   });
   return {y, mean, rstd};
