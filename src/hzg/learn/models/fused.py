@@ -97,14 +97,7 @@ def _training_on_cpu(x: torch.Tensor, params: list[torch.Tensor | None], kernel:
     tensors = [x, *params]
     if not any(t.requires_grad for t in tensors) or any(t.dtype != x.dtype for t in params):
         return False
-    if kernel:
-        return small_attention.usable(*tensors)
-    return all(
-        t.device.type == "cpu"
-        and t.dtype in small_attention.DTYPES
-        and not torch._C._functorch.is_batchedtensor(t)
-        for t in tensors
-    )
+    return small_attention.usable(*tensors) if kernel else small_attention.cpu_tensors(*tensors)
 
 
 #: rows of the feed-forward network's input per chunk in training on a CPU (`_ChunkedFeedForward`): the

@@ -193,16 +193,18 @@ def extension() -> Any | None:
         return None
 
 
-def usable(*tensors: torch.Tensor) -> bool:
-    """Whether the kernel can compute attention on these tensors (CPU, float32/float64, kernel built; not
-    inside `torch.func.vmap`, whose batched tensors it cannot take)."""
-    return (
-        all(
-            t.device.type == "cpu" and t.dtype in DTYPES and not torch._C._functorch.is_batchedtensor(t)
-            for t in tensors
-        )
-        and extension() is not None
+def cpu_tensors(*tensors: torch.Tensor) -> bool:
+    """Whether these are tensors the kernel library takes: CPU, float32/float64, not `torch.func.vmap`
+    batches."""
+    return all(
+        t.device.type == "cpu" and t.dtype in DTYPES and not torch._C._functorch.is_batchedtensor(t)
+        for t in tensors
     )
+
+
+def usable(*tensors: torch.Tensor) -> bool:
+    """Whether the kernel can compute attention on these tensors (`cpu_tensors`, kernel built)."""
+    return cpu_tensors(*tensors) and extension() is not None
 
 
 #: bits of the uniform integer each attention weight's keep decision compares with round(p 2^31)

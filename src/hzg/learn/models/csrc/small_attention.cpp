@@ -394,27 +394,40 @@ void layer_norm_rows(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd,
   }
 }
 
+void check_norm(const at::Tensor& x, const at::Tensor& weight, const char* what) {
+  TORCH_CHECK(x.dim() >= 1 && x.device().is_cpu(), what, ": x must be a CPU tensor");
+  const int64_t n = x.size(-1);
+  TORCH_CHECK(n > 0 && weight.numel() == n && weight.is_contiguous() && weight.scalar_type() == x.scalar_type(),
+              what, ": weight and bias must be contiguous, of x's dtype, one value per element of the last dimension");
+}
+
+// [y, mean, rstd] of the layer norm of x's rows; mean and rstd (one per row) only with `stats` (else empty).
+std::vector<at::Tensor> layer_norm_forward(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias,
+                                           double eps, bool stats, const char* what) {
+  check_norm(input, weight, what);
+  check_norm(input, bias, what);
+  auto x = input.contiguous();
+  const int64_t n = x.size(-1), rows = x.numel() / n;
+  auto y = at::empty(x.sizes(), x.options());
+  auto mean = at::empty({stats ? rows : 0}, x.options()), rstd = at::empty({stats ? rows : 0}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "layer_norm_forward", [&] {
+    const scalar_t *xp = x.data_ptr<scalar_t>(), *wp = weight.data_ptr<scalar_t>(), *bp = bias.data_ptr<scalar_t>();
+    scalar_t* yp = y.data_ptr<scalar_t>();
+    scalar_t *mp = stats ? mean.data_ptr<scalar_t>() : nullptr, *sp = stats ? rstd.data_ptr<scalar_t>() : nullptr;
+    const auto e = static_cast<scalar_t>(eps);
+    at::parallel_for(0, rows, 2048, [&](int64_t r0, int64_t r1) {
+      if (n == 16) layer_norm_rows<scalar_t, 16>(xp, wp, bp, yp, mp, sp, n, r0, r1, e);
+      else layer_norm_rows<scalar_t, 0>(xp, wp, bp, yp, mp, sp, n, r0, r1, e);
+    });
+  });
+  return {y, mean, rstd};
+}
+
 }  // namespace
 
 at::Tensor small_layer_norm(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, double eps) {
   TORCH_CHECK(x.dim() >= 1 && x.is_contiguous() && x.device().is_cpu(), "layer_norm: x must be a contiguous CPU tensor");
-  const int64_t n = x.size(-1);
-  TORCH_CHECK(n > 0 && weight.numel() == n && bias.numel() == n && weight.is_contiguous() && bias.is_contiguous(),
-              "layer_norm: weight and bias must be contiguous, one value per element of the last dimension");
-  TORCH_CHECK(weight.scalar_type() == x.scalar_type() && bias.scalar_type() == x.scalar_type(),
-              "layer_norm: x, weight and bias dtypes differ");
-  auto y = at::empty(x.sizes(), x.options());
-  const int64_t rows = x.numel() / n;
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "small_layer_norm", [&] {
-    const scalar_t *xp = x.data_ptr<scalar_t>(), *wp = weight.data_ptr<scalar_t>(), *bp = bias.data_ptr<scalar_t>();
-    scalar_t* yp = y.data_ptr<scalar_t>();
-    const auto e = static_cast<scalar_t>(eps);
-    at::parallel_for(0, rows, 2048, [&](int64_t r0, int64_t r1) {
-      if (n == 16) layer_norm_rows<scalar_t, 16>(xp, wp, bp, yp, nullptr, nullptr, n, r0, r1, e);
-      else layer_norm_rows<scalar_t, 0>(xp, wp, bp, yp, nullptr, nullptr, n, r0, r1, e);
-    });
-  });
-  return y;
+  return layer_norm_forward(x, weight, bias, eps, false, "layer_norm")[0];
 }
 
 // ---- The attention models' training path (autograd functions in hzg.learn.models.fused and .dropout) ----
@@ -498,33 +511,11 @@ void layer_norm_backward_rows(const T* grad, const T* x, const T* w, const T* me
   }
 }
 
-void check_norm(const at::Tensor& x, const at::Tensor& weight, const char* what) {
-  TORCH_CHECK(x.dim() >= 1 && x.device().is_cpu(), what, ": x must be a CPU tensor");
-  const int64_t n = x.size(-1);
-  TORCH_CHECK(n > 0 && weight.numel() == n && weight.is_contiguous() && weight.scalar_type() == x.scalar_type(),
-              what, ": weight must be contiguous, of x's dtype, one value per element of the last dimension");
-}
-
 }  // namespace
 
 std::vector<at::Tensor> layer_norm_train(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias,
                                          double eps) {
-  check_norm(input, weight, "layer_norm_train");
-  check_norm(input, bias, "layer_norm_train");
-  auto x = input.contiguous();
-  const int64_t n = x.size(-1), rows = x.numel() / n;
-  auto y = at::empty(x.sizes(), x.options());
-  auto mean = at::empty({rows}, x.options()), rstd = at::empty({rows}, x.options());
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "layer_norm_train", [&] {
-    const scalar_t *xp = x.data_ptr<scalar_t>(), *wp = weight.data_ptr<scalar_t>(), *bp = bias.data_ptr<scalar_t>();
-    scalar_t *yp = y.data_ptr<scalar_t>(), *mp = mean.data_ptr<scalar_t>(), *sp = rstd.data_ptr<scalar_t>();
-    const auto e = static_cast<scalar_t>(eps);
-    at::parallel_for(0, rows, 2048, [&](int64_t r0, int64_t r1) {
-      if (n == 16) layer_norm_rows<scalar_t, 16>(xp, wp, bp, yp, mp, sp, n, r0, r1, e);
-      else layer_norm_rows<scalar_t, 0>(xp, wp, bp, yp, mp, sp, n, r0, r1, e);
-    });
-  });
-  return {y, mean, rstd};
+  return layer_norm_forward(input, weight, bias, eps, true, "layer_norm_train");
 }
 
 std::vector<at::Tensor> layer_norm_backward(const at::Tensor& grad_in, const at::Tensor& input,
