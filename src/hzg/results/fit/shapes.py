@@ -511,9 +511,8 @@ def _mc_error(
     values, errors = np.asarray(fitted.values, float), np.asarray(fitted.errors, float)
     free = ~at_bound(fitted)
     free[0] = True
-    clipped = np.clip(sumw2, 0.0, None)
-    scales = bin_scales(counts, sumw2) if np.any(clipped > 0) else None
-    var = float(sandwich_covariance(model, values, errors, clipped, free, scales)[0, 0])
+    scales = bin_scales(counts, sumw2)  # all 1 where no bin has weights, as `weighted_nll` then fits
+    var = float(sandwich_covariance(model, values, errors, np.clip(sumw2, 0.0, None), free, scales)[0, 0])
     return float(np.sqrt(var)) if np.isfinite(var) and var > 0 else float(fitted.errors["S"])
 
 
