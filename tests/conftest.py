@@ -81,3 +81,28 @@ def figures(monkeypatch):
     yield kept
     for fig in kept:
         real_close(fig)
+
+
+@pytest.fixture
+def kernel_calls(monkeypatch):
+    """`record(name)`: the project's kernel library replaced by a stand-in that runs the real operators and
+    records the shape of the first argument of every call of operator `name`; returns that list."""
+    from hzg.learn.models import small_attention
+
+    kernel = small_attention.extension()
+
+    def record(name: str) -> list:
+        calls = []
+
+        def recorded(*args):
+            calls.append(args[0].shape)
+            return getattr(kernel, name)(*args)
+
+        class Recording:
+            def __getattr__(self, op):
+                return recorded if op == name else getattr(kernel, op)
+
+        monkeypatch.setattr(small_attention, "extension", lambda: Recording())
+        return calls
+
+    return record

@@ -223,7 +223,7 @@ def test_layer_norm_trains_through_pytorch_without_the_kernel(monkeypatch):
 
 @needs_kernel
 @pytest.mark.parametrize("shape", [(3, 16), (4096, 13, 16), (7, 1, 16), (50, 10), (9, 2, 64)])
-def test_layer_norm_scores_through_the_kernel_to_float_rounding(shape, monkeypatch):
+def test_layer_norm_scores_through_the_kernel_to_float_rounding(shape, kernel_calls):
     """16-wide tokens (the attention models') and other widths (the kernel's generic loop), with a scale
     and offset far from 1 and 0 and large token means."""
     torch.manual_seed(6)
@@ -232,15 +232,7 @@ def test_layer_norm_scores_through_the_kernel_to_float_rounding(shape, monkeypat
         norm.weight.copy_(torch.randn(shape[-1]) * 3)
         norm.bias.copy_(torch.randn(shape[-1]))
     x = torch.randn(shape) * 4 + torch.randn(shape[:-1] + (1,)) * 20
-    calls = []
-    kernel = small_attention.extension()
-
-    class Recording:
-        def layer_norm(self, *args):
-            calls.append(args[0].shape)
-            return kernel.layer_norm(*args)
-
-    monkeypatch.setattr(small_attention, "extension", lambda: Recording())
+    calls = kernel_calls("layer_norm")
     with torch.no_grad():
         scored = norm(x)
         expected = nn.functional.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)

@@ -83,16 +83,9 @@ def test_dominance_sums_count_earlier_smaller_events(n, dtype):
 
 
 @pytest.mark.skipif(small_attention.extension() is None, reason="the project's kernel library is not built")
-def test_dominance_sums_take_the_kernel_and_check_the_permutation(monkeypatch):
-    calls = []
+def test_dominance_sums_take_the_kernel_and_check_the_permutation(kernel_calls):
     kernel = small_attention.extension()
-
-    class Recording:
-        def dominance_sums(self, *args):
-            calls.append(args[0].shape)
-            return kernel.dominance_sums(*args)
-
-    monkeypatch.setattr(small_attention, "extension", lambda: Recording())
+    calls = kernel_calls("dominance_sums")
     g = torch.rand(10, 3, dtype=DT)
     pairsums.dominance_sums(torch.arange(10).flip(0), g)
     assert calls == [(10,)]
