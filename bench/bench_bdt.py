@@ -1,4 +1,10 @@
-"""BDT scoring: the trees' tables against the node-by-node walk and scikit-learn's `tree_.apply`.
+"""BDT training and scoring: the grid trees against scikit-learn's, the trees' tables against the
+node-by-node walk and scikit-learn's `tree_.apply`.
+
+Training: the default's BDT (`models.bdt`) is trained on random events with its trees grown from the grid's
+histograms (`hzg.learn.grid_tree.GridTreeClassifier`, what `boosted.fit_bdt` does) and with scikit-learn's
+`DecisionTreeClassifier` (what it did before), interleaved; it prints the seconds of each, their ratio, how
+many of the trees are identical and whether the two BDTs' votes are.
 
 A BDT with the default's hyper-parameters (`models.bdt`: 850 trees of depth 3 on the 20-cut grid) is trained
 on random events; the same events are then scored three ways, interleaved in one process:
@@ -11,6 +17,7 @@ on random events; the same events are then scored three ways, interleaved in one
 It prints events/s, the ratios to the table, and whether the three sums of votes agree bit for bit.
 
     .venv/bin/python bench/bench_bdt.py [--events 200000] [--train-events 25000] [--repeats 3]
+        [--train-repeats 2]
 """
 
 from __future__ import annotations
@@ -46,6 +53,61 @@ def votes_apply(model, x: np.ndarray) -> np.ndarray:
     return total
 
 
+def fit_bdt_sklearn_trees(x: np.ndarray, y: np.ndarray, w: np.ndarray, hparams, seed: int):
+    """`boosted.fit_bdt` with scikit-learn's DecisionTreeClassifier as the weak learner (the code before the
+    grid trees)."""
+    from sklearn.ensemble import AdaBoostClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import KBinsDiscretizer
+    from sklearn.tree import DecisionTreeClassifier
+
+    tree = DecisionTreeClassifier(
+        max_depth=hparams["max_depth"],
+        min_weight_fraction_leaf=hparams["min_node_fraction"],
+        random_state=seed,
+    )
+    boost = AdaBoostClassifier(
+        tree, n_estimators=hparams["n_trees"], learning_rate=hparams["learning_rate"], random_state=seed
+    )
+    grid = KBinsDiscretizer(n_bins=hparams["n_cuts"] + 1, encode="ordinal", strategy="uniform")
+    pipe = make_pipeline(grid, boost)
+    pipe.fit(x, y, adaboostclassifier__sample_weight=w)
+    return pipe
+
+
+def same_tree(a, b) -> bool:
+    """Whether two trees split the same way and hold the same class fractions in their leaves."""
+    ta, tb = a.tree_, b.tree_
+    leaves = ta.children_left < 0
+    return (
+        np.array_equal(ta.children_left, tb.children_left)
+        and np.array_equal(ta.children_right, tb.children_right)
+        and np.array_equal(ta.feature, tb.feature)
+        and np.array_equal(ta.threshold, tb.threshold)
+        and np.allclose(ta.value[leaves], tb.value[leaves], rtol=1e-9, atol=1e-12)
+    )
+
+
+def compare_training(x, y, w, hparams, repeats: int) -> None:
+    ways = {"grid trees": boosted.fit_bdt, "scikit-learn trees": fit_bdt_sklearn_trees}
+    best, models = {k: float("inf") for k in ways}, {}
+    for _ in range(repeats):
+        for name, fit in ways.items():
+            t0 = time.perf_counter()
+            models[name] = fit(x, y, w, hparams, 1)
+            best[name] = min(best[name], time.perf_counter() - t0)
+    grid, sk = models["grid trees"][-1], models["scikit-learn trees"][-1]
+    same = sum(same_tree(a, b) for a, b in zip(grid.estimators_, sk.estimators_))
+    print(f"training on {len(x)} events, fastest of {repeats} interleaved repeats")
+    for name in ways:
+        print(f"  {name:18s} {best[name]:6.2f} s  ({best[name] / best['grid trees']:.2f}x the grid trees)")
+    votes = [votes_table(m, x) for m in models.values()]
+    print(
+        f"  identical trees: {same} of {len(grid.estimators_)} (scikit-learn: {len(sk.estimators_)}); "
+        f"votes identical: {bool(np.array_equal(*votes))}"
+    )
+
+
 def votes_table(model, x: np.ndarray) -> np.ndarray:
     total = 0
     for _, votes in boosted._tree_votes(model, x):
@@ -60,6 +122,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--train-events", type=int, default=25_000)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats; the fastest counts")
+    parser.add_argument("--train-repeats", type=int, default=2, help="interleaved training repeats")
     args = parser.parse_args()
     hparams = {
         k: v
@@ -69,9 +132,10 @@ def main() -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(args.train_events, 12))
     y = (x[:, 0] + x[:, 1] * x[:, 2] + rng.normal(size=len(x)) > 0).astype(int)
-    t0 = time.perf_counter()
-    model = boosted.fit_bdt(x, y, np.ones(len(x)), hparams, seed=1)
-    print(f"BDT {hparams}: trained on {len(x)} events in {time.perf_counter() - t0:.1f} s")
+    w = rng.exponential(size=len(x))  # weighted events, as the training's
+    print(f"BDT {hparams}")
+    compare_training(x, y, w, hparams, args.train_repeats)
+    model = boosted.fit_bdt(x, y, w, hparams, seed=1)
     events = rng.normal(size=(args.events, 12))
     ways = {"walk": votes_walk, "apply": votes_apply, "table": votes_table}
     best, sums = {k: float("inf") for k in ways}, {}
