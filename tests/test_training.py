@@ -777,3 +777,41 @@ def test_training_flushes_denormals_and_restores_the_state_after():
             pass
         assert training.denormals_flushed()  # a nested block leaves the outer one's state
     assert not training.denormals_flushed()
+
+
+# ---------------------------------------------------------------- reading the feature files
+def test_load_dataset_reads_only_the_columns_of_the_run(tmp_path, monkeypatch):
+    """The features of the run, its split, weight, mass, label and event key: not the other columns."""
+    paths = synthetic_features(tmp_path, n=300)
+    read = []
+    real = pd.read_parquet
+
+    def recording(path, columns=None, **kwargs):
+        read.append(columns)
+        return real(path, columns=columns, **kwargs)
+
+    monkeypatch.setattr(training.pd, "read_parquet", recording)
+    features = training.feature_names(0.0)
+    data = training.load_dataset(paths, features, 1)
+    wanted = {*features, "split_1", "weight", "mllg", "is_signal", *training.KEY_COLUMNS}
+    assert len(read) == len(paths) and all(set(c) == wanted for c in read)
+    everything = pd.concat([real(p) for p in paths], ignore_index=True)
+    np.testing.assert_array_equal(data.x, everything[features].to_numpy(np.float32))
+    np.testing.assert_array_equal(data.split, everything["split_1"].to_numpy(np.int8))
+
+
+def test_load_dataset_names_the_file_that_lacks_a_column(tmp_path):
+    paths = synthetic_features(tmp_path, n=300)
+    frame = pd.read_parquet(paths[-1]).drop(columns=["weight"])
+    frame.to_parquet(paths[-1])
+    with pytest.raises(KeyError, match=rf"lack columns \['weight'\].*{paths[-1].name}: \['weight'\]"):
+        training.load_dataset(paths, training.feature_names(0.0), 0)
+
+
+def test_load_dataset_names_a_missing_or_corrupt_file(tmp_path):
+    paths = synthetic_features(tmp_path, n=300)
+    paths[0].write_bytes(b"not parquet at all")
+    with pytest.raises(ValueError, match=f"cannot read the Parquet file {paths[0]}"):
+        training.load_dataset(paths, training.feature_names(0.0), 0)
+    with pytest.raises(FileNotFoundError, match="nowhere.parquet does not exist"):
+        training.load_dataset([tmp_path / "nowhere.parquet"], training.feature_names(0.0), 0)

@@ -408,3 +408,16 @@ def write_parquet(path: str | os.PathLike, frame) -> None:
     """Write a pandas DataFrame as Parquet atomically."""
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
+
+
+def parquet_columns(path: str | os.PathLike) -> list[str]:
+    """The column names of the Parquet file `path`, from its footer (no data read); a missing or unreadable
+    file raises an error that names it."""
+    import pyarrow.parquet as pq
+
+    try:
+        return list(pq.read_schema(path).names)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"Parquet file {path} does not exist") from err
+    except Exception as err:  # pyarrow raises ArrowInvalid / OSError for a truncated or foreign file
+        raise ValueError(f"cannot read the Parquet file {path}: {err}") from err
