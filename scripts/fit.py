@@ -3,20 +3,24 @@ signal."""
 
 import logging
 
-import pandas as pd
-
 from hzg import io, logs, metrics, registry
 from hzg.results import fit
 from hzg.results.fit import templates
 from hzg.learn.classifier import Classifier, pin_scoring_threads
+from hzg.learn.strategies import HYPOTHESIS_FEATURE
 
 logs.setup(snakemake.log[0])
 pin_scoring_threads(snakemake.threads)  # the same scores, to the last bit, in every run
 cfg = snakemake.params.fit
 
 
+classifier = Classifier.load(snakemake.input.checkpoint)
+# what the templates read: the classifier's inputs, the trial's split, mass, weight and label
+columns = [*classifier.features, HYPOTHESIS_FEATURE, f"split_{cfg['trial']}", "mllg", "weight", "is_signal"]
+
+
 def frames(paths):
-    return pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+    return io.read_parquet_frames(paths, columns)
 
 
 varied = {
@@ -25,7 +29,7 @@ varied = {
 }
 mass = metrics.mass_edges(cfg["mass_bins"])
 tmpl, score_edges, categories = templates.build_templates(
-    Classifier.load(snakemake.input.checkpoint),
+    classifier,
     frames(snakemake.input.nominal),
     varied,
     cfg["trial"],

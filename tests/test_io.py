@@ -671,3 +671,27 @@ def test_a_jet_collection_without_truth_is_read_and_a_partial_one_is_refused(tmp
             rf"but has no branch {named} \(have ",
         ):
             read_events(path, "nanoaod")
+
+
+def test_read_parquet_frames_reads_only_the_columns_asked_that_a_file_has(tmp_path):
+    import pandas as pd
+
+    a = pd.DataFrame({"x": [1.0, 2.0], "y": [3, 4], "unused": ["p", "q"]})
+    b = pd.DataFrame({"x": [5.0], "unused": ["r"]})  # no y: left for the caller's check
+    paths = [tmp_path / "a.parquet", tmp_path / "b.parquet"]
+    a.to_parquet(paths[0])
+    b.to_parquet(paths[1])
+    frame = io.read_parquet_frames(paths, ["x", "y", "x", "absent"])
+    assert list(frame.columns) == ["x", "y"]
+    np.testing.assert_array_equal(frame["x"], [1.0, 2.0, 5.0])
+    assert frame["y"].isna().tolist() == [False, False, True]
+    assert io.parquet_columns(paths[1]) == ["x", "unused"]
+
+
+def test_parquet_columns_names_a_missing_or_corrupt_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="gone.parquet does not exist"):
+        io.parquet_columns(tmp_path / "gone.parquet")
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"PAR1 but nothing after")
+    with pytest.raises(ValueError, match="cannot read the Parquet file .*bad.parquet"):
+        io.read_parquet_frames([bad], ["x"])

@@ -12,7 +12,7 @@ import os
 import tempfile
 import types
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -421,3 +421,15 @@ def parquet_columns(path: str | os.PathLike) -> list[str]:
         raise FileNotFoundError(f"Parquet file {path} does not exist") from err
     except Exception as err:  # pyarrow raises ArrowInvalid / OSError for a truncated or foreign file
         raise ValueError(f"cannot read the Parquet file {path}: {err}") from err
+
+
+def read_parquet_frames(paths: Sequence[str | os.PathLike], columns: Sequence[str]):
+    """The Parquet files `paths` as one pandas DataFrame (rows in file order), reading only those of
+    `columns` each file has: a column a file lacks is left to the caller's own check, which names it."""
+    import pandas as pd
+
+    frames = []
+    for path in paths:
+        have = set(parquet_columns(path))
+        frames.append(pd.read_parquet(path, columns=[c for c in dict.fromkeys(columns) if c in have]))
+    return pd.concat(frames, ignore_index=True)
