@@ -56,23 +56,11 @@ def votes_apply(model, x: np.ndarray) -> np.ndarray:
 def fit_bdt_sklearn_trees(x: np.ndarray, y: np.ndarray, w: np.ndarray, hparams, seed: int):
     """`boosted.fit_bdt` with scikit-learn's DecisionTreeClassifier as the weak learner (the code before the
     grid trees)."""
-    from sklearn.ensemble import AdaBoostClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import KBinsDiscretizer
     from sklearn.tree import DecisionTreeClassifier
 
-    tree = DecisionTreeClassifier(
-        max_depth=hparams["max_depth"],
-        min_weight_fraction_leaf=hparams["min_node_fraction"],
-        random_state=seed,
-    )
-    boost = AdaBoostClassifier(
-        tree, n_estimators=hparams["n_trees"], learning_rate=hparams["learning_rate"], random_state=seed
-    )
-    grid = KBinsDiscretizer(n_bins=hparams["n_cuts"] + 1, encode="ordinal", strategy="uniform")
-    pipe = make_pipeline(grid, boost)
-    pipe.fit(x, y, adaboostclassifier__sample_weight=w)
-    return pipe
+    depth, fraction = hparams["max_depth"], hparams["min_node_fraction"]
+    tree = DecisionTreeClassifier(max_depth=depth, min_weight_fraction_leaf=fraction, random_state=seed)
+    return boosted.fit_bdt(x, y, w, hparams, seed, weak_learner=tree)
 
 
 def same_tree(a, b) -> bool:

@@ -87,3 +87,21 @@ def test_refuses_bad_labels_and_weights():
         GridTreeClassifier().fit(x, np.array([0, 1, 1]), np.array([1.0, -1.0, 1.0]))
     with pytest.raises(ValueError, match="must match"):
         GridTreeClassifier().fit(x, np.array([0, 1]))
+
+
+def test_fit_bdt_boosts_grid_trees_with_the_scores_of_scikit_learn_trees():
+    """The default's BDT pipeline (grid discretiser + AdaBoost over grid trees) scores as the same pipeline
+    over scikit-learn's trees, bit for bit."""
+    from hzg.learn import boosted
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(3000, 5))
+    y = (x[:, 0] + x[:, 1] * x[:, 2] + rng.normal(size=len(x)) > 0).astype(int)
+    w = rng.exponential(size=len(x))
+    hp = {"n_trees": 30, "max_depth": 3, "min_node_fraction": 0.025, "n_cuts": 20, "learning_rate": 0.5}
+    grid = boosted.fit_bdt(x, y, w, hp, seed=1)
+    assert all(isinstance(t, GridTreeClassifier) for t in grid[-1].estimators_)
+    sk = boosted.fit_bdt(
+        x, y, w, hp, seed=1, weak_learner=DecisionTreeClassifier(max_depth=3, min_weight_fraction_leaf=0.025)
+    )
+    np.testing.assert_array_equal(boosted.bdt_scores(grid, x), boosted.bdt_scores(sk, x))

@@ -116,7 +116,14 @@ def xgboost_scores(model, x: np.ndarray, n_rounds: int | None = None) -> np.ndar
     return model.predict_proba(x, **kwargs)[:, 1]
 
 
-def fit_bdt(x: np.ndarray, y: np.ndarray, w: np.ndarray, hparams: Mapping[str, Any], seed: int):
+def fit_bdt(
+    x: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    hparams: Mapping[str, Any],
+    seed: int,
+    weak_learner: Any = None,
+):
     """Train the TMVA-like AdaBoost BDT.
 
     Args:
@@ -125,6 +132,9 @@ def fit_bdt(x: np.ndarray, y: np.ndarray, w: np.ndarray, hparams: Mapping[str, A
         w: Training event weights.
         hparams: The config's `models.bdt` (n_trees, max_depth, min_node_fraction, n_cuts, learning_rate).
         seed: Random state.
+        weak_learner: The tree AdaBoost boosts; None: the grid tree of `hparams`
+            (`grid_tree.GridTreeClassifier`: scikit-learn's DecisionTreeClassifier splits, grown from the
+            grid's histograms, 2.6x faster). bench/bench_bdt.py passes scikit-learn's tree to compare.
 
     Returns:
         A scikit-learn pipeline (grid discretiser + AdaBoost).
@@ -136,8 +146,7 @@ def fit_bdt(x: np.ndarray, y: np.ndarray, w: np.ndarray, hparams: Mapping[str, A
     from hzg.learn.grid_tree import GridTreeClassifier
 
     hp = hyper_parameters(hparams, "bdt")
-    # scikit-learn's DecisionTreeClassifier splits, grown from the grid's histograms (3-5x faster; grid_tree)
-    tree = GridTreeClassifier(
+    tree = weak_learner or GridTreeClassifier(
         max_depth=hp["max_depth"], min_weight_fraction_leaf=hp["min_node_fraction"], n_bins=hp["n_cuts"] + 1
     )
     boost = AdaBoostClassifier(
