@@ -146,8 +146,14 @@ def fit_bdt(
     from hzg.learn.grid_tree import GridTreeClassifier
 
     hp = hyper_parameters(hparams, "bdt")
-    tree = weak_learner or GridTreeClassifier(
-        max_depth=hp["max_depth"], min_weight_fraction_leaf=hp["min_node_fraction"], n_bins=hp["n_cuts"] + 1
+    tree = (
+        weak_learner
+        if weak_learner is not None
+        else GridTreeClassifier(
+            max_depth=hp["max_depth"],
+            min_weight_fraction_leaf=hp["min_node_fraction"],
+            n_bins=hp["n_cuts"] + 1,
+        )
     )
     boost = AdaBoostClassifier(
         tree, n_estimators=hp["n_trees"], learning_rate=hp["learning_rate"], random_state=seed
