@@ -134,7 +134,7 @@ def fit_bdt(
         seed: Random state.
         weak_learner: The tree AdaBoost boosts; None: the grid tree of `hparams`
             (`grid_tree.GridTreeClassifier`: scikit-learn's DecisionTreeClassifier splits, grown from the
-            grid's histograms, 2.6x faster). bench/bench_bdt.py passes scikit-learn's tree to compare.
+            grid's histograms, 2.1-2.7x faster). bench/bench_bdt.py passes scikit-learn's tree to compare.
 
     Returns:
         A scikit-learn pipeline (grid discretiser + AdaBoost).

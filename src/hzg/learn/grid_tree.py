@@ -8,8 +8,8 @@ level and all features at once (`numpy.bincount`), level by level, instead of so
 node as scikit-learn's `DecisionTreeClassifier` does. It takes the same splits: the same Gini criterion,
 minimum leaf weight, depth limit and stopping rules, and scikit-learn's thresholds (the midpoint between two
 present bins); only where two splits are exactly as good can the choice differ (scikit-learn visits the
-features in a random order, this tree in their order). The default's BDT trains 2.6x faster with it than
-with scikit-learn's tree, with the same 850 trees (`bench/bench_bdt.py`).
+features in a random order, this tree in their order). The default's BDT trains 2.1-2.7x faster with it
+(by CPU) than with scikit-learn's tree, with the same 850 trees (`bench/bench_bdt.py`).
 
 It is a scikit-learn estimator (fit with `sample_weight`, predict, `classes_`) so that scikit-learn's
 `AdaBoostClassifier` boosts it, and it keeps its nodes in `tree_` with the arrays of scikit-learn's tree
