@@ -499,10 +499,11 @@ def random_trial_frame(features: pd.DataFrame, trial: int, seed: int) -> pd.Data
 
 def read_scores(path: str | Path) -> pd.DataFrame:
     """The columns of a training job's scores.parquet that the evaluation uses (with the event's sample id,
-    where the file has it: `background_mc_by_sample`)."""
-    import pyarrow.parquet as pq
+    where the file has it: `background_mc_by_sample`); a missing or unreadable file is named
+    (`io.parquet_columns`)."""
+    from hzg import io
 
-    extra = [c for c in ("sample_id",) if c in pq.read_schema(path).names]
+    extra = [c for c in ("sample_id",) if c in io.parquet_columns(path)]
     return pd.read_parquet(path, columns=list(SCORE_COLUMNS) + extra)
 
 
