@@ -237,19 +237,26 @@ def _tree_tables(trees: list[Mapping[str, np.ndarray]]) -> list[TreeTable | None
     ]
 
 
-def _walk_class(tree: Mapping[str, np.ndarray], binned: np.ndarray) -> np.ndarray:
-    """The class of the leaf each event reaches, node by node (one step per tree level, every event at
-    once): the trees too deep for a `TreeTable`."""
-    left, right = np.asarray(tree["left"]), np.asarray(tree["right"])
-    feature, threshold = np.asarray(tree["feature"]), np.asarray(tree["threshold"])
+def walk_to_leaves(
+    left: np.ndarray, right: np.ndarray, feature: np.ndarray, threshold: np.ndarray, binned: np.ndarray
+) -> np.ndarray:
+    """The leaf each event (row of `binned`) reaches in the tree of scikit-learn's arrays (children, -1 at a
+    leaf; split feature; go left where the value <= threshold), node by node: one step per tree level, every
+    event at once."""
     node = np.zeros(len(binned), np.int64)
     rows = np.arange(len(binned))
     while True:
         inner = left[node] >= 0
         if not inner.any():
-            return np.asarray(tree["leaf_class"])[node]
+            return node
         go_left = binned[rows, np.where(inner, feature[node], 0)] <= threshold[node]
         node = np.where(inner, np.where(go_left, left[node], right[node]), node)
+
+
+def _walk_class(tree: Mapping[str, np.ndarray], binned: np.ndarray) -> np.ndarray:
+    """The class of the leaf each event reaches (`walk_to_leaves`): the trees too deep for a `TreeTable`."""
+    arrays = (np.asarray(tree[k]) for k in ("left", "right", "feature", "threshold"))
+    return np.asarray(tree["leaf_class"])[walk_to_leaves(*arrays, binned)]
 
 
 def forest_votes(

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from hzg.learn.boosted import walk_to_leaves
+
 #: scikit-learn's marks in `children_left` / `feature` / `threshold` of a leaf
 LEAF, UNDEFINED = -1, -2
 #: a node whose Gini impurity is at most this is pure: not split (scikit-learn's EPSILON test on the impurity)
@@ -47,16 +49,7 @@ class GridTree:
 
     def apply(self, bins: np.ndarray) -> np.ndarray:
         """The leaf each row of `bins` (n, features) reaches, all rows at once, one level per step."""
-        node = np.zeros(len(bins), np.int64)
-        rows = np.arange(len(bins))
-        while True:
-            inner = self.children_left[node] >= 0
-            if not inner.any():
-                return node
-            go_left = bins[rows, np.where(inner, self.feature[node], 0)] <= self.threshold[node]
-            node = np.where(
-                inner, np.where(go_left, self.children_left[node], self.children_right[node]), node
-            )
+        return walk_to_leaves(self.children_left, self.children_right, self.feature, self.threshold, bins)
 
 
 def _grid_bins(x: np.ndarray, n_bins: int) -> np.ndarray:
