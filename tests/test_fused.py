@@ -1,5 +1,6 @@
 """The attention models' feed-forward network: the fused oneDNN path when scoring against the plain layers."""
 
+import contextlib
 import copy
 
 import pytest
@@ -12,6 +13,11 @@ from hzg.learn.models.fused import FeedForward
 needs_fused = pytest.mark.skipif(
     feed_forward._FUSED is None or not torch.backends.mkldnn.is_available(),
     reason="this PyTorch has no oneDNN linear + pointwise kernel",
+)
+
+
+needs_kernel = pytest.mark.skipif(
+    small_attention.extension() is None, reason="the kernel library is not built (no compiler)"
 )
 
 
@@ -30,7 +36,9 @@ def test_feed_forward_is_the_sequential_it_replaces():
     assert all(torch.equal(a, b) for a, b in zip(ffn.state_dict().values(), seq.state_dict().values()))
     assert ffn[1].approximate == "none"  # GELU with erf, as the fused kernel's "gelu" / "none"
     x = torch.randn(5, 12, 16)
-    torch.testing.assert_close(ffn(x), seq(x), rtol=0, atol=0)  # autograd on: the plain layers
+    with feed_forward.disabled():
+        torch.testing.assert_close(ffn(x), seq(x), rtol=0, atol=0)  # the plain layers, bit for bit
+    torch.testing.assert_close(ffn(x), seq(x), rtol=1e-6, atol=1e-6)  # training: the kernel library's GELU
 
 
 @needs_fused
@@ -331,3 +339,130 @@ def test_feed_forward_trains_through_the_plain_layers_where_it_cannot_chunk():
     assert torch.equal(tanh(x), _plain(tanh, x))
     batched = torch.func.vmap(ffn)(x)
     assert torch.allclose(batched, _plain(ffn, x), atol=1e-6)
+
+
+def test_training_linear_is_f_linear_bit_for_bit():
+    """In training on a CPU the product, then the bias added in place (PyTorch's addmm copies the bias into
+    every row first, a pass that scales badly over threads): F.linear's values and gradients, bit for bit."""
+    torch.manual_seed(21)
+    layer = nn.Linear(16, 48)
+    x = torch.randn(300, 12, 16)
+    grad = torch.randn(300, 12, 48)
+    results = []
+    for f in (feed_forward.linear, torch.nn.functional.linear):
+        inputs = x.clone().requires_grad_()
+        layer.zero_grad(set_to_none=True)
+        out = f(inputs, layer.weight, layer.bias)
+        out.backward(grad)
+        results.append([out.detach(), inputs.grad, layer.weight.grad, layer.bias.grad])
+    assert "AddBackward0" in _graph_nodes(feed_forward.linear(x.requires_grad_(), layer.weight, layer.bias))
+    for ours, theirs in zip(*results):
+        assert torch.equal(ours, theirs)
+
+
+def _gelu_reference(z: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    z = z.double()
+    return torch.nn.functional.gelu(z), torch.ops.aten.gelu_backward(grad.double(), z)
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_gelu_bias_kernels_are_the_exact_gelu(dtype):
+    """gelu_bias_ and gelu_bias_backward_ (in place): gelu(h + b) and grad gelu'(h + b) as close to float64 as
+    PyTorch's own float32 GELU; float64 to rounding; the bias gradient the column sums."""
+    kernel = small_attention.extension()
+    torch.manual_seed(22)
+    h, b, grad = (
+        torch.randn(1500, 64, dtype=dtype) * 3,
+        torch.randn(64, dtype=dtype),
+        torch.randn(1500, 64, dtype=dtype),
+    )
+    value, derivative = _gelu_reference(h + b, grad)
+    tol = (
+        1e-12
+        if dtype == torch.float64
+        else 2 * float((torch.nn.functional.gelu(h + b).double() - value).abs().max())
+    )
+    forward = h.clone()
+    assert kernel.gelu_bias_(forward, b).data_ptr() == forward.data_ptr()  # in place
+    hidden, dpre = h.clone(), grad.clone()
+    dbias = kernel.gelu_bias_backward_(hidden, b, dpre)
+    assert float((forward.double() - value).abs().max()) <= tol
+    assert float((hidden.double() - value).abs().max()) <= tol
+    assert float((dpre.double() - derivative).abs().max()) <= max(tol, 1e-12)
+    torch.testing.assert_close(
+        dbias.double(), derivative.sum(0), rtol=1e-5 if dtype == torch.float32 else 1e-12, atol=1e-4
+    )
+
+
+@needs_kernel
+def test_gelu_bias_gradient_does_not_depend_on_the_number_of_threads():
+    kernel = small_attention.extension()
+    torch.manual_seed(23)
+    h, b, grad = torch.randn(5000, 64), torch.randn(64), torch.randn(5000, 64)
+    before = torch.get_num_threads()
+    sums = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            sums.append(kernel.gelu_bias_backward_(h.clone(), b, grad.clone()))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(sums[0], sums[1])
+
+
+@needs_kernel
+def test_gelu_kernels_refuse_what_they_cannot_compute():
+    kernel = small_attention.extension()
+    with pytest.raises(RuntimeError, match="multiple of 16"):
+        kernel.gelu_bias_(torch.randn(4, 12), torch.randn(12))
+    with pytest.raises(RuntimeError, match="bias must be"):
+        kernel.gelu_bias_(torch.randn(4, 16), torch.randn(8))
+    with pytest.raises(RuntimeError, match="grad must be"):
+        kernel.gelu_bias_backward_(torch.randn(4, 16), torch.randn(16), torch.randn(5, 16))
+    with pytest.raises(RuntimeError, match="bias must be"):
+        kernel.gelu_tokens(torch.randn(3, 4, 16), torch.randn(2, 16))
+
+
+@needs_kernel
+def test_feed_forward_trains_through_the_gelu_kernel_where_its_width_allows(monkeypatch):
+    """Hidden width 64: the chunked network's GELU in the kernel library (float64: gradcheck); a width the
+    kernel's registers do not divide: PyTorch's GELU, the plain numbers bit for bit."""
+    monkeypatch.setattr(feed_forward, "FFN_CHUNK_ROWS", 5)
+    ffn = FeedForward(3, 16, 2).double()
+    x = torch.randn(2, 6, 3, dtype=torch.float64, requires_grad=True)
+    assert feed_forward._gelu_kernel(ffn[0].weight) is not None
+    assert torch.autograd.gradcheck(ffn, (x,))
+    odd = FeedForward(16, 24, 16)
+    assert feed_forward._gelu_kernel(odd[0].weight) is None
+    xf = torch.randn(7, 16, requires_grad=True)
+    with feed_forward.disabled():
+        plain = odd(xf)
+    assert torch.equal(odd(xf), plain)
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_gelu_tokens_is_the_embeddings_bias_transpose_and_gelu(dtype):
+    """fused.gelu_tokens against PyTorch's operations (disabled()): values and both gradients to float
+    rounding; float64 passes gradcheck."""
+    torch.manual_seed(24)
+    t = (torch.randn(12, 700, 16, dtype=dtype) * 2).requires_grad_()
+    b = torch.randn(12, 16, dtype=dtype, requires_grad=True)
+    grad = torch.randn(700, 12, 16, dtype=dtype)
+    results = []
+    for off in (False, True):
+        t.grad = b.grad = None
+        with feed_forward.disabled() if off else contextlib.nullcontext():
+            out = feed_forward.gelu_tokens(t, b)
+            assert ("_GeluTokensBackward" in _graph_nodes(out)) != off
+        out.backward(grad)
+        results.append([out.detach(), t.grad, b.grad])
+    tol = {torch.float32: 1e-5, torch.float64: 1e-12}[dtype]
+    for ours, theirs in zip(*results):
+        assert ours.shape == theirs.shape and ours.is_contiguous()
+        torch.testing.assert_close(ours, theirs, rtol=tol, atol=tol * 10)
+    if dtype == torch.float64:
+        small_t = torch.randn(3, 5, 16, dtype=dtype, requires_grad=True)
+        small_b = torch.randn(3, 16, dtype=dtype, requires_grad=True)
+        assert torch.autograd.gradcheck(feed_forward.gelu_tokens, (small_t, small_b))

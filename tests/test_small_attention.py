@@ -114,6 +114,10 @@ def test_bad_shapes_are_refused(kernel):
 def test_build_flags_follow_the_cpu():
     assert "-mavx2" in small_attention.build_flags("AVX2")[1]
     assert "-mavx2" in small_attention.build_flags("AVX512")[1]
+    # AVX-512: the GELU kernels' 16 lanes; the attention keeps its 8 (the same bits as the AVX2 build)
+    assert "-mavx512f" in small_attention.build_flags("AVX512")[1]
+    assert "-mavx512f" not in small_attention.build_flags("AVX2")[1]
+    assert small_attention.build_flags("AVX512")[0] != small_attention.build_flags("AVX2")[0]
     name, flags = small_attention.build_flags("DEFAULT")
     assert "-mavx2" not in flags and name != small_attention.build_flags("AVX2")[0]
 

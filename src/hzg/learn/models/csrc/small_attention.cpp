@@ -81,24 +81,27 @@ inline Vec<T> splat(T x) {
 
 // exp without a library call (Cephes' expf: range reduction by ln 2 and a degree-6 polynomial, about 1 ulp);
 // arguments below -87 give exp(-87) ~ 1.6e-38 instead of a denormal. Softmax only calls it on s - max(s) <= 0.
-inline Vec<float> exp_of(Vec<float> x) {
-  x = x < splat(-87.0f) ? splat(-87.0f) : x;
-  x = x > splat(88.0f) ? splat(88.0f) : x;
-  const Vec<float> n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
-  Vec<float> r = x - n * 0.693359375f;
+template <typename V, typename I>
+inline V exp_lanes(V x) {
+  x = x < (V{} - 87.0f) ? (V{} - 87.0f) : x;
+  x = x > (V{} + 88.0f) ? (V{} + 88.0f) : x;
+  const V n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
+  V r = x - n * 0.693359375f;
   r = r + n * 2.12194440e-4f;
-  Vec<float> p = splat(1.9875691500e-4f);
+  V p = V{} + 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  const Lanes<float>::int_type bits = (__builtin_convertvector(n, Lanes<float>::int_type) + 127) << 23;
-  Vec<float> two_n;
+  const I bits = (__builtin_convertvector(n, I) + 127) << 23;
+  V two_n;
   std::memcpy(&two_n, &bits, sizeof two_n);
   return p * two_n;
 }
+
+inline Vec<float> exp_of(Vec<float> x) { return exp_lanes<Vec<float>, Lanes<float>::int_type>(x); }
 
 inline Vec<double> exp_of(Vec<double> x) {  // float64: for checks (gradcheck), not speed
   for (int64_t l = 0; l < kLanes; ++l) x[l] = std::exp(x[l]);
@@ -592,11 +595,236 @@ at::Tensor dominance_sums(const at::Tensor& by_rank, const at::Tensor& weights) 
   return out;
 }
 
+// ---- The feed-forward networks' GELU in training (hzg.learn.models.fused._ChunkedFeedForward) ----
+//
+// gelu_bias_(h, bias) -> h: h <- gelu(h + bias) in place, h a contiguous (rows, n) product x W^T without its bias.
+// gelu_bias_backward_(h, bias, grad) -> dbias: with z = h + bias, h <- gelu(z) and grad <- grad * gelu'(z) in place,
+// dbias = the column sums of the new grad (summed per block of kNormBlock rows, then over the blocks in order: the
+// same bits whatever the number of threads). One pass over the layer where PyTorch's addmm, gelu, gelu_backward and
+// sum make four; erf and the normal density share one exp. gelu(z) = z Phi(z), gelu'(z) = Phi(z) + z phi(z) with
+// Phi(z) = (1 + erf(z / sqrt 2)) / 2: the exact (erf) GELU of nn.GELU(), with erf from Abramowitz and Stegun 7.1.26
+// (absolute error below 1.5e-7), the formula of PyTorch's own vectorised CPU erf.
+
+namespace {
+
+// The GELU kernels' float vectors: 16 lanes where the build targets AVX-512 (a zmm register), else kLanes.
+#ifdef __AVX512F__
+constexpr int64_t kGeluLanes = 16;
+#else
+constexpr int64_t kGeluLanes = kLanes;
+#endif
+typedef float GeluVec __attribute__((vector_size(kGeluLanes * sizeof(float))));
+typedef std::int32_t GeluInt __attribute__((vector_size(kGeluLanes * sizeof(std::int32_t))));
+
+template <typename T>
+struct GeluLanes {  // float: GeluVec; float64 (checks): Vec<double>
+  typedef Vec<T> type;
+  static constexpr int64_t n = kLanes;
+};
+template <>
+struct GeluLanes<float> {
+  typedef GeluVec type;
+  static constexpr int64_t n = kGeluLanes;
+};
+
+constexpr double kSqrtHalf = 0.70710678118654752440, kInvSqrt2Pi = 0.39894228040143267794;
+
+// (Phi(z), phi(z)) of kLanes values
+inline void normal_cdf_pdf(GeluVec z, GeluVec& cdf, GeluVec& pdf) {
+  const GeluVec zero = GeluVec{}, one = zero + 1.0f;
+  const GeluVec x = z * static_cast<float>(kSqrtHalf);
+  const GeluVec ax = x < zero ? -x : x;
+  const GeluVec e = exp_lanes<GeluVec, GeluInt>(-(x * x));  // exp(-z^2 / 2)
+  const GeluVec t = one / (ax * 0.3275911f + 1.0f);
+  GeluVec poly = t * 1.061405429f - 1.453152027f;
+  poly = poly * t + 1.421413741f;
+  poly = poly * t - 0.284496736f;
+  poly = poly * t + 0.254829592f;
+  const GeluVec erf_abs = one - poly * t * e;
+  const GeluVec erf = x < zero ? -erf_abs : erf_abs;
+  cdf = (erf + 1.0f) * 0.5f;
+  pdf = e * static_cast<float>(kInvSqrt2Pi);
+}
+
+inline void normal_cdf_pdf(Vec<double> z, Vec<double>& cdf, Vec<double>& pdf) {  // float64: checks, not speed
+  for (int64_t l = 0; l < kLanes; ++l) {
+    cdf[l] = 0.5 * (1.0 + std::erf(z[l] * kSqrtHalf));
+    pdf[l] = kInvSqrt2Pi * std::exp(-0.5 * z[l] * z[l]);
+  }
+}
+
+template <typename T>
+inline typename GeluLanes<T>::type load(const T* p) {
+  typename GeluLanes<T>::type v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+template <typename V, typename T>
+inline void store(T* p, V v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// rows r0..r1 of h (rows, n), n a multiple of kLanes; with Grad also grad <- grad gelu'(z) and db += its column sums
+template <typename T, bool Grad>
+void gelu_bias_rows(T* h, const T* bias, T* grad, T* db, int64_t n, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; ++r) {
+    T* hr = h + r * n;
+    T* gr = Grad ? grad + r * n : nullptr;
+    for (int64_t j = 0; j < n; j += GeluLanes<T>::n) {
+      const auto z = load(hr + j) + load(bias + j);
+      decltype(z + z) cdf, pdf;
+      normal_cdf_pdf(z, cdf, pdf);
+      store(hr + j, z * cdf);
+      if constexpr (Grad) {
+        const auto g = load(gr + j) * (cdf + z * pdf);
+        store(gr + j, g);
+        store(db + j, load(db + j) + g);
+      }
+    }
+  }
+}
+
+void check_gelu(const at::Tensor& h, const at::Tensor& bias, const char* what) {
+  TORCH_CHECK(h.dim() == 2 && h.is_contiguous() && h.device().is_cpu(), what, ": h must be a contiguous (rows, n) CPU tensor");
+  TORCH_CHECK(h.size(1) % 16 == 0, what, ": n must be a multiple of 16");
+  TORCH_CHECK(bias.dim() == 1 && bias.numel() == h.size(1) && bias.is_contiguous() && bias.scalar_type() == h.scalar_type(),
+              what, ": bias must be contiguous, of h's dtype, one value per column");
+}
+
+}  // namespace
+
+at::Tensor gelu_bias_(const at::Tensor& h, const at::Tensor& bias) {
+  check_gelu(h, bias, "gelu_bias_");
+  const int64_t rows = h.size(0), n = h.size(1);
+  AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "gelu_bias_", [&] {
+    scalar_t* hp = h.data_ptr<scalar_t>();
+    const scalar_t* bp = bias.data_ptr<scalar_t>();
+    at::parallel_for(0, rows, 256, [&](int64_t r0, int64_t r1) {
+      gelu_bias_rows<scalar_t, false>(hp, bp, nullptr, nullptr, n, r0, r1);
+    });
+  });
+  return h;
+}
+
+at::Tensor gelu_bias_backward_(const at::Tensor& h, const at::Tensor& bias, const at::Tensor& grad) {
+  check_gelu(h, bias, "gelu_bias_backward_");
+  TORCH_CHECK(grad.sizes() == h.sizes() && grad.is_contiguous() && grad.scalar_type() == h.scalar_type(),
+              "gelu_bias_backward_: grad must be contiguous, of h's shape and dtype");
+  const int64_t rows = h.size(0), n = h.size(1), blocks = (rows + kNormBlock - 1) / kNormBlock;
+  auto partial = at::empty({blocks, n}, h.options());
+  auto dbias = at::empty({n}, h.options());
+  AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "gelu_bias_backward_", [&] {
+    scalar_t *hp = h.data_ptr<scalar_t>(), *gp = grad.data_ptr<scalar_t>(), *pp = partial.data_ptr<scalar_t>();
+    const scalar_t* bp = bias.data_ptr<scalar_t>();
+    at::parallel_for(0, blocks, 1, [&](int64_t k0, int64_t k1) {
+      for (int64_t k = k0; k < k1; ++k) {
+        std::fill(pp + k * n, pp + (k + 1) * n, scalar_t(0));
+        gelu_bias_rows<scalar_t, true>(hp, bp, gp, pp + k * n, n, k * kNormBlock, std::min(rows, (k + 1) * kNormBlock));
+      }
+    });
+    scalar_t* dp = dbias.data_ptr<scalar_t>();
+    for (int64_t j = 0; j < n; ++j) {  // over the blocks, in order
+      double sum = 0;
+      for (int64_t k = 0; k < blocks; ++k) sum += pp[k * n + j];
+      dp[j] = static_cast<scalar_t>(sum);
+    }
+  });
+  return dbias;
+}
+
+// The ETN's feature embedding (hzg.learn.models.etn.FeatureEmbedding), whose per-feature products come out as
+// (features, B, d): gelu_tokens(t, bias) -> y (B, features, d) with y[b, f] = gelu(t[f, b] + bias[f]), the bias, the
+// transposition to token order and the GELU in one pass; gelu_tokens_backward(t, bias, grad) -> [dz, dbias] with
+// dz[f, b] = grad[b, f] gelu'(t[f, b] + bias[f]) in t's layout and dbias[f] = sum over b of dz[f, b] (per block of
+// kNormBlock events, then over the blocks in order). t and grad contiguous, d a multiple of kLanes.
+
+namespace {
+
+template <typename T, bool Grad>
+void gelu_tokens_rows(const T* t, const T* bias, const T* grad, T* y, T* dz, T* db, int64_t F, int64_t B, int64_t d,
+                      int64_t b0, int64_t b1) {
+  for (int64_t f = 0; f < F; ++f) {
+    const T* bf = bias + f * d;
+    for (int64_t b = b0; b < b1; ++b) {
+      const T* tr = t + (f * B + b) * d;
+      for (int64_t j = 0; j < d; j += GeluLanes<T>::n) {
+        const auto z = load(tr + j) + load(bf + j);
+        decltype(z + z) cdf, pdf;
+        normal_cdf_pdf(z, cdf, pdf);
+        if constexpr (Grad) {
+          const auto g = load(grad + (b * F + f) * d + j) * (cdf + z * pdf);
+          store(dz + (f * B + b) * d + j, g);
+          store(db + f * d + j, load(db + f * d + j) + g);
+        } else {
+          store(y + (b * F + f) * d + j, z * cdf);
+        }
+      }
+    }
+  }
+}
+
+void check_tokens(const at::Tensor& t, const at::Tensor& bias, const char* what) {
+  TORCH_CHECK(t.dim() == 3 && t.is_contiguous() && t.device().is_cpu(), what, ": t must be a contiguous (features, B, d) CPU tensor");
+  TORCH_CHECK(t.size(2) % 16 == 0, what, ": d must be a multiple of 16");
+  TORCH_CHECK(bias.dim() == 2 && bias.size(0) == t.size(0) && bias.size(1) == t.size(2) && bias.is_contiguous() &&
+                  bias.scalar_type() == t.scalar_type(),
+              what, ": bias must be a contiguous (features, d) tensor of t's dtype");
+}
+
+}  // namespace
+
+at::Tensor gelu_tokens(const at::Tensor& t, const at::Tensor& bias) {
+  check_tokens(t, bias, "gelu_tokens");
+  const int64_t F = t.size(0), B = t.size(1), d = t.size(2);
+  auto y = at::empty({B, F, d}, t.options());
+  AT_DISPATCH_FLOATING_TYPES(t.scalar_type(), "gelu_tokens", [&] {
+    const scalar_t *tp = t.data_ptr<scalar_t>(), *bp = bias.data_ptr<scalar_t>();
+    scalar_t* yp = y.data_ptr<scalar_t>();
+    at::parallel_for(0, B, 256, [&](int64_t b0, int64_t b1) {
+      gelu_tokens_rows<scalar_t, false>(tp, bp, nullptr, yp, nullptr, nullptr, F, B, d, b0, b1);
+    });
+  });
+  return y;
+}
+
+std::vector<at::Tensor> gelu_tokens_backward(const at::Tensor& t, const at::Tensor& bias, const at::Tensor& grad_in) {
+  check_tokens(t, bias, "gelu_tokens_backward");
+  const int64_t F = t.size(0), B = t.size(1), d = t.size(2), blocks = (B + kNormBlock - 1) / kNormBlock;
+  auto grad = grad_in.contiguous();
+  TORCH_CHECK(grad.dim() == 3 && grad.size(0) == B && grad.size(1) == F && grad.size(2) == d &&
+                  grad.scalar_type() == t.scalar_type(),
+              "gelu_tokens_backward: grad must be (B, features, d) of t's dtype");
+  auto dz = at::empty(t.sizes(), t.options());
+  auto partial = at::empty({blocks, F, d}, t.options());
+  auto dbias = at::empty({F, d}, t.options());
+  AT_DISPATCH_FLOATING_TYPES(t.scalar_type(), "gelu_tokens_backward", [&] {
+    const scalar_t *tp = t.data_ptr<scalar_t>(), *bp = bias.data_ptr<scalar_t>(), *gp = grad.data_ptr<scalar_t>();
+    scalar_t *zp = dz.data_ptr<scalar_t>(), *pp = partial.data_ptr<scalar_t>();
+    at::parallel_for(0, blocks, 1, [&](int64_t k0, int64_t k1) {
+      for (int64_t k = k0; k < k1; ++k) {
+        scalar_t* part = pp + k * F * d;
+        std::fill(part, part + F * d, scalar_t(0));
+        gelu_tokens_rows<scalar_t, true>(tp, bp, gp, nullptr, zp, part, F, B, d, k * kNormBlock,
+                                         std::min(B, (k + 1) * kNormBlock));
+      }
+    });
+    scalar_t* dp = dbias.data_ptr<scalar_t>();
+    for (int64_t j = 0; j < F * d; ++j) {  // over the blocks, in order
+      double sum = 0;
+      for (int64_t k = 0; k < blocks; ++k) sum += pp[k * F * d + j];
+      dp[j] = static_cast<scalar_t>(sum);
+    }
+  });
+  return {dz, dbias};
+}
+
 // forward(q, k, v, heads, keep_probs, seed, threshold) -> [out, probs];
 // backward(grad, q, k, v, probs, heads, threshold) -> [dq, dk, dv]; layer_norm(x, weight, bias, eps) -> y;
 // dropout(x, seed, threshold) -> y; layer_norm_train(x, weight, bias, eps) ->
 // [y, mean, rstd]; layer_norm_backward(grad, x, weight, mean, rstd) -> [dx, dweight, dbias];
-// dominance_sums(by_rank, g) -> out
+// dominance_sums(by_rank, g) -> out; gelu_bias_(h, bias) -> h; gelu_bias_backward_(h, bias, grad) -> dbias;
+// gelu_tokens(t, bias) -> y; gelu_tokens_backward(t, bias, grad) -> [dz, dbias]
 // (through a second macro, so that TORCH_EXTENSION_NAME is expanded before TORCH_LIBRARY pastes it)
 #define SMALL_ATTENTION_LIBRARY(ns, m) TORCH_LIBRARY(ns, m)
 SMALL_ATTENTION_LIBRARY(TORCH_EXTENSION_NAME, m) {
@@ -607,4 +835,8 @@ SMALL_ATTENTION_LIBRARY(TORCH_EXTENSION_NAME, m) {
   m.def("layer_norm_train", &layer_norm_train);
   m.def("layer_norm_backward", &layer_norm_backward);
   m.def("dominance_sums", &dominance_sums);
+  m.def("gelu_bias_(Tensor(a!) h, Tensor bias) -> Tensor(a!)", &gelu_bias_);
+  m.def("gelu_bias_backward_(Tensor(a!) h, Tensor bias, Tensor(b!) grad) -> Tensor", &gelu_bias_backward_);
+  m.def("gelu_tokens", &gelu_tokens);
+  m.def("gelu_tokens_backward", &gelu_tokens_backward);
 }
