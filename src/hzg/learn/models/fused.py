@@ -36,9 +36,9 @@ recomputation, derivative and bias gradient, are one pass of the kernel library 
 `gelu_bias_backward_`: erf and the normal density share one exp; 16 lanes with AVX-512), as are the ETN
 embedding's bias, transposition to token order and GELU (`gelu_tokens`). Their values are PyTorch's to
 float rounding (as close to float64 as PyTorch's own float32 GELU; tested), so the trained weights are
-the kernel's: with the bias change, ETN training 1.10x faster at a batch of 8192 on 2 threads
-(bench/bench_train.py: 2.67x -> 3.03x the paper's code with BCE, 9.84x -> 10.7x with BCE + DisCo, on an
-Intel Xeon).
+the kernel's. Together the training step 1.06x faster (BCE) and 1.07x (BCE + DisCo) at a batch of 8192 on
+2 threads, interleaved against the code before; no gain at the default's batch of 1024 on one thread
+(README, "Benchmarks").
 """
 
 from __future__ import annotations
