@@ -82,17 +82,11 @@ def build_flags(capability: str) -> tuple[str, list[str]]:
     """Extension name and compiler flags for torch's CPU capability string ("DEFAULT", "AVX2", "AVX512",
     ...)."""
     common = ["-O3", "-fopenmp"]  # OpenMP: at::parallel_for splits events over torch's intra-op threads
-    if (
-        capability == "AVX512"
-    ):  # the attention's 8 lanes as with AVX2; the GELU kernels' 16 lanes in one register
-        return "hzg_small_attention_avx512", common + [
-            "-mavx2",
-            "-mfma",
-            "-mavx512f",
-            "-DSMALL_ATTENTION_LANES=8",
-        ]
+    avx2 = ["-mavx2", "-mfma", "-DSMALL_ATTENTION_LANES=8"]
+    if capability == "AVX512":  # the attention's 8 lanes as with AVX2, the GELU kernels' 16 in one register
+        return "hzg_small_attention_avx512", common + avx2 + ["-mavx512f"]
     if capability == "AVX2":
-        return "hzg_small_attention_avx2", common + ["-mavx2", "-mfma", "-DSMALL_ATTENTION_LANES=8"]
+        return "hzg_small_attention_avx2", common + avx2
     return "hzg_small_attention_base", common + ["-DSMALL_ATTENTION_LANES=4"]
 
 
