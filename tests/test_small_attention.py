@@ -412,3 +412,39 @@ def test_kernel_falls_back_to_pytorch_when_another_build_holds_the_lock_too_long
         proc.wait()
         small_attention.extension.cache_clear()
     assert "BuildLockTimeout" in caplog.text and "using PyTorch's attention instead" in caplog.text
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    torch.backends.cpu.get_cpu_capability() != "AVX512",
+    reason="the AVX-512 build is made on AVX-512 CPUs only",
+)
+def test_the_avx512_build_computes_the_attention_of_the_avx2_build_bit_for_bit(kernel, tmp_path):
+    """On an AVX-512 CPU the library is built with -mavx512f (the GELU kernels' 16 lanes); the attention
+    keeps its 8 lanes and must give the AVX2 build's outputs and gradients, with dropout, to the last bit
+    (built here into a temporary folder, about 10 s)."""
+    from torch.utils.cpp_extension import load
+
+    name, flags = small_attention.build_name("AVX2")
+    small_attention._put_ninja_on_path()
+    load(
+        name=name,
+        sources=[str(small_attention.SOURCE)],
+        extra_cflags=flags,
+        build_directory=str(tmp_path),
+        verbose=False,
+        is_python_module=False,
+    )
+    avx2 = getattr(torch.ops, name)
+    native = kernel.extension()
+    assert native is not avx2
+    qkv = packed(37, 12, 16, seed=5)
+    q, k, v = qkv.chunk(3, dim=-1)
+    threshold = small_attention.dropout_threshold(0.1)[0]
+    outputs = []
+    for ops in (native, avx2):
+        out, probs = ops.forward(q, k, v, 4, True, 1234, threshold)
+        grads = ops.backward(torch.ones_like(out), q, k, v, probs, 4, threshold)
+        outputs.append([out, probs, *grads])
+    for a, b in zip(*outputs):
+        assert torch.equal(a, b)
