@@ -431,10 +431,10 @@ def test_feed_forward_trains_through_the_gelu_kernel_where_its_width_allows(monk
     monkeypatch.setattr(feed_forward, "FFN_CHUNK_ROWS", 5)
     ffn = FeedForward(3, 16, 2).double()
     x = torch.randn(2, 6, 3, dtype=torch.float64, requires_grad=True)
-    assert feed_forward._gelu_kernel(ffn[0].weight) is not None
+    assert feed_forward._gelu_kernel(16, ffn[0].weight) is not None
     assert torch.autograd.gradcheck(ffn, (x,))
     odd = FeedForward(16, 24, 16)
-    assert feed_forward._gelu_kernel(odd[0].weight) is None
+    assert feed_forward._gelu_kernel(24, odd[0].weight) is None
     xf = torch.randn(7, 16, requires_grad=True)
     with feed_forward.disabled():
         plain = odd(xf)

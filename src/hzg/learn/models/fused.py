@@ -121,12 +121,12 @@ FFN_CHUNK_ROWS = 4096
 GELU_WIDTH_MULTIPLE = 16
 
 
-def _gelu_kernel(weight: torch.Tensor) -> Any | None:
-    """The kernel library, whose `gelu_bias_` and `gelu_bias_backward_` give `_ChunkedFeedForward` its bias
-    and GELU in one pass (a hidden width of whole vector registers, as the attention models' 64), or None:
-    PyTorch's addition, GELU and GELU backward."""
-    kernel = small_attention.extension() if small_attention.cpu_tensors(weight) else None
-    return kernel if kernel is not None and weight.shape[0] % GELU_WIDTH_MULTIPLE == 0 else None
+def _gelu_kernel(width: int, *tensors: torch.Tensor) -> Any | None:
+    """The kernel library, whose GELU kernels (`gelu_bias_` and its backward for `_ChunkedFeedForward`,
+    `gelu_tokens` and its backward for `gelu_tokens`) take a GELU of `width` on `tensors` (a width of whole
+    vector registers, as the attention models' 64 and 16; CPU tensors), or None: PyTorch's operations."""
+    kernel = small_attention.extension() if small_attention.cpu_tensors(*tensors) else None
+    return kernel if kernel is not None and width % GELU_WIDTH_MULTIPLE == 0 else None
 
 
 class _ChunkedFeedForward(torch.autograd.Function):
@@ -139,7 +139,7 @@ class _ChunkedFeedForward(torch.autograd.Function):
         ctx: Any, x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor
     ) -> torch.Tensor:
         ctx.save_for_backward(x, w1, b1, w2)
-        kernel = _gelu_kernel(w1)
+        kernel = _gelu_kernel(w1.shape[0], w1)
         out = x.new_empty(x.shape[0], w2.shape[0])
         for i in range(0, x.shape[0], FFN_CHUNK_ROWS):
             product = torch.mm(x[i : i + FFN_CHUNK_ROWS], w1.t())
@@ -151,7 +151,7 @@ class _ChunkedFeedForward(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, ...]:
         x, w1, b1, w2 = ctx.saved_tensors
-        kernel = _gelu_kernel(w1)
+        kernel = _gelu_kernel(w1.shape[0], w1)
         grad = grad.contiguous()
         dx = torch.empty_like(x)
         dw1, db1, dw2 = torch.zeros_like(w1), torch.zeros_like(b1), torch.zeros_like(w2)
@@ -211,13 +211,7 @@ def gelu_tokens(t: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     t (features, B, d) and biases (features, d): on a CPU one pass of the kernel library each way (the bias,
     the transposition and the exact GELU; float rounding apart, the same values and gradients), elsewhere
     PyTorch's operations."""
-    if (
-        _enabled
-        and t.is_contiguous()
-        and t.shape[-1] % GELU_WIDTH_MULTIPLE == 0
-        and small_attention.usable(t, bias)
-        and bias.dtype == t.dtype
-    ):
+    if _enabled and t.is_contiguous() and bias.dtype == t.dtype and _gelu_kernel(t.shape[-1], t, bias):
         return _GeluTokens.apply(t, bias.contiguous())
     return F.gelu((t + bias.unsqueeze(1)).transpose(0, 1).contiguous())
 

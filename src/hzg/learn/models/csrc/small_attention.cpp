@@ -487,6 +487,17 @@ namespace {
 
 constexpr int64_t kNormBlock = 512;  // rows per partial sum of the weight and bias gradients
 
+// out[j] = the sum over the blocks k = 0, 1, ... (in that order, in double) of partial[k * stride + j], j < width:
+// the per-block partial sums of a gradient reduced to the same bits whatever the number of threads
+template <typename T>
+void sum_blocks(const T* partial, int64_t blocks, int64_t stride, int64_t width, T* out) {
+  for (int64_t j = 0; j < width; ++j) {
+    double sum = 0;
+    for (int64_t k = 0; k < blocks; ++k) sum += partial[k * stride + j];
+    out[j] = static_cast<T>(sum);
+  }
+}
+
 // dx = rstd (g - mean(g) - xhat mean(g xhat)) with g = grad w, xhat = (x - mean) rstd; the block's sums of
 // grad xhat and grad into dw, db (n values each).
 template <typename T, int64_t N>
@@ -544,16 +555,8 @@ std::vector<at::Tensor> layer_norm_backward(const at::Tensor& grad_in, const at:
         else layer_norm_backward_rows<scalar_t, 0>(gp, xp, wp, mp, sp, dp, dw, db, n, r0, r1);
       }
     });
-    scalar_t *dw = dweight.data_ptr<scalar_t>(), *db = dbias.data_ptr<scalar_t>();
-    for (int64_t j = 0; j < n; ++j) {  // over the blocks, in order
-      double sw = 0, sb = 0;
-      for (int64_t k = 0; k < blocks; ++k) {
-        sw += pp[k * 2 * n + j];
-        sb += pp[k * 2 * n + n + j];
-      }
-      dw[j] = static_cast<scalar_t>(sw);
-      db[j] = static_cast<scalar_t>(sb);
-    }
+    sum_blocks(pp, blocks, 2 * n, n, dweight.data_ptr<scalar_t>());
+    sum_blocks(pp + n, blocks, 2 * n, n, dbias.data_ptr<scalar_t>());
   });
   return {dx, dweight, dbias};
 }
@@ -613,6 +616,8 @@ constexpr int64_t kGeluLanes = 16;
 #else
 constexpr int64_t kGeluLanes = kLanes;
 #endif
+// the widths the GELU kernels take: whole registers of 16, 8 or 4 lanes (fused.GELU_WIDTH_MULTIPLE)
+constexpr int64_t kGeluWidthMultiple = 16;
 typedef float GeluVec __attribute__((vector_size(kGeluLanes * sizeof(float))));
 typedef std::int32_t GeluInt __attribute__((vector_size(kGeluLanes * sizeof(std::int32_t))));
 
@@ -629,7 +634,7 @@ struct GeluLanes<float> {
 
 constexpr double kSqrtHalf = 0.70710678118654752440, kInvSqrt2Pi = 0.39894228040143267794;
 
-// (Phi(z), phi(z)) of kLanes values
+// (Phi(z), phi(z)) of kGeluLanes values
 inline void normal_cdf_pdf(GeluVec z, GeluVec& cdf, GeluVec& pdf) {
   const GeluVec zero = GeluVec{}, one = zero + 1.0f;
   const GeluVec x = z * static_cast<float>(kSqrtHalf);
@@ -665,7 +670,7 @@ inline void store(T* p, V v) {
   std::memcpy(p, &v, sizeof v);
 }
 
-// rows r0..r1 of h (rows, n), n a multiple of kLanes; with Grad also grad <- grad gelu'(z) and db += its column sums
+// rows r0..r1 of h (rows, n), n a multiple of kGeluWidthMultiple; with Grad also grad <- grad gelu'(z) and db += its column sums
 template <typename T, bool Grad>
 void gelu_bias_rows(T* h, const T* bias, T* grad, T* db, int64_t n, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; ++r) {
@@ -687,7 +692,7 @@ void gelu_bias_rows(T* h, const T* bias, T* grad, T* db, int64_t n, int64_t r0, 
 
 void check_gelu(const at::Tensor& h, const at::Tensor& bias, const char* what) {
   TORCH_CHECK(h.dim() == 2 && h.is_contiguous() && h.device().is_cpu(), what, ": h must be a contiguous (rows, n) CPU tensor");
-  TORCH_CHECK(h.size(1) % 16 == 0, what, ": n must be a multiple of 16");
+  TORCH_CHECK(h.size(1) % kGeluWidthMultiple == 0, what, ": n must be a multiple of ", kGeluWidthMultiple);
   TORCH_CHECK(bias.dim() == 1 && bias.numel() == h.size(1) && bias.is_contiguous() && bias.scalar_type() == h.scalar_type(),
               what, ": bias must be contiguous, of h's dtype, one value per column");
 }
@@ -723,12 +728,7 @@ at::Tensor gelu_bias_backward_(const at::Tensor& h, const at::Tensor& bias, cons
         gelu_bias_rows<scalar_t, true>(hp, bp, gp, pp + k * n, n, k * kNormBlock, std::min(rows, (k + 1) * kNormBlock));
       }
     });
-    scalar_t* dp = dbias.data_ptr<scalar_t>();
-    for (int64_t j = 0; j < n; ++j) {  // over the blocks, in order
-      double sum = 0;
-      for (int64_t k = 0; k < blocks; ++k) sum += pp[k * n + j];
-      dp[j] = static_cast<scalar_t>(sum);
-    }
+    sum_blocks(pp, blocks, n, n, dbias.data_ptr<scalar_t>());
   });
   return dbias;
 }
@@ -737,7 +737,7 @@ at::Tensor gelu_bias_backward_(const at::Tensor& h, const at::Tensor& bias, cons
 // (features, B, d): gelu_tokens(t, bias) -> y (B, features, d) with y[b, f] = gelu(t[f, b] + bias[f]), the bias, the
 // transposition to token order and the GELU in one pass; gelu_tokens_backward(t, bias, grad) -> [dz, dbias] with
 // dz[f, b] = grad[b, f] gelu'(t[f, b] + bias[f]) in t's layout and dbias[f] = sum over b of dz[f, b] (per block of
-// kNormBlock events, then over the blocks in order). t and grad contiguous, d a multiple of kLanes.
+// kNormBlock events, then over the blocks in order). t and grad contiguous, d a multiple of kGeluWidthMultiple.
 
 namespace {
 
@@ -766,7 +766,7 @@ void gelu_tokens_rows(const T* t, const T* bias, const T* grad, T* y, T* dz, T* 
 
 void check_tokens(const at::Tensor& t, const at::Tensor& bias, const char* what) {
   TORCH_CHECK(t.dim() == 3 && t.is_contiguous() && t.device().is_cpu(), what, ": t must be a contiguous (features, B, d) CPU tensor");
-  TORCH_CHECK(t.size(2) % 16 == 0, what, ": d must be a multiple of 16");
+  TORCH_CHECK(t.size(2) % kGeluWidthMultiple == 0, what, ": d must be a multiple of ", kGeluWidthMultiple);
   TORCH_CHECK(bias.dim() == 2 && bias.size(0) == t.size(0) && bias.size(1) == t.size(2) && bias.is_contiguous() &&
                   bias.scalar_type() == t.scalar_type(),
               what, ": bias must be a contiguous (features, d) tensor of t's dtype");
@@ -809,12 +809,7 @@ std::vector<at::Tensor> gelu_tokens_backward(const at::Tensor& t, const at::Tens
                                          std::min(B, (k + 1) * kNormBlock));
       }
     });
-    scalar_t* dp = dbias.data_ptr<scalar_t>();
-    for (int64_t j = 0; j < F * d; ++j) {  // over the blocks, in order
-      double sum = 0;
-      for (int64_t k = 0; k < blocks; ++k) sum += pp[k * F * d + j];
-      dp[j] = static_cast<scalar_t>(sum);
-    }
+    sum_blocks(pp, blocks, F * d, F * d, dbias.data_ptr<scalar_t>());
   });
   return {dz, dbias};
 }
