@@ -35,7 +35,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import paper_etn  # noqa: E402
 
-from hzg.learn import losses  # noqa: E402
+from hzg.learn import losses, training  # noqa: E402
 from hzg.learn.models import build_model, small_attention  # noqa: E402
 from hzg.learn.models.dropout import Dropout  # noqa: E402
 from hzg.learn.models.etn import MultiHeadAttention  # noqa: E402
@@ -88,8 +88,15 @@ def median_time(fn: Callable[[], None], steps: int, warmup: int = 2) -> float:
     return statistics.median(times)
 
 
-def training_step(model: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[], None]:
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+def training_step(
+    model: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor], project: bool = True
+) -> Callable[[], None]:
+    # each code's own Adam: the project's (hzg.learn.training.adam), PyTorch's default for the paper's
+    opt = (
+        training.adam(model.parameters(), 1e-3, torch.device("cpu"))
+        if project
+        else torch.optim.Adam(model.parameters(), lr=1e-3)
+    )
     model.train()
 
     def step() -> None:
@@ -125,7 +132,9 @@ def train_throughput(
     torch.manual_seed(0)
     if kind == "paper":
         return batch_size / median_time(
-            training_step(paper_etn.PaperETN(n_features), paper_loss(batch, disco_lambda)), steps, warmup=1
+            training_step(paper_etn.PaperETN(n_features), paper_loss(batch, disco_lambda), project=False),
+            steps,
+            warmup=1,
         )
     model = build_model(model_name, n_features)
     if variant == "no-attention-dropout":

@@ -815,3 +815,27 @@ def test_load_dataset_names_a_missing_or_corrupt_file(tmp_path):
         training.load_dataset(paths, training.feature_names(0.0), 0)
     with pytest.raises(FileNotFoundError, match="nowhere.parquet does not exist"):
         training.load_dataset([tmp_path / "nowhere.parquet"], training.feature_names(0.0), 0)
+
+
+def test_the_cpu_adam_is_pytorchs_default_loop_bit_for_bit_and_cuda_gets_the_fused_one():
+    from hzg.learn.models import build_model
+
+    x = torch.randn(256, 12, generator=torch.Generator().manual_seed(0))
+    y = (torch.arange(256) % 2).float()
+    params = []
+    pytorch_default = lambda p: torch.optim.Adam(p, lr=6e-3)  # noqa: E731
+    for make in (pytorch_default, lambda p: training.adam(p, 6e-3, torch.device("cpu"))):
+        torch.manual_seed(1)
+        model = build_model("etn", 12)
+        opt = make(model.parameters())
+        for _ in range(4):
+            loss = torch.nn.functional.binary_cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        params.append([p.detach().clone() for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*params))
+    cpu = training.adam([torch.zeros(2, requires_grad=True)], 1e-3, torch.device("cpu")).defaults
+    assert cpu["foreach"] is True and not cpu["fused"]
+    cuda = training.adam([torch.zeros(2, requires_grad=True)], 1e-3, torch.device("cuda")).defaults
+    assert cuda["fused"] is True and not cuda["foreach"]

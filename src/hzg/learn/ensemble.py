@@ -175,9 +175,7 @@ def train_neural_ensemble(
         )
     torch.manual_seed(first.seed)
     ensemble = StackedModels(models, compile=compile).to(device)
-    optimiser = torch.optim.Adam(
-        ensemble.parameters(), lr=float(tcfg["learning_rate"]), fused=device.type == "cuda"
-    )
+    optimiser = tr.adam(ensemble.parameters(), float(tcfg["learning_rate"]), device)
     loss_args = {
         "kind": first.loss_kind,
         "disco_lambda": first.disco_lambda,

@@ -471,7 +471,7 @@ def _build_model_and_optimiser(
     Args:
         spec: The run (model name, hyper-parameters, learning rate).
         n_features: Number of input features.
-        device: Where the model lives (Adam is fused on CUDA).
+        device: Where the model lives (`adam`).
 
     Returns:
         The model and the optimiser.
@@ -484,10 +484,15 @@ def _build_model_and_optimiser(
     if spec.multiclass:
         model = multiclass.wrap(model, spec.multiclass)
     model = model.to(device)
-    optimiser = torch.optim.Adam(
-        model.parameters(), lr=float(spec.training["learning_rate"]), fused=device.type == "cuda"
-    )
-    return model, optimiser
+    return model, adam(model.parameters(), float(spec.training["learning_rate"]), device)
+
+
+def adam(params: Any, lr: float, device: torch.device) -> torch.optim.Adam:
+    """Adam as the neural runs use it: fused on CUDA; elsewhere the multi-tensor (foreach) implementation,
+    the same numbers as PyTorch's per-parameter loop (its CPU default) in fewer operator calls (0.6 against
+    0.8 ms a step for the ETN's 27 parameter tensors on one thread)."""
+    cuda = device.type == "cuda"
+    return torch.optim.Adam(params, lr=lr, fused=cuda, foreach=not cuda)
 
 
 def _loss_args(spec: RunSpec) -> dict[str, Any]:
