@@ -26,7 +26,7 @@ of 8192 events,
 more than the attention itself. The drop probability is round(p 2^31) / 2^31 (p to within 2^-32, as in
 `hzg.learn.models.dropout`), and kept weights are scaled by the inverse of one minus it.
 
-It is compiled on first use with `torch.utils.cpp_extension` (a C++ compiler and ninja are needed; about 9 s,
+It is compiled on first use with `torch.utils.cpp_extension` (a C++ compiler and ninja are needed; about 12 s,
 then cached in TORCH_EXTENSIONS_DIR, ~/.cache/torch_extensions by default). The build directory is named by a
 hash of
 the kernel's source, flags and torch version (`build_name`), and compiled from a copy of the source named the
@@ -72,7 +72,7 @@ log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("csrc") / "small_attention.cpp"
 ENV_SWITCH = "HZG_SMALL_ATTENTION"
 DTYPES = (torch.float32, torch.float64)
-#: Longest wait for another job's build of the kernel (a build takes about 9 s); then PyTorch's attention
+#: Longest wait for another job's build of the kernel (a build takes about 12 s); then PyTorch's attention
 #: is used.
 BUILD_WAIT_SECONDS = 900.0
 WAIT_ENV = "HZG_SMALL_ATTENTION_WAIT"
@@ -177,7 +177,7 @@ def extension() -> Any | None:
         build_directory = Path(_get_build_directory(name, verbose=False))
         with build_lock(build_directory, float(os.environ.get(WAIT_ENV, BUILD_WAIT_SECONDS))):
             source = _source_copy(build_directory.parent, name)
-            log.info("loading the small-attention CPU kernel %s (compiled on first use, about 9 s)", name)
+            log.info("loading the small-attention CPU kernel %s (compiled on first use, about 12 s)", name)
             load(
                 name=name,
                 sources=[str(source)],
