@@ -4,7 +4,8 @@ implementation.
 The baseline is `bench/paper_etn.py`, a faithful rebuild of github.com/jaebak/EventClassifierTransformer (a
 Python loop over per-feature embedding networks, sequence-first `nn.MultiheadAttention(dropout=0.1)`,
 `nn.Dropout`, their `bce_disco_loss` with DisCo from repeated N x N copies). Both run in the same process on
-the same batch, with the same optimiser (Adam, lr 1e-3), so the ratios are robust against a noisy machine:
+the same batch, with the same optimiser (Adam, lr 1e-3; the project's is `training.adam`, multi-tensor, the
+same numbers as the per-parameter loop of the paper's code), so the ratios are robust against a noisy machine:
 
 * ETN BCE: the project's ETN and `losses.total_loss(kind="bce")` against theirs with `nn.BCELoss` in the data
   scope;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import shutil
 import signal
 import subprocess
@@ -418,6 +419,51 @@ def test_kernel_falls_back_to_pytorch_when_another_build_holds_the_lock_too_long
     assert "BuildLockTimeout" in caplog.text and "using PyTorch's attention instead" in caplog.text
 
 
+def build_variant(capability: str, folder: Path):
+    """The kernel library as `build_flags` makes it for another CPU capability, built into `folder`."""
+    from torch.utils.cpp_extension import load
+
+    name, flags = small_attention.build_name(capability)
+    small_attention._put_ninja_on_path()
+    load(
+        name=name,
+        sources=[str(small_attention.SOURCE)],
+        extra_cflags=flags,
+        build_directory=str(folder),
+        verbose=False,
+        is_python_module=False,
+    )
+    return getattr(torch.ops, name)
+
+
+@pytest.fixture(scope="module")
+def baseline_build(tmp_path_factory):
+    return build_variant("DEFAULT", tmp_path_factory.mktemp("baseline"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="the x86-64 baseline build")
+@pytest.mark.parametrize("e", [16, 20, 32])  # head sizes 4 and 5 (compiled for), 8 (any)
+def test_the_baseline_build_without_avx_computes_the_attention_of_this_build(kernel, baseline_build, e):
+    """On a CPU without AVX2 the library is built for the x86-64 baseline (4 lanes, no AVX: no transposition
+    in registers, no fused multiply-add): it must build, and give this build's attention, with dropout, to
+    float rounding (built once, about 12 s)."""
+    base = baseline_build
+    native = kernel.extension()
+    assert native is not base
+    threshold = small_attention.dropout_threshold(0.1)[0]
+    for tq, tk in ((12, 12), (1, 13)):
+        qkv = packed(37, max(tq, tk), e, seed=tq)
+        q, k, v = qkv[:, :tq, :e], qkv[:, :tk, e : 2 * e], qkv[:, :tk, 2 * e :]
+        outputs = []
+        for ops in (native, base):
+            out, probs = ops.forward(q, k, v, 4, True, 1234, threshold)
+            grads = ops.backward(torch.ones_like(out), q, k, v, probs, 4, threshold)
+            outputs.append([out, *grads])
+        for a, b in zip(*outputs):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)  # as against PyTorch, above
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(
     torch.backends.cpu.get_cpu_capability() != "AVX512",
@@ -426,20 +472,8 @@ def test_kernel_falls_back_to_pytorch_when_another_build_holds_the_lock_too_long
 def test_the_avx512_build_computes_the_attention_of_the_avx2_build_bit_for_bit(kernel, tmp_path):
     """On an AVX-512 CPU the library is built with -mavx512f (the GELU kernels' 16 lanes); the attention
     keeps its 8 lanes and must give the AVX2 build's outputs and gradients, with dropout, to the last bit
-    (built here into a temporary folder, about 10 s)."""
-    from torch.utils.cpp_extension import load
-
-    name, flags = small_attention.build_name("AVX2")
-    small_attention._put_ninja_on_path()
-    load(
-        name=name,
-        sources=[str(small_attention.SOURCE)],
-        extra_cflags=flags,
-        build_directory=str(tmp_path),
-        verbose=False,
-        is_python_module=False,
-    )
-    avx2 = getattr(torch.ops, name)
+    (built here into a temporary folder, about 12 s)."""
+    avx2 = build_variant("AVX2", tmp_path)
     native = kernel.extension()
     assert native is not avx2
     qkv = packed(37, 12, 16, seed=5)

@@ -179,61 +179,70 @@ void scatter(const Vec<T>* tile, int64_t b0, int64_t lanes, int64_t n_tokens, in
 // Head size 4 with 8 float lanes (the ETN's attention in the AVX2 and AVX-512 builds): a token's 4 values of 8
 // events are moved between rows and lanes by an 8 x 4 transposition in AVX registers (4 two-row loads and 8
 // shuffles, or 8 shuffles and 8 row stores) instead of 32 scalar moves. The same values as gather and scatter.
-#ifdef __AVX2__
-template <typename V>
-constexpr bool kTransposable = std::is_same_v<V, Vec<float>> && kLanes == 8;
-#else
-template <typename V>
-constexpr bool kTransposable = false;
+#if defined(__AVX2__) && SMALL_ATTENTION_LANES == 8
+#define SMALL_ATTENTION_TRANSPOSED
+
+void gather_transposed(const float* x, View xs, int64_t b0, int64_t lanes, int64_t n_tokens, int64_t col,
+                       float factor, Vec<float>* tile) {
+  const float* r[8];
+  for (int64_t l = 0; l < 8; ++l) r[l] = x + (b0 + (l < lanes ? l : lanes - 1)) * xs.s0 + col;
+  const __m256 f = _mm256_set1_ps(factor);
+  for (int64_t t = 0, o = 0; t < n_tokens; ++t, o += xs.s1) {
+    // [event k | event k + 4]
+    const __m256 a = _mm256_loadu2_m128(r[4] + o, r[0] + o), b = _mm256_loadu2_m128(r[5] + o, r[1] + o),
+                 c = _mm256_loadu2_m128(r[6] + o, r[2] + o), d = _mm256_loadu2_m128(r[7] + o, r[3] + o);
+    const __m256 ab0 = _mm256_unpacklo_ps(a, b), ab1 = _mm256_unpackhi_ps(a, b), cd0 = _mm256_unpacklo_ps(c, d),
+                 cd1 = _mm256_unpackhi_ps(c, d);
+    Vec<float>* out = tile + t * 4;
+    out[0] = Vec<float>(_mm256_mul_ps(f, _mm256_shuffle_ps(ab0, cd0, _MM_SHUFFLE(1, 0, 1, 0))));
+    out[1] = Vec<float>(_mm256_mul_ps(f, _mm256_shuffle_ps(ab0, cd0, _MM_SHUFFLE(3, 2, 3, 2))));
+    out[2] = Vec<float>(_mm256_mul_ps(f, _mm256_shuffle_ps(ab1, cd1, _MM_SHUFFLE(1, 0, 1, 0))));
+    out[3] = Vec<float>(_mm256_mul_ps(f, _mm256_shuffle_ps(ab1, cd1, _MM_SHUFFLE(3, 2, 3, 2))));
+  }
+}
+
+void scatter_transposed(const Vec<float>* tile, int64_t b0, int64_t lanes, int64_t n_tokens, int64_t E, int64_t col,
+                        float* x) {
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const __m256* in = reinterpret_cast<const __m256*>(tile + t * 4);
+    const __m256 t0 = _mm256_unpacklo_ps(in[0], in[1]), t1 = _mm256_unpackhi_ps(in[0], in[1]),
+                 t2 = _mm256_unpacklo_ps(in[2], in[3]), t3 = _mm256_unpackhi_ps(in[2], in[3]);
+    // rows[k] = [event k | event k + 4], 4 values each
+    const __m256 rows[4] = {_mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)),
+                            _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
+                            _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)),
+                            _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2))};
+    float* xt = x + b0 * n_tokens * E + t * E + col;
+    for (int64_t l = 0; l < lanes; ++l)
+      _mm_storeu_ps(xt + l * n_tokens * E,
+                    l < 4 ? _mm256_castps256_ps128(rows[l]) : _mm256_extractf128_ps(rows[l - 4], 1));
+  }
+}
 #endif
 
+// gather or scatter for head size kD (0: any, given as D)
 template <typename T, int kD>
 inline void gather_tile(const T* x, View xs, int64_t b0, int64_t lanes, int64_t n_tokens, int64_t col, int64_t D,
                         T factor, Vec<T>* tile) {
-  using V = Vec<T>;
-  if constexpr (kD == 4 && kTransposable<V>) {
-    const float* r[8];
-    for (int64_t l = 0; l < 8; ++l) r[l] = x + (b0 + (l < lanes ? l : lanes - 1)) * xs.s0 + col;
-    const __m256 f = _mm256_set1_ps(factor);
-    for (int64_t t = 0, o = 0; t < n_tokens; ++t, o += xs.s1) {
-      // [event k | event k + 4]
-      const __m256 a = _mm256_loadu2_m128(r[4] + o, r[0] + o), b = _mm256_loadu2_m128(r[5] + o, r[1] + o),
-                   c = _mm256_loadu2_m128(r[6] + o, r[2] + o), d = _mm256_loadu2_m128(r[7] + o, r[3] + o);
-      const __m256 ab0 = _mm256_unpacklo_ps(a, b), ab1 = _mm256_unpackhi_ps(a, b), cd0 = _mm256_unpacklo_ps(c, d),
-                   cd1 = _mm256_unpackhi_ps(c, d);
-      V* out = tile + t * 4;
-      out[0] = V(_mm256_mul_ps(f, _mm256_shuffle_ps(ab0, cd0, _MM_SHUFFLE(1, 0, 1, 0))));
-      out[1] = V(_mm256_mul_ps(f, _mm256_shuffle_ps(ab0, cd0, _MM_SHUFFLE(3, 2, 3, 2))));
-      out[2] = V(_mm256_mul_ps(f, _mm256_shuffle_ps(ab1, cd1, _MM_SHUFFLE(1, 0, 1, 0))));
-      out[3] = V(_mm256_mul_ps(f, _mm256_shuffle_ps(ab1, cd1, _MM_SHUFFLE(3, 2, 3, 2))));
-    }
-  } else {
-    gather(x, xs, b0, lanes, n_tokens, col, D, factor, tile);
+#ifdef SMALL_ATTENTION_TRANSPOSED
+  if constexpr (kD == 4 && std::is_same_v<T, float>) {
+    gather_transposed(x, xs, b0, lanes, n_tokens, col, factor, tile);
+    return;
   }
+#endif
+  gather(x, xs, b0, lanes, n_tokens, col, D, factor, tile);
 }
 
 template <typename T, int kD>
 inline void scatter_tile(const Vec<T>* tile, int64_t b0, int64_t lanes, int64_t n_tokens, int64_t E, int64_t col,
                          int64_t D, T* x) {
-  using V = Vec<T>;
-  if constexpr (kD == 4 && kTransposable<V>) {
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      const __m256* in = reinterpret_cast<const __m256*>(tile + t * 4);
-      const __m256 t0 = _mm256_unpacklo_ps(in[0], in[1]), t1 = _mm256_unpackhi_ps(in[0], in[1]),
-                   t2 = _mm256_unpacklo_ps(in[2], in[3]), t3 = _mm256_unpackhi_ps(in[2], in[3]);
-      // rows[k] = [event k | event k + 4], 4 values each
-      const __m256 rows[4] = {_mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)),
-                              _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
-                              _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)),
-                              _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2))};
-      float* xt = x + b0 * n_tokens * E + t * E + col;
-      for (int64_t l = 0; l < lanes; ++l)
-        _mm_storeu_ps(xt + l * n_tokens * E,
-                      l < 4 ? _mm256_castps256_ps128(rows[l]) : _mm256_extractf128_ps(rows[l - 4], 1));
-    }
-  } else {
-    scatter(tile, b0, lanes, n_tokens, E, col, D, x);
+#ifdef SMALL_ATTENTION_TRANSPOSED
+  if constexpr (kD == 4 && std::is_same_v<T, float>) {
+    scatter_transposed(tile, b0, lanes, n_tokens, E, col, x);
+    return;
   }
+#endif
+  scatter(tile, b0, lanes, n_tokens, E, col, D, x);
 }
 
 // probs: (tiles, heads, Tq, Tk, kLanes), the layout both passes use as it is; with dropout, a dropped weight's
