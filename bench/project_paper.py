@@ -58,7 +58,7 @@ def main() -> None:
     )
     # training throughput, events/s per job (bench/bench_train.py on CPU; bench/bench_gpu.py on a GPU)
     ap.add_argument(
-        "--cpu-etn", type=float, default=60e3, help="ETN-like models (etn, ft_transformer, resnet) on CPU"
+        "--cpu-etn", type=float, default=118e3, help="ETN-like models (etn, ft_transformer, resnet) on CPU"
     )
     ap.add_argument("--cpu-mlp", type=float, default=1.0e6, help="fnn, dfnn on CPU")
     ap.add_argument(
