@@ -29,7 +29,7 @@ import torch
 
 from bench_train import synthetic_batch  # the same synthetic events as the CPU benchmark (bench/ on sys.path)
 
-from hzg.learn import losses
+from hzg.learn import losses, training
 from hzg.learn.ensemble import StackedModels
 from hzg.learn.models import build_model
 
@@ -62,7 +62,7 @@ def single_step(
     x, y, w, mass = data
     torch.manual_seed(0)
     model = build_model("etn", x.shape[1]).to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=device.type == "cuda")
+    opt = training.adam(model.parameters(), 1e-3, device)
     forward = torch.compile(model) if fast else model
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if fast else contextlib.nullcontext
     gen = torch.Generator(device=device).manual_seed(1)
@@ -100,7 +100,7 @@ def ensemble_step(
     torch.manual_seed(0)
     ensemble = StackedModels([build_model("etn", x.shape[1]) for _ in range(members)], compile=fast)
     ensemble = ensemble.to(device).train()
-    opt = torch.optim.Adam(ensemble.parameters(), lr=1e-3, fused=device.type == "cuda")
+    opt = training.adam(ensemble.parameters(), 1e-3, device)
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if fast else contextlib.nullcontext
     gen = torch.Generator(device=device).manual_seed(1)
 

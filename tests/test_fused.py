@@ -466,3 +466,22 @@ def test_gelu_tokens_is_the_embeddings_bias_transpose_and_gelu(dtype):
         small_t = torch.randn(3, 5, 16, dtype=dtype, requires_grad=True)
         small_b = torch.randn(3, 16, dtype=dtype, requires_grad=True)
         assert torch.autograd.gradcheck(feed_forward.gelu_tokens, (small_t, small_b))
+
+
+@pytest.mark.parametrize("n_features", [12, 15])
+def test_torch_compile_traces_the_etn_on_a_cpu_in_one_graph(n_features):
+    """Under `torch.compile` the attention models take PyTorch's operations (the kernel library's have no
+    fake-tensor rules, and oneDNN's availability check and the CPU dropout's generator calls would break the
+    graph): one graph (fullgraph), training runs, and the compiled scores are the eager ones."""
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = build_model("etn", n_features)
+    x = torch.randn(64, n_features)
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
+    model.train()
+    compiled(x).sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model(x), rtol=1e-5, atol=1e-6)
+    torch._dynamo.reset()

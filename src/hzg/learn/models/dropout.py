@@ -88,7 +88,8 @@ class Dropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
-        if x.device.type != "cpu" or torch._C._functorch.is_batchedtensor(x):  # vmap: its own random numbers
+        # vmap and torch.compile: their own random numbers (the generator calls below would break a graph)
+        if x.device.type != "cpu" or torch._C._functorch.is_batchedtensor(x) or torch.compiler.is_compiling():
             return F.dropout(x, self.p, training=True)
         if small_attention.usable(x):
             return hashed_dropout(x, self.p)

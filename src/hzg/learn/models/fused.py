@@ -78,16 +78,17 @@ def fusable(x: torch.Tensor, *layers: nn.Linear) -> bool:
 
 
 def _fusable(x: torch.Tensor, params: list[torch.Tensor | None]) -> bool:
-    """`fusable` for the weights and biases `params`."""
-    if _FUSED is None or not torch.backends.mkldnn.is_available():
+    """`fusable` for the weights and biases `params` (never while `torch.compile` traces: a compiled model
+    takes PyTorch's operations, and asking oneDNN would break its graph)."""
+    if torch.compiler.is_compiling() or _FUSED is None or not torch.backends.mkldnn.is_available():
         return False
     return _scoring_on_cpu(x, params)
 
 
 def _scoring_on_cpu(x: torch.Tensor, params: list[torch.Tensor | None]) -> bool:
     """No autograd graph to record, a dense float32 CPU tensor `x` (not a `vmap` batch) and float32 CPU
-    parameters `params` (none missing), fusion not `disabled`."""
-    if not _enabled:
+    parameters `params` (none missing), fusion not `disabled`, not while `torch.compile` traces."""
+    if not _enabled or torch.compiler.is_compiling():
         return False
     if x.device.type != "cpu" or x.dtype != torch.float32 or not x.is_contiguous() or x.numel() == 0:
         return False

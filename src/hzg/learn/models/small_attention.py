@@ -198,8 +198,9 @@ def extension() -> Any | None:
 
 def cpu_tensors(*tensors: torch.Tensor) -> bool:
     """Whether these are tensors the kernel library takes: CPU, float32/float64, not `torch.func.vmap`
-    batches."""
-    return all(
+    batches, and not while `torch.compile` traces (its operators have no fake-tensor rules: a compiled model
+    takes PyTorch's operations, which the compiler fuses itself)."""
+    return not torch.compiler.is_compiling() and all(
         t.device.type == "cpu" and t.dtype in DTYPES and not torch._C._functorch.is_batchedtensor(t)
         for t in tensors
     )
