@@ -78,11 +78,9 @@ def fusable(x: torch.Tensor, *layers: nn.Linear) -> bool:
 
 
 def _fusable(x: torch.Tensor, params: list[torch.Tensor | None]) -> bool:
-    """`fusable` for the weights and biases `params` (never while `torch.compile` traces: a compiled model
-    takes PyTorch's operations, and asking oneDNN would break its graph)."""
-    if torch.compiler.is_compiling() or _FUSED is None or not torch.backends.mkldnn.is_available():
-        return False
-    return _scoring_on_cpu(x, params)
+    """`fusable` for the weights and biases `params`: oneDNN is asked last, after `_scoring_on_cpu` (which
+    refuses while `torch.compile` traces, where asking it would break the graph)."""
+    return _FUSED is not None and _scoring_on_cpu(x, params) and torch.backends.mkldnn.is_available()
 
 
 def _scoring_on_cpu(x: torch.Tensor, params: list[torch.Tensor | None]) -> bool:

@@ -377,6 +377,15 @@ void backward_kernel(const T* g, const T* q, View qs, const T* k, View ks, const
   });
 }
 
+// f(std::integral_constant<int, kD>) with kD = D for the head sizes the kernels are compiled for, the ETN's 4
+// and 5 (the object models' masked attention, 4 + 1), else kD = 0 (any D).
+template <typename F>
+void with_compiled_head_size(int64_t D, F&& f) {
+  if (D == 4) f(std::integral_constant<int, 4>{});
+  else if (D == 5) f(std::integral_constant<int, 5>{});
+  else f(std::integral_constant<int, 0>{});
+}
+
 }  // namespace
 
 Dropout make_dropout(int64_t seed, int64_t threshold) {
@@ -407,10 +416,11 @@ std::vector<at::Tensor> small_attention_forward(const at::Tensor& q, const at::T
              out.data_ptr<scalar_t>(), keep_probs ? probs.data_ptr<scalar_t>() : nullptr, B, Tq, Tk, heads, E / heads,
              drop);
     };
-    // head sizes known at compile time: the ETN's 4, and 5 (the object models' masked attention, 4 + 1)
-    const int64_t D = E / heads;
-    if (drop.threshold) run(D == 4 ? forward_kernel<scalar_t, true, 4> : D == 5 ? forward_kernel<scalar_t, true, 5> : forward_kernel<scalar_t, true, 0>);
-    else run(D == 4 ? forward_kernel<scalar_t, false, 4> : D == 5 ? forward_kernel<scalar_t, false, 5> : forward_kernel<scalar_t, false, 0>);
+    with_compiled_head_size(E / heads, [&](auto head_size) {
+      constexpr int kD = decltype(head_size)::value;
+      if (drop.threshold) run(forward_kernel<scalar_t, true, kD>);
+      else run(forward_kernel<scalar_t, false, kD>);
+    });
   });
   return {out, probs};
 }
@@ -437,10 +447,11 @@ std::vector<at::Tensor> small_attention_backward(const at::Tensor& grad, const a
              p.data_ptr<scalar_t>(), dq.data_ptr<scalar_t>(), dk.data_ptr<scalar_t>(), dv.data_ptr<scalar_t>(), B, Tq,
              Tk, heads, E / heads, drop);
     };
-    // head sizes known at compile time: the ETN's 4, and 5 (the object models' masked attention, 4 + 1)
-    const int64_t D = E / heads;
-    if (drop.threshold) run(D == 4 ? backward_kernel<scalar_t, true, 4> : D == 5 ? backward_kernel<scalar_t, true, 5> : backward_kernel<scalar_t, true, 0>);
-    else run(D == 4 ? backward_kernel<scalar_t, false, 4> : D == 5 ? backward_kernel<scalar_t, false, 5> : backward_kernel<scalar_t, false, 0>);
+    with_compiled_head_size(E / heads, [&](auto head_size) {
+      constexpr int kD = decltype(head_size)::value;
+      if (drop.threshold) run(backward_kernel<scalar_t, true, kD>);
+      else run(backward_kernel<scalar_t, false, kD>);
+    });
   });
   return {dq, dk, dv};
 }
