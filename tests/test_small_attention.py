@@ -95,6 +95,34 @@ def test_large_scores_do_not_overflow(kernel):
     torch.testing.assert_close(out, reference(q, k, v, 4), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+def test_a_key_lowered_by_the_mask_bias_gets_a_weight_of_exactly_zero(kernel, dropout):
+    """A key whose score is 1e5 below the others (etn_objects' mask) has weight 0, not exp(-87) / sum (a
+    denormal, on which the CPU is 10-20x slower): its value, however large, adds nothing, it gets no
+    gradient, and no output or gradient is a denormal."""
+    batch, tq, tk, heads, dh = 24, 6, 8, 4, 5
+    g = torch.Generator().manual_seed(8)
+    q = torch.randn(batch, tq, heads, dh, generator=g)
+    k = torch.randn(batch, tk, heads, dh, generator=g)
+    v = torch.randn(batch, tk, heads, dh, generator=g)
+    q[..., -1], k[..., -1], v[..., -1] = 1.0, 0.0, 0.0
+    k[:, 5:, :, -1] = -1.0e5  # keys 5, 6, 7 masked
+    v[:, 5:] = 1.0e30  # a masked value would leak 1e-8 through a weight of 1e-38
+    q, k, v = (t.reshape(batch, -1, heads * dh).requires_grad_() for t in (q, k, v))
+    torch.manual_seed(3)
+    out = kernel.attention(q, k, v, heads, dropout)
+    out.backward(torch.randn(out.shape, generator=g))
+    assert torch.isfinite(out).all() and out.abs().max() < 100
+    assert (k.grad.view(batch, tk, heads, dh)[:, 5:] == 0).all()
+    assert (v.grad.view(batch, tk, heads, dh)[:, 5:] == 0).all()
+    tiny = torch.finfo(torch.float32).tiny  # the smallest normal float
+    for t in (out, q.grad, k.grad, v.grad):
+        assert not ((t != 0) & (t.abs() < tiny)).any()
+    if not dropout:  # the masked keys change nothing: the attention over the five others, bit for bit
+        unmasked = [t.detach()[:, :5].contiguous() for t in (k, v)]
+        assert torch.equal(out, kernel.attention(q.detach(), *unmasked, heads))
+
+
 def test_result_does_not_depend_on_the_number_of_threads(kernel):
     q, k, v = packed(300, 12, 16, seed=5).chunk(3, dim=-1)
     threads = torch.get_num_threads()

@@ -132,9 +132,9 @@ class MaskedAttention(nn.Module):
     ) -> torch.Tensor:
         """The masked attention in the unmasked CPU kernel: every head gets one more dimension, 1 in the
         query and 0 or MASK_BIAS in the key, so a masked key's score is lowered by |MASK_BIAS| / sqrt(d_h + 1)
-        and its weight is exactly 0 in floating point (exp underflows): its value adds exactly nothing. The
-        query is scaled by sqrt((d_h + 1) / d_h) so the other scores are those of d_h; the values get a
-        zero dimension, dropped from the output."""
+        and its weight is exactly 0 (the kernel's exp is 0 below -87: no denormal weights): its value adds
+        exactly nothing. The query is scaled by sqrt((d_h + 1) / d_h) so the other scores are those of d_h;
+        the values get a zero dimension, dropped from the output."""
         b, tq, d = q.shape
         tk, h = k.shape[1], self.n_heads
         dh = d // h
