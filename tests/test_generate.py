@@ -50,6 +50,22 @@ def test_same_seed_same_chunk_bit_for_bit_and_other_seed_differs():
     assert a["Runs"]["genEventSumw"][0] == pytest.approx(150.0)
 
 
+def test_a_generator_copying_the_blank_pythias_databases_makes_a_fresh_pythias_events(monkeypatch):
+    """ChunkGenerator copies the settings and particle data of one blank Pythia per process: a generator
+    made before (other settings, hadron level, initialised) leaves it blank, and the chunk is the one a
+    newly constructed Pythia makes, bit for bit."""
+    import pythia8mc
+
+    generate.ChunkGenerator(generate.ChunkSpec("qqbar_Zgamma", 10, seed=5, level="hadron"), progress=False)
+    blank = generate._blank_pythia()
+    assert blank.settings.flag("HadronLevel:all") and blank.settings.mode("Random:seed") == -1
+    spec = generate.ChunkSpec("ggH_Zgamma", 60, seed=11)
+    copied, w_copied = generate.ChunkGenerator(spec, progress=False).batch(60)
+    monkeypatch.setattr(generate, "_blank_pythia", lambda: pythia8mc.Pythia("", False))
+    fresh, w_fresh = generate.ChunkGenerator(spec, progress=False).batch(60)
+    assert ak.to_list(copied) == ak.to_list(fresh) and np.array_equal(w_copied, w_fresh)
+
+
 def test_signal_chunk_has_h_to_zgamma_final_state():
     particles, weights, meta = generate.generate_chunk(
         generate.ChunkSpec("ggH_Zgamma", 100, seed=3), progress=False

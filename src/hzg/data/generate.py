@@ -6,6 +6,7 @@ awkward arrays; `hzg.data.detector` turns them into reconstructed objects.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -968,6 +969,15 @@ def _user_hook(
     return Hook()
 
 
+@functools.cache
+def _blank_pythia() -> Any:
+    """A Pythia instance as constructed (default settings and particle data, never changed or initialised),
+    made once per process: a generator copies its databases instead of reading them again."""
+    import pythia8mc
+
+    return pythia8mc.Pythia("", False)
+
+
 class ChunkGenerator:
     """One initialised Pythia instance that makes the events of a chunk batch by batch."""
 
@@ -975,7 +985,10 @@ class ChunkGenerator:
         import pythia8mc  # imported here so that the rest of the library works without the generator
 
         self.spec = spec
-        self.pythia = pythia8mc.Pythia("", False)
+        # a copy of a pristine instance's settings and particle data: 6 ms instead of the 100 ms in which a
+        # new Pythia reads its XML database (five strata a chunk)
+        blank = _blank_pythia()
+        self.pythia = pythia8mc.Pythia(blank.settings, blank.particleData, False)
         for line in pythia_settings(spec):
             if not self.pythia.readString(line):
                 raise RuntimeError(f"Pythia refused the setting {line!r}")
