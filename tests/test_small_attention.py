@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import signal
@@ -377,6 +378,60 @@ def test_build_directory_is_named_by_source_flags_and_torch_not_by_checkout(tmp_
     assert small_attention.build_name("DEFAULT")[0] != name
     monkeypatch.setattr(small_attention.torch, "__version__", "0.0.0")
     assert small_attention.build_name("AVX2")[0] != name
+
+
+@pytest.mark.parametrize("change", ["compiler", "torch", "python"])
+def test_each_environment_gets_its_own_build(monkeypatch, change):
+    """What torch's builder writes into the build commands besides source and flags (compiler, torch's
+    headers and libraries, Python's headers) names the build too: jobs in different environments (each
+    rule's conda env) would otherwise rebuild one shared directory whenever they alternate."""
+    name = small_attention.build_name("AVX2")[0]
+    if change == "compiler":
+        monkeypatch.setenv("CXX", "/opt/another/bin/g++")
+    elif change == "torch":
+        monkeypatch.setattr(small_attention.torch, "__file__", "/envs/fit/site-packages/torch/__init__.py")
+    else:
+        paths = {**small_attention.sysconfig.get_paths(), "include": "/envs/fit/include/python3.11"}
+        monkeypatch.setattr(small_attention.sysconfig, "get_paths", lambda: paths)
+    assert small_attention.build_name("AVX2")[0] != name
+
+
+LOAD = """
+import sys, torch
+sys.path.insert(0, {src!r})
+from hzg.learn.models import small_attention as s
+assert s.extension() is not None, "kernel not built"
+print(s.build_name(torch.backends.cpu.get_cpu_capability())[0])
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("g++") is None or shutil.which("c++") is None, reason="needs c++ and g++")
+def test_jobs_of_two_environments_do_not_rebuild_each_others_kernel(kernel, tmp_path):
+    """Two environments, here two compiler commands (ninja rebuilds when a command changes, as it does
+    between conda envs whose torch lies elsewhere), each build once, into their own directories: loading the
+    kernel in one leaves the other's library as it was, and the first loads its own again without a build
+    (built twice here, about 30 s)."""
+    env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path)}
+
+    def load(cxx: str) -> tuple[str, Path]:
+        run = subprocess.run(
+            [sys.executable, "-c", LOAD.format(src=str(REPO / "src"))],
+            env={**env, "CXX": cxx},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert run.returncode == 0, run.stderr
+        name = run.stdout.split()[-1]
+        return name, next(tmp_path.rglob(f"{name}.so"))
+
+    name_a, library_a = load("c++")
+    built_a = library_a.stat().st_mtime_ns
+    name_b, library_b = load("g++")
+    assert name_b != name_a and library_b != library_a
+    assert library_a.stat().st_mtime_ns == built_a
+    assert load("c++") == (name_a, library_a) and library_a.stat().st_mtime_ns == built_a
 
 
 HOLDER = """

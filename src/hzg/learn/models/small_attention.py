@@ -28,23 +28,17 @@ more than the attention itself. The drop probability is round(p 2^31) / 2^31 (p 
 
 It is compiled on first use with `torch.utils.cpp_extension` (a C++ compiler and ninja are needed; about 12 s,
 then cached in TORCH_EXTENSIONS_DIR, ~/.cache/torch_extensions by default). The build directory is named by a
-hash of
-the kernel's source, flags and torch version (`build_name`), and compiled from a copy of the source named the
-same way,
-so two checkouts (any paths) with the same kernel share one build and different versions never relink each
-other's.
-Concurrent jobs take turns through an flock on a file beside the build directory (`build_lock`): the kernel
-releases
-it when its holder dies, however it dies, so a killed build never blocks the next; whoever holds it removes
-torch's own
-`lock` file left by a killed job (torch would wait on it forever). A job waits at most BUILD_WAIT_SECONDS
-(environment
-variable HZG_SMALL_ATTENTION_WAIT) for another's build, then falls back with a warning. Where it cannot be
-built, for
-tensors off the CPU (CUDA has fused kernels that do well), for dtypes other than float32/float64, or with the
-environment variable HZG_SMALL_ATTENTION=0, callers fall back to PyTorch's attention; a failed build is
-logged once as
-a warning.
+hash of the kernel's source, flags, torch version and environment (compiler, torch installation, Python
+headers: `build_name`), and compiled from a copy of the source named the same way, so two checkouts (any
+paths) in one environment share one build, different versions never relink each other's, and jobs in
+different environments (each rule's conda env on a cluster) do not rebuild each other's. Concurrent jobs
+take turns through an flock on a file beside the build directory (`build_lock`): the kernel releases it when
+its holder dies, however it dies, so a killed build never blocks the next; whoever holds it removes torch's
+own `lock` file left by a killed job (torch would wait on it forever). A job waits at most
+BUILD_WAIT_SECONDS (environment variable HZG_SMALL_ATTENTION_WAIT) for another's build, then falls back with
+a warning. Where it cannot be built, for tensors off the CPU (CUDA has fused kernels that do well), for
+dtypes other than float32/float64, or with the environment variable HZG_SMALL_ATTENTION=0, callers fall
+back to PyTorch's attention; a failed build is logged once as a warning.
 """
 
 from __future__ import annotations
@@ -57,6 +51,7 @@ import hashlib
 import logging
 import os
 import shutil
+import sysconfig
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,12 +95,25 @@ def _put_ninja_on_path() -> None:
         os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
 
 
+def build_environment() -> list[str]:
+    """What torch's builder writes into the build's commands besides the source and the flags: the compiler,
+    the torch installation (its headers and libraries) and Python's headers. Each environment (a venv, each
+    rule's conda env) gets its own build: with one shared build directory, ninja sees other commands and
+    rebuilds whenever a job of another environment loads the kernel (16 s a time, one job at a time under
+    the build lock)."""
+    return [
+        os.environ.get("CXX", "c++"),
+        str(Path(torch.__file__).resolve().parent),
+        sysconfig.get_paths()["include"],
+    ]
+
+
 def build_name(capability: str, source: bytes | None = None) -> tuple[str, list[str]]:
-    """Extension name (`build_flags`' name plus a hash of the source, the flags and torch's version) and
-    flags."""
+    """Extension name (`build_flags`' name plus a hash of the source, the flags, torch's version and the
+    `build_environment`) and flags."""
     name, flags = build_flags(capability)
     digest = hashlib.sha256(SOURCE.read_bytes() if source is None else source)
-    digest.update("\0".join([*flags, torch.__version__]).encode())
+    digest.update("\0".join([*flags, torch.__version__, *build_environment()]).encode())
     return f"{name}_{digest.hexdigest()[:12]}", flags
 
 
