@@ -402,3 +402,27 @@ def test_mass_log_derivatives_symmetric_event():
         -2 * np.pi / 3 * one,
     )
     np.testing.assert_allclose(np.concatenate(d), [1 / 3] * 3)
+
+
+def test_the_modules_of_jobs_that_read_features_do_not_import_vector():
+    """vector imports sympy (0.3-0.5 s a process): kinematics imports it where it builds four-momenta, so the
+    training, evaluation, fit and plot jobs, which import hzg.data.features for its names and checks, start
+    without it (a fresh interpreter, as a Snakemake job)."""
+    import subprocess
+    import sys
+
+    modules = [
+        "hzg.learn.training",
+        "hzg.learn.classifier",
+        "hzg.results.evaluation",
+        "hzg.results.plotting",
+        "hzg.results.interpret",
+        "hzg.results.fit.templates",
+        "hzg.results.fit.plots",
+    ]
+    imports = "".join(f"import {m}\n" for m in modules)
+    code = f"import sys\n{imports}print('vector' in sys.modules, 'sympy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+    p = four_momenta([30.0], [0.5], [1.0], [0.1])  # imports vector where it is needed
+    assert float(p.pt[0]) == pytest.approx(30.0)

@@ -15,9 +15,13 @@ The features follow the code of the paper's authors (where it and the paper text
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import vector
 from numpy.typing import ArrayLike, NDArray
+
+if TYPE_CHECKING:
+    import vector
 
 FloatArray = NDArray[np.float64]
 
@@ -61,6 +65,10 @@ def four_momenta(
     pt: ArrayLike, eta: ArrayLike, phi: ArrayLike, mass: ArrayLike = 0.0
 ) -> vector.MomentumNumpy4D:
     """Build a vector MomentumNumpy4D array from (pt, eta, phi, mass)."""
+    # imported here, not with the module: vector imports sympy (0.3-0.5 s a process), which the jobs that only
+    # read features through hzg.data.features (training, evaluation, fits, plots) never need
+    import vector
+
     arrays = np.broadcast_arrays(*map(_f64, (pt, eta, phi, mass)))
     pt_, eta_, phi_, m_ = (np.array(a) for a in arrays)
     return vector.array({"pt": pt_, "eta": eta_, "phi": phi_, "mass": m_})
