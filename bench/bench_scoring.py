@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import statistics
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -66,43 +67,60 @@ def main() -> None:
     for name, n_features, n_objects in MODELS:
         if name == "dfnn":
             continue  # no fused layers
-        model = build_model(name, n_features, n_objects, **default_hparams(name))
-        x = torch.randn(args.events, n_features)
-        predict_neural(model, x[:4096])
-        seconds: dict[str, list[float]] = {"plain": [], "fused": []}
-        scores = {}
-        for _ in range(args.repeats):
-            for mode, times in seconds.items():
-                with fused.disabled() if mode == "plain" else contextlib.nullcontext():
-                    t0 = time.perf_counter()
-                    scores[mode] = predict_neural(model, x, batch).numpy()
-                    times.append(time.perf_counter() - t0)
-        rate = {m: args.events / min(t) / 1e3 for m, t in seconds.items()}
-        ratio = min(seconds["plain"]) / min(seconds["fused"])
-        median = statistics.median(seconds["plain"]) / statistics.median(seconds["fused"])
+        model, x = warm_model(name, n_features, n_objects, args.events)
+        contexts = {"plain": fused.disabled, "fused": contextlib.nullcontext}
+        seconds, scores = interleaved(model, x, batch, args.repeats, contexts)
         diff = float(np.max(np.abs(scores["plain"] - scores["fused"])))
-        plain, fast = rate["plain"], rate["fused"]
-        print(f"{name:12s} {plain:11.0f} {fast:11.0f} {ratio:7.2f} {median:7.2f}  {diff:.1e}")
+        print(f"{name:12s} {comparison(seconds, args.events, 'plain', 'fused')}  {diff:.1e}")
     print(f"\nbatch {batch}: denormals flushed to zero (training) against IEEE denormals (scoring)")
     print(f"{'model':12s} {'IEEE':>11s} {'flushed':>11s} {'fastest':>7s} {'median':>7s}  identical")
     for name, n_features, n_objects in MODELS:
         if not n_objects:
             continue  # no masked attention
-        model = build_model(name, n_features, n_objects, **default_hparams(name))
-        x = torch.randn(args.events, n_features)  # a type below 0.5 rounds to padding: 69 % of the slots
-        predict_neural(model, x[:4096])
-        seconds = {"ieee": [], "flushed": []}
-        for _ in range(args.repeats):
-            for mode, times in seconds.items():
-                with flushed_denormals() if mode == "flushed" else contextlib.nullcontext():
-                    t0 = time.perf_counter()
-                    scores[mode] = predict_neural(model, x, batch).numpy()
-                    times.append(time.perf_counter() - t0)
-        rate = {m: args.events / min(t) / 1e3 for m, t in seconds.items()}
-        ratio = min(seconds["ieee"]) / min(seconds["flushed"])
-        median = statistics.median(seconds["ieee"]) / statistics.median(seconds["flushed"])
+        # random inputs: an object type below 0.5 rounds to padding, 69 % of the slots
+        model, x = warm_model(name, n_features, n_objects, args.events)
+        contexts = {"ieee": contextlib.nullcontext, "flushed": flushed_denormals}
+        seconds, scores = interleaved(model, x, batch, args.repeats, contexts)
         same = bool(np.array_equal(scores["ieee"], scores["flushed"]))
-        print(f"{name:12s} {rate['ieee']:11.0f} {rate['flushed']:11.0f} {ratio:7.2f} {median:7.2f}  {same}")
+        print(f"{name:12s} {comparison(seconds, args.events, 'ieee', 'flushed')}  {same}")
+
+
+def warm_model(
+    name: str, n_features: int, n_objects: int, events: int
+) -> tuple[torch.nn.Module, torch.Tensor]:
+    """A model with the default's hyper-parameters, random inputs, and one warm-up call (the kernel loads)."""
+    model = build_model(name, n_features, n_objects, **default_hparams(name))
+    x = torch.randn(events, n_features)
+    predict_neural(model, x[:4096])
+    return model, x
+
+
+def interleaved(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    batch: int,
+    repeats: int,
+    contexts: dict[str, Callable[[], contextlib.AbstractContextManager]],
+) -> tuple[dict[str, list[float]], dict[str, np.ndarray]]:
+    """Score `x` inside each mode's context, the modes interleaved `repeats` times: seconds per call and
+    the scores of each mode."""
+    seconds: dict[str, list[float]] = {mode: [] for mode in contexts}
+    scores: dict[str, np.ndarray] = {}
+    for _ in range(repeats):
+        for mode, context in contexts.items():
+            with context():
+                t0 = time.perf_counter()
+                scores[mode] = predict_neural(model, x, batch).numpy()
+                seconds[mode].append(time.perf_counter() - t0)
+    return seconds, scores
+
+
+def comparison(seconds: dict[str, list[float]], events: int, base: str, other: str) -> str:
+    """k events/s of both modes (fastest call), and base's time over other's: fastest and median."""
+    rate = {m: events / min(t) / 1e3 for m, t in seconds.items()}
+    fastest = min(seconds[base]) / min(seconds[other])
+    median = statistics.median(seconds[base]) / statistics.median(seconds[other])
+    return f"{rate[base]:11.0f} {rate[other]:11.0f} {fastest:7.2f} {median:7.2f}"
 
 
 if __name__ == "__main__":
