@@ -132,7 +132,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8192)
     parser.add_argument("--members", type=int, default=3, help="ensemble members (trials of a run)")
     parser.add_argument("--events", type=int, default=1 << 20, help="events resident on the device")
-    parser.add_argument("--only", default="", help="comma-separated variant names to run (default: all)")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated parts of the variant names to run, e.g. 'ensemble BCE+DisCo' (default: all)",
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     name = (
@@ -145,6 +149,8 @@ def main() -> None:
         flush=True,
     )
     results: dict[str, float] = {}
+    failed: list[str] = []
+    wanted = [" ".join(o.split()) for o in args.only.split(",") if o.strip()]
     for lam in (0.0, 10.0):
         data = tuple(t.to(device) for t in synthetic_batch(args.events, 15 if lam else 12))
         loss = "BCE+DisCo" if lam else "BCE"
@@ -167,13 +173,14 @@ def main() -> None:
             ),
         }
         for label, make in variants.items():
-            if args.only and not any(o.strip() and o.strip() in label for o in args.only.split(",")):
+            if wanted and not any(o in " ".join(label.split()) for o in wanted):
                 continue
             try:
                 step, events = make()
                 results[label] = events_per_second(step, events, args.steps, device)
                 print(f"{label:34s} {results[label]:14,.0f} events/s", flush=True)
             except Exception as err:  # report and go on: one broken variant must not hide the others
+                failed.append(label)
                 print(
                     f"{label:34s} FAILED: {type(err).__name__}: "
                     f"{str(err).splitlines()[0] if str(err) else ''}"
@@ -189,6 +196,10 @@ def main() -> None:
         for label, value in results.items():
             if label.endswith(loss) and not label.startswith("plain"):
                 print(f"{label.split()[0]:24s} / plain ({loss}): {value / base:6.2f}")
+    if not results and not failed:
+        raise SystemExit(f"--only {args.only!r} names no variant")
+    if failed:
+        raise SystemExit(f"{len(failed)} variant(s) failed: {', '.join(' '.join(f.split()) for f in failed)}")
 
 
 if __name__ == "__main__":

@@ -15,9 +15,10 @@
 # 2. prints the GPU, then bench/gpu_check.py (a training run killed mid-way resumes on CUDA to the same history);
 # 3. tests/test_ensemble.py on CUDA (the ensemble's losses equal separate runs with the same seeds);
 # 4. bench/bench_gpu.py: events/s of the plain loop, compiled + bf16, and the 3-member ensemble, with BCE and
-#    with BCE + DisCo.
+#    with BCE + DisCo; 5. the compiled ensemble with 12 members and DisCo (a run's losses times its trials in one
+#    step: how far a fuller GPU goes towards issue 15's 10 M events/s).
 # Each step has its own time limit, so one that hangs cannot eat the others' time. With --cpu, step 2's resume
-# check (CUDA only) is skipped, step 3 runs on the CPU and step 4 is bench_gpu.py's CPU smoke test.
+# check (CUDA only) is skipped, step 3 runs on the CPU, and steps 4 and 5 are bench_gpu.py's CPU smoke tests.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -109,6 +110,14 @@ if [ "$CPU" = 1 ]; then
   timeout 240 "$PYBIN" bench/bench_gpu.py --device cpu --steps 2 --batch 512 || status=1
 else
   timeout 240 "$PYBIN" bench/bench_gpu.py --steps 20 || status=1
+fi
+step "the ensemble with more members: 12 runs in one step, BCE + DisCo (bench/bench_gpu.py)"
+if [ "$CPU" = 1 ]; then
+  timeout 120 "$PYBIN" bench/bench_gpu.py --device cpu --only "ensemble BCE+DisCo" --members 4 --steps 1 \
+    --batch 256 || status=1
+else
+  timeout 150 "$PYBIN" bench/bench_gpu.py --only "ensemble+compiled+bf16 BCE+DisCo" --members 12 --steps 10 \
+    || status=1
 fi
 step "done, status $status"
 exit $status

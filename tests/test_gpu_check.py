@@ -63,5 +63,18 @@ def test_gpu_check_dry_run_uses_the_python_that_has_torch_and_installs_the_carri
     assert "no GPU: a dry run on the CPU" in out
     assert "skipped: CUDA only" in out
     assert " passed" in out  # tests/test_ensemble.py
+    assert "4 ensemble members" in out and "ensemble BCE+DisCo" in " ".join(out.split())  # step 5
     assert "=== done, status 0" in out
     assert not (tmp_path / "no-venv").exists()
+
+
+def test_bench_gpu_fails_when_only_names_no_variant():
+    """A misspelt --only in gpu_check.sh must not pass as a measurement of nothing."""
+    bench = REPO / "bench" / "bench_gpu.py"
+    p = subprocess.run(
+        [sys.executable, str(bench), "--device", "cpu", "--only", "no such variant"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 1 and "--only 'no such variant' names no variant" in p.stderr
