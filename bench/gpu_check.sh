@@ -8,16 +8,17 @@
 #    torch sees a CUDA device (any torch with --cpu) is used as it is. An image that has PyTorch but cannot
 #    reach PyPI (this project's lent GPU machines) gets the few packages it lacks from wheels carried in
 #    $WHEELS (default .whl/; bench/gpu_wheels.sh downloads them on a machine that can), installed with no
-#    index into a folder of their own. With no such Python, it makes the venv $VENV and installs with pip from PyPI what training
-#    needs, from pyproject.toml: torch at the pinned version (the CUDA build on Linux x86_64) and the
-#    library's dependencies, leaving out those training does not import (Pythia 8, Snakemake and its Slurm
-#    plugin, the fit and plot packages), plus pytest;
+#    index into a folder of their own. With no such Python, it makes the venv $VENV and installs with pip
+#    from PyPI what training needs, from pyproject.toml: torch at the pinned version (the CUDA build on Linux
+#    x86_64) and the library's dependencies, leaving out those training does not import (Pythia 8, Snakemake
+#    and its Slurm plugin, the fit and plot packages), plus pytest;
 # 2. prints the GPU, then bench/gpu_check.py (a training run killed mid-way resumes on CUDA to the same history);
 # 3. tests/test_ensemble.py on CUDA (the ensemble's losses equal separate runs with the same seeds);
 # 4. bench/bench_gpu.py: events/s of the plain loop, compiled + bf16, and the 3-member ensemble, with BCE and
 #    with BCE + DisCo; 5. the compiled ensemble with 12 members and DisCo (a run's losses times its trials in one
 #    step: how far a fuller GPU goes towards issue 15's 10 M events/s).
-# Each step has its own time limit, so one that hangs cannot eat the others' time. With --cpu, step 2's resume
+# Each step has its own time limit, so one that hangs cannot eat the others' time; on the GPU they add up to
+# 10 min, a lent machine's limit for one command. With --cpu, step 2's resume
 # check (CUDA only) is skipped, step 3 runs on the CPU, and steps 4 and 5 are bench_gpu.py's CPU smoke tests.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -82,7 +83,7 @@ import importlib.util
 print(' '.join(m for m in '$NEEDED'.split() if importlib.util.find_spec(m) is None))")
 if [ -n "$missing" ]; then
   echo "$PYBIN lacks: $missing. Where this machine cannot reach PyPI, run bash bench/gpu_wheels.sh on one" \
-    "that can and carry .whl/ here."
+    "that can and carry its .whl/ here (WHEELS=$WHEELS)."
   exit 1
 fi
 "$PYBIN" - "$CPU" <<'EOF' || exit 1
@@ -109,14 +110,14 @@ step "training throughput on $on (bench/bench_gpu.py)"
 if [ "$CPU" = 1 ]; then
   timeout 240 "$PYBIN" bench/bench_gpu.py --device cpu --steps 2 --batch 512 || status=1
 else
-  timeout 240 "$PYBIN" bench/bench_gpu.py --steps 20 || status=1
+  timeout 210 "$PYBIN" bench/bench_gpu.py --steps 20 || status=1
 fi
 step "the ensemble with more members: 12 runs in one step, BCE + DisCo (bench/bench_gpu.py)"
 if [ "$CPU" = 1 ]; then
   timeout 120 "$PYBIN" bench/bench_gpu.py --device cpu --only "ensemble BCE+DisCo" --members 4 --steps 1 \
     --batch 256 || status=1
 else
-  timeout 150 "$PYBIN" bench/bench_gpu.py --only "ensemble+compiled+bf16 BCE+DisCo" --members 12 --steps 10 \
+  timeout 120 "$PYBIN" bench/bench_gpu.py --only "ensemble+compiled+bf16 BCE+DisCo" --members 12 --steps 10 \
     || status=1
 fi
 step "done, status $status"
