@@ -150,20 +150,20 @@ def main() -> None:
     )
     results: dict[str, float] = {}
     failed: list[str] = []
-    wanted = [" ".join(o.split()) for o in args.only.split(",") if o.strip()]
+    wanted = [" ".join(o.split()) for o in args.only.split(",") if o.strip()]  # labels have single spaces
     for lam in (0.0, 10.0):
         data = tuple(t.to(device) for t in synthetic_batch(args.events, 15 if lam else 12))
         loss = "BCE+DisCo" if lam else "BCE"
         variants = {
-            f"plain            {loss}": lambda: (
+            f"plain {loss}": lambda: (
                 single_step(data, lam, args.batch, device, False),
                 args.batch,
             ),
-            f"compiled+bf16    {loss}": lambda: (
+            f"compiled+bf16 {loss}": lambda: (
                 single_step(data, lam, args.batch, device, True),
                 args.batch,
             ),
-            f"ensemble         {loss}": lambda: (
+            f"ensemble {loss}": lambda: (
                 ensemble_step(data, lam, args.batch, args.members, device, False),
                 args.batch * args.members,
             ),
@@ -173,7 +173,7 @@ def main() -> None:
             ),
         }
         for label, make in variants.items():
-            if wanted and not any(o in " ".join(label.split()) for o in wanted):
+            if wanted and not any(o in label for o in wanted):
                 continue
             try:
                 step, events = make()
@@ -190,16 +190,16 @@ def main() -> None:
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
     for loss in ("BCE", "BCE+DisCo"):
-        base = results.get(f"plain            {loss}")
+        base = results.get(f"plain {loss}")
         if not base:
             continue
         for label, value in results.items():
-            if label.endswith(loss) and not label.startswith("plain"):
+            if label.endswith(f" {loss}") and not label.startswith("plain"):
                 print(f"{label.split()[0]:24s} / plain ({loss}): {value / base:6.2f}")
     if not results and not failed:
         raise SystemExit(f"--only {args.only!r} names no variant")
     if failed:
-        raise SystemExit(f"{len(failed)} variant(s) failed: {', '.join(' '.join(f.split()) for f in failed)}")
+        raise SystemExit(f"{len(failed)} variant(s) failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":
