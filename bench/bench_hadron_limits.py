@@ -82,36 +82,30 @@ def pythia_costs(spec: generate.ChunkSpec, n: int, step: int) -> dict[str, float
 @contextlib.contextmanager
 def recorded_hard_processes(out: list[list[float]]) -> Iterator[None]:
     """Within the block, every hard process that the acceptance veto keeps appends (lead, sublead lepton pT,
-    max lepton |eta|, photon pT, photon |eta|) to `out`, in the order of the chunk's events."""
-    summary, passes = generate.hard_process_summary, generate.AcceptanceVeto.passes
-    last: list[list[float]] = []
+    max lepton |eta|, photon pT, photon |eta|) to `out`, in the order of the chunk's events: read from the
+    veto's own inputs (`generate.AcceptanceVeto.passes`, the hard-process summary's leptons and photons)."""
+    passes = generate.AcceptanceVeto.passes
 
-    def summarise(process):
-        result = summary(process)
-        _, lepton_pt, lepton_eta, photon_pt, photon_eta = result
-        pts = sorted(lepton_pt, reverse=True) + [0.0, 0.0]
-        last[:] = [
-            [
-                pts[0],
-                pts[1],
-                max((abs(e) for e in lepton_eta), default=9.0),
-                max(photon_pt, default=0.0),
-                abs(photon_eta[int(np.argmax(photon_pt))]) if photon_pt else 9.0,
-            ]
-        ]
-        return result
-
-    def veto_passes(self, *args):
-        kept = passes(self, *args)
+    def veto_passes(self, lepton_pt, lepton_eta, photon_pt, photon_eta):
+        kept = passes(self, lepton_pt, lepton_eta, photon_pt, photon_eta)
         if kept:
-            out.append(last[0])
+            pts = sorted(lepton_pt, reverse=True) + [0.0, 0.0]
+            out.append(
+                [
+                    pts[0],
+                    pts[1],
+                    max((abs(e) for e in lepton_eta), default=9.0),
+                    max(photon_pt, default=0.0),
+                    abs(photon_eta[int(np.argmax(photon_pt))]) if photon_pt else 9.0,
+                ]
+            )
         return kept
 
-    generate.hard_process_summary, generate.AcceptanceVeto.passes = summarise, veto_passes
+    generate.AcceptanceVeto.passes = veto_passes
     try:
         yield
     finally:
-        generate.hard_process_summary, generate.AcceptanceVeto.passes = summary, passes
+        generate.AcceptanceVeto.passes = passes
 
 
 def made_chunk(spec: generate.ChunkSpec, cfg: dict, workdir: Path) -> dict[str, np.ndarray]:
