@@ -4,7 +4,7 @@ costs.
 Usage: python bench/project_paper.py [--config config/paper.yaml] [--gen-rate N] [...]
 
 Every rate is a command-line option whose default is the figure measured on this project's 2-core
-machines with the benchmarks in bench/ (README, "Benchmarks"); pass your own to redo the sums. Job
+machines with the benchmarks in bench/ (docs/benchmarks.md); pass your own to redo the sums. Job
 counts, events, epochs, runs and trials are read from the config. Two machines:
 (a) one node with 8 cores (no GPU: the networks train on CPU, 4 threads per job as training.threads),
 (b) 100 Slurm cores + 4 GPUs (networks on the GPUs, one job per GPU; trees and everything else on the cores).

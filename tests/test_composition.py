@@ -57,9 +57,9 @@ def test_fraction_fit_refuses_bad_input():
 
 def test_default_background_is_the_papers_and_fsr_overlay_keeps_one_k_factor():
     """The default generates the paper's background, the photon from the quarks only (its published example
-    holds no photon off a lepton, README "Which background"); config/fsr.yaml adds the Drell-Yan FSR slices,
-    and wherever FSR samples are generated every background sample takes the same k_factor (one common
-    factor on Pythia's LO cross-sections keeps its FSR/ISR ratio)."""
+    holds no photon off a lepton, docs/physics.md, "Which background"); config/fsr.yaml adds the Drell-Yan
+    FSR slices, and wherever FSR samples are generated every background sample takes the same k_factor (one
+    common factor on Pythia's LO cross-sections keeps its FSR/ISR ratio)."""
     default = load_config(REPO / "config/config.yaml")
     processes = {s["generate"]["process"] for s in default["samples"].values()}
     assert processes == {"ggH_Zgamma", "qqbar_Zgamma"}
@@ -74,7 +74,7 @@ def test_default_background_is_the_papers_and_fsr_overlay_keeps_one_k_factor():
         k = cfg["samples"]["background"]["k_factor"]
         if cfg["generation"]["level"] == default["generation"]["level"]:
             assert k == default["samples"]["background"]["k_factor"], name
-        else:  # hadron level: the underlying event in the cones keeps 490.6 of the 616.4 fb (README)
+        else:  # hadron level: the underlying event in the cones keeps 490.6 of the 616.4 fb (docs/physics.md)
             assert k == pytest.approx(default["samples"]["background"]["k_factor"] * 616.4 / 490.6, rel=0.01)
         assert not {s["generate"]["process"] for s in cfg["samples"].values()} & set(generate.FSR_PROCESSES)
 
@@ -83,8 +83,8 @@ def test_signal_takes_the_papers_selected_yield_wherever_the_paper_is_reproduced
     """The paper's 45 M signal events were Z -> ee/mumu normalised to 7.52 fb (which includes Z -> tautau):
     config/paper.yaml (hadron level, where the paper's isolation keeps its 20 %) takes 7.52 fb; the
     parton-level configurations take the default's 6.00 fb, which gives the paper's 208 selected events
-    there; the VBF signal follows the ggH one; ci.yaml keeps the physical 5.01 fb (README, "Weights and
-    splits")."""
+    there; the VBF signal follows the ggH one; ci.yaml keeps the physical 5.01 fb (docs/physics.md,
+    "Weights and splits")."""
     physical, paper_xsec = 5.01e-3, 7.52e-3
     default = load_config(REPO / "config/config.yaml")
     parton = default["samples"]["signal"]["xsec_pb"]

@@ -110,7 +110,7 @@ NORMALISATION_NOTE = (
     "138/fb); the physical sigma of what is generated, Z->ee/mumu, is 5.01 fb = sigma(ggF) 48.58 pb x "
     "BR(H->Zgamma) 1.533e-3 x BR(Z->ee, mumu) 0.0673. The paper's 7.52 fb includes Z->tautau, on a sample of "
     "Z->ee/mumu (its 20 % selection is that of Z->ee/mumu alone): its signal is 1.5x the physical one "
-    "(README, \"Weights and splits\"). Background: the paper normalises its MadGraph "
+    "(docs/physics.md, \"Weights and splits\"). Background: the paper normalises its MadGraph "
     "pp->Z(ll)gamma sample to 55.5 pb for MadGraph's generator cuts, which Pythia cannot reproduce; what it "
     "fixes is the selected yield, 5 M of 45 M x 55.5 pb x 138/fb = 851 k. A background sample takes a "
     "k_factor on Pythia's LO cross-section of what is generated (right whatever generator cuts, veto, bias, "

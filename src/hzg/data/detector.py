@@ -21,8 +21,8 @@ Numbers used (all resolutions are relative, sigma/E or sigma/pT):
   come from config; the default takes the paper's detector, Delphes' CMS card: Delta R < 0.5, at most 0.12
   for electrons and photons and 0.25 for muons. A lepton within Delta R 0.5 of the photon then makes both
   non-isolated, and a lepton that radiated a photon of more than 12 % (25 %) of its pT nearby is lost, as in
-  the paper's samples (README, "Detector response"). The n-tuple's `*_pfRelIso03_all` holds this value
-  whatever the cone.
+  the paper's samples (docs/physics.md, "Detector response"). The n-tuple's `*_pfRelIso03_all` holds this
+  value whatever the cone.
 * Jets (`reconstruct_jets`): anti-kT, R = 0.4 (config `detector.jet.radius`), clustered with FastJet (the
   `fastjet` package's awkward interface, all events at once) from every visible final-state particle of
   the record (neutrinos are never in it), leptons and photons included, as CMS's generator-level jets;

@@ -130,7 +130,8 @@ class AcceptanceVeto:
         Radiation only lowers a lepton's pT, but the initial-state shower's recoil boosts the hard system
         after this check: an event cut here can end up in the selection. For qqbar -> Z gamma that is
         17 +- 5 % of the selected background in 120-130 GeV with pT(llg)/m(llg) > 0.4, almost all from
-        `eta_max` (README, "Monte Carlo where the classifiers cut"; `bench/bench_fsr_slice.py --veto-check`).
+        `eta_max` (docs/physics.md, "Monte Carlo where the classifiers cut";
+        `bench/bench_fsr_slice.py --veto-check`).
         """
         leptons = sorted(
             (pt for pt, eta in zip(lepton_pt, lepton_eta) if abs(eta) < self.eta_max), reverse=True
@@ -354,7 +355,7 @@ class NativeBias:
     about 40 times per accepted event (the trial points); the thinning runs once per selected event. Over the
     whole m-hat range it keeps only about a third of them (the bias' mass peak is 3x its sidebands), which
     costs more trial points than the hook saves; within the m-hat strata of `StratifiedGenerator`, where the
-    m-hat factor changes little, it keeps about 80 % (README, "Generation").
+    m-hat factor changes little, it keeps about 80 % (docs/physics.md, "Generation").
     """
 
     bias: Bias

@@ -201,9 +201,9 @@ def flushed_denormals() -> Iterator[bool]:
 
     The object models' masked attention made denormal numbers (softmax weights of padded tokens), and the
     CPU computes on them many times slower: etn_objects trained 2.6 times slower with them (231 s against
-    89 s a trial, alone on 2 cores; the same losses, best epoch and validation significance; README "Seed
-    methods"). The attention kernel now gives those weights exactly 0 (its softmax exp is 0 below -87), so
-    this is a guard for whatever else may make them (PyTorch's attention where the kernel is not built)."""
+    89 s a trial, alone on 2 cores; the same losses, best epoch and validation significance;
+    docs/methods.md). The attention kernel now gives those weights exactly 0 (its softmax exp is 0 below -87),
+    so this is a guard for whatever else may make them (PyTorch's attention where the kernel is not built)."""
     was_on = denormals_flushed()
     supported = bool(torch.set_flush_denormal(True))
     try:

@@ -23,8 +23,8 @@ Definitions, stated once:
   background events (`correlation_floor_permutations` shuffles, numpy's default_rng(random_seed)), so that
   every score bin keeps its number of background MC events but the score no longer depends on the mass: the
   value the metric takes for a classifier that does not sculpt at all, with this run's MC. The paper's 5 M
-  selected background events make it negligible; with 10^5 weighted events it is most of the metric (README,
-  "Background correlation").
+  selected background events make it negligible; with 10^5 weighted events it is most of the metric
+  (docs/default_run.md, "Background correlation").
 * Its part above the MC noise ("bkg_correlation_excess"): per mass bin j, the population variance across the K
   score bins of the normalised yields h_kj, minus its expectation from MC noise alone, (K - 1) / K^2 sum_k
   var(h_kj), with var(h_kj) the jackknife variance of that score bin's normalised histogram

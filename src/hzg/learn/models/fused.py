@@ -38,7 +38,7 @@ embedding's bias, transposition to token order and GELU (`gelu_tokens`). Their v
 float rounding (as close to float64 as PyTorch's own float32 GELU; tested), so the trained weights are
 the kernel's. Together the training step 1.06x faster (BCE) and 1.07x (BCE + DisCo) at a batch of 8192 on
 2 threads, interleaved against the code before; no gain at the default's batch of 1024 on one thread
-(README, "Benchmarks").
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -1,0 +1,76 @@
+"""The documentation's cross-references: every `docs/<chapter>.md` that the code, the configs, the tests or
+the documentation itself names exists, and where a reference names a section
+(`docs/physics.md, "Generation"`), that chapter has it as a heading or a bold lead-in. A moved or renamed
+section then fails here, not in a reader's hands."""
+
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCES = [
+    "README.md",
+    "Snakefile",
+    "docs",
+    "src",
+    "scripts",
+    "workflow",
+    "config",
+    "tests",
+    "bench",
+    "slurm",
+]
+SUFFIXES = {".md", ".py", ".smk", ".yaml", ".sh", ""}
+# docs/<chapter>.md, optionally followed by a quoted section name (straight or single quotes, escaped or not)
+REFERENCE = re.compile(r"docs/(?P<chapter>[a-z_]+)\.md(?:,\s+\\?[\"'](?P<section>[^\"'\\]{3,80})\\?[\"'])?")
+
+
+def _files() -> list[Path]:
+    out = []
+    for name in SOURCES:
+        path = REPO / name
+        candidates = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        out += [p for p in candidates if p.suffix in SUFFIXES and "egg-info" not in p.parts]
+    return out
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _has_section(chapter_text: str, section: str) -> bool:
+    """A heading (`## Section`) or a bold lead-in (`**Section`) of the chapter, whitespace-normalised."""
+    text = _words(chapter_text)
+    return f"**{section}" in text or f"# {section}" in text
+
+
+def test_every_docs_reference_names_an_existing_chapter_and_section():
+    problems = []
+    n_refs = 0
+    for path in _files():
+        text = _words(path.read_text(encoding="utf-8", errors="replace"))
+        for match in REFERENCE.finditer(text):
+            n_refs += 1
+            chapter = REPO / "docs" / f"{match['chapter']}.md"
+            where = f"{path.relative_to(REPO)}: {match.group(0)!r}"
+            if not chapter.is_file():
+                problems.append(f"{where}: no such chapter")
+            elif match["section"] and not _has_section(chapter.read_text(encoding="utf-8"), match["section"]):
+                problems.append(f"{where}: the chapter has no section {match['section']!r}")
+    assert n_refs > 20, f"only {n_refs} references found: the pattern no longer matches how they are written"
+    assert not problems, "\n".join(problems)
+
+
+def test_the_readme_lists_every_chapter():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    chapters = sorted(p.name for p in (REPO / "docs").glob("*.md"))
+    assert chapters, "docs/ holds no chapter"
+    missing = [c for c in chapters if f"](docs/{c})" not in readme]
+    assert not missing, f"README's Documentation table does not link {missing}"
+
+
+def test_reference_pattern_reads_the_forms_in_use():
+    text = "a (docs/physics.md, \"Weights and splits\") b docs/fit.md c docs/physics.md, 'Generation'"
+    found = [(m["chapter"], m["section"]) for m in REFERENCE.finditer(text)]
+    assert found == [("physics", "Weights and splits"), ("fit", None), ("physics", "Generation")]
+    assert _has_section("x **Weights and\n  splits** (y)", "Weights and splits")
+    assert not _has_section("Weights and splits, below", "Weights and splits")
