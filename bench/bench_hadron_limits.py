@@ -33,7 +33,7 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from hzg import io
+from hzg import io, metrics
 from hzg.config_checks import load_config
 from hzg.data import generate, selection
 
@@ -131,11 +131,6 @@ def made_chunk(spec: generate.ChunkSpec, cfg: dict, workdir: Path) -> dict[str, 
     }
 
 
-def effective(weights: np.ndarray) -> float:
-    """(sum w)^2 / sum w^2."""
-    return float(weights.sum() ** 2 / (weights**2).sum())
-
-
 def thinning_gains(
     hard: np.ndarray, weight: np.ndarray, selected: np.ndarray, p_ref: float, p_min: float, seed: int
 ) -> tuple[float, float, float]:
@@ -160,8 +155,8 @@ def thinning_gains(
     cost = p[test].sum() / test.sum()
     raw = (p[sel].sum() / cost) / sel.sum()
     # expected sums over the kept events: each selected event present with probability p, weighing w / p
-    s1, s2 = weight[sel].sum(), (weight[sel] ** 2 / p[sel]).sum()
-    eff = (s1**2 / s2 / cost) / effective(weight[sel])
+    kept = metrics.effective_events(weight[sel], weight[sel] ** 2 / p[sel])
+    eff = (kept / cost) / metrics.effective_events(weight[sel], weight[sel] ** 2)
     return float(cost), float(raw), float(eff)
 
 
