@@ -44,17 +44,18 @@ def _has_section(chapter_text: str, section: str) -> bool:
 
 
 def test_every_docs_reference_names_an_existing_chapter_and_section():
+    chapters = {p.stem: p.read_text(encoding="utf-8") for p in (REPO / "docs").glob("*.md")}
     problems = []
     n_refs = 0
     for path in _files():
         text = _words(path.read_text(encoding="utf-8", errors="replace"))
         for match in REFERENCE.finditer(text):
             n_refs += 1
-            chapter = REPO / "docs" / f"{match['chapter']}.md"
+            chapter = chapters.get(match["chapter"])
             where = f"{path.relative_to(REPO)}: {match.group(0)!r}"
-            if not chapter.is_file():
+            if chapter is None:
                 problems.append(f"{where}: no such chapter")
-            elif match["section"] and not _has_section(chapter.read_text(encoding="utf-8"), match["section"]):
+            elif match["section"] and not _has_section(chapter, match["section"]):
                 problems.append(f"{where}: the chapter has no section {match['section']!r}")
     assert n_refs > 20, f"only {n_refs} references found: the pattern no longer matches how they are written"
     assert not problems, "\n".join(problems)
