@@ -1,7 +1,9 @@
 """The documentation's cross-references: every `docs/<chapter>.md` that the code, the configs, the tests or
 the documentation itself names exists, and where a reference names a section
 (`docs/physics.md, "Generation"`), that chapter has it as a heading or a bold lead-in. A moved or renamed
-section then fails here, not in a reader's hands."""
+section then fails here, not in a reader's hands. Measurements name the stop that made them by its number
+("stop 41"), never relative to the stop that wrote the sentence ("this stop", "the stop before"), and every
+stop named has its row in docs/default_run.md, "Stops"."""
 
 import re
 from pathlib import Path
@@ -75,3 +77,47 @@ def test_reference_pattern_reads_the_forms_in_use():
     assert found == [("physics", "Weights and splits"), ("fit", None), ("physics", "Generation")]
     assert _has_section("x **Weights and\n  splits** (y)", "Weights and splits")
     assert not _has_section("Weights and splits, below", "Weights and splits")
+
+
+# "this stop", "the stop before", "the next stop's", "two stops before", "the previous stop": a sentence that
+# means something only in the session that wrote it
+RELATIVE_STOP = re.compile(
+    r"\b(?:this|next|previous|last)\s+stop\b|\bthe\s+stop\s+before\b"
+    r"|\b(?:one|two|three|four|five|six|seven|eight|nine|ten)\s+stops?\s+(?:before|ago|earlier|later)\b",
+    re.IGNORECASE,
+)
+NAMED_STOP = re.compile(r"\b[Ss]tops?\s+(\d+)\b")
+STOP_ROW = re.compile(r"^\| (\d+) \| `([0-9a-f]{7,40})` \|$", re.MULTILINE)
+
+
+def _documentation() -> dict[str, str]:
+    paths = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    return {str(p.relative_to(REPO)): p.read_text(encoding="utf-8") for p in paths}
+
+
+def test_documentation_names_stops_by_number():
+    problems = [
+        f'{name}: {match.group(0)!r} in "…{_words(text[max(0, match.start() - 40) : match.end() + 20])}…"'
+        for name, text in _documentation().items()
+        for match in RELATIVE_STOP.finditer(text)
+    ]
+    where = 'docs/default_run.md, "Stops"'
+    assert not problems, f"name the stop by its number ({where}):\n" + "\n".join(problems)
+
+
+def test_every_stop_named_has_its_last_commit_listed():
+    docs = _documentation()
+    table = {int(n): commit for n, commit in STOP_ROW.findall(docs["docs/default_run.md"])}
+    assert len(table) > 10, "docs/default_run.md's Stops table is gone or no longer in its format"
+    assert list(table) == sorted(table), "the Stops table is not in order"
+    named = {int(n) for text in docs.values() for n in NAMED_STOP.findall(text)}
+    missing = sorted(named - set(table))
+    assert not missing, f'stops named without a row in docs/default_run.md, "Stops": {missing}'
+
+
+def test_stop_patterns_read_the_forms_in_use():
+    bad = "this stop's kernels; the stop before; The next stop added; three stops before; the previous stop's"
+    assert len(RELATIVE_STOP.findall(bad)) == 5
+    assert not RELATIVE_STOP.findall("stop 41's kernels; since stop 37; Stop 38 added; a non-stop run")
+    assert [int(n) for n in NAMED_STOP.findall("stop 41's kernels; Stop 38 added; stops 39")] == [41, 38, 39]
+    assert STOP_ROW.findall("| stop | last commit |\n| 41 | `3928cf5` |\n") == [("41", "3928cf5")]
