@@ -6,7 +6,11 @@ section then fails here, not in a reader's hands. Measurements name the stop tha
 stop named has its row in docs/default_run.md, "Stops"."""
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = [
@@ -121,3 +125,26 @@ def test_stop_patterns_read_the_forms_in_use():
     assert not RELATIVE_STOP.findall("stop 41's kernels; since stop 37; Stop 38 added; a non-stop run")
     assert [int(n) for n in NAMED_STOP.findall("stop 41's kernels; Stop 38 added; stops 39")] == [41, 38, 39]
     assert STOP_ROW.findall("| stop | last commit |\n| 41 | `3928cf5` |\n") == [("41", "3928cf5")]
+
+
+def test_the_stops_last_commits_are_this_history_in_order():
+    """Each listed commit is in this checkout's history, each stop's after the one before (where git and the
+    full history are here; a tarball or a shallow clone skips)."""
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("no git checkout")
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True)
+
+    if git("rev-parse", "--is-shallow-repository").stdout.strip() != "false":
+        pytest.skip("a shallow clone: the stops' commits are not all here")
+    commits = [c for _, c in STOP_ROW.findall((REPO / "docs/default_run.md").read_text(encoding="utf-8"))]
+    unknown = [c for c in commits if git("cat-file", "-e", f"{c}^{{commit}}").returncode != 0]
+    assert not unknown, f'docs/default_run.md, "Stops" lists commits not in this history: {unknown}'
+    later = [
+        (a, b) for a, b in zip(commits, commits[1:]) if git("merge-base", "--is-ancestor", a, b).returncode
+    ]
+    assert not later, f"a stop's last commit is not an ancestor of the next stop's: {later}"
+    assert git("merge-base", "--is-ancestor", commits[-1], "HEAD").returncode == 0, (
+        "the last stop is not in HEAD"
+    )
