@@ -140,6 +140,8 @@ def test_the_stops_last_commits_are_this_history_in_order():
         pytest.skip("a shallow clone: the stops' commits are not all here")
     commits = [c for _, c in STOP_ROW.findall((REPO / "docs/default_run.md").read_text(encoding="utf-8"))]
     unknown = [c for c in commits if git("cat-file", "-e", f"{c}^{{commit}}").returncode != 0]
+    if len(unknown) == len(commits):
+        pytest.skip("none of the stops' commits is in this history (a copy with a history of its own)")
     assert not unknown, f'docs/default_run.md, "Stops" lists commits not in this history: {unknown}'
     later = [
         (a, b) for a, b in zip(commits, commits[1:]) if git("merge-base", "--is-ancestor", a, b).returncode
