@@ -99,6 +99,12 @@ def _documentation() -> dict[str, str]:
     return {str(p.relative_to(REPO)): p.read_text(encoding="utf-8") for p in paths}
 
 
+def _stop_rows() -> list[tuple[int, str]]:
+    """(stop, last commit) of each row of docs/default_run.md, "Stops", in the table's order."""
+    text = (REPO / "docs/default_run.md").read_text(encoding="utf-8")
+    return [(int(n), commit) for n, commit in STOP_ROW.findall(text)]
+
+
 def test_documentation_names_stops_by_number():
     problems = [
         f'{name}: {match.group(0)!r} in "…{_words(text[max(0, match.start() - 40) : match.end() + 20])}…"'
@@ -110,11 +116,10 @@ def test_documentation_names_stops_by_number():
 
 
 def test_every_stop_named_has_its_last_commit_listed():
-    docs = _documentation()
-    table = {int(n): commit for n, commit in STOP_ROW.findall(docs["docs/default_run.md"])}
+    table = dict(_stop_rows())
     assert len(table) > 10, "docs/default_run.md's Stops table is gone or no longer in its format"
     assert list(table) == sorted(table), "the Stops table is not in order"
-    named = {int(n) for text in docs.values() for n in NAMED_STOP.findall(text)}
+    named = {int(n) for text in _documentation().values() for n in NAMED_STOP.findall(text)}
     missing = sorted(named - set(table))
     assert not missing, f'stops named without a row in docs/default_run.md, "Stops": {missing}'
 
@@ -138,7 +143,7 @@ def test_the_stops_last_commits_are_this_history_in_order():
 
     if git("rev-parse", "--is-shallow-repository").stdout.strip() != "false":
         pytest.skip("a shallow clone: the stops' commits are not all here")
-    commits = [c for _, c in STOP_ROW.findall((REPO / "docs/default_run.md").read_text(encoding="utf-8"))]
+    commits = [c for _, c in _stop_rows()]
     unknown = [c for c in commits if git("cat-file", "-e", f"{c}^{{commit}}").returncode != 0]
     if len(unknown) == len(commits):
         pytest.skip("none of the stops' commits is in this history (a copy with a history of its own)")
