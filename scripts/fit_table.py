@@ -13,16 +13,16 @@ metrics = {
     run: json.loads(Path(p).read_text()) for run, p in zip(snakemake.params.runs, snakemake.input.metrics)
 }
 frame = tables.fit_table(fits, metrics, snakemake.params.trial)
+criterion, tolerance = snakemake.params.spurious_criterion, snakemake.params.spurious_mc_tolerance
 tables.write_table(
     frame,
     Path(snakemake.output.fit[0]).with_suffix(""),
-    caption="Binned profile-likelihood fit of mllg per score category, the MC as Asimov data (mu = 1)",
+    caption=tables.FIT_CAPTION,
+    note=tables.fit_table_note(snakemake.params.trial, criterion, tolerance),
 )
 tables.write_table(
     tables.spurious_table(fits),
     Path(snakemake.output.spurious[0]).with_suffix(""),
-    caption=(
-        "Background function and spurious signal per category (ATLAS relaxed criterion "
-        "zeta = max(0, |S_spur| - 2 dS_MC) < 0.2 sigma_S; MC-limited: dS_MC > sigma_S)"
-    ),
+    caption=tables.spurious_caption(criterion, tolerance),
+    note=tables.SPURIOUS_NOTE,
 )

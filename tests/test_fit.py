@@ -834,6 +834,27 @@ def test_fit_table_shows_spurious_signal_problems_and_counting() -> None:
     assert spur.iloc[0]["MC-limited"].startswith("yes") and spur.iloc[0]["zeta (events, the syst.)"] == 1.0
 
 
+def test_fit_tables_explain_every_column_under_them(tmp_path) -> None:
+    """The notes under the fit and spurious-signal tables name every column they hold, with the config's
+    criterion, and reach the Markdown and LaTeX files; the caption says what the data are."""
+    fits = {"etn_bce": fake_run(1.5, 3.0)}
+    metrics = {"etn_bce": {"trials": [{"trial": 0, "significance": 1.3}]}}
+    note = tables.fit_table_note(trial=2, criterion=0.3, tolerance=1.5)
+    for column in set(tables.fit_table(fits, metrics, trial=0).columns) - {"Run"}:
+        assert column in note, column
+    assert "Trial 2's" in note and "|S_spur| - 1.5 dS_MC" in note and "zeta < 0.3 sigma_S" in note
+    for column in set(tables.spurious_table(fits).columns) - {"Run", "Category"}:
+        assert column in tables.SPURIOUS_NOTE, column
+    assert "- 1.5 dS_MC) < 0.3 sigma_S" in tables.spurious_caption(0.3, 1.5)
+    assert "MC" in tables.FIT_CAPTION and "as data" in tables.FIT_CAPTION
+    paths = tables.write_table(
+        tables.fit_table(fits, metrics, trial=0), tmp_path / "fit", caption=tables.FIT_CAPTION, note=note
+    )
+    md, tex = paths[0].read_text(), paths[2].read_text()
+    assert "with syst.: q0 on the model's own Asimov data" in md
+    assert "with syst.: q0 on the model's own Asimov data" in tex and "\\footnotesize" in tex
+
+
 def test_plots_are_written(tmp_path) -> None:
     toy = toy_templates(spurious=1.0)
     spec = fit.build_workspace(toy, {"shape": ["photon_energy_scale"]})

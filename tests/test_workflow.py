@@ -248,6 +248,12 @@ def test_report_builds_with_tables_and_plots(ci_run):
         "roc_trials.png",
         "Benchmarks",
         "benchmark_stages.csv",
+        "Fit",
+        "fit.csv",
+        "spurious_signal.csv",
+        "Selection",
+        "cutflow.csv",
+        "normalisation.csv",
     ):
         assert needle in text, needle
     # every plot and table the rules mark for the report is in it, embedded (its bytes, base64), not only
@@ -257,6 +263,10 @@ def test_report_builds_with_tables_and_plots(ci_run):
     for run in (f"{r['model']}_{r['loss']}" for r in cfg["runs"]):
         for kind in ("scores", "sculpting", "training", "training_bands"):
             assert f"results/plots/eval/{run}/{kind}.png" in text, (run, kind)
+        for kind in ["scan", "pulls", "ranking"] + [
+            f"postfit_{c}" for c in range(cfg["fit"]["n_score_bins"])
+        ]:
+            assert f"results/plots/fit/{run}/{kind}.png" in text, (run, kind)
     for var in list(features.FEATURES) + ["mllg"]:
         assert f"results/plots/features/{features.file_stem(var)}.png" in text, var
     png = (ci_run / "results/plots/eval/roc.png").read_bytes()

@@ -31,8 +31,16 @@ rule fit_plots:
     output:
         prefit=expand(f"{fit_plot_dir()}/prefit_{{cat}}.{{ext}}", cat=range(config["fit"]["n_score_bins"]),
                       ext=["pdf", "png"], allow_missing=True),
-        postfit=expand(f"{fit_plot_dir()}/postfit_{{cat}}.{{ext}}", cat=range(config["fit"]["n_score_bins"]),
-                       ext=["pdf", "png"], allow_missing=True),
+        postfit=[
+            *expand(f"{fit_plot_dir()}/postfit_{{cat}}.pdf", cat=range(config["fit"]["n_score_bins"]),
+                    allow_missing=True),
+            *(
+                report(f"{fit_plot_dir()}/postfit_{cat}.png", caption="../report/fit_mass.rst", category="Fit",
+                       subcategory="{model}_{loss}",
+                       labels={"run": "{model}_{loss}", "figure": f"post-fit mllg, category bin{cat}"})
+                for cat in range(config["fit"]["n_score_bins"])
+            ),
+        ],
         scan=report(f"{fit_plot_dir()}/scan.png", caption="../report/fit.rst", category="Fit",
                     subcategory="{model}_{loss}",
                     labels={"run": "{model}_{loss}", "figure": "likelihood scan"}),
@@ -60,11 +68,23 @@ rule fit_table:
         fits=[f"{fit_dir(run)}/fit.json" for run in RUNS],
         metrics=[f"{eval_dir(run)}/metrics.json" for run in RUNS],
     output:
-        fit=multiext(f"{TABLES_DIR}/fit", ".md", ".csv", ".tex"),
-        spurious=multiext(f"{TABLES_DIR}/spurious_signal", ".md", ".csv", ".tex"),
+        fit=[
+            f"{TABLES_DIR}/fit.md",
+            report(f"{TABLES_DIR}/fit.csv", caption="../report/fit_table.rst", category="Fit",
+                   subcategory="Tables", labels={"table": "fit results"}),
+            f"{TABLES_DIR}/fit.tex",
+        ],
+        spurious=[
+            f"{TABLES_DIR}/spurious_signal.md",
+            report(f"{TABLES_DIR}/spurious_signal.csv", caption="../report/spurious_signal.rst", category="Fit",
+                   subcategory="Tables", labels={"table": "spurious signal"}),
+            f"{TABLES_DIR}/spurious_signal.tex",
+        ],
     params:
         runs=RUNS,
         trial=config["fit"]["trial"],
+        spurious_criterion=config["fit"]["background"]["spurious_criterion"],
+        spurious_mc_tolerance=config["fit"]["background"]["spurious_mc_tolerance"],
     log:
         "logs/tables/fit.log",
     benchmark:

@@ -40,8 +40,18 @@ rule cutflow_table:
     input:
         cutflows=get_all_cutflows,
     output:
-        cutflow=multiext(f"{TABLES_DIR}/cutflow", ".md", ".csv", ".tex"),
-        normalisation=multiext(f"{TABLES_DIR}/normalisation", ".md", ".csv", ".tex"),
+        cutflow=[
+            f"{TABLES_DIR}/cutflow.md",
+            report(f"{TABLES_DIR}/cutflow.csv", caption="../report/cutflow.rst", category="Selection",
+                   labels={"table": "cutflow"}),
+            f"{TABLES_DIR}/cutflow.tex",
+        ],
+        normalisation=[
+            f"{TABLES_DIR}/normalisation.md",
+            report(f"{TABLES_DIR}/normalisation.csv", caption="../report/normalisation.rst",
+                   category="Selection", labels={"table": "normalisation"}),
+            f"{TABLES_DIR}/normalisation.tex",
+        ],
     params:
         normalisation={s: normalisation(s) for s in config["samples"]},
         note=NORMALISATION_NOTE,

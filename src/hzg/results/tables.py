@@ -217,6 +217,77 @@ def fit_table(
     return pd.DataFrame(rows)
 
 
+#: caption of `fit_table`: what the fit's data are
+FIT_CAPTION = (
+    "Binned profile-likelihood fit of mllg per score category, the weighted MC (signal + background, "
+    "mu = 1) as data"
+)
+
+
+def fit_table_note(trial: int, criterion: float, tolerance: float) -> str:
+    """The note under the fit table: every column by its name, and why "Z fit" is not the analysis'
+    sensitivity. `criterion` and `tolerance`: the spurious-signal criterion and its MC tolerance (config
+    `fit.background.spurious_criterion`, `spurious_mc_tolerance`)."""
+    return (
+        f"Trial {trial}'s models on its test split, weights scaled to sigma x L; the data are the weighted "
+        "MC (signal + background, mu = 1); the background of each category is the template of a smooth "
+        "function fitted to its background MC (F-test and spurious-signal test), its normalisation free. "
+        "mu (stat. only): mu-hat with its MINOS interval and, +-, its MC-statistical error: how far mu-hat "
+        "would move over independent background MC samples of this size, since the MC's fluctuations about "
+        "the smooth function under the peak count as signal (real data have no such term). "
+        "mu (stat. + syst.): the fit with the systematics (luminosity, signal cross-section, signal MC "
+        "statistics, spurious signal, photon energy scale and resolution), its error split into stat. and "
+        "syst. = sqrt(total^2 - stat.^2) per side. "
+        "Z fit, stat. only and Z fit, with syst.: the discovery significance (q0, asymptotic) on the MC as "
+        "data; the MC's deviations from the smooth functions add to it, so it is not the analysis' "
+        "sensitivity. "
+        "Z expected, stat. only and Z expected, with syst.: q0 on the model's own Asimov data at mu = 1, "
+        "nuisance parameters nominal: the expected significance of the analysis (pyhf's post-fit expected "
+        "one where that fit failed). "
+        "Z binned counting: Table I's significance of the same trial (Asimov Z per equal-signal score bin "
+        "in its 5-95 % signal mass window, in quadrature); Z expected stat. only / Z counting: what the mllg "
+        "shape adds to the counting. "
+        "(mu - 1) / total error, stat. only: mu-hat's distance from the true 1 in units of its error towards "
+        "1 and the MC-statistical error in quadrature (a standard normal number for an unbiased fit). "
+        "95% CL limit on mu, stat. only and 95% CL limit on mu, with syst.: CLs (q-tilde, asymptotic) with "
+        "the background-only MC as data, an expected limit that carries this MC's fluctuations; "
+        "Median expected limit, with syst.: the median of the background-only expectation. "
+        "Sum |S_spur| (events): the spurious signal summed over categories (the signal yield that a fit of "
+        "signal shape + chosen function finds in the background MC alone); Sum zeta (events, the syst.): "
+        f"the spurious-signal systematic the fit uses, zeta = max(0, |S_spur| - {tolerance:g} dS_MC) per "
+        "category (dS_MC: the MC-statistical error of S_spur); Max |S_spur|/sigma_S: the largest ratio to "
+        "sigma_S, the statistical error of the signal yield expected from the background; Categories "
+        f"failing spurious criterion: no function passes zeta < {criterion:g} sigma_S; MC-limited "
+        "categories (dS_MC > sigma_S): the background MC cannot resolve a bias of the size of sigma_S. "
+        "Fit problems: every warning sign of the fits (fallback optimiser, Hessian not positive definite, "
+        "interval or parameter at a bound, failed limit scan, categories left out)."
+    )
+
+
+def spurious_caption(criterion: float, tolerance: float) -> str:
+    """Caption of `spurious_table`, with the criterion of the config."""
+    return (
+        "Background function and spurious signal per category (ATLAS relaxed criterion zeta = max(0, "
+        f"|S_spur| - {tolerance:g} dS_MC) < {criterion:g} sigma_S; MC-limited: dS_MC > sigma_S)"
+    )
+
+
+#: the note under `spurious_table`: every column
+SPURIOUS_NOTE = (
+    "Per run (the fit's trial) and score category. Function: the background function chosen (the "
+    "fewest-parameter one that passes the criterion and describes the MC, else the passing one that "
+    "describes it best, else the one with the smallest |S_spur|/sigma_S), or why the category is left out; "
+    "Parameters: its free parameters; F-test order: the Bernstein order the F-test reached. "
+    "S_spur (events): the signal yield fitted to the background MC alone with that function (expected events "
+    "for the luminosity); MC error: its MC-statistical error dS_MC (sandwich, each bin's sum of w^2); "
+    "sigma_S: the statistical error of the signal yield expected from the background; S_spur/sigma_S: their "
+    "ratio; zeta (events, the syst.): the spurious-signal systematic in the fit; Passes: zeta below the "
+    "criterion; MC-limited: dS_MC > sigma_S, the MC cannot resolve a bias of that size; chi2 p: the "
+    "function's goodness of fit to the background MC; Background MC events and Effective MC events: raw "
+    "and (sum w)^2 / sum w^2 in the category's fit window."
+)
+
+
 def spurious_table(fits: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     """One row per (run, category): the chosen background function, its F-test order, the spurious signal with
     its MC error, sigma_S, their ratio and whether it passes, the signal-free yield and the MC behind it."""

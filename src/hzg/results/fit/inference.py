@@ -430,10 +430,11 @@ def ranking(
 def significance(
     spec: Mapping[str, Any] | pyhf.Workspace, poi_bounds: Sequence[float] | None = None
 ) -> SignificanceResult:
-    """Discovery significance (cabinetry.fit.significance, q0, asymptotics) on the observations (the MC
-    Asimov data), the expected one of pyhf (Asimov data at mu = 1 with the nuisance parameters fitted to the
-    observations) and the pre-fit expected one (q0 on the model's own Asimov data at mu = 1, nuisance
-    parameters at their nominal values: free of the MC's fluctuations, which pull the shape parameters)."""
+    """Discovery significance (cabinetry.fit.significance, q0, asymptotics) on the observations (the
+    weighted MC as data), the expected one of pyhf (Asimov data at mu = 1 with the nuisance parameters
+    fitted to the observations) and the pre-fit expected one (q0 on the model's own Asimov data at mu = 1,
+    nuisance parameters at their nominal values: free of the MC's fluctuations, which pull the shape
+    parameters)."""
     model, data = model_and_data(spec)
     bounds = par_bounds(model, poi_bounds)
     _set_backend()

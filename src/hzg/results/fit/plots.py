@@ -41,7 +41,7 @@ def mass_fit(
     category: str,
     stage: str = "Pre-fit",
 ) -> list[Path]:
-    """Stacked background + signal mℓℓγ of one category with the (Asimov) data; lower panel data - background.
+    """Stacked background + signal mℓℓγ of one category with the data (the MC); lower panel data - background.
 
     `yields`: {"signal", "background", "data"} arrays per mass bin (hzg.results.fit.inference.category_yields
     of one category): the data are the MC (signal + background MC), the background the smooth function's
@@ -77,7 +77,7 @@ def mass_fit(
         fmt="o",
         color="black",
         ms=5,
-        label="MC (Asimov data)",
+        label="MC as data",
     )
     ax.set_ylabel(f"Events / {width:g} GeV")
     top = max(float(np.max(np.concatenate([data, sig + bkg, sig * scale]), initial=0.0)), 1e-9)
