@@ -623,3 +623,15 @@ def test_trial_metrics_carry_the_floor_and_dcor2_into_table_one():
         tables.table_row("etn", None, {**summary, "background_mc": {}})["Bkg. MC per bin, min (raw / eff.)"]
         == "N.A."
     )
+
+
+def test_table_one_explains_every_column_under_it() -> None:
+    """Table I's note names every column but Technique and Loss (without its unit), followed by its
+    definition."""
+    import re
+
+    summary = {"significance": {"mean": 1.0, "std": 0.1, "n": 3, "n_total": 3}}
+    note = tables.table_note([("etn", {"kind": "bce", "disco_lambda": 0.0}, {"summary": summary})])
+    for column in tables.TABLE_COLUMNS[2:]:
+        name = re.sub(r" \([^()]*\)$", "", column)
+        assert f"{name}:" in note, column
