@@ -1,4 +1,5 @@
-"""Rule physics_checks: signal mllg peak and width, selection fractions, falling background -> JSON + log."""
+"""Rule physics_checks: signal mllg peak and width, selection fractions, falling background, sigma_m pulls
+-> JSON, table, log."""
 
 import json
 import logging
@@ -8,6 +9,7 @@ import pandas as pd
 
 from hzg import io, logs
 from hzg.data import checks, samples
+from hzg.results import tables
 
 logs.setup(snakemake.log[0])
 sig = pd.concat([pd.read_parquet(f) for f in snakemake.input.signal])
@@ -25,4 +27,10 @@ summary = checks.physics_summary(
     res_map,
 )
 logging.info("physics sanity:\n%s", json.dumps(summary, indent=2))
-io.write_json(snakemake.output[0], summary)
+io.write_json(snakemake.output.json, summary)
+tables.write_table(
+    tables.physics_checks_frame(summary),
+    Path(snakemake.output.table[0]).with_suffix(""),
+    caption=tables.PHYSICS_CHECKS_CAPTION,
+    note=tables.PHYSICS_CHECKS_NOTE,
+)

@@ -635,3 +635,30 @@ def test_table_one_explains_every_column_under_it() -> None:
     for column in tables.TABLE_COLUMNS[2:]:
         name = re.sub(r" \([^()]*\)$", "", column)
         assert f"{name}:" in note, column
+
+
+def test_physics_checks_table_sets_each_check_beside_its_reference(tmp_path) -> None:
+    summary = {
+        "signal_peak_gev": 124.768,
+        "signal_width_gev": 1.6964,
+        "background_low_over_high": 3.29,
+        "selection_fraction": {"signal": 0.2509, "background": 0.2057, "drellyan_fsr": 0.05},
+        "paper_selection_fraction": {"signal": 0.2, "background": 5.0 / 45.0},
+        "sigma_m_pull": {"calibrated": True, "pull_width_all": {"before": 1.18246, "after": 1.0066}},
+    }
+    frame = tables.physics_checks_frame(summary).set_index("Check")
+    assert frame.loc["Signal mllg peak [GeV]", "This run"] == "124.77"
+    assert frame.loc["Selection fraction, signal [%]"].tolist() == ["25.1", "20.0 (paper)"]
+    assert frame.loc["Selection fraction, background [%]"].tolist() == ["20.6", "11.1 (paper)"]
+    assert frame.loc["Selection fraction, drellyan_fsr [%]", "Reference"] == ""  # not in the paper
+    assert frame.loc["sigma_m pull width, before calibration", "This run"] == "1.182"
+    assert frame.loc["sigma_m pull width, after calibration", "This run"] == "1.007"
+    uncalibrated = tables.physics_checks_frame(summary | {"sigma_m_pull": {"calibrated": False}})
+    assert not uncalibrated["Check"].str.startswith("sigma_m").any()
+    paths = tables.write_table(
+        frame.reset_index(),
+        tmp_path / "physics_checks",
+        tables.PHYSICS_CHECKS_CAPTION,
+        tables.PHYSICS_CHECKS_NOTE,
+    )
+    assert "(paper)" in paths[0].read_text() and "physics.json" in paths[2].read_text()

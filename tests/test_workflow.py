@@ -135,6 +135,13 @@ def test_physics_sanity_loosely(ci_run):
     assert 0.10 < summary["selection_fraction"]["signal"] < 0.45
     assert 0.05 < summary["selection_fraction"]["background"] < 0.25
     assert summary["background_low_over_high"] > 1.0
+    # the same numbers as a table beside the paper's (Markdown, CSV, LaTeX; the CSV in the report)
+    table = pd.read_csv(ci_run / "results/tables/physics_checks.csv").set_index("Check")
+    assert table.loc["Signal mllg peak [GeV]", "This run"] == pytest.approx(
+        summary["signal_peak_gev"], abs=0.005
+    )
+    assert table.loc["Selection fraction, signal [%]", "Reference"] == "20.0 (paper)"
+    assert "Every number is in" in (ci_run / "results/tables/physics_checks.md").read_text()
 
 
 def test_every_training_job_wrote_checkpoint_history_and_keyed_scores(ci_run):
@@ -254,6 +261,7 @@ def test_report_builds_with_tables_and_plots(ci_run):
         "Selection",
         "cutflow.csv",
         "normalisation.csv",
+        "physics_checks.csv",
     ):
         assert needle in text, needle
     # every plot and table the rules mark for the report is in it, embedded (its bytes, base64), not only

@@ -359,6 +359,7 @@ def all_outputs():
         + expand("{dir}/cutflow.{ext}", dir=TABLES_DIR, ext=["md", "csv", "tex"])
         + expand("{dir}/{stem}.{ext}", dir=FEATURE_PLOTS, stem=PLOT_STEMS, ext=["pdf", "png"])
         + ["results/checks/physics.json"]
+        + expand("{dir}/physics_checks.{ext}", dir=TABLES_DIR, ext=["md", "csv", "tex"])
         + mass_scan_outputs()
     )
 

@@ -36,7 +36,13 @@ rule physics_checks:
         cutflows=get_all_cutflows,
         resolution_map=RESOLUTION_MAP,
     output:
-        "results/checks/physics.json",
+        json="results/checks/physics.json",
+        table=[
+            f"{TABLES_DIR}/physics_checks.md",
+            report(f"{TABLES_DIR}/physics_checks.csv", caption="../report/physics_checks.rst",
+                   category="Selection", labels={"table": "physics checks"}),
+            f"{TABLES_DIR}/physics_checks.tex",
+        ],
     params:
         samples={s: v["kind"] for s, v in config["samples"].items()},
     log:
