@@ -863,6 +863,10 @@ def test_plots_are_written(tmp_path) -> None:
     block = Block(result, block.significance, block.limit, fit.scan(spec, result, n_steps=5)).to_dict()
     post = fit.category_yields(spec, result.bestfit)["bin1"]
     paths = plots.mass_fit(post, toy.edges, tmp_path / "postfit_1", 138, 13, "bin1", "Post-fit")
+    # the MC's own statistical error (sqrt of its sum of w^2) as hatched boxes about the points
+    sumw2 = toy.signal_sumw2["bin1"] + toy.background_mc_sumw2["bin1"]
+    boxed = plots.mass_fit(post, toy.edges, tmp_path / "boxed_1", 138, 13, "bin1", "Post-fit", mc_sumw2=sumw2)
+    assert boxed[1].read_bytes() != paths[1].read_bytes() and boxed[1].stat().st_size > 1000
     paths += plots.likelihood_scan(block["fit"], tmp_path / "scan", 138, 13, stat_only=block["fit"])
     paths += plots.pulls(block["fit"], tmp_path / "pulls", 138, 13)
     paths += plots.ranking(fit.ranking(spec, result), tmp_path / "ranking", 138, 13)

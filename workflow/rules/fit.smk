@@ -28,6 +28,7 @@ rule fit_plots:
     input:
         workspace=f"{fit_dir()}/workspace.json",
         fit=f"{fit_dir()}/fit.json",
+        templates=f"{fit_dir()}/templates.json",
     output:
         prefit=expand(f"{fit_plot_dir()}/prefit_{{cat}}.{{ext}}", cat=range(config["fit"]["n_score_bins"]),
                       ext=["pdf", "png"], allow_missing=True),

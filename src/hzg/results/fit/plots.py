@@ -40,13 +40,17 @@ def mass_fit(
     sqrt_s_tev: float,
     category: str,
     stage: str = "Pre-fit",
+    mc_sumw2: Sequence[float] | None = None,
 ) -> list[Path]:
     """Stacked background + signal mℓℓγ of one category with the data (the MC); lower panel data - background.
 
     `yields`: {"signal", "background", "data"} arrays per mass bin (hzg.results.fit.inference.category_yields
     of one category): the data are the MC (signal + background MC), the background the smooth function's
     template.
-    Data errors are sqrt(N). A signal too small to see in the stack is also drawn scaled by a power of ten.
+    Data errors are sqrt(N), those of a data set of that size. `mc_sumw2`: the sum of w^2 per bin of the MC
+    that makes the data (signal + background), drawn as a hatched box of +-sqrt(sum w^2) about each point in
+    both panels: the MC's own statistical error, against which the MC's deviations from the smooth function
+    are to be read. A signal too small to see in the stack is also drawn scaled by a power of ten.
     """
     edges = np.asarray(edges, dtype=float)
     sig, bkg, data = (np.asarray(yields[k], dtype=float) for k in ("signal", "background", "data"))
@@ -79,6 +83,9 @@ def mass_fit(
         ms=5,
         label="MC as data",
     )
+    mc_err = None if mc_sumw2 is None else np.sqrt(np.clip(np.asarray(mc_sumw2, dtype=float), 0.0, None))
+    if mc_err is not None:
+        _mc_stat_boxes(ax, edges, data, mc_err, label=r"MC stat. ($\sqrt{\sum w^2}$)")
     ax.set_ylabel(f"Events / {width:g} GeV")
     top = max(float(np.max(np.concatenate([data, sig + bkg, sig * scale]), initial=0.0)), 1e-9)
     ax.set_ylim(0, 1.45 * top)
@@ -86,11 +93,31 @@ def mass_fit(
     label_simulation(ax, luminosity_fb, sqrt_s_tev)
     hep.histplot(sig, edges, ax=low, color=SIGNAL_COLOR, histtype="fill", alpha=0.8)
     low.errorbar(centres, data - bkg, yerr=np.sqrt(np.clip(data, 0, None)), fmt="o", color="black", ms=5)
+    if mc_err is not None:
+        _mc_stat_boxes(low, edges, data - bkg, mc_err)
     low.axhline(0.0, color="grey", lw=1)
     low.set_ylabel("Data − Bkg.", fontsize=18)
     low.set_xlabel(MLLG_LABEL)
     low.set_xlim(edges[0], edges[-1])
     return save(fig, stem)
+
+
+def _mc_stat_boxes(
+    ax: plt.Axes, edges: np.ndarray, centre: np.ndarray, error: np.ndarray, label: str | None = None
+) -> None:
+    """Hatched boxes of +-error about `centre`, one per bin (matplotlib's stairs, filled between the two
+    edges)."""
+    ax.stairs(
+        centre + error,
+        edges,
+        baseline=centre - error,
+        fill=True,
+        facecolor="none",
+        edgecolor="grey",
+        hatch="////",
+        linewidth=0,
+        label=label,
+    )
 
 
 def likelihood_scan(
