@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import numpy as np
+
 from hzg import logs
 from hzg.results import fit
 from hzg.results.fit import plots
@@ -14,9 +16,7 @@ result = json.loads(Path(snakemake.input.fit).read_text())
 tmpl = json.loads(Path(snakemake.input.templates).read_text())
 # the MC that makes the data: its sum of w^2 per mass bin, signal + background, per category
 mc_sumw2 = {
-    cat: [s + b for s, b in zip(tmpl["signal_sumw2"][cat], tmpl["background_mc_sumw2"][cat])]
-    for cat in tmpl["background_mc_sumw2"]
-    if cat in tmpl["signal_sumw2"]
+    cat: np.add(tmpl["signal_sumw2"][cat], tmpl["background_mc_sumw2"][cat]) for cat in tmpl["categories"]
 }
 full = result["with_systematics"]["fit"]
 edges = result["mass_edges"]

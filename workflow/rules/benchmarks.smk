@@ -7,18 +7,8 @@ rule benchmark_table:
     input:
         all_outputs(),
     output:
-        rules=[
-            f"{TABLES_DIR}/benchmarks.md",
-            report(f"{TABLES_DIR}/benchmarks.csv", caption="../report/benchmarks.rst",
-                   category="Benchmarks", labels={"table": "per rule"}),
-            f"{TABLES_DIR}/benchmarks.tex",
-        ],
-        stages=[
-            f"{TABLES_DIR}/benchmark_stages.md",
-            report(f"{TABLES_DIR}/benchmark_stages.csv", caption="../report/benchmarks.rst",
-                   category="Benchmarks", labels={"table": "per stage"}),
-            f"{TABLES_DIR}/benchmark_stages.tex",
-        ],
+        rules=table_files("benchmarks", "benchmarks.rst", "Benchmarks", "per rule"),
+        stages=table_files("benchmark_stages", "benchmarks.rst", "Benchmarks", "per stage"),
     params:
         root=BENCHMARKS,
     log:

@@ -85,6 +85,15 @@ def fit_plot_dir(run="{model}_{loss}"):
     return f"results/plots/fit/{run}"
 
 
+def table_files(stem, caption, category, label, subcategory=None):
+    """A table's three files under TABLES_DIR, [stem.md, stem.csv, stem.tex] (`hzg.results.tables.write_table`
+    writes them), the CSV marked for the report under `category` (and `subcategory`), labelled `label`."""
+    csv = f"{TABLES_DIR}/{stem}.csv"
+    marked = report(csv, caption=f"../report/{caption}", category=category, subcategory=subcategory,
+                    labels={"table": label})
+    return [f"{TABLES_DIR}/{stem}.md", marked, f"{TABLES_DIR}/{stem}.tex"]
+
+
 def benchmark_file(rule_name, stem):
     """A job's Snakemake benchmark file, results/benchmarks/{rule}/{stem}.tsv (benchmark_table sums them)."""
     return f"{BENCHMARKS}/{rule_name}/{stem}.tsv"

@@ -69,18 +69,9 @@ rule fit_table:
         fits=[f"{fit_dir(run)}/fit.json" for run in RUNS],
         metrics=[f"{eval_dir(run)}/metrics.json" for run in RUNS],
     output:
-        fit=[
-            f"{TABLES_DIR}/fit.md",
-            report(f"{TABLES_DIR}/fit.csv", caption="../report/fit_table.rst", category="Fit",
-                   subcategory="Tables", labels={"table": "fit results"}),
-            f"{TABLES_DIR}/fit.tex",
-        ],
-        spurious=[
-            f"{TABLES_DIR}/spurious_signal.md",
-            report(f"{TABLES_DIR}/spurious_signal.csv", caption="../report/spurious_signal.rst", category="Fit",
-                   subcategory="Tables", labels={"table": "spurious signal"}),
-            f"{TABLES_DIR}/spurious_signal.tex",
-        ],
+        fit=table_files("fit", "fit_table.rst", "Fit", "fit results", subcategory="Tables"),
+        spurious=table_files("spurious_signal", "spurious_signal.rst", "Fit", "spurious signal",
+                             subcategory="Tables"),
     params:
         runs=RUNS,
         trial=config["fit"]["trial"],

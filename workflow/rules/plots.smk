@@ -37,12 +37,7 @@ rule physics_checks:
         resolution_map=RESOLUTION_MAP,
     output:
         json="results/checks/physics.json",
-        table=[
-            f"{TABLES_DIR}/physics_checks.md",
-            report(f"{TABLES_DIR}/physics_checks.csv", caption="../report/physics_checks.rst",
-                   category="Selection", labels={"table": "physics checks"}),
-            f"{TABLES_DIR}/physics_checks.tex",
-        ],
+        table=table_files("physics_checks", "physics_checks.rst", "Selection", "physics checks"),
     params:
         samples={s: v["kind"] for s, v in config["samples"].items()},
     log:

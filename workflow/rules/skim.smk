@@ -40,18 +40,8 @@ rule cutflow_table:
     input:
         cutflows=get_all_cutflows,
     output:
-        cutflow=[
-            f"{TABLES_DIR}/cutflow.md",
-            report(f"{TABLES_DIR}/cutflow.csv", caption="../report/cutflow.rst", category="Selection",
-                   labels={"table": "cutflow"}),
-            f"{TABLES_DIR}/cutflow.tex",
-        ],
-        normalisation=[
-            f"{TABLES_DIR}/normalisation.md",
-            report(f"{TABLES_DIR}/normalisation.csv", caption="../report/normalisation.rst",
-                   category="Selection", labels={"table": "normalisation"}),
-            f"{TABLES_DIR}/normalisation.tex",
-        ],
+        cutflow=table_files("cutflow", "cutflow.rst", "Selection", "cutflow"),
+        normalisation=table_files("normalisation", "normalisation.rst", "Selection", "normalisation"),
     params:
         normalisation={s: normalisation(s) for s in config["samples"]},
         note=NORMALISATION_NOTE,
