@@ -5,6 +5,7 @@ hzg.results.fit.templates, the fit tables and plots. Toys live in tests/fit_toys
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pandas as pd
@@ -855,7 +856,7 @@ def test_fit_tables_explain_every_column_under_them(tmp_path) -> None:
     assert "with syst.: q0 on the model's own Asimov data" in tex and "\\footnotesize" in tex
 
 
-def test_plots_are_written(tmp_path) -> None:
+def test_plots_are_written(tmp_path, caplog) -> None:
     toy = toy_templates(spurious=1.0)
     spec = fit.build_workspace(toy, {"shape": ["photon_energy_scale"]})
     block = Block(fit.fit(spec), fit.significance(spec), fit.limit(spec, toy.background_mc), None)
@@ -872,6 +873,8 @@ def test_plots_are_written(tmp_path) -> None:
     paths += plots.ranking(fit.ranking(spec, result), tmp_path / "ranking", 138, 13)
     paths += plots.left_out(tmp_path / "prefit_7", 138, 13, "bin7", "no background MC event")
     assert len(paths) == 10 and all(p.stat().st_size > 1000 for p in paths)
+    # no glyph borrowed from another font (matplotlib logs each as a warning: 136 lines a job's log held)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("matplotlib")]
 
 
 def test_scan_falls_back_to_point_by_point_refits_when_cabinetry_fails(monkeypatch):

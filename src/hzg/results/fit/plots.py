@@ -85,7 +85,8 @@ def mass_fit(
     )
     mc_err = None if mc_sumw2 is None else np.sqrt(np.clip(np.asarray(mc_sumw2, dtype=float), 0.0, None))
     if mc_err is not None:
-        _mc_stat_boxes(ax, edges, data, mc_err, label=r"MC stat. ($\sqrt{\sum w^2}$)")
+        # plain text: mathtext's radical is missing from the style's font (a warning per figure)
+        _mc_stat_boxes(ax, edges, data, mc_err, label="MC stat. (√Σw²)")
     ax.set_ylabel(f"Events / {width:g} GeV")
     top = max(float(np.max(np.concatenate([data, sig + bkg, sig * scale]), initial=0.0)), 1e-9)
     ax.set_ylim(0, 1.45 * top)
