@@ -279,6 +279,10 @@ def test_report_builds_with_tables_and_plots(ci_run):
         assert f"results/plots/features/{features.file_stem(var)}.png" in text, var
     png = (ci_run / "results/plots/eval/roc.png").read_bytes()
     assert base64.b64encode(png)[100:400].decode() in text  # the ROC image itself
+    # Table I's caption defines its columns with the library's text, the one under table1.md (one source)
+    from hzg.results.tables import TABLE_ONE_COLUMNS
+
+    assert json.dumps(TABLE_ONE_COLUMNS.replace('"', "&quot;"))[1:-1] in text
 
 
 def test_report_opens_clean_in_a_headless_browser(ci_run):

@@ -19,6 +19,7 @@ from hzg.registry import (
     result_training,
     run_names,
 )
+from hzg.results.tables import TABLE_ONE_COLUMNS
 
 
 #: the 12 classifier inputs, sigma_m in GeV or as sigma_m/m (config features.sigma_m)

@@ -462,34 +462,39 @@ def table_one(results: Sequence[tuple[str, Mapping[str, Any] | None, Mapping[str
     )
 
 
+#: Table I's columns but Technique and Loss, defined: under its Markdown and LaTeX (`table_note`) and in the
+#: report's caption (workflow/report/table1.rst renders it from rule table_one's params)
+TABLE_ONE_COLUMNS = (
+    "Signi.: the expected significance, Asimov Z in the 5-95 % signal mass window of each equal-signal "
+    "score bin, the bins in quadrature; mean ± std over trials; Signi. MC stat.: mean over trials of its "
+    "MC-statistical uncertainty (sum of w² of s and b per score bin, propagated as in the paper's code). "
+    "AUC: area under the weighted ROC curve in the evaluation window (config evaluation.window; negative "
+    "weights set to 0), in %. "
+    "Bkg. Corr.: the paper's background mℓℓγ correlation, the standard deviation across the score bins "
+    "of the normalised background mℓℓγ histograms, averaged over mass bins (in 1e-3, as every Bkg. "
+    "column but the MC counts). "
+    "Bkg. Corr. floor: the value of "
+    "Bkg. Corr. for a classifier that does not sculpt the background, with this run's background MC (its "
+    "mass and weight shuffled among the background events); only the part above it measures sculpting. "
+    "Bkg. Corr. above noise: the same std with its expected MC-noise part subtracted in quadrature, per "
+    "mass bin from the jackknife variance of each score bin's normalised histogram (root mean square over "
+    "mass bins; negative: consistent with no sculpting). "
+    "Bkg. dCor²: weighted squared distance correlation of score and mℓℓγ of the background, "
+    "what DisCo lowers. "
+    "Bkg. MC per bin, min: the fewest background MC events in a score bin's mass window over bins and "
+    "trials, raw and effective ((Σw)²/Σw², what the MC-statistical precision follows). "
+    "Best epoch: the epoch of highest validation significance (N.A. for trees and the random "
+    "classifier). Overtraining p-value: train against test score distributions per class in the "
+    "evaluation window, the two classes combined (the χ² test for weighted histograms of ROOT's "
+    'Chi2Test "WW", χ² and ndf added; or Kolmogorov-Smirnov with Fisher\'s method: config '
+    "evaluation.overtraining_test)."
+)
+
+
 def table_note(results: Sequence[tuple[str, Mapping[str, Any] | None, Mapping[str, Any]]]) -> str:
     """The note under Table I: every column but Technique and Loss, and, where used, what "(n/N)" and the
     dagger mean."""
-    note = (
-        "Signi.: the expected significance, Asimov Z in the 5-95 % signal mass window of each equal-signal "
-        "score bin, the bins in quadrature; mean ± std over trials; Signi. MC stat.: mean over trials of its "
-        "MC-statistical uncertainty (sum of w² of s and b per score bin, propagated as in the paper's code). "
-        "AUC: area under the weighted ROC curve in the evaluation window (config evaluation.window; negative "
-        "weights set to 0), in %. "
-        "Bkg. Corr.: the paper's background mℓℓγ correlation, the standard deviation across the score bins "
-        "of the normalised background mℓℓγ histograms, averaged over mass bins (in 1e-3, as every Bkg. "
-        "column but the MC counts). "
-        "Bkg. Corr. floor: the value of "
-        "Bkg. Corr. for a classifier that does not sculpt the background, with this run's background MC (its "
-        "mass and weight shuffled among the background events); only the part above it measures sculpting. "
-        "Bkg. Corr. above noise: the same std with its expected MC-noise part subtracted in quadrature, per "
-        "mass bin from the weights each score bin holds (root mean square over mass bins; negative: "
-        "consistent with no sculpting). "
-        "Bkg. dCor²: weighted squared distance correlation of score and mℓℓγ of the background, "
-        "what DisCo lowers. "
-        "Bkg. MC per bin, min: the fewest background MC events in a score bin's mass window over bins and "
-        "trials, raw and effective ((Σw)²/Σw², what the MC-statistical precision follows). "
-        "Best epoch: the epoch of highest validation significance (N.A. for trees and the random "
-        "classifier). Overtraining p-value: train against test score distributions per class in the "
-        "evaluation window, the two classes combined (the χ² test for weighted histograms of ROOT's "
-        'Chi2Test "WW", χ² and ndf added; or Kolmogorov-Smirnov with Fisher\'s method: config '
-        "evaluation.overtraining_test)."
-    )
+    note = TABLE_ONE_COLUMNS
     if any(
         partial(stat)
         for _, _, res in results
