@@ -637,6 +637,33 @@ def test_table_one_explains_every_column_under_it() -> None:
         assert f"{name}:" in note, column
 
 
+def test_notes_stay_text_in_a_report_caption() -> None:
+    """The tables' notes go into the report's reStructuredText captions escaped (`tables.rst_escape`): their
+    "|S_spur|", "S_spur", "*" and "`" come out as written, with no RST warning or error."""
+    import html
+
+    from docutils.core import publish_parts
+    from docutils.utils import SystemMessage
+
+    notes = [
+        tables.TABLE_ONE_COLUMNS,
+        tables.fit_table_note(0, 0.2, 2.0),
+        tables.spurious_caption(0.2, 2.0),
+        tables.SPURIOUS_NOTE,
+        tables.PHYSICS_CHECKS_NOTE,
+        "a `literal`, *stress*, |sub| and a_ reference_, a back\\slash",
+    ]
+    for note in notes:
+        body = publish_parts(
+            tables.rst_escape(note),
+            writer="html",
+            settings_overrides={"report_level": 1, "halt_level": 2},
+        )["body"]
+        assert "system-message" not in body and html.escape(note, quote=False) in body.replace("&quot;", '"')
+    with pytest.raises(SystemMessage):  # the same text unescaped is RST markup: an undefined substitution
+        publish_parts(notes[1], writer="html", settings_overrides={"halt_level": 2})
+
+
 def test_physics_checks_table_sets_each_check_beside_its_reference(tmp_path) -> None:
     summary = {
         "signal_peak_gev": 124.768,

@@ -1,5 +1,6 @@
 """End to end: the DAG on config/ci.yaml in a scratch copy of the workflow, and on user n-tuples."""
 
+import html
 import json
 import subprocess
 from pathlib import Path
@@ -279,10 +280,23 @@ def test_report_builds_with_tables_and_plots(ci_run):
         assert f"results/plots/features/{features.file_stem(var)}.png" in text, var
     png = (ci_run / "results/plots/eval/roc.png").read_bytes()
     assert base64.b64encode(png)[100:400].decode() in text  # the ROC image itself
-    # Table I's caption defines its columns with the library's text, the one under table1.md (one source)
-    from hzg.results.tables import TABLE_ONE_COLUMNS
+    # the tables' captions in the report define their columns with the library's text, the one under their
+    # Markdown and LaTeX (one source); RST's markup characters in it ("|S_spur|") are text, not markup
+    from hzg.results import tables
 
-    assert json.dumps(TABLE_ONE_COLUMNS.replace('"', "&quot;"))[1:-1] in text
+    fit_bkg = cfg["fit"]["background"]
+    for note in (
+        tables.TABLE_ONE_COLUMNS,
+        tables.FIT_CAPTION,
+        tables.fit_table_note(
+            cfg["fit"]["trial"], fit_bkg["spurious_criterion"], fit_bkg["spurious_mc_tolerance"]
+        ),
+        tables.spurious_caption(fit_bkg["spurious_criterion"], fit_bkg["spurious_mc_tolerance"]),
+        tables.SPURIOUS_NOTE,
+        tables.PHYSICS_CHECKS_CAPTION,
+        tables.PHYSICS_CHECKS_NOTE,
+    ):
+        assert json.dumps(html.escape(note, quote=False).replace('"', "&quot;"))[1:-1] in text, note[:60]
 
 
 def test_report_opens_clean_in_a_headless_browser(ci_run):

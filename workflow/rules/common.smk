@@ -19,7 +19,16 @@ from hzg.registry import (
     result_training,
     run_names,
 )
-from hzg.results.tables import TABLE_ONE_COLUMNS
+from hzg.results.tables import (
+    FIT_CAPTION,
+    PHYSICS_CHECKS_CAPTION,
+    PHYSICS_CHECKS_NOTE,
+    SPURIOUS_NOTE,
+    TABLE_ONE_COLUMNS,
+    fit_table_note,
+    rst_escape,
+    spurious_caption,
+)
 
 
 #: the 12 classifier inputs, sigma_m in GeV or as sigma_m/m (config features.sigma_m)

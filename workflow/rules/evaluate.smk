@@ -115,7 +115,7 @@ rule table_one:
         runs=config["runs"],
         losses=config["losses"],
         caption=f"Table I: mean ± std over {config['split']['n_trials']} trials, test split",
-        columns=TABLE_ONE_COLUMNS,  # for the report's caption (table1.rst); the script writes them itself
+        columns=rst_escape(TABLE_ONE_COLUMNS),  # for the report's caption (table1.rst); the script writes its own
     log:
         "logs/tables/table1.log",
     benchmark:

@@ -77,6 +77,22 @@ rule fit_table:
         trial=config["fit"]["trial"],
         spurious_criterion=config["fit"]["background"]["spurious_criterion"],
         spurious_mc_tolerance=config["fit"]["background"]["spurious_mc_tolerance"],
+        # the tables' captions and notes, for the report's captions (fit_table.rst, spurious_signal.rst)
+        fit_caption=rst_escape(FIT_CAPTION),
+        spurious_caption=rst_escape(
+            spurious_caption(
+                config["fit"]["background"]["spurious_criterion"],
+                config["fit"]["background"]["spurious_mc_tolerance"],
+            )
+        ),
+        fit_note=rst_escape(
+            fit_table_note(
+                config["fit"]["trial"],
+                config["fit"]["background"]["spurious_criterion"],
+                config["fit"]["background"]["spurious_mc_tolerance"],
+            )
+        ),
+        spurious_note=rst_escape(SPURIOUS_NOTE),
     log:
         "logs/tables/fit.log",
     benchmark:

@@ -40,6 +40,8 @@ rule physics_checks:
         table=table_files("physics_checks", "physics_checks.rst", "Selection", "physics checks"),
     params:
         samples={s: v["kind"] for s, v in config["samples"].items()},
+        caption=rst_escape(PHYSICS_CHECKS_CAPTION),  # the table's caption and note, for the report's caption
+        note=rst_escape(PHYSICS_CHECKS_NOTE),
     log:
         "logs/checks/physics.log",
     benchmark:

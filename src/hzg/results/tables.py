@@ -64,6 +64,12 @@ _LATEX_SPECIAL = {
 }
 
 
+def rst_escape(text: str) -> str:
+    """Plain text for a reStructuredText caption (a Snakemake report's): RST's inline markup characters
+    backslash-escaped, so that "|S_spur|" is not a substitution, "`" no literal and "*" no emphasis."""
+    return re.sub(r"[\\`*_|]", lambda m: "\\" + m.group(), text)
+
+
 def cutflow_frame(
     flows: Mapping[str, Sequence[Mapping[str, float]]], yields_per_weight: Mapping[str, float]
 ) -> pd.DataFrame:
