@@ -15,6 +15,14 @@ for run, path in zip(p.runs, snakemake.input.runs):
 frame, note = tables.table_one(results), tables.table_note(results)
 tables.write_table(frame, Path(snakemake.output.csv).with_suffix(""), caption=p.caption, note=note)
 logging.info("Table I:\n%s\n%s", frame.to_markdown(index=False), note)
+paper = tables.paper_comparison(results)
+tables.write_table(
+    paper,
+    Path(snakemake.output.paper[1]).with_suffix(""),
+    caption=tables.PAPER_CAPTION,
+    note=tables.PAPER_NOTE,
+)
+logging.info("Table I beside the paper's:\n%s", paper.to_markdown(index=False))
 for model, loss, res in results:
     if tables.low_background_mc(res["summary"]):
         bkg = res["summary"]["background_mc"]

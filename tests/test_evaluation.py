@@ -391,6 +391,57 @@ def test_table_one_has_the_paper_columns_labels_and_order():
     assert table.iloc[1]["Best epoch"] == "N.A."
 
 
+def test_table_one_beside_the_paper_sets_each_row_beside_the_papers_and_divides_disco_by_bce(tmp_path):
+    """The paper's Table I beside each run's row (N.A. where the paper has no such row), the significance
+    ratio, and DisCo's decorrelation: a DisCo row's correlation over its technique's without DisCo, raw and
+    above noise, beside the paper's (1.0 / 2.3 for the ETN)."""
+
+    def summary(z: float, corr: float, excess: float | None) -> dict:
+        res = _summary(z, 50)
+        res["summary"]["bkg_correlation"] = {"mean": corr, "std": 1e-4}
+        res["summary"]["bkg_correlation_excess"] = {"mean": excess, "std": 1e-4 if excess else None}
+        return res
+
+    bce, bce_d = {"kind": "bce", "disco_lambda": 0.0}, {"kind": "bce", "disco_lambda": 5.0}
+    rows = [
+        ("etn", bce_d, summary(1.1, 2.0e-3, 1.1e-3)),
+        ("etn_objects", bce, summary(1.26, 3.5e-3, 3.3e-3)),
+        ("etn", bce, summary(1.2, 2.7e-3, 2.5e-3)),
+        ("dfnn", bce_d, summary(1.0, 2.2e-3, None)),  # no BCE run of the DFNN, no excess
+        ("random", None, summary(0.5, 0.9e-3, 0.0)),
+    ]
+    table = tables.paper_comparison(rows).set_index(["Technique", "Loss"])
+    assert list(table.reset_index().columns) == list(tables.PAPER_COLUMNS)
+    assert list(table.index) == [
+        ("Random", "N.A."),
+        ("ETN", "BCE"),
+        ("ETN+objects", "BCE"),
+        ("DFNN", "BCE+DisCo"),
+        ("ETN", "BCE+DisCo"),
+    ]
+    etn, disco = table.loc[("ETN", "BCE")], table.loc[("ETN", "BCE+DisCo")]
+    assert etn[["Signi.", "Signi., paper", "Signi. / paper", "AUC (%), paper"]].tolist() == [
+        "1.20 ± 0.01",
+        "1.51",
+        "0.79",
+        "76.2",
+    ]
+    assert etn["Bkg. Corr. DisCo / BCE"] == "" and etn["Bkg. Corr. (1e-3), paper"] == "2.3"
+    assert disco["Bkg. Corr. (1e-3)"] == "2.0 ± 0.1" and disco["Bkg. Corr. above noise (1e-3)"] == "1.1 ± 0.1"
+    assert disco[["Bkg. Corr. DisCo / BCE", "Bkg. Corr. DisCo / BCE, above noise"]].tolist() == [
+        "0.74",
+        "0.44",
+    ]
+    assert disco["Bkg. Corr. DisCo / BCE, paper"] == "0.43"
+    assert table.loc[("DFNN", "BCE+DisCo"), "Bkg. Corr. DisCo / BCE, paper"] == "0.50"
+    assert table.loc[("DFNN", "BCE+DisCo"), "Bkg. Corr. DisCo / BCE"] == "N.A."  # nothing to divide by
+    assert table.loc[("ETN+objects", "BCE")][["Signi., paper", "Signi. / paper"]].tolist() == ["N.A.", "N.A."]
+    assert table.loc[("Random", "N.A."), "Signi. / paper"] == "1.00"
+    # the note names every column
+    for column in tables.PAPER_COLUMNS[2:]:
+        assert column in tables.PAPER_NOTE, column
+
+
 def test_table_one_shows_the_mc_stat_uncertainty_and_marks_too_few_background_mc_events(tmp_path):
 
     bce = {"kind": "bce", "disco_lambda": 0.0}
@@ -651,6 +702,7 @@ def test_notes_stay_text_in_a_report_caption() -> None:
         tables.spurious_caption(0.2, 2.0),
         tables.SPURIOUS_NOTE,
         tables.PHYSICS_CHECKS_NOTE,
+        tables.PAPER_NOTE,
         "a `literal`, *stress*, |sub| and a_ reference_, a back\\slash",
     ]
     for note in notes:

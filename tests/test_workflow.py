@@ -252,6 +252,7 @@ def test_report_builds_with_tables_and_plots(ci_run):
         "Training",
         "Features",
         "table1.csv",
+        "table1_paper.csv",
         "roc.png",
         "roc_trials.png",
         "Benchmarks",
@@ -295,6 +296,8 @@ def test_report_builds_with_tables_and_plots(ci_run):
         tables.SPURIOUS_NOTE,
         tables.PHYSICS_CHECKS_CAPTION,
         tables.PHYSICS_CHECKS_NOTE,
+        tables.PAPER_CAPTION,
+        tables.PAPER_NOTE,
     ):
         assert json.dumps(html.escape(note, quote=False).replace('"', "&quot;"))[1:-1] in text, note[:60]
 

@@ -21,6 +21,8 @@ from hzg.registry import (
 )
 from hzg.results.tables import (
     FIT_CAPTION,
+    PAPER_CAPTION,
+    PAPER_NOTE,
     PHYSICS_CHECKS_CAPTION,
     PHYSICS_CHECKS_NOTE,
     SPURIOUS_NOTE,
@@ -349,7 +351,7 @@ def evaluation_outputs():
     """Metrics of every run and of the random classifier, Table I and the evaluation plots (evaluate.smk)."""
     return (
         [f"{eval_dir(run)}/metrics.json" for run in RUNS + [RANDOM]]
-        + expand("{dir}/table1.{ext}", dir=TABLES_DIR, ext=["md", "csv", "tex"])
+        + expand("{dir}/{stem}.{ext}", dir=TABLES_DIR, stem=["table1", "table1_paper"], ext=["md", "csv", "tex"])
         + expand("{dir}/{plot}.{ext}", dir=EVAL_PLOTS, plot=["roc", "roc_trials"], ext=["pdf", "png"])
         + [
             f"{eval_plot_dir(run)}/{plot}.{ext}"
