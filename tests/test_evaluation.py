@@ -437,6 +437,12 @@ def test_table_one_beside_the_paper_sets_each_row_beside_the_papers_and_divides_
     assert table.loc[("DFNN", "BCE+DisCo"), "Bkg. Corr. DisCo / BCE"] == "N.A."  # nothing to divide by
     assert table.loc[("ETN+objects", "BCE")][["Signi., paper", "Signi. / paper"]].tolist() == ["N.A.", "N.A."]
     assert table.loc[("Random", "N.A."), "Signi. / paper"] == "1.00"
+    # two ETN BCE runs (another learning rate, say): both rows stay, and no DisCo ratio picks one of them
+    twice = tables.paper_comparison(rows + [("etn", bce, summary(1.3, 2.9e-3, 2.6e-3))])
+    assert len(twice) == len(rows) + 1
+    assert (
+        twice.set_index(["Technique", "Loss"]).loc[("ETN", "BCE+DisCo"), "Bkg. Corr. DisCo / BCE"] == "N.A."
+    )
     # the note names every column
     for column in tables.PAPER_COLUMNS[2:]:
         assert column in tables.PAPER_NOTE, column

@@ -551,29 +551,42 @@ def _mean(summary: Mapping[str, Any], key: str) -> float | None:
     return (summary.get(key) or {}).get("mean")
 
 
-def _disco_ratio(label: tuple[str, str], corr: Mapping[tuple[str, str], float | None]) -> str:
-    """A DisCo row's correlation over that of its technique with the same classifier loss without DisCo:
-    "" for a row without DisCo, N.A. where either is missing or the one without DisCo is not above 0."""
+def _disco_ratio(
+    label: tuple[str, str], mine: float | None, corr: Mapping[tuple[str, str], float | None]
+) -> str:
+    """A DisCo row's correlation `mine` over that of its technique with the same classifier loss without
+    DisCo (`corr`, by label): "" for a row without DisCo, N.A. where either is missing or not unique, or the
+    one without DisCo is not above 0."""
     technique, loss = label
     if not loss.endswith("+DisCo"):
         return ""
-    base, mine = corr.get((technique, loss.removesuffix("+DisCo"))), corr.get(label)
+    base = corr.get((technique, loss.removesuffix("+DisCo")))
     return "N.A." if base is None or mine is None or base <= 0 else f"{mine / base:.2f}"
+
+
+def _unique_by_label(
+    pairs: Sequence[tuple[tuple[str, str], float | None]],
+) -> dict[tuple[str, str], float | None]:
+    """{label: value}; a label two runs share (two DisCo strengths, say) maps to None: no unique value."""
+    out: dict[tuple[str, str], float | None] = {}
+    for label, value in pairs:
+        out[label] = None if label in out else value
+    return out
 
 
 def paper_comparison(
     results: Sequence[tuple[str, Mapping[str, Any] | None, Mapping[str, Any]]],
 ) -> pd.DataFrame:
-    """Table I's rows (`table_one`'s order) beside the paper's Table I (`PAPER_TABLE_ONE`): significance,
-    AUC, background correlation (raw and above noise against the paper's) and DisCo's decorrelation."""
+    """Table I's rows (`table_one`'s order, one per run) beside the paper's Table I (`PAPER_TABLE_ONE`):
+    significance, AUC, background correlation (raw and above noise against the paper's) and DisCo's
+    decorrelation."""
     ordered = sorted(results, key=lambda r: paper_order(r[0], r[1]))
-    labels = [(MODEL_LABELS.get(m, m), loss_label(m, loss)) for m, loss, _ in ordered]
-    summaries = dict(zip(labels, (res["summary"] for _, _, res in ordered)))
-    raw = {label: _mean(s, "bkg_correlation") for label, s in summaries.items()}
-    excess = {label: _mean(s, "bkg_correlation_excess") for label, s in summaries.items()}
+    rows_in = [((MODEL_LABELS.get(m, m), loss_label(m, loss)), res["summary"]) for m, loss, res in ordered]
+    raw = _unique_by_label([(label, _mean(s, "bkg_correlation")) for label, s in rows_in])
+    excess = _unique_by_label([(label, _mean(s, "bkg_correlation_excess")) for label, s in rows_in])
     paper_corr = {label: corr for label, (_, _, corr) in PAPER_TABLE_ONE.items()}
     rows = []
-    for label, summary in summaries.items():
+    for label, summary in rows_in:
         paper = PAPER_TABLE_ONE.get(label)
         signi = _mean(summary, "significance")
         rows.append(
@@ -590,9 +603,11 @@ def paper_comparison(
                     summary.get("bkg_correlation_excess", _NONE), 1, scale=1e3
                 ),
                 "Bkg. Corr. (1e-3), paper": "N.A." if paper is None else f"{paper[2]:.1f}",
-                "Bkg. Corr. DisCo / BCE": _disco_ratio(label, raw),
-                "Bkg. Corr. DisCo / BCE, above noise": _disco_ratio(label, excess),
-                "Bkg. Corr. DisCo / BCE, paper": _disco_ratio(label, paper_corr),
+                "Bkg. Corr. DisCo / BCE": _disco_ratio(label, _mean(summary, "bkg_correlation"), raw),
+                "Bkg. Corr. DisCo / BCE, above noise": _disco_ratio(
+                    label, _mean(summary, "bkg_correlation_excess"), excess
+                ),
+                "Bkg. Corr. DisCo / BCE, paper": _disco_ratio(label, paper and paper[2], paper_corr),
             }
         )
     return pd.DataFrame(rows, columns=list(PAPER_COLUMNS))
