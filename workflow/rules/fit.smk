@@ -1,6 +1,10 @@
 # Binned profile-likelihood fits (pyhf, cabinetry): per-category smooth background, spurious signal, mu, Z,
 # limit.
 
+#: the spurious-signal test's criterion and MC tolerance (config fit.background), for the fit table and its notes
+SPURIOUS_CRITERION = config["fit"]["background"]["spurious_criterion"]
+SPURIOUS_MC_TOLERANCE = config["fit"]["background"]["spurious_mc_tolerance"]
+
 
 rule fit:
     input:
@@ -75,23 +79,12 @@ rule fit_table:
     params:
         runs=RUNS,
         trial=config["fit"]["trial"],
-        spurious_criterion=config["fit"]["background"]["spurious_criterion"],
-        spurious_mc_tolerance=config["fit"]["background"]["spurious_mc_tolerance"],
+        spurious_criterion=SPURIOUS_CRITERION,
+        spurious_mc_tolerance=SPURIOUS_MC_TOLERANCE,
         # the tables' captions and notes, for the report's captions (fit_table.rst, spurious_signal.rst)
         fit_caption=rst_escape(FIT_CAPTION),
-        spurious_caption=rst_escape(
-            spurious_caption(
-                config["fit"]["background"]["spurious_criterion"],
-                config["fit"]["background"]["spurious_mc_tolerance"],
-            )
-        ),
-        fit_note=rst_escape(
-            fit_table_note(
-                config["fit"]["trial"],
-                config["fit"]["background"]["spurious_criterion"],
-                config["fit"]["background"]["spurious_mc_tolerance"],
-            )
-        ),
+        spurious_caption=rst_escape(spurious_caption(SPURIOUS_CRITERION, SPURIOUS_MC_TOLERANCE)),
+        fit_note=rst_escape(fit_table_note(config["fit"]["trial"], SPURIOUS_CRITERION, SPURIOUS_MC_TOLERANCE)),
         spurious_note=rst_escape(SPURIOUS_NOTE),
     log:
         "logs/tables/fit.log",
