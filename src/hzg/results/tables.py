@@ -581,27 +581,26 @@ def paper_comparison(
     significance, AUC, background correlation (raw and above noise against the paper's) and DisCo's
     decorrelation."""
     ordered = sorted(results, key=lambda r: paper_order(r[0], r[1]))
-    rows_in = [((MODEL_LABELS.get(m, m), loss_label(m, loss)), res["summary"]) for m, loss, res in ordered]
-    raw = _unique_by_label([(label, _mean(s, "bkg_correlation")) for label, s in rows_in])
-    excess = _unique_by_label([(label, _mean(s, "bkg_correlation_excess")) for label, s in rows_in])
+    # Table I's own cells (`table_row`), the significance without its dagger
+    rows_in = [(table_row(m, loss, res["summary"]), res["summary"]) for m, loss, res in ordered]
+    labels = [(row["Technique"], row["Loss"]) for row, _ in rows_in]
+    raw = _unique_by_label([(label, _mean(s, "bkg_correlation")) for label, (_, s) in zip(labels, rows_in)])
+    excess = _unique_by_label(
+        [(label, _mean(s, "bkg_correlation_excess")) for label, (_, s) in zip(labels, rows_in)]
+    )
     paper_corr = {label: corr for label, (_, _, corr) in PAPER_TABLE_ONE.items()}
     rows = []
-    for label, summary in rows_in:
+    for label, (cells, summary) in zip(labels, rows_in):
         paper = PAPER_TABLE_ONE.get(label)
         signi = _mean(summary, "significance")
         rows.append(
             {
-                "Technique": label[0],
-                "Loss": label[1],
+                **{k: cells[k] for k in ("Technique", "Loss", "AUC (%)", "Bkg. Corr. (1e-3)")},
                 "Signi.": format_mean_std(summary["significance"], 2),
                 "Signi., paper": "N.A." if paper is None else f"{paper[0]:.2f}",
                 "Signi. / paper": "N.A." if paper is None or signi is None else f"{signi / paper[0]:.2f}",
-                "AUC (%)": format_mean_std(summary["auc"], 1, scale=100.0),
                 "AUC (%), paper": "N.A." if paper is None else f"{paper[1]:.1f}",
-                "Bkg. Corr. (1e-3)": format_mean_std(summary["bkg_correlation"], 1, scale=1e3),
-                "Bkg. Corr. above noise (1e-3)": format_mean_std(
-                    summary.get("bkg_correlation_excess", _NONE), 1, scale=1e3
-                ),
+                "Bkg. Corr. above noise (1e-3)": cells["Bkg. Corr. above noise (1e-3)"],
                 "Bkg. Corr. (1e-3), paper": "N.A." if paper is None else f"{paper[2]:.1f}",
                 "Bkg. Corr. DisCo / BCE": _disco_ratio(label, _mean(summary, "bkg_correlation"), raw),
                 "Bkg. Corr. DisCo / BCE, above noise": _disco_ratio(
