@@ -244,9 +244,9 @@ def test_layer_norm_scores_through_the_kernel_to_float_rounding(shape, kernel_ca
     with torch.no_grad():
         scored = norm(x)
         expected = nn.functional.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
-    exact = nn.functional.layer_norm(
-        x.double(), norm.normalized_shape, norm.weight.double(), norm.bias.double(), norm.eps
-    )
+        exact = nn.functional.layer_norm(
+            x.double(), norm.normalized_shape, norm.weight.double(), norm.bias.double(), norm.eps
+        )
     assert calls == [x.shape]
     assert scored.shape == expected.shape and scored.dtype == torch.float32
     # float32 rounding, mostly of the token's centring (a mean of 20 against a spread of 4 here): as large as

@@ -219,7 +219,7 @@ def test_roc_of_test_split_uses_the_test_events_in_the_window_only():
 def test_save_draws_a_constrained_layout_once_and_both_files_keep_it(tmp_path, figures):
     """`save` places a constrained layout with its one draw and freezes it: the axes stay where that layout
     put them (not where the figure was created), and the PDF and PNG are written from those positions."""
-    fig, axes = plotting.plt.subplots(2, 2, figsize=(6, 4), layout="constrained")
+    fig, axes = plotting.plt.subplots(2, 2, figsize=(10, 8), layout="constrained")
     for ax in axes.flat:
         ax.imshow(np.arange(12.0).reshape(3, 4))
         ax.set_ylabel("a long label that moves the layout")
