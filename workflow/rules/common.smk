@@ -97,12 +97,13 @@ def fit_plot_dir(run="{model}_{loss}"):
     return f"results/plots/fit/{run}"
 
 
-def table_files(stem, caption, category, label, subcategory=None):
+def table_files(stem, caption, category, label, subcategory=None, label_key="table"):
     """A table's three files under TABLES_DIR, [stem.md, stem.csv, stem.tex] (`hzg.results.tables.write_table`
-    writes them), the CSV marked for the report under `category` (and `subcategory`), labelled `label`."""
+    writes them), the CSV marked for the report under `category` (and `subcategory`), labelled `label` under
+    `label_key` (the key the category's other results use: "figure" in Table I's, beside the ROC curves)."""
     csv = f"{TABLES_DIR}/{stem}.csv"
     marked = report(csv, caption=f"../report/{caption}", category=category, subcategory=subcategory,
-                    labels={"table": label})
+                    labels={label_key: label})
     return [f"{TABLES_DIR}/{stem}.md", marked, f"{TABLES_DIR}/{stem}.tex"]
 
 

@@ -111,12 +111,8 @@ rule table_one:
         csv=report(f"{TABLES_DIR}/table1.csv", caption="../report/table1.rst", category="Table I",
                    labels={"figure": "Table I"}),
         tex=f"{TABLES_DIR}/table1.tex",
-        paper=[
-            f"{TABLES_DIR}/table1_paper.md",
-            report(f"{TABLES_DIR}/table1_paper.csv", caption="../report/table1_paper.rst", category="Table I",
-                   labels={"figure": "Table I beside the paper"}),
-            f"{TABLES_DIR}/table1_paper.tex",
-        ],
+        paper=table_files("table1_paper", "table1_paper.rst", "Table I", "Table I beside the paper",
+                          label_key="figure"),
     params:
         runs=config["runs"],
         losses=config["losses"],
