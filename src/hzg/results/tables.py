@@ -582,15 +582,15 @@ def paper_comparison(
     decorrelation."""
     ordered = sorted(results, key=lambda r: paper_order(r[0], r[1]))
     # Table I's own cells (`table_row`), the significance without its dagger
-    rows_in = [(table_row(m, loss, res["summary"]), res["summary"]) for m, loss, res in ordered]
-    labels = [(row["Technique"], row["Loss"]) for row, _ in rows_in]
-    raw = _unique_by_label([(label, _mean(s, "bkg_correlation")) for label, (_, s) in zip(labels, rows_in)])
-    excess = _unique_by_label(
-        [(label, _mean(s, "bkg_correlation_excess")) for label, (_, s) in zip(labels, rows_in)]
-    )
+    rows_in = []  # (label, Table I's cells, summary) per run
+    for m, loss, res in ordered:
+        cells = table_row(m, loss, res["summary"])
+        rows_in.append(((cells["Technique"], cells["Loss"]), cells, res["summary"]))
+    raw = _unique_by_label([(label, _mean(s, "bkg_correlation")) for label, _, s in rows_in])
+    excess = _unique_by_label([(label, _mean(s, "bkg_correlation_excess")) for label, _, s in rows_in])
     paper_corr = {label: corr for label, (_, _, corr) in PAPER_TABLE_ONE.items()}
     rows = []
-    for label, (cells, summary) in zip(labels, rows_in):
+    for label, cells, summary in rows_in:
         paper = PAPER_TABLE_ONE.get(label)
         signi = _mean(summary, "significance")
         rows.append(
